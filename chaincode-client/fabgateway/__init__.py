@@ -1,0 +1,126 @@
+"""fabgateway: a Python client of the Hyperledger Fabric Gateway, shaped like fabric-gateway.
+
+What it owns: the client side of a peer's Gateway gRPC service (Evaluate, Endorse, Submit,
+CommitStatus, ChaincodeEvents) and of its Deliver service (block events): building and signing
+proposals, transactions and requests exactly as a Fabric peer expects them, unpacking the
+Gateway's errors, and resuming event listeners from checkpoints.
+
+What it must not do: know any chaincode or business domain; open, own or close gRPC channels
+on its own (the caller passes one to :func:`connect`); import anything from the chaincode
+side; log payloads (they carry secrets).
+
+Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(name) ->
+Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
+is ``new_proposal() → endorse() → submit() → get_status()``, each step public, each message
+signable off-line (``bytes()``, ``digest()``, ``gateway.new_signed_*``). Async first, on
+``grpc.aio``; :mod:`fabgateway.sync` is a blocking facade for scripts.
+
+Errors::
+
+    GatewayError                     root: everything this package raises on purpose
+    ├── CallError                    a gRPC call failed: code, status_message, details
+    │   │                            (list of ErrorDetail(address, msp_id, message)),
+    │   │                            chaincode_status, chaincode_message
+    │   ├── TransactionError         ... for one transaction: + transaction_id
+    │   │   ├── EvaluateError
+    │   │   ├── EndorseError
+    │   │   ├── SubmitError
+    │   │   └── CommitStatusError
+    │   ├── ChaincodeEventsError
+    │   └── BlockEventsError         (+ deliver_status)
+    ├── CommitError                  committed but invalid: transaction_id, code, code_name
+    ├── SigningError                 no signer, or the signer failed
+    ├── MalformedMessageError        bytes that do not parse as the expected message (ValueError)
+    └── CheckpointError              checkpoint file unreadable or unwritable (OSError)
+"""
+
+from fabgateway import hashing
+from fabgateway.checkpoint import Checkpoint, Checkpointer, FileCheckpointer, InMemoryCheckpointer
+from fabgateway.contract import Contract
+from fabgateway.errors import (
+    BlockEventsError,
+    CallError,
+    ChaincodeEventsError,
+    CheckpointError,
+    CommitError,
+    CommitStatusError,
+    EndorseError,
+    ErrorDetail,
+    EvaluateError,
+    GatewayError,
+    MalformedMessageError,
+    SigningError,
+    SubmitError,
+    TransactionError,
+)
+from fabgateway.events import (
+    BlockEventsRequest,
+    BlockEventStream,
+    ChaincodeEvent,
+    ChaincodeEventsRequest,
+    ChaincodeEventStream,
+)
+from fabgateway.gateway import Gateway, connect, tls_channel
+from fabgateway.hashing import Hash, sha256
+from fabgateway.identity import (
+    Identity,
+    Signer,
+    ecdsa_signer,
+    ed25519_signer,
+    identity_from_pem_file,
+    load_msp_dir,
+    private_key_signer,
+    signer_from_pem_file,
+)
+from fabgateway.network import Network
+from fabgateway.proposal import Argument, Proposal, transaction_id_for
+from fabgateway.transaction import Commit, Status, SubmittedTransaction, Transaction
+
+__all__ = [
+    "Argument",
+    "BlockEventStream",
+    "BlockEventsError",
+    "BlockEventsRequest",
+    "CallError",
+    "ChaincodeEvent",
+    "ChaincodeEventStream",
+    "ChaincodeEventsError",
+    "ChaincodeEventsRequest",
+    "Checkpoint",
+    "CheckpointError",
+    "Checkpointer",
+    "Commit",
+    "CommitError",
+    "CommitStatusError",
+    "Contract",
+    "EndorseError",
+    "ErrorDetail",
+    "EvaluateError",
+    "FileCheckpointer",
+    "Gateway",
+    "GatewayError",
+    "Hash",
+    "Identity",
+    "InMemoryCheckpointer",
+    "MalformedMessageError",
+    "Network",
+    "Proposal",
+    "Signer",
+    "SigningError",
+    "Status",
+    "SubmitError",
+    "SubmittedTransaction",
+    "Transaction",
+    "TransactionError",
+    "connect",
+    "ecdsa_signer",
+    "ed25519_signer",
+    "hashing",
+    "identity_from_pem_file",
+    "load_msp_dir",
+    "private_key_signer",
+    "sha256",
+    "signer_from_pem_file",
+    "tls_channel",
+    "transaction_id_for",
+]
