@@ -1,0 +1,106 @@
+"""``dtoken network up|down|status``: the operator's commands for the network itself.
+
+The ``dtoken`` console script (``dtoken.cli``) mounts these under ``network``.
+Exit codes: 0 done, 2 bad usage or a bad consortium file (nothing started),
+3 a node or Fabric tool failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from consortium import config as config_mod
+from consortium.errors import ConfigError, NetworkError
+from consortium.network import REPO_ROOT, Network
+
+__all__ = ["add_network_commands", "default_config_path", "default_state_dir", "load_network"]
+
+EXIT_USAGE = 2
+EXIT_FAULT = 3
+
+
+def default_config_path() -> Path:
+    """$DTOKEN_CONFIG, else ./config/consortium.yaml, else the repository's default."""
+    env = os.environ.get("DTOKEN_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config/consortium.yaml")
+    return local if local.exists() else REPO_ROOT / "config" / "consortium.yaml"
+
+
+def default_state_dir(network_name: str) -> Path:
+    """$DTOKEN_STATE_DIR, else $XDG_STATE_HOME/dtoken/<name> (~/.local/state/...)."""
+    env = os.environ.get("DTOKEN_STATE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "dtoken" / network_name
+
+
+def load_network(config_path: Path | None, state_dir: Path | None, quiet: bool = False) -> Network:
+    consortium = config_mod.load(config_path or default_config_path())
+    progress = (lambda _msg: None) if quiet else None
+    return Network(consortium, state_dir or default_state_dir(consortium.name), progress=progress)
+
+
+def add_network_commands(sub: Any) -> None:
+    """Register ``network`` and its sub-commands on an argparse subparsers object."""
+    net = sub.add_parser("network", help="bring the Fabric network up, down, or report on it")
+    net.add_argument("--config", type=Path, help="consortium file (default: %(default)s)")
+    net.add_argument("--state-dir", type=Path, help="state folder (default: per network name)")
+    cmds = net.add_subparsers(dest="network_command", required=True)
+    cmds.add_parser("up", help="from nothing to a committed chaincode (idempotent)")
+    down = cmds.add_parser("down", help="stop the processes this network started")
+    down.add_argument("--purge", action="store_true", help="also delete the state folder")
+    status = cmds.add_parser("status", help="nodes, health and connection profiles")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    net.set_defaults(handler=run_network_command)
+
+
+def run_network_command(args: argparse.Namespace) -> int:
+    try:
+        network = load_network(args.config, args.state_dir, quiet=False)
+    except ConfigError as exc:
+        print(f"dtoken: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.network_command == "up":
+            network.up()
+        elif args.network_command == "down":
+            stopped = network.down(purge=args.purge)
+            print(f"stopped {len(stopped)} processes" + (" and purged the state" if args.purge else ""))
+        else:
+            status = network.status()
+            if args.json:
+                print(json.dumps(status, indent=2))
+            else:
+                _print_status(status)
+    except NetworkError as exc:
+        print(f"dtoken: {exc}", file=sys.stderr)
+        return EXIT_FAULT
+    return 0
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    print(f"network {status['name']}  channel {status['channel']}  chaincode {status['chaincode']}")
+    print(f"state   {status['state_dir']}")
+    rows = [("NODE", "ORG", "ENDPOINT", "STATE")]
+    for o in status["orderers"]:
+        rows.append((o["name"], "ordering", o["endpoint"], _state(o["healthy"])))
+    for org in status["orgs"]:
+        for p in org["peers"]:
+            rows.append((p["name"], org["name"], p["endpoint"], _state(p["healthy"])))
+            cc = p["chaincode_server"]
+            rows.append(("  chaincode server", org["name"], cc["endpoint"], _state(cc["running"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _state(ok: bool) -> str:
+    return "healthy" if ok else "DOWN"

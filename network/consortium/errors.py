@@ -1,0 +1,53 @@
+"""Errors of the network bootstrap.
+
+Tree::
+
+    NetworkError
+    ├── ConfigError      a consortium file is wrong (names the file, the field, the problem)
+    ├── CryptoError      MSP or TLS material is missing or invalid (names the path)
+    ├── BinariesError    the Fabric binaries cannot be built or are not the pinned build
+    ├── NodeError        a node failed to start or to become healthy (names its log file)
+    └── FabricCommandError  a Fabric tool (peer, osnadmin, configtxgen) failed (its output)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NetworkError(Exception):
+    """Root of every error raised by the ``consortium`` package."""
+
+
+class ConfigError(NetworkError, ValueError):
+    """A consortium file is invalid; nothing has been started."""
+
+    def __init__(self, source: Path, field: str, problem: str) -> None:
+        self.source = source
+        self.field = field
+        self.problem = problem
+        where = f"{source}: {field}" if field else str(source)
+        super().__init__(f"{where}: {problem}")
+
+
+class CryptoError(NetworkError):
+    """MSP or TLS material is missing or invalid."""
+
+
+class BinariesError(NetworkError):
+    """The Fabric binaries could not be built or verified."""
+
+
+class NodeError(NetworkError):
+    """A node did not start or did not become healthy."""
+
+
+class FabricCommandError(NetworkError):
+    """A Fabric command-line tool exited with an error."""
+
+    def __init__(self, command: str, returncode: int, output: str) -> None:
+        self.command = command
+        self.returncode = returncode
+        self.output = output
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        super().__init__(f"{command} exited with {returncode}:\n{tail}")

@@ -1,0 +1,203 @@
+"""Native processes: start detached, track by pid file, health-check, stop.
+
+Each process has a folder with its log file and pid file. A pid file is trusted
+only while ``/proc/<pid>/cmdline`` still shows the program it was written for,
+so a recycled pid is never signalled. ``stop`` signals only processes that this
+package started (by their pid files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consortium.errors import NodeError
+
+__all__ = ["ProcessSpec", "running_pid", "start", "stop", "tail", "wait_healthy", "wait_port"]
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """How to run one node: its argv, environment and its folder."""
+
+    name: str
+    argv: Sequence[str]
+    home: Path  # holds <name>.log and <name>.pid
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "node.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "node.pid"
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def running_pid(spec: ProcessSpec) -> int | None:
+    """The pid of the spec's process if it is alive (and really is that process)."""
+    try:
+        pid = int(spec.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    cmd = _cmdline(pid)
+    if not cmd or cmd[: len(spec.argv)] != [str(a) for a in spec.argv]:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return None  # a zombie is dead
+    except OSError:
+        return None
+    return pid
+
+
+def start(spec: ProcessSpec) -> int:
+    """Start the process detached (its own session); return its pid.
+
+    Output goes to the log file (appended, so a restart keeps the history).
+    """
+    pid = running_pid(spec)
+    if pid is not None:
+        return pid
+    spec.home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CORE_", "ORDERER_"))}
+    env.update(spec.env)
+    with open(spec.log_file, "ab") as log:
+        log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {spec.name}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            [str(a) for a in spec.argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=spec.cwd or spec.home,
+            start_new_session=True,
+        )
+    spec.pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(spec: ProcessSpec, *, timeout: float = 10.0, kill: bool = False) -> bool:
+    """Stop the process (SIGTERM, then SIGKILL after ``timeout``); True if it ran."""
+    pid = running_pid(spec)
+    if pid is None:
+        spec.pid_file.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and running_pid(spec) is not None:
+        _reap(pid)
+        time.sleep(0.05)
+    if running_pid(spec) is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while running_pid(spec) is not None:
+            _reap(pid)
+            time.sleep(0.05)
+    _reap(pid)
+    spec.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file (empty if it does not exist)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _health_ok(url: str, context: ssl.SSLContext | None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as resp:  # noqa: S310
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def https_context(ca_file: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    ctx.check_hostname = True
+    return ctx
+
+
+def wait_healthy(
+    spec: ProcessSpec,
+    url: str,
+    *,
+    ca_file: Path | None = None,
+    timeout: float = 60.0,
+) -> None:
+    """Poll an operations endpoint until it answers 200, or raise NodeError."""
+    context = https_context(ca_file) if ca_file else None
+    _wait(spec, lambda: _health_ok(url, context), f"{url} to answer 200", timeout)
+
+
+def health(url: str, ca_file: Path | None) -> bool:
+    """One probe of an operations endpoint's /healthz."""
+    return _health_ok(url, https_context(ca_file) if ca_file else None)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(spec: ProcessSpec, host: str, port: int, *, timeout: float = 30.0) -> None:
+    """Wait until something accepts TCP connections on host:port."""
+    _wait(spec, lambda: port_open(host, port), f"{host}:{port} to accept connections", timeout)
+
+
+def _wait(spec: ProcessSpec, probe: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        if probe():
+            return
+        if running_pid(spec) is None:
+            raise NodeError(
+                f"{spec.name} exited while waiting for {what}; its log {spec.log_file} ends:\n"
+                f"{tail(spec.log_file)}"
+            )
+        if time.monotonic() > deadline:
+            raise NodeError(
+                f"{spec.name} did not become ready ({what}) within {timeout:.0f} s; "
+                f"its log {spec.log_file} ends:\n{tail(spec.log_file)}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
