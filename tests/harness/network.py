@@ -1,0 +1,143 @@
+"""A real network for tests (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from consortium import config as config_mod
+from consortium import processes
+from consortium.config import Consortium, Org
+from consortium.network import REPO_ROOT, Network, NodeHandle
+
+DEFAULT_CONFIG = REPO_ROOT / "config" / "consortium.yaml"
+TESTS_CHAINCODES = REPO_ROOT / "tests" / "chaincodes"
+
+
+def consortium_variant(target: Path, **overrides: Any) -> Path:
+    """Write a copy of the default consortium with top-level fields overridden.
+
+    ``overrides`` may replace whole sections (``banks=[...]``) or use dotted
+    keys via nested dicts (``ordering={"orderers": 1}`` merges into ``ordering``).
+    """
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
+class TestNetwork:
+    """A network a test session brought up, with fault-injection helpers."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, config_path: Path, state_dir: Path, log: Callable[[str], None]) -> None:
+        self.consortium: Consortium = config_mod.load(config_path)
+        self.network = Network(
+            self.consortium, state_dir, progress=log, extra_pythonpath=[TESTS_CHAINCODES]
+        )
+
+    # -- lifecycle
+    def up(self) -> float:
+        return self.network.up()
+
+    def down(self, purge: bool = False) -> list[str]:
+        return self.network.down(purge=purge)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.network.state_dir
+
+    # -- nodes
+    def nodes(self, kind: str | None = None) -> list[NodeHandle]:
+        return [n for n in self.network.nodes() if kind is None or n.kind == kind]
+
+    def node(self, name: str) -> NodeHandle:
+        return self.network.node(name)
+
+    def kill(self, node: NodeHandle) -> None:
+        """SIGKILL, as a crash would."""
+        processes.stop(node.spec, kill=True)
+
+    def stop(self, node: NodeHandle) -> None:
+        processes.stop(node.spec)
+
+    def restart(self, node: NodeHandle, timeout: float = 60.0) -> None:
+        processes.start(node.spec)
+        if node.health_url:
+            processes.wait_healthy(node.spec, node.health_url, ca_file=node.tls_ca, timeout=timeout)
+        else:
+            host, port = node.endpoint.rsplit(":", 1)
+            processes.wait_port(node.spec, host, int(port), timeout=timeout)
+
+    def unhealthy(self) -> list[NodeHandle]:
+        return [n for n in self.nodes() if not n.healthy()]
+
+    def log_tail(self, node: NodeHandle, lines: int = 60) -> str:
+        return processes.tail(node.log_file, lines)
+
+    # -- organizations
+    def bank(self, index: int = 0) -> Org:
+        return self.consortium.banks[index]
+
+    def profile(self, org: Org) -> dict[str, Any]:
+        return dict(json.loads(self.network.profile_path(org).read_text()))
+
+    def peer_cli(
+        self,
+        org: Org,
+        args: Sequence[str],
+        *,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run Fabric's ``peer`` CLI as ``org``'s admin against its first peer."""
+        full_env = {**dict(_os_environ()), **self.network.admin_env(org), **(env or {})}
+        proc = subprocess.run(
+            [str(self.network.fabric.tool("peer")), *args],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"peer {' '.join(args[:3])} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
+            )
+        return proc
+
+    def peer_targets(self, orgs: Sequence[Org]) -> list[str]:
+        return self.network._peer_targets(orgs)
+
+    def orderer_args(self) -> list[str]:
+        return self.network.orderer_args()
+
+    def ledger_height(self, org: Org) -> int:
+        out = self.peer_cli(org, ["channel", "getinfo", "-c", self.consortium.channel]).stdout
+        out += ""
+        info = json.loads(out[out.index("{") :])
+        return int(info["height"])
+
+    def wait_for(self, probe: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not probe():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.2)
+
+
+def _os_environ() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}

@@ -1,0 +1,63 @@
+"""One real Fabric network for the whole integration run.
+
+The session fixture brings the default consortium up (on its own ports and in
+its own state folder, so a demo network on the default ports is left alone),
+yields it, prints the logs of failed or unhealthy nodes when any test failed,
+and takes it down.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import TestNetwork, consortium_variant
+
+TEST_BASE_PORT = int(os.environ.get("DTOKEN_TEST_BASE_PORT", "7400"))
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def network(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[TestNetwork]:
+    root = tmp_path_factory.mktemp("network")
+    config = consortium_variant(
+        root / "consortium.yaml", name="dtokentest", base_port=TEST_BASE_PORT
+    )
+    net = TestNetwork(config, root / "state", _log)
+    started = time.monotonic()
+    try:
+        net.up()
+    except Exception:
+        _dump_logs(net, only_unhealthy=False)
+        net.down()
+        raise
+    _log(f"integration network up in {time.monotonic() - started:.1f} s")
+    yield net
+    if request.session.testsfailed:
+        _dump_logs(net, only_unhealthy=False)
+    net.down(purge=not request.session.testsfailed)
+
+
+def _dump_logs(net: TestNetwork, only_unhealthy: bool) -> None:
+    for node in net.nodes():
+        if only_unhealthy and node.healthy():
+            continue
+        tail = net.log_tail(node, 40)
+        if tail:
+            _log(f"\n----- {node.name} ({node.log_file}) -----\n{tail}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
