@@ -47,7 +47,8 @@ def test_collections_follow_the_trust_design() -> None:
                 continue
             pair = cols[f"pair-{a.name}-{b.name}"]
             assert pair["endorsementPolicy"]["signaturePolicy"] == f"OR('{a.msp_id}.peer')"
-            assert a.msp_id in pair["policy"] and b.msp_id in pair["policy"]
+            assert a.msp_id in pair["policy"]
+            assert b.msp_id in pair["policy"]
             third = [x for x in c.banks if x is not a and x is not b]
             assert all(t.msp_id not in pair["policy"] for t in third)
     for col in cols.values():
@@ -63,4 +64,5 @@ def test_chaincode_policy_needs_every_bank() -> None:
     assert policy.startswith("AND(")
     for b in c.banks:
         assert f"'{b.msp_id}.peer'" in policy
-    assert c.regulator is not None and c.regulator.msp_id not in policy
+    assert c.regulator is not None
+    assert c.regulator.msp_id not in policy

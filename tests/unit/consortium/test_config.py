@@ -28,7 +28,8 @@ def test_default_consortium_has_three_banks_regulator_and_three_orderers() -> No
     c = config.load(DEFAULT)
     assert [b.name for b in c.banks] == ["hkbank", "usbank", "cnbank"]
     assert {b.jurisdiction for b in c.banks} == {"HK", "US", "CN"}
-    assert c.regulator is not None and c.regulator.kind is OrgKind.REGULATOR
+    assert c.regulator is not None
+    assert c.regulator.kind is OrgKind.REGULATOR
     assert len(c.ordering.orderers) == 3
     assert all(b.currencies for b in c.banks)
 
