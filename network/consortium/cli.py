@@ -73,7 +73,10 @@ def run_network_command(args: argparse.Namespace) -> int:
             network.up()
         elif args.network_command == "down":
             stopped = network.down(purge=args.purge)
-            print(f"stopped {len(stopped)} processes" + (" and purged the state" if args.purge else ""))
+            print(
+                f"stopped {len(stopped)} processes"
+                + (" and purged the state" if args.purge else "")
+            )
         else:
             status = network.status()
             if args.json:

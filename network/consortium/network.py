@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,6 +87,34 @@ class NodeHandle:
             host, port = self.endpoint.rsplit(":", 1)
             return processes.port_open(host, int(port))
         return processes.health(self.health_url, self.tls_ca)
+
+
+MAX_CHAINCODES = 7  # a peer's port slot has room for 7 chaincode servers (+3 .. +9)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A chaincode the network runs as a service: one server per peer.
+
+    ``slot`` 0 is the consortium's own chaincode; its servers listen on the
+    peer's ``chaincode_server_port``, slot *n* on that port + *n*.
+    """
+
+    name: str
+    version: str
+    module: str
+    slot: int
+    policy: str
+    collections_json: str | None
+    init_function: str | None
+
+
+def chaincode_server_endpoint(p: PeerNode, slot: int) -> str:
+    return f"{p.host}:{p.chaincode_server_port + slot}"
+
+
+def chaincode_node_name(p: PeerNode, d: Deployment) -> str:
+    return f"chaincode.{p.name}" if d.slot == 0 else f"chaincode-{d.name}.{p.name}"
 
 
 class Network:
@@ -171,7 +200,10 @@ class Network:
             env={
                 "FABRIC_CFG_PATH": str(home / "config"),
                 "CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG": json.dumps(
-                    {"ccaddress": p.chaincode_server_endpoint}
+                    {
+                        f"cc{slot}": chaincode_server_endpoint(p, slot)
+                        for slot in range(MAX_CHAINCODES)
+                    }
                 ),
             },
         )
@@ -185,21 +217,24 @@ class Network:
             endpoint=p.endpoint,
         )
 
-    def chaincode_handle(self, p: PeerNode) -> NodeHandle:
+    def chaincode_handle(self, p: PeerNode, d: Deployment | None = None) -> NodeHandle:
+        """The chaincode server process of deployment ``d`` that peer ``p`` dials."""
+        d = d or self.deployments()[0]
         org = self.c.org(p.org)
-        name = f"chaincode.{p.name}"
+        name = chaincode_node_name(p, d)
         home = self.node_dir(name)
-        server_dir = self.crypto_dir / org.name / "servers" / name
+        server_dir = self.crypto_dir / org.name / "servers" / f"chaincode.{p.name}"
         pythonpath = [str(x) for x in self.extra_pythonpath]
         if os.environ.get("PYTHONPATH"):
             pythonpath.append(os.environ["PYTHONPATH"])
+        endpoint = chaincode_server_endpoint(p, d.slot)
         spec = ProcessSpec(
             name=name,
-            argv=[sys.executable, "-m", "fabshim", "serve", self.c.chaincode.module],
+            argv=[sys.executable, "-m", "fabshim", "serve", d.module],
             home=home,
             env={
-                "CHAINCODE_ID": self.package_id(org),
-                "CHAINCODE_SERVER_ADDRESS": p.chaincode_server_endpoint,
+                "CHAINCODE_ID": self.package_id(org, d),
+                "CHAINCODE_SERVER_ADDRESS": endpoint,
                 "CHAINCODE_TLS_CERT": str(server_dir / "server.crt"),
                 "CHAINCODE_TLS_KEY": str(server_dir / "server.key"),
                 "CHAINCODE_CLIENT_CA_CERT": str(self.tlsca(org.name)),
@@ -217,14 +252,14 @@ class Network:
             spec=spec,
             health_url=None,
             tls_ca=self.tlsca(org.name),
-            endpoint=p.chaincode_server_endpoint,
+            endpoint=endpoint,
         )
 
     def nodes(self) -> list[NodeHandle]:
         """Every process of the network: orderers, peers, chaincode servers."""
         out = [self.orderer_handle(o) for o in self.c.ordering.orderers]
         out += [self.peer_handle(p) for p in self.c.peers]
-        out += [self.chaincode_handle(p) for p in self.c.peers]
+        out += [self.chaincode_handle(p, d) for d in self.deployments() for p in self.c.peers]
         return out
 
     def node(self, name: str) -> NodeHandle:
@@ -247,9 +282,10 @@ class Network:
         step("orderers and peers", self._ensure_fabric_nodes)
         step("orderers join the channel", self._join_orderers)
         step("peers join the channel", self._join_peers)
-        step("chaincode packages installed", self._install_chaincode)
-        step("chaincode servers", self._ensure_chaincode_servers)
-        step("chaincode definition approved and committed", self._define_chaincode)
+        for d in self.deployments():
+            step(f"chaincode {d.name} installed", partial(self._install_chaincode, d))
+            step(f"chaincode {d.name} servers", partial(self._ensure_chaincode_servers, d))
+            step(f"chaincode {d.name} approved and committed", partial(self._define_chaincode, d))
         step("chaincode initialized", self._init_chaincode)
         step("connection profiles", self._write_profiles)
         elapsed = time.monotonic() - started
@@ -524,24 +560,91 @@ class Network:
 
     # --- chaincode
 
-    def package_label(self, org: Org) -> str:
-        return f"{self.c.chaincode.name}_{org.name}_{self.c.chaincode.version}"
+    def deployments(self) -> list[Deployment]:
+        """The consortium's chaincode (slot 0), then any deployed with ``deploy``."""
+        main = Deployment(
+            name=self.c.chaincode.name,
+            version=self.c.chaincode.version,
+            module=self.c.chaincode.module,
+            slot=0,
+            policy=channel_cfg.chaincode_policy(self.c),
+            collections_json=channel_cfg.collections_json(self.c),
+            init_function="init_network",
+        )
+        extra_file = self.state_dir / "chaincodes.json"
+        extras = []
+        if extra_file.exists():
+            extras = [Deployment(**d) for d in json.loads(extra_file.read_text())]
+        return [main, *extras]
 
-    def package_path(self, org: Org) -> Path:
-        return self.state_dir / "chaincode" / org.name / f"{self.package_label(org)}.tar.gz"
+    def deployment(self, name: str) -> Deployment:
+        for d in self.deployments():
+            if d.name == name:
+                return d
+        raise KeyError(f"no chaincode named {name!r} is deployed on {self.c.name}")
 
-    def package_id(self, org: Org) -> str:
-        data = self._package_bytes(org)
-        return f"{self.package_label(org)}:{hashlib.sha256(data).hexdigest()}"
+    def deploy(
+        self,
+        name: str,
+        module: str,
+        *,
+        policy: str | None = None,
+        collections: list[dict[str, Any]] | None = None,
+        version: str = "1.0",
+    ) -> Deployment:
+        """Deploy another chaincode as a service on the running network (idempotent).
 
-    def _package_bytes(self, org: Org) -> bytes:
-        path = self.package_path(org)
+        Every organization installs its own package, approves, and the definition
+        is committed; one server per peer runs ``python -m fabshim serve module``.
+        """
+        existing = {d.name: d for d in self.deployments()}
+        if name in existing:
+            d = existing[name]
+        else:
+            slot = len(existing)
+            if slot > MAX_CHAINCODES - 1:
+                raise NetworkError(f"at most {MAX_CHAINCODES} chaincodes per network")
+            d = Deployment(
+                name=name,
+                version=version,
+                module=module,
+                slot=slot,
+                policy=policy or channel_cfg.chaincode_policy(self.c),
+                collections_json=json.dumps(collections) if collections else None,
+                init_function=None,
+            )
+            extra_file = self.state_dir / "chaincodes.json"
+            extras = [x for x in self.deployments()[1:]] + [d]
+            extra_file.write_text(json.dumps([x.__dict__ for x in extras], indent=2))
+        self._deploy(d)
+        return d
+
+    def _deploy(self, d: Deployment) -> None:
+        self._install_chaincode(d)
+        self._ensure_chaincode_servers(d)
+        self._define_chaincode(d)
+
+    def package_label(self, org: Org, d: Deployment) -> str:
+        return f"{d.name}_{org.name}_{d.version}"
+
+    def package_path(self, org: Org, d: Deployment) -> Path:
+        return self.state_dir / "chaincode" / org.name / f"{self.package_label(org, d)}.tar.gz"
+
+    def package_id(self, org: Org, d: Deployment | None = None) -> str:
+        d = d or self.deployments()[0]
+        data = self._package_bytes(org, d)
+        return f"{self.package_label(org, d)}:{hashlib.sha256(data).hexdigest()}"
+
+    def _package_bytes(self, org: Org, d: Deployment) -> bytes:
+        path = self.package_path(org, d)
         if path.exists():
             return path.read_bytes()
         oc = self.org_crypto(org)
         client_dir = oc.org_dir / "servers" / "chaincode-client"
         connection = {
-            "address": "{{.ccaddress}}",
+            # Each peer expands this from its CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG,
+            # so one package per organization serves all of its peers.
+            "address": "{{.cc" + str(d.slot) + "}}",
             "dial_timeout": "10s",
             "tls_required": True,
             "client_auth_required": True,
@@ -550,13 +653,13 @@ class Network:
             "root_cert": oc.tlsca_cert.read_text(),
         }
         code = _deterministic_tgz({"connection.json": json.dumps(connection, indent=2).encode()})
-        metadata = json.dumps({"type": "ccaas", "label": self.package_label(org)}).encode()
+        metadata = json.dumps({"type": "ccaas", "label": self.package_label(org, d)}).encode()
         package = _deterministic_tgz({"code.tar.gz": code, "metadata.json": metadata})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(package)
         return package
 
-    def _install_chaincode(self) -> None:
+    def _install_chaincode(self, d: Deployment) -> None:
         peer_bin = str(self.fabric.tool("peer"))
 
         def install(p: PeerNode) -> None:
@@ -565,92 +668,64 @@ class Network:
             installed = self._run(
                 [peer_bin, "lifecycle", "chaincode", "queryinstalled", "--output", "json"], env=env
             )
-            if self.package_id(org) in installed:
+            if self.package_id(org, d) in installed:
                 return
             self._run(
-                [peer_bin, "lifecycle", "chaincode", "install", str(self.package_path(org))],
+                [peer_bin, "lifecycle", "chaincode", "install", str(self.package_path(org, d))],
                 env=env,
             )
 
         self._parallel(install, self.c.peers)
 
-    def _definition_args(self) -> list[str]:
-        collections = self.channel_dir / "collections.json"
-        collections.write_text(channel_cfg.collections_json(self.c))
-        return [
-            "--channelID",
-            self.c.channel,
-            "--name",
-            self.c.chaincode.name,
-            "--version",
-            self.c.chaincode.version,
-            "--sequence",
-            "1",
-            "--signature-policy",
-            channel_cfg.chaincode_policy(self.c),
-            "--collections-config",
-            str(collections),
-        ]
+    def _definition_args(self, d: Deployment) -> list[str]:
+        args = [
+            "--channelID", self.c.channel, "--name", d.name, "--version", d.version,
+            "--sequence", "1", "--signature-policy", d.policy,
+        ]  # fmt: skip
+        if d.collections_json:
+            collections = self.channel_dir / f"collections-{d.name}.json"
+            collections.write_text(d.collections_json)
+            args += ["--collections-config", str(collections)]
+        return args
 
-    def _committed(self) -> bool:
+    def _committed(self, d: Deployment) -> bool:
         org = self.c.application_orgs[0]
         proc = subprocess.run(
             [
-                str(self.fabric.tool("peer")),
-                "lifecycle",
-                "chaincode",
-                "querycommitted",
-                "--channelID",
-                self.c.channel,
-                "--name",
-                self.c.chaincode.name,
-                "--output",
-                "json",
+                str(self.fabric.tool("peer")), "lifecycle", "chaincode", "querycommitted",
+                "--channelID", self.c.channel, "--name", d.name, "--output", "json",
             ],
             env={**os.environ, **self.admin_env(org)},
             capture_output=True,
             text=True,
             check=False,
-        )
+        )  # fmt: skip
         return proc.returncode == 0 and '"sequence": 1' in proc.stdout
 
-    def _define_chaincode(self) -> None:
-        if self._committed():
+    def _define_chaincode(self, d: Deployment) -> None:
+        if self._committed(d):
             return
         peer_bin = str(self.fabric.tool("peer"))
-        definition = self._definition_args()
+        definition = self._definition_args(d)
 
         def approve(org: Org) -> None:
             self._run_retrying(
                 [
-                    peer_bin,
-                    "lifecycle",
-                    "chaincode",
-                    "approveformyorg",
-                    *self.orderer_args(),
-                    *definition,
-                    "--package-id",
-                    self.package_id(org),
-                    "--waitForEvent",
+                    peer_bin, "lifecycle", "chaincode", "approveformyorg", *self.orderer_args(),
+                    *definition, "--package-id", self.package_id(org, d), "--waitForEvent",
                 ],
                 env=self.admin_env(org),
-            )
+            )  # fmt: skip
 
         self._parallel(approve, self.c.application_orgs)
         org = self.c.application_orgs[0]
         self._run_retrying(
             [
-                peer_bin,
-                "lifecycle",
-                "chaincode",
-                "commit",
-                *self.orderer_args(),
-                *definition,
-                *self._peer_targets(self.c.application_orgs),
-                "--waitForEvent",
+                peer_bin, "lifecycle", "chaincode", "commit", *self.orderer_args(), *definition,
+                *self._peer_targets(self.c.application_orgs), "--waitForEvent",
             ],
             env=self.admin_env(org),
-        )
+        )  # fmt: skip
 
     def _peer_targets(self, orgs: Iterable[Org]) -> list[str]:
         args: list[str] = []
@@ -659,8 +734,8 @@ class Network:
             args += ["--peerAddresses", p.endpoint, "--tlsRootCertFiles", str(self.tlsca(org.name))]
         return args
 
-    def _ensure_chaincode_servers(self) -> None:
-        handles = [self.chaincode_handle(p) for p in self.c.peers]
+    def _ensure_chaincode_servers(self, d: Deployment) -> None:
+        handles = [self.chaincode_handle(p, d) for p in self.c.peers]
         for h in handles:
             processes.start(h.spec)
         for h in handles:
@@ -678,30 +753,30 @@ class Network:
             "currencies": dict(self.c.currencies),
         }
 
+    def invoke(
+        self, org: Org, chaincode: str, args: Sequence[str], endorsers: Sequence[Org]
+    ) -> str:
+        """Submit a transaction with Fabric's own ``peer chaincode invoke`` (admin tasks)."""
+        ctor = json.dumps({"Args": list(args)})
+        return self._run_retrying(
+            [
+                str(self.fabric.tool("peer")), "chaincode", "invoke", *self.orderer_args(),
+                "-C", self.c.channel, "-n", chaincode, "-c", ctor,
+                *self._peer_targets(endorsers), "--waitForEvent",
+            ],
+            env=self.admin_env(org),
+        )  # fmt: skip
+
     def _init_chaincode(self) -> None:
         marker = self.state_dir / "initialized"
-        if marker.exists():
+        d = self.deployments()[0]
+        if marker.exists() or d.init_function is None:
             return
-        org = self.c.banks[0]
-        args = json.dumps({"Args": ["init_network", json.dumps(self.registry())]})
         try:
-            self._run_retrying(
-                [
-                    str(self.fabric.tool("peer")),
-                    "chaincode",
-                    "invoke",
-                    *self.orderer_args(),
-                    "-C",
-                    self.c.channel,
-                    "-n",
-                    self.c.chaincode.name,
-                    "-c",
-                    args,
-                    *self._peer_targets(self.c.banks),
-                    "--waitForEvent",
-                ],
-                env=self.admin_env(org),
-            )
+            self.invoke(
+                self.c.banks[0], d.name, [d.init_function, json.dumps(self.registry())],
+                self.c.banks,
+            )  # fmt: skip
         except FabricCommandError as exc:
             if "ALREADY_INITIALIZED" not in exc.output:
                 raise
@@ -796,7 +871,7 @@ class Network:
                         "tls_ca_cert": str(self.tlsca(org.name)),
                         "chaincode_server": {
                             "endpoint": p.chaincode_server_endpoint,
-                            "running": health[f"chaincode.{p.name}"],
+                            "running": health[chaincode_node_name(p, self.deployments()[0])],
                         },
                     }
                     for p in org.peers
