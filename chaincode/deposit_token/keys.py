@@ -1,0 +1,247 @@
+"""Collection names, opaque keys and deterministic ids of the deposit-token contract.
+
+Owns: the names of the private data collections the network bootstrap creates, the layout
+of every key this contract writes, and the HMAC derivations that turn an organization's
+secret plus a transaction id (or a client reference) into ids, record tags and salts.
+
+Must not: draw randomness or read a clock. Every endorsing peer of one organization holds the
+same secret and sees the same transaction id, so every value derived here is the same on all
+of them, and the write set they sign is identical (DESIGN §5, "Salts and ids").
+
+Key layout (simple keys, ``/``-separated, never composite keys: the shim refuses range
+queries over composite keys, and simple keys let a paginated scan resume at any key):
+
+==============================  ===================  ==========================================
+key                             collection           opaque because
+==============================  ===================  ==========================================
+``registry``                    public state         (public)
+``token/<bank>/<CUR>``          public state         (public)
+``acct/<account id>``           ``acct-<bank>``      the account id is >= 128 random bits
+``hist/<account id>/<seq>``     ``acct-<bank>``      carries the account id
+``sup/<CUR>/<tag>``             ``acct-<bank>``      tag = HMAC(bank secret, tx id, ...)
+``ref/<tag>``                   ``acct-<bank>``      tag = HMAC(bank secret, client reference)
+``out/<transfer id>``           ``acct-<bank>``      transfer id = HMAC(bank secret, tx id)
+``xfer/<transfer id>``          ``pair-<A>-<B>``     as above
+``refund/<transfer id>``        ``pair-<A>-<B>``     as above
+``dec/<transfer id>``           ``pair-<B>-<A>``     as above
+``settle/<tag>``                ``pair-<B>-<A>``     tag = HMAC(B's secret, RTGS reference)
+``hold/<account id>``           ``holds-<bank>``     carries the account id
+==============================  ===================  ==========================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from .errors import InvalidArgument, ServerMisconfigured
+
+__all__ = [
+    "ACCOUNT_ID_RE",
+    "BANK_NAME_RE",
+    "CURRENCY_RE",
+    "MSP_ID_RE",
+    "REGISTRY_KEY",
+    "SECRET_LENGTH",
+    "TAG_RE",
+    "Deriver",
+    "account_key",
+    "acct_collection",
+    "check_account_id",
+    "check_bank_name",
+    "check_currency",
+    "check_transfer_id",
+    "decision_key",
+    "history_key",
+    "hold_key",
+    "holds_collection",
+    "outgoing_key",
+    "pair_collection",
+    "prefix_range",
+    "reference_key",
+    "refund_key",
+    "settlement_key",
+    "supply_key",
+    "token_key",
+    "transfer_key",
+]
+
+#: Bank names as the network bootstrap fixes them; no ``-``, so collection names parse back.
+BANK_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+#: ISO-4217-like currency codes (``USD``, ``HKD``, ``CNH``).
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+#: MSP ids: Fabric allows more, the consortium uses letters, digits, ``.`` and ``-``.
+MSP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+#: Account and transfer ids: base64url or hex, at least 22 characters (>= 128 random bits
+#: when drawn by ``secrets.token_urlsafe(16)`` or ``secrets.token_hex(16)``).
+ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+#: Tags and derived ids: 32 lowercase hex digits (128 bits of HMAC-SHA256).
+TAG_RE = re.compile(r"^[0-9a-f]{32}$")
+#: Length of an organization's secret (``DTOKEN_SECRET_FILE``).
+SECRET_LENGTH = 32
+
+REGISTRY_KEY = "registry"
+_SEP = "/"
+
+
+def check_bank_name(name: object, field: str = "bank") -> str:
+    """Return ``name`` if it is a well-formed bank name, else raise ``INVALID_ARGUMENT``."""
+    if not isinstance(name, str) or not BANK_NAME_RE.fullmatch(name):
+        raise InvalidArgument(f"{field} must be a bank name matching {BANK_NAME_RE.pattern}")
+    return name
+
+
+def check_currency(code: object, field: str = "currency") -> str:
+    """Return ``code`` if it is a three-letter currency code, else raise ``INVALID_ARGUMENT``."""
+    if not isinstance(code, str) or not CURRENCY_RE.fullmatch(code):
+        raise InvalidArgument(f"{field} must be a three-letter upper-case currency code")
+    return code
+
+
+def check_account_id(value: object, field: str = "account_id") -> str:
+    """Return ``value`` if it is a well-formed opaque id, else raise ``INVALID_ARGUMENT``."""
+    if not isinstance(value, str) or not ACCOUNT_ID_RE.fullmatch(value):
+        raise InvalidArgument(f"{field} must be 22 to 64 characters of [A-Za-z0-9_-]")
+    return value
+
+
+def check_transfer_id(value: object, field: str = "transfer_id") -> str:
+    """Transfer ids follow the account-id format (a derived one is 32 hex digits)."""
+    return check_account_id(value, field)
+
+
+# --------------------------------------------------------------------------- collections
+
+
+def acct_collection(bank: str) -> str:
+    """The bank's own collection: accounts, supply, history, idempotency records."""
+    return f"acct-{bank}"
+
+
+def pair_collection(asserter: str, counterparty: str) -> str:
+    """The directional collection of what ``asserter`` asserts toward ``counterparty``."""
+    return f"pair-{asserter}-{counterparty}"
+
+
+def holds_collection(bank: str) -> str:
+    """The regulator's holds on ``bank``'s accounts."""
+    return f"holds-{bank}"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def token_key(bank: str, currency: str) -> str:
+    """Public key of the token definition ``(bank, currency)``."""
+    return _SEP.join(("token", bank, currency))
+
+
+def account_key(account_id: str) -> str:
+    """The account record, balance included (one key: a debit checks it by a point read)."""
+    return _SEP.join(("acct", account_id))
+
+
+def history_key(account_id: str, seq: int) -> str:
+    """History record ``seq`` of an account; zero-padded so a range scan returns it in order."""
+    return _SEP.join(("hist", account_id, f"{seq:012d}"))
+
+
+def supply_key(currency: str, tag: str) -> str:
+    """A supply record: one per money movement, never read by writers."""
+    return _SEP.join(("sup", currency, tag))
+
+
+def reference_key(tag: str) -> str:
+    """Idempotency record of a client reference (``tag`` = HMAC of the reference)."""
+    return _SEP.join(("ref", tag))
+
+
+def outgoing_key(transfer_id: str) -> str:
+    """The payer bank's own note of an outgoing transfer (which account to refund)."""
+    return _SEP.join(("out", transfer_id))
+
+
+def transfer_key(transfer_id: str) -> str:
+    """A cross-bank transfer, in ``pair-<payer>-<payee>``."""
+    return _SEP.join(("xfer", transfer_id))
+
+
+def refund_key(transfer_id: str) -> str:
+    """The payer bank's refund of a transfer, in ``pair-<payer>-<payee>``."""
+    return _SEP.join(("refund", transfer_id))
+
+
+def decision_key(transfer_id: str) -> str:
+    """The payee bank's decision (accepted or rejected), in ``pair-<payee>-<payer>``."""
+    return _SEP.join(("dec", transfer_id))
+
+
+def settlement_key(tag: str) -> str:
+    """A creditor's settlement confirmation, in ``pair-<creditor>-<debtor>``."""
+    return _SEP.join(("settle", tag))
+
+
+def hold_key(account_id: str) -> str:
+    """The regulator's hold on an account, in ``holds-<bank>``."""
+    return _SEP.join(("hold", account_id))
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """The ``[start, end)`` range of every simple key beginning with ``prefix + "/"``."""
+    return prefix + _SEP, prefix + chr(ord(_SEP) + 1)
+
+
+# --------------------------------------------------------------------------- derivation
+
+
+def _encode(parts: tuple[str, ...]) -> bytes:
+    # Length-prefixed, so that no two different part lists encode alike.
+    out = bytearray(b"dtoken/v1")
+    for part in parts:
+        data = part.encode("utf-8")
+        out += len(data).to_bytes(4, "big") + data
+    return bytes(out)
+
+
+class Deriver:
+    """HMAC-SHA256 derivations under one organization's secret.
+
+    Every value is 32 lowercase hex digits. Purposes are distinct first parts, so no
+    derivation can be made to collide with another.
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != SECRET_LENGTH:
+            raise ServerMisconfigured(f"the organization secret must be {SECRET_LENGTH} bytes")
+        self._secret = bytes(secret)
+
+    def __repr__(self) -> str:  # never show the secret
+        return "Deriver(<secret>)"
+
+    def derive(self, purpose: str, *parts: str) -> str:
+        """``HMAC(secret, purpose, *parts)`` as 32 hex digits."""
+        digest = hmac.new(self._secret, _encode((purpose, *parts)), hashlib.sha256).hexdigest()
+        return digest[:32]
+
+    def salt(self, tx_id: str, collection: str, key: str) -> str:
+        """The salt of the value written under ``key`` in ``collection`` by ``tx_id``."""
+        return self.derive("salt", tx_id, collection, key)
+
+    def record_tag(self, tx_id: str, purpose: str, index: int = 0) -> str:
+        """Tag of a per-transaction record (supply ...): unpredictable to other banks."""
+        return self.derive("record", tx_id, purpose, str(index))
+
+    def transfer_id(self, tx_id: str, index: int = 0) -> str:
+        """Id of the ``index``-th cross-bank transfer a transaction initiates."""
+        return self.derive("transfer", tx_id, str(index))
+
+    def account_id(self, tx_id: str) -> str:
+        """Id of an account opened without a client-drawn id."""
+        return self.derive("account", tx_id)
+
+    def reference_tag(self, kind: str, reference: str) -> str:
+        """Tag of a client reference; ``kind`` separates namespaces (``payment``, ``rtgs``)."""
+        return self.derive("reference", kind, reference)

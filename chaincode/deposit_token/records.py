@@ -1,0 +1,599 @@
+"""Schemas of every record the contract stores, with strict JSON (de)serialization and salts.
+
+Owns: the stored shape of accounts, holds, supply, history, idempotency, transfer, decision,
+refund and settlement records, and :func:`encode` / :func:`decode`, which add and check the
+envelope ``{"type", "v", "salt"}``. Every private value is written with a salt (DESIGN §6:
+a hash of an unsalted ``{"balance": 1000}`` can be brute-forced from the block). Must not:
+touch the ledger or decide anything (that is :mod:`deposit_token.rules`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Protocol, TypeVar
+
+from .errors import CorruptState
+from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE, TAG_RE
+from .model import (
+    MAX_AMOUNT,
+    AccountStatus,
+    Fields,
+    JsonObject,
+    Limits,
+    canonical_json,
+    loads_object,
+)
+
+__all__ = [
+    "RECORD_VERSION",
+    "Account",
+    "Decision",
+    "HistoryKind",
+    "HistoryRecord",
+    "Hold",
+    "Outcome",
+    "OutgoingRecord",
+    "Record",
+    "ReferenceRecord",
+    "Refund",
+    "RefundCause",
+    "Settlement",
+    "SupplyKind",
+    "SupplyRecord",
+    "Transfer",
+    "decode",
+    "encode",
+]
+
+RECORD_VERSION = 1
+_R = TypeVar("_R", bound="Record")
+
+
+class Record(Protocol):
+    """What :func:`encode` and :func:`decode` need of a record class."""
+
+    TYPE: ClassVar[str]
+
+    def to_json(self) -> JsonObject: ...
+
+    @classmethod
+    def read(cls: type[_R], f: Fields) -> _R: ...
+
+
+def encode(record: Record, salt: str) -> bytes:
+    """The stored bytes of ``record``: canonical JSON with type, version and salt."""
+    if not TAG_RE.fullmatch(salt):
+        raise ValueError("a salt is 32 hex digits")
+    body = record.to_json()
+    body.update({"type": record.TYPE, "v": RECORD_VERSION, "salt": salt})
+    return canonical_json(body)
+
+
+def decode(kind: type[_R], data: bytes) -> _R:
+    """Parse bytes written by :func:`encode` for a record of class ``kind``.
+
+    Raises ``CORRUPT_STATE`` if the bytes are not such a record.
+    """
+    obj = loads_object(data, kind.TYPE, CorruptState)
+    f = Fields(obj, kind.TYPE, CorruptState)
+    if f.str_("type", max_len=32) != kind.TYPE:
+        f.fail("type", f"must be {kind.TYPE}")
+    f.int_("v", lo=RECORD_VERSION, hi=RECORD_VERSION)
+    f.str_("salt", pattern=TAG_RE)
+    record = kind.read(f)
+    f.done()
+    return record
+
+
+def _id(f: Fields, name: str) -> str:
+    return f.str_(name, max_len=64, pattern=ACCOUNT_ID_RE, rule="must be an opaque id")
+
+
+def _opt_id(f: Fields, name: str) -> str | None:
+    return f.opt_str(name, max_len=64, pattern=ACCOUNT_ID_RE, rule="must be an opaque id")
+
+
+def _bank(f: Fields, name: str) -> str:
+    return f.str_(name, max_len=16, pattern=BANK_NAME_RE, rule="must be a bank name")
+
+
+def _opt_bank(f: Fields, name: str) -> str | None:
+    return f.opt_str(name, max_len=16, pattern=BANK_NAME_RE, rule="must be a bank name")
+
+
+def _cur(f: Fields, name: str = "currency") -> str:
+    return f.str_(name, max_len=3, pattern=CURRENCY_RE, rule="must be a currency code")
+
+
+def _tx(f: Fields) -> str:
+    return f.str_("tx_id", max_len=256)
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account at one bank in one currency; its balance lives here (one key).
+
+    ``outflow`` is what left the account by payments on ``outflow_day`` (UTC, by transaction
+    timestamps); ``seq`` is the number of history records written so far.
+    """
+
+    TYPE: ClassVar[str] = "account"
+
+    account_id: str
+    bank: str
+    currency: str
+    owner_ref: str
+    status: AccountStatus = AccountStatus.ACTIVE
+    limits: Limits = field(default_factory=Limits)
+    balance: int = 0
+    outflow_day: str = ""
+    outflow: int = 0
+    seq: int = 0
+    opened_at: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "account_id": self.account_id,
+            "bank": self.bank,
+            "currency": self.currency,
+            "owner_ref": self.owner_ref,
+            "status": self.status.value,
+            "limits": self.limits.to_json(),
+            "balance": self.balance,
+            "outflow_day": self.outflow_day,
+            "outflow": self.outflow,
+            "seq": self.seq,
+            "opened_at": self.opened_at,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> Account:
+        limits_obj = f.obj("limits")
+        assert limits_obj is not None
+        lf = Fields(limits_obj, "account.limits", CorruptState)
+        limits = Limits.read(lf)
+        lf.done()
+        return cls(
+            account_id=_id(f, "account_id"),
+            bank=_bank(f, "bank"),
+            currency=_cur(f),
+            owner_ref=f.str_("owner_ref", max_len=256),
+            status=f.enum("status", AccountStatus),
+            limits=limits,
+            balance=f.int_("balance"),
+            outflow_day=f.str_("outflow_day", min_len=0, max_len=10),
+            outflow=f.int_("outflow"),
+            seq=f.int_("seq"),
+            opened_at=f.str_("opened_at", max_len=32),
+        )
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The regulator's hold on an account: a full freeze and/or an amount that may not leave."""
+
+    TYPE: ClassVar[str] = "hold"
+
+    account_id: str
+    frozen: bool = False
+    held_amount: int = 0
+    reason: str = ""
+    set_at: str = ""
+    tx_id: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "account_id": self.account_id,
+            "frozen": self.frozen,
+            "held_amount": self.held_amount,
+            "reason": self.reason,
+            "set_at": self.set_at,
+            "tx_id": self.tx_id,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> Hold:
+        return cls(
+            account_id=_id(f, "account_id"),
+            frozen=f.bool_("frozen"),
+            held_amount=f.int_("held_amount"),
+            reason=f.str_("reason", min_len=0, max_len=256),
+            set_at=f.str_("set_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+# --------------------------------------------------------------------------- supply, history
+
+
+class SupplyKind(StrEnum):
+    """What a supply record records; its ``delta`` sign follows the kind."""
+
+    MINT = "mint"  # + (a deposit arrived)
+    BURN = "burn"  # - (a redemption)
+    INTERNAL = "internal"  # 0 (a transfer within the bank)
+    OUT = "out"  # - (a cross-bank transfer initiated by this bank)
+    IN = "in"  # + (a cross-bank transfer this bank accepted)
+    REFUND = "refund"  # + (this bank refunded its own outgoing transfer)
+
+    @property
+    def sign(self) -> int:
+        """-1, 0 or +1: the sign every record of this kind carries."""
+        return {"mint": 1, "burn": -1, "internal": 0, "out": -1, "in": 1, "refund": 1}[self.value]
+
+
+@dataclass(frozen=True)
+class SupplyRecord:
+    """One movement of a bank's token supply: written once, under a new key, never read by
+    writers (so supply is no hot key). A bank's supply is the sum of ``delta``."""
+
+    TYPE: ClassVar[str] = "supply"
+
+    currency: str
+    kind: SupplyKind
+    amount: int  # >= 0; delta = kind.sign * amount
+    counterparty: str | None = None  # the other bank, for OUT, IN, REFUND
+    transfer_id: str | None = None
+    tx_id: str = ""
+    at: str = ""
+
+    @property
+    def delta(self) -> int:
+        """The signed change of the bank's supply."""
+        return self.kind.sign * self.amount
+
+    def to_json(self) -> JsonObject:
+        return {
+            "currency": self.currency,
+            "kind": self.kind.value,
+            "amount": self.amount,
+            "counterparty": self.counterparty,
+            "transfer_id": self.transfer_id,
+            "tx_id": self.tx_id,
+            "at": self.at,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> SupplyRecord:
+        rec = cls(
+            currency=_cur(f),
+            kind=f.enum("kind", SupplyKind),
+            amount=f.int_("amount"),
+            counterparty=_opt_bank(f, "counterparty"),
+            transfer_id=_opt_id(f, "transfer_id"),
+            tx_id=_tx(f),
+            at=f.str_("at", max_len=32),
+        )
+        if (rec.counterparty is None) != (rec.kind in (SupplyKind.MINT, SupplyKind.BURN,
+                                                       SupplyKind.INTERNAL)):
+            f.fail("counterparty", "must be given exactly for cross-bank kinds")
+        return rec
+
+
+class HistoryKind(StrEnum):
+    """What happened to an account."""
+
+    OPENED = "opened"
+    MINT = "mint"
+    BURN = "burn"
+    TRANSFER_OUT = "transfer_out"  # within the bank
+    TRANSFER_IN = "transfer_in"  # within the bank
+    PAYMENT_OUT = "payment_out"  # cross-bank, initiated
+    PAYMENT_IN = "payment_in"  # cross-bank, accepted
+    REFUND = "refund"  # cross-bank, refunded to the payer
+    STATUS = "status"
+    LIMITS = "limits"
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One entry of an account's history (``GetHistoryForKey`` does not cover private data)."""
+
+    TYPE: ClassVar[str] = "history"
+
+    account_id: str
+    seq: int
+    kind: HistoryKind
+    delta: int  # signed change of the balance
+    balance_after: int
+    counterparty_bank: str | None = None
+    counterparty_account: str | None = None
+    transfer_id: str | None = None
+    detail: str = ""
+    tx_id: str = ""
+    at: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "account_id": self.account_id,
+            "seq": self.seq,
+            "kind": self.kind.value,
+            "delta": self.delta,
+            "balance_after": self.balance_after,
+            "counterparty_bank": self.counterparty_bank,
+            "counterparty_account": self.counterparty_account,
+            "transfer_id": self.transfer_id,
+            "detail": self.detail,
+            "tx_id": self.tx_id,
+            "at": self.at,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> HistoryRecord:
+        return cls(
+            account_id=_id(f, "account_id"),
+            seq=f.int_("seq"),
+            kind=f.enum("kind", HistoryKind),
+            delta=f.int_("delta", lo=-MAX_AMOUNT),
+            balance_after=f.int_("balance_after"),
+            counterparty_bank=_opt_bank(f, "counterparty_bank"),
+            counterparty_account=_opt_id(f, "counterparty_account"),
+            transfer_id=_opt_id(f, "transfer_id"),
+            detail=f.str_("detail", min_len=0, max_len=256),
+            tx_id=_tx(f),
+            at=f.str_("at", max_len=32),
+        )
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    """A client reference applied: which transaction, of which kind, and the ids it made."""
+
+    TYPE: ClassVar[str] = "reference"
+
+    kind: str
+    tx_id: str
+    at: str
+    ids: tuple[str, ...] = ()
+
+    def to_json(self) -> JsonObject:
+        return {"kind": self.kind, "tx_id": self.tx_id, "at": self.at, "ids": list(self.ids)}
+
+    @classmethod
+    def read(cls, f: Fields) -> ReferenceRecord:
+        kind = f.str_("kind", max_len=32)
+        tx_id = _tx(f)
+        at = f.str_("at", max_len=32)
+        ids: list[str] = []
+        for item in f.list_("ids", max_items=10_000):
+            if not isinstance(item, str) or not ACCOUNT_ID_RE.fullmatch(item):
+                f.fail("ids", "must hold opaque ids")
+            ids.append(item)
+        return cls(kind, tx_id, at, tuple(ids))
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """The payer bank's own note of a transfer it initiated: the account to refund."""
+
+    TYPE: ClassVar[str] = "outgoing"
+
+    transfer_id: str
+    payer_account: str
+    payee_bank: str
+    amount: int
+    currency: str
+    tx_id: str
+
+    def to_json(self) -> JsonObject:
+        return {
+            "transfer_id": self.transfer_id,
+            "payer_account": self.payer_account,
+            "payee_bank": self.payee_bank,
+            "amount": self.amount,
+            "currency": self.currency,
+            "tx_id": self.tx_id,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> OutgoingRecord:
+        return cls(
+            transfer_id=_id(f, "transfer_id"),
+            payer_account=_id(f, "payer_account"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            tx_id=_tx(f),
+        )
+
+
+# --------------------------------------------------------------------------- cross-bank
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A cross-bank transfer as the payer bank asserts it, in ``pair-<payer>-<payee>``.
+
+    Holds what the payee bank needs: the payee account, the amount, the expiry and the
+    originator data the travel rule asks for; never the payer's account id (the payee bank
+    could otherwise follow that account's key hash through every block).
+    """
+
+    TYPE: ClassVar[str] = "transfer"
+
+    transfer_id: str
+    payer_bank: str
+    payee_bank: str
+    payee_account: str
+    amount: int
+    currency: str
+    created_at: str
+    expires_at: str
+    originator: Mapping[str, str] = field(default_factory=dict)
+    remittance: str = ""
+    tx_id: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "transfer_id": self.transfer_id,
+            "payer_bank": self.payer_bank,
+            "payee_bank": self.payee_bank,
+            "payee_account": self.payee_account,
+            "amount": self.amount,
+            "currency": self.currency,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "originator": dict(self.originator),
+            "remittance": self.remittance,
+            "tx_id": self.tx_id,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> Transfer:
+        return cls(
+            transfer_id=_id(f, "transfer_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            payee_account=_id(f, "payee_account"),
+            amount=f.amount(),
+            currency=_cur(f),
+            created_at=f.str_("created_at", max_len=32),
+            expires_at=f.str_("expires_at", max_len=32),
+            originator=f.str_map("originator", max_len=1024),
+            remittance=f.str_("remittance", min_len=0, max_len=1024),
+            tx_id=_tx(f),
+        )
+
+
+class Outcome(StrEnum):
+    """The payee bank's decision on a transfer."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The payee bank's decision, in ``pair-<payee>-<payer>`` (what the payee asserts)."""
+
+    TYPE: ClassVar[str] = "decision"
+
+    transfer_id: str
+    outcome: Outcome
+    payer_bank: str
+    payee_bank: str
+    amount: int
+    currency: str
+    decided_at: str
+    reason: str = ""
+    tx_id: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "transfer_id": self.transfer_id,
+            "outcome": self.outcome.value,
+            "payer_bank": self.payer_bank,
+            "payee_bank": self.payee_bank,
+            "amount": self.amount,
+            "currency": self.currency,
+            "decided_at": self.decided_at,
+            "reason": self.reason,
+            "tx_id": self.tx_id,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> Decision:
+        return cls(
+            transfer_id=_id(f, "transfer_id"),
+            outcome=f.enum("outcome", Outcome),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            decided_at=f.str_("decided_at", max_len=32),
+            reason=f.str_("reason", min_len=0, max_len=256),
+            tx_id=_tx(f),
+        )
+
+
+class RefundCause(StrEnum):
+    """Why the payer bank refunded: the payee bank rejected, or the transfer expired."""
+
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Refund:
+    """The payer bank's refund of its own transfer, in ``pair-<payer>-<payee>``."""
+
+    TYPE: ClassVar[str] = "refund"
+
+    transfer_id: str
+    payer_bank: str
+    payee_bank: str
+    amount: int
+    currency: str
+    cause: RefundCause
+    refunded_at: str
+    tx_id: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "transfer_id": self.transfer_id,
+            "payer_bank": self.payer_bank,
+            "payee_bank": self.payee_bank,
+            "amount": self.amount,
+            "currency": self.currency,
+            "cause": self.cause.value,
+            "refunded_at": self.refunded_at,
+            "tx_id": self.tx_id,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> Refund:
+        return cls(
+            transfer_id=_id(f, "transfer_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            cause=f.enum("cause", RefundCause),
+            refunded_at=f.str_("refunded_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The creditor bank's confirmation that the debtor's reserves arrived (RTGS reference),
+    in ``pair-<creditor>-<debtor>``."""
+
+    TYPE: ClassVar[str] = "settlement"
+
+    debtor_bank: str
+    creditor_bank: str
+    currency: str
+    amount: int
+    rtgs_reference: str
+    settled_at: str
+    tx_id: str = ""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "debtor_bank": self.debtor_bank,
+            "creditor_bank": self.creditor_bank,
+            "currency": self.currency,
+            "amount": self.amount,
+            "rtgs_reference": self.rtgs_reference,
+            "settled_at": self.settled_at,
+            "tx_id": self.tx_id,
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> Settlement:
+        return cls(
+            debtor_bank=_bank(f, "debtor_bank"),
+            creditor_bank=_bank(f, "creditor_bank"),
+            currency=_cur(f),
+            amount=f.amount(),
+            rtgs_reference=f.str_("rtgs_reference", max_len=128),
+            settled_at=f.str_("settled_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
