@@ -80,6 +80,11 @@ class NodeHandle:
     def pid(self) -> int | None:
         return processes.running_pid(self.spec)
 
+    def rss_mb(self) -> float | None:
+        """Resident memory of the process in MiB (None if it is not running)."""
+        pid = self.pid()
+        return None if pid is None else processes.rss_mb(pid)
+
     def healthy(self) -> bool:
         if self.pid() is None:
             return False
@@ -159,7 +164,7 @@ class Network:
 
     def tlsca(self, org_name: str) -> Path:
         """The TLS CA certificate of an organization."""
-        return self.tlsca(org_name)
+        return self.crypto_dir / org_name / "tlsca" / "tlsca-cert.pem"
 
     def org_crypto(self, org: Org) -> crypto.OrgCrypto:
         return crypto.load_org(self.crypto_dir, org.name)
@@ -233,7 +238,10 @@ class Network:
             argv=[sys.executable, "-m", "fabshim", "serve", d.module],
             home=home,
             env={
-                "CHAINCODE_ID": self.package_id(org, d),
+                # Known once the package exists (it is made before servers start).
+                "CHAINCODE_ID": (
+                    self.package_id(org, d) if self.package_path(org, d).exists() else ""
+                ),
                 "CHAINCODE_SERVER_ADDRESS": endpoint,
                 "CHAINCODE_TLS_CERT": str(server_dir / "server.crt"),
                 "CHAINCODE_TLS_KEY": str(server_dir / "server.key"),
@@ -868,10 +876,14 @@ class Network:
                         "name": p.name,
                         "endpoint": p.endpoint,
                         "healthy": health[p.name],
+                        "rss_mb": handles[p.name].rss_mb(),
                         "tls_ca_cert": str(self.tlsca(org.name)),
                         "chaincode_server": {
                             "endpoint": p.chaincode_server_endpoint,
                             "running": health[chaincode_node_name(p, self.deployments()[0])],
+                            "rss_mb": handles[
+                                chaincode_node_name(p, self.deployments()[0])
+                            ].rss_mb(),
                         },
                     }
                     for p in org.peers
@@ -899,6 +911,7 @@ class Network:
                     "endpoint": o.endpoint,
                     "admin_endpoint": o.admin_endpoint,
                     "healthy": health[o.name],
+                    "rss_mb": handles[o.name].rss_mb(),
                     "tls_ca_cert": str(self.tlsca(self.c.orderer_org.name)),
                 }
                 for o in self.c.ordering.orderers

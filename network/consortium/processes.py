@@ -126,6 +126,17 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of a process in MiB, from /proc (None if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """The last lines of a log file (empty if it does not exist)."""
     try:
