@@ -537,6 +537,7 @@ class Network:
         admin = self.org_crypto(org).user("Admin")
         return {
             "FABRIC_CFG_PATH": str(self.fabric.config_dir),
+            "FABRIC_LOGGING_SPEC": "warning",
             "CORE_PEER_LOCALMSPID": org.msp_id,
             "CORE_PEER_MSPCONFIGPATH": str(admin.msp_dir),
             "CORE_PEER_ADDRESS": peer.endpoint,
