@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from consortium import config as config_mod
-from consortium.errors import ConfigError, NetworkError
+from consortium.errors import ConfigError, CryptoError, NetworkError
 from consortium.network import REPO_ROOT, Network
 
 __all__ = ["add_network_commands", "default_config_path", "default_state_dir", "load_network"]
@@ -59,6 +59,16 @@ def add_network_commands(sub: Any) -> None:
     down.add_argument("--purge", action="store_true", help="also delete the state folder")
     status = cmds.add_parser("status", help="nodes, health and connection profiles")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    ident = cmds.add_parser("identity", help="issue a client identity for an organization")
+    ident_cmds = ident.add_subparsers(dest="identity_command", required=True)
+    issue = ident_cmds.add_parser("issue", help="a new certificate with roles as attributes")
+    issue.add_argument("--org", required=True, help="organization name (e.g. hkbank)")
+    issue.add_argument("--name", required=True, help="identity name (letters, digits, - _ .)")
+    issue.add_argument(
+        "--attr", action="append", default=[], metavar="NAME=VALUE",
+        help="a Fabric CA attribute, e.g. minter=true (repeatable)",
+    )  # fmt: skip
+    issue.add_argument("--admin", action="store_true", help="an admin (OU admin) identity")
     net.set_defaults(handler=run_network_command)
 
 
@@ -77,6 +87,8 @@ def run_network_command(args: argparse.Namespace) -> int:
                 f"stopped {len(stopped)} processes"
                 + (" and purged the state" if args.purge else "")
             )
+        elif args.network_command == "identity":
+            return _issue_identity(network, args)
         else:
             status = network.status()
             if args.json:
@@ -86,6 +98,44 @@ def run_network_command(args: argparse.Namespace) -> int:
     except NetworkError as exc:
         print(f"dtoken: {exc}", file=sys.stderr)
         return EXIT_FAULT
+    return 0
+
+
+def _issue_identity(network: Network, args: argparse.Namespace) -> int:
+    try:
+        org = network.c.org(args.org)
+    except KeyError as exc:
+        print(f"dtoken: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if org.kind.value == "orderer":
+        print("dtoken: identities are issued for banks and the regulator", file=sys.stderr)
+        return EXIT_USAGE
+    attributes: dict[str, str] = {}
+    for item in args.attr:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"dtoken: --attr {item!r} is not NAME=VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        attributes[key] = value
+    try:
+        files = network.issue_identity(org, args.name, attributes, admin=args.admin)
+    except CryptoError as exc:
+        print(f"dtoken: cannot issue {args.name!r}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        json.dumps(
+            {
+                "org": org.name,
+                "msp_id": org.msp_id,
+                "name": args.name,
+                "cert": str(files.cert),
+                "key": str(files.key),
+                "msp_dir": str(files.msp_dir),
+                "attributes": attributes,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -793,12 +793,24 @@ class Network:
 
     # --- profiles
 
+    def issue_identity(
+        self, org: Org, name: str, attributes: dict[str, str], *, admin: bool = False
+    ) -> crypto.IdentityFiles:
+        """Issue a new client identity of ``org`` with Fabric CA attributes (roles such
+        as ``minter``, ``operator``, ``auditor``) and list it in the org's profile."""
+        files = self.org_crypto(org).issue_user(
+            name, role="admin" if admin else "client", attributes=attributes
+        )
+        if self.profile_path(org).exists():
+            self._write_profiles()
+        return files
+
     def profile(self, org: Org) -> dict[str, Any]:
         """The connection profile of an application organization (what the SDK loads)."""
         oc = self.org_crypto(org)
-        users = ["Admin", *(BANK_USERS if org.kind is OrgKind.BANK else REGULATOR_USERS)]
         identities = {}
-        for user in users:
+        users_dir = oc.org_dir / "users"
+        for user in sorted(p.name for p in users_dir.iterdir() if p.is_dir()):
             files = oc.user(user)
             identities[user.lower()] = {
                 "msp_dir": str(files.msp_dir),
@@ -806,6 +818,7 @@ class Network:
                 "key": str(files.key),
                 "tls_cert": str(files.tls_cert),
                 "tls_key": str(files.tls_key),
+                "attributes": crypto.read_attributes(files.cert.read_bytes()),
             }
         gateway = org.peers[0]
         return {

@@ -87,3 +87,26 @@ def test_a_config_with_a_mistake_is_refused_and_starts_nothing(tmp_path: Path) -
     assert "banks[1].currencies" in result.stderr
     assert "'EUR'" in result.stderr
     assert not state.exists()
+
+
+def test_a_bank_issues_a_client_identity_with_roles_from_the_cli(network: TestNetwork) -> None:
+    result = dtoken(
+        "identity", "issue", "--org", "usbank", "--name", "treasury-bot",
+        "--attr", "operator=true", "--attr", "minter=true",
+        config=network.consortium.source, state=network.state_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    issued = json.loads(result.stdout)
+    assert issued["msp_id"] == network.consortium.org("usbank").msp_id
+    profile = network.profile(network.consortium.org("usbank"))
+    listed = profile["identities"]["treasury-bot"]
+    assert listed["cert"] == issued["cert"]
+    assert listed["attributes"]["minter"] == "true"
+    assert listed["attributes"]["operator"] == "true"
+    assert listed["attributes"]["hf.EnrollmentID"] == "treasury-bot"
+    refused = dtoken(
+        "identity", "issue", "--org", "usbank", "--name", "x", "--attr", "minter",
+        config=network.consortium.source, state=network.state_dir,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "NAME=VALUE" in refused.stderr
