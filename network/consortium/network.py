@@ -296,6 +296,7 @@ class Network:
             step(f"chaincode {d.name} approved and committed", partial(self._define_chaincode, d))
         step("chaincode initialized", self._init_chaincode)
         step("connection profiles", self._write_profiles)
+        step("gossip membership converged", self._wait_gossip)
         elapsed = time.monotonic() - started
         self.say(f"network {self.c.name} is up ({elapsed:.1f} s); state in {self.state_dir}")
         return elapsed
@@ -440,6 +441,9 @@ class Network:
         gossip["externalEndpoint"] = p.endpoint
         gossip["useLeaderElection"] = False
         gossip["orgLeader"] = True
+        # Peers join the channel at the same moment, so their first dials to each
+        # other's anchor peers fail; retry in seconds, not the default 25 s.
+        gossip["reconnectInterval"] = "2s"
         # Catch up on missed private data sooner than the 1 min default after a fault.
         gossip["pvtData"]["reconcileSleepInterval"] = "10s"
         peer["tls"].update(
@@ -465,6 +469,7 @@ class Network:
         cfg["ledger"]["snapshots"]["rootDir"] = str(home / "data" / "snapshots")
         cfg["operations"]["listenAddress"] = f"{p.host}:{p.operations_port}"
         cfg["operations"]["tls"].update(
+            clientRootCAs={"files": [str(tls / "ca.crt")]},
             enabled=True,
             cert={"file": str(tls / "server.crt")},
             key={"file": str(tls / "server.key")},
@@ -566,6 +571,36 @@ class Network:
             self._run([peer_bin, "channel", "join", "-b", str(self.genesis_block)], env=env)
 
         self._parallel(join, self.c.peers)
+
+    def gossip_peers_known(self, p: PeerNode) -> int | None:
+        """How many other peers of the channel ``p`` knows (its gossip metric)."""
+        tls = self.org_crypto(self.c.org(p.org)).node(p.name)
+        text = processes.fetch(
+            f"https://{p.host}:{p.operations_port}/metrics",
+            ca_file=tls.tls_ca, cert_file=tls.tls_cert, key_file=tls.tls_key,
+        )  # fmt: skip
+        if text is None:
+            return None
+        needle = f'gossip_membership_total_peers_known{{channel="{self.c.channel}"}}'
+        for line in text.splitlines():
+            if line.startswith(needle):
+                return int(float(line.split()[-1]))
+        return 0
+
+    def _wait_gossip(self, timeout: float = 90.0) -> None:
+        """Wait until every peer knows every other peer: until then the Gateway cannot
+        find another organization's endorsers, nor push private data to it."""
+        others = len(self.c.peers) - 1
+        deadline = time.monotonic() + timeout
+        lagging = list(self.c.peers)
+        while lagging:
+            lagging = [p for p in lagging if (self.gossip_peers_known(p) or 0) < others]
+            if not lagging:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(p.name for p in lagging)
+                raise NodeError(f"gossip did not converge within {timeout:.0f} s: {names}")
+            time.sleep(0.25)
 
     # --- chaincode
 
@@ -1003,6 +1038,3 @@ def _remove_tree(path: Path) -> None:
 def iter_logs(network: Network) -> Iterator[tuple[str, Path]]:
     for h in network.nodes():
         yield h.name, h.log_file
-
-
-_ = NodeError  # re-exported for callers that catch node failures from up()
