@@ -532,17 +532,13 @@ class ReferenceRequest:
     """``get_reference``: what a client reference did (transaction id, ids it made)."""
 
     reference: str
-    kind: str = "payment"
 
     @classmethod
     def parse(cls, data: Mapping[str, object]) -> ReferenceRequest:
         f = reader(data)
-        ref = _reference(f)
-        kind = f.opt_str("kind", max_len=16) or "payment"
-        if kind not in ("payment", "rtgs"):
-            f.fail("kind", "must be payment or rtgs")
+        out = cls(_reference(f))
         f.done()
-        return cls(ref, kind)
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""The chaincode server's own identity: which organization it serves, and that one's secret.
+
+Owns: reading ``DTOKEN_BANK_MSP`` and ``DTOKEN_SECRET_FILE`` (the only place the contract
+reads the environment). Explicit arguments win over the environment. The secret (32 random
+bytes, the same on every peer of the organization) keys the HMACs that make ids, record tags
+and salts deterministic across that organization's endorsers.
+
+Must not: log or return the secret, or name the secret file's path in an error (errors end up
+in blocks).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ServerMisconfigured
+from .keys import MSP_ID_RE, SECRET_LENGTH, Deriver
+
+__all__ = ["ENV_MSP", "ENV_SECRET_FILE", "ServerSettings"]
+
+ENV_MSP = "DTOKEN_BANK_MSP"
+ENV_SECRET_FILE = "DTOKEN_SECRET_FILE"  # noqa: S105 (a variable name, not a secret)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The organization a chaincode server endorses for, and its secret."""
+
+    msp_id: str
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not MSP_ID_RE.fullmatch(self.msp_id):
+            raise ServerMisconfigured(f"{ENV_MSP} is not a valid MSP id")
+        if len(self.secret) != SECRET_LENGTH:
+            raise ServerMisconfigured(f"the secret in {ENV_SECRET_FILE} must be "
+                                      f"{SECRET_LENGTH} bytes")
+
+    @property
+    def deriver(self) -> Deriver:
+        """HMAC derivations under this organization's secret."""
+        return Deriver(self.secret)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        msp_id: str | None = None,
+        secret_file: str | Path | None = None,
+    ) -> ServerSettings:
+        """Settings from explicit arguments, else from the environment."""
+        env = os.environ if environ is None else environ
+        msp = msp_id if msp_id is not None else env.get(ENV_MSP, "")
+        if not msp:
+            raise ServerMisconfigured(f"{ENV_MSP} is not set")
+        path = secret_file if secret_file is not None else env.get(ENV_SECRET_FILE, "")
+        if not path:
+            raise ServerMisconfigured(f"{ENV_SECRET_FILE} is not set")
+        try:
+            secret = Path(path).read_bytes()
+        except OSError:
+            raise ServerMisconfigured(f"the file named by {ENV_SECRET_FILE} "
+                                      "cannot be read") from None
+        return cls(msp, secret)

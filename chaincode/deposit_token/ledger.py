@@ -1,0 +1,226 @@
+"""Per-transaction ledger access: cached point reads, buffered salted writes, guarded scans.
+
+Owns: how the contract talks to the stub. One :class:`Ledger` serves one transaction:
+
+* point reads are cached, and a key this transaction has already changed reads as its
+  changed value (Fabric's simulator has no read-your-writes; the contract never relies on it);
+* writes are buffered and sent at :meth:`Ledger.flush`, after every check has passed, so a
+  refused transaction sends no write at all ("errors leave state untouched");
+* every private value is written through :func:`deposit_token.records.encode` with a salt
+  ``HMAC(org secret, tx id, collection, key)``;
+* the Fabric rule on private queries is enforced here, before the peer does: a transaction
+  that ran a range scan may not write, and one that wrote may not scan (DESIGN §8).
+
+Must not: decide anything about money (that is :mod:`deposit_token.rules`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from .errors import InternalError
+from .keys import Deriver
+from .model import canonical_json
+from .records import Record, decode, encode
+
+__all__ = ["KeyValue", "Ledger", "LedgerStub", "QueryOrderError"]
+
+_R = TypeVar("_R", bound=Record)
+
+
+class KeyValue(Protocol):
+    """One result of a range query (``fabshim.iterators.KV``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> bytes: ...
+
+
+class RangeIterator(Protocol):
+    """An async iterator of range results with ``aclose``."""
+
+    def __aiter__(self) -> AsyncIterator[KeyValue]: ...
+    async def aclose(self) -> None: ...
+
+
+class LedgerStub(Protocol):
+    """The part of ``fabshim.interfaces.Stub`` the contract uses."""
+
+    async def get_state(self, key: str) -> bytes | None: ...
+    async def put_state(self, key: str, value: bytes) -> None: ...
+    async def get_private_data(self, collection: str, key: str) -> bytes | None: ...
+    async def get_multiple_private_data(
+        self, collection: str, keys: Sequence[str]
+    ) -> list[bytes | None]: ...
+    async def put_private_data(self, collection: str, key: str, value: bytes) -> None: ...
+    async def del_private_data(self, collection: str, key: str) -> None: ...
+    async def get_private_data_by_range(
+        self, collection: str, start_key: str, end_key: str
+    ) -> Any: ...
+    def set_event(self, name: str, payload: bytes) -> None: ...
+
+
+class QueryOrderError(InternalError):
+    """The contract tried to write after a private range scan, or to scan after a write."""
+
+
+@dataclass
+class _Pending:
+    record: Record | None  # None: delete
+    public: bytes | None = None
+
+
+_PUBLIC = ""  # the "collection" of public state in the cache
+
+
+class Ledger:
+    """One transaction's view of the ledger (see the module docstring)."""
+
+    def __init__(self, stub: LedgerStub, tx_id: str, deriver: Deriver | None) -> None:
+        self._stub = stub
+        self._tx_id = tx_id
+        self._deriver = deriver
+        self._cache: dict[tuple[str, str], object] = {}
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._scanned = False
+        self._flushed = False
+        self._event: tuple[str, bytes] | None = None
+
+    @property
+    def tx_id(self) -> str:
+        """The transaction id."""
+        return self._tx_id
+
+    # ---------------------------------------------------------------- reads
+
+    async def get_public(self, key: str) -> bytes | None:
+        """A public value (registry, token definitions)."""
+        pend = self._pending.get((_PUBLIC, key))
+        if pend is not None:
+            return pend.public
+        ck = (_PUBLIC, key)
+        if ck not in self._cache:
+            self._cache[ck] = await self._stub.get_state(key)
+        value = self._cache[ck]
+        assert value is None or isinstance(value, bytes)
+        return value
+
+    async def get(self, kind: type[_R], collection: str, key: str) -> _R | None:
+        """A private record by point read (its key hash and version enter the read set)."""
+        ck = (collection, key)
+        pend = self._pending.get(ck)
+        if pend is not None:
+            return self._as(kind, pend.record)
+        if ck not in self._cache:
+            raw = await self._stub.get_private_data(collection, key)
+            self._cache[ck] = None if raw is None else decode(kind, raw)
+        return self._as(kind, self._cache[ck])
+
+    async def get_many(
+        self, kind: type[_R], collection: str, keys: Sequence[str]
+    ) -> list[_R | None]:
+        """Several point reads in one round trip (``GET_STATE_MULTIPLE`` when offered)."""
+        missing = [
+            k for k in dict.fromkeys(keys)
+            if (collection, k) not in self._cache and (collection, k) not in self._pending
+        ]
+        if missing:
+            raws = await self._stub.get_multiple_private_data(collection, missing)
+            for k, raw in zip(missing, raws, strict=True):
+                self._cache[(collection, k)] = None if raw is None else decode(kind, raw)
+        return [await self.get(kind, collection, k) for k in keys]
+
+    @staticmethod
+    def _as(kind: type[_R], value: object) -> _R | None:
+        if value is None:
+            return None
+        if not isinstance(value, kind):
+            raise InternalError("a key was read as two different record types")
+        return value
+
+    async def scan(
+        self, collection: str, start: str, end: str, limit: int
+    ) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` entries of ``[start, end)``: a read-only transaction's range query.
+
+        After this, the transaction may not write (Fabric refuses it); before it, nothing may
+        have been written.
+        """
+        if self._pending or self._flushed:
+            raise QueryOrderError("a range query after a write")
+        self._scanned = True
+        out: list[tuple[str, bytes]] = []
+        if limit <= 0:
+            return out
+        iterator = await self._stub.get_private_data_by_range(collection, start, end)
+        try:
+            async for kv in iterator:
+                out.append((kv.key, kv.value))
+                if len(out) >= limit:
+                    break
+        finally:
+            await iterator.aclose()
+        return out
+
+    # ---------------------------------------------------------------- writes
+
+    def _check_writable(self) -> None:
+        if self._scanned:
+            raise QueryOrderError("a write after a range query")
+        if self._flushed:
+            raise InternalError("a write after the flush")
+
+    def put(self, collection: str, key: str, record: Record) -> None:
+        """Buffer a private write (sent, salted, at :meth:`flush`)."""
+        self._check_writable()
+        if self._deriver is None:
+            raise InternalError("no organization secret to salt a write")
+        self._pending[(collection, key)] = _Pending(record)
+
+    def delete(self, collection: str, key: str) -> None:
+        """Buffer a private delete."""
+        self._check_writable()
+        self._pending[(collection, key)] = _Pending(None)
+
+    def put_public(self, key: str, value: bytes) -> None:
+        """Buffer a public write (only ``init_network`` makes one)."""
+        self._check_writable()
+        self._pending[(_PUBLIC, key)] = _Pending(None, public=value)
+
+    def set_event(self, name: str, payload: Mapping[str, object]) -> None:
+        """The transaction's event (one per transaction; sent at :meth:`flush`)."""
+        self._check_writable()
+        self._event = (name, canonical_json(payload))
+
+    @property
+    def writes(self) -> int:
+        """Number of buffered writes."""
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        """Send every buffered write (in the order first made) and the event."""
+        if self._flushed:
+            raise InternalError("the ledger was flushed twice")
+        self._flushed = True
+        stub = self._stub
+        start = getattr(stub, "start_write_batch", None)
+        finish = getattr(stub, "finish_write_batch", None)
+        if start is not None and finish is not None and self._pending:
+            start()
+        for (collection, key), pend in self._pending.items():
+            if collection == _PUBLIC:
+                assert pend.public is not None
+                await stub.put_state(key, pend.public)
+            elif pend.record is None:
+                await stub.del_private_data(collection, key)
+            else:
+                assert self._deriver is not None
+                salt = self._deriver.salt(self._tx_id, collection, key)
+                await stub.put_private_data(collection, key, encode(pend.record, salt))
+        if start is not None and finish is not None and self._pending:
+            await finish()
+        if self._event is not None:
+            stub.set_event(*self._event)
