@@ -1,0 +1,315 @@
+"""Test harness: a three-bank network (plus a regulator) over ``fabshim.testing.MemoryLedger``.
+
+Every submitted transaction run through :meth:`Net.submit` is checked on the way:
+
+* it is simulated twice, as two peers of the same organization would (same transaction id,
+  timestamp and transient data, separate stubs): both write sets and events must be
+  byte-identical (deterministic write sets, issue item 13);
+* every private write lands in a collection whose endorsement policy the serving
+  organization satisfies on its own (``acct-X`` and ``pair-X-*`` by X, ``holds-*`` by the
+  regulator; public keys only by ``init_network``, endorsed by every bank): the policy table
+  of ``docs/token-model.md``;
+* a refused transaction wrote nothing, and its message starts with a stable code;
+* what reaches the block (return value, event, error message) carries no private value of
+  the request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from deposit_token.config import ServerSettings
+from deposit_token.errors import CODES, DepositTokenError
+from deposit_token.keys import BANK_NAME_RE
+from deposit_token.operations import ROLES, Caller
+from deposit_token.service import TRANSACTIONS, Service
+from fabshim.testing import MemoryLedger, MemoryStub
+
+BANKS: dict[str, tuple[str, list[str]]] = {
+    "hkbank": ("HarbourBankMSP", ["HKD", "USD"]),
+    "usbank": ("LibertyBankMSP", ["USD"]),
+    "cnbank": ("DragonBankMSP", ["CNH", "USD"]),
+}
+REGULATOR = "RegulatorMSP"
+CURRENCIES = {"USD": 2, "HKD": 2, "CNH": 2}
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+
+
+def init_payload(regulator: bool = True) -> str:
+    return json.dumps({
+        "banks": [{"name": n, "msp_id": m, "currencies": c} for n, (m, c) in BANKS.items()],
+        "regulator_msp_id": REGULATOR if regulator else None,
+        "currencies": CURRENCIES,
+    })
+
+
+def msp_of(org: str) -> str:
+    """MSP id of a bank name, or of ``"regulator"``."""
+    return REGULATOR if org == "regulator" else BANKS[org][0]
+
+
+def policy_org(collection: str) -> str:
+    """The one organization whose peer satisfies the collection's endorsement policy."""
+    kind, _, rest = collection.partition("-")
+    if kind == "acct":
+        return msp_of(rest)
+    if kind == "pair":
+        a, _, b = rest.partition("-")
+        assert BANK_NAME_RE.fullmatch(a) and BANK_NAME_RE.fullmatch(b)
+        return msp_of(a)
+    if kind == "holds":
+        return REGULATOR
+    raise AssertionError(f"unknown collection {collection}")
+
+
+def secret_of(msp: str) -> bytes:
+    return (msp.encode() * 8)[:32]
+
+
+def private_strings(request: Mapping[str, Any] | None) -> tuple[set[str], set[int]]:
+    """String and integer values of a request (recursively), the things no block may show."""
+    strings: set[str] = set()
+    ints: set[int] = set()
+
+    def walk(v: object, key: str = "") -> None:
+        if isinstance(v, Mapping):
+            for k, x in v.items():
+                walk(x, k)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, key)
+        elif isinstance(v, bool):
+            pass
+        elif isinstance(v, int):
+            if key not in ("ttl_seconds", "page_size", "from_seq"):
+                ints.add(v)
+        elif isinstance(v, str) and key not in (
+            "payee_bank", "payer_bank", "bank", "debtor_bank", "currency", "status",
+            "direction", "counterparty", "bank_a", "bank_b",
+        ):
+            strings.add(v)
+
+    walk(request or {})
+    return strings, ints
+
+
+def assert_no_private(text: str, request: Mapping[str, Any] | None) -> None:
+    strings, ints = private_strings(request)
+    for s in strings:
+        assert s not in text, f"a private value appears in {text!r}"
+    for n in ints:
+        assert not re.search(rf"(?<![0-9a-f]){n}(?![0-9a-f])", text), (
+            f"an amount appears in {text!r}"
+        )
+
+
+@dataclass
+class Submitted:
+    """A simulated, not yet committed, transaction (for races)."""
+
+    stub: MemoryStub
+    result: dict[str, object]
+    net: Net
+
+    def commit(self) -> int:
+        self.stub.commit()
+        self.net.order[self.stub.tx_id] = (self.net.ledger.height, 0)
+        return self.net.ledger.height
+
+
+@dataclass
+class Net:
+    regulator: bool = True
+    ledger: MemoryLedger = field(default_factory=MemoryLedger)
+    now: datetime = T0
+    order: dict[str, tuple[int, int]] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    blocks: list[str] = field(default_factory=list)  # block-visible texts, for privacy checks
+    stub_wrapper: Any = None  # a callable (org, stub) -> stub, to model a dishonest server
+
+    def __post_init__(self) -> None:
+        orgs = [*BANKS, *(["regulator"] if self.regulator else [])]
+        for org in orgs:
+            msp = msp_of(org)
+            self.services[org] = Service(ServerSettings(msp, secret_of(msp)))
+
+    # ------------------------------------------------------------------ identities
+
+    @staticmethod
+    def caller(org: str, *roles: str) -> Caller:
+        return Caller(msp_of(org), frozenset(roles or ROLES))
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+    # ------------------------------------------------------------------ running
+
+    def _stub(self, request: Mapping[str, Any] | None, tx_id: str, when: datetime) -> MemoryStub:
+        transient = {"request": json.dumps(request).encode()} if request is not None else None
+        return self.ledger.stub(transient=transient, tx_id=tx_id, timestamp=when)
+
+    async def _execute(
+        self, org: str, name: str, stub: MemoryStub, caller: Caller, argument: str | None
+    ) -> dict[str, object]:
+        service = self.services[org]
+        wrapped = self.stub_wrapper(org, stub) if self.stub_wrapper else stub
+        if name == "init_network":
+            assert argument is not None
+            return await service.init_network(wrapped, caller, argument)
+        return await service.execute(wrapped, caller, name)
+
+    async def prepare(
+        self,
+        org: str,
+        name: str,
+        request: Mapping[str, Any] | None = None,
+        *,
+        caller: Caller | None = None,
+        argument: str | None = None,
+        when: datetime | None = None,
+    ) -> Submitted:
+        """Simulate a submit on ``org``'s server with every check; do not commit."""
+        caller = caller or self.caller(org)
+        when = when or self.now
+        tx_id = self.ledger.new_tx_id()
+        stub = self._stub(request, tx_id, when)
+        try:
+            result = await self._execute(org, name, stub, caller, argument)
+        except DepositTokenError as exc:
+            message = str(exc)
+            assert message.split(":", 1)[0] in CODES, message
+            assert stub.writes == {}, "a refused transaction wrote something"
+            assert stub.event is None
+            assert_no_private(message, request)
+            self.blocks.append(message)
+            raise
+        # A second peer of the same organization computes the same write set.
+        twin = self._stub(request, tx_id, when)
+        twin_result = await self._execute(org, name, twin, caller, argument)
+        assert twin.writes == stub.writes, "write sets differ between two endorsers"
+        assert twin.event == stub.event
+        assert twin_result == result
+        server_msp = msp_of(org)
+        for collection, _key in stub.writes:
+            if collection == "":
+                assert name == "init_network", "only init_network writes public state"
+            else:
+                assert policy_org(collection) == server_msp, (
+                    f"{name} on {org} writes {collection}, which {org} cannot endorse"
+                )
+        block_text = json.dumps(result, sort_keys=True)
+        if stub.event is not None:
+            block_text += stub.event[0] + stub.event[1].decode()
+        assert_no_private(block_text, request)
+        self.blocks.append(block_text)
+        return Submitted(stub, result, self)
+
+    async def submit(
+        self,
+        org: str,
+        name: str,
+        request: Mapping[str, Any] | None = None,
+        **kw: Any,
+    ) -> dict[str, object]:
+        """Simulate on ``org``'s server and commit."""
+        assert name == "init_network" or not TRANSACTIONS[name].evaluate
+        sub = await self.prepare(org, name, request, **kw)
+        sub.commit()
+        return sub.result
+
+    async def evaluate(
+        self,
+        org: str,
+        name: str,
+        request: Mapping[str, Any] | None = None,
+        *,
+        caller: Caller | None = None,
+        when: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Run a read on ``org``'s server; it must write nothing."""
+        assert TRANSACTIONS[name].evaluate
+        stub = self._stub(request, self.ledger.new_tx_id(), when or self.now)
+        result = await self._execute(org, name, stub, caller or self.caller(org), None)
+        assert stub.writes == {}
+        return result
+
+    async def init(self) -> None:
+        """``init_network``: simulated on every bank's server, identical write sets, one
+        commit (the chaincode-level policy: every bank endorses)."""
+        payload = init_payload(self.regulator)
+        subs = []
+        for bank in BANKS:
+            stub = self.ledger.stub(tx_id="init-network-tx", timestamp=self.now)
+            await self.services[bank].init_network(stub, self.caller("hkbank"), payload)
+            subs.append(stub)
+        assert all(s.writes == subs[0].writes for s in subs)
+        subs[0].commit()
+
+    # ------------------------------------------------------------------ shortcuts
+
+    async def open(self, bank: str, currency: str, account_id: str, **extra: Any) -> str:
+        await self.submit(bank, "open_account", {
+            "reference": f"open-{account_id}", "account_id": account_id,
+            "currency": currency, "owner_ref": f"CIF-{account_id[:6]}", **extra,
+        })
+        return account_id
+
+    async def mint(self, bank: str, account_id: str, amount: int, ref: str) -> None:
+        await self.submit(bank, "mint", {"reference": ref, "account_id": account_id,
+                                         "amount": amount}, caller=self.caller(bank, "minter"))
+
+    async def balance(self, bank: str, account_id: str) -> int:
+        acc = await self.evaluate(bank, "get_account", {"account_id": account_id})
+        return int(acc["balance"])
+
+    async def initiate(
+        self, payer_bank: str, payer: str, payee_bank: str, payee: str, amount: int, ref: str,
+        **extra: Any,
+    ) -> str:
+        """Initiate and return the transfer id (found through ``get_reference``)."""
+        await self.submit(payer_bank, "initiate_transfer", {
+            "reference": ref, "payer_account": payer, "payee_bank": payee_bank,
+            "payee_account": payee, "amount": amount,
+            "originator": {"name": "Kowloon Exporters Ltd", "account": "HK-001-234"}, **extra,
+        })
+        got = await self.evaluate(payer_bank, "get_reference", {"reference": ref})
+        ids = got["ids"]
+        assert isinstance(ids, list) and len(ids) == 1
+        return str(ids[0])
+
+    async def audit(self, page_size: int = 7, order: bool = True) -> dict[str, Any]:
+        """Run the regulator's audit to the end, page by page."""
+        cursor = None
+        for _ in range(10_000):
+            req: dict[str, Any] = {"page_size": page_size, "cursor": cursor}
+            if order:
+                req["ledger_order"] = {k: list(v) for k, v in self.order.items()}
+            page = await self.evaluate("regulator", "audit", req)
+            if page["done"]:
+                return page
+            cursor = page["cursor"]
+        raise AssertionError("the audit never finished")
+
+    async def obligations(self, a: str, b: str, page_size: int = 5,
+                          order: bool = True, org: str | None = None) -> dict[str, Any]:
+        cursor = None
+        for _ in range(10_000):
+            req: dict[str, Any] = {"bank_a": a, "bank_b": b, "page_size": page_size,
+                                   "cursor": cursor}
+            if order:
+                req["ledger_order"] = {k: list(v) for k, v in self.order.items()}
+            page = await self.evaluate(org or a, "get_obligations", req)
+            if page["done"]:
+                return page
+            cursor = page["cursor"]
+        raise AssertionError("obligations never finished")
+
+
+def ids(prefix: str, n: int) -> Sequence[str]:
+    """``n`` well-formed opaque ids (22+ characters)."""
+    return [f"{prefix}{i:04d}".ljust(24, "x") for i in range(n)]
