@@ -407,7 +407,8 @@ async def test_validation_parameters_for_public_and_private_keys(peer: FakePeer)
         public = await stub.get_state_validation_parameter("pub")
         private = await stub.get_private_data_validation_parameter("coll", "priv")
         none = await stub.get_state_validation_parameter("nokey")
-        assert public is not None and private is not None
+        assert public is not None
+        assert private is not None
         return repr(
             (
                 KeyEndorsementPolicy(public).list_orgs(),
