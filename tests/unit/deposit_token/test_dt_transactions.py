@@ -1,0 +1,612 @@
+"""Every transaction of the deposit-token contract, and every refusal code, over MemoryLedger.
+
+The harness (``dt_harness``) checks on every submit: identical write sets on two endorsers,
+collection policies satisfied by the serving organization alone, nothing written by a
+refusal, no private value in what reaches the block.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from unit.deposit_token.dt_harness import BANKS, REGULATOR, Net, ids
+
+from deposit_token import errors as e
+from deposit_token.keys import ACCOUNT_ID_RE, TAG_RE
+from deposit_token.operations import EVENT_DECIDED, EVENT_PENDING, Caller
+
+HK, US, CN = "hkbank", "usbank", "cnbank"
+
+
+@pytest.fixture
+async def net() -> Net:
+    n = Net()
+    await n.init()
+    return n
+
+
+async def funded(net: Net, bank: str = HK, cur: str = "USD", amount: int = 10_000,
+                 tag: str = "pay") -> str:
+    (acc,) = ids(f"{bank[:2]}{tag}", 1)
+    await net.open(bank, cur, acc)
+    if amount:
+        await net.mint(bank, acc, amount, f"dep-{acc}")
+    return acc
+
+
+# --------------------------------------------------------------------------- init / registry
+
+
+async def test_init_network_writes_registry_and_tokens_once() -> None:
+    net = Net()
+    with pytest.raises(e.NotInitialized):
+        await net.evaluate(HK, "get_registry")
+    await net.init()
+    reg = await net.evaluate(US, "get_registry")
+    assert [b["name"] for b in reg["banks"]] == sorted(BANKS)
+    assert reg["regulator_msp_id"] == REGULATOR
+    assert {(t["issuer"], t["currency"]) for t in reg["tokens"]} == {
+        (HK, "HKD"), (HK, "USD"), (US, "USD"), (CN, "CNH"), (CN, "USD")}
+    assert net.ledger.get_state("token/hkbank/HKD") is not None
+    with pytest.raises(e.AlreadyInitialized):
+        await net.submit(HK, "init_network", argument="{}")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not json",
+        "[]",
+        json.dumps({"banks": [], "currencies": {"USD": 2}}),
+        json.dumps({"banks": [{"name": "Bad-Name", "msp_id": "X", "currencies": ["USD"]}],
+                    "currencies": {"USD": 2}}),
+        json.dumps({"banks": [{"name": "hkbank", "msp_id": "HarbourBankMSP",
+                               "currencies": ["EUR"]}], "currencies": {"USD": 2}}),
+        json.dumps({"banks": [{"name": "hkbank", "msp_id": "HarbourBankMSP",
+                               "currencies": ["USD"]}], "currencies": {"USD": 2.5}}),
+        json.dumps({"banks": [{"name": "hkbank", "msp_id": "HarbourBankMSP",
+                               "currencies": ["USD"]}], "currencies": {"USD": 2},
+                    "regulator_msp_id": "HarbourBankMSP"}),
+        json.dumps({"banks": [{"name": "hkbank", "msp_id": "HarbourBankMSP",
+                               "currencies": ["USD"]}], "currencies": {"USD": 2}, "x": 1}),
+    ],
+)
+async def test_init_network_refuses_a_bad_registry(payload: str) -> None:
+    net = Net()
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(HK, "init_network", argument=payload)
+
+
+async def test_init_network_refused_by_a_server_or_client_outside_the_registry() -> None:
+    net = Net()
+    only_us = json.dumps({"banks": [{"name": "usbank", "msp_id": "LibertyBankMSP",
+                                     "currencies": ["USD"]}], "currencies": {"USD": 2}})
+    with pytest.raises(e.WrongEndorser):
+        await net.submit(HK, "init_network", argument=only_us)
+    with pytest.raises(e.NotAuthorized):
+        await net.submit(US, "init_network", argument=only_us, caller=Caller("OtherMSP"))
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+async def test_open_account_and_read_it(net: Net) -> None:
+    (acc,) = ids("open", 1)
+    await net.open(HK, "HKD", acc, limits={"single_payment": 500, "daily_outflow": 900})
+    got = await net.evaluate(HK, "get_account", {"account_id": acc})
+    assert got["balance"] == 0 and got["status"] == "active" and got["currency"] == "HKD"
+    assert got["limits"] == {"single_payment": 500, "daily_outflow": 900}
+    assert got["owner_ref"].startswith("CIF-")
+    # the regulator reads it too, naming the bank
+    reg = await net.evaluate("regulator", "get_account", {"account_id": acc, "bank": HK},
+                             caller=Net.caller("regulator", "auditor"))
+    assert reg["balance"] == 0
+    ref = await net.evaluate(HK, "get_reference", {"reference": f"open-{acc}"})
+    assert ref["kind"] == "open_account" and ref["ids"] == [acc]
+
+
+async def test_open_account_derives_an_id_when_the_client_gives_none(net: Net) -> None:
+    await net.submit(HK, "open_account", {"reference": "r-derived", "currency": "USD",
+                                          "owner_ref": "CIF-9"})
+    ref = await net.evaluate(HK, "get_reference", {"reference": "r-derived"})
+    (acc,) = ref["ids"]
+    assert TAG_RE.fullmatch(acc) and ACCOUNT_ID_RE.fullmatch(acc)
+    assert (await net.evaluate(HK, "get_account", {"account_id": acc}))["currency"] == "USD"
+
+
+async def test_open_account_refusals(net: Net) -> None:
+    (acc,) = ids("dup", 1)
+    await net.open(HK, "USD", acc)
+    with pytest.raises(e.DuplicateReference):
+        await net.open(HK, "USD", acc)
+    with pytest.raises(e.AlreadyExists):
+        await net.submit(HK, "open_account", {"reference": "fresh", "account_id": acc,
+                                              "currency": "USD", "owner_ref": "x"})
+    with pytest.raises(e.CurrencyMismatch):  # usbank issues no HKD
+        await net.submit(US, "open_account", {"reference": "r", "currency": "HKD",
+                                              "owner_ref": "x"})
+    with pytest.raises(e.InvalidArgument):  # guessable account id
+        await net.submit(HK, "open_account", {"reference": "r2", "account_id": "EXP-0001",
+                                              "currency": "USD", "owner_ref": "x"})
+    with pytest.raises(e.InvalidArgument):  # missing transient request
+        await net.submit(HK, "open_account", None)
+    with pytest.raises(e.InvalidArgument):  # unknown field
+        await net.submit(HK, "open_account", {"reference": "r3", "currency": "USD",
+                                              "owner_ref": "x", "balance": 5})
+
+
+async def test_roles_and_organizations_are_checked(net: Net) -> None:
+    req = {"reference": "r", "currency": "USD", "owner_ref": "x"}
+    with pytest.raises(e.NotAuthorized, match="operator"):
+        await net.submit(HK, "open_account", req, caller=Net.caller(HK, "minter"))
+    with pytest.raises(e.WrongEndorser):  # a usbank client on hkbank's server
+        await net.submit(HK, "open_account", req, caller=Net.caller(US))
+    with pytest.raises(e.NotAuthorized):  # a stranger
+        await net.submit(HK, "open_account", req, caller=Caller("StrangerMSP",
+                                                                 frozenset({"operator"})))
+    with pytest.raises(e.WrongEndorser):  # the regulator's server does not serve a bank
+        await net.submit("regulator", "open_account", req, caller=Net.caller("regulator"))
+    acc = await funded(net)
+    with pytest.raises(e.NotAuthorized, match="minter"):
+        await net.submit(HK, "mint", {"reference": "m", "account_id": acc, "amount": 1},
+                         caller=Net.caller(HK, "operator"))
+    with pytest.raises(e.NotAuthorized):  # reads need a role
+        await net.evaluate(HK, "get_account", {"account_id": acc}, caller=Caller(BANKS[HK][0]))
+    with pytest.raises(e.NotAuthorized):  # another bank cannot read it
+        await net.evaluate(HK, "get_account", {"account_id": acc, "bank": HK},
+                           caller=Net.caller(US))
+    with pytest.raises(e.WrongEndorser):  # usbank's peer is no member of acct-hkbank
+        await net.evaluate(US, "get_account", {"account_id": acc, "bank": HK},
+                           caller=Net.caller("regulator", "auditor"))
+    with pytest.raises(e.NotAuthorized):  # the regulator needs the auditor role
+        await net.evaluate("regulator", "get_account", {"account_id": acc, "bank": HK},
+                           caller=Net.caller("regulator", "operator"))
+
+
+async def test_status_transitions(net: Net) -> None:
+    acc = await funded(net, amount=100)
+    (other,) = ids("stat2", 1)
+    await net.open(HK, "USD", other)
+    st = {"account_id": acc}
+    await net.submit(HK, "set_account_status", {**st, "status": "frozen"})
+    with pytest.raises(e.AccountFrozen):
+        await net.submit(HK, "transfer", {"reference": "t1", "from_account": acc,
+                                          "to_account": other, "amount": 1})
+    with pytest.raises(e.AccountFrozen):  # nor can it be credited
+        await net.mint(HK, acc, 5, "m-frozen")
+    with pytest.raises(e.InvalidState):
+        await net.submit(HK, "set_account_status", {**st, "status": "frozen"})
+    await net.submit(HK, "set_account_status", {**st, "status": "active"})
+    with pytest.raises(e.InvalidState, match="zero balance"):
+        await net.submit(HK, "set_account_status", {**st, "status": "closed"})
+    await net.submit(HK, "burn", {"reference": "b", "account_id": acc, "amount": 100},
+                     caller=Net.caller(HK, "minter"))
+    await net.submit(HK, "set_account_status", {**st, "status": "closed"})
+    with pytest.raises(e.InvalidState):
+        await net.submit(HK, "set_account_status", {**st, "status": "active"})
+    with pytest.raises(e.AccountClosed):
+        await net.mint(HK, acc, 5, "m-closed")
+    with pytest.raises(e.AccountClosed):
+        await net.submit(HK, "set_account_limits", {**st, "single_payment": 5})
+    with pytest.raises(e.NotFound):
+        await net.submit(HK, "set_account_status", {"account_id": ids("nope", 1)[0],
+                                                    "status": "frozen"})
+    hist = await net.evaluate(HK, "get_history", st)
+    kinds = [r["kind"] for r in hist["records"]]
+    assert kinds == ["opened", "mint", "status", "status", "burn", "status"]
+    assert [r["seq"] for r in hist["records"]] == list(range(6))
+
+
+async def test_limits_single_payment_and_daily_outflow_by_transaction_date(net: Net) -> None:
+    acc = await funded(net, amount=10_000)
+    (to,) = ids("lim2", 1)
+    await net.open(HK, "USD", to)
+    await net.submit(HK, "set_account_limits", {"account_id": acc, "single_payment": 300,
+                                                "daily_outflow": 500})
+
+    def pay(ref: str, amount: int) -> dict[str, Any]:
+        return {"reference": ref, "from_account": acc, "to_account": to, "amount": amount}
+
+    with pytest.raises(e.LimitExceeded, match="single-payment"):
+        await net.submit(HK, "transfer", pay("l0", 301))
+    await net.submit(HK, "transfer", pay("l1", 300))
+    await net.submit(HK, "transfer", pay("l2", 200))
+    with pytest.raises(e.LimitExceeded, match="daily"):
+        await net.submit(HK, "transfer", pay("l3", 1))
+    got = await net.evaluate(HK, "get_account", {"account_id": acc})
+    assert got["outflow_today"] == 500
+    net.advance(hours=15)  # 2025-01-07 00:00 UTC: a new day by the transaction timestamp
+    await net.submit(HK, "transfer", pay("l4", 300))
+    # a burn (redemption) is not a payment: no limits
+    await net.submit(HK, "burn", {"reference": "b", "account_id": acc, "amount": 1000},
+                     caller=Net.caller(HK, "minter"))
+    assert await net.balance(HK, acc) == 10_000 - 800 - 1000
+
+
+# --------------------------------------------------------------------------- money in a bank
+
+
+async def test_mint_burn_transfer_and_supply(net: Net) -> None:
+    acc = await funded(net, amount=10_000)
+    (to,) = ids("mbt2", 1)
+    await net.open(HK, "USD", to)
+    await net.submit(HK, "transfer", {"reference": "t", "from_account": acc, "to_account": to,
+                                      "amount": 2_500})
+    await net.submit(HK, "burn", {"reference": "b", "account_id": to, "amount": 500},
+                     caller=Net.caller(HK, "minter"))
+    assert await net.balance(HK, acc) == 7_500
+    assert await net.balance(HK, to) == 2_000
+    sup = await net.evaluate(HK, "get_supply", {"currency": "USD", "page_size": 2})
+    while not sup["done"]:
+        sup = await net.evaluate(HK, "get_supply", {"currency": "USD", "page_size": 2,
+                                                    "cursor": sup["cursor"]})
+    assert sup["supply"] == 9_500
+    assert sup["by_kind"] == {"mint": 10_000, "internal": 2_500, "burn": 500}
+    reg = await net.evaluate("regulator", "get_supply", {"currency": "USD", "bank": HK},
+                             caller=Net.caller("regulator", "auditor"))
+    assert reg["supply"] == 9_500
+    with pytest.raises(e.NotFound):
+        await net.evaluate(US, "get_supply", {"currency": "HKD"})
+
+
+async def test_money_refusals(net: Net) -> None:
+    acc = await funded(net, amount=100)
+    (to,) = ids("mr2", 1)
+    (hkd,) = ids("mrhkd", 1)
+    await net.open(HK, "USD", to)
+    await net.open(HK, "HKD", hkd)
+    with pytest.raises(e.InsufficientFunds):
+        await net.submit(HK, "transfer", {"reference": "x1", "from_account": acc,
+                                          "to_account": to, "amount": 101})
+    with pytest.raises(e.InsufficientFunds):
+        await net.submit(HK, "burn", {"reference": "x2", "account_id": acc, "amount": 101},
+                         caller=Net.caller(HK, "minter"))
+    with pytest.raises(e.CurrencyMismatch):
+        await net.submit(HK, "transfer", {"reference": "x3", "from_account": acc,
+                                          "to_account": hkd, "amount": 1})
+    for bad in (0, -5, 1.5, "10", True, 2**63):
+        with pytest.raises(e.InvalidAmount):
+            await net.submit(HK, "mint", {"reference": "x4", "account_id": acc, "amount": bad},
+                             caller=Net.caller(HK, "minter"))
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(HK, "transfer", {"reference": "x5", "from_account": acc,
+                                          "to_account": acc, "amount": 1})
+    with pytest.raises(e.NotFound):
+        await net.submit(HK, "transfer", {"reference": "x6", "from_account": acc,
+                                          "to_account": ids("ghost", 1)[0], "amount": 1})
+    await net.mint(HK, acc, 1, "once")
+    with pytest.raises(e.DuplicateReference):
+        await net.mint(HK, acc, 1, "once")
+    with pytest.raises(e.InvalidAmount):  # a balance above 2**63-1
+        await net.mint(HK, acc, 2**63 - 1, "huge")
+    assert await net.balance(HK, acc) == 101
+
+
+# --------------------------------------------------------------------------- across banks
+
+
+async def test_cross_bank_accept(net: Net) -> None:
+    payer = await funded(net, HK, "USD", 10_000)
+    payee = await funded(net, US, "USD", 0, tag="rcv")
+    sub = await net.prepare(HK, "initiate_transfer", {
+        "reference": "inv-1", "payer_account": payer, "payee_bank": US, "payee_account": payee,
+        "amount": 2_500, "originator": {"name": "Kowloon Exporters"}})
+    assert sub.result == {"tx_id": sub.stub.tx_id}
+    assert sub.stub.event == (EVENT_PENDING, b'{"payee_banks":["usbank"]}')
+    assert {c for c, _ in sub.stub.writes} == {"acct-hkbank", "pair-hkbank-usbank"}
+    sub.commit()
+    (tid,) = (await net.evaluate(HK, "get_reference", {"reference": "inv-1"}))["ids"]
+    assert await net.balance(HK, payer) == 7_500
+    incoming = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    assert [t["transfer"]["transfer_id"] for t in incoming["transfers"]] == [tid]
+    assert incoming["transfers"][0]["transfer"]["originator"] == {"name": "Kowloon Exporters"}
+    assert "payer_account" not in incoming["transfers"][0]["transfer"]
+    outgoing = await net.evaluate(HK, "get_pending", {"direction": "outgoing"})
+    assert [t["status"] for t in outgoing["transfers"]] == ["pending"]
+    # cnbank's server cannot read or act on it
+    with pytest.raises(e.NotAuthorized):
+        await net.evaluate(HK, "get_transfer", {"transfer_id": tid, "payer_bank": HK,
+                                                "payee_bank": US}, caller=Net.caller(CN))
+    acc = await net.prepare(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    assert acc.stub.event == (EVENT_DECIDED, b'{"payer_bank":"hkbank"}')
+    assert {c for c, _ in acc.stub.writes} == {"acct-usbank", "pair-usbank-hkbank"}
+    acc.commit()
+    assert await net.balance(US, payee) == 2_500
+    got = await net.evaluate(US, "get_transfer", {"transfer_id": tid, "payer_bank": HK,
+                                                  "payee_bank": US})
+    assert got["status"] == "accepted" and got["refund"] is None
+    with pytest.raises(e.InvalidState):
+        await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    with pytest.raises(e.InvalidState):
+        await net.submit(US, "reject_transfer", {"transfer_id": tid, "payer_bank": HK})
+    net.advance(days=2)
+    with pytest.raises(e.InvalidState, match="accepted"):
+        await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    hist = await net.evaluate(US, "get_history", {"account_id": payee})
+    assert hist["records"][-1]["kind"] == "payment_in"
+    assert hist["records"][-1]["transfer_id"] == tid
+    assert (await net.evaluate(US, "get_pending", {"direction": "incoming"}))["transfers"] == []
+
+
+async def test_cross_bank_reject_then_refund(net: Net) -> None:
+    payer = await funded(net, HK, "USD", 1_000)
+    payee = await funded(net, US, "USD", 0, tag="rcv")
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-2")
+    with pytest.raises(e.NotExpired):
+        await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    await net.submit(US, "reject_transfer", {"transfer_id": tid, "payer_bank": HK,
+                                             "reason": "account closed"})
+    with pytest.raises(e.InvalidState):
+        await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    outgoing = await net.evaluate(HK, "get_pending", {"direction": "outgoing"})
+    assert [t["status"] for t in outgoing["transfers"]] == ["rejected"]
+    await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    assert await net.balance(HK, payer) == 1_000
+    with pytest.raises(e.InvalidState):
+        await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    got = await net.evaluate(HK, "get_transfer", {"transfer_id": tid, "payer_bank": HK,
+                                                  "payee_bank": US})
+    assert got["status"] == "refunded" and got["refund"]["cause"] == "rejected"
+    audit = await net.audit()
+    assert audit["ok"], audit["failures"]
+
+
+async def test_cross_bank_expiry_by_transaction_timestamp(net: Net) -> None:
+    payer = await funded(net, HK, "USD", 1_000)
+    payee = await funded(net, US, "USD", 0, tag="rcv")
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-3", ttl_seconds=3600)
+    net.advance(seconds=3599)
+    with pytest.raises(e.NotExpired):
+        await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    net.advance(seconds=1)
+    with pytest.raises(e.Expired):
+        await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    incoming = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    assert [t["status"] for t in incoming["transfers"]] == ["expired"]
+    await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    got = await net.evaluate(HK, "get_transfer", {"transfer_id": tid, "payer_bank": HK,
+                                                  "payee_bank": US})
+    assert got["refund"]["cause"] == "expired"
+    with pytest.raises(e.InvalidState):  # too late to reject
+        await net.submit(US, "reject_transfer", {"transfer_id": tid, "payer_bank": HK})
+
+
+async def test_cross_bank_refusals(net: Net) -> None:
+    payer = await funded(net, HK, "HKD", 1_000)
+    usd = await funded(net, HK, "USD", 1_000, tag="usd")
+    payee = await funded(net, US, "USD", 0, tag="rcv")
+    base = {"reference": "r", "payer_account": usd, "payee_account": payee, "amount": 10}
+    with pytest.raises(e.CurrencyMismatch):  # usbank issues no HKD
+        await net.submit(HK, "initiate_transfer", {**base, "payer_account": payer,
+                                                   "payee_bank": US})
+    with pytest.raises(e.InvalidArgument):  # to the own bank: use transfer
+        await net.submit(HK, "initiate_transfer", {**base, "payee_bank": HK})
+    with pytest.raises(e.NotFound):
+        await net.submit(HK, "initiate_transfer", {**base, "payee_bank": "zzbank"})
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(HK, "initiate_transfer", {**base, "payee_bank": US,
+                                                   "ttl_seconds": 10})
+    tid = await net.initiate(HK, usd, US, payee, 10, "r-ok")
+    with pytest.raises(e.AlreadyExists):  # a client-drawn transfer id used twice
+        await net.submit(HK, "initiate_transfer", {**base, "reference": "r-again",
+                                                   "payee_bank": US, "transfer_id": tid})
+    with pytest.raises(e.NotFound):
+        await net.submit(US, "accept_transfer", {"transfer_id": ids("nope", 1)[0],
+                                                 "payer_bank": HK})
+    with pytest.raises(e.NotFound):  # wrong direction: usbank did not send it
+        await net.submit(HK, "accept_transfer", {"transfer_id": tid, "payer_bank": US})
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": US})
+    with pytest.raises(e.NotFound):  # cnbank initiated no such transfer
+        await net.submit(CN, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    await net.submit(US, "set_account_status", {"account_id": payee, "status": "frozen"})
+    with pytest.raises(e.AccountFrozen):
+        await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    await net.submit(US, "set_account_status", {"account_id": payee, "status": "active"})
+    await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+
+
+async def test_refund_lands_even_on_a_frozen_or_closed_account(net: Net) -> None:
+    payer = await funded(net, HK, "USD", 400)
+    payee = await funded(net, US, "USD", 0, tag="rcv")
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-c")
+    await net.submit(HK, "set_account_status", {"account_id": payer, "status": "closed"})
+    await net.submit(US, "reject_transfer", {"transfer_id": tid, "payer_bank": HK})
+    await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    assert await net.balance(HK, payer) == 400
+    # a closed account's residue is redeemed by a burn
+    await net.submit(HK, "burn", {"reference": "out", "account_id": payer, "amount": 400},
+                     caller=Net.caller(HK, "minter"))
+    assert (await net.audit())["ok"]
+
+
+async def test_batch_payout_one_debit_many_payees_several_banks(net: Net) -> None:
+    payer = await funded(net, HK, "USD", 100_000)
+    us1, us2 = ids("bus", 2)
+    cn1, hk1 = ids("bcn", 1)[0], ids("bhk", 1)[0]
+    for bank, acc in ((US, us1), (US, us2), (CN, cn1), (HK, hk1)):
+        await net.open(bank, "USD", acc)
+    payments = [
+        {"payee_bank": US, "payee_account": us1, "amount": 1_000, "remittance": "inv 1"},
+        {"payee_bank": US, "payee_account": us2, "amount": 2_000},
+        {"payee_bank": CN, "payee_account": cn1, "amount": 3_000},
+        {"payee_bank": HK, "payee_account": hk1, "amount": 4_000},
+    ]
+    sub = await net.prepare(HK, "batch_payout", {"reference": "payroll-1",
+                                                 "payer_account": payer, "payments": payments})
+    assert sub.stub.event == (EVENT_PENDING, b'{"payee_banks":["cnbank","usbank"]}')
+    # one write of the payer's balance key for the whole batch
+    assert sum(1 for c, k in sub.stub.writes if k == f"acct/{payer}") == 1
+    sub.commit()
+    assert await net.balance(HK, payer) == 90_000
+    assert await net.balance(HK, hk1) == 4_000
+    transfer_ids = (await net.evaluate(HK, "get_reference", {"reference": "payroll-1"}))["ids"]
+    assert len(transfer_ids) == 3
+    for bank in (US, CN):
+        pending = await net.evaluate(bank, "get_pending", {"direction": "incoming"})
+        for t in pending["transfers"]:
+            await net.submit(bank, "accept_transfer", {
+                "transfer_id": t["transfer"]["transfer_id"], "payer_bank": HK})
+    assert await net.balance(US, us1) == 1_000 and await net.balance(CN, cn1) == 3_000
+    hist = await net.evaluate(HK, "get_history", {"account_id": payer})
+    assert [r["balance_after"] for r in hist["records"][-4:]] == [99_000, 97_000, 94_000, 90_000]
+    audit = await net.audit()
+    assert audit["ok"], audit["failures"]
+    await net.submit(HK, "set_account_limits", {"account_id": payer, "daily_outflow": 12_000})
+    with pytest.raises(e.LimitExceeded):  # 10,000 out today already, 10,000 more
+        await net.submit(HK, "batch_payout", {"reference": "p2", "payer_account": payer,
+                                              "payments": payments})
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(HK, "batch_payout", {"reference": "p3", "payer_account": payer,
+                                              "payments": []})
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(HK, "batch_payout", {"reference": "p4", "payer_account": payer,
+                                              "payments": [{**payments[3],
+                                                            "payee_account": payer}]})
+
+
+# --------------------------------------------------------------------------- settlement
+
+
+async def test_obligations_and_settlement(net: Net) -> None:
+    hk = await funded(net, HK, "USD", 10_000)
+    us = await funded(net, US, "USD", 10_000, tag="rcv")
+    for i, amount in enumerate((1_000, 2_000)):
+        tid = await net.initiate(HK, hk, US, us, amount, f"h{i}")
+        await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    tid = await net.initiate(US, us, HK, hk, 500, "u0")
+    await net.submit(HK, "accept_transfer", {"transfer_id": tid, "payer_bank": US})
+    rejected = await net.initiate(HK, hk, US, us, 700, "h-rej")
+    await net.submit(US, "reject_transfer", {"transfer_id": rejected, "payer_bank": HK})
+    ob = await net.obligations(HK, US)
+    owed = {(o["debtor"], o["creditor"]): o["owed"] for o in ob["obligations"]}
+    assert owed == {(HK, US): 3_000, (US, HK): 500}
+    assert ob["net"] == {"USD": 2_500}
+    # the creditor confirms an RTGS payment; a second confirmation of it is refused
+    await net.submit(US, "confirm_settlement", {"rtgs_reference": "RTGS-77", "debtor_bank": HK,
+                                                "currency": "USD", "amount": 2_500})
+    with pytest.raises(e.DuplicateReference):
+        await net.submit(US, "confirm_settlement", {"rtgs_reference": "RTGS-77",
+                                                    "debtor_bank": HK, "currency": "USD",
+                                                    "amount": 2_500})
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(US, "confirm_settlement", {"rtgs_reference": "R", "debtor_bank": US,
+                                                    "currency": "USD", "amount": 1})
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(US, "confirm_settlement", {"rtgs_reference": "R", "debtor_bank": HK,
+                                                    "currency": "EUR", "amount": 1})
+    ob = await net.obligations(HK, US, org=US)
+    assert ob["net"] == {"USD": 0}
+    # cnbank may not look; the regulator may
+    with pytest.raises(e.NotAuthorized):
+        await net.evaluate(CN, "get_obligations", {"bank_a": HK, "bank_b": US})
+    reg = await net.evaluate("regulator", "get_obligations", {"bank_a": HK, "bank_b": US,
+                                                              "page_size": 100},
+                             caller=Net.caller("regulator", "auditor"))
+    assert reg["done"] and reg["net"] == {"USD": 0}
+    audit = await net.audit()
+    assert audit["ok"], audit["failures"]
+    pair = next(p for p in audit["pairs"] if p["payer"] == HK and p["payee"] == US)
+    assert pair["accepted"] == 3_000 and pair["settled"] == 2_500 and pair["owed"] == 500
+
+
+# --------------------------------------------------------------------------- regulator
+
+
+async def test_regulator_holds(net: Net) -> None:
+    acc = await funded(net, HK, "USD", 1_000)
+    (to,) = ids("hold2", 1)
+    await net.open(HK, "USD", to)
+    reg = Net.caller("regulator", "auditor")
+    await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc,
+                                               "held_amount": 800, "reason": "court order"},
+                     caller=reg)
+    with pytest.raises(e.InsufficientFunds):
+        await net.submit(HK, "transfer", {"reference": "h1", "from_account": acc,
+                                          "to_account": to, "amount": 201})
+    await net.submit(HK, "transfer", {"reference": "h2", "from_account": acc,
+                                      "to_account": to, "amount": 200})
+    got = await net.evaluate(HK, "get_account", {"account_id": acc})
+    assert got["available"] == 0 and got["hold"]["held_amount"] == 800
+    await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc, "frozen": True},
+                     caller=reg)
+    with pytest.raises(e.AccountFrozen, match="regulator"):
+        await net.submit(HK, "burn", {"reference": "h3", "account_id": acc, "amount": 1},
+                         caller=Net.caller(HK, "minter"))
+    await net.submit("regulator", "release_hold", {"bank": HK, "account_id": acc}, caller=reg)
+    await net.submit(HK, "burn", {"reference": "h4", "account_id": acc, "amount": 800},
+                     caller=Net.caller(HK, "minter"))
+    with pytest.raises(e.NotFound):
+        await net.submit("regulator", "release_hold", {"bank": HK, "account_id": acc},
+                         caller=reg)
+    # only the regulator writes holds, and only on its own server
+    with pytest.raises(e.NotAuthorized):
+        await net.submit(HK, "set_hold", {"bank": HK, "account_id": acc, "frozen": True})
+    with pytest.raises(e.WrongEndorser):
+        await net.submit(HK, "set_hold", {"bank": HK, "account_id": acc, "frozen": True},
+                         caller=reg)
+    with pytest.raises(e.NotAuthorized):
+        await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc,
+                                                   "frozen": True},
+                         caller=Net.caller("regulator", "operator"))
+    with pytest.raises(e.NotFound):
+        await net.submit("regulator", "set_hold", {"bank": HK, "account_id": ids("g", 1)[0],
+                                                   "frozen": True}, caller=reg)
+    with pytest.raises(e.InvalidArgument):
+        await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc}, caller=reg)
+
+
+async def test_a_network_without_regulator() -> None:
+    net = Net(regulator=False)
+    await net.init()
+    acc = await funded(net, HK, "USD", 100)
+    (to,) = ids("nr", 1)
+    await net.open(HK, "USD", to)
+    # no holds collection is read (it does not exist)
+    sub = await net.prepare(HK, "transfer", {"reference": "t", "from_account": acc,
+                                             "to_account": to, "amount": 1})
+    assert not any(c.startswith("holds-") for c, _ in sub.stub._reads)
+    with pytest.raises(e.NotAuthorized):
+        await net.submit(HK, "set_hold", {"bank": HK, "account_id": acc, "frozen": True})
+
+
+async def test_audit_is_paginated_and_refused_to_others(net: Net) -> None:
+    acc = await funded(net, HK, "USD", 1_000)
+    us = await funded(net, US, "USD", 0, tag="rcv")
+    for i in range(4):
+        tid = await net.initiate(HK, acc, US, us, 10 + i, f"a{i}")
+        if i % 2:
+            await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    small = await net.audit(page_size=1)
+    big = await net.audit(page_size=10_000)
+    assert small == big and small["ok"]
+    cur = next(c for c in small["currencies"] if c["currency"] == "USD")
+    assert cur["in_flight"] == 10 + 12 and cur["supply"] + cur["in_flight"] == 1_000
+    with pytest.raises(e.NotAuthorized):
+        await net.evaluate(HK, "audit", {})
+    with pytest.raises(e.InvalidArgument):
+        await net.evaluate("regulator", "audit", {"cursor": {"kind": "supply"}},
+                           caller=Net.caller("regulator", "auditor"))
+
+
+async def test_history_pages(net: Net) -> None:
+    acc = await funded(net, HK, "USD", 0)
+    for i in range(5):
+        await net.mint(HK, acc, 1 + i, f"m{i}")
+    page = await net.evaluate(HK, "get_history", {"account_id": acc, "page_size": 4})
+    assert [r["seq"] for r in page["records"]] == [0, 1, 2, 3] and page["next_seq"] == 4
+    page = await net.evaluate(HK, "get_history", {"account_id": acc, "page_size": 4,
+                                                  "from_seq": 4})
+    assert [r["seq"] for r in page["records"]] == [4, 5] and page["next_seq"] is None
+
+
+async def test_unknown_transaction_and_internal_errors_carry_no_text(net: Net) -> None:
+    with pytest.raises(e.InvalidArgument, match="unknown transaction"):
+        await net.services[HK].execute(net.ledger.stub(), Net.caller(HK), "steal")
+    (acc,) = ids("corrupt", 1)
+    net.ledger.seed(private={"acct-hkbank": {f"acct/{acc}": b'{"secret-balance": 1}'}})
+    with pytest.raises(e.CorruptState) as info:
+        await net.evaluate(HK, "get_account", {"account_id": acc})
+    assert "secret" not in str(info.value)
