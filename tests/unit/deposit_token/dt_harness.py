@@ -60,7 +60,8 @@ def policy_org(collection: str) -> str:
         return msp_of(rest)
     if kind == "pair":
         a, _, b = rest.partition("-")
-        assert BANK_NAME_RE.fullmatch(a) and BANK_NAME_RE.fullmatch(b)
+        assert BANK_NAME_RE.fullmatch(a)
+        assert BANK_NAME_RE.fullmatch(b)
         return msp_of(a)
     if kind == "holds":
         return REGULATOR
@@ -284,7 +285,8 @@ class Net:
         })
         got = await self.evaluate(payer_bank, "get_reference", {"reference": ref})
         ids = got["ids"]
-        assert isinstance(ids, list) and len(ids) == 1
+        assert isinstance(ids, list)
+        assert len(ids) == 1
         return str(ids[0])
 
     async def audit(self, page_size: int = 7, order: bool = True) -> dict[str, Any]:

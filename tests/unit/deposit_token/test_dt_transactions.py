@@ -11,11 +11,10 @@ import json
 from typing import Any
 
 import pytest
-from unit.deposit_token.dt_harness import BANKS, REGULATOR, Net, ids
-
 from deposit_token import errors as e
 from deposit_token.keys import ACCOUNT_ID_RE, TAG_RE
 from deposit_token.operations import EVENT_DECIDED, EVENT_PENDING, Caller
+from unit.deposit_token.dt_harness import BANKS, REGULATOR, Net, ids
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 
@@ -96,7 +95,9 @@ async def test_open_account_and_read_it(net: Net) -> None:
     (acc,) = ids("open", 1)
     await net.open(HK, "HKD", acc, limits={"single_payment": 500, "daily_outflow": 900})
     got = await net.evaluate(HK, "get_account", {"account_id": acc})
-    assert got["balance"] == 0 and got["status"] == "active" and got["currency"] == "HKD"
+    assert got["balance"] == 0
+    assert got["status"] == "active"
+    assert got["currency"] == "HKD"
     assert got["limits"] == {"single_payment": 500, "daily_outflow": 900}
     assert got["owner_ref"].startswith("CIF-")
     # the regulator reads it too, naming the bank
@@ -104,7 +105,8 @@ async def test_open_account_and_read_it(net: Net) -> None:
                              caller=Net.caller("regulator", "auditor"))
     assert reg["balance"] == 0
     ref = await net.evaluate(HK, "get_reference", {"reference": f"open-{acc}"})
-    assert ref["kind"] == "open_account" and ref["ids"] == [acc]
+    assert ref["kind"] == "open_account"
+    assert ref["ids"] == [acc]
 
 
 async def test_open_account_derives_an_id_when_the_client_gives_none(net: Net) -> None:
@@ -112,7 +114,8 @@ async def test_open_account_derives_an_id_when_the_client_gives_none(net: Net) -
                                           "owner_ref": "CIF-9"})
     ref = await net.evaluate(HK, "get_reference", {"reference": "r-derived"})
     (acc,) = ref["ids"]
-    assert TAG_RE.fullmatch(acc) and ACCOUNT_ID_RE.fullmatch(acc)
+    assert TAG_RE.fullmatch(acc)
+    assert ACCOUNT_ID_RE.fullmatch(acc)
     assert (await net.evaluate(HK, "get_account", {"account_id": acc}))["currency"] == "USD"
 
 
@@ -316,7 +319,8 @@ async def test_cross_bank_accept(net: Net) -> None:
     assert await net.balance(US, payee) == 2_500
     got = await net.evaluate(US, "get_transfer", {"transfer_id": tid, "payer_bank": HK,
                                                   "payee_bank": US})
-    assert got["status"] == "accepted" and got["refund"] is None
+    assert got["status"] == "accepted"
+    assert got["refund"] is None
     with pytest.raises(e.InvalidState):
         await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
     with pytest.raises(e.InvalidState):
@@ -348,7 +352,8 @@ async def test_cross_bank_reject_then_refund(net: Net) -> None:
         await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
     got = await net.evaluate(HK, "get_transfer", {"transfer_id": tid, "payer_bank": HK,
                                                   "payee_bank": US})
-    assert got["status"] == "refunded" and got["refund"]["cause"] == "rejected"
+    assert got["status"] == "refunded"
+    assert got["refund"]["cause"] == "rejected"
     audit = await net.audit()
     assert audit["ok"], audit["failures"]
 
@@ -449,7 +454,8 @@ async def test_batch_payout_one_debit_many_payees_several_banks(net: Net) -> Non
         for t in pending["transfers"]:
             await net.submit(bank, "accept_transfer", {
                 "transfer_id": t["transfer"]["transfer_id"], "payer_bank": HK})
-    assert await net.balance(US, us1) == 1_000 and await net.balance(CN, cn1) == 3_000
+    assert await net.balance(US, us1) == 1_000
+    assert await net.balance(CN, cn1) == 3_000
     hist = await net.evaluate(HK, "get_history", {"account_id": payer})
     assert [r["balance_after"] for r in hist["records"][-4:]] == [99_000, 97_000, 94_000, 90_000]
     audit = await net.audit()
@@ -505,11 +511,14 @@ async def test_obligations_and_settlement(net: Net) -> None:
     reg = await net.evaluate("regulator", "get_obligations", {"bank_a": HK, "bank_b": US,
                                                               "page_size": 100},
                              caller=Net.caller("regulator", "auditor"))
-    assert reg["done"] and reg["net"] == {"USD": 0}
+    assert reg["done"]
+    assert reg["net"] == {"USD": 0}
     audit = await net.audit()
     assert audit["ok"], audit["failures"]
     pair = next(p for p in audit["pairs"] if p["payer"] == HK and p["payee"] == US)
-    assert pair["accepted"] == 3_000 and pair["settled"] == 2_500 and pair["owed"] == 500
+    assert pair["accepted"] == 3_000
+    assert pair["settled"] == 2_500
+    assert pair["owed"] == 500
 
 
 # --------------------------------------------------------------------------- regulator
@@ -529,7 +538,8 @@ async def test_regulator_holds(net: Net) -> None:
     await net.submit(HK, "transfer", {"reference": "h2", "from_account": acc,
                                       "to_account": to, "amount": 200})
     got = await net.evaluate(HK, "get_account", {"account_id": acc})
-    assert got["available"] == 0 and got["hold"]["held_amount"] == 800
+    assert got["available"] == 0
+    assert got["hold"]["held_amount"] == 800
     await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc, "frozen": True},
                      caller=reg)
     with pytest.raises(e.AccountFrozen, match="regulator"):
@@ -581,9 +591,11 @@ async def test_audit_is_paginated_and_refused_to_others(net: Net) -> None:
             await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
     small = await net.audit(page_size=1)
     big = await net.audit(page_size=10_000)
-    assert small == big and small["ok"]
+    assert small == big
+    assert small["ok"]
     cur = next(c for c in small["currencies"] if c["currency"] == "USD")
-    assert cur["in_flight"] == 10 + 12 and cur["supply"] + cur["in_flight"] == 1_000
+    assert cur["in_flight"] == 10 + 12
+    assert cur["supply"] + cur["in_flight"] == 1_000
     with pytest.raises(e.NotAuthorized):
         await net.evaluate(HK, "audit", {})
     with pytest.raises(e.InvalidArgument):
@@ -596,10 +608,12 @@ async def test_history_pages(net: Net) -> None:
     for i in range(5):
         await net.mint(HK, acc, 1 + i, f"m{i}")
     page = await net.evaluate(HK, "get_history", {"account_id": acc, "page_size": 4})
-    assert [r["seq"] for r in page["records"]] == [0, 1, 2, 3] and page["next_seq"] == 4
+    assert [r["seq"] for r in page["records"]] == [0, 1, 2, 3]
+    assert page["next_seq"] == 4
     page = await net.evaluate(HK, "get_history", {"account_id": acc, "page_size": 4,
                                                   "from_seq": 4})
-    assert [r["seq"] for r in page["records"]] == [4, 5] and page["next_seq"] is None
+    assert [r["seq"] for r in page["records"]] == [4, 5]
+    assert page["next_seq"] is None
 
 
 async def test_unknown_transaction_and_internal_errors_carry_no_text(net: Net) -> None:
