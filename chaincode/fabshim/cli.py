@@ -41,7 +41,10 @@ def load_chaincode(target: str) -> Chaincode:
     if _is_chaincode(obj):
         return obj
     if callable(obj):
-        made: object = obj()
+        try:
+            made: object = obj()
+        except Exception as exc:
+            raise ConfigError(f"{target!r}() raised {type(exc).__name__}: {exc}") from exc
         if _is_chaincode(made):
             return made
         raise ConfigError(f"{target!r}() returned {type(made).__name__}, not a chaincode")

@@ -40,6 +40,8 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
     ("grpc.http2.max_ping_strikes", 0),
+    # Two servers must not share a port silently.
+    ("grpc.so_reuseport", 0),
 )
 
 
@@ -133,8 +135,10 @@ class ChaincodeServer:
                 )
                 port = server.add_secure_port(self._config.address, credentials)
         except RuntimeError as exc:
+            await server.stop(0)
             raise ShimError(f"cannot listen on {self._config.address}: {exc}") from exc
         if port == 0:
+            await server.stop(0)
             raise ShimError(f"cannot listen on {self._config.address}")
         await server.start()
         self._server = server
