@@ -122,7 +122,7 @@ def test_a_missing_tls_file_is_an_error_naming_the_variable_and_path(
 def test_an_unreadable_or_wrong_tls_file_is_an_error(
     tmp_path: Path, tls_files: dict[str, Path], tls: TLSSet
 ) -> None:
-    with pytest.raises(ConfigError, match="--tls-cert .*cannot read"):
+    with pytest.raises(ConfigError, match=r"--tls-cert .*cannot read"):
         ServerConfig.load(
             chaincode_id="cc",
             address="127.0.0.1:0",
