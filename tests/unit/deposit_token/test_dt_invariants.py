@@ -363,7 +363,8 @@ class Run:
         if isinstance(err, e.Expired):
             assert self.net.now >= expires
         elif isinstance(err, e.NotExpired):
-            assert not decided and self.net.now < expires
+            assert not decided
+            assert self.net.now < expires
         elif isinstance(err, e.InvalidState):
             assert decided or refunded
 
