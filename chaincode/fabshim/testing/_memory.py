@@ -262,7 +262,7 @@ class MemoryLedger:
         for collection, start, end, seen in stub._range_reads:
             entries = self._entries(collection)
             keys, _ = range_page(entries, start, end, None, "")
-            now = [(k, entries[k].version) for k in keys if not seen or k <= seen[-1][0]]
+            now = [(k, entries[k].version) for k in keys]
             if now != seen:
                 raise MVCCReadConflictError(
                     f"PHANTOM_READ_CONFLICT: a range read by transaction {stub.tx_id[:8]} changed"
@@ -745,8 +745,10 @@ class MemoryStub:
         effective_page = page_size if not collection else None
         keys, next_bookmark = range_page(entries, start, end, effective_page, bookmark)
         if not collection:
+            # A page covers [start, next bookmark): a key inserted there is a phantom.
+            covered_end = next_bookmark if next_bookmark else end
             seen = [(k, entries[k].version) for k in keys]
-            self._range_reads.append((collection, bookmark or start, end, seen))
+            self._range_reads.append((collection, bookmark or start, covered_end, seen))
         results = [KV(key=k, value=entries[k].value, namespace="") for k in keys]
         metadata = QueryResponseMetadata(len(results), next_bookmark)
         return self._iterator(results), metadata
