@@ -385,6 +385,13 @@ class Handler:
         if not isinstance(response, Response):
             logger.error("%s chaincode returned %s, not a Response", prefix, type(response))
             return error_response("chaincode returned no Response")
+        if not (
+            isinstance(response.status, int)
+            and isinstance(response.message, str)
+            and isinstance(response.payload, bytes)
+        ):
+            logger.error("%s chaincode returned a Response with wrongly typed fields", prefix)
+            return error_response("chaincode returned a malformed Response")
         return response
 
     async def _reply(
@@ -425,7 +432,13 @@ class Handler:
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            logger.error("%s internal task failed: %s", self._label, type(exc).__name__)
 
     async def _send_quietly(self, message: pb.Message) -> None:
         try:

@@ -220,6 +220,19 @@ async def test_a_chaincode_returning_no_response_gets_an_error_response() -> Non
         assert "no Response" in result.error_text
 
 
+async def test_a_response_with_wrongly_typed_fields_gets_an_error_response() -> None:
+    async def wrong(stub: Stub) -> Response:
+        return Response(200, payload="text, not bytes")  # type: ignore[arg-type]
+
+    async with connected(FnChaincode(wrong)) as (_, peer):
+        result = await peer.execute("f")
+        assert (result.status, result.error_text) == (
+            500,
+            "chaincode returned a malformed Response",
+        )
+        assert (await peer.execute("g")).status == 500
+
+
 async def test_a_peer_error_raises_in_the_chaincode() -> None:
     seen: list[BaseException] = []
 
