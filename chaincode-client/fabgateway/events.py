@@ -87,6 +87,7 @@ class _Stream(Generic[_T]):
     async def aclose(self) -> None:
         """Stop the stream (cancels the gRPC call)."""
         self._closed = True
+        self._pending.clear()
         if self._call is not None:
             self._call.cancel()
 

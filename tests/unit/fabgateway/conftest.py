@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
+import fabgateway
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from unit.fabgateway.gw_fakes import FakePeer, Server, make_certificate, start_server
-
-import fabgateway
 
 
 @pytest.fixture

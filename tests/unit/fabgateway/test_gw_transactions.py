@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import fabgateway
 import grpc
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from fabgateway import hashing
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import proposal_pb2, transaction_pb2
 from unit.fabgateway.gw_fakes import (
@@ -18,12 +20,10 @@ from unit.fabgateway.gw_fakes import (
     FakePeer,
     Invocation,
     Result,
-    Server,
     make_certificate,
 )
 
-import fabgateway
-from fabgateway import hashing
+pytestmark = pytest.mark.timeout(60)
 
 CODES = transaction_pb2.TxValidationCode
 
@@ -83,7 +83,8 @@ async def test_each_step_is_public(peer: FakePeer, contract: fabgateway.Contract
     assert submitted.result == b"p"
     status = await submitted.get_status()
     assert status.successful
-    assert status.code == 0 and status.code_name == "VALID"
+    assert status.code == 0
+    assert status.code_name == "VALID"
     assert status.block_number == 1
     assert status.transaction_id == proposal.transaction_id
 
@@ -205,7 +206,8 @@ async def test_endorse_error_carries_details_and_chaincode_message(
     ]
     assert error.chaincode_status == 500
     assert error.chaincode_message == "INSUFFICIENT_FUNDS: balance too low"
-    assert PEER_ADDRESS in str(error) and proposal.transaction_id in str(error)
+    assert PEER_ADDRESS in str(error)
+    assert proposal.transaction_id in str(error)
     assert isinstance(error, fabgateway.TransactionError)
 
 
@@ -335,7 +337,8 @@ async def test_new_commit_for_a_known_transaction_id(
     status = (
         await gateway.get_network("mychannel").new_commit(submitted.transaction_id).get_status()
     )
-    assert status.successful and status.transaction_id == submitted.transaction_id
+    assert status.successful
+    assert status.transaction_id == submitted.transaction_id
 
 
 async def test_hundreds_of_transactions_in_flight_on_one_channel(
@@ -413,7 +416,7 @@ async def test_off_line_signature_must_be_right(
 async def test_malformed_off_line_bytes(gateway: fabgateway.Gateway) -> None:
     with pytest.raises(fabgateway.MalformedMessageError):
         gateway.new_signed_proposal(b"\xff\xff not a proposal", b"sig")
-    with pytest.raises(ValueError, match="PreparedTransaction|prepared transaction"):
+    with pytest.raises(ValueError, match=r"(PreparedTransaction|prepared transaction)"):
         gateway.new_transaction(b"\x0a\x05junk!")
     with pytest.raises(fabgateway.MalformedMessageError):
         gateway.new_commit(b"")
