@@ -20,7 +20,8 @@ Errors::
     GatewayError                     root: everything this package raises on purpose
     ├── CallError                    a gRPC call failed: code, status_message, details
     │   │                            (list of ErrorDetail(address, msp_id, message)),
-    │   │                            chaincode_status, chaincode_message
+    │   │                            chaincode_status, chaincode_message,
+    │   │                            is_duplicate_transaction
     │   ├── TransactionError         ... for one transaction: + transaction_id
     │   │   ├── EvaluateError
     │   │   ├── EndorseError

@@ -4,7 +4,8 @@
 
     GatewayError                     root: everything this package raises on purpose
     ├── CallError                    a Gateway or Deliver gRPC call failed: code, status_message,
-    │   │                            details (per-peer ErrorDetail), chaincode_message
+    │   │                            details (per-peer ErrorDetail), chaincode_message,
+    │   │                            chaincode_status, is_duplicate_transaction
     │   ├── TransactionError         ... for one transaction: + transaction_id
     │   │   ├── EvaluateError
     │   │   ├── EndorseError
@@ -50,6 +51,7 @@ __all__ = [
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 _ERROR_DETAIL_TYPE = "gateway.ErrorDetail"
+_DUPLICATE = "duplicate transaction found"
 _CHAINCODE_RESPONSE = re.compile(r"chaincode response (\d+), (.*)", re.DOTALL)
 
 
@@ -110,6 +112,17 @@ class CallError(GatewayError):
         """
         found = self._chaincode_match()
         return found.group(2) if found else None
+
+    @property
+    def is_duplicate_transaction(self) -> bool:
+        """True when a peer refused the transaction id as already in its ledger.
+
+        A peer refuses to endorse a transaction id that its ledger holds, committed valid or
+        invalid ("duplicate transaction found"): the retry of a transaction that was already
+        ordered. Ask its fate with ``network.new_commit(transaction_id).get_status()``.
+        """
+        texts = [d.message for d in self.details] + [self.status_message]
+        return any(_DUPLICATE in text for text in texts)
 
     def _chaincode_match(self) -> re.Match[str] | None:
         for text in [d.message for d in self.details] + [self.status_message]:

@@ -344,6 +344,21 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
                 self.problem(f"endorse: {decoded}")
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, decoded)
             assert isinstance(decoded, Invocation)
+            if any(t[0] == decoded.transaction_id for b in self.blocks for t in b.transactions):
+                creator = decoded.creator.hex()
+                await abort_with_details(
+                    context,
+                    grpc.StatusCode.ABORTED,
+                    "failed to endorse transaction, see attached details for more info",
+                    [
+                        (
+                            PEER_ADDRESS,
+                            PEER_MSP,
+                            f"duplicate transaction found [{decoded.transaction_id}]. "
+                            f"Creator [{creator}]",
+                        )
+                    ],
+                )
             try:
                 result = await self._run(decoded)
             except ChaincodeFailure as failure:

@@ -464,3 +464,30 @@ async def test_custom_hash_is_used_for_digests(
 async def test_arguments_must_be_str_or_bytes(contract: fabgateway.Contract) -> None:
     with pytest.raises(TypeError, match="str or bytes"):
         contract.new_proposal("f", arguments=[42])  # type: ignore[list-item]
+
+
+async def test_retry_of_a_committed_transaction_is_a_duplicate(
+    peer: FakePeer, contract: fabgateway.Contract, gateway: fabgateway.Gateway
+) -> None:
+    echo(peer)
+    nonce = b"payment-42".ljust(24, b"\0")
+    await contract.submit_transaction("echo", "pay", nonce=nonce)
+    with pytest.raises(fabgateway.EndorseError) as caught:
+        await contract.submit_transaction("echo", "pay", nonce=nonce)
+    error = caught.value
+    assert error.is_duplicate_transaction
+    assert error.chaincode_message is None
+    status = await gateway.get_network("mychannel").new_commit(error.transaction_id).get_status()
+    assert status.successful
+
+
+async def test_chaincode_failure_is_not_a_duplicate(
+    peer: FakePeer, contract: fabgateway.Contract
+) -> None:
+    @peer.function("fail")
+    def _fail(inv: Invocation) -> Result:
+        raise ChaincodeFailure(500, "NOPE: no")
+
+    with pytest.raises(fabgateway.EndorseError) as caught:
+        await contract.submit_transaction("fail")
+    assert not caught.value.is_duplicate_transaction
