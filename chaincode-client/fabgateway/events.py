@@ -63,12 +63,18 @@ def start_position(
 
 
 class _Stream(Generic[_T]):
-    """Common machinery of the event streams: lazy start, buffering, closing."""
+    """Common machinery of the event streams: lazy start, buffering, closing.
+
+    Reads run in a task of their own, shielded from the consumer: a consumer that stops waiting
+    (``asyncio.wait_for`` timing out, a cancelled task) neither cancels the gRPC call nor loses
+    the message being read; the next ``__anext__`` picks up the same read.
+    """
 
     def __init__(self) -> None:
         self._call: Any = None
         self._closed = False
         self._pending: collections.deque[_T] = collections.deque()
+        self._read: asyncio.Task[Any] | None = None
 
     def __aiter__(self) -> Self:
         return self
@@ -90,6 +96,8 @@ class _Stream(Generic[_T]):
         self._pending.clear()
         if self._call is not None:
             self._call.cancel()
+        if self._read is not None and not self._read.done():
+            self._read.cancel()
 
     async def _start(self) -> Any:
         raise NotImplementedError
@@ -100,28 +108,50 @@ class _Stream(Generic[_T]):
     def _failure(self, error: grpc.aio.AioRpcError) -> Exception:
         raise NotImplementedError
 
+    async def _read_one(self) -> Any:
+        if self._call is None:
+            self._call = await self._start()
+        return await self._call.read()
+
     async def __anext__(self) -> _T:
         while not self._pending:
             if self._closed:
                 raise StopAsyncIteration
+            if self._read is None:
+                self._read = asyncio.ensure_future(self._read_one())
+                self._read.add_done_callback(_retrieve)
+            read = self._read
             try:
-                if self._call is None:
-                    self._call = await self._start()
-                response = await self._call.read()
+                response = await asyncio.shield(read)
             except grpc.aio.AioRpcError as error:
+                self._read = None
                 if self._closed:
                     raise StopAsyncIteration from None
                 self._closed = True
                 raise self._failure(error) from error
             except asyncio.CancelledError:
+                if not read.done():
+                    raise  # the consumer was cancelled; the read goes on
+                self._read = None
                 if self._closed:
                     raise StopAsyncIteration from None
                 raise
+            except BaseException:
+                if read.done():
+                    self._read = None
+                raise
+            self._read = None
             if response is _EOF:
                 self._closed = True
                 raise StopAsyncIteration
             self._pending.extend(self._accept(response))
         return self._pending.popleft()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a read's outcome as seen, so an abandoned stream logs no 'never retrieved'."""
+    if not task.cancelled():
+        task.exception()
 
 
 class ChaincodeEventStream(_Stream[ChaincodeEvent]):

@@ -340,3 +340,14 @@ async def test_off_line_signed_block_events_request(
     )
     async with request.events() as blocks:
         assert (await asyncio.wait_for(anext(blocks), T)).number == 0
+
+
+async def test_a_consumer_timeout_does_not_break_the_stream(
+    peer: FakePeer, gateway: fabgateway.Gateway
+) -> None:
+    events = gateway.get_network("mychannel").chaincode_events("basic")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(anext(events), 0.1)
+    await peer.add_event_block("basic", ("x1", "E"))
+    assert await take(events, 1) == ["x1"]
+    await events.aclose()
