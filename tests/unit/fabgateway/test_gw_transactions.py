@@ -108,12 +108,12 @@ async def test_transient_data_is_not_in_the_prepared_transaction(
 async def test_contract_name_qualifies_the_transaction(
     peer: FakePeer, gateway: fabgateway.Gateway
 ) -> None:
-    @peer.function("Tokens:balance")
+    @peer.function("Accounts:balance")
     def _balance(inv: Invocation) -> Result:
         return Result(payload=b"42")
 
-    contract = gateway.get_network("mychannel").get_contract("basic", "Tokens")
-    assert contract.contract_name == "Tokens"
+    contract = gateway.get_network("mychannel").get_contract("basic", "Accounts")
+    assert contract.contract_name == "Accounts"
     assert await contract.evaluate_transaction("balance") == b"42"
 
 
@@ -126,7 +126,7 @@ async def test_evaluate_target_organizations(peer: FakePeer, contract: fabgatewa
 async def test_given_nonce_fixes_the_transaction_id(
     peer: FakePeer, contract: fabgateway.Contract, identity: fabgateway.Identity
 ) -> None:
-    nonce = hashlib.sha256(b"payment reference 123").digest()[:24]
+    nonce = hashlib.sha256(b"order reference 123").digest()[:24]
     first = contract.new_proposal("echo", nonce=nonce)
     again = contract.new_proposal("echo", nonce=nonce)
     other = contract.new_proposal("echo")
@@ -470,7 +470,7 @@ async def test_retry_of_a_committed_transaction_is_a_duplicate(
     peer: FakePeer, contract: fabgateway.Contract, gateway: fabgateway.Gateway
 ) -> None:
     echo(peer)
-    nonce = b"payment-42".ljust(24, b"\0")
+    nonce = b"order-42".ljust(24, b"\0")
     await contract.submit_transaction("echo", "pay", nonce=nonce)
     with pytest.raises(fabgateway.EndorseError) as caught:
         await contract.submit_transaction("echo", "pay", nonce=nonce)
