@@ -23,6 +23,10 @@ from pathlib import Path
 
 from consortium.errors import NodeError
 
+#: Processes started by this Python process, kept so they can be reaped (no zombies,
+#: no "subprocess is still running" warnings); other processes are found by pid file.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 __all__ = ["ProcessSpec", "running_pid", "start", "stop", "tail", "wait_healthy", "wait_port"]
 
 
@@ -95,6 +99,7 @@ def start(spec: ProcessSpec) -> int:
             start_new_session=True,
         )
     spec.pid_file.write_text(f"{proc.pid}\n")
+    _CHILDREN[proc.pid] = proc
     return proc.pid
 
 

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from harness import TestNetwork, consortium_variant
+from harness.network import DEFAULT_CONFIG
 
 DTOKEN = [sys.executable, "-m", "dtoken.cli"]
 
@@ -77,9 +79,9 @@ def test_up_restarts_a_node_that_died(network: TestNetwork) -> None:
 
 
 def test_a_config_with_a_mistake_is_refused_and_starts_nothing(tmp_path: Path) -> None:
-    bad = consortium_variant(tmp_path / "bad.yaml", name="badnet", base_port=7900)
-    text = bad.read_text().replace("currencies: [USD]", "currencies: [USD, EUR]")
-    bad.write_text(text)
+    banks = yaml.safe_load(DEFAULT_CONFIG.read_text())["banks"]
+    banks[1]["currencies"] = ["USD", "EUR"]
+    bad = consortium_variant(tmp_path / "bad.yaml", name="badnet", base_port=7900, banks=banks)
     state = tmp_path / "state"
     result = dtoken("up", config=bad, state=state)
     assert result.returncode == 2
