@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -112,3 +113,89 @@ def test_a_bank_issues_a_client_identity_with_roles_from_the_cli(network: TestNe
     )  # fmt: skip
     assert refused.returncode == 2
     assert "NAME=VALUE" in refused.stderr
+
+
+def _transient(request: dict[str, object]) -> str:
+    raw = json.dumps(request).encode()
+    return json.dumps({"request": base64.b64encode(raw).decode()})
+
+
+def _as(network: TestNetwork, org_name: str, identity: str) -> dict[str, str]:
+    """Environment for the peer CLI acting as one of the org's identities."""
+    profile = network.profile(network.consortium.org(org_name))
+    return {"CORE_PEER_MSPCONFIGPATH": profile["identities"][identity]["msp_dir"]}
+
+
+def test_fabric_peer_cli_invokes_and_queries_the_python_chaincode(network: TestNetwork) -> None:
+    """Fabric's own CLI, as identities listed by status --json, against our chaincode."""
+    c = network.consortium
+    hk = c.org("hkbank")
+    status = json.loads(
+        dtoken("status", "--json", config=c.source, state=network.state_dir).stdout
+    )
+    admin = next(o for o in status["orgs"] if o["name"] == "hkbank")["admin"]
+    query = network.peer_cli(
+        hk,
+        ["chaincode", "query", "-C", c.channel, "-n", c.chaincode.name,
+         "-c", '{"Args":["get_registry"]}'],
+        env={"CORE_PEER_MSPCONFIGPATH": admin["msp_dir"]},
+    )  # fmt: skip
+    registry = json.loads(query.stdout)
+    assert {b["msp_id"] for b in registry["banks"]} == {b.msp_id for b in c.banks}
+
+    account = {"reference": "cli-open-1", "currency": "HKD", "owner_ref": "cust-cli-1",
+               "account_id": "acct-cli-000000000000001"}  # fmt: skip
+    network.peer_cli(
+        hk,
+        ["chaincode", "invoke", *network.orderer_args(), "-C", c.channel, "-n", c.chaincode.name,
+         "-c", '{"Args":["open_account"]}', "--transient", _transient(account),
+         *network.peer_targets([hk]), "--waitForEvent"],
+        env=_as(network, "hkbank", "operator"),
+    )  # fmt: skip
+    shown = _get_account(network, "acct-cli-000000000000001")
+    assert shown["balance"] == 0
+    assert shown["currency"] == "HKD"
+    # Another bank's peer is not a member of hkbank's collection: refused.
+    refused = network.peer_cli(
+        c.org("usbank"),
+        ["chaincode", "query", "-C", c.channel, "-n", c.chaincode.name,
+         "-c", '{"Args":["get_account"]}',
+         "--transient", _transient({"account_id": "acct-cli-000000000000001", "bank": "hkbank"})],
+        env=_as(network, "usbank", "operator"), check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "NOT_AUTHORIZED" in refused.stderr or "WRONG_ENDORSER" in refused.stderr
+
+
+def _get_account(network: TestNetwork, account_id: str) -> dict[str, object]:
+    c = network.consortium
+    out = network.peer_cli(
+        c.org("hkbank"),
+        ["chaincode", "query", "-C", c.channel, "-n", c.chaincode.name,
+         "-c", '{"Args":["get_account"]}', "--transient", _transient({"account_id": account_id})],
+        env=_as(network, "hkbank", "operator"),
+    )  # fmt: skip
+    return dict(json.loads(out.stdout))
+
+
+def test_down_then_up_brings_the_same_ledger_back(network: TestNetwork) -> None:
+    c = network.consortium
+    hk = c.org("hkbank")
+    account = {"reference": "restart-1", "currency": "USD", "owner_ref": "cust-restart",
+               "account_id": "acct-restart-00000000001"}  # fmt: skip
+    network.peer_cli(
+        hk,
+        ["chaincode", "invoke", *network.orderer_args(), "-C", c.channel, "-n", c.chaincode.name,
+         "-c", '{"Args":["open_account"]}', "--transient", _transient(account),
+         *network.peer_targets([hk]), "--waitForEvent"],
+        env=_as(network, "hkbank", "operator"),
+    )  # fmt: skip
+    height = network.ledger_height(hk)
+    stopped = network.down()
+    assert len(stopped) == len(network.nodes())
+    assert all(n.pid() is None for n in network.nodes())
+    result = dtoken("up", config=c.source, state=network.state_dir)
+    assert result.returncode == 0, result.stderr
+    assert all(n.healthy() for n in network.nodes())
+    assert network.ledger_height(hk) == height
+    assert _get_account(network, "acct-restart-00000000001")["currency"] == "USD"
