@@ -112,6 +112,7 @@ class Deployment:
     policy: str
     collections_json: str | None
     init_function: str | None
+    env_json: str | None = None  # extra environment for its servers (JSON object)
 
 
 def chaincode_server_endpoint(p: PeerNode, slot: int) -> str:
@@ -250,6 +251,7 @@ class Network:
                 "DTOKEN_SECRET_FILE": str(self.secret_file(org)),
                 "PYTHONPATH": os.pathsep.join(pythonpath),
                 "PYTHONUNBUFFERED": "1",
+                **(json.loads(d.env_json) if d.env_json else {}),
             },
             cwd=REPO_ROOT,
         )
@@ -648,6 +650,7 @@ class Network:
         policy: str | None = None,
         collections: list[dict[str, Any]] | None = None,
         version: str = "1.0",
+        env: dict[str, str] | None = None,
     ) -> Deployment:
         """Deploy another chaincode as a service on the running network (idempotent).
 
@@ -669,6 +672,7 @@ class Network:
                 policy=policy or channel_cfg.chaincode_policy(self.c),
                 collections_json=json.dumps(collections) if collections else None,
                 init_function=None,
+                env_json=json.dumps(env) if env else None,
             )
             extra_file = self.state_dir / "chaincodes.json"
             extras = [x for x in self.deployments()[1:]] + [d]
