@@ -113,6 +113,7 @@ class Deployment:
     collections_json: str | None
     init_function: str | None
     env_json: str | None = None  # extra environment for its servers (JSON object)
+    argv_json: str | None = None  # a server command of another language (JSON list)
 
 
 def chaincode_server_endpoint(p: PeerNode, slot: int) -> str:
@@ -236,7 +237,11 @@ class Network:
         endpoint = chaincode_server_endpoint(p, d.slot)
         spec = ProcessSpec(
             name=name,
-            argv=[sys.executable, "-m", "fabshim", "serve", d.module],
+            # Our Python shim by default; another server (e.g. a Node fabric-shim one,
+            # for benchmarks) gets the same CHAINCODE_* environment.
+            argv=json.loads(d.argv_json)
+            if d.argv_json
+            else [sys.executable, "-m", "fabshim", "serve", d.module],
             home=home,
             env={
                 # Known once the package exists (it is made before servers start).
@@ -651,6 +656,7 @@ class Network:
         collections: list[dict[str, Any]] | None = None,
         version: str = "1.0",
         env: dict[str, str] | None = None,
+        argv: list[str] | None = None,
     ) -> Deployment:
         """Deploy another chaincode as a service on the running network (idempotent).
 
@@ -673,6 +679,7 @@ class Network:
                 collections_json=json.dumps(collections) if collections else None,
                 init_function=None,
                 env_json=json.dumps(env) if env else None,
+                argv_json=json.dumps(argv) if argv else None,
             )
             extra_file = self.state_dir / "chaincodes.json"
             extras = [x for x in self.deployments()[1:]] + [d]
