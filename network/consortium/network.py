@@ -134,11 +134,15 @@ class Network:
         *,
         progress: Callable[[str], None] | None = None,
         extra_pythonpath: Sequence[Path] = (),
+        launcher: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
+        """``launcher(host)`` returns a command prefix that runs a node on that host
+        and execs it there (tests use ``ip netns exec <ns>`` for multi-host networks)."""
         self.c = consortium
         self.state_dir = state_dir.resolve()
         self.say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.extra_pythonpath = tuple(extra_pythonpath)
+        self.launcher = launcher
         self._fabric: FabricInstall | None = None
 
     # ------------------------------------------------------------------ paths
@@ -179,6 +183,9 @@ class Network:
 
     # ------------------------------------------------------------------ nodes
 
+    def _launcher(self, host: str) -> tuple[str, ...]:
+        return tuple(self.launcher(host)) if self.launcher else ()
+
     def orderer_handle(self, o: OrdererNode) -> NodeHandle:
         home = self.node_dir(o.name)
         spec = ProcessSpec(
@@ -186,6 +193,7 @@ class Network:
             argv=[str(self.fabric.tool("orderer"))],
             home=home,
             env={"FABRIC_CFG_PATH": str(home / "config")},
+            launcher=self._launcher(o.host),
         )
         org = self.c.orderer_org
         return NodeHandle(
@@ -213,6 +221,7 @@ class Network:
                     }
                 ),
             },
+            launcher=self._launcher(p.host),
         )
         return NodeHandle(
             name=p.name,
@@ -259,6 +268,7 @@ class Network:
                 **(json.loads(d.env_json) if d.env_json else {}),
             },
             cwd=REPO_ROOT,
+            launcher=self._launcher(p.host),
         )
         return NodeHandle(
             name=name,

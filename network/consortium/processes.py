@@ -39,6 +39,9 @@ class ProcessSpec:
     home: Path  # holds <name>.log and <name>.pid
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    #: A command that runs ``argv`` elsewhere and then execs it (so the pid stays
+    #: the program's), e.g. ``ip netns exec <ns>`` to place a node on a test host.
+    launcher: Sequence[str] = ()
 
     @property
     def log_file(self) -> Path:
@@ -90,7 +93,7 @@ def start(spec: ProcessSpec) -> int:
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {spec.name}\n".encode())
         log.flush()
         proc = subprocess.Popen(
-            [str(a) for a in spec.argv],
+            [str(a) for a in (*spec.launcher, *spec.argv)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -41,10 +41,20 @@ class TestNetwork:
 
     __test__ = False  # not a test class
 
-    def __init__(self, config_path: Path, state_dir: Path, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        state_dir: Path,
+        log: Callable[[str], None],
+        launcher: Callable[[str], Sequence[str]] | None = None,
+    ) -> None:
         self.consortium: Consortium = config_mod.load(config_path)
         self.network = Network(
-            self.consortium, state_dir, progress=log, extra_pythonpath=[TESTS_CHAINCODES]
+            self.consortium,
+            state_dir,
+            progress=log,
+            extra_pythonpath=[TESTS_CHAINCODES],
+            launcher=launcher,
         )
 
     # -- lifecycle
