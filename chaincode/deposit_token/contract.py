@@ -140,6 +140,11 @@ class DepositTokenContract(Contract):
         return await self._run(ctx, "get_history")
 
     @transaction(evaluate=True)
+    async def list_accounts(self, ctx: Context) -> dict[str, Any]:
+        """A bank's accounts, optionally of one currency (paginated)."""
+        return await self._run(ctx, "list_accounts")
+
+    @transaction(evaluate=True)
     async def get_supply(self, ctx: Context) -> dict[str, Any]:
         """A token's supply: the sum of its supply records (paginated)."""
         return await self._run(ctx, "get_supply")

@@ -90,6 +90,7 @@ from .requests import (
     HistoryRequest,
     HoldRequest,
     InitiateRequest,
+    ListAccountsRequest,
     MoveRequest,
     ObligationsRequest,
     OpenAccountRequest,
@@ -856,6 +857,32 @@ async def get_supply(tx: Tx, req: SupplyRequest) -> dict[str, object]:
     by_kind = {k[1]: v for k, v in state.tally.items() if k[0] == "kind"}
     return _paged(state, done, {"bank": bank.name, "currency": req.currency,
                                 "supply": state.tally.get("supply"), "by_kind": by_kind})
+
+
+async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
+    """A bank's accounts (id, currency, owner reference, status, balance), paginated.
+
+    The bank's own clients (any role) or the regulator's auditor naming the bank.
+    """
+    registry = await load_registry(tx)
+    bank = _target_bank(tx, registry, req.bank)
+    authorize_read(tx, registry, [bank])
+    scope = f"{bank.name}/{req.currency or '*'}"
+    state = ScanState.from_cursor("accounts", scope, req.cursor)
+
+    async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
+        for _, value in rows:
+            acc = decode(Account, value)
+            if req.currency is None or acc.currency == req.currency:
+                state.items.append({
+                    "account_id": acc.account_id, "currency": acc.currency,
+                    "owner_ref": acc.owner_ref, "status": acc.status.value,
+                    "balance": acc.balance, "opened_at": acc.opened_at,
+                })
+
+    done = await _scan(tx, state, [Segment(acct_collection(bank.name), "acct", handle)],
+                       req.page_size)
+    return _paged(state, done, {"bank": bank.name, "accounts": state.items})
 
 
 async def _pair_lookups(

@@ -37,6 +37,7 @@ __all__ = [
     "HistoryRequest",
     "HoldRequest",
     "InitiateRequest",
+    "ListAccountsRequest",
     "MoveRequest",
     "ObligationsRequest",
     "OpenAccountRequest",
@@ -473,6 +474,28 @@ class SupplyRequest:
         out = cls(
             f.str_("currency", max_len=3, pattern=CURRENCY_RE, rule="must be a currency code"),
             _opt_bank(f, "bank"),
+            _page_size(f),
+            _cursor(f),
+        )
+        f.done()
+        return out
+
+
+@dataclass(frozen=True)
+class ListAccountsRequest:
+    """``list_accounts``: a bank's accounts, optionally of one currency (paginated)."""
+
+    bank: str | None = None
+    currency: str | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    cursor: Mapping[str, object] | None = None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, object]) -> ListAccountsRequest:
+        f = reader(data)
+        out = cls(
+            _opt_bank(f, "bank"),
+            f.opt_str("currency", max_len=3, pattern=CURRENCY_RE, rule="must be a currency code"),
             _page_size(f),
             _cursor(f),
         )

@@ -624,3 +624,29 @@ async def test_unknown_transaction_and_internal_errors_carry_no_text(net: Net) -
     with pytest.raises(e.CorruptState) as info:
         await net.evaluate(HK, "get_account", {"account_id": acc})
     assert "secret" not in str(info.value)
+
+
+async def test_list_accounts_pages_a_banks_accounts_for_the_bank_and_the_regulator(
+    net: Net,
+) -> None:
+    usd = [await funded(net, amount=100 * (i + 1), tag=f"la{i}") for i in range(3)]
+    (hkd,) = ids("lahkd", 1)
+    await net.open(HK, "HKD", hkd)
+    await net.open(US, "USD", ids("laus", 1)[0])
+    page = await net.evaluate(HK, "list_accounts", {"page_size": 2})
+    seen = list(page["accounts"])
+    while not page["done"]:
+        page = await net.evaluate(HK, "list_accounts", {"page_size": 2,
+                                                        "cursor": page["cursor"]})
+        seen += page["accounts"]
+    assert sorted(a["account_id"] for a in seen) == sorted([*usd, hkd])
+    assert {a["account_id"]: a["balance"] for a in seen if a["currency"] == "USD"} == {
+        acc: 100 * (i + 1) for i, acc in enumerate(usd)}
+    only_hkd = await net.evaluate(HK, "list_accounts", {"currency": "HKD"})
+    assert [a["account_id"] for a in only_hkd["accounts"]] == [hkd]
+    assert only_hkd["done"]
+    reg = await net.evaluate("regulator", "list_accounts", {"bank": HK},
+                             caller=Net.caller("regulator", "auditor"))
+    assert len(reg["accounts"]) == 4
+    with pytest.raises(e.NotAuthorized):
+        await net.evaluate(US, "list_accounts", {"bank": HK})
