@@ -67,7 +67,10 @@ def running_pid(spec: ProcessSpec) -> int | None:
     except (OSError, ValueError):
         return None
     cmd = _cmdline(pid)
-    if not cmd or cmd[: len(spec.argv)] != [str(a) for a in spec.argv]:
+    argv = [str(a) for a in spec.argv]
+    launched = [str(a) for a in (*spec.launcher, *spec.argv)]
+    # Before the launcher execs the program, the pid still shows the launcher.
+    if not cmd or (cmd[: len(argv)] != argv and cmd[: len(launched)] != launched):
         return None
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
