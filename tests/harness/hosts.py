@@ -13,8 +13,6 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-SUBNET = "10.213.77"
-BRIDGE = "dtbr77"
 
 
 def available() -> str | None:
@@ -47,26 +45,31 @@ class TestHosts:
 
     __test__ = False
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str], tag: int) -> None:
+        """``tag`` (0..255) keeps the names and subnet of concurrent test runs apart."""
+        self.tag = tag
+        self.bridge = f"dtbr{tag}"
+        self.subnet = f"10.213.{tag}"
         self.hosts: dict[str, Host] = {}
-        _ip("link", "add", BRIDGE, "type", "bridge")
+        _ip("link", "add", self.bridge, "type", "bridge")
         try:
-            _ip("addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE)
-            _ip("link", "set", BRIDGE, "up")
+            _ip("addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
+            _ip("link", "set", self.bridge, "up")
             for i, name in enumerate(names):
-                self._add(name, f"{SUBNET}.{10 + i}")
+                self._add(name, f"{self.subnet}.{10 + i}")
         except Exception:
             self.close()
             raise
 
     def _add(self, name: str, address: str) -> None:
-        ns = f"dt-{name}"
-        outer, inner = f"dto{len(self.hosts)}", f"dti{len(self.hosts)}"
+        ns = f"dt{self.tag}-{name}"
+        outer = f"dto{self.tag}x{len(self.hosts)}"
+        inner = f"dti{self.tag}x{len(self.hosts)}"
         _ip("netns", "add", ns)
         self.hosts[name] = Host(name, ns, address, outer)
         _ip("link", "add", outer, "type", "veth", "peer", "name", inner)
         _ip("link", "set", inner, "netns", ns)
-        _ip("link", "set", outer, "master", BRIDGE)
+        _ip("link", "set", outer, "master", self.bridge)
         _ip("link", "set", outer, "up")
         _ip("-n", ns, "addr", "add", f"{address}/24", "dev", inner)
         _ip("-n", ns, "link", "set", inner, "up")
@@ -90,4 +93,4 @@ class TestHosts:
             _ip("link", "del", host.host_link, check=False)
             _ip("netns", "del", host.namespace, check=False)
         self.hosts.clear()
-        _ip("link", "del", BRIDGE, check=False)
+        _ip("link", "del", self.bridge, check=False)

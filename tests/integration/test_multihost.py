@@ -33,7 +33,7 @@ def spread(
     root = tmp_path_factory.mktemp("multihost")
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
     names = ["ordering", *(b["name"] for b in data["banks"]), "regulator"]
-    test_hosts = hosts.TestHosts(names)
+    test_hosts = hosts.TestHosts(names, tag=(BASE_PORT // 100) % 256)
     try:
         addr = {name: h.address for name, h in test_hosts.hosts.items()}
         banks = [{**b, "host": addr[b["name"]]} for b in data["banks"]]
