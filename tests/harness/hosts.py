@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-
 def available() -> str | None:
     """None if namespaces can be made here, else why not."""
     if shutil.which("ip") is None:
