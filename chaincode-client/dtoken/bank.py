@@ -1,0 +1,645 @@
+"""``Bank`` and ``Regulator``: typed, async clients of the deposit-token contract.
+
+Built from a connection profile (``<state>/profiles/<org>.json``) and one of the
+organization's identities; they talk to the organization's own peer through the Fabric
+Gateway (:mod:`fabgateway`). Every private input goes in the transient map (``"request"``),
+never in an argument; every write names its endorsing organization itself: the bank alone
+for its writes (the collection policies of what it writes need no one else), the regulator
+alone for holds. Reads run on the organization's own peer.
+
+Every write goes through :class:`~dtoken.submitter.Submitter`: money movements take a
+``reference`` from which the transaction ids are derived, so a retry (in this process or the
+next) can never apply twice. Accept, reject and refund derive their reference from the
+transfer; a settlement from its RTGS reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import fabgateway
+import grpc
+
+from dtoken.errors import NotFound, ProfileError, UsageError
+from dtoken.models import (
+    Account,
+    AccountSummary,
+    AuditReport,
+    HistoryEntry,
+    Obligation,
+    Obligations,
+    OpenedAccount,
+    Payee,
+    Payment,
+    Payout,
+    ReferenceInfo,
+    Supply,
+    Transfer,
+)
+from dtoken.money import Money
+from dtoken.profile import Profile
+from dtoken.submitter import Receipt, RetryPolicy, Submitter
+
+__all__ = ["Bank", "Member", "Regulator", "connect"]
+
+PAGE_SIZE = 1000
+
+
+class Member:
+    """What banks and the regulator share: the connection, the submitter and the reads."""
+
+    KIND = ""
+    DEFAULT_IDENTITY = "operator"
+
+    def __init__(
+        self,
+        profile: Profile,
+        channel: grpc.aio.Channel,
+        *,
+        identity: str | None = None,
+        policy: RetryPolicy | None = None,
+        owns_channel: bool = False,
+    ) -> None:
+        self.profile = profile
+        self.identity_name = identity or self.DEFAULT_IDENTITY
+        ident, signer, self._secret = self._credentials(profile, self.identity_name)
+        self._channel = channel
+        self._owns_channel = owns_channel
+        gateway = fabgateway.connect(channel, ident, signer)
+        self._network = gateway.get_network(profile.channel)
+        self._contract = self._network.get_contract(profile.chaincode)
+        self.submitter = Submitter(
+            self._contract,
+            self._network,
+            self._secret,
+            policy=policy,
+            lookup_reference=self._reference_tx_id,
+        )
+        self._currency_cache: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def connect(
+        cls,
+        profile: Profile | str | Path,
+        *,
+        identity: str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Self:
+        """Open a TLS channel to the organization's Gateway peer (call from async code).
+
+        ``identity`` is a name in the profile's ``identities`` (default ``operator``; the
+        regulator's default is ``auditor``). Close with ``await member.close()`` or use
+        ``async with``.
+        """
+        loaded = profile if isinstance(profile, Profile) else Profile.load(profile)
+        cls._credentials(loaded, identity or cls.DEFAULT_IDENTITY)  # fail before connecting
+        try:
+            ca = loaded.gateway_tls_ca.read_bytes()
+        except OSError as error:
+            raise ProfileError(f"{loaded.path}: gateway.tls_ca_cert: {error}") from error
+        channel = fabgateway.tls_channel(loaded.gateway_endpoint, ca, loaded.gateway_server_name)
+        return cls(loaded, channel, identity=identity, policy=policy, owns_channel=True)
+
+    @classmethod
+    def _credentials(
+        cls, profile: Profile, identity: str
+    ) -> tuple[fabgateway.Identity, fabgateway.Signer, bytes]:
+        if cls.KIND and profile.kind != cls.KIND:
+            raise ProfileError(
+                f"{profile.path}: {profile.org} is a {profile.kind}, not a {cls.KIND}"
+            )
+        files = profile.identity(identity)
+        try:
+            ident = fabgateway.identity_from_pem_file(profile.msp_id, files.cert)
+            signer = fabgateway.signer_from_pem_file(files.key)
+        except (OSError, ValueError) as error:
+            raise ProfileError(f"{profile.path}: identity {identity}: {error}") from error
+        return ident, signer, profile.client_secret()
+
+    async def close(self) -> None:
+        """Close the gRPC channel if this object opened it."""
+        if self._owns_channel:
+            await self._channel.close(None)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- identity and helpers -------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The organization's name (``hkbank``)."""
+        return self.profile.org
+
+    @property
+    def msp_id(self) -> str:
+        return self.profile.msp_id
+
+    @property
+    def network(self) -> fabgateway.Network:
+        """The channel, for chaincode events (the listener) and commit statuses."""
+        return self._network
+
+    @property
+    def currencies(self) -> Mapping[str, int]:
+        """Currency code -> decimals, for every currency of the network."""
+        return self.profile.currencies
+
+    def money(self, amount: str | int, currency: str | None = None) -> Money:
+        """``Money`` from ``"1,250.00 USD"`` (or minor units with ``currency``)."""
+        if isinstance(amount, str):
+            return Money.parse(amount, self.currencies, currency=currency)
+        if currency is None:
+            raise UsageError("minor units need a currency")
+        return Money.of(amount, currency, self.currencies)
+
+    def _derived_id(self, purpose: str, *parts: str) -> str:
+        """An opaque id (32 base64url characters) from the client secret: same on retry."""
+        message = "\0".join(("dtoken", purpose, *parts)).encode()
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:24]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    async def _evaluate(self, name: str, request: Mapping[str, object] | None) -> Any:
+        return await self.submitter.evaluate(name, request, target_organizations=[self.msp_id])
+
+    async def _write(
+        self, name: str, request: Mapping[str, object], reference: str | None
+    ) -> Receipt:
+        return await self.submitter.submit(
+            name,
+            request,
+            reference=reference or f"auto-{secrets.token_hex(16)}",
+            endorsing_organizations=[self.msp_id],
+        )
+
+    async def _pages(self, name: str, request: Mapping[str, object]) -> list[dict[str, Any]]:
+        """Every page of a paginated read (``done``/``cursor``)."""
+        pages: list[dict[str, Any]] = []
+        cursor: object = None
+        while True:
+            page = await self._evaluate(
+                name, {**request, "page_size": PAGE_SIZE, **({"cursor": cursor} if cursor else {})}
+            )
+            pages.append(page)
+            if page.get("done", True):
+                return pages
+            cursor = page.get("cursor")
+
+    async def _reference_tx_id(self, reference: str) -> str | None:
+        found = await self.lookup_reference(reference)
+        return found.tx_id if found else None
+
+    async def lookup_reference(self, reference: str) -> ReferenceInfo | None:
+        """What ``reference`` did at this bank, or ``None`` if it was never applied."""
+        try:
+            data = await self._evaluate("get_reference", {"reference": reference})
+        except NotFound:
+            return None
+        return ReferenceInfo(
+            kind=str(data["kind"]),
+            tx_id=str(data["tx_id"]),
+            at=str(data.get("at", "")),
+            ids=tuple(str(i) for i in data.get("ids", [])),
+        )
+
+    # --- reads shared by banks and the regulator (``bank`` None: the caller's own) ---------
+
+    async def _account(self, account_id: str, bank: str | None) -> Account:
+        request: dict[str, object] = {"account_id": account_id}
+        if bank is not None:
+            request["bank"] = bank
+        account = Account.from_json(await self._evaluate("get_account", request), self.currencies)
+        self._currency_cache[(account.bank, account_id)] = account.currency
+        return account
+
+    async def _currency_of(self, account_id: str, bank: str | None = None) -> str:
+        key = (bank or self.name, account_id)
+        if key not in self._currency_cache:
+            await self._account(account_id, bank)
+        return self._currency_cache[key]
+
+    async def _accounts(self, bank: str | None, currency: str | None) -> list[AccountSummary]:
+        request: dict[str, object] = {}
+        if bank is not None:
+            request["bank"] = bank
+        if currency is not None:
+            request["currency"] = currency
+        out: list[AccountSummary] = []
+        for page in await self._pages("list_accounts", request):
+            out += [AccountSummary.from_json(a, self.currencies) for a in page["accounts"]]
+        return out
+
+    async def _history(
+        self, account_id: str, bank: str | None, from_seq: int, limit: int | None
+    ) -> list[HistoryEntry]:
+        currency = await self._currency_of(account_id, bank)
+        entries: list[HistoryEntry] = []
+        seq: int | None = from_seq
+        while seq is not None and (limit is None or len(entries) < limit):
+            size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(entries))
+            request: dict[str, object] = {"account_id": account_id, "from_seq": seq,
+                                          "page_size": size}
+            if bank is not None:
+                request["bank"] = bank
+            page = await self._evaluate("get_history", request)
+            entries += [HistoryEntry.from_json(r, currency, self.currencies)
+                        for r in page["records"]]
+            seq = page.get("next_seq")
+        return entries
+
+    async def _supply(self, currency: str, bank: str | None) -> Supply:
+        request: dict[str, object] = {"currency": currency}
+        if bank is not None:
+            request["bank"] = bank
+        last = (await self._pages("get_supply", request))[-1]
+        return Supply(
+            bank=str(last["bank"]),
+            currency=currency,
+            supply=Money.of(int(last["supply"]), currency, self.currencies),
+            by_kind={
+                str(k): Money.of(int(v), currency, self.currencies)
+                for k, v in dict(last.get("by_kind", {})).items()
+            },
+        )
+
+    async def _obligations(self, bank_a: str, bank_b: str) -> Obligations:
+        last = (await self._pages("get_obligations", {"bank_a": bank_a, "bank_b": bank_b}))[-1]
+        return Obligations(
+            banks=(bank_a, bank_b),
+            obligations=tuple(Obligation.from_json(o, self.currencies)
+                              for o in last.get("obligations", [])),
+            net={str(c): Money.of(int(v), str(c), self.currencies)
+                 for c, v in dict(last.get("net", {})).items()},
+            anomalies={str(k): int(v) for k, v in dict(last.get("anomalies", {})).items()},
+            disputes=tuple(last.get("disputes") or ()),
+        )
+
+    async def get_transfer(self, transfer_id: str, payer_bank: str, payee_bank: str) -> Transfer:
+        """One cross-bank transfer with its decision, refund and status."""
+        data = await self._evaluate(
+            "get_transfer",
+            {"transfer_id": transfer_id, "payer_bank": payer_bank, "payee_bank": payee_bank},
+        )
+        return Transfer.from_json(
+            data["transfer"], data["status"], self.currencies, data.get("decision"),
+            data.get("refund"),
+        )
+
+    async def _pending(
+        self, direction: str, bank: str | None, counterparty: str | None
+    ) -> list[Transfer]:
+        request: dict[str, object] = {"direction": direction}
+        if bank is not None:
+            request["bank"] = bank
+        if counterparty is not None:
+            request["counterparty"] = counterparty
+        out: list[Transfer] = []
+        for page in await self._pages("get_pending", request):
+            out += [Transfer.from_json(t["transfer"], t["status"], self.currencies)
+                    for t in page["transfers"]]
+        return out
+
+
+class Bank(Member):
+    """A member bank's client: accounts, money movements, cross-bank payments, settlement.
+
+    ::
+
+        async with Bank.connect("state/profiles/hkbank.json", identity="minter") as bank:
+            acct = (await bank.open_account("USD", "CIF-1001", reference="open-1001")).account_id
+            await bank.mint(acct, bank.money("1,250.00 USD"), reference="dep-77")
+            await bank.transfer(acct, "usbank", payee, 5_000, reference="inv-2024-001")
+    """
+
+    KIND = "bank"
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    async def open_account(
+        self,
+        currency: str,
+        owner_ref: str,
+        *,
+        reference: str,
+        single_payment_limit: int | Money | None = None,
+        daily_outflow_limit: int | Money | None = None,
+    ) -> OpenedAccount:
+        """Open an account (``operator``). The account id is derived from ``reference``."""
+        if currency not in self.currencies:
+            raise UsageError(f"{currency} is not a currency of the network")
+        account_id = self._derived_id("account", reference)
+        request: dict[str, object] = {"reference": reference, "currency": currency,
+                                      "owner_ref": owner_ref, "account_id": account_id}
+        limits = {
+            "single_payment": _limit(single_payment_limit, currency),
+            "daily_outflow": _limit(daily_outflow_limit, currency),
+        }
+        if any(v is not None for v in limits.values()):
+            request["limits"] = limits
+        receipt = await self._write("open_account", request, reference)
+        self._currency_cache[(self.name, account_id)] = currency
+        return OpenedAccount(account_id, receipt)
+
+    async def account(self, account_id: str) -> Account:
+        """An account: balance, available balance, status, limits, hold."""
+        return await self._account(account_id, None)
+
+    async def accounts(self, currency: str | None = None) -> list[AccountSummary]:
+        """The bank's accounts (optionally of one currency)."""
+        return await self._accounts(None, currency)
+
+    async def balance(self, account_id: str) -> Money:
+        """An account's balance."""
+        return (await self.account(account_id)).balance
+
+    async def history(
+        self, account_id: str, *, from_seq: int = 0, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        """An account's history from ``from_seq`` (every page unless ``limit``)."""
+        return await self._history(account_id, None, from_seq, limit)
+
+    async def freeze(self, account_id: str, *, reference: str | None = None) -> Receipt:
+        """Freeze an account (no debit, no credit but refunds)."""
+        return await self._status(account_id, "frozen", reference)
+
+    async def unfreeze(self, account_id: str, *, reference: str | None = None) -> Receipt:
+        return await self._status(account_id, "active", reference)
+
+    async def close_account(self, account_id: str, *, reference: str | None = None) -> Receipt:
+        """Close an account (its balance must be zero); final."""
+        return await self._status(account_id, "closed", reference)
+
+    async def _status(self, account_id: str, status: str, reference: str | None) -> Receipt:
+        return await self._write(
+            "set_account_status", {"account_id": account_id, "status": status}, reference
+        )
+
+    async def set_limits(
+        self,
+        account_id: str,
+        *,
+        single_payment: int | Money | None = None,
+        daily_outflow: int | Money | None = None,
+        reference: str | None = None,
+    ) -> Receipt:
+        """Replace an account's limits (``None``: no limit)."""
+        currency = await self._currency_of(account_id)
+        request = {"account_id": account_id,
+                   "single_payment": _limit(single_payment, currency),
+                   "daily_outflow": _limit(daily_outflow, currency)}
+        return await self._write("set_account_limits", request, reference)
+
+    # --- money ------------------------------------------------------------------------------
+
+    async def _minor(self, amount: int | Money, account_id: str) -> int:
+        if isinstance(amount, Money):
+            currency = await self._currency_of(account_id)
+            if amount.currency != currency:
+                raise UsageError(f"the amount is in {amount.currency}, the account in {currency}")
+            return _positive(amount.minor)
+        return _positive(amount)
+
+    async def mint(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt:
+        """Credit new tokens: a deposit arrived (needs the ``minter`` role)."""
+        minor = await self._minor(amount, account_id)
+        request = {"reference": reference, "account_id": account_id, "amount": minor}
+        return await self._write("mint", request, reference)
+
+    async def burn(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt:
+        """Debit and retire tokens: a redemption (needs the ``minter`` role)."""
+        minor = await self._minor(amount, account_id)
+        request = {"reference": reference, "account_id": account_id, "amount": minor}
+        return await self._write("burn", request, reference)
+
+    async def transfer(
+        self,
+        from_account: str,
+        to_bank: str,
+        to_account: str,
+        amount: int | Money,
+        *,
+        reference: str,
+        remittance: str = "",
+        originator: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+    ) -> Payment:
+        """Pay ``to_account`` at ``to_bank``: one transaction within this bank, or the first
+        phase of a cross-bank transfer (the payee bank then accepts or rejects it; until then
+        the money is in flight). ``remittance``, ``originator`` (travel-rule data for the
+        payee bank) and ``ttl_seconds`` (60 s to 30 days, default a day) concern cross-bank
+        payments only.
+        """
+        minor = await self._minor(amount, from_account)
+        if to_bank == self.name:
+            request: dict[str, object]
+        if to_bank == self.name:
+            request = {"reference": reference, "from_account": from_account,
+                       "to_account": to_account, "amount": minor}
+            receipt = await self._write("transfer", request, reference)
+            return Payment("internal", to_bank, None, receipt)
+        self.profile.bank(to_bank)
+        transfer_id = self._derived_id("transfer", reference, "0")
+        request = {"reference": reference, "payer_account": from_account,
+                   "payee_bank": to_bank, "payee_account": to_account, "amount": minor,
+                   "transfer_id": transfer_id}
+        _cross_bank_options(request, remittance, originator, ttl_seconds)
+        receipt = await self._write("initiate_transfer", request, reference)
+        return Payment("cross_bank", to_bank, transfer_id, receipt)
+
+    async def batch_payout(
+        self,
+        from_account: str,
+        payees: Sequence[Payee],
+        *,
+        reference: str,
+        originator: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+    ) -> Payout:
+        """One debit of ``from_account``, then a payment to each payee (at most 500): payees
+        at this bank are credited at once, others get a cross-bank transfer each."""
+        if not payees:
+            raise UsageError("a batch payout needs at least one payee")
+        payments: list[dict[str, object]] = []
+        ids: list[str | None] = []
+        for i, payee in enumerate(payees):
+            minor = await self._minor(payee.amount, from_account)
+            item: dict[str, object] = {"payee_bank": payee.bank,
+                                       "payee_account": payee.account_id, "amount": minor}
+            if payee.remittance:
+                item["remittance"] = payee.remittance
+            if payee.bank == self.name:
+                ids.append(None)
+            else:
+                self.profile.bank(payee.bank)
+                ids.append(self._derived_id("transfer", reference, str(i)))
+                item["transfer_id"] = ids[-1]
+            payments.append(item)
+        request: dict[str, object] = {"reference": reference, "payer_account": from_account,
+                                      "payments": payments}
+        _cross_bank_options(request, "", originator, ttl_seconds)
+        receipt = await self._write("batch_payout", request, reference)
+        return Payout(tuple(ids), receipt, tuple(payees))
+
+    # --- cross-bank transfers ---------------------------------------------------------------
+
+    async def incoming(self, counterparty: str | None = None) -> list[Transfer]:
+        """Transfers waiting for this bank's decision (pending, or expired undecided)."""
+        return await self._pending("incoming", None, counterparty)
+
+    async def outgoing(self, counterparty: str | None = None) -> list[Transfer]:
+        """This bank's transfers not final yet: pending, expired or rejected (to refund)."""
+        return await self._pending("outgoing", None, counterparty)
+
+    async def accept(self, transfer_id: str, payer_bank: str) -> Receipt:
+        """Accept an incoming transfer: credit the payee (endorsed by this bank alone)."""
+        request = {"transfer_id": transfer_id, "payer_bank": payer_bank}
+        return await self._write("accept_transfer", request, f"{payer_bank}/{transfer_id}")
+
+    async def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt:
+        """Reject an incoming transfer (the payer bank refunds it); ``reason`` stays private."""
+        request = {"transfer_id": transfer_id, "payer_bank": payer_bank, "reason": reason}
+        return await self._write("reject_transfer", request, f"{payer_bank}/{transfer_id}")
+
+    async def refund(self, transfer_id: str, payee_bank: str) -> Receipt:
+        """Refund an outgoing transfer that was rejected, or expired undecided."""
+        request = {"transfer_id": transfer_id, "payee_bank": payee_bank}
+        return await self._write("refund_transfer", request, f"{payee_bank}/{transfer_id}")
+
+    # --- supply and settlement --------------------------------------------------------------
+
+    async def supply(self, currency: str) -> Supply:
+        """This bank's supply of its ``currency`` token."""
+        return await self._supply(currency, None)
+
+    async def obligations(self, other_bank: str) -> Obligations:
+        """What this bank and ``other_bank`` owe each other (accepted less settled)."""
+        self.profile.bank(other_bank)
+        return await self._obligations(self.name, other_bank)
+
+    async def record_settlement(
+        self, debtor_bank: str, amount: Money, *, rtgs_reference: str
+    ) -> Receipt:
+        """As creditor, confirm that ``debtor_bank``'s reserves arrived (RTGS reference)."""
+        self.profile.bank(debtor_bank)
+        if not isinstance(amount, Money):
+            raise UsageError("a settlement amount is Money (it names its currency)")
+        request = {"rtgs_reference": rtgs_reference, "debtor_bank": debtor_bank,
+                   "currency": amount.currency, "amount": _positive(amount.minor)}
+        return await self._write("confirm_settlement", request, rtgs_reference)
+
+
+class Regulator(Member):
+    """The regulator's client: holds (freezes) on any bank's accounts, reads, the audit."""
+
+    KIND = "regulator"
+    DEFAULT_IDENTITY = "auditor"
+
+    async def freeze(
+        self,
+        bank: str,
+        account_id: str,
+        *,
+        held_amount: int | Money = 0,
+        frozen: bool = True,
+        reason: str = "",
+        reference: str | None = None,
+    ) -> Receipt:
+        """Put a hold on an account: freeze it and/or hold an amount that may not leave."""
+        self.profile.bank(bank)
+        held = held_amount.minor if isinstance(held_amount, Money) else held_amount
+        if type(held) is not int or held < 0:
+            raise UsageError("a held amount is a non-negative int of minor units or Money")
+        request = {"bank": bank, "account_id": account_id, "frozen": frozen,
+                   "held_amount": held, "reason": reason}
+        return await self._write("set_hold", request, reference)
+
+    async def release(self, bank: str, account_id: str, *, reference: str | None = None) -> Receipt:
+        """Remove the hold on an account."""
+        self.profile.bank(bank)
+        return await self._write(
+            "release_hold", {"bank": bank, "account_id": account_id}, reference
+        )
+
+    async def audit(self) -> AuditReport:
+        """Conservation over every bank and pair of banks (every page)."""
+        return AuditReport.from_json((await self._pages("audit", {}))[-1])
+
+    async def account(self, bank: str, account_id: str) -> Account:
+        return await self._account(account_id, bank)
+
+    async def accounts(self, bank: str, currency: str | None = None) -> list[AccountSummary]:
+        return await self._accounts(bank, currency)
+
+    async def history(
+        self, bank: str, account_id: str, *, from_seq: int = 0, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        return await self._history(account_id, bank, from_seq, limit)
+
+    async def supply(self, bank: str, currency: str) -> Supply:
+        return await self._supply(currency, bank)
+
+    async def obligations(self, bank_a: str, bank_b: str) -> Obligations:
+        return await self._obligations(bank_a, bank_b)
+
+    async def pending(self, bank: str, direction: str = "incoming") -> list[Transfer]:
+        """A bank's transfers waiting (``incoming``) or not final (``outgoing``)."""
+        return await self._pending(direction, bank, None)
+
+
+def connect(
+    profile: Profile | str | Path,
+    *,
+    identity: str | None = None,
+    policy: RetryPolicy | None = None,
+) -> Bank | Regulator:
+    """A :class:`Bank` or a :class:`Regulator`, as the profile's organization is."""
+    loaded = profile if isinstance(profile, Profile) else Profile.load(profile)
+    cls: type[Bank] | type[Regulator] = Regulator if loaded.is_regulator else Bank
+    return cls.connect(loaded, identity=identity, policy=policy)
+
+
+def _cross_bank_options(
+    request: dict[str, object],
+    remittance: str,
+    originator: Mapping[str, str] | None,
+    ttl_seconds: int | None,
+) -> None:
+    if remittance:
+        request["remittance"] = remittance
+    if originator:
+        request["originator"] = dict(originator)
+    if ttl_seconds is not None:
+        request["ttl_seconds"] = ttl_seconds
+
+
+def _positive(minor: int) -> int:
+    if type(minor) is not int or minor <= 0:
+        raise UsageError("an amount is a positive int of minor units (or Money)")
+    return minor
+
+
+def _limit(value: int | Money | None, currency: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, Money):
+        if value.currency != currency:
+            raise UsageError(f"the limit is in {value.currency}, the account in {currency}")
+        value = value.minor
+    if type(value) is not int or value < 0:
+        raise UsageError("a limit is a non-negative int of minor units (or Money)")
+    return value

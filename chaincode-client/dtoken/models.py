@@ -1,0 +1,374 @@
+"""What the bank SDK returns: frozen value objects built from the contract's JSON answers.
+
+Amounts are :class:`~dtoken.money.Money` (integer minor units and the currency), never floats.
+Each ``from_json`` reads the contract's field names (docs/token-model.md) and fails with
+:class:`~dtoken.errors.NetworkFault` if the peer answered something else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from dtoken.errors import NetworkFault
+from dtoken.money import Money
+from dtoken.submitter import Receipt
+
+__all__ = [
+    "Account",
+    "AccountStatus",
+    "AccountSummary",
+    "AuditReport",
+    "HistoryEntry",
+    "Hold",
+    "Limits",
+    "Obligation",
+    "Obligations",
+    "OpenedAccount",
+    "Payee",
+    "Payment",
+    "Payout",
+    "ReferenceInfo",
+    "Supply",
+    "Transfer",
+    "TransferStatus",
+]
+
+Currencies = Mapping[str, int]
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    FROZEN = "frozen"
+    CLOSED = "closed"
+
+
+class TransferStatus(StrEnum):
+    """Where a cross-bank transfer stands."""
+
+    PENDING = "pending"
+    """Undecided, not expired: the payee bank may accept or reject it."""
+    EXPIRED = "expired"
+    """Undecided and expired: the payer bank may refund it."""
+    REJECTED = "rejected"
+    """Rejected, not yet refunded: the payer bank refunds it."""
+    ACCEPTED = "accepted"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
+    """Both an accept and a refund exist (a dishonest bank): ledger order decides."""
+
+
+def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise NetworkFault(f"the contract's answer has no valid {key!r}")
+    return value
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _money(data: Mapping[str, Any], key: str, currency: str, currencies: Currencies) -> Money:
+    return Money.of(_get(data, key, int), currency, currencies)
+
+
+@dataclass(frozen=True)
+class Limits:
+    single_payment: Money | None = None
+    daily_outflow: Money | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A regulator's hold on an account."""
+
+    frozen: bool
+    held: Money
+    reason: str
+    set_at: str
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account as its bank (or the regulator) sees it."""
+
+    account_id: str
+    bank: str
+    currency: str
+    owner_ref: str
+    status: AccountStatus
+    balance: Money
+    available: Money
+    """Balance less the regulator's held amount (zero if frozen by a hold)."""
+    limits: Limits
+    outflow_today: Money
+    hold: Hold | None
+    opened_at: str
+    history_length: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], currencies: Currencies) -> Account:
+        cur = _get(data, "currency", str)
+        limits = _get(data, "limits", dict)
+        hold = data.get("hold")
+
+        def limit(key: str) -> Money | None:
+            value = limits.get(key)
+            return None if value is None else _money(limits, key, cur, currencies)
+
+        return cls(
+            account_id=_get(data, "account_id", str),
+            bank=_get(data, "bank", str),
+            currency=cur,
+            owner_ref=_get(data, "owner_ref", str),
+            status=AccountStatus(_get(data, "status", str)),
+            balance=_money(data, "balance", cur, currencies),
+            available=_money(data, "available", cur, currencies),
+            limits=Limits(limit("single_payment"), limit("daily_outflow")),
+            outflow_today=_money(data, "outflow_today", cur, currencies),
+            hold=None
+            if not isinstance(hold, dict)
+            else Hold(
+                frozen=bool(hold.get("frozen")),
+                held=_money(hold, "held_amount", cur, currencies),
+                reason=str(hold.get("reason", "")),
+                set_at=str(hold.get("set_at", "")),
+            ),
+            opened_at=str(data.get("opened_at", "")),
+            history_length=_get(data, "seq", int),
+        )
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """One line of a bank's account list."""
+
+    account_id: str
+    currency: str
+    owner_ref: str
+    status: AccountStatus
+    balance: Money
+    opened_at: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], currencies: Currencies) -> AccountSummary:
+        cur = _get(data, "currency", str)
+        return cls(
+            account_id=_get(data, "account_id", str),
+            currency=cur,
+            owner_ref=_get(data, "owner_ref", str),
+            status=AccountStatus(_get(data, "status", str)),
+            balance=_money(data, "balance", cur, currencies),
+            opened_at=str(data.get("opened_at", "")),
+        )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event of an account: ``kind`` is opened, mint, burn, transfer_in, transfer_out,
+    payment_in, payment_out, refund, status or limits."""
+
+    seq: int
+    kind: str
+    delta: Money
+    balance_after: Money
+    counterparty_bank: str | None
+    counterparty_account: str | None
+    transfer_id: str | None
+    detail: str
+    tx_id: str
+    at: str
+
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any], currency: str, currencies: Currencies
+    ) -> HistoryEntry:
+        return cls(
+            seq=_get(data, "seq", int),
+            kind=_get(data, "kind", str),
+            delta=_money(data, "delta", currency, currencies),
+            balance_after=_money(data, "balance_after", currency, currencies),
+            counterparty_bank=_opt_str(data, "counterparty_bank"),
+            counterparty_account=_opt_str(data, "counterparty_account"),
+            transfer_id=_opt_str(data, "transfer_id"),
+            detail=str(data.get("detail", "")),
+            tx_id=str(data.get("tx_id", "")),
+            at=str(data.get("at", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A cross-bank transfer and where it stands."""
+
+    transfer_id: str
+    payer_bank: str
+    payee_bank: str
+    payee_account: str
+    amount: Money
+    created_at: str
+    expires_at: str
+    originator: Mapping[str, str]
+    remittance: str
+    status: TransferStatus
+    decision: str | None = None
+    """``accepted`` or ``rejected`` once the payee bank decided."""
+    reject_reason: str | None = None
+    refunded: bool = False
+
+    @classmethod
+    def from_json(
+        cls,
+        record: Mapping[str, Any],
+        status: str,
+        currencies: Currencies,
+        decision: Mapping[str, Any] | None = None,
+        refund: Mapping[str, Any] | None = None,
+    ) -> Transfer:
+        cur = _get(record, "currency", str)
+        originator = record.get("originator") or {}
+        return cls(
+            transfer_id=_get(record, "transfer_id", str),
+            payer_bank=_get(record, "payer_bank", str),
+            payee_bank=_get(record, "payee_bank", str),
+            payee_account=_get(record, "payee_account", str),
+            amount=_money(record, "amount", cur, currencies),
+            created_at=str(record.get("created_at", "")),
+            expires_at=str(record.get("expires_at", "")),
+            originator={str(k): str(v) for k, v in dict(originator).items()},
+            remittance=str(record.get("remittance", "")),
+            status=TransferStatus(status),
+            decision=_opt_str(decision, "outcome") if decision else None,
+            reject_reason=(_opt_str(decision, "reason") or None) if decision else None,
+            refunded=refund is not None,
+        )
+
+
+@dataclass(frozen=True)
+class Supply:
+    """A bank's supply of one token: the sum of its supply records."""
+
+    bank: str
+    currency: str
+    supply: Money
+    by_kind: Mapping[str, Money]
+    """Totals per kind: mint, burn, internal, out, in, refund."""
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """What ``debtor`` owes ``creditor`` in one currency: accepted less settled."""
+
+    debtor: str
+    creditor: str
+    currency: str
+    accepted: Money
+    settled: Money
+    disputed: Money
+    owed: Money
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], currencies: Currencies) -> Obligation:
+        cur = _get(data, "currency", str)
+        return cls(
+            debtor=_get(data, "debtor", str),
+            creditor=_get(data, "creditor", str),
+            currency=cur,
+            accepted=_money(data, "accepted", cur, currencies),
+            settled=_money(data, "settled", cur, currencies),
+            disputed=_money(data, "disputed", cur, currencies),
+            owed=_money(data, "owed", cur, currencies),
+        )
+
+
+@dataclass(frozen=True)
+class Obligations:
+    """Obligations between two banks, both ways; ``net[cur]`` > 0: ``banks[0]`` owes."""
+
+    banks: tuple[str, str]
+    obligations: tuple[Obligation, ...]
+    net: Mapping[str, Money]
+    anomalies: Mapping[str, int]
+    disputes: tuple[Mapping[str, Any], ...]
+
+    def owed(self, debtor: str, currency: str) -> int:
+        """Minor units ``debtor`` owes the other bank in ``currency`` (0 if nothing)."""
+        return sum(
+            o.owed.minor for o in self.obligations if o.debtor == debtor and o.currency == currency
+        )
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """The regulator's audit: ``ok`` when every conservation check holds."""
+
+    ok: bool
+    failures: tuple[str, ...]
+    banks: tuple[Mapping[str, Any], ...]
+    pairs: tuple[Mapping[str, Any], ...]
+    currencies: tuple[Mapping[str, Any], ...]
+    anomalies: Mapping[str, int]
+    disputes: tuple[Mapping[str, Any], ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AuditReport:
+        return cls(
+            ok=bool(_get(data, "ok", bool)),
+            failures=tuple(str(f) for f in _get(data, "failures", list)),
+            banks=tuple(_get(data, "banks", list)),
+            pairs=tuple(_get(data, "pairs", list)),
+            currencies=tuple(_get(data, "currencies", list)),
+            anomalies=dict(_get(data, "anomalies", dict)),
+            disputes=tuple(data.get("disputes") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    """What a reference did: its transaction, its kind and the ids it created."""
+
+    kind: str
+    tx_id: str
+    at: str
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OpenedAccount:
+    account_id: str
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A payment: ``internal`` (one transaction, done) or ``cross_bank`` (initiated; the payee
+    bank accepts or rejects ``transfer_id``)."""
+
+    kind: str
+    payee_bank: str
+    transfer_id: str | None
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class Payee:
+    """One payment of a batch payout. ``amount`` is minor units or Money."""
+
+    bank: str
+    account_id: str
+    amount: int | Money
+    remittance: str = ""
+
+
+@dataclass(frozen=True)
+class Payout:
+    """A batch payout: one debit; ``transfer_ids[i]`` is payment i's transfer (``None`` for a
+    payee at the payer's own bank, credited at once)."""
+
+    transfer_ids: tuple[str | None, ...]
+    receipt: Receipt
+    payees: tuple[Payee, ...] = field(default=())
