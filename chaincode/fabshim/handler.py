@@ -341,7 +341,6 @@ class Handler:
         prefix = transaction.prefix
         kind = "INIT" if is_init else "TRANSACTION"
         logger.debug("%s %s received", prefix, kind)
-        stub: ChaincodeStub | None = None
         try:
             try:
                 chaincode_input = pb.chaincode.ChaincodeInput.FromString(message.payload)
@@ -357,6 +356,7 @@ class Handler:
                 )
             except (pb.DecodeError, ShimError) as exc:
                 logger.error("%s cannot start %s: %s", prefix, kind, exc)
+                self._finish(transaction)
                 await self._reply_error(transaction, f"cannot start the transaction: {exc}")
                 return
             response = await self._call_chaincode(stub, is_init, prefix)
@@ -366,10 +366,19 @@ class Handler:
                 except ShimError as exc:
                     logger.info("%s write batch refused: %s", prefix, type(exc).__name__)
                     response = error_response(str(exc))
+            # The transaction is over before the peer hears so: a request still in flight
+            # from a task the chaincode left behind fails now instead of waiting forever.
+            self._finish(transaction)
             await self._reply(transaction, stub, response, is_init)
         finally:
-            transaction.close(None)
-            self._transactions.pop((transaction.channel_id, transaction.tx_id), None)
+            self._finish(transaction)
+
+    def _finish(self, transaction: _Transaction) -> None:
+        if not transaction.closed:
+            transaction.close(
+                TransactionClosedError(f"{transaction.prefix} the transaction has completed")
+            )
+        self._transactions.pop((transaction.channel_id, transaction.tx_id), None)
 
     async def _call_chaincode(self, stub: ChaincodeStub, is_init: bool, prefix: str) -> Response:
         try:

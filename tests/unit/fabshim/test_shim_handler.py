@@ -15,6 +15,7 @@ from fabshim import (
     Response,
     ServerConfig,
     Stub,
+    TransactionClosedError,
     error,
     success,
 )
@@ -322,6 +323,21 @@ async def test_requests_of_one_transaction_are_serialized() -> None:
         result = await peer.execute("f")
         assert result.payload == b"0,-,2,-,4,-,6,-,8,-"
         assert peer.violations == []
+
+
+async def test_a_request_left_in_flight_fails_when_the_transaction_completes() -> None:
+    strays: list[asyncio.Task[bytes | None]] = []
+
+    async def leave_behind(stub: Stub) -> Response:
+        strays.append(asyncio.create_task(stub.get_state("k")))
+        await asyncio.sleep(0.01)  # the stray request is now waiting for the peer
+        return success(b"done")
+
+    peer = FakePeer(request_delay=0.2)
+    async with connected(FnChaincode(leave_behind), peer) as (_, peer):
+        assert (await peer.execute("f")).payload == b"done"
+        with pytest.raises(TransactionClosedError):
+            await asyncio.wait_for(strays[0], 5)
 
 
 async def test_a_response_for_no_waiting_request_is_dropped(
