@@ -322,6 +322,22 @@ async def test_history_for_key_is_newest_first(peer: FakePeer) -> None:
         assert result.payload == b"t3::True:True;t2:v2:False:True;t1:v1:False:True"
 
 
+async def test_long_history_is_paged_lazily() -> None:
+    peer = FakePeer(max_result_limit=2)
+
+    async def write(stub: Stub) -> None:
+        await stub.put_state("k", stub.parameters[0].encode())
+
+    async def history(stub: Stub) -> str:
+        return ",".join([m.value.decode() async for m in await stub.get_history_for_key("k")])
+
+    async with connected(Script(write=write, history=history), peer) as (_, p):
+        for i in range(5):
+            await p.execute("write", str(i))
+        assert (await p.execute("history", tx_id="h")).payload == b"4,3,2,1,0"
+        assert p.requests_of("h") == ["GET_HISTORY_FOR_KEY"] + ["QUERY_STATE_NEXT"] * 2
+
+
 # ---------------------------------------------------------------------------- private data
 
 
