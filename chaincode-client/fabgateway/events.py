@@ -132,6 +132,10 @@ class _Stream(Generic[_T]):
             except asyncio.CancelledError:
                 if not read.done():
                     raise  # the consumer was cancelled; the read goes on
+                if not read.cancelled() and read.exception() is None:
+                    # The read finished as the consumer was cancelled: keep its message for
+                    # the next __anext__ rather than drop it.
+                    raise
                 self._read = None
                 if self._closed:
                     raise StopAsyncIteration from None
