@@ -1,0 +1,257 @@
+"""The benchmark's own networks: consortium variants, up/down, anchors, process accounting.
+
+Every network lives in a temporary state folder under a run root
+(``$TMPDIR/dtbench-<pid>-<time>/``) marked with ``owner.pid``, on base ports 8000-8999.
+:func:`cleanup_stale_runs` takes down the networks of earlier runs whose owner process is
+gone (e.g. a benchmark killed with SIGKILL), and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from consortium import channel as channel_cfg
+from consortium import config as config_mod
+from consortium.config import Consortium, Org
+from consortium.network import REPO_ROOT, Network, NodeHandle
+
+from dtbench.procstat import cpu_seconds, rss_mb
+
+__all__ = [
+    "BENCH_DIR",
+    "NODE_DIR",
+    "Cluster",
+    "Shape",
+    "cleanup_stale_runs",
+    "new_run_root",
+]
+
+BENCH_DIR = Path(__file__).resolve().parents[1]
+NODE_DIR = BENCH_DIR / "node"
+DEFAULT_CONFIG = REPO_ROOT / "config" / "consortium.yaml"
+ROOT_PREFIX = "dtbench-"
+
+NOOP_PY = "noop"  # the Python no-op chaincode's name on the channel
+NODE_ANCHOR = "nodecc"  # the Node fabric-shim anchor's name on the channel
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a benchmark network looks like."""
+
+    banks: int = 3
+    regulator: bool = True
+    orderers: int = 3
+    batch_timeout_ms: int = 150
+    max_message_count: int = 100
+
+    def label(self) -> str:
+        reg = "+reg" if self.regulator else ""
+        return (
+            f"{self.banks} banks{reg}, {self.orderers} orderer(s), "
+            f"{self.batch_timeout_ms} ms / {self.max_message_count}"
+        )
+
+
+def write_consortium(path: Path, shape: Shape, *, name: str, base_port: int) -> Path:
+    """The default consortium with ``shape`` applied (extra banks are USD-only)."""
+    data: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    data["name"] = name
+    data["base_port"] = base_port
+    data["ordering"] = {
+        **data["ordering"],
+        "orderers": shape.orderers,
+        "batch_timeout_ms": shape.batch_timeout_ms,
+        "max_message_count": shape.max_message_count,
+    }
+    banks: list[dict[str, Any]] = list(data["banks"])[: shape.banks]
+    for i in range(len(banks), shape.banks):
+        n = i + 1
+        banks.append(
+            {
+                "name": f"bank{n:02d}",
+                "display_name": f"Benchmark Bank {n}",
+                "msp_id": f"Bank{n:02d}MSP",
+                "jurisdiction": "US",
+                "currencies": ["USD"],
+                "peers": 1,
+            }
+        )
+    data["banks"] = banks
+    data["regulator"] = {**data["regulator"], "enabled": shape.regulator}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def new_run_root() -> Path:
+    """A fresh run root in the temp folder, marked as owned by this process."""
+    root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-"))
+    (root / "owner.pid").write_text(f"{os.getpid()}\n")
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanup_stale_runs(log: Callable[[str], None]) -> list[Path]:
+    """Take down the networks of earlier runs whose owner process is gone."""
+    cleaned = []
+    for root in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
+        marker = root / "owner.pid"
+        try:
+            owner = int(marker.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if owner == os.getpid() or _alive(owner):
+            continue
+        for config_file in root.glob("*/consortium.yaml"):
+            state = config_file.parent / "state"
+            if not state.exists():
+                continue
+            try:
+                net = Network(config_mod.load(config_file), state, progress=lambda _m: None)
+                stopped = net.down()
+            except Exception as exc:  # a broken leftover must not stop the benchmark
+                log(f"cleanup: {state}: {type(exc).__name__}: {exc}")
+                continue
+            if stopped:
+                log(f"cleanup: stopped {len(stopped)} leftover processes of {state}")
+        shutil.rmtree(root, ignore_errors=True)
+        cleaned.append(root)
+    return cleaned
+
+
+class Cluster:
+    """One benchmark network: bring it up, deploy the anchors, account for its processes."""
+
+    def __init__(
+        self, root: Path, *, name: str, base_port: int, shape: Shape, log: Callable[[str], None]
+    ) -> None:
+        self.shape = shape
+        self.dir = root / name
+        self.config_path = write_consortium(
+            self.dir / "consortium.yaml", shape, name=name, base_port=base_port
+        )
+        self.consortium: Consortium = config_mod.load(self.config_path)
+        self.log = log
+        self.network = Network(
+            self.consortium,
+            self.dir / "state",
+            progress=lambda msg: log(f"    [{name}] {msg.strip()}"),
+            extra_pythonpath=[BENCH_DIR],
+        )
+        self.up_seconds: float | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def up(self) -> float:
+        started = time.monotonic()
+        self.network.up()
+        self.up_seconds = time.monotonic() - started
+        return self.up_seconds
+
+    def down(self) -> None:
+        try:
+            self.network.down(purge=True)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ anchors
+
+    def any_bank_policy(self) -> str:
+        return "OR(" + ", ".join(f"'{b.msp_id}.peer'" for b in self.consortium.banks) + ")"
+
+    def deploy_noop(self) -> float:
+        """The Python no-op chaincode (our shim); any one bank endorses."""
+        t0 = time.monotonic()
+        self.network.deploy(NOOP_PY, "dtbench.noop:chaincode", policy=self.any_bank_policy())
+        return time.monotonic() - t0
+
+    def deploy_node_anchor(self) -> float:
+        """The Node fabric-shim anchor (no-op and the transfer's state-access pattern), with
+        the same collections as the deposit-token chaincode."""
+        t0 = time.monotonic()
+        self.network.deploy(
+            NODE_ANCHOR,
+            "node:bench/node/server.js",
+            policy=self.any_bank_policy(),
+            collections=channel_cfg.collections_config(self.consortium),
+            argv=["node", str(NODE_DIR / "server.js")],
+            env={"CORE_CHAINCODE_LOGGING_LEVEL": "WARNING"},
+        )
+        return time.monotonic() - t0
+
+    # ------------------------------------------------------------------ organizations
+
+    def bank(self, index: int) -> Org:
+        return self.consortium.banks[index]
+
+    def profile(self, org: Org) -> dict[str, Any]:
+        return dict(json.loads(self.network.profile_path(org).read_text()))
+
+    def registry(self) -> dict[str, Any]:
+        return self.network.registry()
+
+    # ------------------------------------------------------------------ accounting
+
+    def nodes(self) -> list[NodeHandle]:
+        return self.network.nodes()
+
+    def pids(self) -> dict[str, tuple[str, int]]:
+        """node name -> (role, pid) for every running node; role is ``orderer``, ``peer``
+        or ``chaincode:<chaincode name>``."""
+        out: dict[str, tuple[str, int]] = {}
+        for handle in self.nodes():
+            pid = handle.pid()
+            if pid is None:
+                continue
+            role = handle.kind
+            if role == "chaincode":
+                role = "chaincode:" + _chaincode_of(handle.name, self.consortium.chaincode.name)
+            out[handle.name] = (role, pid)
+        return out
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        out = {}
+        for name, (_role, pid) in self.pids().items():
+            value = cpu_seconds(pid)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def memory(self) -> dict[str, Any]:
+        """Resident memory (MiB) per node and summed per role."""
+        per_node: dict[str, float] = {}
+        per_role: dict[str, float] = {}
+        for name, (role, pid) in self.pids().items():
+            value = rss_mb(pid)
+            if value is None:
+                continue
+            per_node[name] = round(value, 1)
+            group = role.split(":", 1)[0]
+            per_role[group] = round(per_role.get(group, 0.0) + value, 1)
+        return {"total_mb": round(sum(per_node.values()), 1), "by_role": per_role,
+                "by_node": per_node}
+
+
+def _chaincode_of(node_name: str, main: str) -> str:
+    # "chaincode.<peer>" is the consortium's chaincode; "chaincode-<name>.<peer>" another one
+    head = node_name.split(".", 1)[0]
+    return head.split("-", 1)[1] if "-" in head else main

@@ -1,0 +1,297 @@
+"""The outputs of a run: derived ratios and targets, the JSON record, the chart, the table.
+
+Ratios are computed per round of the ``ratios`` section (the points of one round ran one
+after another, so drift and other users' load hit them alike) and reported as the median
+over the rounds, with the lowest and highest round.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["derive", "ratio_table", "write_chart", "write_record"]
+
+PAYMENT_P50_MS = 500.0
+PAYMENT_P99_MS = 1000.0
+
+# name, numerator point, denominator point, target (>=), what it says
+RATIOS: tuple[tuple[str, str, str, float | None, str], ...] = (
+    ("contract_vs_node_shim", "transfer-py", "transfer-node", 1.0,
+     "Python deposit-token transfer / same state access on the Node fabric-shim"),
+    ("private_transfer_vs_noop_ceiling", "transfer-py", "noop-py", 0.6,
+     "private intra-bank transfer / no-op ceiling (Python no-op, our shim)"),
+    ("python_client_vs_node_client", "transfer-py", "client-node", 1.3,
+     "our Python client / stock Node @hyperledger/fabric-gateway (same transfer)"),
+    ("noop_python_shim_vs_node_shim", "noop-py", "noop-node", None,
+     "no-op on our shim / no-op on the Node fabric-shim (reference)"),
+    ("private_transfer_vs_node_noop", "transfer-py", "noop-node", None,
+     "private intra-bank transfer / Node no-op ceiling (reference)"),
+)  # fmt: skip
+
+
+def _round_points(points: list[dict[str, Any]], name: str) -> dict[int, dict[str, Any]]:
+    return {
+        int(p["round"]): p
+        for p in points
+        if p["section"] == "ratios" and p["id"].split("/", 1)[1].split("#")[0] == name
+    }
+
+
+def _med(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def derive(record: dict[str, Any]) -> dict[str, Any]:
+    """Ratios, latency and conflict targets from a record's points."""
+    points: list[dict[str, Any]] = record.get("points", [])
+    ratios = []
+    for name, num, den, target, what in RATIOS:
+        a, b = _round_points(points, num), _round_points(points, den)
+        rounds = sorted(set(a) & set(b))
+        per_round = [
+            a[r]["tx_per_s"] / b[r]["tx_per_s"] for r in rounds if b[r]["tx_per_s"] > 0
+        ]
+        value = _med(per_round)
+        ratios.append({
+            "name": name,
+            "what": what,
+            "value": value,
+            "min": round(min(per_round), 3) if per_round else None,
+            "max": round(max(per_round), 3) if per_round else None,
+            "rounds": len(per_round),
+            "numerator_tx_per_s": _med([a[r]["tx_per_s"] for r in rounds]),
+            "denominator_tx_per_s": _med([b[r]["tx_per_s"] for r in rounds]),
+            "target": target,
+            "met": None if target is None or value is None else value >= target,
+        })  # fmt: skip
+    # client CPU per transaction: ours against the stock Node client's (same workload)
+    py = _round_points(points, "transfer-py")
+    nd = _round_points(points, "client-node")
+    cpu = {
+        "python_client_ms_per_tx": _med(
+            [p["cpu_ms_per_tx"]["client"] for p in py.values() if p["cpu_ms_per_tx"]["client"]]
+        ),
+        "node_client_ms_per_tx": _med(
+            [p["cpu_ms_per_tx"]["client"] for p in nd.values() if p["cpu_ms_per_tx"]["client"]]
+        ),
+    }
+    # the cross-bank payment latency at the moderate rate
+    rate = record.get("settings", {}).get("moderate_rate")
+    latency = None
+    for p in points:
+        if p["section"] == "workloads" and p["workload"] == "payment" and p["loop"] == "open" \
+                and p.get("offered_rate") == rate:
+            lat = p["latency_ms"]
+            latency = {
+                "offered_rate_payments_per_s": rate,
+                "p50_ms": lat["p50"],
+                "p99_ms": lat["p99"],
+                "completed": p["completed"],
+                "failures": p["failures"],
+                "target_p50_ms": PAYMENT_P50_MS,
+                "target_p99_ms": PAYMENT_P99_MS,
+                "met": lat["p50"] is not None and lat["p99"] is not None
+                and lat["p50"] < PAYMENT_P50_MS and lat["p99"] < PAYMENT_P99_MS
+                and not p["failures"],
+                "phases_ms": p.get("payment_phases_ms"),
+            }
+    mvcc = sum(int(p.get("mvcc_conflicts", 0)) for p in points)
+    other = sum(int(p.get("other_failures", 0)) for p in points)
+    return {
+        "ratios": ratios,
+        "client_cpu": cpu,
+        "payment_latency": latency,
+        "conflicts": {"mvcc_total": mvcc, "other_failures_total": other, "met": mvcc == 0},
+    }
+
+
+def _fmt(v: float | None, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def ratio_table(record: dict[str, Any]) -> str:
+    """The ratio table, as Markdown (also readable in a terminal)."""
+    lines = [
+        "| measure | value (median of rounds) | lowest–highest round | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    for r in record["ratios"]:
+        target = "(reference)" if r["target"] is None else f"≥ {r['target']:g}×"
+        met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        lines.append(
+            f"| {r['what']} | **{_fmt(r['value'])}×** "
+            f"({_fmt(r['numerator_tx_per_s'], '.0f')} / {_fmt(r['denominator_tx_per_s'], '.0f')}"
+            f" tx/s) | {_fmt(r['min'])}–{_fmt(r['max'])} ({r['rounds']}) | {target} | {met} |"
+        )
+    lat = record.get("payment_latency")
+    if lat:
+        lines.append(
+            f"| cross-bank payment, both phases committed, at {lat['offered_rate_payments_per_s']:g}"
+            f" payments/s: p50 / p99 | **{_fmt(lat['p50_ms'], '.0f')} / "
+            f"{_fmt(lat['p99_ms'], '.0f')} ms** | | < 500 / 1000 ms | "
+            f"{'yes' if lat['met'] else '**no**'} |"
+        )
+    c = record["conflicts"]
+    lines.append(
+        f"| MVCC conflicts between unrelated transactions (all runs) | **{c['mvcc_total']}** "
+        f"(other failures: {c['other_failures_total']}) | | 0 | "
+        f"{'yes' if c['met'] else '**no**'} |"
+    )
+    cpu = record.get("client_cpu", {})
+    if cpu.get("node_client_ms_per_tx"):
+        lines.append(
+            f"| client CPU per transfer: Python / stock Node | "
+            f"{_fmt(cpu['python_client_ms_per_tx'])} / {_fmt(cpu['node_client_ms_per_tx'])} ms"
+            f" | | (reference) | |"
+        )
+    return "\n".join(lines)
+
+
+def points_table(record: dict[str, Any]) -> str:
+    """Every point: throughput, latency, failures, CPU per transaction by role."""
+    lines = [
+        "| point | load | tx/s | p50 / p95 / p99 ms | MVCC / other failures | CPU ms/tx: "
+        "gateway peer, other peers, orderers, chaincode, client = total |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in record["points"]:
+        cpu = p["cpu_ms_per_tx"]
+        chaincode = sum(v for k, v in cpu.items() if k.startswith("chaincode") and v)
+        load = (f"{p['offered_rate']:g}/s" if p["loop"] == "open"
+                else f"{p.get('concurrency')} in flight")  # fmt: skip
+        lat = p["latency_ms"]
+        lines.append(
+            f"| {p['id']} | {load} | {p['tx_per_s']:.0f} | {_fmt(lat['p50'], '.0f')} / "
+            f"{_fmt(lat['p95'], '.0f')} / {_fmt(lat['p99'], '.0f')} | {p['mvcc_conflicts']} / "
+            f"{p['other_failures']} | {_fmt(cpu.get('peer (gateway)'))}, "
+            f"{_fmt(cpu.get('peers (others)'))}, {_fmt(cpu.get('orderer'))}, "
+            f"{_fmt(chaincode)}, {_fmt(cpu.get('client'))} = "
+            f"{_fmt(p['cpu_ms_per_tx_total'])} |"
+        )
+    return "\n".join(lines)
+
+
+def write_record(record: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
+def write_chart(record: dict[str, Any], path: Path, log: Callable[[str], None]) -> Path | None:
+    """Throughput and latency against load (and the batch and scaling sweeps) as a PNG.
+
+    Needs matplotlib (the project's ``bench`` extra); without it, no chart and a note.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("  (no chart: matplotlib is not installed; pip install -e '.[bench]')")
+        return None
+    points = record["points"]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig.suptitle(
+        f"dtbench {record['started_at']} - {record['machine']['cores']} cores "
+        f"({record['machine']['cpu_model'][:40]}), Fabric {record['machine']['fabric']}",
+        fontsize=10,
+    )
+    ax = axes[0][0]
+    for workload, color in (("noop", "tab:gray"), ("transfer", "tab:blue")):
+        sweep = sorted((p for p in points if p["id"].startswith(f"sweep/{workload}@")),
+                       key=lambda p: p["concurrency"])  # fmt: skip
+        if not sweep:
+            continue
+        xs = [p["tx_per_s"] for p in sweep]
+        ax.plot(xs, [p["latency_ms"]["p50"] for p in sweep], "o-", color=color,
+                label=f"{workload} p50")  # fmt: skip
+        ax.plot(xs, [p["latency_ms"]["p99"] for p in sweep], "o--", color=color,
+                label=f"{workload} p99")  # fmt: skip
+        for p in sweep:
+            ax.annotate(str(p["concurrency"]), (p["tx_per_s"], p["latency_ms"]["p50"]),
+                        fontsize=7, textcoords="offset points", xytext=(3, -9))  # fmt: skip
+    ax.set_xlabel("committed tx/s (closed loop; labels: transactions in flight)")
+    ax.set_ylabel("latency, ms")
+    ax.set_title("Throughput and latency against load", fontsize=10)
+    _legend(ax, fontsize=8)
+    ax.grid(alpha=0.3)
+
+    ax = axes[0][1]
+    pay = sorted((p for p in points if p["id"].startswith("sweep/payment@")),
+                 key=lambda p: p["offered_rate"])  # fmt: skip
+    if pay:
+        xs = [p["offered_rate"] for p in pay]
+        ax.plot(xs, [p["latency_ms"]["p50"] for p in pay], "o-", label="p50")
+        ax.plot(xs, [p["latency_ms"]["p95"] for p in pay], "o-", label="p95")
+        ax.plot(xs, [p["latency_ms"]["p99"] for p in pay], "o-", label="p99")
+        ax.axhline(PAYMENT_P50_MS, color="tab:green", lw=0.8, ls=":", label="p50 target")
+        ax.axhline(PAYMENT_P99_MS, color="tab:red", lw=0.8, ls=":", label="p99 target")
+    ax.set_xlabel("offered cross-bank payments/s (open loop)")
+    ax.set_ylabel("initiate -> event -> accept committed, ms")
+    ax.set_title("Cross-bank payment end to end", fontsize=10)
+    _legend(ax, fontsize=8)
+    ax.grid(alpha=0.3)
+
+    ax = axes[1][0]
+    batch = [p for p in points if p["section"] == "batch"]
+    if batch:
+        for count, marker in ((100, "o"), (10, "s"), (500, "^")):
+            tr = sorted((p for p in batch if p["workload"] == "transfer"
+                         and p["batch"]["max_message_count"] == count),
+                        key=lambda p: p["batch"]["timeout_ms"])  # fmt: skip
+            if tr:
+                ax.plot([p["batch"]["timeout_ms"] for p in tr], [p["tx_per_s"] for p in tr],
+                        marker + "-", color="tab:blue",
+                        label=f"transfer tx/s (MaxMessageCount {count})")  # fmt: skip
+        ax2 = ax.twinx()
+        for count, marker in ((100, "o"), (10, "s"), (500, "^")):
+            pm = sorted((p for p in batch if p["workload"] == "payment"
+                         and p["batch"]["max_message_count"] == count),
+                        key=lambda p: p["batch"]["timeout_ms"])  # fmt: skip
+            if pm:
+                ax2.plot([p["batch"]["timeout_ms"] for p in pm],
+                         [p["latency_ms"]["p50"] for p in pm], marker + "--", color="tab:orange",
+                         label=f"payment p50 ms (MaxMessageCount {count})")  # fmt: skip
+        ax2.axhline(PAYMENT_P50_MS, color="tab:red", lw=0.8, ls=":")
+        ax2.set_ylabel("payment p50, ms")
+        _legend(ax2, fontsize=7, loc="upper right")
+    ax.set_xlabel("BatchTimeout, ms")
+    ax.set_ylabel("transfer, committed tx/s")
+    ax.set_title("Batch settings", fontsize=10)
+    _legend(ax, fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+
+    ax = axes[1][1]
+    nets = sorted((n for n in record["networks"] if n["role"] in ("main", "scaling")),
+                  key=lambda n: n["shape"]["banks"])  # fmt: skip
+    scal = {p["banks"]: p for p in points if p["section"] == "scaling"}
+    if nets:
+        banks = [n["shape"]["banks"] for n in nets]
+        ax.bar([b - 0.3 for b in banks], [n["up_s"] or 0 for n in nets], width=0.6,
+               color="tab:gray", label="network up, s")  # fmt: skip
+        ax.plot(banks, [(n.get("memory_loaded") or n["memory_idle"])["total_mb"] / 100 for n in nets],
+                "s-", color="tab:purple", label="memory after load, 100 MiB")  # fmt: skip
+        ax2 = ax.twinx()
+        ax2.plot([b for b in banks if b in scal], [scal[b]["tx_per_s"] for b in banks if b in scal],
+                 "o-", color="tab:blue", label="transfer tx/s")  # fmt: skip
+        ax2.set_ylabel("transfer, committed tx/s")
+        _legend(ax2, fontsize=8, loc="upper right")
+    ax.set_xlabel("banks")
+    ax.set_title("Scaling", fontsize=10)
+    _legend(ax, fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,580 @@
+"""The suite: which networks, which points, in which order; the JSON record of a run.
+
+Sections (``--sections``, all by default):
+
+* ``ratios``: on the main network (the default consortium: 3 banks, the regulator, 3 Raft
+  orderers, BatchTimeout 150 ms, MaxMessageCount 100), rounds of five closed-loop points at
+  one concurrency, interleaved so that drift hits every point alike, ``repeats`` times:
+  the Python no-op (our shim), the Node no-op (``fabric-shim``), the Python contract's
+  ``transfer``, the Node anchor's transfer (same state-access pattern), both driven by our
+  Python client, and the Python contract's ``transfer`` driven by the stock Node client.
+  Ratios are medians over the rounds.
+* ``workloads``: on the main network: load sweeps of the no-op and the transfer (closed
+  loop at 8 .. 256 in flight), mint, cross-bank payments (open loop at several rates, the
+  moderate one gives the latency target), mixed.
+* ``batch``: the same consortium with other BatchTimeout / MaxMessageCount values: transfer
+  throughput and cross-bank payment latency at the moderate rate.
+* ``scaling``: 3 (the main network), 6 and 10 banks: network up time, memory, throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consortium.binaries import FABRIC_VERSION
+
+from dtbench import anchors, loadgen
+from dtbench.cluster import NODE_ANCHOR, NOOP_PY, Cluster, Shape, new_run_root
+from dtbench.loadgen import RunResult
+from dtbench.meter import Meter
+from dtbench.workloads import (
+    Acceptor,
+    BankClient,
+    Ledger,
+    mint_op,
+    mixed_op,
+    noop_op,
+    open_client,
+    payment_op,
+    transfer_op,
+)
+
+__all__ = ["SECTIONS", "Settings", "run_suite"]
+
+SECTIONS = ("ratios", "workloads", "batch", "scaling")
+SCHEMA = "dtbench/1"
+
+
+@dataclass
+class Settings:
+    """What a run measures and for how long."""
+
+    sections: tuple[str, ...] = SECTIONS
+    duration: float = 10.0
+    warmup: float = 2.0
+    concurrency: int = 128
+    repeats: int = 3
+    sweep: tuple[int, ...] = (8, 32, 128, 256)
+    payment_rates: tuple[float, ...] = (10.0, 25.0, 50.0, 100.0)
+    moderate_rate: float = 25.0
+    batch_settings: tuple[tuple[int, int], ...] = ((50, 100), (100, 100), (250, 100),
+                                                   (500, 100), (150, 10))  # fmt: skip
+    scaling_banks: tuple[int, ...] = (6, 10)
+    scaling_duration: float = 6.0
+    base_port: int = 8000
+    node: bool = True
+    quick: bool = False
+    main_shape: Shape = field(default_factory=Shape)
+
+    @classmethod
+    def quick_mode(cls, base_port: int = 8600) -> Settings:
+        """A few seconds of load per workload on a small network: proves the suite works."""
+        return cls(
+            sections=("ratios", "workloads"),
+            duration=2.0,
+            warmup=1.0,
+            concurrency=8,
+            repeats=1,
+            sweep=(4, 8),
+            payment_rates=(5.0,),
+            moderate_rate=5.0,
+            batch_settings=(),
+            scaling_banks=(),
+            base_port=base_port,
+            quick=True,
+            main_shape=Shape(banks=2, regulator=False, orderers=1),
+        )
+
+
+Log = Callable[[str], None]
+
+
+class Suite:
+    """One run of the suite (see the module docstring)."""
+
+    def __init__(self, settings: Settings, log: Log) -> None:
+        self.s = settings
+        self.log = log
+        self.root = new_run_root()
+        self.points: list[dict[str, Any]] = []
+        self.networks: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self.node_error: str | None = None
+        self._next_port = settings.base_port
+
+    # ------------------------------------------------------------------ networks
+
+    def _port_block(self, shape: Shape) -> int:
+        slots = shape.orderers + shape.banks + (1 if shape.regulator else 0)
+        base = self._next_port
+        self._next_port += ((slots * 10 + 99) // 100) * 100
+        if self._next_port > 9000:
+            self._next_port = self.s.base_port  # networks never overlap in time
+            base = self._next_port
+            self._next_port += ((slots * 10 + 99) // 100) * 100
+        return base
+
+    def new_cluster(self, name: str, shape: Shape) -> Cluster:
+        return Cluster(self.root, name=name, base_port=self._port_block(shape), shape=shape,
+                       log=self.log)  # fmt: skip
+
+    def _network_record(self, cluster: Cluster, **extra: Any) -> dict[str, Any]:
+        return {
+            "name": cluster.consortium.name,
+            "shape": asdict(cluster.shape),
+            "label": cluster.shape.label(),
+            "base_port": cluster.consortium.base_port,
+            "up_s": None if cluster.up_seconds is None else round(cluster.up_seconds, 2),
+            **extra,
+        }
+
+    # ------------------------------------------------------------------ measuring
+
+    async def measure(
+        self,
+        cluster: Cluster,
+        *,
+        point_id: str,
+        section: str,
+        workload: str,
+        chaincode: str,
+        client: str,
+        gateway: BankClient,
+        op: loadgen.Operation | None = None,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        slots: int = 0,
+        duration: float | None = None,
+        tx_per_op: float = 1.0,
+        tx_per_label: dict[str, float] | None = None,
+        node_config: dict[str, Any] | None = None,
+        acceptor: Acceptor | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Run one point and record it."""
+        duration = self.s.duration if duration is None else duration
+        gateway_peer = gateway.org.peers[0].name
+        meter = Meter(cluster, gateway_peer)
+        client_cpu: float | None = None
+        if acceptor is not None:
+            acceptor.times.clear()
+        if node_config is not None:
+            cfg = {**node_config, "durationS": duration, "warmupS": self.s.warmup}
+            result, client_cpu = await anchors.run_node_client(
+                cfg, on_open=meter.open, on_close=meter.close,
+                timeout=duration + self.s.warmup + 120,
+            )  # fmt: skip
+        elif rate is not None:
+            assert op is not None
+            result = await loadgen.open_loop(
+                op, rate=rate, slots=slots, duration=duration, warmup=self.s.warmup,
+                on_open=meter.open, on_close=meter.close,
+            )  # fmt: skip
+        else:
+            assert op is not None and concurrency is not None
+            result = await loadgen.closed_loop(
+                op, concurrency=concurrency, duration=duration, warmup=self.s.warmup,
+                on_open=meter.open, on_close=meter.close,
+            )  # fmt: skip
+        summary = loadgen.summarize(result, tx_per_op=tx_per_op, tx_per_label=tx_per_label)
+        point: dict[str, Any] = {
+            "id": point_id,
+            "section": section,
+            "network": cluster.consortium.name,
+            "batch": {"timeout_ms": cluster.shape.batch_timeout_ms,
+                      "max_message_count": cluster.shape.max_message_count},  # fmt: skip
+            "workload": workload,
+            "chaincode": chaincode,
+            "client": client,
+            "loop": "open" if rate is not None else "closed",
+            **summary,
+            **meter.report(summary["committed_tx"], client_cpu_s=client_cpu),
+            **extra,
+        }
+        if acceptor is not None and acceptor.times:
+            point["payment_phases_ms"] = _phases(acceptor.times)
+        self.points.append(point)
+        self._say_point(point)
+        return point
+
+    def _say_point(self, p: dict[str, Any]) -> None:
+        lat = p["latency_ms"]
+        load = (f"rate {p['offered_rate']:g}/s" if p["loop"] == "open"
+                else f"{p.get('concurrency')} in flight")  # fmt: skip
+        fails = f" failures {p['failures']}" if p["failures"] else ""
+        cpu = p["cpu_ms_per_tx_total"]
+        self.log(
+            f"  {p['id']:<34} {load:>16}  {p['ops_per_s']:8.1f} op/s {p['tx_per_s']:8.1f} tx/s"
+            f"  p50 {_f(lat['p50'])} p99 {_f(lat['p99'])} ms  cpu {cpu} ms/tx{fails}"
+        )
+
+    # ------------------------------------------------------------------ sections
+
+    async def run(self) -> dict[str, Any]:
+        started = time.time()
+        t0 = time.monotonic()
+        record: dict[str, Any] = {
+            "schema": SCHEMA,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "command": " ".join(["bench/run", *sys.argv[1:]]),
+            "mode": "quick" if self.s.quick else "full",
+            "settings": _settings_json(self.s),
+            "machine": machine_info(),
+        }
+        if self.s.node:
+            try:
+                anchors.ensure_node_deps(self.log)
+                record["machine"]["node"] = anchors.node_versions()
+            except anchors.NodeUnavailable as exc:
+                self.node_error = str(exc)
+                self.notes.append(f"Node anchors skipped: {exc}")
+                self.log(f"  ! Node anchors skipped: {exc}")
+        else:
+            self.node_error = "disabled (--no-node)"
+        main: Cluster | None = None
+        try:
+            if {"ratios", "workloads", "scaling"} & set(self.s.sections) or (
+                "batch" in self.s.sections
+            ):
+                main = self.new_cluster("benchmain", self.s.main_shape)
+                await self.main_network(main)
+            if "batch" in self.s.sections:
+                await self.batch_section(main)
+            if "scaling" in self.s.sections:
+                await self.scaling_section(main)
+        finally:
+            if main is not None:
+                self.log("  taking the main network down")
+                main.down()
+        record["networks"] = self.networks
+        record["points"] = self.points
+        record["notes"] = self.notes
+        record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record["duration_s"] = round(time.monotonic() - t0, 1)
+        record["machine"]["loadavg_end"] = _loadavg()
+        from dtbench.report import derive
+
+        record.update(derive(record))
+        return record
+
+    async def main_network(self, cluster: Cluster) -> None:
+        s = self.s
+        self.log(f"== main network: {cluster.shape.label()}")
+        up = cluster.up()
+        self.log(f"  up in {up:.1f} s")
+        idle = cluster.memory()
+        deploy_noop = cluster.deploy_noop()
+        deploy_node = None
+        node_ok = self.node_error is None
+        if node_ok:
+            try:
+                deploy_node = cluster.deploy_node_anchor()
+            except Exception as exc:
+                node_ok = False
+                self.node_error = f"deploying the Node chaincode failed: {exc}"
+                self.notes.append(self.node_error)
+                self.log(f"  ! {self.node_error}")
+        payer_org, payee_org = cluster.bank(0), cluster.bank(1)
+        payer = await open_client(cluster, payer_org)
+        payee = await open_client(cluster, payee_org)
+        minter = await open_client(cluster, payer_org, "minter")
+        ledger = Ledger(payer, payee, minter, currency="USD")
+        acceptor = Acceptor(payee, payer_org.name)
+        await acceptor.start()
+        slots = max(s.concurrency, *s.sweep, 64 if s.quick else 256)
+        if s.quick:
+            slots = max(s.concurrency, *s.sweep)
+        try:
+            setup = await ledger.ensure_slots(slots)
+            self.log(f"  {slots} account slots opened and funded in {setup:.1f} s")
+            node_setup = None
+            if node_ok:
+                node_setup = await ledger.ensure_node_slots(
+                    max(s.concurrency, *s.sweep), cluster.registry()
+                )
+            await asyncio.wait_for(acceptor.connected.wait(), 30)
+            self.networks.append(self._network_record(
+                cluster, role="main", memory_idle=idle,
+                deploy_s={"noop": round(deploy_noop, 2),
+                          "nodecc": None if deploy_node is None else round(deploy_node, 2)},
+                setup_s={"accounts": round(setup, 2),
+                         "node_accounts": None if node_setup is None else round(node_setup, 2)},
+            ))  # fmt: skip
+            if "ratios" in s.sections:
+                await self.ratios_section(cluster, ledger, node_ok)
+            if "workloads" in s.sections:
+                await self.workloads_section(cluster, ledger, acceptor)
+            if "scaling" in s.sections:
+                point = await self.measure(
+                    cluster, point_id="scaling/transfer", section="scaling",
+                    workload="transfer", chaincode="dtoken", client="python", gateway=payer,
+                    op=transfer_op(ledger), concurrency=min(64, slots),
+                    duration=s.scaling_duration, banks=cluster.shape.banks,
+                )  # fmt: skip
+                self.networks[-1]["memory_loaded"] = cluster.memory()
+                del point
+        finally:
+            await acceptor.stop()
+            for c in (payer, payee, minter):
+                await c.close()
+
+    def _node_client_config(
+        self, cluster: Cluster, client: BankClient, workload: str, ledger: Ledger, signer: str,
+        chaincode: str,
+    ) -> dict[str, Any]:
+        profile = cluster.profile(client.org)
+        ident = profile["identities"][client.identity]
+        return {
+            "endpoint": profile["gateway"]["endpoint"],
+            "serverName": profile["gateway"]["server_name"],
+            "tlsCaCertPath": profile["gateway"]["tls_ca_cert"],
+            "mspId": client.msp_id,
+            "certPath": ident["cert"],
+            "keyPath": ident["key"],
+            "channel": profile["channel"],
+            "chaincode": chaincode,
+            "workload": workload,
+            "concurrency": self.s.concurrency,
+            "signer": signer,
+            "pairs": ledger.pairs[: self.s.concurrency],
+            "refPrefix": f"bench-{ledger.run_id}-node-{len(self.points)}",
+        }
+
+    async def ratios_section(self, cluster: Cluster, ledger: Ledger, node_ok: bool) -> None:
+        s = self.s
+        c = s.concurrency
+        payer = ledger.payer
+        self.log(f"== ratios: {s.repeats} interleaved round(s) at {c} in flight, "
+                 f"{s.duration:g} s each")  # fmt: skip
+        for r in range(1, s.repeats + 1):
+            common = {"section": "ratios", "gateway": payer, "round": r}
+            await self.measure(cluster, point_id=f"ratios/noop-py#{r}", workload="noop",
+                               chaincode="noop (Python, our shim)", client="python",
+                               op=noop_op(payer, NOOP_PY), concurrency=c, **common)
+            if node_ok:
+                await self.measure(cluster, point_id=f"ratios/noop-node#{r}", workload="noop",
+                                   chaincode="nodecc (Node fabric-shim)", client="python",
+                                   op=noop_op(payer, NODE_ANCHOR), concurrency=c, **common)
+            await self.measure(cluster, point_id=f"ratios/transfer-py#{r}", workload="transfer",
+                               chaincode="dtoken (Python contract)", client="python",
+                               op=transfer_op(ledger), concurrency=c, **common)
+            if node_ok:
+                await self.measure(cluster, point_id=f"ratios/transfer-node#{r}",
+                                   workload="transfer", chaincode="nodecc (Node fabric-shim)",
+                                   client="python", op=transfer_op(ledger, node_anchor=True),
+                                   concurrency=c, **common)
+                cfg = self._node_client_config(cluster, payer, "transfer", ledger, "stock",
+                                               "dtoken")
+                await self.measure(cluster, point_id=f"ratios/client-node#{r}",
+                                   workload="transfer", chaincode="dtoken (Python contract)",
+                                   client="node (@hyperledger/fabric-gateway, stock signer)",
+                                   node_config=cfg, concurrency=c, **common)
+        if node_ok:
+            self.log("== reference points (once)")
+            common = {"section": "reference", "gateway": payer}
+            cfg = self._node_client_config(cluster, payer, "transfer", ledger, "node-crypto",
+                                           "dtoken")
+            await self.measure(cluster, point_id="reference/client-node-tuned",
+                               workload="transfer", chaincode="dtoken (Python contract)",
+                               client="node (@hyperledger/fabric-gateway, node:crypto signer)",
+                               node_config=cfg, concurrency=c, **common)
+            cfg = self._node_client_config(cluster, payer, "noop", ledger, "stock", NOOP_PY)
+            await self.measure(cluster, point_id="reference/client-node-noop", workload="noop",
+                               chaincode="noop (Python, our shim)",
+                               client="node (@hyperledger/fabric-gateway, stock signer)",
+                               node_config=cfg, concurrency=c, **common)
+
+    async def workloads_section(self, cluster: Cluster, ledger: Ledger, acceptor: Acceptor) -> None:
+        s = self.s
+        payer = ledger.payer
+        self.log("== workloads")
+        common = {"section": "workloads", "gateway": payer}
+        for c in s.sweep:
+            await self.measure(cluster, point_id=f"sweep/noop@{c}", workload="noop",
+                               chaincode="noop (Python, our shim)", client="python",
+                               op=noop_op(payer, NOOP_PY), concurrency=c, **common)
+        for c in s.sweep:
+            await self.measure(cluster, point_id=f"sweep/transfer@{c}", workload="transfer",
+                               chaincode="dtoken", client="python", op=transfer_op(ledger),
+                               concurrency=c, **common)
+        await self.measure(cluster, point_id="workload/mint", workload="mint", chaincode="dtoken",
+                           client="python", op=mint_op(ledger), concurrency=s.concurrency,
+                           **{**common, "gateway": ledger.minter})
+        for rate in s.payment_rates:
+            await self.measure(cluster, point_id=f"sweep/payment@{rate:g}/s", workload="payment",
+                               chaincode="dtoken", client="python",
+                               op=payment_op(ledger, acceptor), rate=rate,
+                               slots=len(ledger.payees), tx_per_op=2.0, acceptor=acceptor,
+                               **common)
+        if s.moderate_rate not in s.payment_rates:
+            await self.measure(cluster, point_id=f"sweep/payment@{s.moderate_rate:g}/s",
+                               workload="payment", chaincode="dtoken", client="python",
+                               op=payment_op(ledger, acceptor), rate=s.moderate_rate,
+                               slots=len(ledger.payees), tx_per_op=2.0, acceptor=acceptor,
+                               **common)
+        await self.measure(cluster, point_id="workload/payment-closed", workload="payment",
+                           chaincode="dtoken", client="python", op=payment_op(ledger, acceptor),
+                           concurrency=s.concurrency, tx_per_op=2.0, acceptor=acceptor,
+                           **common)
+        await self.measure(cluster, point_id="workload/mixed", workload="mixed",
+                           chaincode="dtoken", client="python", op=mixed_op(ledger, acceptor),
+                           concurrency=s.concurrency, tx_per_label={"payment": 2.0},
+                           acceptor=acceptor, **common)
+
+    async def batch_section(self, main: Cluster | None) -> None:
+        s = self.s
+        if main is not None:
+            # the main network is the default setting's point: copy its figures
+            for p in list(self.points):
+                if p["id"] in (f"sweep/transfer@{s.concurrency}",
+                               f"sweep/payment@{s.moderate_rate:g}/s"):  # fmt: skip
+                    self.points.append({**p, "id": f"batch/{p['workload']}"
+                                        f"@{main.shape.batch_timeout_ms}ms/"
+                                        f"{main.shape.max_message_count}",
+                                        "section": "batch"})  # fmt: skip
+        for timeout_ms, count in s.batch_settings:
+            shape = Shape(banks=s.main_shape.banks, regulator=s.main_shape.regulator,
+                          orderers=s.main_shape.orderers, batch_timeout_ms=timeout_ms,
+                          max_message_count=count)  # fmt: skip
+            cluster = self.new_cluster(f"benchbatch{timeout_ms}x{count}", shape)
+            self.log(f"== batch: {shape.label()}")
+            try:
+                cluster.up()
+                await self._small_run(cluster, section="batch",
+                                      tag=f"{timeout_ms}ms/{count}", payments=True)
+            finally:
+                cluster.down()
+
+    async def scaling_section(self, main: Cluster | None) -> None:
+        s = self.s
+        for banks in s.scaling_banks:
+            shape = Shape(banks=banks, regulator=s.main_shape.regulator,
+                          orderers=s.main_shape.orderers,
+                          batch_timeout_ms=s.main_shape.batch_timeout_ms,
+                          max_message_count=s.main_shape.max_message_count)  # fmt: skip
+            cluster = self.new_cluster(f"benchscale{banks}", shape)
+            self.log(f"== scaling: {shape.label()}")
+            try:
+                up = cluster.up()
+                self.log(f"  up in {up:.1f} s")
+                await self._small_run(cluster, section="scaling", tag=f"{banks}banks",
+                                      payments=False)
+            finally:
+                cluster.down()
+
+    async def _small_run(self, cluster: Cluster, *, section: str, tag: str,
+                         payments: bool) -> None:
+        s = self.s
+        idle = cluster.memory()
+        payer_org, payee_org = cluster.bank(0), cluster.bank(1)
+        payer = await open_client(cluster, payer_org)
+        payee = await open_client(cluster, payee_org)
+        minter = await open_client(cluster, payer_org, "minter")
+        ledger = Ledger(payer, payee, minter, currency="USD")
+        acceptor = Acceptor(payee, payer_org.name)
+        await acceptor.start()
+        conc = s.concurrency if section == "batch" else min(64, s.concurrency)
+        duration = s.duration if section == "batch" else s.scaling_duration
+        try:
+            setup = await ledger.ensure_slots(max(conc, 64))
+            await asyncio.wait_for(acceptor.connected.wait(), 30)
+            await self.measure(cluster, point_id=f"{section}/transfer@{tag}", section=section,
+                               workload="transfer", chaincode="dtoken", client="python",
+                               gateway=payer, op=transfer_op(ledger), concurrency=conc,
+                               duration=duration, banks=cluster.shape.banks)  # fmt: skip
+            if payments:
+                await self.measure(cluster, point_id=f"{section}/payment@{tag}", section=section,
+                                   workload="payment", chaincode="dtoken", client="python",
+                                   gateway=payer, op=payment_op(ledger, acceptor),
+                                   rate=s.moderate_rate, slots=len(ledger.payees),
+                                   tx_per_op=2.0, duration=duration, acceptor=acceptor,
+                                   banks=cluster.shape.banks)  # fmt: skip
+            self.networks.append(self._network_record(
+                cluster, role=section, memory_idle=idle, memory_loaded=cluster.memory(),
+                setup_s={"accounts": round(setup, 2)},
+            ))  # fmt: skip
+        finally:
+            await acceptor.stop()
+            for c in (payer, payee, minter):
+                await c.close()
+
+
+def _phases(times: list[Any]) -> dict[str, float | None]:
+    def med(values: list[float]) -> float | None:
+        return round(statistics.median(values) * 1000.0, 1) if values else None
+
+    return {
+        "initiate_committed_p50": med([t.initiate_committed for t in times]),
+        "event_received_p50": med([t.event_received for t in times]),
+        "accept_committed_p50": med([t.accept_committed for t in times]),
+    }
+
+
+def _f(v: float | None) -> str:
+    return "   -  " if v is None else f"{v:6.0f}"
+
+
+def _settings_json(s: Settings) -> dict[str, Any]:
+    out = asdict(s)
+    out["main_shape"] = asdict(s.main_shape)
+    return out
+
+
+def _loadavg() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    import grpc
+
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "fabric": FABRIC_VERSION,
+        "loadavg_start": _loadavg(),
+    }
+
+
+async def run_suite(settings: Settings, log: Log) -> dict[str, Any]:
+    """Run the suite and return its record (see :mod:`dtbench.report` for the outputs)."""
+    suite = Suite(settings, log)
+    try:
+        return await suite.run()
+    finally:
+        import shutil
+
+        shutil.rmtree(suite.root, ignore_errors=True)
+
+
+def result_only(result: RunResult) -> dict[str, Any]:
+    """The summary of a bare result (for tests)."""
+    return loadgen.summarize(result)
