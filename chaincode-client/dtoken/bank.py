@@ -512,7 +512,9 @@ class Bank(Member):
 
     async def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt:
         """Reject an incoming transfer (the payer bank refunds it); ``reason`` stays private."""
-        request = {"transfer_id": transfer_id, "payer_bank": payer_bank, "reason": reason}
+        request = {"transfer_id": transfer_id, "payer_bank": payer_bank}
+        if reason:
+            request["reason"] = reason[:256]
         return await self._write("reject_transfer", request, f"{payer_bank}/{transfer_id}")
 
     async def refund(self, transfer_id: str, payee_bank: str) -> Receipt:
@@ -564,8 +566,10 @@ class Regulator(Member):
         held = held_amount.minor if isinstance(held_amount, Money) else held_amount
         if type(held) is not int or held < 0:
             raise UsageError("a held amount is a non-negative int of minor units or Money")
-        request = {"bank": bank, "account_id": account_id, "frozen": frozen,
-                   "held_amount": held, "reason": reason}
+        request: dict[str, object] = {"bank": bank, "account_id": account_id,
+                                      "frozen": frozen, "held_amount": held}
+        if reason:
+            request["reason"] = reason
         return await self._write("set_hold", request, reference)
 
     async def release(self, bank: str, account_id: str, *, reference: str | None = None) -> Receipt:

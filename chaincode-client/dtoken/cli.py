@@ -1,29 +1,639 @@
 """The ``dtoken`` command line: the operator's entry point.
 
-``dtoken network ...`` manages the Fabric network (``consortium.cli``); the
-bank commands (accounts, mint, transfer, ...) are added by the bank SDK.
-Exit codes: 0 done, 2 bad usage or configuration, 3 network fault,
-4 refused by the contract.
+``dtoken network ...`` manages the Fabric network (``consortium.cli``). The bank commands run
+as one organization, on top of the bank SDK::
+
+    dtoken --bank hkbank account open --currency USD --owner CIF-1001 --reference open-1001
+    dtoken --bank hkbank mint ACCOUNT "1,250.00 USD" --reference dep-77
+    dtoken --bank hkbank transfer ACCOUNT PAYEE "50.00" --to-bank usbank --reference inv-1
+    dtoken --bank usbank watch                      # accept incoming transfers, in the foreground
+
+The organization's connection profile is ``<state>/profiles/<bank>.json`` (``--profile``
+names one directly). The state folder is ``--state-dir``, else ``$DTOKEN_STATE_DIR``, else the
+one of the consortium file (``--config``, ``$DTOKEN_CONFIG``, ``config/consortium.yaml``).
+``--identity`` picks the client identity: ``operator`` by default, ``minter`` for mint and
+burn, ``auditor`` for the regulator. Output is human text, or JSON with ``--json``.
+
+Exit codes: 0 done, 2 bad usage or configuration, 3 network fault (or an outcome that could
+not be learnt: retry with the same reference), 4 refused by the contract.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-from consortium.cli import add_network_commands
+import fabgateway
+from consortium.cli import add_network_commands, load_network
+from consortium.errors import ConfigError, CryptoError, NetworkError
 
-__all__ = ["main"]
+from dtoken import cli_format as fmt
+from dtoken.bank import Bank, Member, Regulator
+from dtoken.errors import (
+    CommitFailed,
+    ContractError,
+    DTokenError,
+    MoneyFormatError,
+    NetworkFault,
+    UsageError,
+)
+from dtoken.listener import Handled, IncomingListener, Rule, Sweeper, Verdict, accept_all
+from dtoken.models import Payee, Transfer
+from dtoken.money import Money
+from dtoken.profile import ROLES, Profile
+
+__all__ = ["EXIT_CONTRACT", "EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_FAULT = 3
+EXIT_CONTRACT = 4
+
+Handler = Callable[["Context", argparse.Namespace], Awaitable[object]]
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted before or after the command (``dtoken --json balance X`` and
+    ``dtoken balance X --json``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--bank", default=argparse.SUPPRESS, metavar="NAME",
+                        help="the organization to act as (its profiles/NAME.json)")
+    common.add_argument("--identity", default=argparse.SUPPRESS, metavar="ID",
+                        help="client identity in the profile (default: operator; minter for "
+                             "mint/burn; auditor for the regulator)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
+    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = _common()
     parser = argparse.ArgumentParser(
-        prog="dtoken", description="Deposit-token network: operate the network and a bank."
+        prog="dtoken", parents=[common],
+        description="Deposit-token network: operate the network, or act as a bank.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--config", dest="bank_config", type=Path, metavar="FILE",
+                        help="consortium file (finds the state folder)")
+    parser.add_argument("--state-dir", dest="bank_state_dir", type=Path, metavar="DIR",
+                        help="the network's state folder (default: $DTOKEN_STATE_DIR)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="a connection profile (instead of --bank)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_network_commands(sub)
+
+    def command(name: str, handler: Handler, help: str, parent: Any = sub) -> Any:
+        p = parent.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=_bank_command(handler))
+        return p
+
+    account = sub.add_parser("account", help="open, list and show accounts")
+    acc = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    p = command("open", cmd_account_open, "open an account", acc)
+    p.add_argument("--currency", required=True)
+    p.add_argument("--owner", required=True, help="the bank's own customer reference")
+    p.add_argument("--reference", help="idempotency reference (default: open-<owner>-<cur>)")
+    p.add_argument("--single-limit", metavar="AMOUNT", help="largest single payment")
+    p.add_argument("--daily-limit", metavar="AMOUNT", help="largest outflow per day")
+    p = command("list", cmd_account_list, "list the bank's accounts", acc)
+    p.add_argument("--currency")
+    p = command("show", cmd_account_show, "an account's details", acc)
+    p.add_argument("account")
+
+    for name, verb in (("mint", "credit new tokens (a deposit)"),
+                       ("burn", "retire tokens (a redemption)")):
+        p = command(name, cmd_mint if name == "mint" else cmd_burn, verb)
+        p.add_argument("account")
+        p.add_argument("amount", help='e.g. "1,250.00 USD" (or "1250.00": the account\'s)')
+        p.add_argument("--reference", required=True, help="idempotency reference")
+
+    p = command("transfer", cmd_transfer,
+                "pay an account at this bank or, with --to-bank, at another bank")
+    p.add_argument("from_account")
+    p.add_argument("to_account")
+    p.add_argument("amount")
+    p.add_argument("--to-bank", help="the payee's bank (default: this bank)")
+    p.add_argument("--reference", required=True, help="idempotency reference")
+    p.add_argument("--remittance", default="", help="remittance information (cross-bank)")
+    p.add_argument("--originator", action="append", default=[], metavar="KEY=VALUE",
+                   help="travel-rule data for the payee bank (repeatable)")
+    p.add_argument("--ttl", type=int, metavar="SECONDS", help="expiry of a cross-bank transfer")
+
+    p = command("payout", cmd_payout, "one debit, many payees (batch payout)")
+    p.add_argument("from_account")
+    p.add_argument("--pay", action="append", required=True, metavar="BANK:ACCOUNT:AMOUNT",
+                   help="one payment (repeatable)")
+    p.add_argument("--reference", required=True)
+
+    command("incoming", cmd_incoming, "transfers waiting for this bank's decision")
+    command("outgoing", cmd_outgoing, "this bank's transfers not final yet")
+    p = command("accept", cmd_accept, "accept an incoming transfer")
+    p.add_argument("transfer")
+    p.add_argument("--from-bank", required=True, help="the payer's bank")
+    p = command("reject", cmd_reject, "reject an incoming transfer")
+    p.add_argument("transfer")
+    p.add_argument("--from-bank", required=True, help="the payer's bank")
+    p.add_argument("--reason", default="")
+    p = command("refund", cmd_refund, "refund a rejected or expired outgoing transfer")
+    p.add_argument("transfer")
+    p.add_argument("--to-bank", required=True, help="the payee's bank")
+    command("sweep", cmd_sweep, "refund every rejected or expired outgoing transfer, once")
+
+    p = command("balance", cmd_balance, "an account's balance")
+    p.add_argument("account")
+    p = command("history", cmd_history, "an account's history")
+    p.add_argument("account")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--of-bank", help="(regulator) the account's bank")
+    p = command("supply", cmd_supply, "the bank's supply of a token")
+    p.add_argument("currency")
+    p.add_argument("--of-bank", help="(regulator) the issuing bank")
+    p = command("obligations", cmd_obligations, "what two banks owe each other")
+    p.add_argument("--with", dest="other", required=True, metavar="BANK")
+    p.add_argument("--of-bank", help="(regulator) the first bank")
+    p = command("settle", cmd_settle,
+                "as creditor, record that a debtor bank's reserves arrived (RTGS)")
+    p.add_argument("amount", help='e.g. "500.00 USD"')
+    p.add_argument("--debtor", required=True, metavar="BANK")
+    p.add_argument("--rtgs-reference", required=True)
+
+    p = command("freeze", cmd_freeze,
+                "a bank freezes (or --unfreeze, --close) its account; the regulator puts a "
+                "hold (--of-bank; --hold AMOUNT; --release)")
+    p.add_argument("account")
+    p.add_argument("--unfreeze", action="store_true")
+    p.add_argument("--close", action="store_true")
+    p.add_argument("--of-bank", help="(regulator) the account's bank")
+    p.add_argument("--hold", metavar="AMOUNT", help="(regulator) hold an amount, no freeze")
+    p.add_argument("--release", action="store_true", help="(regulator) remove the hold")
+    p.add_argument("--reason", default="")
+    command("audit", cmd_audit, "(regulator) the conservation audit")
+
+    ident = sub.add_parser("identity", help="client identities of this bank")
+    ident_cmds = ident.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
+    p = ident_cmds.add_parser("issue", parents=[common],
+                              help="a new client certificate with roles")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", action="append", default=[], choices=ROLES)
+    p.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE")
+    p.set_defaults(handler=run_identity_issue)
+
+    p = command("watch", cmd_watch,
+                "accept (or by rule reject) incoming transfers as they come, in the foreground")
+    p.add_argument("--checkpoint", type=Path, help="default: <state>/listeners/<bank>.json")
+    p.add_argument("--sweep", action="store_true",
+                   help="also refund this bank's rejected and expired transfers")
+    p.add_argument("--rescan", type=float, default=30.0, metavar="SECONDS",
+                   help="full pass every SECONDS even without events")
+    p.add_argument("--max-amount", metavar="AMOUNT",
+                   help="reject incoming transfers above this amount")
+    p.add_argument("--rule", metavar="MODULE:FUNCTION",
+                   help="a Python rule: Transfer -> dtoken.listener.Verdict")
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
     return parser
+
+
+# --------------------------------------------------------------------------- context
+
+
+class Context:
+    """The resolved profile and the connected client of one command."""
+
+    def __init__(self, args: argparse.Namespace, member: Member) -> None:
+        self.args = args
+        self.member = member
+        self.json = bool(getattr(args, "json", False))
+
+    @property
+    def bank(self) -> Bank:
+        if not isinstance(self.member, Bank):
+            raise UsageError(f"{self.member.name} is not a bank: this command is a bank's")
+        return self.member
+
+    @property
+    def regulator(self) -> Regulator | None:
+        return self.member if isinstance(self.member, Regulator) else None
+
+    def out(self, value: object, text: str) -> None:
+        print(fmt.dumps(value) if self.json else text)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    if args.bank_state_dir is not None:
+        return Path(args.bank_state_dir)
+    env = os.environ.get("DTOKEN_STATE_DIR")
+    if env:
+        return Path(env)
+    try:
+        network = load_network(args.bank_config, None, quiet=True)
+    except ConfigError as exc:
+        raise UsageError(f"configuration error: {exc}") from exc
+    return network.state_dir
+
+
+def resolve_profile(args: argparse.Namespace) -> Profile:
+    if args.profile is not None:
+        return Profile.load(args.profile)
+    bank = getattr(args, "bank", None)
+    state = _state_dir(args)
+    profiles = state / "profiles"
+    if not bank:
+        known = sorted(p.stem for p in profiles.glob("*.json")) if profiles.is_dir() else []
+        raise UsageError(
+            "which organization? give --bank NAME"
+            + (f" (profiles in {profiles}: {', '.join(known)})" if known else "")
+        )
+    path = profiles / f"{bank}.json"
+    if not path.exists():
+        raise UsageError(f"no connection profile for {bank!r} at {path}: is the network up?")
+    return Profile.load(path)
+
+
+_MINTER_COMMANDS = {"mint", "burn"}
+
+
+def _identity(args: argparse.Namespace, profile: Profile) -> str:
+    chosen = getattr(args, "identity", None)
+    if chosen:
+        return str(chosen)
+    if profile.is_regulator:
+        return "auditor"
+    return "minter" if args.command in _MINTER_COMMANDS else "operator"
+
+
+def _bank_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        async def go() -> None:
+            profile = resolve_profile(args)
+            cls: type[Bank] | type[Regulator] = Regulator if profile.is_regulator else Bank
+            async with cls.connect(profile, identity=_identity(args, profile)) as member:
+                await handler(Context(args, member), args)
+
+        return _guarded(args, lambda: asyncio.run(go()))
+
+    return run
+
+
+def _guarded(args: argparse.Namespace, body: Callable[[], object]) -> int:
+    as_json = bool(getattr(args, "json", False))
+
+    def fail(code: int, kind: str, error: BaseException) -> int:
+        label = {EXIT_USAGE: "usage", EXIT_FAULT: "network fault",
+                 EXIT_CONTRACT: "refused by the contract"}[code]
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"dtoken: {label}: {message}", file=sys.stderr)
+        if as_json:
+            info: dict[str, object] = {"kind": kind, "type": type(error).__name__,
+                                       "message": str(error)}
+            if isinstance(error, ContractError):
+                info["code"] = error.code
+            print(json.dumps({"error": info}, indent=2))
+        return code
+
+    try:
+        body()
+    except ContractError as error:
+        return fail(EXIT_CONTRACT, "contract", error)
+    except (UsageError, CryptoError) as error:
+        return fail(EXIT_USAGE, "usage", error)
+    except (NetworkFault, CommitFailed, NetworkError, fabgateway.GatewayError) as error:
+        return fail(EXIT_FAULT, "network", error)
+    except DTokenError as error:
+        return fail(EXIT_FAULT, "network", error)
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+async def _amount(member: Member, text: str, account: str | None = None,
+                  bank: str | None = None) -> Money:
+    """``text`` as Money; a bare number takes the account's currency."""
+    try:
+        return Money.parse(text, member.currencies)
+    except MoneyFormatError:
+        if account is None or any(w.isalpha() for w in text.split()):
+            raise
+    if isinstance(member, Regulator):
+        currency = (await member.account(bank or "", account)).currency
+    else:
+        assert isinstance(member, Bank)
+        currency = (await member.account(account)).currency
+    return Money.parse(text, member.currencies, currency=currency)
+
+
+def _pairs(items: Sequence[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} {item!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _need_regulator_bank(args: argparse.Namespace) -> str:
+    if not args.of_bank:
+        raise UsageError("the regulator names the account's bank with --of-bank")
+    return str(args.of_bank)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def cmd_account_open(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    reference = args.reference or f"open-{args.owner}-{args.currency}"
+    single = Money.parse(args.single_limit, bank.currencies, currency=args.currency) \
+        if args.single_limit else None
+    daily = Money.parse(args.daily_limit, bank.currencies, currency=args.currency) \
+        if args.daily_limit else None
+    opened = await bank.open_account(args.currency, args.owner, reference=reference,
+                                     single_payment_limit=single, daily_outflow_limit=daily)
+    ctx.out(opened, f"opened account {opened.account_id} ({args.currency}) for {args.owner} "
+                    f"{fmt.receipt_note(opened.receipt)}")
+
+
+async def cmd_account_list(ctx: Context, args: argparse.Namespace) -> None:
+    accounts = await ctx.bank.accounts(args.currency)
+    ctx.out(accounts, fmt.accounts_text(accounts))
+
+
+async def cmd_account_show(ctx: Context, args: argparse.Namespace) -> None:
+    account = await ctx.bank.account(args.account)
+    ctx.out(account, fmt.account_text(account))
+
+
+async def cmd_mint(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    amount = await _amount(bank, args.amount, args.account)
+    receipt = await bank.mint(args.account, amount, reference=args.reference)
+    ctx.out(receipt, f"minted {amount} to {args.account} {fmt.receipt_note(receipt)}")
+
+
+async def cmd_burn(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    amount = await _amount(bank, args.amount, args.account)
+    receipt = await bank.burn(args.account, amount, reference=args.reference)
+    ctx.out(receipt, f"burned {amount} from {args.account} {fmt.receipt_note(receipt)}")
+
+
+async def cmd_transfer(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    amount = await _amount(bank, args.amount, args.from_account)
+    to_bank = args.to_bank or bank.name
+    payment = await bank.transfer(
+        args.from_account, to_bank, args.to_account, amount, reference=args.reference,
+        remittance=args.remittance, originator=_pairs(args.originator, "--originator"),
+        ttl_seconds=args.ttl,
+    )
+    if payment.kind == "internal":
+        text = f"transferred {amount} to {args.to_account} within {bank.name}"
+    else:
+        text = (f"sent {amount} to {to_bank}/{args.to_account}: transfer "
+                f"{payment.transfer_id} waits for {to_bank}")
+    ctx.out(payment, f"{text} {fmt.receipt_note(payment.receipt)}")
+
+
+async def cmd_payout(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    payees = []
+    for item in args.pay:
+        parts = item.split(":", 2)
+        if len(parts) != 3:
+            raise UsageError(f"--pay {item!r} is not BANK:ACCOUNT:AMOUNT")
+        payees.append(Payee(parts[0], parts[1], await _amount(bank, parts[2], args.from_account)))
+    payout = await bank.batch_payout(args.from_account, payees, reference=args.reference)
+    lines = [f"paid {len(payees)} payees from {args.from_account} "
+             f"{fmt.receipt_note(payout.receipt)}"]
+    for payee, tid in zip(payees, payout.transfer_ids, strict=True):
+        where = f"transfer {tid}" if tid else "credited"
+        lines.append(f"  {payee.bank}/{payee.account_id} {payee.amount}: {where}")
+    ctx.out(payout, "\n".join(lines))
+
+
+async def cmd_incoming(ctx: Context, args: argparse.Namespace) -> None:
+    transfers = await ctx.bank.incoming()
+    ctx.out(transfers, fmt.transfers_text(transfers, incoming=True))
+
+
+async def cmd_outgoing(ctx: Context, args: argparse.Namespace) -> None:
+    transfers = await ctx.bank.outgoing()
+    ctx.out(transfers, fmt.transfers_text(transfers, incoming=False))
+
+
+async def cmd_accept(ctx: Context, args: argparse.Namespace) -> None:
+    receipt = await ctx.bank.accept(args.transfer, args.from_bank)
+    ctx.out(receipt, f"accepted transfer {args.transfer} from {args.from_bank} "
+                     f"{fmt.receipt_note(receipt)}")
+
+
+async def cmd_reject(ctx: Context, args: argparse.Namespace) -> None:
+    receipt = await ctx.bank.reject(args.transfer, args.from_bank, args.reason)
+    ctx.out(receipt, f"rejected transfer {args.transfer} from {args.from_bank} "
+                     f"{fmt.receipt_note(receipt)}")
+
+
+async def cmd_refund(ctx: Context, args: argparse.Namespace) -> None:
+    receipt = await ctx.bank.refund(args.transfer, args.to_bank)
+    ctx.out(receipt, f"refunded transfer {args.transfer} to {args.to_bank} "
+                     f"{fmt.receipt_note(receipt)}")
+
+
+async def cmd_sweep(ctx: Context, args: argparse.Namespace) -> None:
+    handled = await Sweeper(ctx.bank).sweep_once()
+    ctx.out(handled, "\n".join(fmt.handled_line(h) for h in handled) or "nothing to refund")
+
+
+async def cmd_balance(ctx: Context, args: argparse.Namespace) -> None:
+    account = await ctx.bank.account(args.account)
+    ctx.out({"account_id": account.account_id, "balance": account.balance,
+             "available": account.available},
+            f"{account.balance}" + (f" ({account.available} available)"
+                                    if account.available != account.balance else ""))
+
+
+async def cmd_history(ctx: Context, args: argparse.Namespace) -> None:
+    reg = ctx.regulator
+    if reg is not None:
+        entries = await reg.history(_need_regulator_bank(args), args.account, limit=args.limit)
+    else:
+        entries = await ctx.bank.history(args.account, limit=args.limit)
+    ctx.out(entries, fmt.history_text(entries))
+
+
+async def cmd_supply(ctx: Context, args: argparse.Namespace) -> None:
+    reg = ctx.regulator
+    if reg is not None:
+        supply = await reg.supply(_need_regulator_bank(args), args.currency)
+    else:
+        supply = await ctx.bank.supply(args.currency)
+    ctx.out(supply, fmt.supply_text(supply))
+
+
+async def cmd_obligations(ctx: Context, args: argparse.Namespace) -> None:
+    reg = ctx.regulator
+    if reg is not None:
+        obligations = await reg.obligations(_need_regulator_bank(args), args.other)
+    else:
+        obligations = await ctx.bank.obligations(args.other)
+    ctx.out(obligations, fmt.obligations_text(obligations))
+
+
+async def cmd_settle(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    amount = Money.parse(args.amount, bank.currencies)
+    receipt = await bank.record_settlement(args.debtor, amount,
+                                           rtgs_reference=args.rtgs_reference)
+    ctx.out(receipt, f"recorded {amount} received from {args.debtor} "
+                     f"(RTGS {args.rtgs_reference}) {fmt.receipt_note(receipt)}")
+
+
+async def cmd_freeze(ctx: Context, args: argparse.Namespace) -> None:
+    reg = ctx.regulator
+    if reg is not None:
+        bank = _need_regulator_bank(args)
+        if args.release:
+            receipt = await reg.release(bank, args.account)
+            text = f"released the hold on {bank}/{args.account}"
+        elif args.hold:
+            held = await _amount(reg, args.hold, args.account, bank)
+            receipt = await reg.freeze(bank, args.account, held_amount=held, frozen=False,
+                                       reason=args.reason)
+            text = f"holding {held} on {bank}/{args.account}"
+        else:
+            receipt = await reg.freeze(bank, args.account, reason=args.reason)
+            text = f"froze {bank}/{args.account} (regulator's hold)"
+    else:
+        if args.hold or args.release or args.of_bank:
+            raise UsageError("--hold, --release and --of-bank are the regulator's")
+        if args.unfreeze and args.close:
+            raise UsageError("--unfreeze or --close, not both")
+        bank_client = ctx.bank
+        if args.close:
+            receipt = await bank_client.close_account(args.account)
+            text = f"closed {args.account}"
+        elif args.unfreeze:
+            receipt = await bank_client.unfreeze(args.account)
+            text = f"unfroze {args.account}"
+        else:
+            receipt = await bank_client.freeze(args.account)
+            text = f"froze {args.account}"
+    ctx.out(receipt, f"{text} {fmt.receipt_note(receipt)}")
+
+
+async def cmd_audit(ctx: Context, args: argparse.Namespace) -> None:
+    reg = ctx.regulator
+    if reg is None:
+        raise UsageError("the audit is the regulator's: use --bank <regulator>")
+    report = await reg.audit()
+    ctx.out(report, fmt.audit_text(report, reg.currencies))
+
+
+def _load_rule(spec: str) -> Rule:
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        raise UsageError(f"--rule {spec!r} is not MODULE:FUNCTION")
+    try:
+        rule = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise UsageError(f"--rule {spec}: {error}") from error
+    if not callable(rule):
+        raise UsageError(f"--rule {spec} is not callable")
+    return rule  # type: ignore[no-any-return]
+
+
+def _watch_rule(bank: Bank, args: argparse.Namespace) -> Rule:
+    base = _load_rule(args.rule) if args.rule else accept_all
+    if not args.max_amount:
+        return base
+    limit = Money.parse(args.max_amount, bank.currencies)
+
+    def capped(transfer: Transfer) -> Verdict | Awaitable[Verdict]:
+        if transfer.amount.currency == limit.currency and transfer.amount > limit:
+            return Verdict.rejected("above the bank's limit for incoming payments")
+        return base(transfer)
+
+    return capped
+
+
+async def cmd_watch(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+
+    def show(handled: Handled) -> None:
+        print(fmt.dumps(handled).replace("\n", "") if ctx.json else fmt.handled_line(handled),
+              flush=True)
+
+    sweeper = Sweeper(bank, on_handled=show) if args.sweep else None
+    checkpointer = None
+    if args.checkpoint is not None:
+        args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpointer = fabgateway.FileCheckpointer(args.checkpoint)
+    listener = IncomingListener(bank, checkpointer=checkpointer, rule=_watch_rule(bank, args),
+                                sweeper=sweeper, rescan_interval=args.rescan, on_handled=show)
+    if args.once:
+        await listener.process_pending()
+        if sweeper is not None:
+            await sweeper.sweep_once()
+        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    if not ctx.json:
+        print(f"watching {bank.name}'s incoming transfers (Ctrl-C to stop)", file=sys.stderr,
+              flush=True)
+    await listener.run(stop=stop)
+
+
+def run_identity_issue(args: argparse.Namespace) -> int:
+    def body() -> None:
+        profile = resolve_profile(args)
+        attributes = {role: "true" for role in args.role}
+        attributes.update(_pairs(args.attr, "--attr"))
+        config = args.bank_config or _config_of_state(profile.state_dir)
+        try:
+            network = load_network(config, profile.state_dir, quiet=True)
+            org = network.c.org(profile.org)
+        except (ConfigError, KeyError) as exc:
+            raise UsageError(f"configuration error: {exc}") from exc
+        files = network.issue_identity(org, args.name, attributes)
+        issued = {"org": org.name, "msp_id": org.msp_id, "name": args.name,
+                  "cert": str(files.cert), "key": str(files.key),
+                  "msp_dir": str(files.msp_dir), "attributes": attributes}
+        if getattr(args, "json", False):
+            print(json.dumps(issued, indent=2))
+        else:
+            roles = ", ".join(args.role) or "no role"
+            print(f"issued {args.name} for {org.name} ({roles}); certificate {files.cert}")
+
+    return _guarded(args, body)
+
+
+def _config_of_state(state_dir: Path) -> Path | None:
+    """The consortium file a state folder was made from (its ``network.json`` says)."""
+    try:
+        source = json.loads((state_dir / "network.json").read_text()).get("source")
+    except (OSError, ValueError):
+        return None
+    return Path(source) if isinstance(source, str) else None
+
+
+# --------------------------------------------------------------------------- main
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,364 @@
+"""Payments in the background: the incoming listener and the outgoing sweeper.
+
+:class:`IncomingListener` decides the transfers other banks send to this bank, so a cross-bank
+payment completes without a person: for each undecided transfer it checks the payee account
+(it exists, is active, is in the transfer's currency), asks the bank's rule, then accepts or
+rejects. :class:`Sweeper` refunds this bank's outgoing transfers that were rejected, or that
+expired undecided.
+
+How nothing is missed and nothing decided twice:
+
+* **The ledger is the truth, events are the trigger.** Events say only that something waits
+  for a bank (``TransferPending {"payee_banks": [...]}``; no id, by design: an id in a block
+  would let every member follow the transfer's key hashes). On each batch of events the
+  listener reads the bank's pending incoming transfers from its own peer and decides each.
+  It does so too when it starts, after a reconnect, and every ``rescan_interval`` seconds (a
+  transfer whose private data reached the peer late, by reconciliation, is found then).
+* **The checkpoint** (a :class:`fabgateway.FileCheckpointer`, by default
+  ``<state>/listeners/<bank>.json``) is written after the batch it covers was processed, so a
+  listener killed at any point resumes at the first event it had not finished.
+* **Decisions are idempotent.** An accept's reference is derived from the transfer
+  (``<payer bank>/<transfer id>``), so a restarted listener that accepts again sends the very
+  same transaction id, which Fabric executes at most once; and the contract refuses a second
+  decision on a transfer anyway (``INVALID_STATE``), which the listener counts as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import fabgateway
+
+from dtoken.bank import Bank
+from dtoken.errors import (
+    AccountClosed,
+    AccountFrozen,
+    ContractError,
+    CurrencyMismatch,
+    DTokenError,
+    Expired,
+    InvalidState,
+    NetworkFault,
+    NotExpired,
+    NotFound,
+)
+from dtoken.models import AccountStatus, Transfer, TransferStatus
+from dtoken.profile import Profile
+from dtoken.submitter import Receipt
+
+__all__ = [
+    "EVENT_DECIDED",
+    "EVENT_PENDING",
+    "Handled",
+    "IncomingListener",
+    "Rule",
+    "Sweeper",
+    "Verdict",
+    "accept_all",
+    "default_checkpoint_path",
+]
+
+_log = logging.getLogger(__name__)
+
+#: The contract's events (their payloads name banks only).
+EVENT_PENDING = "TransferPending"
+EVENT_DECIDED = "TransferDecided"
+_BATCH_WINDOW = 0.05
+_MAX_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A rule's answer: accept, or reject with a reason (kept private to the two banks)."""
+
+    accept: bool
+    reason: str = ""
+
+    @classmethod
+    def accepted(cls) -> Verdict:
+        return cls(True)
+
+    @classmethod
+    def rejected(cls, reason: str) -> Verdict:
+        return cls(False, reason)
+
+
+Rule = Callable[[Transfer], "Verdict | Awaitable[Verdict]"]
+"""The bank's rule for an incoming transfer whose payee account is fine (sync or async)."""
+
+
+def accept_all(transfer: Transfer) -> Verdict:
+    """The default rule: accept every transfer whose payee account can take it."""
+    return Verdict.accepted()
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What the listener or the sweeper did with one transfer.
+
+    ``action`` is ``accepted``, ``rejected``, ``refunded``, ``skipped`` (nothing to do: decided
+    or refunded already, expired) or ``failed`` (left for the next pass; ``error`` says why).
+    """
+
+    transfer: Transfer
+    action: str
+    reason: str = ""
+    receipt: Receipt | None = None
+    error: DTokenError | None = None
+
+
+def default_checkpoint_path(profile: Profile) -> Path:
+    """``<state>/listeners/<org>.json``."""
+    return profile.state_dir / "listeners" / f"{profile.org}.json"
+
+
+class Sweeper:
+    """Refunds this bank's outgoing transfers that were rejected or expired undecided."""
+
+    def __init__(
+        self, bank: Bank, *, on_handled: Callable[[Handled], None] | None = None
+    ) -> None:
+        self._bank = bank
+        self._on_handled = on_handled
+
+    async def sweep_once(self) -> list[Handled]:
+        """One pass over the outgoing transfers; refunds one by one (they may credit the same
+        account, so concurrent refunds would only conflict)."""
+        done: list[Handled] = []
+        for transfer in await self._bank.outgoing():
+            if transfer.status not in (TransferStatus.EXPIRED, TransferStatus.REJECTED):
+                continue
+            try:
+                receipt = await self._bank.refund(transfer.transfer_id, transfer.payee_bank)
+                handled = Handled(transfer, "refunded", transfer.status.value, receipt)
+            except (InvalidState, NotExpired) as error:
+                handled = Handled(transfer, "skipped", error.code, error=error)
+            except DTokenError as error:
+                handled = Handled(transfer, "failed", type(error).__name__, error=error)
+            done.append(handled)
+            if self._on_handled is not None:
+                self._on_handled(handled)
+        return done
+
+    async def run(self, *, interval: float = 60.0, stop: asyncio.Event | None = None) -> None:
+        """Sweep every ``interval`` seconds until ``stop`` is set (or the task is cancelled)."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self.sweep_once()
+            except DTokenError as error:
+                _log.warning("sweep failed: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+class IncomingListener:
+    """Follows the chaincode events and decides the transfers sent to ``bank``.
+
+    ``rule`` is the bank's policy for a transfer whose payee account can take it (default:
+    accept). ``sweeper``, if given, also runs when this bank's transfers get decided and on
+    every rescan. ``on_handled`` sees every decision (the CLI prints them).
+    """
+
+    def __init__(
+        self,
+        bank: Bank,
+        *,
+        checkpointer: fabgateway.Checkpointer | None = None,
+        rule: Rule = accept_all,
+        sweeper: Sweeper | None = None,
+        rescan_interval: float = 30.0,
+        concurrency: int = 8,
+        reconnect_delay: float = 1.0,
+        on_handled: Callable[[Handled], None] | None = None,
+    ) -> None:
+        self._bank = bank
+        if checkpointer is None:
+            path = default_checkpoint_path(bank.profile)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            checkpointer = fabgateway.FileCheckpointer(path)
+        self._checkpointer = checkpointer
+        self._rule = rule
+        self._sweeper = sweeper
+        self._rescan_interval = rescan_interval
+        self._limit = asyncio.Semaphore(concurrency)
+        self._reconnect_delay = reconnect_delay
+        self._on_handled = on_handled
+
+    @property
+    def checkpointer(self) -> fabgateway.Checkpointer:
+        return self._checkpointer
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    async def process_pending(self) -> list[Handled]:
+        """Decide every transfer waiting for this bank (one pass)."""
+        by_account: dict[str, list[Transfer]] = {}
+        for transfer in await self._bank.incoming():
+            by_account.setdefault(transfer.payee_account, []).append(transfer)
+        # One account at a time (accepts crediting the same account would conflict), several
+        # accounts at once.
+        groups = await asyncio.gather(*(self._decide_all(ts) for ts in by_account.values()))
+        return [handled for group in groups for handled in group]
+
+    async def _decide_all(self, transfers: Sequence[Transfer]) -> list[Handled]:
+        async with self._limit:
+            out = []
+            for transfer in transfers:
+                handled = await self._decide(transfer)
+                out.append(handled)
+                if self._on_handled is not None:
+                    self._on_handled(handled)
+            return out
+
+    async def _decide(self, transfer: Transfer) -> Handled:
+        if transfer.status is not TransferStatus.PENDING:
+            return Handled(transfer, "skipped", f"{transfer.status.value}: the payer bank refunds")
+        try:
+            verdict = await self._verdict(transfer)
+            if verdict.accept:
+                try:
+                    receipt = await self._bank.accept(transfer.transfer_id, transfer.payer_bank)
+                    return Handled(transfer, "accepted", receipt=receipt)
+                except (AccountFrozen, AccountClosed, NotFound, CurrencyMismatch) as error:
+                    # The account changed since it was checked: reject rather than leave it.
+                    verdict = Verdict.rejected(f"payee account refused ({error.code})")
+            receipt = await self._bank.reject(
+                transfer.transfer_id, transfer.payer_bank, verdict.reason
+            )
+            return Handled(transfer, "rejected", verdict.reason, receipt)
+        except (InvalidState, Expired) as error:
+            return Handled(transfer, "skipped", error.code, error=error)
+        except DTokenError as error:
+            _log.warning("transfer %s…: %s", transfer.transfer_id[:8], type(error).__name__)
+            return Handled(transfer, "failed", type(error).__name__, error=error)
+
+    async def _verdict(self, transfer: Transfer) -> Verdict:
+        try:
+            account = await self._bank.account(transfer.payee_account)
+        except NotFound:
+            return Verdict.rejected("no such payee account")
+        if account.status is not AccountStatus.ACTIVE:
+            return Verdict.rejected(f"payee account is {account.status.value}")
+        if account.currency != transfer.amount.currency:
+            return Verdict.rejected("payee account is in another currency")
+        verdict = self._rule(transfer)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        if not isinstance(verdict, Verdict):
+            raise TypeError("a rule must return a Verdict")
+        return verdict
+
+    async def _work(self, incoming: bool, sweep: bool) -> None:
+        if incoming:
+            await self.process_pending()
+        if sweep and self._sweeper is not None:
+            await self._sweeper.sweep_once()
+
+    # --- following the events ---------------------------------------------------------------
+
+    async def run(self, *, stop: asyncio.Event | None = None) -> None:
+        """Follow the events until ``stop`` is set (or the task is cancelled).
+
+        A failing stream or peer is retried after ``reconnect_delay``; every (re)start begins
+        with a full pass, then resumes the events at the checkpoint.
+        """
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self._follow(stop)
+            except (fabgateway.ChaincodeEventsError, NetworkFault) as error:
+                _log.warning("listener: %s; reconnecting", str(error).splitlines()[0])
+            except ContractError as error:
+                _log.warning("listener: %s; retrying", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._reconnect_delay)
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        network = self._bank.network
+        stream = network.chaincode_events(
+            self._bank.profile.chaincode, checkpointer=self._checkpointer
+        )
+        async with stream:
+            await self._work(incoming=True, sweep=True)
+            while not stop.is_set():
+                batch = await self._next_batch(stream, stop)
+                if batch is None:
+                    return  # stopped
+                incoming = sweep = not batch  # a quiet interval: rescan
+                for event in batch:
+                    kind = self._relevance(event)
+                    incoming = incoming or kind == EVENT_PENDING
+                    sweep = sweep or kind == EVENT_DECIDED
+                await self._work(incoming, sweep)
+                if batch:
+                    self._checkpointer.checkpoint_chaincode_event(batch[-1])
+
+    def _relevance(self, event: fabgateway.ChaincodeEvent) -> str | None:
+        try:
+            payload = json.loads(event.payload)
+        except ValueError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        me = self._bank.name
+        if event.event_name == EVENT_PENDING and me in (payload.get("payee_banks") or []):
+            return EVENT_PENDING
+        if event.event_name == EVENT_DECIDED and payload.get("payer_bank") == me:
+            return EVENT_DECIDED
+        return None
+
+    async def _next_batch(
+        self, stream: AsyncIterator[fabgateway.ChaincodeEvent], stop: asyncio.Event
+    ) -> list[fabgateway.ChaincodeEvent] | None:
+        """The events that arrive within ``rescan_interval`` (empty: none came), read until a
+        short quiet gap; ``None`` when stopped."""
+        first = await self._read(stream, stop, self._rescan_interval)
+        if first is _STOPPED:
+            return None
+        if first is None:
+            return []
+        assert isinstance(first, fabgateway.ChaincodeEvent)
+        batch = [first]
+        while len(batch) < _MAX_BATCH:
+            more = await self._read(stream, stop, _BATCH_WINDOW)
+            if not isinstance(more, fabgateway.ChaincodeEvent):
+                break
+            batch.append(more)
+        return batch
+
+    @staticmethod
+    async def _read(
+        stream: AsyncIterator[fabgateway.ChaincodeEvent], stop: asyncio.Event, seconds: float
+    ) -> fabgateway.ChaincodeEvent | object | None:
+        # fabgateway's stream reads are shielded: abandoning one here loses no event.
+        reading = asyncio.ensure_future(anext(stream))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {reading, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (reading, stopping):
+                if not task.done():
+                    task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(reading, stopping, return_exceptions=True)
+        if reading in done:
+            try:
+                return reading.result()
+            except StopAsyncIteration:
+                raise NetworkFault("the chaincode event stream ended") from None
+        if stopping in done:
+            return _STOPPED
+        return None
+
+
+_STOPPED = object()
