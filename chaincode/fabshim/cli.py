@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="serve without TLS (CHAINCODE_TLS_DISABLED=true)",
     )
+    serve.add_argument(
+        "--no-write-batch",
+        dest="write_batching",
+        action="store_const",
+        const=False,
+        default=None,
+        help="never batch writes, even when the peer offers it (CHAINCODE_WRITE_BATCH=false)",
+    )
     serve.add_argument("--grace", type=float, default=5.0, help="seconds to finish on stop")
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
@@ -99,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             client_ca_cert=args.client_ca_cert,
+            write_batching=args.write_batching,
         )
         chaincode = load_chaincode(args.target)
     except ConfigError as exc:

@@ -11,6 +11,8 @@ Environment variables:
 ``CHAINCODE_TLS_CERT``         PEM file: the server certificate (chain)
 ``CHAINCODE_TLS_KEY``          PEM file: its private key
 ``CHAINCODE_CLIENT_CA_CERT``   PEM file: when set, clients must present a certificate it signed
+``CHAINCODE_WRITE_BATCH``      ``false`` declines write batching (WRITE_BATCH_STATE) even when
+                               the peer offers it; ``true`` or unset uses it when offered
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ ENV_TLS_DISABLED = "CHAINCODE_TLS_DISABLED"
 ENV_TLS_CERT = "CHAINCODE_TLS_CERT"
 ENV_TLS_KEY = "CHAINCODE_TLS_KEY"
 ENV_CLIENT_CA_CERT = "CHAINCODE_CLIENT_CA_CERT"
+ENV_WRITE_BATCH = "CHAINCODE_WRITE_BATCH"
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
@@ -87,11 +90,14 @@ class ServerConfig:
         tls_cert: str | os.PathLike[str] | None = None,
         tls_key: str | os.PathLike[str] | None = None,
         client_ca_cert: str | os.PathLike[str] | None = None,
-        write_batching: bool = True,
+        write_batching: bool | None = None,
         multi_key_reads: bool = True,
         environ: Mapping[str, str] | None = None,
     ) -> ServerConfig:
-        """Build a config from explicit arguments, falling back to the environment."""
+        """Build a config from explicit arguments, falling back to the environment.
+
+        ``write_batching=None`` reads ``CHAINCODE_WRITE_BATCH`` (unset or empty: on).
+        """
         env = os.environ if environ is None else environ
         cc_id, _ = _pick(chaincode_id, env, ENV_CHAINCODE_ID, "--id")
         addr, addr_source = _pick(address, env, ENV_SERVER_ADDRESS, "--address")
@@ -103,6 +109,9 @@ class ServerConfig:
 
         if tls_disabled is None:
             tls_disabled = _parse_bool(env.get(ENV_TLS_DISABLED, ""), ENV_TLS_DISABLED)
+        if write_batching is None:
+            raw_batch = env.get(ENV_WRITE_BATCH, "")
+            write_batching = not raw_batch.strip() or _parse_bool(raw_batch, ENV_WRITE_BATCH)
         tls: TLSMaterial | None = None
         if not tls_disabled:
             cert_path, cert_source = _pick(tls_cert, env, ENV_TLS_CERT, "--tls-cert")

@@ -144,11 +144,12 @@ class ChaincodeServer:
         self._server = server
         self._port = port
         logger.info(
-            "chaincode id %s, TLS %s",
+            "chaincode id %s, TLS %s, write batching %s",
             self._config.chaincode_id,
             "off"
             if tls is None
             else ("on, client certificates required" if tls.client_auth_required else "on"),
+            "when the peer offers it" if self._config.write_batching else "declined",
         )
         logger.info("chaincode server listening on %s:%d", host, port)
         return port

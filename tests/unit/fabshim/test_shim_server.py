@@ -106,6 +106,47 @@ def test_config_errors_name_the_problem(env: dict[str, str], expected: str) -> N
         ServerConfig.load(environ=env)
 
 
+_PLAIN = {"CHAINCODE_ID": "cc", "CHAINCODE_SERVER_ADDRESS": "127.0.0.1:0",
+          "CHAINCODE_TLS_DISABLED": "true"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "batching"),
+    [
+        (None, True),
+        ("", True),
+        ("true", True),
+        ("1", True),
+        ("YES", True),
+        ("false", False),
+        (" False ", False),
+        ("0", False),
+        ("no", False),
+    ],
+)
+def test_write_batch_values(value: str | None, batching: bool) -> None:
+    env = dict(_PLAIN)
+    if value is not None:
+        env["CHAINCODE_WRITE_BATCH"] = value
+    assert ServerConfig.load(environ=env).write_batching is batching
+
+
+@pytest.mark.parametrize("value", ["off", "nope", "2", "truee"])
+def test_a_write_batch_value_that_is_neither_true_nor_false_is_an_error(value: str) -> None:
+    with pytest.raises(ConfigError, match=f"CHAINCODE_WRITE_BATCH: '{value}' is neither"):
+        ServerConfig.load(environ={**_PLAIN, "CHAINCODE_WRITE_BATCH": value})
+
+
+def test_an_explicit_write_batch_choice_wins_over_the_environment() -> None:
+    on = {**_PLAIN, "CHAINCODE_WRITE_BATCH": "true"}
+    off = {**_PLAIN, "CHAINCODE_WRITE_BATCH": "false"}
+    assert ServerConfig.load(write_batching=False, environ=on).write_batching is False
+    assert ServerConfig.load(write_batching=True, environ=off).write_batching is True
+    # Not read at all when given explicitly: a bad value does not matter then.
+    bad = {**_PLAIN, "CHAINCODE_WRITE_BATCH": "bad"}
+    assert ServerConfig.load(write_batching=True, environ=bad).write_batching is True
+
+
 def test_a_missing_tls_file_is_an_error_naming_the_variable_and_path(
     tls_files: dict[str, Path],
 ) -> None:
@@ -262,6 +303,9 @@ class Chaincode:
         return success()
 
     async def invoke(self, stub):
+        if stub.function == "put2":
+            await stub.put_state("a", b"1")
+            await stub.put_state("b", b"2")
         return success(b"cli:" + b",".join(stub.get_args()))
 
 
@@ -387,3 +431,56 @@ async def test_cli_configuration_error_exits_two(module_dir: Path) -> None:
     stderr = (await asyncio.wait_for(process.stderr.read(), 20)).decode()
     assert await process.wait() == 2
     assert "CHAINCODE_TLS_CERT (/nonexistent/cert.pem)" in stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        ((), {}, ["WRITE_BATCH_STATE"]),
+        ((), {"CHAINCODE_WRITE_BATCH": "true"}, ["WRITE_BATCH_STATE"]),
+        ((), {"CHAINCODE_WRITE_BATCH": "false"}, ["PUT_STATE", "PUT_STATE"]),
+        (("--no-write-batch",), {}, ["PUT_STATE", "PUT_STATE"]),
+        (("--no-write-batch",), {"CHAINCODE_WRITE_BATCH": "true"}, ["PUT_STATE", "PUT_STATE"]),
+    ],
+)
+async def test_cli_write_batching_follows_the_flag_and_the_environment(
+    module_dir: Path, flags: tuple[str, ...], env: dict[str, str], expected: list[str]
+) -> None:
+    process = await _start_cli(
+        module_dir,
+        "cli_target:chaincode",
+        *flags,
+        CHAINCODE_ID="cc",
+        CHAINCODE_SERVER_ADDRESS="127.0.0.1:0",
+        CHAINCODE_TLS_DISABLED="true",
+        **env,
+    )
+    peer = FakePeer(use_write_batch=True, max_size_write_batch=10)
+    try:
+        port = await _listening_port(process)
+        await peer.connect(f"127.0.0.1:{port}")
+        tx_id = peer.new_tx_id()
+        result = await peer.execute("put2", tx_id=tx_id)
+        assert result.status == 200
+        assert peer.requests_of(tx_id) == expected
+        assert peer.state[""] == {"a": b"1", "b": b"2"}
+    finally:
+        await peer.close()
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 20)
+    assert code == 0
+
+
+async def test_cli_bad_write_batch_value_exits_two(module_dir: Path) -> None:
+    process = await _start_cli(
+        module_dir,
+        "cli_target:chaincode",
+        CHAINCODE_ID="cc",
+        CHAINCODE_SERVER_ADDRESS="127.0.0.1:0",
+        CHAINCODE_TLS_DISABLED="true",
+        CHAINCODE_WRITE_BATCH="sometimes",
+    )
+    assert process.stderr is not None
+    stderr = (await asyncio.wait_for(process.stderr.read(), 20)).decode()
+    assert await process.wait() == 2
+    assert "CHAINCODE_WRITE_BATCH: 'sometimes' is neither true nor false" in stderr
