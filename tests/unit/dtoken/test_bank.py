@@ -1,0 +1,208 @@
+"""What the Bank and Regulator send: the transaction, the request (transient only), the
+endorsing organization, and the ids they derive; what they refuse before sending."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from dtoken.bank import Bank, Regulator
+from dtoken.errors import ProfileError, UsageError
+from dtoken.models import Payee
+from dtoken.profile import Profile
+from unit.dtoken.conftest import FAST, write_profile
+from unit.dtoken.sdk_fakes import ACCOUNT, SdkPeer
+from unit.fabgateway.gw_fakes import Invocation, Result, Server
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+WRITES = ["open_account", "transfer", "initiate_transfer", "batch_payout", "accept_transfer",
+          "reject_transfer", "refund_transfer", "confirm_settlement", "set_account_status",
+          "set_account_limits", "set_hold", "release_hold"]
+
+
+@pytest.fixture
+def recorded(peer: SdkPeer) -> list[Invocation]:
+    calls: list[Invocation] = []
+
+    def record(invocation: Invocation) -> Result:
+        assert invocation.args[1:] == [], "no argument may carry a private input"
+        calls.append(invocation)
+        return Result(payload=json.dumps({"tx_id": invocation.transaction_id}).encode())
+
+    for name in WRITES:
+        peer.function(name)(record)
+    return calls
+
+
+def sent(call: Invocation) -> tuple[str, dict[str, Any], list[str]]:
+    return (call.args[0].decode(), json.loads(call.transient["request"]),
+            call.endorsing_organizations)
+
+
+async def test_open_account_derives_a_stable_opaque_id_from_the_reference(
+    bank: Bank, recorded: list[Invocation]
+) -> None:
+    opened = await bank.open_account("USD", "CIF-1", reference="open-1",
+                                     daily_outflow_limit=bank.money("1,000.00 USD"))
+    name, request, endorsers = sent(recorded[0])
+    assert (name, endorsers) == ("open_account", ["HarbourBankMSP"])
+    assert request == {"reference": "open-1", "currency": "USD", "owner_ref": "CIF-1",
+                       "account_id": opened.account_id,
+                       "limits": {"single_payment": None, "daily_outflow": 100_000}}
+    assert ID_RE.fullmatch(opened.account_id)
+    again = await bank.open_account("USD", "CIF-1", reference="open-1",
+                                    daily_outflow_limit=100_000)
+    assert again.account_id == opened.account_id
+    assert again.receipt.replayed
+    other = await bank.open_account("USD", "CIF-1", reference="open-2")
+    assert other.account_id != opened.account_id
+    with pytest.raises(UsageError):
+        await bank.open_account("USD", "CIF-1", reference="open-3",
+                                single_payment_limit=bank.money("5 HKD"))
+    with pytest.raises(UsageError):
+        await bank.open_account("EUR", "CIF-1", reference="open-4")
+    assert len(recorded) == 2
+
+
+async def test_transfer_picks_the_transaction_from_the_payees_bank(
+    bank: Bank, recorded: list[Invocation]
+) -> None:
+    local = await bank.transfer(ACCOUNT, "hkbank", "acct-0002-xxxxxxxxxxxxxxxx", 250,
+                                reference="pay-1")
+    assert (local.kind, local.transfer_id) == ("internal", None)
+    assert sent(recorded[0]) == ("transfer", {
+        "reference": "pay-1", "from_account": ACCOUNT,
+        "to_account": "acct-0002-xxxxxxxxxxxxxxxx", "amount": 250}, ["HarbourBankMSP"])
+    cross = await bank.transfer(ACCOUNT, "usbank", "acct-us01-xxxxxxxxxxxxxxxx",
+                                bank.money("12.50 USD"), reference="pay-2",
+                                originator={"name": "ACME Ltd"}, ttl_seconds=600)
+    assert cross.kind == "cross_bank"
+    assert cross.transfer_id
+    assert ID_RE.fullmatch(cross.transfer_id)
+    name, request, endorsers = sent(recorded[1])
+    assert (name, endorsers) == ("initiate_transfer", ["HarbourBankMSP"])  # the payer alone
+    assert request == {"reference": "pay-2", "payer_account": ACCOUNT, "payee_bank": "usbank",
+                       "payee_account": "acct-us01-xxxxxxxxxxxxxxxx", "amount": 1250,
+                       "transfer_id": cross.transfer_id, "originator": {"name": "ACME Ltd"},
+                       "ttl_seconds": 600}
+    with pytest.raises(UsageError):
+        await bank.transfer(ACCOUNT, "nobank", "acct-us01-xxxxxxxxxxxxxxxx", 1, reference="p3")
+    with pytest.raises(UsageError):  # the account is in USD
+        await bank.transfer(ACCOUNT, "usbank", "acct-us01-xxxxxxxxxxxxxxxx",
+                            bank.money("1 HKD"), reference="p4")
+    for bad in (0, -5, True):
+        with pytest.raises(UsageError):
+            await bank.transfer(ACCOUNT, "usbank", "x" * 22, bad, reference="p5")
+    assert len(recorded) == 2
+
+
+async def test_batch_payout_is_one_debit_with_a_transfer_id_per_foreign_payee(
+    bank: Bank, recorded: list[Invocation]
+) -> None:
+    payees = [Payee("usbank", "u" * 22, 100, "inv-1"), Payee("hkbank", "h" * 22, 200),
+              Payee("usbank", "v" * 22, bank.money("3.00 USD"))]
+    payout = await bank.batch_payout(ACCOUNT, payees, reference="batch-1")
+    ids = payout.transfer_ids
+    assert ids[1] is None
+    assert ids[0]
+    assert ids[2]
+    assert ids[0] != ids[2]
+    name, request, endorsers = sent(recorded[0])
+    assert (name, endorsers) == ("batch_payout", ["HarbourBankMSP"])
+    assert request["payments"] == [
+        {"payee_bank": "usbank", "payee_account": "u" * 22, "amount": 100,
+         "remittance": "inv-1", "transfer_id": ids[0]},
+        {"payee_bank": "hkbank", "payee_account": "h" * 22, "amount": 200},
+        {"payee_bank": "usbank", "payee_account": "v" * 22, "amount": 300,
+         "transfer_id": ids[2]},
+    ]
+    with pytest.raises(UsageError):
+        await bank.batch_payout(ACCOUNT, [], reference="batch-2")
+
+
+async def test_decisions_and_refunds_derive_their_reference_from_the_transfer(
+    bank: Bank, recorded: list[Invocation]
+) -> None:
+    tid = "t" * 32
+    accept = await bank.accept(tid, "usbank")
+    assert accept.reference == f"usbank/{tid}"
+    assert (await bank.accept(tid, "usbank")).replayed  # a second accept is the first one
+    await bank.reject(tid, "usbank")
+    await bank.reject("r" * 32, "usbank", "unknown beneficiary")
+    refund = await bank.refund(tid, "usbank")
+    assert refund.reference == f"usbank/{tid}"
+    assert [sent(c) for c in recorded] == [
+        ("accept_transfer", {"transfer_id": tid, "payer_bank": "usbank"}, ["HarbourBankMSP"]),
+        ("reject_transfer", {"transfer_id": tid, "payer_bank": "usbank"}, ["HarbourBankMSP"]),
+        ("reject_transfer", {"transfer_id": "r" * 32, "payer_bank": "usbank",
+                             "reason": "unknown beneficiary"}, ["HarbourBankMSP"]),
+        ("refund_transfer", {"transfer_id": tid, "payee_bank": "usbank"}, ["HarbourBankMSP"]),
+    ]
+
+
+async def test_settlement_status_and_limits_requests(
+    bank: Bank, recorded: list[Invocation]
+) -> None:
+    await bank.record_settlement("usbank", bank.money("500.00 USD"), rtgs_reference="RTGS-9")
+    await bank.freeze(ACCOUNT)
+    await bank.freeze(ACCOUNT)  # not a money movement: a fresh reference each time
+    await bank.set_limits(ACCOUNT, single_payment=bank.money("10.00 USD"))
+    assert [sent(c)[:2] for c in recorded] == [
+        ("confirm_settlement", {"rtgs_reference": "RTGS-9", "debtor_bank": "usbank",
+                                "currency": "USD", "amount": 50_000}),
+        ("set_account_status", {"account_id": ACCOUNT, "status": "frozen"}),
+        ("set_account_status", {"account_id": ACCOUNT, "status": "frozen"}),
+        ("set_account_limits", {"account_id": ACCOUNT, "single_payment": 1000,
+                                "daily_outflow": None}),
+    ]
+    with pytest.raises(UsageError):
+        await bank.record_settlement("usbank", 500, rtgs_reference="RTGS-10")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def regulator(server: Server, tmp_path: Path) -> AsyncIterator[Regulator]:
+    profile = Profile.load(write_profile(tmp_path / "reg", org="regulator", kind="regulator"))
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        yield Regulator(profile, channel, policy=FAST)
+
+
+async def test_holds_are_endorsed_by_the_regulator_alone(
+    regulator: Regulator, recorded: list[Invocation]
+) -> None:
+    await regulator.freeze("hkbank", ACCOUNT, reason="sanctions screening")
+    await regulator.freeze("hkbank", ACCOUNT, held_amount=regulator.money("9.99 USD"),
+                           frozen=False)
+    await regulator.release("hkbank", ACCOUNT)
+    assert [sent(c) for c in recorded] == [
+        ("set_hold", {"bank": "hkbank", "account_id": ACCOUNT, "frozen": True,
+                      "held_amount": 0, "reason": "sanctions screening"}, ["RegulatorMSP"]),
+        ("set_hold", {"bank": "hkbank", "account_id": ACCOUNT, "frozen": False,
+                      "held_amount": 999}, ["RegulatorMSP"]),
+        ("release_hold", {"bank": "hkbank", "account_id": ACCOUNT}, ["RegulatorMSP"]),
+    ]
+    with pytest.raises(UsageError):
+        await regulator.freeze("regulator", ACCOUNT)
+
+
+async def test_reads_go_to_the_own_peer_with_the_request_in_transient_data(
+    bank: Bank, peer: SdkPeer
+) -> None:
+    account = await bank.account(ACCOUNT)
+    assert account.balance == bank.money("0.00 USD")
+    request = peer.evaluate_requests[-1]
+    assert list(request.target_organizations) == ["HarbourBankMSP"]
+
+
+def test_a_profile_of_another_kind_or_without_the_identity_is_refused(
+    profile: Profile, tmp_path: Path
+) -> None:
+    reg = Profile.load(write_profile(tmp_path / "r", org="regulator", kind="regulator"))
+    with pytest.raises(ProfileError, match="is a regulator, not a bank"):
+        Bank.connect(reg)
+    with pytest.raises(ProfileError, match=r"no identity 'teller'.*auditor, minter, operator"):
+        Bank.connect(profile, identity="teller")

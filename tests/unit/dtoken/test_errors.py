@@ -1,0 +1,45 @@
+"""The contract's stable codes map back to the SDK's typed exceptions."""
+
+from __future__ import annotations
+
+import dtoken.errors as sdk
+import pytest
+from deposit_token import errors as contract
+from fabcontract.errors import UnknownTransactionError
+
+
+def test_the_sdk_knows_every_code_the_contract_and_its_framework_raise() -> None:
+    # The client side may not import the chaincode side; this test keeps the copies in step.
+    assert contract.CODES | {UnknownTransactionError.code} == sdk.CODES
+
+
+@pytest.mark.parametrize("code", sorted(contract.CODES))
+def test_each_code_becomes_the_class_of_the_same_name_and_builtin(code: str) -> None:
+    contract_cls = type(contract.error_from_message(f"{code}: x"))
+    error = sdk.contract_error(f"{code}: the detail", transaction_id="tx1")
+    assert error.code == code
+    assert error.detail == "the detail"
+    assert error.transaction_id == "tx1"
+    assert type(error).__name__ == contract_cls.__name__
+    for builtin in (ValueError, PermissionError, LookupError):
+        assert isinstance(error, builtin) == issubclass(contract_cls, builtin)
+    assert isinstance(error, sdk.ContractError)
+
+
+def test_a_wrapped_message_is_read_at_its_code_and_an_unknown_one_is_kept_whole() -> None:
+    error = sdk.contract_error("chaincode response 500, INSUFFICIENT_FUNDS: not enough")
+    assert isinstance(error, sdk.InsufficientFunds)
+    assert error.detail == "not enough"
+    assert isinstance(sdk.contract_error("XNOT_FOUND: y FROZEN: z"), sdk.AccountFrozen)
+    unknown = sdk.contract_error("something broke")
+    assert type(unknown) is sdk.UnknownContractError
+    assert str(unknown) == "something broke"
+    assert type(sdk.contract_error("NOT_A_CODE: x")) is sdk.UnknownContractError
+
+
+def test_the_tree_separates_usage_refusal_and_fault() -> None:
+    assert issubclass(sdk.OutcomeUnknown, sdk.NetworkFault)
+    assert issubclass(sdk.ProfileError, sdk.UsageError)
+    for cls in (sdk.UsageError, sdk.ContractError, sdk.CommitFailed, sdk.NetworkFault):
+        assert issubclass(cls, sdk.DTokenError)
+    assert not issubclass(sdk.ContractError, sdk.NetworkFault)

@@ -1,0 +1,342 @@
+"""The incoming listener and the sweeper, over a fake bank and a fake event stream.
+
+The fake bank keeps transfers as the contract does (a decided transfer is no longer pending; a
+second decision is INVALID_STATE), so the tests can count decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import fabgateway
+import grpc
+import pytest
+from dtoken.errors import AccountFrozen, InvalidState, NetworkFault, NotExpired, NotFound
+from dtoken.listener import Handled, IncomingListener, Sweeper, Verdict
+from dtoken.models import Account, AccountStatus, Limits, Transfer, TransferStatus
+from dtoken.money import Money
+
+CUR = {"USD": 2, "HKD": 2}
+
+
+def usd(minor: int) -> Money:
+    return Money(minor, "USD", 2)
+
+
+def transfer(n: int, account: str = "payee-1", status: TransferStatus = TransferStatus.PENDING,
+             amount: int = 1000, payer: str = "hkbank", payee: str = "usbank") -> Transfer:
+    return Transfer(transfer_id=f"t{n:03d}".ljust(24, "x"), payer_bank=payer, payee_bank=payee,
+                    payee_account=account, amount=usd(amount), created_at="", expires_at="",
+                    originator={}, remittance="", status=status)
+
+
+class FakeEvents:
+    """A chaincode event stream fed by the test; records where each stream started."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[fabgateway.ChaincodeEvent | Exception] = asyncio.Queue()
+        self.starts: list[tuple[int | None, str | None]] = []
+
+    def chaincode_events(self, chaincode: str, *, checkpointer: Any) -> Any:
+        self.starts.append((checkpointer.block_number, checkpointer.transaction_id))
+        queue = self.queue
+
+        class Stream:
+            async def __aenter__(self) -> Stream:
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                return None
+
+            def __aiter__(self) -> Stream:
+                return self
+
+            async def __anext__(self) -> fabgateway.ChaincodeEvent:
+                item = await queue.get()
+                if isinstance(item, Exception):
+                    raise item
+                return item
+
+        return Stream()
+
+
+class FakeBank:
+    name = "usbank"
+
+    def __init__(self) -> None:
+        self.transfers: dict[str, Transfer] = {}
+        self.accounts: dict[str, Account] = {}
+        self.decided: list[tuple[str, str, str]] = []  # (action, transfer id, reason)
+        self.accept_error: Exception | None = None
+        self.network = FakeEvents()
+        self.profile = SimpleNamespace(chaincode="dtoken")
+        self.incoming_calls = 0
+        self.add_account("payee-1")
+
+    def add_account(self, account_id: str, status: AccountStatus = AccountStatus.ACTIVE,
+                    currency: str = "USD") -> None:
+        zero = Money(0, currency, 2)
+        self.accounts[account_id] = Account(
+            account_id=account_id, bank=self.name, currency=currency, owner_ref="o",
+            status=status, balance=zero, available=zero, limits=Limits(), outflow_today=zero,
+            hold=None, opened_at="", history_length=0)
+
+    def add(self, t: Transfer) -> None:
+        self.transfers[t.transfer_id] = t
+
+    async def incoming(self) -> list[Transfer]:
+        self.incoming_calls += 1
+        return [t for t in self.transfers.values()
+                if t.payee_bank == self.name
+                and t.status in (TransferStatus.PENDING, TransferStatus.EXPIRED)]
+
+    async def outgoing(self) -> list[Transfer]:
+        return [t for t in self.transfers.values() if t.payer_bank == self.name
+                and t.status in (TransferStatus.PENDING, TransferStatus.EXPIRED,
+                                 TransferStatus.REJECTED)]
+
+    async def account(self, account_id: str) -> Account:
+        if account_id not in self.accounts:
+            raise NotFound("the account does not exist")
+        return self.accounts[account_id]
+
+    def _decide(self, transfer_id: str, status: TransferStatus, action: str, reason: str) -> Any:
+        t = self.transfers[transfer_id]
+        if t.status not in (TransferStatus.PENDING, TransferStatus.EXPIRED,
+                            TransferStatus.REJECTED):
+            raise InvalidState("the transfer was decided already")
+        self.transfers[transfer_id] = replace(t, status=status)
+        self.decided.append((action, transfer_id, reason))
+        return SimpleNamespace(tx_id="tx-" + transfer_id, block_number=1, attempt=0,
+                               replayed=False)
+
+    async def accept(self, transfer_id: str, payer_bank: str) -> Any:
+        if self.accept_error is not None:
+            raise self.accept_error
+        return self._decide(transfer_id, TransferStatus.ACCEPTED, "accept", "")
+
+    async def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Any:
+        return self._decide(transfer_id, TransferStatus.REJECTED, "reject", reason)
+
+    async def refund(self, transfer_id: str, payee_bank: str) -> Any:
+        t = self.transfers[transfer_id]
+        if t.status is TransferStatus.PENDING:
+            raise NotExpired("the transfer has not expired")
+        return self._decide(transfer_id, TransferStatus.REFUNDED, "refund", "")
+
+
+def event(block: int, tx: str, name: str, payload: dict[str, Any]) -> fabgateway.ChaincodeEvent:
+    return fabgateway.ChaincodeEvent(block, tx, "dtoken", name, json.dumps(payload).encode())
+
+
+def pending_for(bank: str, block: int, tx: str) -> fabgateway.ChaincodeEvent:
+    return event(block, tx, "TransferPending", {"payee_banks": [bank]})
+
+
+@pytest.fixture
+def bank() -> FakeBank:
+    return FakeBank()
+
+
+def listener(bank: FakeBank, **kwargs: Any) -> IncomingListener:
+    kwargs.setdefault("checkpointer", fabgateway.InMemoryCheckpointer())
+    return IncomingListener(bank, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_pass_accepts_what_the_payee_account_can_take_and_rejects_the_rest(
+    bank: FakeBank,
+) -> None:
+    bank.add_account("frozen-1", AccountStatus.FROZEN)
+    bank.add_account("hkd-1", currency="HKD")
+    bank.add(transfer(1))
+    bank.add(transfer(2, account="nobody"))
+    bank.add(transfer(3, account="frozen-1"))
+    bank.add(transfer(4, account="hkd-1"))
+    bank.add(transfer(5, status=TransferStatus.EXPIRED))
+    bank.add(transfer(6, amount=10_000_000))
+    seen: list[Handled] = []
+
+    def rule(t: Transfer) -> Verdict:
+        return Verdict.rejected("too large") if t.amount > usd(1_000_000) else Verdict.accepted()
+
+    handled = await listener(bank, rule=rule, on_handled=seen.append).process_pending()
+    actions = {h.transfer.transfer_id[:4]: (h.action, h.reason) for h in handled}
+    assert actions == {
+        "t001": ("accepted", ""),
+        "t002": ("rejected", "no such payee account"),
+        "t003": ("rejected", "payee account is frozen"),
+        "t004": ("rejected", "payee account is in another currency"),
+        "t005": ("skipped", "expired: the payer bank refunds"),
+        "t006": ("rejected", "too large"),
+    }
+    assert seen == handled
+    assert [d[0] for d in bank.decided].count("accept") == 1
+    again = await listener(bank).process_pending()  # nothing left but the expired one
+    assert [(h.transfer.transfer_id[:4], h.action) for h in again] == [("t005", "skipped")]
+    assert len(bank.decided) == 5
+
+
+async def test_an_async_rule_and_a_refused_accept_become_rejections(bank: FakeBank) -> None:
+    bank.add(transfer(1))
+
+    async def rule(t: Transfer) -> Verdict:
+        await asyncio.sleep(0)
+        return Verdict.accepted()
+
+    bank.accept_error = AccountFrozen("the account to credit is frozen by its bank")
+    (handled,) = await listener(bank, rule=rule).process_pending()
+    assert (handled.action, handled.reason) == ("rejected", "payee account refused (FROZEN)")
+
+
+async def test_already_decided_is_skipped_and_a_fault_is_left_for_the_next_pass(
+    bank: FakeBank,
+) -> None:
+    bank.add(transfer(1))
+    bank.accept_error = InvalidState("the transfer was decided already")
+    (handled,) = await listener(bank).process_pending()
+    assert handled.action == "skipped"
+    bank.accept_error = NetworkFault("peer unreachable")
+    (handled,) = await listener(bank).process_pending()
+    assert (handled.action, handled.reason) == ("failed", "NetworkFault")
+    bank.accept_error = None
+    (handled,) = await listener(bank).process_pending()
+    assert handled.action == "accepted"
+
+
+async def test_transfers_to_one_account_are_decided_one_at_a_time(bank: FakeBank) -> None:
+    bank.add_account("payee-2")
+    for n in range(4):
+        bank.add(transfer(n, account="payee-1"))
+        bank.add(transfer(10 + n, account="payee-2"))
+    active: dict[str, int] = {"payee-1": 0, "payee-2": 0}
+    most = {"payee-1": 0, "payee-2": 0}
+    accept = bank.accept
+
+    async def slow_accept(transfer_id: str, payer_bank: str) -> Any:
+        account = bank.transfers[transfer_id].payee_account
+        active[account] += 1
+        most[account] = max(most[account], active[account])
+        await asyncio.sleep(0.01)
+        active[account] -= 1
+        return await accept(transfer_id, payer_bank)
+
+    bank.accept = slow_accept  # type: ignore[method-assign]
+    handled = await listener(bank).process_pending()
+    assert [h.action for h in handled] == ["accepted"] * 8
+    assert most == {"payee-1": 1, "payee-2": 1}
+
+
+async def run_until(task: asyncio.Task[None], probe: Any, seconds: float = 3.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not probe():
+        if task.done():
+            task.result()
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("not reached")
+        await asyncio.sleep(0.01)
+
+
+async def test_run_decides_on_events_and_checkpoints_after_processing(bank: FakeBank) -> None:
+    checkpointer = fabgateway.InMemoryCheckpointer()
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, checkpointer=checkpointer).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)  # the first full pass
+    bank.add(transfer(1))
+    await bank.network.queue.put(event(5, "tx-other", "TransferPending",
+                                       {"payee_banks": ["cnbank"]}))
+    await asyncio.sleep(0.2)
+    assert bank.incoming_calls == 1  # an event for another bank triggers nothing
+    assert (checkpointer.block_number, checkpointer.transaction_id) == (5, "tx-other")
+    await bank.network.queue.put(pending_for("usbank", 6, "tx-a"))
+    await run_until(task, lambda: len(bank.decided) == 1)
+    await run_until(task, lambda: checkpointer.transaction_id == "tx-a")
+    assert checkpointer.block_number == 6
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_a_restarted_listener_resumes_at_the_checkpoint_and_rescans(
+    bank: FakeBank, tmp_path: Path
+) -> None:
+    path = tmp_path / "listeners" / "usbank.json"
+    path.parent.mkdir()
+    first_stop = asyncio.Event()
+    first = asyncio.create_task(
+        listener(bank, checkpointer=fabgateway.FileCheckpointer(path)).run(stop=first_stop))
+    await run_until(first, lambda: bank.incoming_calls == 1)
+    bank.add(transfer(1))
+    await bank.network.queue.put(pending_for("usbank", 7, "tx-1"))
+    await run_until(first, lambda: len(bank.decided) == 1)
+    await run_until(first, lambda: path.exists())
+    first.cancel()  # killed
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    bank.add(transfer(2))  # arrived while nobody listened; its event is lost to this stream
+    stop = asyncio.Event()
+    second = asyncio.create_task(
+        listener(bank, checkpointer=fabgateway.FileCheckpointer(path)).run(stop=stop))
+    await run_until(second, lambda: len(bank.decided) == 2)
+    assert bank.network.starts[-1] == (7, "tx-1")
+    assert [d[0] for d in bank.decided] == ["accept", "accept"]
+    stop.set()
+    await asyncio.wait_for(second, 2)
+
+
+async def test_a_failed_stream_is_reopened_from_the_checkpoint(bank: FakeBank) -> None:
+    checkpointer = fabgateway.InMemoryCheckpointer()
+    checkpointer.checkpoint_transaction(3, "tx-3")
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        listener(bank, checkpointer=checkpointer, reconnect_delay=0.01).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    await bank.network.queue.put(
+        fabgateway.ChaincodeEventsError("stream broke", code=grpc.StatusCode.UNAVAILABLE))
+    await run_until(task, lambda: len(bank.network.starts) == 2)
+    assert bank.network.starts == [(3, "tx-3"), (3, "tx-3")]
+    await run_until(task, lambda: bank.incoming_calls == 2)  # a full pass after reconnecting
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_a_quiet_interval_triggers_a_rescan(bank: FakeBank) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, rescan_interval=0.05).run(stop=stop))
+    bank.add(transfer(1))
+    await run_until(task, lambda: len(bank.decided) == 1)
+    assert bank.incoming_calls >= 1
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_the_sweeper_refunds_rejected_and_expired_outgoing_transfers() -> None:
+    bank = FakeBank()
+    bank.name = "hkbank"
+    bank.add(transfer(1, status=TransferStatus.REJECTED))
+    bank.add(transfer(2, status=TransferStatus.EXPIRED))
+    bank.add(transfer(3, status=TransferStatus.PENDING))
+    bank.add(transfer(4, status=TransferStatus.ACCEPTED))
+    handled = await Sweeper(bank).sweep_once()  # type: ignore[arg-type]
+    assert [(h.transfer.transfer_id[:4], h.action, h.reason) for h in handled] == [
+        ("t001", "refunded", "rejected"), ("t002", "refunded", "expired")]
+    assert await Sweeper(bank).sweep_once() == []  # type: ignore[arg-type]
+
+
+async def test_events_that_decide_this_banks_transfers_trigger_the_sweeper() -> None:
+    bank = FakeBank()
+    bank.name = "hkbank"
+    stop = asyncio.Event()
+    sweeps: list[Handled] = []
+    sweeper = Sweeper(bank, on_handled=sweeps.append)  # type: ignore[arg-type]
+    task = asyncio.create_task(listener(bank, sweeper=sweeper).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    bank.add(transfer(1, status=TransferStatus.REJECTED))
+    await bank.network.queue.put(event(9, "tx-d", "TransferDecided", {"payer_bank": "hkbank"}))
+    await run_until(task, lambda: len(sweeps) == 1)
+    assert sweeps[0].action == "refunded"
+    stop.set()
+    await asyncio.wait_for(task, 2)

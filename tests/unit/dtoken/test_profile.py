@@ -1,0 +1,67 @@
+"""The connection profile: loaded once, validated with errors naming the file and field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dtoken.errors import ProfileError, UsageError
+from dtoken.profile import Profile
+from unit.dtoken.conftest import write_profile
+
+
+def test_a_bootstrap_profile_loads_with_its_identities_and_currencies(tmp_path: Path) -> None:
+    profile = Profile.load(write_profile(tmp_path / "state"))
+    assert (profile.org, profile.msp_id, profile.kind) == ("hkbank", "HarbourBankMSP", "bank")
+    assert profile.identity("minter").roles == {"minter", "operator"}
+    assert profile.identity("operator").roles == {"operator"}
+    assert profile.currencies["JPY"] == 0
+    assert profile.banks() == ["hkbank", "usbank"]
+    assert profile.regulator() is not None
+    assert profile.state_dir == (tmp_path / "state").resolve()
+    assert len(profile.client_secret()) == 32
+    assert profile.bank("usbank").msp_id == "LibertyTrustMSP"
+    with pytest.raises(UsageError, match="not a bank"):
+        profile.bank("regulator")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda p: p.pop("channel"), "channel must be a non-empty string"),
+        (lambda p: p["gateway"].pop("endpoint"), "gateway.endpoint must be"),
+        (lambda p: p.__setitem__("identities", []), "identities must be a JSON object"),
+        (lambda p: p["identities"]["minter"].pop("key"), "identities.minter.key must be"),
+        (lambda p: p["currencies"].__setitem__("USD", 2.5), "currencies.USD must be"),
+        (lambda p: p["organizations"]["usbank"].__setitem__("currencies", "USD"),
+         "organizations.usbank.currencies must be"),
+        (lambda p: p["organizations"].pop("hkbank"), "own organization hkbank"),
+    ],
+)
+def test_a_malformed_profile_names_the_file_and_the_field(
+    tmp_path: Path, mutate: object, message: str
+) -> None:
+    path = write_profile(tmp_path / "state")
+    data = json.loads(path.read_text())
+    mutate(data)  # type: ignore[operator]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProfileError) as error:
+        Profile.load(path)
+    assert str(path) in str(error.value)
+    assert message in str(error.value)
+
+
+def test_missing_files_are_profile_errors(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="no such connection profile"):
+        Profile.load(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ProfileError, match="not JSON"):
+        Profile.load(tmp_path / "bad.json")
+    profile = Profile.load(write_profile(tmp_path / "state"))
+    profile.client_secret_file.write_bytes(b"short")
+    with pytest.raises(ProfileError, match="at least 16"):
+        profile.client_secret()
+    profile.client_secret_file.unlink()
+    with pytest.raises(ProfileError, match="client_secret_file"):
+        profile.client_secret()

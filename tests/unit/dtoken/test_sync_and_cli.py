@@ -1,0 +1,86 @@
+"""The blocking facade, and the CLI's parsing and exit codes (without a network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from dtoken.bank import Bank
+from dtoken.cli import EXIT_CONTRACT, EXIT_FAULT, EXIT_USAGE, build_parser, main
+from dtoken.errors import InsufficientFunds
+from dtoken.money import Money
+from dtoken.profile import Profile
+from dtoken.sync import SyncBank, _Loop
+from unit.dtoken.conftest import FAST, write_profile
+from unit.dtoken.sdk_fakes import ACCOUNT, SdkPeer
+from unit.fabgateway.gw_fakes import start_server
+
+
+def test_the_blocking_facade_runs_the_async_client_and_raises_its_errors(
+    tmp_path: Path,
+) -> None:
+    loop = _Loop()  # the fake peer runs on the facade's own loop, as a remote peer would
+    peer = SdkPeer()
+    server = loop.run(start_server(peer))
+    profile = Profile.load(write_profile(tmp_path / "state"))
+
+    async def make() -> Bank:
+        channel = grpc.aio.insecure_channel(server.address)
+        return Bank(profile, channel, identity="minter", policy=FAST, owns_channel=True)
+
+    bank = SyncBank(loop.run(make()), loop)
+    try:
+        receipt = bank.mint(ACCOUNT, bank.money("5.00 USD"), reference="dep-1")
+        assert bank.mint(ACCOUNT, 500, reference="dep-1").tx_id == receipt.tx_id
+        assert bank.balance(ACCOUNT) == Money(500, "USD", 2)
+        with pytest.raises(InsufficientFunds):
+            bank.burn(ACCOUNT, 501, reference="redeem-1")
+        assert bank.name == "hkbank"
+    finally:
+        loop.run(server.server.stop(0))
+        bank.close()
+    assert loop.loop.is_closed()
+
+
+def test_common_options_go_before_or_after_the_command() -> None:
+    parser = build_parser()
+    before = parser.parse_args(["--bank", "hkbank", "--json", "balance", "A" * 22])
+    after = parser.parse_args(["balance", "A" * 22, "--bank", "hkbank", "--json"])
+    for args in (before, after):
+        assert (args.bank, args.json, args.account) == ("hkbank", True, "A" * 22)
+    plain = parser.parse_args(["--bank", "usbank", "incoming"])
+    assert not getattr(plain, "json", False)
+    assert parser.parse_args(["network", "status"]).command == "network"
+
+
+def test_usage_errors_exit_2_and_say_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = write_profile(tmp_path / "state")
+    state = str(tmp_path / "state")
+    assert main(["--state-dir", state, "balance", "A" * 22]) == EXIT_USAGE
+    assert "give --bank NAME" in capsys.readouterr().err
+    assert main(["--state-dir", state, "--bank", "cnbank", "balance", "A" * 22]) == EXIT_USAGE
+    assert "no connection profile for 'cnbank'" in capsys.readouterr().err
+    code = main(["--profile", str(profile), "--json", "mint", "A" * 22, "1.001 USD",
+                 "--reference", "r"])
+    assert code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "more than 2 decimals" in captured.err
+    assert json.loads(captured.out)["error"]["kind"] == "usage"
+    assert main(["--profile", str(profile), "audit"]) == EXIT_USAGE
+    assert "regulator" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["--bank", "hkbank", "mint", "A" * 22])  # no amount, no reference
+    assert exited.value.code == EXIT_USAGE
+
+
+def test_an_unreachable_peer_is_a_network_fault(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = write_profile(tmp_path / "state")  # its gateway is 127.0.0.1:1
+    assert main(["--profile", str(profile), "balance", "A" * 22]) == EXIT_FAULT
+    assert "network fault" in capsys.readouterr().err
+    assert EXIT_CONTRACT == 4
