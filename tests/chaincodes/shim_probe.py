@@ -12,7 +12,7 @@ bytes that are not text come back as ``{"hex": ...}``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fabcontract import Context, Contract, ContractChaincode, transaction
 from fabshim import (
@@ -222,6 +222,37 @@ class ShimProbe(Contract):
         self, ctx: Context, collection: str, query: str
     ) -> list[Any]:
         return await _kvs(await ctx.stub.get_private_data_query_result(collection, query))
+
+    @transaction()
+    async def write_and_query(
+        self,
+        ctx: Context,
+        order: Literal["write-first", "query-first"],
+        query: Literal["private-range", "paginated"],
+        collection: str,
+        key: str,
+        value: str,
+    ) -> int:
+        """A public write and a read-only-making query in one transaction, in either order.
+
+        Fabric refuses both orders: such a query after a write, and a write after it.
+        """
+
+        async def run_query() -> int:
+            if query == "private-range":
+                found = await _kvs(await ctx.stub.get_private_data_by_range(collection, "", ""))
+            else:
+                found = (await _page(await ctx.stub.get_state_by_range_with_pagination("", "", 1)))[
+                    "results"
+                ]
+            return len(found)
+
+        if order == "write-first":
+            await ctx.stub.put_state(key, value.encode())
+            return await run_query()
+        count = await run_query()
+        await ctx.stub.put_state(key, value.encode())
+        return count
 
     # ------------------------------------------------------------------ key-level endorsement
 
