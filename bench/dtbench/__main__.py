@@ -33,21 +33,42 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v)
 
 
+def _pairs(text: str) -> tuple[tuple[int, int], ...]:
+    out = []
+    for item in (v for v in text.split(",") if v):
+        timeout, _, count = item.partition("x")
+        out.append((int(timeout), int(count)))
+    return tuple(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="a few seconds per workload on a small network (the test smoke)")
-    p.add_argument("--sections", default=None,
-                   help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few seconds per workload on a small network (the test smoke)",
+    )
+    p.add_argument(
+        "--sections",
+        default=None,
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
+    )
     p.add_argument("--duration", type=float, help="seconds measured per point (default 10)")
     p.add_argument("--warmup", type=float, help="seconds of load before each window (2)")
     p.add_argument("--concurrency", type=int, help="transactions in flight (default 128)")
     p.add_argument("--repeats", type=int, help="interleaved rounds of the ratio points (3)")
     p.add_argument("--sweep", type=_ints, help="closed-loop concurrencies (8,32,128,256)")
     p.add_argument("--payment-rates", type=_floats, help="open-loop payments/s (10,25,50,100)")
-    p.add_argument("--moderate-rate", type=float,
-                   help="payments/s at which the latency target is checked (25)")
+    p.add_argument(
+        "--moderate-rate", type=float, help="payments/s at which the latency target is checked (25)"
+    )
     p.add_argument("--scaling-banks", type=_ints, help="bank counts besides 3 (6,10)")
+    p.add_argument(
+        "--batch-settings",
+        type=_pairs,
+        help="BatchTimeout ms x MaxMessageCount besides 150x100 "
+        "(50x100,100x100,250x100,500x100,150x10)",
+    )
     p.add_argument("--base-port", type=int, help="first port of the benchmark's networks")
     p.add_argument("--no-node", action="store_true", help="skip the Node anchors")
     p.add_argument("--out", type=Path, help="output folder (bench/results/<time>)")
@@ -65,7 +86,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             raise SystemExit(f"bench/run: unknown section(s) {unknown}; known: {SECTIONS}")
         s.sections = wanted
     for name in ("duration", "warmup", "concurrency", "repeats", "sweep", "payment_rates",
-                 "moderate_rate", "scaling_banks", "base_port"):  # fmt: skip
+                 "moderate_rate", "scaling_banks", "batch_settings", "base_port"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             setattr(s, name, value)

@@ -68,17 +68,21 @@ def node_versions() -> dict[str, str]:
     return out
 
 
+def _write_config(config: dict[str, Any]) -> Path:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(config, fh)
+        return Path(fh.name)
+
+
 async def run_node_client(
     config: dict[str, Any],
     *,
     on_open: Callable[[], None],
     on_close: Callable[[], None],
-    timeout: float,
+    deadline_s: float,
 ) -> tuple[RunResult, float]:
     """Run ``client.js`` with ``config``; return its result and its CPU seconds in the window."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump(config, fh)
-        config_path = Path(fh.name)
+    config_path = await asyncio.to_thread(_write_config, config)
     try:
         proc = await asyncio.create_subprocess_exec(
             "node",
@@ -88,7 +92,8 @@ async def run_node_client(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         errors: list[str] = []
 
         async def watch(stream: asyncio.StreamReader) -> None:
@@ -103,7 +108,7 @@ async def run_node_client(
 
         watcher = asyncio.create_task(watch(proc.stderr))
         try:
-            out = await asyncio.wait_for(proc.stdout.read(), timeout)
+            out = await asyncio.wait_for(proc.stdout.read(), deadline_s)
             await asyncio.wait_for(proc.wait(), 30)
         except TimeoutError:
             proc.kill()
@@ -111,10 +116,11 @@ async def run_node_client(
             raise
         await watcher
         if proc.returncode != 0:
-            raise RuntimeError(f"node client failed ({proc.returncode}): {' | '.join(errors[-5:])}")
+            tail = " | ".join(errors[-5:])
+            raise RuntimeError(f"node client failed ({proc.returncode}): {tail}")
         data = json.loads(out.decode())
     finally:
-        config_path.unlink(missing_ok=True)
+        await asyncio.to_thread(config_path.unlink, missing_ok=True)
     result = RunResult(
         elapsed_s=float(data["elapsed_s"]),
         latencies_s=[v / 1000.0 for v in data["latencies_ms"]],

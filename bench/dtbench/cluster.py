@@ -247,8 +247,11 @@ class Cluster:
             per_node[name] = round(value, 1)
             group = role.split(":", 1)[0]
             per_role[group] = round(per_role.get(group, 0.0) + value, 1)
-        return {"total_mb": round(sum(per_node.values()), 1), "by_role": per_role,
-                "by_node": per_node}
+        return {
+            "total_mb": round(sum(per_node.values()), 1),
+            "by_role": per_role,
+            "by_node": per_node,
+        }
 
 
 def _chaincode_of(node_name: str, main: str) -> str:

@@ -310,10 +310,16 @@ def summarize(
         out["by_label"] = {
             label: {
                 "completed": sum(1 for lb in result.labels if lb == label),
-                "p50_ms": ms(percentile(
-                    [v for v, lb in zip(lat, result.labels, strict=True) if lb == label], 50)),
-                "p99_ms": ms(percentile(
-                    [v for v, lb in zip(lat, result.labels, strict=True) if lb == label], 99)),
+                "p50_ms": ms(
+                    percentile(
+                        [v for v, lb in zip(lat, result.labels, strict=True) if lb == label], 50
+                    )
+                ),
+                "p99_ms": ms(
+                    percentile(
+                        [v for v, lb in zip(lat, result.labels, strict=True) if lb == label], 99
+                    )
+                ),
             }
             for label in sorted(labels)
         }

@@ -50,9 +50,7 @@ class Meter:
             start = self._start.get(name)
             if start is not None:
                 by_node[name] = (end - start) * 1000.0 / tx
-        client_s = (
-            client_cpu_s if client_cpu_s is not None else self._client[1] - self._client[0]
-        )
+        client_s = client_cpu_s if client_cpu_s is not None else self._client[1] - self._client[0]
         by_role: dict[str, float] = {}
         for name, value in by_node.items():
             role = self._roles.get(name, "?")

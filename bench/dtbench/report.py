@@ -52,9 +52,7 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
     for name, num, den, target, what in RATIOS:
         a, b = _round_points(points, num), _round_points(points, den)
         rounds = sorted(set(a) & set(b))
-        per_round = [
-            a[r]["tx_per_s"] / b[r]["tx_per_s"] for r in rounds if b[r]["tx_per_s"] > 0
-        ]
+        per_round = [a[r]["tx_per_s"] / b[r]["tx_per_s"] for r in rounds if b[r]["tx_per_s"] > 0]
         value = _med(per_round)
         ratios.append({
             "name": name,
@@ -83,8 +81,12 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
     rate = record.get("settings", {}).get("moderate_rate")
     latency = None
     for p in points:
-        if p["section"] == "workloads" and p["workload"] == "payment" and p["loop"] == "open" \
-                and p.get("offered_rate") == rate:
+        if (
+            p["section"] == "workloads"
+            and p["workload"] == "payment"
+            and p["loop"] == "open"
+            and p.get("offered_rate") == rate
+        ):
             lat = p["latency_ms"]
             latency = {
                 "offered_rate_payments_per_s": rate,
@@ -94,11 +96,23 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
                 "failures": p["failures"],
                 "target_p50_ms": PAYMENT_P50_MS,
                 "target_p99_ms": PAYMENT_P99_MS,
-                "met": lat["p50"] is not None and lat["p99"] is not None
-                and lat["p50"] < PAYMENT_P50_MS and lat["p99"] < PAYMENT_P99_MS
+                "met": lat["p50"] is not None
+                and lat["p99"] is not None
+                and lat["p50"] < PAYMENT_P50_MS
+                and lat["p99"] < PAYMENT_P99_MS
                 and not p["failures"],
                 "phases_ms": p.get("payment_phases_ms"),
             }
+    # how much of the machine other users' processes took while we measured (noise)
+    shares = [
+        p["cpu_s"]["others"] / p["cpu_s"]["machine"]
+        for p in points
+        if p.get("cpu_s", {}).get("machine") and p["cpu_s"].get("others") is not None
+    ]
+    noise = {
+        "others_cpu_share_median": _med(shares),
+        "others_cpu_share_max": round(max(shares), 3) if shares else None,
+    }
     mvcc = sum(int(p.get("mvcc_conflicts", 0)) for p in points)
     other = sum(int(p.get("other_failures", 0)) for p in points)
     return {
@@ -106,6 +120,7 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
         "client_cpu": cpu,
         "payment_latency": latency,
         "conflicts": {"mvcc_total": mvcc, "other_failures_total": other, "met": mvcc == 0},
+        "noise": noise,
     }
 
 
@@ -116,24 +131,27 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 def ratio_table(record: dict[str, Any]) -> str:
     """The ratio table, as Markdown (also readable in a terminal)."""
     lines = [
-        "| measure | value (median of rounds) | lowest–highest round | target | met |",
+        "| measure | value (median of rounds) | lowest-highest round | target | met |",
         "|---|---|---|---|---|",
     ]
     for r in record["ratios"]:
-        target = "(reference)" if r["target"] is None else f"≥ {r['target']:g}×"
+        if not r["rounds"]:
+            continue
+        target = "(reference)" if r["target"] is None else f">= {r['target']:g}x"
         met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
         lines.append(
-            f"| {r['what']} | **{_fmt(r['value'])}×** "
+            f"| {r['what']} | **{_fmt(r['value'])}x** "
             f"({_fmt(r['numerator_tx_per_s'], '.0f')} / {_fmt(r['denominator_tx_per_s'], '.0f')}"
-            f" tx/s) | {_fmt(r['min'])}–{_fmt(r['max'])} ({r['rounds']}) | {target} | {met} |"
+            f" tx/s) | {_fmt(r['min'])}-{_fmt(r['max'])} ({r['rounds']}) | {target} | {met} |"
         )
     lat = record.get("payment_latency")
     if lat:
+        rate = f"{lat['offered_rate_payments_per_s']:g}"
+        values = f"{_fmt(lat['p50_ms'], '.0f')} / {_fmt(lat['p99_ms'], '.0f')} ms"
+        met = "yes" if lat["met"] else "**no**"
         lines.append(
-            f"| cross-bank payment, both phases committed, at {lat['offered_rate_payments_per_s']:g}"
-            f" payments/s: p50 / p99 | **{_fmt(lat['p50_ms'], '.0f')} / "
-            f"{_fmt(lat['p99_ms'], '.0f')} ms** | | < 500 / 1000 ms | "
-            f"{'yes' if lat['met'] else '**no**'} |"
+            f"| cross-bank payment, both phases committed, at {rate} payments/s: p50 / p99 "
+            f"| **{values}** | | < 500 / 1000 ms | {met} |"
         )
     c = record["conflicts"]
     lines.append(
@@ -141,6 +159,13 @@ def ratio_table(record: dict[str, Any]) -> str:
         f"(other failures: {c['other_failures_total']}) | | 0 | "
         f"{'yes' if c['met'] else '**no**'} |"
     )
+    noise = record.get("noise", {})
+    if noise.get("others_cpu_share_median") is not None:
+        lines.append(
+            f"| share of the machine's CPU used by other users' processes while measuring "
+            f"(median / max) | {noise['others_cpu_share_median']:.0%} / "
+            f"{noise['others_cpu_share_max']:.0%} | | (noise) | |"
+        )
     cpu = record.get("client_cpu", {})
     if cpu.get("node_client_ms_per_tx"):
         lines.append(
@@ -279,8 +304,8 @@ def write_chart(record: dict[str, Any], path: Path, log: Callable[[str], None]) 
         banks = [n["shape"]["banks"] for n in nets]
         ax.bar([b - 0.3 for b in banks], [n["up_s"] or 0 for n in nets], width=0.6,
                color="tab:gray", label="network up, s")  # fmt: skip
-        ax.plot(banks, [(n.get("memory_loaded") or n["memory_idle"])["total_mb"] / 100 for n in nets],
-                "s-", color="tab:purple", label="memory after load, 100 MiB")  # fmt: skip
+        memory = [(n.get("memory_loaded") or n["memory_idle"])["total_mb"] / 100 for n in nets]
+        ax.plot(banks, memory, "s-", color="tab:purple", label="memory after load, 100 MiB")
         ax2 = ax.twinx()
         ax2.plot([b for b in banks if b in scal], [scal[b]["tx_per_s"] for b in banks if b in scal],
                  "o-", color="tab:blue", label="transfer tx/s")  # fmt: skip

@@ -34,7 +34,6 @@ from consortium.binaries import FABRIC_VERSION
 
 from dtbench import anchors, loadgen
 from dtbench.cluster import NODE_ANCHOR, NOOP_PY, Cluster, Shape, new_run_root
-from dtbench.loadgen import RunResult
 from dtbench.meter import Meter
 from dtbench.workloads import (
     Acceptor,
@@ -171,7 +170,7 @@ class Suite:
             cfg = {**node_config, "durationS": duration, "warmupS": self.s.warmup}
             result, client_cpu = await anchors.run_node_client(
                 cfg, on_open=meter.open, on_close=meter.close,
-                timeout=duration + self.s.warmup + 120,
+                deadline_s=duration + self.s.warmup + 120,
             )  # fmt: skip
         elif rate is not None:
             assert op is not None
@@ -180,7 +179,8 @@ class Suite:
                 on_open=meter.open, on_close=meter.close,
             )  # fmt: skip
         else:
-            assert op is not None and concurrency is not None
+            assert op is not None
+            assert concurrency is not None
             result = await loadgen.closed_loop(
                 op, concurrency=concurrency, duration=duration, warmup=self.s.warmup,
                 on_open=meter.open, on_close=meter.close,
@@ -190,8 +190,10 @@ class Suite:
             "id": point_id,
             "section": section,
             "network": cluster.consortium.name,
-            "batch": {"timeout_ms": cluster.shape.batch_timeout_ms,
-                      "max_message_count": cluster.shape.max_message_count},  # fmt: skip
+            "batch": {
+                "timeout_ms": cluster.shape.batch_timeout_ms,
+                "max_message_count": cluster.shape.max_message_count,
+            },
             "workload": workload,
             "chaincode": chaincode,
             "client": client,
@@ -240,21 +242,16 @@ class Suite:
                 self.log(f"  ! Node anchors skipped: {exc}")
         else:
             self.node_error = "disabled (--no-node)"
-        main: Cluster | None = None
+        main = self.new_cluster("benchmain", self.s.main_shape)
         try:
-            if {"ratios", "workloads", "scaling"} & set(self.s.sections) or (
-                "batch" in self.s.sections
-            ):
-                main = self.new_cluster("benchmain", self.s.main_shape)
-                await self.main_network(main)
-            if "batch" in self.s.sections:
-                await self.batch_section(main)
-            if "scaling" in self.s.sections:
-                await self.scaling_section(main)
+            await self.main_network(main)
         finally:
-            if main is not None:
-                self.log("  taking the main network down")
-                main.down()
+            self.log("  taking the main network down")
+            main.down()
+        if "batch" in self.s.sections:
+            await self.batch_section()
+        if "scaling" in self.s.sections:
+            await self.scaling_section()
         record["networks"] = self.networks
         record["points"] = self.points
         record["notes"] = self.notes
@@ -290,9 +287,8 @@ class Suite:
         ledger = Ledger(payer, payee, minter, currency="USD")
         acceptor = Acceptor(payee, payer_org.name)
         await acceptor.start()
-        slots = max(s.concurrency, *s.sweep, 64 if s.quick else 256)
-        if s.quick:
-            slots = max(s.concurrency, *s.sweep)
+        # open-loop payments take a free slot each: room for rate x latency in flight
+        slots = max(s.concurrency, *s.sweep, 64) if not s.quick else max(s.concurrency, *s.sweep)
         try:
             setup = await ledger.ensure_slots(slots)
             self.log(f"  {slots} account slots opened and funded in {setup:.1f} s")
@@ -313,22 +309,24 @@ class Suite:
                 await self.ratios_section(cluster, ledger, node_ok)
             if "workloads" in s.sections:
                 await self.workloads_section(cluster, ledger, acceptor)
+            if "batch" in s.sections:
+                tag = f"{cluster.shape.batch_timeout_ms}ms/{cluster.shape.max_message_count}"
+                await self._batch_points(cluster, ledger, acceptor, tag)
             if "scaling" in s.sections:
-                point = await self.measure(
-                    cluster, point_id="scaling/transfer", section="scaling",
-                    workload="transfer", chaincode="dtoken", client="python", gateway=payer,
-                    op=transfer_op(ledger), concurrency=min(64, slots),
-                    duration=s.scaling_duration, banks=cluster.shape.banks,
-                )  # fmt: skip
+                await self._scaling_point(cluster, ledger)
                 self.networks[-1]["memory_loaded"] = cluster.memory()
-                del point
         finally:
             await acceptor.stop()
             for c in (payer, payee, minter):
                 await c.close()
 
     def _node_client_config(
-        self, cluster: Cluster, client: BankClient, workload: str, ledger: Ledger, signer: str,
+        self,
+        cluster: Cluster,
+        client: BankClient,
+        workload: str,
+        ledger: Ledger,
+        signer: str,
         chaincode: str,
     ) -> dict[str, Any]:
         profile = cluster.profile(client.org)
@@ -356,156 +354,269 @@ class Suite:
         self.log(f"== ratios: {s.repeats} interleaved round(s) at {c} in flight, "
                  f"{s.duration:g} s each")  # fmt: skip
         for r in range(1, s.repeats + 1):
-            common = {"section": "ratios", "gateway": payer, "round": r}
-            await self.measure(cluster, point_id=f"ratios/noop-py#{r}", workload="noop",
-                               chaincode="noop (Python, our shim)", client="python",
-                               op=noop_op(payer, NOOP_PY), concurrency=c, **common)
+            common: dict[str, Any] = {"section": "ratios", "gateway": payer, "round": r}
+            await self.measure(
+                cluster,
+                point_id=f"ratios/noop-py#{r}",
+                workload="noop",
+                chaincode="noop (Python, our shim)",
+                client="python",
+                op=noop_op(payer, NOOP_PY),
+                concurrency=c,
+                **common,
+            )
             if node_ok:
-                await self.measure(cluster, point_id=f"ratios/noop-node#{r}", workload="noop",
-                                   chaincode="nodecc (Node fabric-shim)", client="python",
-                                   op=noop_op(payer, NODE_ANCHOR), concurrency=c, **common)
-            await self.measure(cluster, point_id=f"ratios/transfer-py#{r}", workload="transfer",
-                               chaincode="dtoken (Python contract)", client="python",
-                               op=transfer_op(ledger), concurrency=c, **common)
+                await self.measure(
+                    cluster,
+                    point_id=f"ratios/noop-node#{r}",
+                    workload="noop",
+                    chaincode="nodecc (Node fabric-shim)",
+                    client="python",
+                    op=noop_op(payer, NODE_ANCHOR),
+                    concurrency=c,
+                    **common,
+                )
+            await self.measure(
+                cluster,
+                point_id=f"ratios/transfer-py#{r}",
+                workload="transfer",
+                chaincode="dtoken (Python contract)",
+                client="python",
+                op=transfer_op(ledger),
+                concurrency=c,
+                **common,
+            )
             if node_ok:
-                await self.measure(cluster, point_id=f"ratios/transfer-node#{r}",
-                                   workload="transfer", chaincode="nodecc (Node fabric-shim)",
-                                   client="python", op=transfer_op(ledger, node_anchor=True),
-                                   concurrency=c, **common)
-                cfg = self._node_client_config(cluster, payer, "transfer", ledger, "stock",
-                                               "dtoken")
-                await self.measure(cluster, point_id=f"ratios/client-node#{r}",
-                                   workload="transfer", chaincode="dtoken (Python contract)",
-                                   client="node (@hyperledger/fabric-gateway, stock signer)",
-                                   node_config=cfg, concurrency=c, **common)
+                await self.measure(
+                    cluster,
+                    point_id=f"ratios/transfer-node#{r}",
+                    workload="transfer",
+                    chaincode="nodecc (Node fabric-shim)",
+                    client="python",
+                    op=transfer_op(ledger, node_anchor=True),
+                    concurrency=c,
+                    **common,
+                )
+                cfg = self._node_client_config(
+                    cluster, payer, "transfer", ledger, "stock", "dtoken"
+                )
+                await self.measure(
+                    cluster,
+                    point_id=f"ratios/client-node#{r}",
+                    workload="transfer",
+                    chaincode="dtoken (Python contract)",
+                    client="node (@hyperledger/fabric-gateway, stock signer)",
+                    node_config=cfg,
+                    concurrency=c,
+                    **common,
+                )
         if node_ok:
             self.log("== reference points (once)")
             common = {"section": "reference", "gateway": payer}
-            cfg = self._node_client_config(cluster, payer, "transfer", ledger, "node-crypto",
-                                           "dtoken")
-            await self.measure(cluster, point_id="reference/client-node-tuned",
-                               workload="transfer", chaincode="dtoken (Python contract)",
-                               client="node (@hyperledger/fabric-gateway, node:crypto signer)",
-                               node_config=cfg, concurrency=c, **common)
+            cfg = self._node_client_config(
+                cluster, payer, "transfer", ledger, "node-crypto", "dtoken"
+            )
+            await self.measure(
+                cluster,
+                point_id="reference/client-node-tuned",
+                workload="transfer",
+                chaincode="dtoken (Python contract)",
+                client="node (@hyperledger/fabric-gateway, node:crypto signer)",
+                node_config=cfg,
+                concurrency=c,
+                **common,
+            )
             cfg = self._node_client_config(cluster, payer, "noop", ledger, "stock", NOOP_PY)
-            await self.measure(cluster, point_id="reference/client-node-noop", workload="noop",
-                               chaincode="noop (Python, our shim)",
-                               client="node (@hyperledger/fabric-gateway, stock signer)",
-                               node_config=cfg, concurrency=c, **common)
+            await self.measure(
+                cluster,
+                point_id="reference/client-node-noop",
+                workload="noop",
+                chaincode="noop (Python, our shim)",
+                client="node (@hyperledger/fabric-gateway, stock signer)",
+                node_config=cfg,
+                concurrency=c,
+                **common,
+            )
 
     async def workloads_section(self, cluster: Cluster, ledger: Ledger, acceptor: Acceptor) -> None:
         s = self.s
         payer = ledger.payer
         self.log("== workloads")
-        common = {"section": "workloads", "gateway": payer}
+        common: dict[str, Any] = {"section": "workloads", "gateway": payer}
         for c in s.sweep:
-            await self.measure(cluster, point_id=f"sweep/noop@{c}", workload="noop",
-                               chaincode="noop (Python, our shim)", client="python",
-                               op=noop_op(payer, NOOP_PY), concurrency=c, **common)
+            await self.measure(
+                cluster,
+                point_id=f"sweep/noop@{c}",
+                workload="noop",
+                chaincode="noop (Python, our shim)",
+                client="python",
+                op=noop_op(payer, NOOP_PY),
+                concurrency=c,
+                **common,
+            )
         for c in s.sweep:
-            await self.measure(cluster, point_id=f"sweep/transfer@{c}", workload="transfer",
-                               chaincode="dtoken", client="python", op=transfer_op(ledger),
-                               concurrency=c, **common)
-        await self.measure(cluster, point_id="workload/mint", workload="mint", chaincode="dtoken",
-                           client="python", op=mint_op(ledger), concurrency=s.concurrency,
-                           **{**common, "gateway": ledger.minter})
+            await self.measure(
+                cluster,
+                point_id=f"sweep/transfer@{c}",
+                workload="transfer",
+                chaincode="dtoken",
+                client="python",
+                op=transfer_op(ledger),
+                concurrency=c,
+                **common,
+            )
+        await self.measure(
+            cluster,
+            point_id="workload/mint",
+            workload="mint",
+            chaincode="dtoken",
+            client="python",
+            op=mint_op(ledger),
+            concurrency=s.concurrency,
+            **{**common, "gateway": ledger.minter},
+        )
         for rate in s.payment_rates:
-            await self.measure(cluster, point_id=f"sweep/payment@{rate:g}/s", workload="payment",
-                               chaincode="dtoken", client="python",
-                               op=payment_op(ledger, acceptor), rate=rate,
-                               slots=len(ledger.payees), tx_per_op=2.0, acceptor=acceptor,
-                               **common)
+            await self.measure(
+                cluster,
+                point_id=f"sweep/payment@{rate:g}/s",
+                workload="payment",
+                chaincode="dtoken",
+                client="python",
+                op=payment_op(ledger, acceptor),
+                rate=rate,
+                slots=len(ledger.payees),
+                tx_per_op=2.0,
+                acceptor=acceptor,
+                **common,
+            )
         if s.moderate_rate not in s.payment_rates:
-            await self.measure(cluster, point_id=f"sweep/payment@{s.moderate_rate:g}/s",
-                               workload="payment", chaincode="dtoken", client="python",
-                               op=payment_op(ledger, acceptor), rate=s.moderate_rate,
-                               slots=len(ledger.payees), tx_per_op=2.0, acceptor=acceptor,
-                               **common)
-        await self.measure(cluster, point_id="workload/payment-closed", workload="payment",
-                           chaincode="dtoken", client="python", op=payment_op(ledger, acceptor),
-                           concurrency=s.concurrency, tx_per_op=2.0, acceptor=acceptor,
-                           **common)
-        await self.measure(cluster, point_id="workload/mixed", workload="mixed",
-                           chaincode="dtoken", client="python", op=mixed_op(ledger, acceptor),
-                           concurrency=s.concurrency, tx_per_label={"payment": 2.0},
-                           acceptor=acceptor, **common)
+            await self.measure(
+                cluster,
+                point_id=f"sweep/payment@{s.moderate_rate:g}/s",
+                workload="payment",
+                chaincode="dtoken",
+                client="python",
+                op=payment_op(ledger, acceptor),
+                rate=s.moderate_rate,
+                slots=len(ledger.payees),
+                tx_per_op=2.0,
+                acceptor=acceptor,
+                **common,
+            )
+        await self.measure(
+            cluster,
+            point_id="workload/payment-closed",
+            workload="payment",
+            chaincode="dtoken",
+            client="python",
+            op=payment_op(ledger, acceptor),
+            concurrency=s.concurrency,
+            tx_per_op=2.0,
+            acceptor=acceptor,
+            **common,
+        )
+        await self.measure(
+            cluster,
+            point_id="workload/mixed",
+            workload="mixed",
+            chaincode="dtoken",
+            client="python",
+            op=mixed_op(ledger, acceptor),
+            concurrency=s.concurrency,
+            tx_per_label={"payment": 2.0},
+            acceptor=acceptor,
+            **common,
+        )
 
-    async def batch_section(self, main: Cluster | None) -> None:
+    async def batch_section(self) -> None:
         s = self.s
-        if main is not None:
-            # the main network is the default setting's point: copy its figures
-            for p in list(self.points):
-                if p["id"] in (f"sweep/transfer@{s.concurrency}",
-                               f"sweep/payment@{s.moderate_rate:g}/s"):  # fmt: skip
-                    self.points.append({**p, "id": f"batch/{p['workload']}"
-                                        f"@{main.shape.batch_timeout_ms}ms/"
-                                        f"{main.shape.max_message_count}",
-                                        "section": "batch"})  # fmt: skip
         for timeout_ms, count in s.batch_settings:
             shape = Shape(banks=s.main_shape.banks, regulator=s.main_shape.regulator,
                           orderers=s.main_shape.orderers, batch_timeout_ms=timeout_ms,
                           max_message_count=count)  # fmt: skip
-            cluster = self.new_cluster(f"benchbatch{timeout_ms}x{count}", shape)
-            self.log(f"== batch: {shape.label()}")
-            try:
-                cluster.up()
-                await self._small_run(cluster, section="batch",
-                                      tag=f"{timeout_ms}ms/{count}", payments=True)
-            finally:
-                cluster.down()
+            await self._other_network(f"batch{timeout_ms}m{count}", shape, "batch")
 
-    async def scaling_section(self, main: Cluster | None) -> None:
+    async def scaling_section(self) -> None:
         s = self.s
         for banks in s.scaling_banks:
             shape = Shape(banks=banks, regulator=s.main_shape.regulator,
                           orderers=s.main_shape.orderers,
                           batch_timeout_ms=s.main_shape.batch_timeout_ms,
                           max_message_count=s.main_shape.max_message_count)  # fmt: skip
-            cluster = self.new_cluster(f"benchscale{banks}", shape)
-            self.log(f"== scaling: {shape.label()}")
-            try:
-                up = cluster.up()
-                self.log(f"  up in {up:.1f} s")
-                await self._small_run(cluster, section="scaling", tag=f"{banks}banks",
-                                      payments=False)
-            finally:
-                cluster.down()
+            await self._other_network(f"scale{banks}banks", shape, "scaling")
 
-    async def _small_run(self, cluster: Cluster, *, section: str, tag: str,
-                         payments: bool) -> None:
-        s = self.s
-        idle = cluster.memory()
-        payer_org, payee_org = cluster.bank(0), cluster.bank(1)
-        payer = await open_client(cluster, payer_org)
-        payee = await open_client(cluster, payee_org)
-        minter = await open_client(cluster, payer_org, "minter")
-        ledger = Ledger(payer, payee, minter, currency="USD")
-        acceptor = Acceptor(payee, payer_org.name)
-        await acceptor.start()
-        conc = s.concurrency if section == "batch" else min(64, s.concurrency)
-        duration = s.duration if section == "batch" else s.scaling_duration
+    async def _other_network(self, name: str, shape: Shape, section: str) -> None:
+        """Bring up a network of another shape, measure its section's points, take it down."""
+        cluster = self.new_cluster(name, shape)
+        self.log(f"== {section}: {shape.label()}")
         try:
-            setup = await ledger.ensure_slots(max(conc, 64))
-            await asyncio.wait_for(acceptor.connected.wait(), 30)
-            await self.measure(cluster, point_id=f"{section}/transfer@{tag}", section=section,
-                               workload="transfer", chaincode="dtoken", client="python",
-                               gateway=payer, op=transfer_op(ledger), concurrency=conc,
-                               duration=duration, banks=cluster.shape.banks)  # fmt: skip
-            if payments:
-                await self.measure(cluster, point_id=f"{section}/payment@{tag}", section=section,
-                                   workload="payment", chaincode="dtoken", client="python",
-                                   gateway=payer, op=payment_op(ledger, acceptor),
-                                   rate=s.moderate_rate, slots=len(ledger.payees),
-                                   tx_per_op=2.0, duration=duration, acceptor=acceptor,
-                                   banks=cluster.shape.banks)  # fmt: skip
-            self.networks.append(self._network_record(
-                cluster, role=section, memory_idle=idle, memory_loaded=cluster.memory(),
-                setup_s={"accounts": round(setup, 2)},
-            ))  # fmt: skip
+            up = cluster.up()
+            self.log(f"  up in {up:.1f} s")
+            idle = cluster.memory()
+            payer = await open_client(cluster, cluster.bank(0))
+            payee = await open_client(cluster, cluster.bank(1))
+            minter = await open_client(cluster, cluster.bank(0), "minter")
+            ledger = Ledger(payer, payee, minter, currency="USD")
+            acceptor = Acceptor(payee, cluster.bank(0).name)
+            await acceptor.start()
+            try:
+                setup = await ledger.ensure_slots(max(self.s.concurrency, 64))
+                await asyncio.wait_for(acceptor.connected.wait(), 30)
+                if section == "batch":
+                    tag = f"{shape.batch_timeout_ms}ms/{shape.max_message_count}"
+                    await self._batch_points(cluster, ledger, acceptor, tag)
+                else:
+                    await self._scaling_point(cluster, ledger)
+                self.networks.append(self._network_record(
+                    cluster, role=section, memory_idle=idle, memory_loaded=cluster.memory(),
+                    setup_s={"accounts": round(setup, 2)},
+                ))  # fmt: skip
+            finally:
+                await acceptor.stop()
+                for c in (payer, payee, minter):
+                    await c.close()
         finally:
-            await acceptor.stop()
-            for c in (payer, payee, minter):
-                await c.close()
+            cluster.down()
+
+    async def _batch_points(
+        self, cluster: Cluster, ledger: Ledger, acceptor: Acceptor, tag: str
+    ) -> None:
+        """Transfer throughput at the suite's concurrency; payment latency at the moderate
+        rate: what the batch settings trade against each other."""
+        s = self.s
+        common: dict[str, Any] = {
+            "section": "batch",
+            "gateway": ledger.payer,
+            "chaincode": "dtoken",
+            "client": "python",
+        }
+        await self.measure(
+            cluster,
+            point_id=f"batch/transfer@{tag}",
+            workload="transfer",
+            op=transfer_op(ledger),
+            concurrency=s.concurrency,
+            **common,
+        )
+        await self.measure(
+            cluster,
+            point_id=f"batch/payment@{tag}",
+            workload="payment",
+            op=payment_op(ledger, acceptor),
+            rate=s.moderate_rate,
+            slots=len(ledger.payees),
+            tx_per_op=2.0,
+            acceptor=acceptor,
+            **common,
+        )
+
+    async def _scaling_point(self, cluster: Cluster, ledger: Ledger) -> None:
+        banks = cluster.shape.banks
+        await self.measure(cluster, point_id=f"scaling/transfer@{banks}banks", section="scaling",
+                           workload="transfer", chaincode="dtoken", client="python",
+                           gateway=ledger.payer, op=transfer_op(ledger),
+                           concurrency=min(64, self.s.concurrency),
+                           duration=self.s.scaling_duration, banks=banks)  # fmt: skip
 
 
 def _phases(times: list[Any]) -> dict[str, float | None]:
@@ -573,8 +684,3 @@ async def run_suite(settings: Settings, log: Log) -> dict[str, Any]:
         import shutil
 
         shutil.rmtree(suite.root, ignore_errors=True)
-
-
-def result_only(result: RunResult) -> dict[str, Any]:
-    """The summary of a bare result (for tests)."""
-    return loadgen.summarize(result)

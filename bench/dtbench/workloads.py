@@ -82,24 +82,28 @@ class BankClient:
         )
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.channel.close(None)
+
+
+def _credentials(
+    cluster: Cluster, org: Org, identity: str
+) -> tuple[dict[str, Any], bytes, fabgateway.Identity, fabgateway.Signer]:
+    profile = cluster.profile(org)
+    ident = profile["identities"][identity]
+    return (
+        profile,
+        Path(profile["gateway"]["tls_ca_cert"]).read_bytes(),
+        fabgateway.identity_from_pem_file(org.msp_id, ident["cert"]),
+        fabgateway.signer_from_pem_file(ident["key"]),
+    )
 
 
 async def open_client(cluster: Cluster, org: Org, identity: str = "operator") -> BankClient:
     """A Gateway connection for ``identity`` (``operator`` or ``minter``) of ``org``."""
-    profile = cluster.profile(org)
-    ident = profile["identities"][identity]
+    profile, tls_ca, ident, signer = await asyncio.to_thread(_credentials, cluster, org, identity)
     gw = profile["gateway"]
-    channel = fabgateway.tls_channel(
-        gw["endpoint"],
-        Path(gw["tls_ca_cert"]).read_bytes(),
-        server_name_override=gw["server_name"],
-    )
-    gateway = fabgateway.connect(
-        channel,
-        fabgateway.identity_from_pem_file(org.msp_id, ident["cert"]),
-        fabgateway.signer_from_pem_file(ident["key"]),
-    )
+    channel = fabgateway.tls_channel(gw["endpoint"], tls_ca, server_name_override=gw["server_name"])
+    gateway = fabgateway.connect(channel, ident, signer)
     return BankClient(org, identity, channel, gateway, gateway.get_network(profile["channel"]))
 
 
@@ -140,6 +144,7 @@ class Ledger:
     payee: BankClient
     minter: BankClient
     currency: str
+    chaincode: str = DTOKEN
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     pairs: list[tuple[str, str]] = field(default_factory=list)
     payees: list[str] = field(default_factory=list)
@@ -168,9 +173,7 @@ class Ledger:
         ]:
             opens.append(_open_job(client, self, account))
         await bounded(opens)
-        mints = [
-            _mint_job(self.minter, self, a, fund) for pair in new_pairs for a in pair
-        ]
+        mints = [_mint_job(self.minter, self, a, fund) for pair in new_pairs for a in pair]
         await bounded(mints)
         self.pairs += new_pairs
         self.payees += new_payees
@@ -183,9 +186,9 @@ class Ledger:
         t0 = time.monotonic()
         if not self.node_ready:
             try:
+                banks = [{"name": b["name"], "msp_id": b["msp_id"]} for b in registry["banks"]]
                 await self.payer.submit(NODE_ANCHOR, "init_network", {
-                    "banks": [{"name": b["name"], "msp_id": b["msp_id"]} for b in registry["banks"]],
-                    "regulator_msp_id": registry.get("regulator_msp_id"),
+                    "banks": banks, "regulator_msp_id": registry.get("regulator_msp_id"),
                 })  # fmt: skip
             except fabgateway.EndorseError as exc:
                 if "ALREADY_INITIALIZED" not in (exc.chaincode_message or ""):
@@ -205,7 +208,7 @@ class Ledger:
 
 
 def _open_job(client: BankClient, ledger: Ledger, account: str) -> Callable[[], Awaitable[object]]:
-    return lambda: client.submit(DTOKEN, "open_account", {
+    return lambda: client.submit(ledger.chaincode, "open_account", {
         "reference": f"bench-{ledger.run_id}-open-{account}", "currency": ledger.currency,
         "owner_ref": "bench", "account_id": account,
     })  # fmt: skip
@@ -214,7 +217,7 @@ def _open_job(client: BankClient, ledger: Ledger, account: str) -> Callable[[], 
 def _mint_job(
     client: BankClient, ledger: Ledger, account: str, amount: int
 ) -> Callable[[], Awaitable[object]]:
-    return lambda: client.submit(DTOKEN, "mint", {
+    return lambda: client.submit(ledger.chaincode, "mint", {
         "reference": f"bench-{ledger.run_id}-fund-{account}", "account_id": account,
         "amount": amount,
     })  # fmt: skip
@@ -237,7 +240,7 @@ def noop_op(client: BankClient, chaincode: str) -> Op:
 
 
 def mint_op(ledger: Ledger) -> Op:
-    contract = ledger.minter.contract(DTOKEN)
+    contract = ledger.minter.contract(ledger.chaincode)
     orgs = [ledger.minter.msp_id]
     kind = ledger.tagged("mint")
 
@@ -255,7 +258,7 @@ def transfer_op(ledger: Ledger, *, node_anchor: bool = False) -> Op:
     from dtbench.cluster import NODE_ANCHOR
 
     client = ledger.payer
-    contract = client.contract(NODE_ANCHOR if node_anchor else DTOKEN)
+    contract = client.contract(NODE_ANCHOR if node_anchor else ledger.chaincode)
     orgs = [client.msp_id]
     pairs = ledger.node_pairs if node_anchor else ledger.pairs
     kind = ledger.tagged("ntransfer" if node_anchor else "transfer")
@@ -358,7 +361,7 @@ class Acceptor:
 
 
 def payment_op(ledger: Ledger, acceptor: Acceptor, *, timeout: float = 30.0) -> Op:
-    contract = ledger.payer.contract(DTOKEN)
+    contract = ledger.payer.contract(ledger.chaincode)
     orgs = [ledger.payer.msp_id]
     payee_bank = ledger.payee.org.name
     kind = ledger.tagged("pay")
@@ -398,7 +401,7 @@ def mixed_op(ledger: Ledger, acceptor: Acceptor) -> Op:
     mint = mint_op(ledger)
 
     async def op(slot: int, n: int) -> str | None:
-        r = random.Random(slot * 1_000_003 + n).random()
+        r = random.Random(slot * 1_000_003 + n).random()  # noqa: S311 - a workload mix
         if r < 0.5:
             return await transfer(slot, n)
         if r < 0.8:
