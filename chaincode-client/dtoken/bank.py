@@ -27,7 +27,7 @@ from typing import Any, Self
 import fabgateway
 import grpc
 
-from dtoken.errors import NotFound, ProfileError, UsageError
+from dtoken.errors import NetworkFault, NotFound, ProfileError, UsageError
 from dtoken.models import (
     Account,
     AccountSummary,
@@ -199,6 +199,21 @@ class Member:
             if page.get("done", True):
                 return pages
             cursor = page.get("cursor")
+
+    async def wait_for_commit(self, tx_id: str, *, timeout: float = 30.0) -> int:  # noqa: ASYNC109
+        """Wait until this organization's peer has committed ``tx_id``; its block number.
+
+        Another organization's write (the payer's transfer, the regulator's hold) is visible
+        on this peer only once this peer has committed its block: call this with the other
+        side's ``Receipt.tx_id`` before reading what it wrote. Raises
+        :class:`~dtoken.errors.NetworkFault` if it is not committed within ``timeout``.
+        """
+        try:
+            status = await self._network.new_commit(tx_id).get_status(timeout=timeout)
+        except fabgateway.CommitStatusError as error:
+            raise NetworkFault(f"transaction {tx_id} not committed here: {error.code.name}") \
+                from error
+        return status.block_number
 
     async def _reference_tx_id(self, reference: str) -> str | None:
         found = await self.lookup_reference(reference)

@@ -582,8 +582,18 @@ async def cmd_watch(ctx: Context, args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         checkpointer = fabgateway.FileCheckpointer(args.checkpoint)
+    announced = False
+
+    def ready() -> None:
+        nonlocal announced
+        if not announced:
+            announced = True
+            print(f"watching {bank.name}'s incoming transfers (Ctrl-C to stop)",
+                  file=sys.stderr, flush=True)
+
     listener = IncomingListener(bank, checkpointer=checkpointer, rule=_watch_rule(bank, args),
-                                sweeper=sweeper, rescan_interval=args.rescan, on_handled=show)
+                                sweeper=sweeper, rescan_interval=args.rescan, on_handled=show,
+                                on_ready=ready)
     if args.once:
         await listener.process_pending()
         if sweeper is not None:
@@ -594,9 +604,6 @@ async def cmd_watch(ctx: Context, args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    if not ctx.json:
-        print(f"watching {bank.name}'s incoming transfers (Ctrl-C to stop)", file=sys.stderr,
-              flush=True)
     await listener.run(stop=stop)
 
 

@@ -458,10 +458,10 @@ class _Story:
         self.say("the regulator (observer and auditor) sees every bank's accounts and holds:")
         for key in ("tools", "textiles", "gadgets"):
             party = self.parties[key]
-            account = await reg.account(party.bank, self.ids[key])
-            hold = " (held: frozen)" if account.hold and account.hold.frozen else ""
+            full = await reg.account(party.bank, self.ids[key])
+            hold = " (held: frozen)" if full.hold and full.hold.frozen else ""
             self.say(f"  sees:   {party.bank}'s {party.name:<30} "
-                     f"{account.balance.format():>15}{hold}")
+                     f"{full.balance.format():>15}{hold}")
 
     async def audit(self) -> None:
         self.step("The regulator's audit")

@@ -33,6 +33,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import fabgateway
 
@@ -164,7 +165,8 @@ class IncomingListener:
 
     ``rule`` is the bank's policy for a transfer whose payee account can take it (default:
     accept). ``sweeper``, if given, also runs when this bank's transfers get decided and on
-    every rescan. ``on_handled`` sees every decision (the CLI prints them).
+    every rescan. ``on_handled`` sees every decision (the CLI prints them); ``on_ready`` is
+    called after each (re)start's first full pass, with the event stream open.
     """
 
     def __init__(
@@ -178,8 +180,10 @@ class IncomingListener:
         concurrency: int = 8,
         reconnect_delay: float = 1.0,
         on_handled: Callable[[Handled], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self._bank = bank
+        self._on_ready = on_ready
         if checkpointer is None:
             path = default_checkpoint_path(bank.profile)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +195,7 @@ class IncomingListener:
         self._limit = asyncio.Semaphore(concurrency)
         self._reconnect_delay = reconnect_delay
         self._on_handled = on_handled
+        self._early: asyncio.Future[fabgateway.ChaincodeEvent] | None = None
 
     @property
     def checkpointer(self) -> fabgateway.Checkpointer:
@@ -282,12 +287,31 @@ class IncomingListener:
                 await asyncio.wait_for(stop.wait(), timeout=self._reconnect_delay)
 
     async def _follow(self, stop: asyncio.Event) -> None:
+        try:
+            await self._follow_stream(stop)
+        finally:
+            early, self._early = self._early, None
+            if early is not None and not early.done():
+                early.cancel()
+
+    async def _follow_stream(self, stop: asyncio.Event) -> None:
         network = self._bank.network
         stream = network.chaincode_events(
             self._bank.profile.chaincode, checkpointer=self._checkpointer
         )
         async with stream:
-            await self._work(incoming=True, sweep=True)
+            # Open the stream before the first pass, so that nothing committed in between is
+            # left to the next rescan: the first read is what sends the request.
+            first = asyncio.ensure_future(anext(stream))
+            await asyncio.sleep(0)
+            try:
+                await self._work(incoming=True, sweep=True)
+            except BaseException:
+                first.cancel()
+                raise
+            if self._on_ready is not None:
+                self._on_ready()
+            self._early = first
             while not stop.is_set():
                 batch = await self._next_batch(stream, stop)
                 if batch is None:
@@ -320,7 +344,8 @@ class IncomingListener:
     ) -> list[fabgateway.ChaincodeEvent] | None:
         """The events that arrive within ``rescan_interval`` (empty: none came), read until a
         short quiet gap; ``None`` when stopped."""
-        first = await self._read(stream, stop, self._rescan_interval)
+        early, self._early = self._early, None
+        first = await self._read(stream, stop, self._rescan_interval, early)
         if first is _STOPPED:
             return None
         if first is None:
@@ -336,14 +361,19 @@ class IncomingListener:
 
     @staticmethod
     async def _read(
-        stream: AsyncIterator[fabgateway.ChaincodeEvent], stop: asyncio.Event, seconds: float
+        stream: AsyncIterator[fabgateway.ChaincodeEvent],
+        stop: asyncio.Event,
+        seconds: float,
+        reading: asyncio.Future[fabgateway.ChaincodeEvent] | None = None,
     ) -> fabgateway.ChaincodeEvent | object | None:
         # fabgateway's stream reads are shielded: abandoning one here loses no event.
-        reading = asyncio.ensure_future(anext(stream))
+        if reading is None:
+            reading = asyncio.ensure_future(anext(stream))
         stopping = asyncio.ensure_future(stop.wait())
+        waiters: set[asyncio.Future[Any]] = {reading, stopping}
         try:
             done, _ = await asyncio.wait(
-                {reading, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+                waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             for task in (reading, stopping):

@@ -179,6 +179,7 @@ class SyncBank(_SyncMember[Bank]):
     reject = _Blocking(Bank.reject)
     refund = _Blocking(Bank.refund)
     get_transfer = _Blocking(Bank.get_transfer)
+    wait_for_commit = _Blocking(Bank.wait_for_commit)
     lookup_reference = _Blocking(Bank.lookup_reference)
     supply = _Blocking(Bank.supply)
     obligations = _Blocking(Bank.obligations)
@@ -200,6 +201,7 @@ class SyncRegulator(_SyncMember[Regulator]):
     obligations = _Blocking(Regulator.obligations)
     pending = _Blocking(Regulator.pending)
     get_transfer = _Blocking(Regulator.get_transfer)
+    wait_for_commit = _Blocking(Regulator.wait_for_commit)
 
 
 def connect(
