@@ -26,6 +26,9 @@ logger = logging.getLogger("fabshim.server")
 
 _EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
 
+_STREAM_CLOSE_SECONDS = 1.0
+"""How long :meth:`ChaincodeServer.stop` lets the ended streams send their final status."""
+
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
 """Largest gRPC message, as the peer's own default."""
 
@@ -93,6 +96,7 @@ class ChaincodeServer:
         self._grace = grace
         self._server: grpc.aio.Server | None = None
         self._handlers: set[Handler] = set()
+        self._runs: set[asyncio.Task[None]] = set()
         self._port = 0
         self._streams = 0
 
@@ -167,7 +171,16 @@ class ChaincodeServer:
             results = await asyncio.gather(*(h.wait_idle(grace) for h in handlers))
             if not all(results):
                 logger.warning("stopping with transactions still running after %.1f s", grace)
-        await server.stop(0)
+        # End each stream from our side, so that its Connect call returns and gRPC closes
+        # it with status OK, rather than cancelling a call still in progress (which the
+        # peer sees as UNAVAILABLE and grpc logs as an unhandled CancelledError when the
+        # event loop closes right after).
+        runs = list(self._runs)
+        for run in runs:
+            run.cancel()
+        if runs:
+            await asyncio.wait(runs, timeout=_STREAM_CLOSE_SECONDS)
+        await server.stop(_STREAM_CLOSE_SECONDS)
         self._server = None
         logger.info("chaincode server stopped")
 
@@ -212,8 +225,16 @@ class ChaincodeServer:
         )
         self._handlers.add(handler)
         logger.info("%s peer connected", label)
+        run = asyncio.create_task(handler.run())
+        self._runs.add(run)
         try:
-            await handler.run()
+            await run
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the call itself is cancelled (by gRPC): this ends run too
+            # stop() ended the stream: return, so that gRPC closes the call with status OK
+            logger.info("%s stream closed by the server", label)
         except PeerError as exc:
             logger.error("%s the peer refused registration: %s", label, exc)
         except StreamClosedError as exc:
@@ -221,4 +242,5 @@ class ChaincodeServer:
         except ShimError as exc:
             logger.error("%s stream ended: %s", label, exc)
         finally:
+            self._runs.discard(run)
             self._handlers.discard(handler)

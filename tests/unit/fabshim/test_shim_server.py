@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -437,9 +438,7 @@ async def test_cli_configuration_error_exits_two(module_dir: Path) -> None:
     ("flags", "env", "expected"),
     [
         ((), {}, ["WRITE_BATCH_STATE"]),
-        ((), {"CHAINCODE_WRITE_BATCH": "true"}, ["WRITE_BATCH_STATE"]),
         ((), {"CHAINCODE_WRITE_BATCH": "false"}, ["PUT_STATE", "PUT_STATE"]),
-        (("--no-write-batch",), {}, ["PUT_STATE", "PUT_STATE"]),
         (("--no-write-batch",), {"CHAINCODE_WRITE_BATCH": "true"}, ["PUT_STATE", "PUT_STATE"]),
     ],
 )
@@ -484,3 +483,51 @@ async def test_cli_bad_write_batch_value_exits_two(module_dir: Path) -> None:
     stderr = (await asyncio.wait_for(process.stderr.read(), 20)).decode()
     assert await process.wait() == 2
     assert "CHAINCODE_WRITE_BATCH: 'sometimes' is neither true nor false" in stderr
+
+
+async def test_stop_ends_a_connected_peer_stream_with_status_ok(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server closes each stream itself: the peer sees a clean end (OK), not a call
+    cancelled under it (UNAVAILABLE), and nothing is logged as an error."""
+    server = await _serve(ServerConfig.load(chaincode_id="cc", address="127.0.0.1:0",
+                                            tls_disabled=True, environ={}))  # fmt: skip
+    peer = FakePeer()
+    try:
+        await peer.connect(f"127.0.0.1:{server.port}")
+        assert (await peer.execute("hi")).payload == b"echo:hi"
+        await server.stop()
+        await asyncio.wait_for(peer.stream_ended.wait(), 5)
+        assert await peer._call.code() == grpc.StatusCode.OK
+        assert not server.handlers
+    finally:
+        await peer.close()
+        await server.stop(0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_cli_sigterm_with_the_peer_connected_exits_cleanly(module_dir: Path) -> None:
+    process = await _start_cli(
+        module_dir,
+        "cli_target:chaincode",
+        CHAINCODE_ID="cc",
+        CHAINCODE_SERVER_ADDRESS="127.0.0.1:0",
+        CHAINCODE_TLS_DISABLED="true",
+    )
+    peer = FakePeer()
+    try:
+        port = await _listening_port(process)
+        await peer.connect(f"127.0.0.1:{port}")
+        assert (await peer.execute("x")).payload == b"cli:x"
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        rest = (await asyncio.wait_for(process.stderr.read(), 20)).decode()
+        code = await asyncio.wait_for(process.wait(), 20)
+        await asyncio.wait_for(peer.stream_ended.wait(), 5)
+        assert await peer._call.code() == grpc.StatusCode.OK
+    finally:
+        await peer.close()
+    assert code == 0
+    assert "stream closed by the server" in rest
+    assert "ERROR" not in rest
+    assert "Traceback" not in rest
