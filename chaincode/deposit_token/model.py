@@ -56,7 +56,7 @@ def loads_object(data: bytes | str, where: str, error: type[DepositTokenError]) 
     """Parse a JSON object, raising ``error`` (without quoting the input) if it is not one."""
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested too deeply: not a request
         raise error(f"{where} is not valid JSON") from None
     if not isinstance(obj, dict):
         raise error(f"{where} must be a JSON object")
