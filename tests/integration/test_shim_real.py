@@ -686,3 +686,48 @@ async def test_identity_and_proposal_fields_come_from_the_real_proposal(
     assert info["channel_id"] == network.consortium.channel
     assert (info["function"], info["transient_keys"]) == ("tx_info", ["nonce", "salt"])
     assert abs(datetime.fromisoformat(info["timestamp"]) - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+async def test_messages_over_grpc_default_4_mib_cross_the_stream_both_ways(
+    network: TestNetwork, probes: Probes
+) -> None:
+    """4.5 MiB in a TRANSACTION, in a PUT_STATE or WRITE_BATCH_STATE and in a COMPLETED:
+    the server's 100 MiB message limits are in force on the real stream."""
+    big = "x" * (4608 * 1024)
+    huge_key = create_composite_key("big", [big])
+    async with clients(network, "hkbank") as (hk,):
+        for chaincode in (BATCHED, UNBATCHED):
+            # evaluated, not submitted: the chaincode runs, nothing is ordered
+            assert await hk.evaluate(chaincode, "put_state", "big", big, target=probes.hk) is None
+            split = await hk.evaluate(chaincode, "split_composite_key", huge_key, target=probes.hk)
+            assert split == {"object_type": "big", "attributes": [big]}
+
+
+async def test_a_restarted_chaincode_server_is_dialled_again_by_the_peer(
+    network: TestNetwork, probes: Probes
+) -> None:
+    """SIGTERM stops the server gracefully (it ends the peer's stream itself); the peer
+    dials the new server on the next call."""
+    server = network.node(f"chaincode-{UNBATCHED}.{network.consortium.org('hkbank').peers[0].name}")
+    async with clients(network, "hkbank") as (hk,):
+        key = f"restart{uuid.uuid4().hex[:8]}"
+        status, _ = await hk.submit(UNBATCHED, "put_state", key, "before", endorsers=[probes.hk])
+        assert status.code_name == "VALID"
+        old_pid = server.pid()
+        logged_before = server.log_file.stat().st_size
+        network.stop(server)
+        assert server.pid() is None
+        with server.log_file.open() as log:
+            log.seek(logged_before)
+            stop_log = log.read()
+        # The peer's stream was open (it just called): the server ended it itself.
+        assert "stop signal received; stopping" in stop_log
+        assert "stream closed by the server" in stop_log
+        assert stop_log.rstrip().endswith("chaincode server stopped")
+        assert "ERROR" not in stop_log
+        network.restart(server)
+        assert server.pid() not in (None, old_pid)
+        assert await hk.evaluate(UNBATCHED, "get_state", key, target=probes.hk) == "before"
+        status, _ = await hk.submit(UNBATCHED, "put_state", key, "after", endorsers=[probes.hk])
+        assert status.code_name == "VALID"
+        assert await hk.evaluate(UNBATCHED, "get_state", key, target=probes.hk) == "after"
