@@ -169,10 +169,12 @@ class Member:
         return Money.of(amount, currency, self.currencies)
 
     def _derived_id(self, purpose: str, *parts: str) -> str:
-        """An opaque id (32 base64url characters) from the client secret: same on retry."""
+        """An opaque id from the client secret, the same on every retry: 160 bits in 32
+        lowercase base32 characters (``[a-z2-7]``: never a leading ``-`` that a command line
+        would take for an option)."""
         message = "\0".join(("dtoken", purpose, *parts)).encode()
-        digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:24]
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:20]
+        return base64.b32encode(digest).decode().lower()
 
     async def _evaluate(self, name: str, request: Mapping[str, object] | None) -> Any:
         return await self.submitter.evaluate(name, request, target_organizations=[self.msp_id])

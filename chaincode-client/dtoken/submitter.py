@@ -146,7 +146,8 @@ class Submitter:
 
     One per gateway identity. ``lookup_reference`` answers which transaction applied a
     reference (the contract's ``get_reference``), or ``None`` for writes that keep no reference
-    record; it is used when the contract says ``DUPLICATE_REFERENCE``.
+    record; it is used when the contract says ``DUPLICATE_REFERENCE``. ``probe_transaction``
+    is a cheap read the peer runs to tell whether an id is in its ledger.
     """
 
     def __init__(
@@ -157,6 +158,7 @@ class Submitter:
         *,
         policy: RetryPolicy | None = None,
         lookup_reference: Callable[[str], Awaitable[str | None]] | None = None,
+        probe_transaction: str = "get_registry",
     ) -> None:
         if len(secret) < 16:
             raise UsageError("the client secret must be at least 16 bytes")
@@ -165,6 +167,7 @@ class Submitter:
         self._secret = secret
         self.policy = policy or RetryPolicy()
         self._lookup_reference = lookup_reference
+        self.probe_transaction = probe_transaction
 
     def transaction_id(
         self, name: str, request: Mapping[str, object], reference: str, attempt: int
@@ -384,14 +387,29 @@ class _Run:
             return None
 
     async def in_ledger(self, attempt: int) -> bool:
-        """Whether the peer holds attempt ``attempt``'s id (it refuses to run it again)."""
-        probe = self.proposal(attempt)
-        try:
-            await self.owner._retrying(lambda: probe.evaluate(), f"probe {self.name}")
-        except _Duplicate:
-            return True
-        except ContractError:
-            return False  # ran (and failed): the id is not in the ledger
+        """Whether the peer holds attempt ``attempt``'s id: it refuses to run any proposal
+        with that id again. The probe is a cheap read (``probe_transaction``) under the same
+        nonce; a probe the peer cannot answer (it may still hold the refused proposal's
+        context for a moment) is retried, then taken as "not in the ledger"."""
+        nonce = derive_nonce(self.owner._secret, self.name, self.reference, self.body, attempt)
+        delay = self.policy.backoff
+        for _ in range(self.policy.call_retries + 1):
+            probe = self.owner._contract.new_proposal(
+                self.owner.probe_transaction, nonce=nonce,
+                endorsing_organizations=self.endorsers,
+            )
+            try:
+                await self.owner._retrying(lambda: probe.evaluate(), f"probe {self.name}")
+            except _Duplicate:
+                return True
+            except ContractError:
+                return False  # it ran: the id is not in the ledger
+            except NetworkFault as fault:
+                _log.info("probe %s: %s", self.name, fault)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            return False
         return False
 
     async def known_status(self, tx_id: str) -> fabgateway.Status:

@@ -70,6 +70,7 @@ class SdkPeer(FakePeer):
         self.function("burn")(self._burn)
         self.function("get_reference")(self._get_reference)
         self.function("get_account")(self._get_account)
+        self.function("get_registry")(lambda invocation: Result(payload=b'{"banks":[]}'))
 
     # --- Fabric behaviour --------------------------------------------------------------
 
