@@ -399,7 +399,7 @@ class _Run:
                 endorsing_organizations=self.endorsers,
             )
             try:
-                await self.owner._retrying(lambda: probe.evaluate(), f"probe {self.name}")
+                await self.owner._retrying(probe.evaluate, f"probe {self.name}")
             except _Duplicate:
                 return True
             except ContractError:
