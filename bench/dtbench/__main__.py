@@ -58,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, help="transactions in flight (default 128)")
     p.add_argument("--repeats", type=int, help="interleaved rounds of the ratio points (3)")
     p.add_argument("--sweep", type=_ints, help="closed-loop concurrencies (8,32,128,256)")
-    p.add_argument("--payment-rates", type=_floats, help="open-loop payments/s (10,25,50,100)")
+    p.add_argument("--payment-rates", type=_floats, help="open-loop payments/s (5,10,20,40)")
     p.add_argument(
-        "--moderate-rate", type=float, help="payments/s at which the latency target is checked (25)"
+        "--moderate-rate", type=float, help="payments/s at which the latency target is checked (10)"
     )
     p.add_argument("--scaling-banks", type=_ints, help="bank counts besides 3 (6,10)")
     p.add_argument(

@@ -63,8 +63,8 @@ class Settings:
     concurrency: int = 128
     repeats: int = 3
     sweep: tuple[int, ...] = (8, 32, 128, 256)
-    payment_rates: tuple[float, ...] = (10.0, 25.0, 50.0, 100.0)
-    moderate_rate: float = 25.0
+    payment_rates: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
+    moderate_rate: float = 10.0
     batch_settings: tuple[tuple[int, int], ...] = ((50, 100), (100, 100), (250, 100),
                                                    (500, 100), (150, 10))  # fmt: skip
     scaling_banks: tuple[int, ...] = (6, 10)
@@ -185,6 +185,8 @@ class Suite:
                 op, concurrency=concurrency, duration=duration, warmup=self.s.warmup,
                 on_open=meter.open, on_close=meter.close,
             )  # fmt: skip
+        if acceptor is not None:
+            await acceptor.drain()
         summary = loadgen.summarize(result, tx_per_op=tx_per_op, tx_per_label=tx_per_label)
         point: dict[str, Any] = {
             "id": point_id,

@@ -294,7 +294,7 @@ class Acceptor:
         self._contract = payee.contract(DTOKEN)
         self._waiting: dict[str, tuple[str, float, asyncio.Future[PaymentTimes]]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._accepts: set[asyncio.Task[None]] = set()
+        self._accepts: dict[str, asyncio.Task[None]] = {}
         self.times: list[PaymentTimes] = []
         self.connected = asyncio.Event()
 
@@ -306,17 +306,27 @@ class Acceptor:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for task in list(self._accepts):
+        for task in list(self._accepts.values()):
             task.cancel()
-        await asyncio.gather(*self._accepts, return_exceptions=True)
+        await asyncio.gather(*self._accepts.values(), return_exceptions=True)
+
+    async def drain(self, grace: float = 60.0) -> None:
+        """Wait for the accepts still running (so the next run starts with idle accounts)."""
+        if self._accepts:
+            await asyncio.wait(list(self._accepts.values()), timeout=grace)
 
     def expect(self, tx_id: str, transfer_id: str, started: float) -> asyncio.Future[PaymentTimes]:
         future: asyncio.Future[PaymentTimes] = asyncio.get_running_loop().create_future()
         self._waiting[tx_id] = (transfer_id, started, future)
         return future
 
-    def forget(self, tx_id: str) -> None:
+    async def settle(self, tx_id: str, grace: float = 60.0) -> None:
+        """A payment gave up: accept no more for ``tx_id`` and wait for an accept already
+        under way, so that its slot's accounts are idle before the slot is used again."""
         self._waiting.pop(tx_id, None)
+        task = self._accepts.get(tx_id)
+        if task is not None:
+            await asyncio.wait([task], timeout=grace)
 
     async def _listen(self) -> None:
         while True:
@@ -336,9 +346,10 @@ class Acceptor:
         entry = self._waiting.pop(event.transaction_id, None)
         if entry is None:
             return
+        tx_id = event.transaction_id
         task = asyncio.create_task(self._accept(*entry, time.monotonic()))
-        self._accepts.add(task)
-        task.add_done_callback(self._accepts.discard)
+        self._accepts[tx_id] = task
+        task.add_done_callback(lambda _t: self._accepts.pop(tx_id, None))
 
     async def _accept(
         self,
@@ -384,9 +395,9 @@ def payment_op(ledger: Ledger, acceptor: Acceptor, *, timeout: float = 30.0) -> 
             initiated = time.monotonic() - started
             times = await asyncio.wait_for(accepted, timeout)
         except BaseException:
-            acceptor.forget(tx_id)
             if not accepted.done():
                 accepted.cancel()
+            await asyncio.shield(acceptor.settle(tx_id))
             raise
         times.initiate_committed = initiated
         acceptor.times.append(times)
