@@ -1,4 +1,7 @@
-"""``dtoken network up|down|status``: the operator's commands for the network itself.
+"""``dtoken network up|down|status|generate``: the operator's commands for the network itself.
+
+``generate compose|kubernetes --out DIR`` writes the same network for a container engine
+(see ``consortium.containers`` and docs/deployment.md); it starts nothing.
 
 The ``dtoken`` console script (``dtoken.cli``) mounts these under ``network``.
 Exit codes: 0 done, 2 bad usage or a bad consortium file (nothing started),
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from consortium import config as config_mod
+from consortium import containers
 from consortium.errors import ConfigError, CryptoError, NetworkError
 from consortium.network import REPO_ROOT, Network
 
@@ -69,6 +73,21 @@ def add_network_commands(sub: Any) -> None:
         help="a Fabric CA attribute, e.g. minter=true (repeatable)",
     )  # fmt: skip
     issue.add_argument("--admin", action="store_true", help="an admin (OU admin) identity")
+    gen = cmds.add_parser("generate", help="the same network for a container engine")
+    gen_cmds = gen.add_subparsers(dest="generate_target", required=True)
+    for target, what in (
+        ("compose", "compose.yaml, bootstrap.sh and the chaincode image's Dockerfile"),
+        ("kubernetes", "kubernetes.yaml (every manifest) and the chaincode image's Dockerfile"),
+    ):
+        g = gen_cmds.add_parser(target, help=what)
+        g.add_argument(
+            "--out", type=Path, required=True, metavar="DIR",
+            help="deployment folder (created; its keys and secrets are kept on re-runs)",
+        )  # fmt: skip
+        g.add_argument(
+            "--chaincode-image", metavar="REF",
+            help="chaincode server image (default: <network>-chaincode:<chaincode version>)",
+        )  # fmt: skip
     net.set_defaults(handler=run_network_command)
 
 
@@ -89,6 +108,8 @@ def run_network_command(args: argparse.Namespace) -> int:
             )
         elif args.network_command == "identity":
             return _issue_identity(network, args)
+        elif args.network_command == "generate":
+            return _generate(network, args)
         else:
             status = network.status()
             if args.json:
@@ -98,6 +119,23 @@ def run_network_command(args: argparse.Namespace) -> int:
     except NetworkError as exc:
         print(f"dtoken: {exc}", file=sys.stderr)
         return EXIT_FAULT
+    return 0
+
+
+def _generate(network: Network, args: argparse.Namespace) -> int:
+    if args.generate_target == "compose":
+        path = containers.write_compose(network.c, args.out, chaincode_image=args.chaincode_image)
+        print(f"wrote {path} and bootstrap.sh beside it")
+        print(f"run: cd {path.parent} && docker compose up -d --build   (see docs/deployment.md)")
+    else:
+        path = containers.write_kubernetes(
+            network.c, args.out, chaincode_image=args.chaincode_image
+        )
+        print(f"wrote {path}")
+        print(
+            f"run: build and push the image in {path.parent / 'image'}, then "
+            f"kubectl apply -f {path}   (see docs/deployment.md)"
+        )
     return 0
 
 
