@@ -106,6 +106,11 @@ def start(spec: ProcessSpec) -> int:
         )
     spec.pid_file.write_text(f"{proc.pid}\n")
     _CHILDREN[proc.pid] = proc
+    # Popen may return before the exec completes; until then /proc/<pid>/cmdline is empty
+    # and running_pid() would call the new process gone. Return once it is recognisable.
+    deadline = time.monotonic() + 5.0
+    while running_pid(spec) is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
     return proc.pid
 
 

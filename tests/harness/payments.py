@@ -43,9 +43,11 @@ from fabgateway import sync
 from harness.network import TestNetwork
 
 __all__ = [
+    "Acked",
     "Book",
     "Client",
     "Counts",
+    "Doubt",
     "InDoubt",
     "PaymentLoad",
     "Refused",
@@ -376,7 +378,7 @@ class Acked:
     tx_id: str
     reference: str | None = None
     transfer_id: str | None = None
-    payer_bank: str | None = None
+    counterparty: str | None = None  # the other bank of the transfer
 
 
 @dataclass
@@ -398,7 +400,8 @@ class Book:
         self.acked: list[Acked] = []
         self.doubts: list[Doubt] = []
         self.transfers: dict[str, tuple[str, str, int]] = {}  # id -> (payer, payee, amount)
-        self.accepted: set[str] = set()
+        #: what the clients were told of each transfer: pending, accepted, rejected, refunded
+        self.status: dict[str, str] = {}
         self.counts = Counts()
         self.private_values: set[str] = set()  # what no log may show (owner refs, originators)
 
@@ -417,17 +420,26 @@ class Book:
     def moved(
         self, kind: str, bank: str, tx_id: str, deltas: Mapping[str, int], *,
         reference: str | None = None, transfer_id: str | None = None,
-        payer_bank: str | None = None,
+        counterparty: str | None = None,
     ) -> None:  # fmt: skip
         with self._lock:
             self._apply(deltas)
-            self.acked.append(Acked(kind, bank, tx_id, reference, transfer_id, payer_bank))
+            self.acked.append(Acked(kind, bank, tx_id, reference, transfer_id, counterparty))
 
     def _apply(self, deltas: Mapping[str, int]) -> None:
         for account_id, delta in deltas.items():
             acc = self.accounts[account_id]
             acc.balance += delta
             acc.events += 1
+
+    def initiated(self, transfer_id: str, payer: str, payee: str, amount: int) -> None:
+        with self._lock:
+            self.transfers[transfer_id] = (payer, payee, amount)
+            self.status[transfer_id] = "pending"
+
+    def decided(self, transfer_id: str, status: str) -> None:
+        with self._lock:
+            self.status[transfer_id] = status
 
     def doubt(self, doubt: Doubt) -> None:
         with self._lock:
@@ -645,8 +657,7 @@ class PaymentLoad:
                    "payee_bank": route.payee, "payee_account": payee, "amount": amount,
                    "transfer_id": transfer_id, "originator": {"name": originator}}  # fmt: skip
         self._by_reference(worker, route.payer, "initiate_transfer", request, {payer: -amount})
-        with self.book._lock:
-            self.book.transfers[transfer_id] = (route.payer, route.payee, amount)
+        self.book.initiated(transfer_id, route.payer, route.payee, amount)
         return transfer_id
 
     def accept(self, worker: int, route: Route, transfer_id: str, payee: str, amount: int) -> None:
@@ -662,15 +673,15 @@ class PaymentLoad:
 
             def credit() -> None:
                 self.book._apply({payee: amount})
-                self.book.accepted.add(transfer_id)
+                self.book.status[transfer_id] = "accepted"
 
             self.book.doubt(Doubt("accept_transfer", route.payee, credit,
                                   lambda c: c.decision_tx(transfer_id, route.payer)))  # fmt: skip
             raise
         with self.book._lock:
-            self.book.accepted.add(transfer_id)
+            self.book.status[transfer_id] = "accepted"
         self.book.moved("accept_transfer", route.payee, tx, {payee: amount},
-                        transfer_id=transfer_id, payer_bank=route.payer)  # fmt: skip
+                        transfer_id=transfer_id, counterparty=route.payer)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- checks
@@ -711,7 +722,7 @@ def check_invariants(
     with book._lock:
         accounts = list(book.accounts.values())
         acked = list(book.acked)
-        accepted = set(book.accepted)
+        status = dict(book.status)
         transfers = dict(book.transfers)
     lost = 0
     # Every bank's own peer: balances are what the clients were told, histories hold one
@@ -735,17 +746,27 @@ def check_invariants(
                 lost += tx is None
                 problems.append(f"{a.bank} reference {a.reference}: applied by {tx}, "
                                 f"acknowledged as {a.tx_id}")  # fmt: skip
-        elif a.transfer_id is not None and a.payer_bank is not None:
-            tx = clients[a.bank].decision_tx(a.transfer_id, a.payer_bank)
+        elif a.kind == "refund_transfer" and a.transfer_id and a.counterparty:
+            out = clients[a.bank].evaluate(
+                "get_transfer",
+                {"transfer_id": a.transfer_id, "payer_bank": a.bank, "payee_bank": a.counterparty},
+            )
+            tx = (out.get("refund") or {}).get("tx_id")
             if tx != a.tx_id:
                 lost += tx is None
-                problems.append(f"{a.bank} accept of {a.transfer_id}: decided by {tx}, "
+                problems.append(f"{a.bank} refund of {a.transfer_id}: refunded by {tx}, "
+                                f"acknowledged as {a.tx_id}")  # fmt: skip
+        elif a.transfer_id is not None and a.counterparty is not None:
+            tx = clients[a.bank].decision_tx(a.transfer_id, a.counterparty)
+            if tx != a.tx_id:
+                lost += tx is None
+                problems.append(f"{a.bank} decision on {a.transfer_id}: made by {tx}, "
                                 f"acknowledged as {a.tx_id}")  # fmt: skip
     for transfer_id, (payer, payee, amount) in transfers.items():
         out = clients[payee].evaluate(
             "get_transfer", {"transfer_id": transfer_id, "payer_bank": payer, "payee_bank": payee}
         )
-        want = "accepted" if transfer_id in accepted else "pending"
+        want = status.get(transfer_id, "pending")
         if out["status"] != want or int(out["transfer"]["amount"]) != amount:
             problems.append(f"transfer {transfer_id}: {out['status']}, expected {want}")
     with book._lock:

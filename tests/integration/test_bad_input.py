@@ -97,7 +97,7 @@ CASES: list[tuple[str, str, tuple[str, ...], Any, str, str]] = [
     ("amount-negative", "mint", (), _ok_mint(amount=-10), "minter", "INVALID_AMOUNT"),
     ("amount-2^63", "mint", (), _ok_mint(amount=2**63), "minter", "INVALID_AMOUNT"),
     ("amount-huge", "mint", (), _ok_mint(amount=10**400), "minter", "INVALID_AMOUNT"),
-    ("amount-missing", "mint", (), _without(_ok_mint(), "amount"), "minter", "INVALID_AMOUNT"),
+    ("amount-missing", "mint", (), _without(_ok_mint(), "amount"), "minter", "INVALID_ARGUMENT"),
     ("reference-missing", "mint", (), _without(_ok_mint(), "reference"), "minter",
      "INVALID_ARGUMENT"),
     ("reference-number", "mint", (), _ok_mint(reference=12345), "minter", "INVALID_ARGUMENT"),
@@ -219,7 +219,12 @@ def test_a_proposal_with_a_forged_signature_is_refused(
     proposal = client.contract.new_proposal(
         "get_account", transient_data={"request": json.dumps({"account_id": ACCOUNT}).encode()}
     )
-    signed = proposal_pb2.SignedProposal(proposal_bytes=proposal.bytes(), signature=b"\x30\x00")
+    proposed = gateway_pb2.ProposedTransaction.FromString(proposal.bytes())
+    # A DER signature of the right shape that is not the creator's.
+    forged = b"\x30\x06\x02\x01\x01\x02\x01\x01"
+    signed = proposal_pb2.SignedProposal(
+        proposal_bytes=proposed.proposal.proposal_bytes, signature=forged
+    )
     request = gateway_pb2.EvaluateRequest(
         transaction_id=proposal.transaction_id, channel_id=network.consortium.channel,
         proposed_transaction=signed,

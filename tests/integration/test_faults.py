@@ -12,9 +12,11 @@ The network runs on ``DTOKEN_TEST_BASE_PORT + 500``; nothing else uses it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import fabgateway
 import pytest
+from consortium import processes
 from harness import TestNetwork
 from harness.faults import clients_for, orderer_height, own_network, raft_leader
 from harness.payments import (
@@ -68,6 +70,21 @@ def _catch_up(net: TestNetwork, org_name: str, timeout: float = 120.0) -> None:
         lambda: net.ledger_height(c.org(org_name)) >= target,
         f"{org_name}'s peer to reach height {target}", timeout,
     )  # fmt: skip
+
+
+def test_a_started_process_is_recognised_as_running_at_once(tmp_path: Path) -> None:
+    """Restarting a node is start() then a wait that fails if the process is gone: start()
+    must not return before the process is recognisable as running (its exec done)."""
+    spec = processes.ProcessSpec(name="sleeper", argv=["/bin/sleep", "60"], home=tmp_path)
+    try:
+        misses = 0
+        for _ in range(50):
+            processes.start(spec)
+            misses += processes.running_pid(spec) is None
+            processes.stop(spec, kill=True)
+        assert misses == 0, f"{misses} of 50 fresh processes looked gone"
+    finally:
+        processes.stop(spec, kill=True)
 
 
 def test_a_bank_peer_killed_and_restarted_catches_up_private_data_included(
