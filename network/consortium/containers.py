@@ -975,6 +975,190 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+@dataclass(frozen=True)
+class _Manifests:
+    """Builds the documents of one namespace: names, labels, Secrets, ConfigMaps."""
+
+    network: str
+    namespace: str
+
+    def labels(self, name: str, component: str, org: str | None = None) -> dict[str, str]:
+        out = {
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/part-of": self.network,
+            "app.kubernetes.io/component": component,
+        }
+        if org:
+            out["dtoken/org"] = org
+        return out
+
+    def selector(self, name: str) -> dict[str, str]:
+        return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": self.network}
+
+    def meta(self, name: str, component: str, org: str | None = None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": self.labels(name, component, org),
+        }
+
+    def secret(
+        self, name: str, component: str, files: Mapping[str, bytes], source: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A Secret of ``files`` (relative path -> content) and the volume source that lays
+        them out again at those paths. ``source`` (annotation) names where they came from."""
+        meta = self.meta(name, component)
+        meta["annotations"] = {"dtoken/source": source}
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta,
+            "type": "Opaque",
+            "data": {_secret_key(rel): _b64(data) for rel, data in files.items()},
+        }
+        items = [{"key": _secret_key(rel), "path": rel} for rel in files]
+        return doc, {"secretName": name, "defaultMode": 0o400, "items": items}
+
+    def config_map(self, name: str, files: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": self.meta(name, "config"),
+            "data": {_secret_key(k): v for k, v in files.items()},
+        }
+
+
+def _k8s_node(
+    m: _Manifests, w: _Workload, folder: Path, storage: str
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """One node: its Secrets, its Service, its StatefulSet (ledger) or Deployment."""
+    secrets: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    for mount in w.mounts:
+        if mount.volume == "roots":  # the same public bundle for every peer
+            volumes.append({"name": mount.volume, "configMap": {"name": "tls-roots"}})
+        else:
+            files = _files_of(folder, mount)
+            doc, source = m.secret(
+                f"{w.name}-{mount.volume}", w.kind, files, mount.source.as_posix()
+            )
+            secrets.append(doc)
+            volumes.append({"name": mount.volume, "secret": source})
+        mounts.append({"name": mount.volume, "mountPath": mount.target, "readOnly": True})
+    if w.ledger:
+        mounts.append({"name": "ledger", "mountPath": LEDGER_DIR})
+    container: dict[str, Any] = {"name": w.kind, "image": w.image}
+    if w.kind == "chaincode":
+        container["imagePullPolicy"] = "IfNotPresent"
+    if w.command:
+        container["command"] = list(w.command)
+    container["env"] = [{"name": k, "value": v} for k, v in w.env.items()]
+    container["ports"] = [{"name": n, "containerPort": port} for n, port in w.ports]
+    container["volumeMounts"] = mounts
+    container["readinessProbe"] = {"tcpSocket": {"port": w.probe_port}, "periodSeconds": 5}
+    pod = {
+        "metadata": {"labels": m.labels(w.name, w.kind, w.org)},
+        "spec": {
+            "enableServiceLinks": False,  # the environment is exactly the one above
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
+    selector = m.selector(w.name)
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": m.meta(w.name, w.kind, w.org),
+        "spec": {
+            "selector": selector,
+            "ports": [
+                {"name": n, "port": port, "targetPort": port, "protocol": "TCP"}
+                for n, port in w.ports
+            ],
+        },
+    }
+    spec: dict[str, Any] = {"replicas": 1, "selector": {"matchLabels": selector}, "template": pod}
+    if w.ledger:
+        spec = {"serviceName": w.name, **spec}
+        spec["volumeClaimTemplates"] = [
+            {
+                "metadata": {"name": "ledger"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": storage}},
+                },
+            }
+        ]
+    workload = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet" if w.ledger else "Deployment",
+        "metadata": m.meta(w.name, w.kind, w.org),
+        "spec": spec,
+    }
+    return secrets, service, workload
+
+
+def _k8s_bootstrap(
+    m: _Manifests, c: Consortium, net: Network
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The bootstrap Job, its Secrets (the crypto it needs, the packages) and its PVC."""
+    d = _main_deployment(net)
+    crypto_files = {
+        rel.as_posix(): (net.crypto_dir / rel).read_bytes() for rel in _bootstrap_crypto_files(c)
+    }
+    crypto_secret, crypto_source = m.secret("bootstrap-crypto", "bootstrap", crypto_files, "crypto")
+    packages = {
+        f"{org.name}/{net.package_path(org, d).name}": net.package_path(org, d).read_bytes()
+        for org in c.application_orgs
+    }
+    packages_secret, packages_source = m.secret(
+        "chaincode-packages", "bootstrap", packages, "chaincode"
+    )
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": m.meta("bootstrap", "bootstrap"),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
+    }
+    container = {
+        "name": "bootstrap",
+        "image": TOOLS_IMAGE,
+        "command": ["bash", f"{BOOTSTRAP_DIR}/bootstrap.sh"],
+        "volumeMounts": [
+            {"name": "crypto", "mountPath": CRYPTO_DIR, "readOnly": True},
+            {"name": "channel", "mountPath": CHANNEL_DIR, "readOnly": True},
+            {"name": "packages", "mountPath": PACKAGES_DIR, "readOnly": True},
+            {"name": "script", "mountPath": BOOTSTRAP_DIR, "readOnly": True},
+            {"name": "work", "mountPath": WORK_DIR},
+        ],
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": m.meta("bootstrap", "bootstrap"),
+        "spec": {
+            "backoffLimit": 6,
+            "template": {
+                "metadata": {"labels": m.labels("bootstrap", "bootstrap")},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "enableServiceLinks": False,
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "crypto", "secret": crypto_source},
+                        {"name": "channel", "configMap": {"name": "channel"}},
+                        {"name": "packages", "secret": packages_source},
+                        {"name": "script", "configMap": {"name": "bootstrap"}},
+                        {"name": "work", "persistentVolumeClaim": {"claimName": "bootstrap"}},
+                    ],
+                },
+            },
+        },
+    }
+    return [crypto_secret, packages_secret], claim, job
+
+
 def kubernetes(
     c: Consortium,
     crypto_dir: Path,
@@ -993,214 +1177,39 @@ def kubernetes(
     keeping the genesis block. The folder must be prepared (:func:`prepare`).
     """
     net = _network(c, crypto_dir)
-    folder = net.state_dir
-    ns = namespace or c.name
-    image = chaincode_image or default_chaincode_image(c)
+    m = _Manifests(network=c.name, namespace=namespace or c.name)
     view = container_view(c, Target.KUBERNETES)
     d = _main_deployment(net)
-
-    def labels(name: str, component: str, org: str | None = None) -> dict[str, str]:
-        out = {
-            "app.kubernetes.io/name": name,
-            "app.kubernetes.io/part-of": c.name,
-            "app.kubernetes.io/component": component,
-        }
-        if org:
-            out["dtoken/org"] = org
-        return out
-
-    def meta(name: str, component: str, org: str | None = None) -> dict[str, Any]:
-        return {"name": name, "namespace": ns, "labels": labels(name, component, org)}
-
-    def secret(
-        name: str, component: str, files: Mapping[str, bytes], source: str | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """A Secret and the volume source that lays its files out as ``files`` says."""
-        md = meta(name, component)
-        if source is not None:
-            md["annotations"] = {"dtoken/source": source}
-        doc = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": md,
-            "type": "Opaque",
-            "data": {_secret_key(rel): _b64(data) for rel, data in files.items()},
-        }
-        items = [{"key": _secret_key(rel), "path": rel} for rel in files]
-        return doc, {"secretName": name, "defaultMode": 0o400, "items": items}
-
-    def config_map(name: str, files: Mapping[str, str]) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": meta(name, "config"),
-            "data": {_secret_key(k): v for k, v in files.items()},
-        }
-
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
-            "app.kubernetes.io/part-of": c.name}}},
-    ]  # fmt: skip
     configtx = yaml.safe_dump(channel_cfg.configtx(view, Path(CRYPTO_DIR)), sort_keys=False)
-    docs.append(config_map("tls-roots", {"tls-roots.pem": tls_roots(c, crypto_dir)}))
-    docs.append(
-        config_map(
+    config = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": m.namespace, "labels": {"app.kubernetes.io/part-of": c.name}},
+        },
+        m.config_map("tls-roots", {"tls-roots.pem": tls_roots(c, crypto_dir)}),
+        m.config_map(
             "channel",
             {
                 "configtx.yaml": configtx,
                 f"collections-{d.name}.json": channel_cfg.collections_json(c),
             },
-        )
-    )
-    docs.append(
-        config_map(
-            "bootstrap",
-            {"bootstrap.sh": bootstrap_script(c, crypto_dir, Target.KUBERNETES)},
-        )
-    )
+        ),
+        m.config_map(
+            "bootstrap", {"bootstrap.sh": bootstrap_script(c, crypto_dir, Target.KUBERNETES)}
+        ),
+    ]
     secrets: list[dict[str, Any]] = []
     services: list[dict[str, Any]] = []
     workloads: list[dict[str, Any]] = []
+    image = chaincode_image or default_chaincode_image(c)
     for w in _workloads(c, net, Target.KUBERNETES, image):
-        volumes: list[dict[str, Any]] = []
-        mounts: list[dict[str, Any]] = []
-        for m in w.mounts:
-            if m.volume == "roots":
-                volumes.append({"name": m.volume, "configMap": {"name": "tls-roots"}})
-            else:
-                doc, source = secret(
-                    f"{w.name}-{m.volume}", w.kind, _files_of(folder, m), m.source.as_posix()
-                )
-                secrets.append(doc)
-                volumes.append({"name": m.volume, "secret": source})
-            mounts.append({"name": m.volume, "mountPath": m.target, "readOnly": True})
-        if w.ledger:
-            mounts.append({"name": "ledger", "mountPath": LEDGER_DIR})
-        container: dict[str, Any] = {"name": w.kind, "image": w.image}
-        if w.kind == "chaincode":
-            container["imagePullPolicy"] = "IfNotPresent"
-        if w.command:
-            container["command"] = list(w.command)
-        container["env"] = [{"name": k, "value": v} for k, v in w.env.items()]
-        container["ports"] = [{"name": n, "containerPort": port} for n, port in w.ports]
-        container["volumeMounts"] = mounts
-        container["readinessProbe"] = {
-            "tcpSocket": {"port": w.probe_port},
-            "periodSeconds": 5,
-        }
-        pod = {
-            "metadata": {"labels": labels(w.name, w.kind, w.org)},
-            "spec": {
-                "enableServiceLinks": False,  # the environment is exactly the one above
-                "containers": [container],
-                "volumes": volumes,
-            },
-        }
-        selector = {"matchLabels": {k: v for k, v in labels(w.name, w.kind).items()
-                                    if k != "app.kubernetes.io/component"}}  # fmt: skip
-        services.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": meta(w.name, w.kind, w.org),
-                "spec": {
-                    "selector": selector["matchLabels"],
-                    "ports": [
-                        {"name": n, "port": port, "targetPort": port, "protocol": "TCP"}
-                        for n, port in w.ports
-                    ],
-                },
-            }
-        )
-        if w.ledger:
-            workloads.append(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "StatefulSet",
-                    "metadata": meta(w.name, w.kind, w.org),
-                    "spec": {
-                        "serviceName": w.name,
-                        "replicas": 1,
-                        "selector": selector,
-                        "template": pod,
-                        "volumeClaimTemplates": [
-                            {
-                                "metadata": {"name": "ledger"},
-                                "spec": {
-                                    "accessModes": ["ReadWriteOnce"],
-                                    "resources": {"requests": {"storage": storage}},
-                                },
-                            }
-                        ],
-                    },
-                }
-            )
-        else:
-            workloads.append(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": meta(w.name, w.kind, w.org),
-                    "spec": {"replicas": 1, "selector": selector, "template": pod},
-                }
-            )
-
-    # The bootstrap Job: the crypto it needs, the packages, the genesis inputs, a PVC.
-    crypto_files = {
-        rel.as_posix(): (crypto_dir / rel).read_bytes() for rel in _bootstrap_crypto_files(c)
-    }
-    crypto_secret, crypto_source = secret("bootstrap-crypto", "bootstrap", crypto_files, "crypto")
-    packages = {
-        f"{org.name}/{net.package_path(org, d).name}": net.package_path(org, d).read_bytes()
-        for org in c.application_orgs
-    }
-    packages_secret, packages_source = secret(
-        "chaincode-packages", "bootstrap", packages, "chaincode"
-    )
-    secrets += [crypto_secret, packages_secret]
-    job_pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": meta("bootstrap", "bootstrap"),
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
-    }
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": meta("bootstrap", "bootstrap"),
-        "spec": {
-            "backoffLimit": 6,
-            "template": {
-                "metadata": {"labels": labels("bootstrap", "bootstrap")},
-                "spec": {
-                    "restartPolicy": "OnFailure",
-                    "enableServiceLinks": False,
-                    "containers": [
-                        {
-                            "name": "bootstrap",
-                            "image": TOOLS_IMAGE,
-                            "command": ["bash", f"{BOOTSTRAP_DIR}/bootstrap.sh"],
-                            "volumeMounts": [
-                                {"name": "crypto", "mountPath": CRYPTO_DIR, "readOnly": True},
-                                {"name": "channel", "mountPath": CHANNEL_DIR, "readOnly": True},
-                                {"name": "packages", "mountPath": PACKAGES_DIR, "readOnly": True},
-                                {"name": "script", "mountPath": BOOTSTRAP_DIR, "readOnly": True},
-                                {"name": "work", "mountPath": WORK_DIR},
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "crypto", "secret": crypto_source},
-                        {"name": "channel", "configMap": {"name": "channel"}},
-                        {"name": "packages", "secret": packages_source},
-                        {"name": "script", "configMap": {"name": "bootstrap"}},
-                        {"name": "work", "persistentVolumeClaim": {"claimName": "bootstrap"}},
-                    ],
-                },
-            },
-        },
-    }
-    return [*docs, *secrets, *services, *workloads, job_pvc, job]
+        node_secrets, service, workload = _k8s_node(m, w, net.state_dir, storage)
+        secrets += node_secrets
+        services.append(service)
+        workloads.append(workload)
+    job_secrets, claim, job = _k8s_bootstrap(m, c, net)
+    return [*config, *secrets, *job_secrets, *services, *workloads, claim, job]
 
 
 def write_kubernetes(
