@@ -179,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release", action="store_true", help="(regulator) remove the hold")
     p.add_argument("--reason", default="")
     command("audit", cmd_audit, "(regulator) the conservation audit")
+    p = command("dashboard", cmd_dashboard,
+                "a live web page of what this bank (or the regulator) may see, on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: "
+                   "%(default)s; 0: any free port)")
+    p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
+                   help="full refresh every SECONDS even without new blocks")
 
     ident = sub.add_parser("identity", help="client identities of this bank")
     ident_cmds = ident.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
@@ -541,6 +547,31 @@ async def cmd_audit(ctx: Context, args: argparse.Namespace) -> None:
         raise UsageError("the audit is the regulator's: use --bank <regulator>")
     report = await reg.audit()
     ctx.out(report, fmt.audit_text(report, reg.currencies))
+
+
+async def cmd_dashboard(ctx: Context, args: argparse.Namespace) -> None:
+    from dtoken.dashboard import Dashboard  # only this command needs the web server
+
+    member = ctx.member
+    dashboard = Dashboard(member, port=args.port, refresh_interval=args.refresh)
+    try:
+        await dashboard.start()
+    except OSError as error:
+        await dashboard.close()
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror}") from error
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        ctx.out({"url": dashboard.url, "org": member.name, "identity": member.identity_name},
+                f"dashboard of {member.name} ({member.msp_id}, as {member.identity_name}): "
+                f"{dashboard.url}  (Ctrl-C to stop)")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await dashboard.close()
 
 
 def _load_rule(spec: str) -> Rule:

@@ -1,0 +1,171 @@
+// The dashboard page: renders the state the server embedded, then follows /api/events.
+// Data is written with textContent only (never parsed as HTML).
+"use strict";
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function badge(text, cls) {
+  return el("span", text, "badge " + (cls || text));
+}
+
+function fill(table, header, rows, emptyText) {
+  table.replaceChildren();
+  const head = el("tr");
+  header.forEach(([label, cls]) => head.appendChild(el("th", label, cls)));
+  table.appendChild(el("thead")).appendChild(head);
+  const body = table.appendChild(el("tbody"));
+  if (!rows.length) {
+    const tr = body.appendChild(el("tr"));
+    const td = tr.appendChild(el("td", emptyText, "empty"));
+    td.colSpan = header.length;
+    return;
+  }
+  rows.forEach((cells) => {
+    const tr = body.appendChild(el("tr"));
+    cells.forEach((cell, i) => {
+      const cls = header[i][1];
+      const td = tr.appendChild(el("td", null, cls));
+      if (cell instanceof Node) td.appendChild(cell); else td.textContent = cell ?? "";
+    });
+  });
+}
+
+const money = (m) => (m && m.text) || "";
+const short = (id) => (id && id.length > 14 ? id.slice(0, 12) + "…" : id || "");
+
+function renderIdentity(me) {
+  const kind = me.kind === "regulator" ? "regulator (observer and auditor)" : "bank";
+  document.getElementById("who").textContent = me.org + " · " + kind;
+  document.getElementById("identity").textContent =
+    me.msp_id + " as " + me.identity + " · channel " + me.channel + " · chaincode " +
+    me.chaincode + " · network " + me.network;
+  if (me.kind === "regulator") {
+    document.getElementById("incoming-title").textContent = "Transfers waiting for a payee bank";
+    document.getElementById("outgoing-title").textContent = "Transfers not final at the payer bank";
+  } else {
+    document.getElementById("incoming-title").textContent = "Incoming: waiting for our decision";
+    document.getElementById("outgoing-title").textContent = "Outgoing: not final yet";
+  }
+}
+
+function renderSupply(state) {
+  const box = document.getElementById("supply");
+  box.replaceChildren();
+  const regulator = state.me.kind === "regulator";
+  if (!state.supply.length) box.appendChild(el("div", "no token", "muted"));
+  state.supply.forEach((s) => {
+    const card = box.appendChild(el("div", null, "token"));
+    card.appendChild(el("div", (regulator ? s.bank + " " : "") + s.currency + " token", "muted"));
+    card.appendChild(el("div", money(s.supply), "amount"));
+    const kinds = Object.entries(s.by_kind || {}).map(([k, v]) => k + " " + money(v));
+    card.appendChild(el("div", kinds.join(" · "), "kinds"));
+  });
+}
+
+function renderAccounts(state) {
+  const regulator = state.me.kind === "regulator";
+  const header = [["Account", "id"], ["Currency"], ["Owner"], ["Status"], ["Balance", "num"],
+                  ["Opened"]];
+  if (regulator) header.unshift(["Bank"]);
+  const rows = state.accounts.map((a) => {
+    const row = [a.account_id, a.currency, a.owner_ref, badge(a.status), money(a.balance),
+                 (a.opened_at || "").replace("T", " ").slice(0, 19)];
+    if (regulator) row.unshift(a.bank);
+    return row;
+  });
+  fill(document.getElementById("accounts"), header, rows, "no accounts");
+  const shown = state.accounts.length, total = state.accounts_total;
+  document.getElementById("accounts-count").textContent =
+    total > shown ? "(newest " + shown + " of " + total + ")" : "(" + total + ")";
+}
+
+function renderTransfers(id, transfers) {
+  const header = [["Transfer", "id"], ["From → to"], ["Payee account", "id"],
+                  ["Amount", "num"], ["Status"], ["Remittance"]];
+  const rows = transfers.map((t) => [
+    short(t.transfer_id), t.payer_bank + " → " + t.payee_bank, short(t.payee_account),
+    money(t.amount), badge(t.status), t.remittance,
+  ]);
+  fill(document.getElementById(id), header, rows, "nothing waiting");
+}
+
+function renderObligations(state) {
+  const header = [["Debtor"], ["Creditor"], ["Currency"], ["Accepted", "num"],
+                  ["Settled", "num"], ["Owed", "num"], ["Net position"]];
+  const rows = [];
+  state.obligations.forEach((o) => {
+    const [a, b] = o.banks;
+    o.obligations.forEach((x) => {
+      const net = (o.net || {})[x.currency];
+      let netText = "";
+      if (net) {
+        netText = net.minor === 0 ? "settled (net 0)" :
+          (net.minor > 0 ? a + " owes " + b : b + " owes " + a) + " " +
+          net.text.replace(/^-/, "");
+      }
+      rows.push([x.debtor, x.creditor, x.currency, money(x.accepted), money(x.settled),
+                 money(x.owed), netText]);
+    });
+  });
+  fill(document.getElementById("obligations"), header, rows, "no obligations");
+}
+
+function renderBlocks(state) {
+  const header = [["Block", "num"], ["Transactions"], ["Validation"], ["Events"]];
+  const rows = state.blocks.map((b) => {
+    const invalid = b.transactions.filter((t) => !t.valid).map((t) => t.code);
+    const events = b.transactions.flatMap((t) => t.events);
+    return [String(b.number), String(b.transactions.length),
+            invalid.length ? badge(invalid.join(", "), "invalid") : badge("VALID"),
+            events.join(", ")];
+  });
+  fill(document.getElementById("blocks"), header, rows, "no block yet");
+}
+
+function renderEvents(state) {
+  const header = [["Block", "num"], ["Event"], ["Concerns"], ["Transaction", "id"]];
+  const rows = state.events.map((e) => {
+    const p = e.payload || {};
+    const concerns = p.payee_banks ? "payee " + p.payee_banks.join(", ") :
+      (p.payer_bank ? "payer " + p.payer_bank : "");
+    return [String(e.block), e.name, concerns, short(e.tx_id)];
+  });
+  fill(document.getElementById("events"), header, rows, "no event yet");
+}
+
+function render(state) {
+  if (!state || !state.me) return;
+  renderIdentity(state.me);
+  renderSupply(state);
+  renderAccounts(state);
+  renderTransfers("incoming", state.incoming || []);
+  renderTransfers("outgoing", state.outgoing || []);
+  renderObligations(state);
+  renderBlocks(state);
+  renderEvents(state);
+  document.getElementById("height").textContent = String(state.height);
+  document.getElementById("updated").textContent =
+    (state.updated_at || "").replace("T", " ").replace("+00:00", " UTC");
+  const errors = document.getElementById("errors");
+  errors.hidden = !(state.errors && state.errors.length);
+  errors.textContent = (state.errors || []).join(" · ");
+  document.body.dataset.version = String(state.version);
+}
+
+function live(on) {
+  document.getElementById("live").className = "dot " + (on ? "on" : "off");
+  document.getElementById("live-text").textContent = on ? "live" : "reconnecting";
+}
+
+render(JSON.parse(document.getElementById("initial-state").textContent));
+if (window.EventSource) {
+  const source = new EventSource("/api/events");
+  source.addEventListener("open", () => live(true));
+  source.addEventListener("error", () => live(false));
+  source.addEventListener("state", (message) => render(JSON.parse(message.data)));
+}
