@@ -127,8 +127,9 @@ class Counts:
         codes = ", ".join(f"{k}={v}" for k, v in sorted(self.by_code.items()))
         return (
             f"submitted={self.submitted} committed={self.committed} retried={self.retried} "
-            f"refused={self.refused} in_doubt={self.in_doubt} lost={self.lost} "
-            f"attempts={self.attempts}" + (f" (refusals: {codes})" if codes else "")
+            f"refused={self.refused} in_doubt={self.in_doubt} lost={self.lost}"
+            + (f" attempts={self.attempts}" if self.attempts else "")
+            + (f" (refusals: {codes})" if codes else "")
         )
 
 
