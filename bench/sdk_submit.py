@@ -79,14 +79,20 @@ async def throughput(calls: list[Callable[[], Awaitable[Any]]], concurrency: int
     started = time.perf_counter()
     await asyncio.gather(*(one(c) for c in calls))
     elapsed = time.perf_counter() - started
-    return {"tx": len(calls), "concurrency": concurrency, "seconds": round(elapsed, 2),
-            "tx_per_s": round(len(calls) / elapsed, 1), "retried": len(RETRIED),
-            **quantiles(latencies)}
+    return {
+        "tx": len(calls),
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "tx_per_s": round(len(calls) / elapsed, 1),
+        "retried": len(RETRIED),
+        **quantiles(latencies),
+    }
 
 
 async def accounts(bank: Bank, n: int, amount: int) -> list[str]:
-    opened = await asyncio.gather(*(bank.open_account("USD", f"B{i}", reference=ref("open"))
-                                    for i in range(n)))
+    opened = await asyncio.gather(
+        *(bank.open_account("USD", f"B{i}", reference=ref("open")) for i in range(n))
+    )
     ids = [o.account_id for o in opened]
     if amount:
         await asyncio.gather(*(bank.mint(a, amount, reference=ref("fund")) for a in ids))
@@ -95,38 +101,49 @@ async def accounts(bank: Bank, n: int, amount: int) -> list[str]:
 
 async def measure(state: Path, sequential: int, total: int, concurrency: int) -> dict[str, Any]:
     profiles = state / "profiles"
-    async with Bank.connect(profiles / "hkbank.json", identity="minter") as hk, \
-            Bank.connect(profiles / "usbank.json") as us:
+    async with (
+        Bank.connect(profiles / "hkbank.json", identity="minter") as hk,
+        Bank.connect(profiles / "usbank.json") as us,
+    ):
         record: dict[str, Any] = {}
         (target,) = await accounts(hk, 1, 0)
         await hk.mint(target, 1, reference=ref("warm"))  # warm up the channel and the peer
-        samples = [await timed(lambda: hk.mint(target, 1, reference=ref("seq")))
-                   for _ in range(sequential)]
+        samples = [
+            await timed(lambda: hk.mint(target, 1, reference=ref("seq"))) for _ in range(sequential)
+        ]
         record["sequential_mint"] = quantiles(samples)
 
         minted = await accounts(hk, total, 0)
         record["concurrent_mint"] = await throughput(
-            [partial(hk.mint, a, 100, reference=ref("mint")) for a in minted], concurrency)
+            [partial(hk.mint, a, 100, reference=ref("mint")) for a in minted], concurrency
+        )
 
         pairs = await accounts(hk, 2 * total, 1_000)
         record["concurrent_internal_transfer"] = await throughput(
-            [partial(hk.transfer, pairs[2 * i], "hkbank", pairs[2 * i + 1], 10,
-                     reference=ref("xfer")) for i in range(total)],
-            concurrency)
+            [
+                partial(
+                    hk.transfer, pairs[2 * i], "hkbank", pairs[2 * i + 1], 10, reference=ref("xfer")
+                )
+                for i in range(total)
+            ],
+            concurrency,
+        )
 
         (payee,) = await accounts(us, 1, 0)
         payers = await accounts(hk, total, 1_000)
         record["concurrent_cross_bank_initiate"] = await throughput(
-            [partial(hk.transfer, p, "usbank", payee, 10, reference=ref("init"))
-             for p in payers], concurrency)
+            [partial(hk.transfer, p, "usbank", payee, 10, reference=ref("init")) for p in payers],
+            concurrency,
+        )
         accepted: dict[str, asyncio.Event] = {}
 
         def handled(h: Handled) -> None:
             if h.action == "accepted":
                 accepted.setdefault(h.transfer.transfer_id, asyncio.Event()).set()
 
-        listener = IncomingListener(us, checkpointer=fabgateway.InMemoryCheckpointer(),
-                                    on_handled=handled)
+        listener = IncomingListener(
+            us, checkpointer=fabgateway.InMemoryCheckpointer(), on_handled=handled
+        )
         await listener.process_pending()  # accept the initiates above before timing
         stop = asyncio.Event()
         task = asyncio.create_task(listener.run(stop=stop))
@@ -138,8 +155,9 @@ async def measure(state: Path, sequential: int, total: int, concurrency: int) ->
             sent = await hk.transfer(payer, "usbank", payee, 10, reference=ref("e2e"))
             assert sent.transfer_id is not None
             # Complete when the payee bank's accept has committed (on the payee's peer).
-            await asyncio.wait_for(accepted.setdefault(sent.transfer_id, asyncio.Event()).wait(),
-                                   30)
+            await asyncio.wait_for(
+                accepted.setdefault(sent.transfer_id, asyncio.Event()).wait(), 30
+            )
             end_to_end.append(time.perf_counter() - started)
         stop.set()
         await task
@@ -148,12 +166,16 @@ async def measure(state: Path, sequential: int, total: int, concurrency: int) ->
 
 
 def table(record: dict[str, Any]) -> str:
-    rows = ["| measurement | n | concurrency | tx/s | p50 ms | p95 ms | max ms | retried |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| measurement | n | concurrency | tx/s | p50 ms | p95 ms | max ms | retried |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, m in record["results"].items():
-        rows.append(f"| {name.replace('_', ' ')} | {m.get('tx', m['n'])} | "
-                    f"{m.get('concurrency', 1)} | {m.get('tx_per_s', '')} | {m['p50_ms']} | "
-                    f"{m['p95_ms']} | {m['max_ms']} | {m.get('retried', '')} |")
+        rows.append(
+            f"| {name.replace('_', ' ')} | {m.get('tx', m['n'])} | "
+            f"{m.get('concurrency', 1)} | {m.get('tx_per_s', '')} | {m['p50_ms']} | "
+            f"{m['p95_ms']} | {m['max_ms']} | {m.get('retried', '')} |"
+        )
     return "\n".join(rows)
 
 
@@ -188,9 +210,15 @@ def main() -> None:
         finally:
             if network is not None:
                 network.down(purge=True)
-    record = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_1m_after": os.getloadavg()[0]},
-              "args": vars(args) | {"state_dir": str(args.state_dir)}, "results": results}
+    record = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_1m_after": os.getloadavg()[0],
+        },
+        "args": vars(args) | {"state_dir": str(args.state_dir)},
+        "results": results,
+    }
     print(json.dumps(record, indent=2, default=str))
     print(table(record))
 
