@@ -263,7 +263,7 @@ def table(points: list[Point]) -> str:
     label = {BATCHED: "on", UNBATCHED: "off"}
     lines = [
         "| workload | write batching | round trips / tx | shim requests / tx (peer's count) "
-        "| committed tx/s (median) | chaincode CPU ms / tx |",
+        "| committed tx/s, median (range) | chaincode CPU ms / tx, median |",
         "|---|---|---|---|---|---|",
     ]
     keys = sorted(
@@ -277,10 +277,11 @@ def table(points: list[Point]) -> str:
         total = sum(p.proposals for p in mine)
         shown = ", ".join(f"{t} {n / total:.2f}" for t, n in sorted(per_tx.items())) or "none"
         rate = "tx/s" if workload != "get" else "evaluations/s"
+        tps = [p.tps for p in mine]
         lines.append(
             f"| {workload} | {label[chaincode]} "
             f"| {statistics.median(p.round_trips for p in mine):.2f} | {shown} "
-            f"| {statistics.median(p.tps for p in mine):.0f} {rate} "
+            f"| {statistics.median(tps):.0f} {rate} ({min(tps):.0f}-{max(tps):.0f}) "
             f"| {statistics.median(p.chaincode_cpu_ms for p in mine):.2f} |"
         )
     return "\n".join(lines)
@@ -296,7 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", nargs="+", default=["put", "put10", "get"])
     parser.add_argument("--json", type=Path, help="write the points here")
     parser.add_argument("--keep", action="store_true", help="leave the network running")
+    parser.add_argument("--table", type=Path, metavar="JSON", help="print the table of a run")
     args = parser.parse_args(argv)
+    if args.table:
+        fields = {f for f in Point.__dataclass_fields__}
+        loaded = json.loads(args.table.read_text())
+        print(table([Point(**{k: v for k, v in p.items() if k in fields}) for p in loaded]))
+        return 0
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="shim-roundtrips-"))
     net = bring_up(args.base_port, state_dir)
     try:
