@@ -15,6 +15,7 @@ account only Liberty Trust may see), then checks:
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import queue
@@ -42,8 +43,14 @@ from harness import TestNetwork
 RUN = secrets.token_hex(3)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--window-size=1280,900",
 ]
 needs_chromium = pytest.mark.skipif(
@@ -165,9 +172,14 @@ def balance(state: dict[str, Any], account_id: str) -> str | None:
 # --------------------------------------------------------------------------- data
 
 
+#: An owner reference is free text for the contract: the page must show it, never run it.
+ODD_OWNER = f'DASH-ODD-{RUN}</script><b id="injected">x</b>'
+
+
 @dataclass
 class Ledger:
     hk_account: str
+    hk_odd: str
     us_payee: str
     us_private: str
     transfer_id: str
@@ -179,20 +191,32 @@ def profile(network: TestNetwork, org: str) -> Path:
 
 @pytest.fixture(scope="module")
 def ledger(network: TestNetwork) -> Ledger:
-    with SyncBank.connect(profile(network, "hkbank"), identity="minter") as hk, \
-            SyncBank.connect(profile(network, "usbank"), identity="minter") as us:
-        hk_account = hk.open_account("USD", f"DASH-SHOP-{RUN}",
-                                     reference=f"dash-{RUN}-open-shop").account_id
+    with (
+        SyncBank.connect(profile(network, "hkbank"), identity="minter") as hk,
+        SyncBank.connect(profile(network, "usbank"), identity="minter") as us,
+    ):
+        hk_account = hk.open_account(
+            "USD", f"DASH-SHOP-{RUN}", reference=f"dash-{RUN}-open-shop"
+        ).account_id
         hk.mint(hk_account, hk.money("1,234.56 USD"), reference=f"dash-{RUN}-dep-1")
-        payee = us.open_account("USD", f"DASH-SELLER-{RUN}",
-                                reference=f"dash-{RUN}-open-seller").account_id
-        private = us.open_account("USD", f"DASH-PRIVATE-{RUN}",
-                                  reference=f"dash-{RUN}-open-private").account_id
+        odd = hk.open_account("HKD", ODD_OWNER, reference=f"dash-{RUN}-open-odd").account_id
+        payee = us.open_account(
+            "USD", f"DASH-SELLER-{RUN}", reference=f"dash-{RUN}-open-seller"
+        ).account_id
+        private = us.open_account(
+            "USD", f"DASH-PRIVATE-{RUN}", reference=f"dash-{RUN}-open-private"
+        ).account_id
         us.mint(private, us.money("777.77 USD"), reference=f"dash-{RUN}-dep-2")
-        sent = hk.transfer(hk_account, "usbank", payee, hk.money("10.00 USD"),
-                           reference=f"dash-{RUN}-pay-1", remittance=f"INV-DASH-{RUN}-1")
+        sent = hk.transfer(
+            hk_account,
+            "usbank",
+            payee,
+            hk.money("10.00 USD"),
+            reference=f"dash-{RUN}-pay-1",
+            remittance=f"INV-DASH-{RUN}-1",
+        )
         assert sent.transfer_id is not None
-        return Ledger(hk_account, payee, private, sent.transfer_id)
+        return Ledger(hk_account, odd, payee, private, sent.transfer_id)
 
 
 # --------------------------------------------------------------------------- PNG
@@ -204,9 +228,9 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, b"", b""
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             header = body
         elif kind == b"IDAT":
@@ -220,7 +244,7 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     rows: list[bytes] = []
     previous = bytearray(stride)
     for y in range(height):
-        line = raw[y * (stride + 1):(y + 1) * (stride + 1)]
+        line = raw[y * (stride + 1) : (y + 1) * (stride + 1)]
         kind, row = line[0], bytearray(line[1:])
         for x in range(stride):
             left = row[x - channels] if x >= channels else 0
@@ -238,14 +262,17 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
                 pred = left if pa <= pb and pa <= pc else up if pb <= pc else corner
                 row[x] = (row[x] + pred) & 0xFF
         previous = row
-        rgb = bytes(row) if channels == 3 else bytes(
-            b for i in range(0, stride, 4) for b in row[i:i + 3])
+        rgb = (
+            bytes(row)
+            if channels == 3
+            else bytes(b for i in range(0, stride, 4) for b in row[i : i + 3])
+        )
         rows.append(rgb)
     return width, height, rows
 
 
 def pixel(rows: list[bytes], x: int, y: int) -> tuple[int, int, int]:
-    r, g, b = rows[y][3 * x:3 * x + 3]
+    r, g, b = rows[y][3 * x : 3 * x + 3]
     return r, g, b
 
 
@@ -256,7 +283,7 @@ def ink(rows: list[bytes], top: int, bottom: int) -> float:
         row = rows[y]
         for x in range(0, len(row), 3 * 4):  # every 4th pixel
             total += 1
-            dark += sum(row[x:x + 3]) < 3 * 140
+            dark += sum(row[x : x + 3]) < 3 * 140
     return dark / total
 
 
@@ -309,7 +336,10 @@ def test_a_bank_sees_its_own_data_and_none_of_another_banks_customers(
     hk = start("hkbank")
     state = hk.state()
     assert (state["me"]["org"], state["me"]["kind"], state["me"]["identity"]) == (
-        "hkbank", "bank", "operator")
+        "hkbank",
+        "bank",
+        "operator",
+    )
     assert balance(state, ledger.hk_account) == "1,224.56 USD"
     found = account(state, ledger.hk_account)
     assert found is not None
@@ -317,7 +347,9 @@ def test_a_bank_sees_its_own_data_and_none_of_another_banks_customers(
     assert {s["currency"] for s in state["supply"]} == {"HKD", "USD", "CNH"}
     assert ledger.transfer_id in {t["transfer_id"] for t in state["outgoing"]}
     assert {tuple(o["banks"]) for o in state["obligations"]} == {
-        ("hkbank", "usbank"), ("hkbank", "cnbank")}
+        ("hkbank", "usbank"),
+        ("hkbank", "cnbank"),
+    }
     assert state["blocks"]
     assert state["height"] > state["blocks"][0]["number"]
     assert state["errors"] == []
@@ -354,20 +386,28 @@ def test_the_page_updates_live_from_blocks_and_chaincode_events(
         with SyncBank.connect(profile(network, "hkbank"), identity="minter") as bank:
             bank.mint(ledger.hk_account, bank.money("100.00 USD"), reference=f"dash-{RUN}-dep-3")
             expected = (bank.money(before) + bank.money("100.00 USD")).format()
-            minted = events.wait_for(f"balance {expected}",
-                                     lambda s: balance(s, ledger.hk_account) == expected)
+            minted = events.wait_for(
+                f"balance {expected}", lambda s: balance(s, ledger.hk_account) == expected
+            )
             assert minted["version"] > first["version"]
-            sent = bank.transfer(ledger.hk_account, "usbank", ledger.us_payee,
-                                 bank.money("5.00 USD"), reference=f"dash-{RUN}-pay-2",
-                                 remittance=f"INV-DASH-{RUN}-2")
+            sent = bank.transfer(
+                ledger.hk_account,
+                "usbank",
+                ledger.us_payee,
+                bank.money("5.00 USD"),
+                reference=f"dash-{RUN}-pay-2",
+                remittance=f"INV-DASH-{RUN}-2",
+            )
         assert sent.transfer_id is not None
         pending = events.wait_for(
             "the new payment and its TransferPending event",
-            lambda s: sent.transfer_id in {t["transfer_id"] for t in s["outgoing"]}
-            and any(e["tx_id"] == sent.receipt.tx_id for e in s["events"]))
+            lambda s: (
+                sent.transfer_id in {t["transfer_id"] for t in s["outgoing"]}
+                and any(e["tx_id"] == sent.receipt.tx_id for e in s["events"])
+            ),
+        )
         event = next(e for e in pending["events"] if e["tx_id"] == sent.receipt.tx_id)
-        assert (event["name"], event["payload"]) == ("TransferPending",
-                                                     {"payee_banks": ["usbank"]})
+        assert (event["name"], event["payload"]) == ("TransferPending", {"payee_banks": ["usbank"]})
         assert event["block"] == sent.receipt.block_number
         assert any(b["number"] == sent.receipt.block_number for b in pending["blocks"])
     finally:
@@ -392,6 +432,8 @@ def test_headless_chromium_renders_the_banks_data(
     for item in state["supply"]:
         assert item["supply"]["text"] in supply
     assert ledger.transfer_id[:12] in TableText.of(dom, "outgoing")
+    assert ODD_OWNER in accounts  # shown as text ...
+    assert '<b id="injected">' not in dom  # ... never as markup
     assert "hkbank" in TableText.of(dom, "who")
 
     shot = tmp_path / "dashboard-hkbank.png"
@@ -406,3 +448,47 @@ def test_headless_chromium_renders_the_banks_data(
     assert ink(rows, 0, 60) > 0.02  # the header's text
     assert ink(rows, 120, 700) > 0.01  # supply and the accounts table hold text
     print(f"dashboard screenshot: {shot}")
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp writes them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hexport = local.rsplit(":", 1)
+                if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                    found.add(address)
+    return found
+
+
+def test_the_server_answers_local_get_requests_only(
+    ledger: Ledger, start: Callable[[str], Server]
+) -> None:
+    hk = start("hkbank")
+    port = int(hk.url.rstrip("/").rsplit(":", 1)[1])
+    assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
+
+    def ask(method: str, path: str, host: str) -> tuple[int, http.client.HTTPResponse, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request(method, path, headers={"Host": host})
+            answer = connection.getresponse()
+            return answer.status, answer, answer.read().decode()
+        finally:
+            connection.close()
+
+    local = f"127.0.0.1:{port}"
+    assert ask("GET", "/api/state", "attacker.example")[0] == 421  # DNS rebinding
+    assert ask("GET", "/api/state", f"localhost:{port}")[0] == 200
+    assert ask("POST", "/api/state", local)[0] == 405
+    assert ask("GET", "/nothing-here", local)[0] == 404
+    assert ask("GET", "/healthz", local)[2] == "ok"
+    status, answer, page = ask("GET", "/", local)
+    assert status == 200
+    assert answer.getheader("Content-Security-Policy", "").startswith("default-src 'self'")
+    assert answer.getheader("Cache-Control") == "no-store"
+    assert ledger.hk_odd in page  # the state is embedded for the first paint ...
+    assert "</script><b" not in page  # ... and escaped inside its script element
+    assert ask("GET", "/app.js", local)[0] == 200
