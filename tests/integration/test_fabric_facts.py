@@ -136,6 +136,14 @@ async def clients(network: TestNetwork, *org_names: str) -> AsyncIterator[list[C
         ]
 
 
+async def until_committed(client: Client, block_number: int) -> None:
+    """Wait until the client's own peer has committed block ``block_number`` (its Deliver
+    service serves committed blocks only): a commit status comes from another peer."""
+    async with client.network.filtered_block_events(start_block=block_number) as blocks:
+        async with asyncio.timeout(60):
+            await anext(blocks)
+
+
 def _key() -> str:
     return f"f{uuid.uuid4().hex[:12]}"
 
@@ -172,7 +180,7 @@ async def test_a_private_key_level_policy_replaces_the_collection_policy(
     alone (which satisfies the collection policy) is refused, and LibertyTrust alone (which
     does not) is accepted."""
     key = _key()
-    async with clients(network, "hkbank") as (hk,):
+    async with clients(network, "hkbank", "usbank") as (hk, us):
         created = await hk.submit(
             "put_private_data", COLLECTION, key, endorsers=[orgs.hk], transient={"value": b"v0"}
         )
@@ -194,7 +202,8 @@ async def test_a_private_key_level_policy_replaces_the_collection_policy(
         )
         assert by_hk.code_name == "ENDORSEMENT_POLICY_FAILURE"
         assert by_us.code_name == "VALID"
-        assert await hk.evaluate("get_private_data", COLLECTION, key, target=orgs.us) == "v2"
+        await until_committed(us, by_us.block_number)
+        assert await us.evaluate("get_private_data", COLLECTION, key, target=orgs.us) == "v2"
 
 
 async def test_a_non_member_reads_and_endorses_the_hash_but_not_the_value(
@@ -208,6 +217,7 @@ async def test_a_non_member_reads_and_endorses_the_hash_but_not_the_value(
             "put_private_data", COLLECTION, key, endorsers=[orgs.hk], transient={"value": value}
         )
         assert status.code_name == "VALID"
+        await until_committed(cn, status.block_number)
         # memberOnlyRead: PearlRiver's client is refused the value on its own peer, for a
         # missing key too, so (unlike a non-member peer's refusal) it reveals nothing ...
         for asked in (key, _key()):

@@ -156,6 +156,14 @@ async def clients(network: TestNetwork, *org_names: str) -> AsyncIterator[list[C
         ]
 
 
+async def until_committed(client: Client, block_number: int) -> None:
+    """Wait until the client's own peer has committed block ``block_number`` (its Deliver
+    service serves committed blocks only): a commit status comes from another peer."""
+    async with client.network.filtered_block_events(start_block=block_number) as blocks:
+        async with asyncio.timeout(60):
+            await anext(blocks)
+
+
 # ---------------------------------------------------------------------------- peer metrics
 
 
@@ -628,6 +636,7 @@ async def test_private_data_member_reads_a_non_member_is_refused_the_value_not_t
                 await asyncio.sleep(0.5)
         # ... the non-member's peer holds only the hash: the key that exists is refused
         # (which tells that it exists), a missing key reads as empty.
+        await until_committed(cn, status.block_number)
         with pytest.raises(fabgateway.EvaluateError) as refused:
             await read(cn, "get_private_data", key)
         assert refused.value.chaincode_status == 500
@@ -663,7 +672,7 @@ async def test_a_write_violating_a_key_level_policy_is_invalidated_at_commit(
         assert await hk.evaluate(chaincode, "get_state", key, target=probes.hk) == "first"
         accepted, _ = await hk.submit(chaincode, "put_state", key, "by-us", endorsers=[probes.us])
         assert accepted.code_name == "VALID"
-        assert await hk.evaluate(chaincode, "get_state", key, target=probes.us) == "by-us"
+        assert await hk.evaluate(chaincode, "get_state", key, target=probes.hk) == "by-us"
 
     async with clients(network, "hkbank") as (hk,):
         await asyncio.gather(run(hk, BATCHED), run(hk, UNBATCHED))
