@@ -238,6 +238,8 @@ def load(path: str | Path) -> Consortium:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, "", f"cannot be read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"is not UTF-8 text (byte {exc.start})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -379,7 +381,7 @@ def parse(data: Any, source: Path = Path("<memory>")) -> Consortium:
         if not bank_currencies:
             raise b.fail("currencies", "a bank issues at least one currency")
         for code in bank_currencies:
-            if code not in currencies:
+            if not isinstance(code, str) or code not in currencies:
                 raise b.fail("currencies", f"{code!r} is not listed under the top-level currencies")
         if len(set(bank_currencies)) != len(bank_currencies):
             raise b.fail("currencies", "lists a currency twice")
