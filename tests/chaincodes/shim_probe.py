@@ -92,6 +92,20 @@ class ShimProbe(Contract):
         return await _kvs(await ctx.stub.get_state_by_range(start, end))
 
     @transaction(evaluate=True)
+    async def get_state_by_range_head(
+        self, ctx: Context, start: str, end: str, count: int
+    ) -> list[Any]:
+        """The first ``count`` results only: the iterator is closed early (QUERY_STATE_CLOSE
+        when the peer still holds more)."""
+        head: list[Any] = []
+        async with await ctx.stub.get_state_by_range(start, end) as iterator:
+            async for kv in iterator:
+                if len(head) == count:
+                    break
+                head.append({"key": kv.key, "value": _text(kv.value)})
+        return head
+
+    @transaction(evaluate=True)
     async def get_state_by_range_with_pagination(
         self, ctx: Context, start: str, end: str, page_size: int, bookmark: str = ""
     ) -> dict[str, Any]:

@@ -271,6 +271,7 @@ async def run_scenario(
         "get multiple", "get_multiple_states", json.dumps([f"{p}k1", f"{p}nope", f"{p}k3"])
     )
     await evaluate("range 150", "get_state_by_range", f"{p}n", f"{p}o")
+    await evaluate("range head", "get_state_by_range_head", f"{p}n", f"{p}o", "2")
     pages: list[Any] = []
     bookmark = ""
     while True:
@@ -377,6 +378,7 @@ def _expected(prefix: str, other_result: Any) -> dict[str, Any]:
         "get missing": None,
         "get multiple": ["v1b", None, "v3"],
         "range 150": many,
+        "range head": many[:2],
         "range 150 in pages of 64": [
             {"results": many[:64], "fetched_records_count": 64, "bookmark": f"{p}n064"},
             {"results": many[64:128], "fetched_records_count": 64, "bookmark": f"{p}n128"},
@@ -525,8 +527,8 @@ async def test_every_stub_call_through_the_peer_with_batching_on_and_off(
     batched, unbatched = seen.of(BATCHED), seen.of(UNBATCHED)
     reads = {
         "GET_STATE", "GET_STATE_MULTIPLE", "GET_STATE_BY_RANGE", "QUERY_STATE_NEXT",
-        "GET_HISTORY_FOR_KEY", "GET_QUERY_RESULT", "GET_PRIVATE_DATA_HASH",
-        "GET_STATE_METADATA", "INVOKE_CHAINCODE",
+        "QUERY_STATE_CLOSE", "GET_HISTORY_FOR_KEY", "GET_QUERY_RESULT",
+        "GET_PRIVATE_DATA_HASH", "GET_STATE_METADATA", "INVOKE_CHAINCODE",
     }  # fmt: skip
     direct_writes = {"PUT_STATE", "DEL_STATE", "PURGE_PRIVATE_DATA", "PUT_STATE_METADATA"}
     assert set(unbatched) == reads | direct_writes

@@ -61,6 +61,7 @@ STEPS: list[Step] = [
     e("get_state", "nope", expect=None),
     e("get_multiple_states", j(["k1", "nope", "k3"]), expect=["v1", None, "v3"]),
     e("get_state_by_range", "k", "", expect=[kv("k1", "v1"), kv("k2", "v2"), kv("k3", "v3")]),
+    e("get_state_by_range_head", "", "", "1", expect=[kv("a", "x")]),
     e(
         "get_state_by_range_with_pagination",
         "",
