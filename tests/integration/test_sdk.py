@@ -241,6 +241,31 @@ async def test_a_batch_payout_debits_once_and_pays_three_banks(network: TestNetw
         assert sum(e.delta.minor for e in debits) == -6000
 
 
+async def test_concurrent_payments_from_one_account_retry_their_mvcc_conflicts(
+    network: TestNetwork,
+) -> None:
+    """Eight payments from one account at once read the same balance version: Fabric commits
+    one per block and invalidates the others (MVCC_READ_CONFLICT); each is retried under its
+    next derived id until it commits, and each applies exactly once."""
+    async with bank(network, "hkbank", "minter") as hk:
+        payer = await funded(hk, "100.00 USD")
+        payees = [await opened(hk) for _ in range(8)]
+        references = [ref("burst") for _ in payees]
+        payments = await asyncio.gather(*(
+            hk.transfer(payer, "hkbank", payee, 100 * (i + 1), reference=reference)
+            for i, (payee, reference) in enumerate(zip(payees, references, strict=True))))
+        assert max(p.receipt.attempt for p in payments) >= 1  # some were invalidated first
+        assert await hk.balance(payer) == hk.money(f"{100 - sum(range(1, 9))}.00 USD")
+        for i, payee in enumerate(payees):
+            assert await hk.balance(payee) == hk.money(f"{i + 1}.00 USD")
+        replays = await asyncio.gather(*(
+            hk.transfer(payer, "hkbank", payee, 100 * (i + 1), reference=reference)
+            for i, (payee, reference) in enumerate(zip(payees, references, strict=True))))
+        assert all(r.receipt.replayed for r in replays)
+        assert [r.receipt.tx_id for r in replays] == [p.receipt.tx_id for p in payments]
+        assert await hk.balance(payer) == hk.money("64.00 USD")
+
+
 # --------------------------------------------------------------------------- regulator
 
 
