@@ -19,7 +19,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -294,8 +294,47 @@ class Member:
             },
         )
 
+    async def ledger_positions(self, tx_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """The block number and the index in its block of each committed ``tx_id``: the ledger
+        order that decides between an accept and a refund of one transfer (DESIGN §5).
+
+        The block comes from the commit status; the index from the filtered block (which lists
+        every transaction of the block, in order). Raises :class:`NetworkFault` for an id this
+        peer has not committed.
+        """
+        blocks: dict[str, int] = {}
+        for tx_id in sorted(set(tx_ids)):
+            blocks[tx_id] = await self.wait_for_commit(tx_id, timeout=10.0)
+        positions: dict[str, tuple[int, int]] = {}
+        for number in sorted(set(blocks.values())):
+            try:
+                async with self._network.filtered_block_events(start_block=number) as stream:
+                    block = await anext(stream)
+            except fabgateway.GatewayError as error:
+                raise NetworkFault(f"block {number}: {error}") from error
+            order = [str(t.txid) for t in block.filtered_transactions]
+            for tx_id, found in blocks.items():
+                if found == number:
+                    positions[tx_id] = (number, order.index(tx_id))
+        return positions
+
+    async def _decided_by_ledger_order(
+        self, name: str, request: dict[str, object]
+    ) -> dict[str, Any]:
+        """The last page of a netting read; if it reports disputes (a transfer both accepted
+        and refunded), read again with the ledger order of the transactions in dispute."""
+        last = (await self._pages(name, request))[-1]
+        disputes = last.get("disputes") or []
+        ids = {str(d[k]) for d in disputes for k in ("accept_tx_id", "refund_tx_id") if d.get(k)}
+        if not ids:
+            return last
+        order = {tx: list(pos) for tx, pos in (await self.ledger_positions(ids)).items()}
+        return (await self._pages(name, {**request, "ledger_order": order}))[-1]
+
     async def _obligations(self, bank_a: str, bank_b: str) -> Obligations:
-        last = (await self._pages("get_obligations", {"bank_a": bank_a, "bank_b": bank_b}))[-1]
+        last = await self._decided_by_ledger_order(
+            "get_obligations", {"bank_a": bank_a, "bank_b": bank_b}
+        )
         return Obligations(
             banks=(bank_a, bank_b),
             obligations=tuple(Obligation.from_json(o, self.currencies)
@@ -597,8 +636,10 @@ class Regulator(Member):
         )
 
     async def audit(self) -> AuditReport:
-        """Conservation over every bank and pair of banks (every page)."""
-        return AuditReport.from_json((await self._pages("audit", {}))[-1])
+        """Conservation over every bank and pair of banks (every page). A transfer both
+        accepted and refunded (possible only if a bank skipped the contract's reads) counts
+        by ledger order: the SDK reads the order and asks again."""
+        return AuditReport.from_json(await self._decided_by_ledger_order("audit", {}))
 
     async def account(self, bank: str, account_id: str) -> Account:
         return await self._account(account_id, bank)

@@ -180,6 +180,7 @@ class SyncBank(_SyncMember[Bank]):
     refund = _Blocking(Bank.refund)
     get_transfer = _Blocking(Bank.get_transfer)
     wait_for_commit = _Blocking(Bank.wait_for_commit)
+    ledger_positions = _Blocking(Bank.ledger_positions)
     lookup_reference = _Blocking(Bank.lookup_reference)
     supply = _Blocking(Bank.supply)
     obligations = _Blocking(Bank.obligations)
@@ -202,6 +203,7 @@ class SyncRegulator(_SyncMember[Regulator]):
     pending = _Blocking(Regulator.pending)
     get_transfer = _Blocking(Regulator.get_transfer)
     wait_for_commit = _Blocking(Regulator.wait_for_commit)
+    ledger_positions = _Blocking(Regulator.ledger_positions)
 
 
 def connect(

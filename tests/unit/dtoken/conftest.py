@@ -40,7 +40,7 @@ def write_profile(root: Path, *, org: str = "hkbank", kind: str = "bank") -> Pat
                "regulator": "RegulatorMSP"}
     profile = {
         "network": "test", "org": org, "msp_id": msp_ids[org], "kind": kind,
-        "channel": "payments", "chaincode": "dtoken",
+        "channel": "mychannel", "chaincode": "dtoken",
         "gateway": {"endpoint": "127.0.0.1:1", "server_name": "peer0",
                     "tls_ca_cert": str(root / "ca.pem")},
         "peers": [], "identities": identities,

@@ -3,6 +3,7 @@ endorsing organization, and the ids they derive; what they refuse before sending
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from dtoken.errors import ProfileError, UsageError
 from dtoken.models import Payee
 from dtoken.profile import Profile
 from unit.dtoken.conftest import FAST, write_profile
-from unit.dtoken.sdk_fakes import ACCOUNT, SdkPeer
+from unit.dtoken.sdk_fakes import ACCOUNT, SdkPeer, until
 from unit.fabgateway.gw_fakes import Invocation, Result, Server
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
@@ -206,3 +207,36 @@ def test_a_profile_of_another_kind_or_without_the_identity_is_refused(
         Bank.connect(reg)
     with pytest.raises(ProfileError, match=r"no identity 'teller'.*auditor, minter, operator"):
         Bank.connect(profile, identity="teller")
+
+
+async def test_disputes_are_decided_by_the_ledger_order_of_their_transactions(
+    bank: Bank, peer: SdkPeer
+) -> None:
+    peer.hold_commits = True  # both writes land in one block
+    first = asyncio.create_task(bank.mint(ACCOUNT, 1, reference="order-a"))
+    second = asyncio.create_task(bank.mint(ACCOUNT, 2, reference="order-b"))
+    await until(lambda: len(peer.submit_requests) == 2)
+    await peer.release_commits()
+    accept, refund = await first, await second
+    block = peer.blocks[-1]
+    order = [t[0] for t in block.transactions]
+    asked: list[object] = []
+
+    def obligations(invocation: Invocation) -> Result:
+        request = json.loads(invocation.transient["request"])
+        asked.append(request.get("ledger_order"))
+        disputes = [] if "ledger_order" in request else [
+            {"transfer_id": "t" * 32, "accept_tx_id": accept.tx_id,
+             "refund_tx_id": refund.tx_id}]
+        return Result(payload=json.dumps({"done": True, "cursor": None, "banks": [],
+                                          "obligations": [], "net": {}, "anomalies": {},
+                                          "disputes": disputes}).encode())
+
+    peer.function("get_obligations")(obligations)
+    result = await bank.obligations("usbank")
+    assert result.disputes == ()
+    assert asked == [None, {tx: [block.number, order.index(tx)]
+                            for tx in (accept.tx_id, refund.tx_id)}]
+    assert sorted(order.index(tx) for tx in (accept.tx_id, refund.tx_id)) == [0, 1]
+    positions = await bank.ledger_positions([accept.tx_id])
+    assert positions == {accept.tx_id: (block.number, order.index(accept.tx_id))}
