@@ -47,6 +47,17 @@ def default_state_dir(network_name: str) -> Path:
 
 
 def load_network(config_path: Path | None, state_dir: Path | None, quiet: bool = False) -> Network:
+    """The network of a consortium file and state folder.
+
+    Without ``--config``, a state folder (given, or ``$DTOKEN_STATE_DIR``) that a
+    network was made in names its own consortium file, so commands such as
+    ``status`` and ``down`` find the right network from the folder alone.
+    """
+    state_dir = state_dir or (
+        Path(os.environ["DTOKEN_STATE_DIR"]) if os.environ.get("DTOKEN_STATE_DIR") else None
+    )
+    if config_path is None and state_dir is not None:
+        config_path = Network.source_of(state_dir)
     consortium = config_mod.load(config_path or default_config_path())
     progress = (lambda _msg: None) if quiet else None
     return Network(consortium, state_dir or default_state_dir(consortium.name), progress=progress)

@@ -145,6 +145,15 @@ class Network:
         self.launcher = launcher
         self._fabric: FabricInstall | None = None
 
+    @staticmethod
+    def source_of(state_dir: Path) -> Path | None:
+        """The consortium file a state folder was made from (None if it was not)."""
+        try:
+            source = json.loads((state_dir / "network.json").read_text()).get("source")
+        except (OSError, ValueError):
+            return None
+        return Path(source) if isinstance(source, str) and Path(source).exists() else None
+
     # ------------------------------------------------------------------ paths
 
     @property
