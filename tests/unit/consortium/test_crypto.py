@@ -6,7 +6,6 @@ import datetime as dt
 import ipaddress
 import json
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -514,10 +513,10 @@ def test_identity_from_another_ca_is_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- speed
 
 
-def test_default_consortium_generates_well_under_a_second(tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_a_consortium_sized_run_creates_every_identity(tmp_path: Path) -> None:
+    """Speed is a benchmark figure (docs/operations.md), not an assertion here."""
     for i in range(5):
-        generate_org(
+        org = generate_org(
             tmp_path,
             org_name=f"Org{i}",
             domain=f"org{i}.example.com",
@@ -525,4 +524,7 @@ def test_default_consortium_generates_well_under_a_second(tmp_path: Path) -> Non
             node_ou="orderer" if i == 0 else "peer",
             clients={f"user{k}": {"minter": "true"} for k in range(2)},
         )
-    assert time.perf_counter() - start < 1.0
+        for j in range(2):
+            assert org.node(f"node{j}.org{i}.example.com").cert.is_file()
+        for k in range(2):
+            assert read_attributes(org.user(f"user{k}").cert.read_bytes())["minter"] == "true"
