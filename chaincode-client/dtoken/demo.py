@@ -59,6 +59,7 @@ Out = Callable[[str], None]
 INVOICE = re.compile(r"\bINV-[A-Za-z0-9-]+")
 #: How long the demo waits for the listeners to finish a payment before giving up.
 DECISION_TIMEOUT = 180.0
+_FINAL = frozenset({TransferStatus.ACCEPTED, TransferStatus.REFUNDED, TransferStatus.DISPUTED})
 
 
 class HasStateDir(Protocol):
@@ -132,6 +133,8 @@ def _refusal_code(error: BaseException) -> str:
 
 
 class _Story:
+    """The story on the default consortium's banks (hkbank, usbank, cnbank) and regulator."""
+
     def __init__(self, profiles: Path, out: Out) -> None:
         self.profiles = profiles
         self.out = out
@@ -162,9 +165,6 @@ class _Story:
         party = self.parties[key]
         return f"{party.name} @ {party.bank}"
 
-    def bank_of(self, key: str) -> Bank:
-        return self.banks[self.parties[key].bank]
-
     # --- connections --------------------------------------------------------------------
 
     def _profile(self, org: str) -> Path:
@@ -185,9 +185,6 @@ class _Story:
     def regulator(self) -> Regulator:
         assert self.reg is not None
         return self.reg
-
-    def money(self, text: str) -> Money:
-        return self.banks["hkbank"].money(text)
 
     def issued_by_both(self, payer: str, payee: str, currency: str) -> str:
         """Check that both banks issue ``currency`` (each payment is in such a currency)."""
@@ -264,6 +261,8 @@ class _Story:
         ]
         payees = [Payee(self.parties[k].bank, self.ids[k], hk.money(a), rem)
                   for k, a, rem in pays]
+        currencies = {p.bank: self.issued_by_both("hkbank", p.bank, "USD") for p in payees}
+        cnh = self.issued_by_both("hkbank", "cnbank", "CNH")
         payout = await hk.batch_payout(self.ids["market_usd"], payees,
                                        reference=self.ref("payout-usd"),
                                        originator={"name": "Harbour Marketplace Ltd",
@@ -276,17 +275,17 @@ class _Story:
             bank = self.parties[key].bank
             sent[key] = (tid, "hkbank", bank)
             self.say(f"        {amount:>14} -> {self.who(key):<38} \"{remittance}\"")
-            self.say(f"        {'':>14}    in {self.issued_by_both('hkbank', bank, 'USD')}")
-        cnh = await hk.transfer(self.ids["market_cnh"], "cnbank", self.ids["textiles"],
-                                hk.money("88,000.00 CNH"), reference=self.ref("pay-cnh"),
-                                remittance=f"INV-{self.run}-003 cotton twill",
-                                originator={"name": "Harbour Marketplace Ltd", "country": "HK"})
-        assert cnh.transfer_id is not None
-        sent["textiles"] = (cnh.transfer_id, "hkbank", "cnbank")
+            self.say(f"        {'':>14}    in {currencies[bank]}")
+        cnh_payment = await hk.transfer(
+            self.ids["market_cnh"], "cnbank", self.ids["textiles"], hk.money("88,000.00 CNH"),
+            reference=self.ref("pay-cnh"), remittance=f"INV-{self.run}-003 cotton twill",
+            originator={"name": "Harbour Marketplace Ltd", "country": "HK"})
+        assert cnh_payment.transfer_id is not None
+        sent["textiles"] = (cnh_payment.transfer_id, "hkbank", "cnbank")
         self.say(f"hkbank  transfer from {self.who('market_cnh')}:")
         self.say(f"        {'88,000.00 CNH':>14} -> {self.who('textiles'):<38} "
                  f"\"INV-{self.run}-003 cotton twill\"")
-        self.say(f"        {'':>14}    in {self.issued_by_both('hkbank', 'cnbank', 'CNH')}")
+        self.say(f"        {'':>14}    in {cnh}")
         self.say("the money has left the marketplace's accounts; each payee bank decides...")
         return sent
 
@@ -301,6 +300,9 @@ class _Story:
                 if status is wanted[key]:
                     self.result.transfers[key] = status
                     del pending[key]
+                elif status in _FINAL:
+                    raise DemoError(f"payment {key} ended {status.value}, not "
+                                    f"{wanted[key].value}")
             if not pending:
                 return
             if time.monotonic() > deadline:
@@ -323,13 +325,14 @@ class _Story:
     async def fees_and_redemption(self) -> None:
         self.step("An exporter pays fees back; another redeems tokens")
         cn = self.banks["cnbank"]
+        currency = self.issued_by_both("cnbank", "hkbank", "USD")
         fee = await cn.transfer(self.ids["gadgets"], "hkbank", self.ids["market_usd"],
                                 cn.money("1,200.00 USD"), reference=self.ref("fees"),
                                 remittance=f"INV-{self.run}-F1 marketplace listing fees")
         assert fee.transfer_id is not None
         self.say(f"cnbank  {self.who('gadgets')} pays listing fees:")
         self.say(f"        {'1,200.00 USD':>14} -> {self.who('market_usd')}")
-        self.say(f"        {'':>14}    in {self.issued_by_both('cnbank', 'hkbank', 'USD')}")
+        self.say(f"        {'':>14}    in {currency}")
         await self.wait_final({"fees": (fee.transfer_id, "cnbank", "hkbank")},
                               {"fees": TransferStatus.ACCEPTED})
         us = self.tellers["usbank"]
@@ -498,7 +501,7 @@ class _Story:
                 await self.fees_and_redemption()
             finally:
                 stop.set()
-                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
             await self.net_and_settle()
             await self.freeze()
