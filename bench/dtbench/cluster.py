@@ -236,6 +236,23 @@ class Cluster:
                 out[name] = value
         return out
 
+    def idle_cpu(self, seconds: float) -> dict[str, Any]:
+        """CPU the network burns with no load (gossip, Raft heartbeats, reconciliation),
+        in cores, by role, over ``seconds``."""
+        before = self.cpu_snapshot()
+        time.sleep(seconds)
+        after = self.cpu_snapshot()
+        roles = {name: role.split(":", 1)[0] for name, (role, _pid) in self.pids().items()}
+        by_role: dict[str, float] = {}
+        for name, end in after.items():
+            if name in before:
+                role = roles.get(name, "?")
+                by_role[role] = by_role.get(role, 0.0) + (end - before[name]) / seconds
+        return {
+            "cores": round(sum(by_role.values()), 3),
+            "by_role": {k: round(v, 3) for k, v in sorted(by_role.items())},
+        }
+
     def memory(self) -> dict[str, Any]:
         """Resident memory (MiB) per node and summed per role."""
         per_node: dict[str, float] = {}

@@ -271,6 +271,7 @@ class Suite:
         up = cluster.up()
         self.log(f"  up in {up:.1f} s")
         idle = cluster.memory()
+        idle_cpu = await asyncio.to_thread(cluster.idle_cpu, 3.0)
         deploy_noop = cluster.deploy_noop()
         deploy_node = None
         node_ok = self.node_error is None
@@ -301,7 +302,7 @@ class Suite:
                 )
             await asyncio.wait_for(acceptor.connected.wait(), 30)
             self.networks.append(self._network_record(
-                cluster, role="main", memory_idle=idle,
+                cluster, role="main", memory_idle=idle, idle_cpu=idle_cpu,
                 deploy_s={"noop": round(deploy_noop, 2),
                           "nodecc": None if deploy_node is None else round(deploy_node, 2)},
                 setup_s={"accounts": round(setup, 2),
@@ -555,6 +556,7 @@ class Suite:
             up = cluster.up()
             self.log(f"  up in {up:.1f} s")
             idle = cluster.memory()
+            idle_cpu = await asyncio.to_thread(cluster.idle_cpu, 3.0)
             payer = await open_client(cluster, cluster.bank(0))
             payee = await open_client(cluster, cluster.bank(1))
             minter = await open_client(cluster, cluster.bank(0), "minter")
@@ -571,6 +573,7 @@ class Suite:
                     await self._scaling_point(cluster, ledger)
                 self.networks.append(self._network_record(
                     cluster, role=section, memory_idle=idle, memory_loaded=cluster.memory(),
+                    idle_cpu=idle_cpu,
                     setup_s={"accounts": round(setup, 2)},
                 ))  # fmt: skip
             finally:
