@@ -536,6 +536,9 @@ class Network:
         for h in handles:
             assert h.health_url is not None
             processes.wait_healthy(h.spec, h.health_url, ca_file=h.tls_ca, timeout=60)
+            # /healthz answers before the gRPC server listens (a peer opens its ledger first).
+            host, port = h.endpoint.rsplit(":", 1)
+            processes.wait_port(h.spec, host, int(port), timeout=60)
 
     # --- channel
 

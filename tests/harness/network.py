@@ -86,9 +86,9 @@ class TestNetwork:
         processes.start(node.spec)
         if node.health_url:
             processes.wait_healthy(node.spec, node.health_url, ca_file=node.tls_ca, timeout=timeout)
-        else:
-            host, port = node.endpoint.rsplit(":", 1)
-            processes.wait_port(node.spec, host, int(port), timeout=timeout)
+        # Also for orderers and peers: /healthz answers before their gRPC server listens.
+        host, port = node.endpoint.rsplit(":", 1)
+        processes.wait_port(node.spec, host, int(port), timeout=timeout)
 
     def unhealthy(self) -> list[NodeHandle]:
         return [n for n in self.nodes() if not n.healthy()]
