@@ -114,9 +114,10 @@ def _tls(port: Port, client: tuple[Path, Path] | None) -> bytes:
     ctx.set_alpn_protocols(["http/1.1"] if port.http else ["h2"])
     if client:
         ctx.load_cert_chain(str(client[0]), str(client[1]))
-    with socket.create_connection((port.host, port.port), timeout=5) as raw, ctx.wrap_socket(
-        raw, server_hostname="localhost"
-    ) as tls:
+    with (
+        socket.create_connection((port.host, port.port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
         if port.ca is None:
             return tls.getpeercert(binary_form=True) or b""
         hello = (

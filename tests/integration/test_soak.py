@@ -403,7 +403,8 @@ def test_soak_mixed_operations_with_faults_loses_nothing(
         assert not leaks, "private values in logs:\n" + "\n".join(leaks)
         assert counts.lost == 0
         assert counts.committed > 0
-        assert counts.refused > 0  # the overdrafts at least
+        if counts.submitted >= 100:
+            assert counts.refused > 0  # overdrafts and payments from frozen accounts
         if SECONDS >= 30:
             assert soak.faults, "no fault was injected"
     finally:
