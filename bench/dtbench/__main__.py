@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="seconds measured per point (default 10)")
     p.add_argument("--warmup", type=float, help="seconds of load before each window (2)")
     p.add_argument("--concurrency", type=int, help="transactions in flight (default 128)")
-    p.add_argument("--repeats", type=int, help="interleaved rounds of the ratio points (3)")
+    p.add_argument("--repeats", type=int, help="interleaved rounds of the ratio points (5)")
     p.add_argument("--sweep", type=_ints, help="closed-loop concurrencies (8,32,128,256)")
     p.add_argument("--payment-rates", type=_floats, help="open-loop payments/s (5,10,20,40)")
     p.add_argument(

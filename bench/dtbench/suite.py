@@ -61,7 +61,7 @@ class Settings:
     duration: float = 10.0
     warmup: float = 2.0
     concurrency: int = 128
-    repeats: int = 3
+    repeats: int = 5
     sweep: tuple[int, ...] = (8, 32, 128, 256)
     payment_rates: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
     moderate_rate: float = 10.0
