@@ -536,6 +536,13 @@ class Network:
         for h in handles:
             assert h.health_url is not None
             processes.wait_healthy(h.spec, h.health_url, ca_file=h.tls_ca, timeout=60)
+        # /healthz answers before the gRPC (and orderer admin) listeners are up.
+        for o in self.c.ordering.orderers:
+            spec = self.orderer_handle(o).spec
+            processes.wait_port(spec, o.host, o.port, timeout=60)
+            processes.wait_port(spec, o.host, o.admin_port, timeout=60)
+        for p in self.c.peers:
+            processes.wait_port(self.peer_handle(p).spec, p.host, p.port, timeout=60)
             # /healthz answers before the gRPC server listens (a peer opens its ledger first).
             host, port = h.endpoint.rsplit(":", 1)
             processes.wait_port(h.spec, host, int(port), timeout=60)

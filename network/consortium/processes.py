@@ -60,15 +60,23 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _normalized(cmd: list[str]) -> list[str]:
+    """The program resolved through symlinks: ``.venv/bin/python`` and
+    ``.venv/bin/python3`` start the same program and must match."""
+    if cmd and os.path.isabs(cmd[0]):
+        return [os.path.realpath(cmd[0]), *cmd[1:]]
+    return cmd
+
+
 def running_pid(spec: ProcessSpec) -> int | None:
     """The pid of the spec's process if it is alive (and really is that process)."""
     try:
         pid = int(spec.pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    cmd = _cmdline(pid)
-    argv = [str(a) for a in spec.argv]
-    launched = [str(a) for a in (*spec.launcher, *spec.argv)]
+    cmd = _normalized(_cmdline(pid))
+    argv = _normalized([str(a) for a in spec.argv])
+    launched = _normalized([str(a) for a in (*spec.launcher, *spec.argv)])
     # Before the launcher execs the program, the pid still shows the launcher.
     if not cmd or (cmd[: len(argv)] != argv and cmd[: len(launched)] != launched):
         return None
