@@ -241,21 +241,21 @@ def test_an_expired_client_certificate_is_refused(network: TestNetwork) -> None:
 
 
 def _key_needles(state_dir: Path) -> Iterator[str | bytes]:
-    """What a leaked key or secret would look like in a log: PEM body lines, the private
-    scalar in hex, the DER in base64; the organizations' chaincode secrets in hex and base64."""
+    """What a leaked key or secret would look like in a log: the PEM lines, hex and base64
+    that hold a private scalar; the organizations' chaincode secrets in hex and base64."""
     for path in sorted((state_dir / "crypto").rglob("*")):
         if not path.is_file() or not (path.suffix == ".key" or path.name.endswith("_sk")):
             continue
         pem = path.read_bytes()
-        for line in pem.decode().splitlines():
-            if len(line) >= 40 and not line.startswith("-----"):
-                yield line
+        body = [line for line in pem.decode().splitlines() if not line.startswith("-----")]
+        yield from body[:2]  # the lines holding the private scalar (the rest: the public key)
         key = serialization.load_pem_private_key(pem, password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         yield format(key.private_numbers().private_value, "064x")
         der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())  # fmt: skip
-        yield base64.b64encode(der).decode()[:48]
+        yield base64.b64encode(der).decode()[48:96]  # past the PKCS#8 header every key shares
+        yield base64.b64encode(key.private_numbers().private_value.to_bytes(32, "big")).decode()
     for path in sorted((state_dir / "secrets").glob("*.key")):
         raw = path.read_bytes()
         yield raw.hex()
