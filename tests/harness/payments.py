@@ -272,6 +272,7 @@ class Client:
                 endorsing_organizations=[self.msp_id], nonce=nonce,
             )  # fmt: skip
             tx_id = proposal.transaction_id
+            status: fabgateway.Status | None
             try:
                 status = proposal.endorse().submit().get_status()
             except fabgateway.EndorseError as exc:
