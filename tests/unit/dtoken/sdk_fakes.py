@@ -91,6 +91,11 @@ class SdkPeer(FakePeer):
             checked.append((tx_id, code, event))
         return await super().add_block(checked)
 
+    @property
+    def held(self) -> int:
+        """How many submitted transactions wait for ``release_commits``."""
+        return len(self._held)
+
     async def release_commits(self) -> None:
         self.hold_commits = False
         held, self._held = self._held, []

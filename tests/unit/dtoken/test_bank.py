@@ -215,7 +215,8 @@ async def test_disputes_are_decided_by_the_ledger_order_of_their_transactions(
     peer.hold_commits = True  # both writes land in one block
     first = asyncio.create_task(bank.mint(ACCOUNT, 1, reference="order-a"))
     second = asyncio.create_task(bank.mint(ACCOUNT, 2, reference="order-b"))
-    await until(lambda: len(peer.submit_requests) == 2)
+    # Both must be held (not merely received) before the block is cut.
+    await until(lambda: peer.held == 2)
     await peer.release_commits()
     accept, refund = await first, await second
     block = peer.blocks[-1]
