@@ -68,6 +68,22 @@ def _normalized(cmd: list[str]) -> list[str]:
     return cmd
 
 
+#: The variables that say which node a process is (not e.g. PYTHONPATH, which may
+#: differ between the shell that started a node and the one that stops it).
+_IDENTIFYING_ENV = frozenset({"FABRIC_CFG_PATH", "CHAINCODE_SERVER_ADDRESS", "CHAINCODE_TLS_CERT"})
+
+
+def _has_environment(pid: int, env: Mapping[str, str]) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    have = dict(
+        part.decode(errors="replace").partition("=")[::2] for part in raw.split(b"\0") if part
+    )
+    return all(have.get(key) == value for key, value in env.items() if key in _IDENTIFYING_ENV)
+
+
 def running_pid(spec: ProcessSpec) -> int | None:
     """The pid of the spec's process if it is alive (and really is that process)."""
     try:
@@ -79,6 +95,10 @@ def running_pid(spec: ProcessSpec) -> int | None:
     launched = _normalized([str(a) for a in (*spec.launcher, *spec.argv)])
     # Before the launcher execs the program, the pid still shows the launcher.
     if not cmd or (cmd[: len(argv)] != argv and cmd[: len(launched)] != launched):
+        return None
+    # Every peer runs 'peer node start': a recycled pid could be another network's
+    # node. The environment we gave it (its config folder, its address) tells.
+    if spec.env and not _has_environment(pid, spec.env):
         return None
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
