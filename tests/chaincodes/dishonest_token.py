@@ -1,0 +1,175 @@
+"""A dishonest bank's chaincode server: the honest contract plus transactions that break it.
+
+Launched for one bank as ``python -m fabshim serve dishonest_token:chaincode`` in place of its
+honest server (same package id, address and environment). What the real network must show
+(``tests/integration/test_contract_real.py``):
+
+* ``forge_foreign_credit``, ``forge_counterparty_decision``, ``lift_regulator_hold`` write into
+  collections whose policy this bank does not satisfy alone: the peer endorses them (it runs
+  any code), the committers invalidate them (ENDORSEMENT_POLICY_FAILURE).
+* ``accept_skipping_refund_read`` is the payee's accept without the point read of
+  ``refund/<id>``: it writes only the bank's own collections and commits, so a refunded
+  transfer ends up also accepted; ledger order then decides (the refund, earlier, counts).
+* ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
+  credit), again in the bank's own collections only, so the shared test ledger conserves again.
+
+Every request is JSON under transient key ``"request"``; nothing here is used in production.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from deposit_token import operations as ops
+from deposit_token.contract import DepositTokenContract
+from deposit_token.errors import NotFound
+from deposit_token.keys import (
+    account_key,
+    acct_collection,
+    decision_key,
+    hold_key,
+    holds_collection,
+    pair_collection,
+    supply_key,
+    transfer_key,
+)
+from deposit_token.operations import ROLE_OPERATOR, Tx
+from deposit_token.records import (
+    Decision,
+    HistoryKind,
+    Outcome,
+    SupplyKind,
+    SupplyRecord,
+    Transfer,
+)
+from deposit_token.rules import credit
+from fabcontract import Context, ContractChaincode, transaction
+
+__all__ = ["DishonestTokenContract", "chaincode"]
+
+FORGED = b'{"forged":true}'
+
+
+def _request(ctx: Context) -> dict[str, Any]:
+    raw = ctx.stub.get_transient().get("request")
+    return dict(json.loads(raw)) if raw else {}
+
+
+class DishonestTokenContract(DepositTokenContract):
+    """The honest contract and five transactions a dishonest bank could install."""
+
+    async def _dishonest(self, ctx: Context, name: str, body: Any) -> dict[str, Any]:
+        return await self._service._guarded(ctx.stub, self._caller(ctx), name, body, flush=True)
+
+    @transaction()
+    async def forge_foreign_credit(self, ctx: Context) -> dict[str, Any]:
+        """(a) Overwrite an account in another bank's collection ``acct-<bank>``."""
+        req = _request(ctx)
+        await ctx.stub.put_private_data(
+            acct_collection(req["bank"]), account_key(req["account_id"]), FORGED
+        )
+        return {"tx_id": ctx.stub.tx_id}
+
+    @transaction()
+    async def forge_counterparty_decision(self, ctx: Context) -> dict[str, Any]:
+        """(b) Write a decision into the other bank's directional collection."""
+        req = _request(ctx)
+        await ctx.stub.put_private_data(
+            pair_collection(req["asserter"], req["counterparty"]),
+            decision_key(req["transfer_id"]),
+            FORGED,
+        )
+        return {"tx_id": ctx.stub.tx_id}
+
+    @transaction()
+    async def lift_regulator_hold(self, ctx: Context) -> dict[str, Any]:
+        """(c) Overwrite (or delete) the regulator's hold in ``holds-<bank>``."""
+        req = _request(ctx)
+        coll, key = holds_collection(req["bank"]), hold_key(req["account_id"])
+        if req.get("delete"):
+            await ctx.stub.del_private_data(coll, key)
+        else:
+            await ctx.stub.put_private_data(coll, key, FORGED)
+        return {"tx_id": ctx.stub.tx_id}
+
+    @transaction()
+    async def accept_skipping_refund_read(self, ctx: Context) -> dict[str, Any]:
+        """(d) The payee's accept without reading ``refund/<id>`` nor its own decision: it
+        overwrites a rejection it made earlier, after which the payer refunded."""
+        req = _request(ctx)
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
+            payer = ops._other_bank(registry, bank, req["payer_bank"], "payer_bank")
+            tid = req["transfer_id"]
+            record = await tx.ledger.get(
+                Transfer, pair_collection(payer.name, bank.name), transfer_key(tid)
+            )
+            if record is None:
+                raise NotFound("no such transfer")
+            back = pair_collection(bank.name, payer.name)
+            payee = await ops._account(tx, bank, record.payee_account, "payee")
+            payee = ops._history(
+                tx,
+                bank,
+                credit(payee, record.amount),
+                HistoryKind.PAYMENT_IN,
+                record.amount,
+                counterparty_bank=payer.name,
+                transfer_id=tid,
+            )
+            ops._save(tx, bank, payee)
+            tx.ledger.put(
+                back,
+                decision_key(tid),
+                Decision(
+                    transfer_id=tid,
+                    outcome=Outcome.ACCEPTED,
+                    payer_bank=payer.name,
+                    payee_bank=bank.name,
+                    amount=record.amount,
+                    currency=record.currency,
+                    decided_at=tx.at,
+                    tx_id=tx.tx_id,
+                ),
+            )
+            ops._supply(tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name, tid)
+            return ops._done(tx)
+
+        return await self._dishonest(ctx, "accept_skipping_refund_read", body)
+
+    @transaction()
+    async def undo_dishonest_accept(self, ctx: Context) -> dict[str, Any]:
+        """Take back what ``accept_skipping_refund_read`` wrote: its decision, its ``in``
+        supply record (tag 1 of that transaction) and the credit."""
+        req = _request(ctx)
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
+            payer = ops._other_bank(registry, bank, req["payer_bank"], "payer_bank")
+            tid = req["transfer_id"]
+            back = pair_collection(bank.name, payer.name)
+            decision = await tx.ledger.get(Decision, back, decision_key(tid))
+            if decision is None or decision.outcome is not Outcome.ACCEPTED:
+                raise NotFound("no accept to undo")
+            record = await tx.ledger.get(
+                Transfer, pair_collection(payer.name, bank.name), transfer_key(tid)
+            )
+            assert record is not None
+            sup = supply_key(record.currency, tx.deriver.record_tag(decision.tx_id, "supply", 1))
+            if await tx.ledger.get(SupplyRecord, acct_collection(bank.name), sup) is None:
+                raise NotFound("the accept's supply record is not where it was written")
+            payee = await ops._account(tx, bank, record.payee_account, "payee")
+            ops._save(tx, bank, dataclasses.replace(payee, balance=payee.balance - record.amount))
+            tx.ledger.delete(back, decision_key(tid))
+            tx.ledger.delete(acct_collection(bank.name), sup)
+            return ops._done(tx)
+
+        return await self._dishonest(ctx, "undo_dishonest_accept", body)
+
+
+chaincode = ContractChaincode(DishonestTokenContract(), title="deposit-token", version="0.1.0")

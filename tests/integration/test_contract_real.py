@@ -1,0 +1,445 @@
+"""The deposit-token contract's guarantees on the real network (issue 4), the ones only a real
+Fabric network can prove:
+
+* a dishonest bank (its peer runs ``tests/chaincodes/dishonest_token.py``) cannot write into
+  another bank's account collection, the other bank's directional collection or the
+  regulator's holds: the committers invalidate it (ENDORSEMENT_POLICY_FAILURE), nothing
+  changes; an accept that skips the refund read commits, and the audit sees the dispute and
+  counts the earlier refund (ledger order);
+* a third bank's peer holds nothing readable of a payment between two others (files, blocks,
+  hashes of the values), and its queries are refused;
+* 20 simultaneous payments between distinct accounts commit without an MVCC conflict;
+* an undecided transfer expires, is refunded, and can no longer be accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import fabgateway
+import pytest
+from consortium import processes
+from dtoken import errors
+from dtoken.bank import Bank, Regulator
+from dtoken.listener import Sweeper
+from dtoken.models import TransferStatus
+from harness import TestNetwork
+
+RUN = secrets.token_hex(3)
+US_CHAINCODE = "chaincode.peer0.usbank.dtoken.example"
+
+
+def ref(tag: str) -> str:
+    return f"{tag}-{RUN}-{secrets.token_hex(3)}"
+
+
+def profile_path(network: TestNetwork, org: str) -> Path:
+    return network.network.profile_path(network.consortium.org(org))
+
+
+@asynccontextmanager
+async def bank(network: TestNetwork, org: str, identity: str = "operator") -> AsyncIterator[Bank]:
+    async with Bank.connect(profile_path(network, org), identity=identity) as client:
+        yield client
+
+
+@asynccontextmanager
+async def regulator(network: TestNetwork) -> AsyncIterator[Regulator]:
+    async with Regulator.connect(profile_path(network, "regulator")) as client:
+        yield client
+
+
+@asynccontextmanager
+async def gateway(
+    network: TestNetwork, org: str, who: str = "operator"
+) -> AsyncIterator[tuple[dict[str, Any], Any]]:
+    """A raw fabgateway connection as ``org``'s identity ``who``: (profile, Network)."""
+    profile = network.profile(network.consortium.org(org))
+    ident = profile["identities"][who]
+    identity = fabgateway.identity_from_pem_file(profile["msp_id"], ident["cert"])
+    signer = fabgateway.signer_from_pem_file(ident["key"])
+    gw = profile["gateway"]
+    ca = await asyncio.to_thread(Path(gw["tls_ca_cert"]).read_bytes)
+    async with fabgateway.tls_channel(gw["endpoint"], ca, gw["server_name"]) as channel:
+        yield profile, fabgateway.connect(channel, identity, signer).get_network(profile["channel"])
+
+
+async def funded(client: Bank, amount: int, owner: str = "CIF") -> str:
+    """A new USD account holding ``amount`` minor units (``client`` is a minter)."""
+    account = (await client.open_account("USD", owner, reference=ref("open"))).account_id
+    if amount:
+        await client.mint(account, amount, reference=ref("dep"))
+    return account
+
+
+async def status_of(client: Bank | Regulator, tid: str, payer: str, payee: str) -> TransferStatus:
+    return (await client.get_transfer(tid, payer, payee)).status
+
+
+# --------------------------------------------------------------------------- dishonest bank
+
+
+@contextmanager
+def dishonest_usbank(network: TestNetwork) -> Iterator[None]:
+    """usbank's peer dials a dishonest server (same package id, address, environment);
+    the honest one is back afterwards whatever happened."""
+    node = network.node(US_CHAINCODE)
+    honest = node.spec
+    dishonest = dataclasses.replace(
+        honest, argv=[sys.executable, "-m", "fabshim", "serve", "dishonest_token:chaincode"]
+    )
+    host, port = node.endpoint.rsplit(":", 1)
+    processes.stop(honest)
+    try:
+        processes.start(dishonest)
+        processes.wait_port(dishonest, host, int(port))
+        yield
+    finally:
+        processes.stop(dishonest)
+        processes.start(honest)
+        processes.wait_port(honest, host, int(port))
+
+
+async def _submit(contract: Any, msp: str, name: str, request: dict[str, Any]) -> str:
+    """Submit endorsed by ``msp`` alone and wait for the commit; the transaction id.
+    Raises ``fabgateway.CommitError`` if the transaction committed invalid."""
+    result = await contract.submit_transaction(
+        name,
+        transient_data={"request": json.dumps(request).encode()},
+        endorsing_organizations=[msp],
+    )
+    return str(json.loads(result)["tx_id"])
+
+
+async def test_a_dishonest_bank_is_stopped_by_the_policies_and_outvoted_by_ledger_order(
+    network: TestNetwork,
+) -> None:
+    async with (
+        bank(network, "hkbank", "minter") as hk,
+        bank(network, "usbank", "minter") as us,
+        regulator(network) as reg,
+    ):
+        payer = await funded(hk, 100_000, "DISHONEST-PAYER")
+        payee = (await us.open_account("USD", "DISHONEST-PAYEE", reference=ref("open"))).account_id
+        held = await funded(us, 50_000, "DISHONEST-HELD")
+        hold = await reg.freeze("usbank", held, reason="screening")
+        await us.wait_for_commit(hold.tx_id)
+        pending = await hk.transfer(payer, "usbank", payee, 1_234, reference=ref("pend"))
+        refunded = await hk.transfer(payer, "usbank", payee, 777, reference=ref("refd"))
+        assert pending.transfer_id
+        assert refunded.transfer_id
+        await us.wait_for_commit(refunded.receipt.tx_id)
+        rejected = await us.reject(refunded.transfer_id, "hkbank", "unknown beneficiary")
+        await hk.wait_for_commit(rejected.tx_id)
+        refund = await hk.refund(refunded.transfer_id, "usbank")
+        await us.wait_for_commit(refund.tx_id)
+        await reg.wait_for_commit(refund.tx_id)
+        payer_before = await hk.balance(payer)
+        owed_before = (await reg.obligations("hkbank", "usbank")).owed("hkbank", "USD")
+        assert (await reg.audit()).ok
+
+        async with (
+            gateway(network, "usbank") as (profile, us_net),
+            gateway(network, "hkbank") as (_, hk_net),
+        ):
+            contract = us_net.get_contract(profile["chaincode"])
+            # A proposal whose creator is hkbank's client, endorsed by usbank's peer alone:
+            # what usbank could send if its peer skipped Fabric's creator check (below).
+            via_member = hk_net.get_contract(profile["chaincode"])
+            msp = profile["msp_id"]
+            with dishonest_usbank(network):
+                credit_hk = ("forge_foreign_credit", {"bank": "hkbank", "account_id": payer})
+                # (a) usbank's own client may not even have it endorsed: acct-hkbank is
+                # memberOnlyWrite and usbank is no member (the peer refuses, nothing is sent).
+                with pytest.raises(fabgateway.EndorseError) as refused:
+                    await _submit(contract, msp, *credit_hk)
+                assert "does not have write access permission" in str(refused.value)
+                assert "acct-hkbank" in str(refused.value)
+                forged = {
+                    "a: credit in acct-hkbank": (via_member, *credit_hk),
+                    "b: decision in pair-hkbank-usbank": (
+                        contract,
+                        "forge_counterparty_decision",
+                        {
+                            "asserter": "hkbank",
+                            "counterparty": "usbank",
+                            "transfer_id": pending.transfer_id,
+                        },
+                    ),
+                    "c: overwrite the hold": (
+                        contract,
+                        "lift_regulator_hold",
+                        {"bank": "usbank", "account_id": held},
+                    ),
+                    "c: delete the hold": (
+                        contract,
+                        "lift_regulator_hold",
+                        {"bank": "usbank", "account_id": held, "delete": True},
+                    ),
+                }
+                for what, (sender, name, request) in forged.items():
+                    with pytest.raises(fabgateway.CommitError) as invalid:
+                        await _submit(sender, msp, name, request)
+                    assert invalid.value.code_name == "ENDORSEMENT_POLICY_FAILURE", what
+                    await hk.wait_for_commit(invalid.value.transaction_id)
+                    await reg.wait_for_commit(invalid.value.transaction_id)
+
+                # (d) commits: it writes only usbank's own collections.
+                accept_tx = await _submit(
+                    contract,
+                    msp,
+                    "accept_skipping_refund_read",
+                    {"transfer_id": refunded.transfer_id, "payer_bank": "hkbank"},
+                )
+                await reg.wait_for_commit(accept_tx)
+                try:
+                    # Nothing forged changed anything.
+                    assert await hk.balance(payer) == payer_before
+                    assert (
+                        await status_of(hk, pending.transfer_id, "hkbank", "usbank")
+                        is TransferStatus.PENDING
+                    )
+                    held_now = await reg.account("usbank", held)
+                    assert held_now.hold is not None
+                    assert held_now.hold.frozen
+                    with pytest.raises(errors.AccountFrozen):
+                        await us.burn(held, 1, reference=ref("burn"))
+
+                    # Without ledger order the contract lists the dispute ...
+                    raw = (await reg._pages("audit", {}))[-1]
+                    disputes = [
+                        d for d in raw["disputes"] if d["transfer_id"] == refunded.transfer_id
+                    ]
+                    assert disputes == [
+                        {
+                            "transfer_id": refunded.transfer_id,
+                            "payer_bank": "hkbank",
+                            "payee_bank": "usbank",
+                            "currency": "USD",
+                            "amount": 777,
+                            "accept_tx_id": accept_tx,
+                            "refund_tx_id": refund.tx_id,
+                        }
+                    ]
+                    assert (
+                        await status_of(reg, refunded.transfer_id, "hkbank", "usbank")
+                        is TransferStatus.DISPUTED
+                    )
+                    # ... with it (the SDK's audit), the earlier refund counts: nothing is
+                    # owed for it, and the extra credit shows as excess, exactly its amount.
+                    positions = await reg.ledger_positions([accept_tx, refund.tx_id])
+                    assert positions[refund.tx_id] < positions[accept_tx]
+                    report = await reg.audit()
+                    assert not report.ok
+                    assert report.disputes == ()
+                    assert list(report.failures) == [
+                        "USD: supply plus in-flight differs from minted less burned"
+                    ]
+                    usd = next(c for c in report.currencies if c["currency"] == "USD")
+                    assert usd["excess"] == 777
+                    pair = next(
+                        p
+                        for p in report.pairs
+                        if (p["payer"], p["payee"], p["currency"]) == ("hkbank", "usbank", "USD")
+                    )
+                    assert pair["disputed"] == 0
+                    assert (
+                        pair["out_matches_transfers"],
+                        pair["refunds_match"],
+                        pair["credits_match_accepts"],
+                    ) == (True, True, True)
+                    owed = await reg.obligations("hkbank", "usbank")
+                    assert owed.owed("hkbank", "USD") == owed_before
+                    assert owed.disputes == ()
+                finally:
+                    # The shared ledger must conserve again for the other test files.
+                    undo = await _submit(
+                        contract,
+                        msp,
+                        "undo_dishonest_accept",
+                        {"transfer_id": refunded.transfer_id, "payer_bank": "hkbank"},
+                    )
+                    await reg.wait_for_commit(undo)
+        report = await reg.audit()
+        assert report.ok, report.failures
+        assert (
+            await status_of(reg, refunded.transfer_id, "hkbank", "usbank")
+            is TransferStatus.REFUNDED
+        )
+        # The honest server is back: it serves usbank again.
+        assert (await us.balance(payee)).minor == 0
+
+
+# --------------------------------------------------------------------------- confidentiality
+
+
+async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
+    network: TestNetwork,
+) -> None:
+    tag = secrets.token_hex(4).upper()
+    owners = [f"CONF-HK-OWNER-{tag}", f"CONF-US-OWNER-{tag}", f"CONF-HK-SECOND-{tag}"]
+    originator = f"Confidential Originator {tag}"
+    remittance = f"CONF-REMIT-{tag}"
+    amounts = [17_354_219, 6_140_833, 5_021_977]
+    async with (
+        bank(network, "hkbank", "minter") as hk,
+        bank(network, "usbank", "minter") as us,
+        bank(network, "cnbank") as cn,
+    ):
+        hk_acct = await funded(hk, amounts[0], owners[0])
+        us_acct = await funded(us, 0, owners[1])
+        hk_second = await funded(hk, 0, owners[2])
+        sent = await hk.transfer(
+            hk_acct,
+            "usbank",
+            us_acct,
+            amounts[1],
+            reference=ref("conf"),
+            originator={"name": originator},
+            remittance=remittance,
+        )
+        assert sent.transfer_id
+        await us.wait_for_commit(sent.receipt.tx_id)
+        accepted = await us.accept(sent.transfer_id, "hkbank")
+        internal = await hk.transfer(
+            hk_acct, "hkbank", hk_second, amounts[2], reference=ref("conf")
+        )
+        last = max(accepted.block_number, internal.receipt.block_number)
+        for tx_id in (accepted.tx_id, internal.receipt.tx_id):
+            await cn.wait_for_commit(tx_id)
+        first = min(sent.receipt.block_number, accepted.block_number) - 8
+
+        values = [hk_acct, us_acct, hk_second, sent.transfer_id, *owners, originator, remittance]
+        needles = {v: v.encode() for v in values}
+        for amount in amounts:
+            for text in (f'"amount": {amount}', f'"amount":{amount}'):
+                needles[text] = text.encode()
+        for value in [*values, *(str(a) for a in amounts)]:
+            digest = hashlib.sha256(value.encode())
+            needles[f"sha256({value})"] = digest.hexdigest().encode()
+            needles[f"sha256({value}) raw"] = digest.digest()
+
+        data_dir = network.state_dir / "nodes" / "peer0.cnbank.dtoken.example" / "data"
+        files = [p for p in data_dir.rglob("*") if p.is_file()]
+        assert files
+        found = [
+            (what, str(p))
+            for p in files
+            for what, needle in needles.items()
+            if needle in p.read_bytes()
+        ]
+        assert found == []
+
+        async with (
+            gateway(network, "cnbank") as (_, cn_net),
+            cn_net.block_events(start_block=max(first, 0)) as blocks,
+        ):
+            seen = 0
+            while True:
+                block = await asyncio.wait_for(anext(blocks), 15)
+                raw = block.SerializeToString()
+                leaked = [what for what, needle in needles.items() if needle in raw]
+                assert leaked == [], block.header.number
+                seen += 1
+                if block.header.number >= last:
+                    break
+        assert seen >= 3
+
+        for account, owner_bank in ((hk_acct, "hkbank"), (us_acct, "usbank")):
+            with pytest.raises(errors.NotAuthorized):
+                await cn._evaluate("get_account", {"account_id": account, "bank": owner_bank})
+        with pytest.raises(errors.NotAuthorized):
+            await cn.get_transfer(sent.transfer_id, "hkbank", "usbank")
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+async def test_twenty_simultaneous_payments_commit_without_a_conflict(
+    network: TestNetwork,
+) -> None:
+    async with (
+        bank(network, "hkbank", "minter") as hk,
+        bank(network, "usbank", "minter") as us,
+        regulator(network) as reg,
+    ):
+        payers = await asyncio.gather(*(funded(hk, 10_000, f"CONC-P{i}") for i in range(20)))
+        payees = await asyncio.gather(*(funded(us, 0, f"CONC-Q{i}") for i in range(20)))
+        assert len(set(payers)) == len(set(payees)) == 20
+        sent = await asyncio.gather(
+            *(
+                hk.transfer(p, "usbank", q, 100 + i, reference=ref("conc"))
+                for i, (p, q) in enumerate(zip(payers, payees, strict=True))
+            )
+        )
+        assert [s.receipt.attempt for s in sent] == [0] * 20  # no attempt was invalidated
+        assert all(not s.receipt.replayed for s in sent)
+        for s in sent:
+            await us.wait_for_commit(s.receipt.tx_id)
+        accepted = await asyncio.gather(
+            *(us.accept(s.transfer_id, "hkbank") for s in sent if s.transfer_id)
+        )
+        assert [a.attempt for a in accepted] == [0] * 20
+        # And from the peers' own records: every one of those 40 transactions is VALID.
+        async with gateway(network, "hkbank") as (_, hk_net):
+            codes = [
+                (await hk_net.new_commit(tx).get_status(timeout=30)).code_name
+                for tx in [*(s.receipt.tx_id for s in sent), *(a.tx_id for a in accepted)]
+            ]
+        assert codes == ["VALID"] * 40
+        for i, q in enumerate(payees):
+            assert (await us.balance(q)).minor == 100 + i
+        await reg.wait_for_commit(accepted[-1].tx_id)
+        report = await reg.audit()
+        assert report.ok, report.failures
+
+
+# --------------------------------------------------------------------------- expiry
+
+
+async def test_an_undecided_transfer_expires_is_refunded_and_can_no_longer_be_accepted(
+    network: TestNetwork,
+) -> None:
+    async with bank(network, "hkbank", "minter") as hk, bank(network, "usbank") as us:
+        payer = await funded(hk, 5_000, "EXP-PAYER")
+        payee = (await us.open_account("USD", "EXP-PAYEE", reference=ref("open"))).account_id
+        with pytest.raises(
+            (errors.InvalidArgument, errors.UsageError)
+        ):  # below the contract's minimum TTL
+            await hk.transfer(payer, "usbank", payee, 700, reference=ref("exp"), ttl_seconds=59)
+        sent = await hk.transfer(payer, "usbank", payee, 700, reference=ref("exp"), ttl_seconds=60)
+        assert sent.transfer_id
+        await us.wait_for_commit(sent.receipt.tx_id)
+        assert await status_of(us, sent.transfer_id, "hkbank", "usbank") is TransferStatus.PENDING
+        with pytest.raises(errors.NotExpired):  # the payer may not refund it yet
+            await hk.refund(sent.transfer_id, "usbank")
+        # The contract says when it expired (the proposal timestamp against expires_at).
+        deadline = time.monotonic() + 120
+        while (
+            await status_of(hk, sent.transfer_id, "hkbank", "usbank") is not TransferStatus.EXPIRED
+        ):
+            assert time.monotonic() < deadline, "the transfer never expired"
+            await asyncio.sleep(1)
+        swept = [
+            h for h in await Sweeper(hk).sweep_once() if h.transfer.transfer_id == sent.transfer_id
+        ]
+        assert [h.action for h in swept] == ["refunded"]
+        assert swept[0].receipt is not None
+        assert await status_of(hk, sent.transfer_id, "hkbank", "usbank") is TransferStatus.REFUNDED
+        assert (await hk.balance(payer)).minor == 5_000
+        # usbank, once its peer has the refund's block, may not accept any more.
+        await us.wait_for_commit(swept[0].receipt.tx_id)
+        assert await status_of(us, sent.transfer_id, "hkbank", "usbank") is TransferStatus.REFUNDED
+        with pytest.raises((errors.InvalidState, errors.Expired)):
+            await us.accept(sent.transfer_id, "hkbank")
+        assert (await us.balance(payee)).minor == 0
