@@ -329,31 +329,40 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
             needles[f"sha256({value})"] = digest.hexdigest().encode()
             needles[f"sha256({value}) raw"] = digest.digest()
 
-        data_dir = network.state_dir / "nodes" / "peer0.cnbank.dtoken.example" / "data"
-        files = [p for p in data_dir.rglob("*") if p.is_file()]
-        assert files
-        found = [
-            (what, str(p))
-            for p in files
-            for what, needle in needles.items()
-            if needle in p.read_bytes()
-        ]
-        assert found == []
+        def found_in(peer: str) -> set[str]:
+            data_dir = network.state_dir / "nodes" / peer / "data"
+            files = [p for p in data_dir.rglob("*") if p.is_file()]
+            assert files
+            return {
+                what for p in files for what, needle in needles.items() if needle in p.read_bytes()
+            }
+
+        # The scan finds what is there: usbank's peer holds the payee's owner reference and
+        # the transfer (a member of pair-hkbank-usbank and acct-usbank) ...
+        await us.wait_for_commit(internal.receipt.tx_id)
+        assert {owners[1], us_acct, originator, remittance} <= found_in(
+            "peer0.usbank.dtoken.example"
+        )
+        # ... and cnbank's holds none of it, nor any hash of it.
+        assert found_in("peer0.cnbank.dtoken.example") == set()
 
         async with (
             gateway(network, "cnbank") as (_, cn_net),
             cn_net.block_events(start_block=max(first, 0)) as blocks,
         ):
             seen = 0
+            tx_ids = {sent.receipt.tx_id, accepted.tx_id, internal.receipt.tx_id}
             while True:
                 block = await asyncio.wait_for(anext(blocks), 15)
                 raw = block.SerializeToString()
                 leaked = [what for what, needle in needles.items() if needle in raw]
                 assert leaked == [], block.header.number
                 seen += 1
+                tx_ids = {t for t in tx_ids if t.encode() not in raw}
                 if block.header.number >= last:
                     break
         assert seen >= 3
+        assert tx_ids == set()  # the payments' own blocks were among those read
 
         for account, owner_bank in ((hk_acct, "hkbank"), (us_acct, "usbank")):
             with pytest.raises(errors.NotAuthorized):
