@@ -111,45 +111,17 @@ class _Proposal:
         self.timestamp = timestamp
 
 
-class ChaincodeStub:
-    """The API a chaincode uses during one transaction.
+class ProposalView:
+    """What a transaction's stub answers from its proposal, shared by ``ChaincodeStub``
+    and ``fabshim.testing.MemoryStub`` so the two cannot drift apart.
 
-    Reads see the ledger as committed before this transaction: a transaction does not read
-    its own writes (Fabric's rule). A missing key reads as ``None``. An empty value written
-    with ``put_state`` deletes the key (Fabric's rule).
-
-    When the peer announced write batching in READY (and the server did not opt out), writes
-    of a TRANSACTION are sent in WRITE_BATCH_STATE messages at the end of the transaction,
-    or earlier where Fabric's rules need them (before a private-data or paginated query, and
-    before ``invoke_chaincode``); a write the peer refuses then surfaces at that point.
+    Subclasses set ``_tx_id``, ``_channel_id``, ``_args`` and ``_proposal``.
     """
 
-    def __init__(
-        self,
-        link: TransactionLink,
-        features: PeerFeatures,
-        *,
-        channel_id: str,
-        tx_id: str,
-        args: Sequence[bytes],
-        signed_proposal: pb.Message | None = None,
-        decorations: Mapping[str, bytes] | None = None,
-        write_batching: bool = False,
-    ) -> None:
-        self._link = link
-        self._features = features
-        self._channel_id = channel_id
-        self._tx_id = tx_id
-        self._args = [bytes(a) for a in args]
-        self._proposal = _Proposal(signed_proposal)
-        self._decorations = dict(decorations or {})
-        self._event: tuple[str, bytes] | None = None
-        self._batch: dict[tuple[str, str, bool], pb.Message] | None = (
-            {} if write_batching and features.use_write_batch else None
-        )
-        self._read_only_query_done = False
-
-    # ------------------------------------------------------------------ proposal
+    _tx_id: str
+    _channel_id: str
+    _args: list[bytes]
+    _proposal: _Proposal
 
     @property
     def tx_id(self) -> str:
@@ -216,10 +188,6 @@ class ChaincodeStub:
         """The serialized identity (``msp.SerializedIdentity``) of the transaction creator."""
         return self._proposal.creator
 
-    def get_signed_proposal(self) -> pb.Message | None:
-        """The ``peer.SignedProposal`` the peer passed with the transaction."""
-        return self._proposal.signed
-
     def get_binding(self) -> bytes:
         """SHA-256 of nonce ‖ creator ‖ epoch: ties the proposal to this transaction."""
         return self._proposal.binding
@@ -227,6 +195,51 @@ class ChaincodeStub:
     def get_transient(self) -> Mapping[str, bytes]:
         """The transient map (private inputs; never written to the ledger)."""
         return dict(self._proposal.transient)
+
+
+class ChaincodeStub(ProposalView):
+    """The API a chaincode uses during one transaction.
+
+    Reads see the ledger as committed before this transaction: a transaction does not read
+    its own writes (Fabric's rule). A missing key reads as ``None``. An empty value written
+    with ``put_state`` deletes the key (Fabric's rule).
+
+    When the peer announced write batching in READY (and the server did not opt out), writes
+    of a TRANSACTION are sent in WRITE_BATCH_STATE messages at the end of the transaction,
+    or earlier where Fabric's rules need them (before a private-data or paginated query, and
+    before ``invoke_chaincode``); a write the peer refuses then surfaces at that point.
+    """
+
+    def __init__(
+        self,
+        link: TransactionLink,
+        features: PeerFeatures,
+        *,
+        channel_id: str,
+        tx_id: str,
+        args: Sequence[bytes],
+        signed_proposal: pb.Message | None = None,
+        decorations: Mapping[str, bytes] | None = None,
+        write_batching: bool = False,
+    ) -> None:
+        self._link = link
+        self._features = features
+        self._channel_id = channel_id
+        self._tx_id = tx_id
+        self._args = [bytes(a) for a in args]
+        self._proposal = _Proposal(signed_proposal)
+        self._decorations = dict(decorations or {})
+        self._event: tuple[str, bytes] | None = None
+        self._batch: dict[tuple[str, str, bool], pb.Message] | None = (
+            {} if write_batching and features.use_write_batch else None
+        )
+        self._read_only_query_done = False
+
+    # ------------------------------------------------------------------ proposal
+
+    def get_signed_proposal(self) -> pb.Message | None:
+        """The ``peer.SignedProposal`` the peer passed with the transaction."""
+        return self._proposal.signed
 
     def get_decorations(self) -> Mapping[str, bytes]:
         """Decorations the peer added to the chaincode input."""

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from .. import _protos as pb
 from ..errors import (
     InvalidArgumentError,
@@ -41,7 +39,7 @@ from ..keys import (
 )
 from ..response import ERROR_THRESHOLD, Response
 from ..response import error as error_response
-from ..stub import VALIDATION_PARAMETER, _Proposal
+from ..stub import VALIDATION_PARAMETER, ProposalView, _Proposal
 from ._identities import serialize_identity
 from ._proposal import build_signed_proposal
 from ._query import (
@@ -330,7 +328,7 @@ def _peer_error(request: str, tx_id: str, text: str) -> PeerError:
     return PeerError(request, f"{request} failed: transaction ID: {tx_id}: {text}")
 
 
-class MemoryStub:
+class MemoryStub(ProposalView):
     """The ``Stub`` API over a ``MemoryLedger``, for unit tests without a peer.
 
     Keeps Fabric's rules so contract tests catch what a peer would refuse: reads see the
@@ -394,66 +392,8 @@ class MemoryStub:
         """The ledger this transaction reads and commits to."""
         return self._ledger
 
-    @property
-    def tx_id(self) -> str:
-        return self._tx_id
-
-    @property
-    def channel_id(self) -> str:
-        return self._channel_id
-
-    def get_tx_id(self) -> str:
-        return self._tx_id
-
-    def get_channel_id(self) -> str:
-        return self._channel_id
-
-    def get_args(self) -> list[bytes]:
-        return list(self._args)
-
-    def get_string_args(self) -> list[str]:
-        try:
-            return [a.decode("utf-8") for a in self._args]
-        except UnicodeDecodeError as exc:
-            raise InvalidArgumentError("an argument is not valid UTF-8") from exc
-
-    def get_function_and_parameters(self) -> tuple[str, list[str]]:
-        args = self.get_string_args()
-        return (args[0], args[1:]) if args else ("", [])
-
-    @property
-    def args(self) -> list[bytes]:
-        return self.get_args()
-
-    @property
-    def function(self) -> str:
-        return self.get_function_and_parameters()[0]
-
-    @property
-    def parameters(self) -> list[str]:
-        return self.get_function_and_parameters()[1]
-
-    def get_tx_timestamp(self) -> Timestamp:
-        assert self._proposal.timestamp is not None
-        stamp = Timestamp()
-        stamp.CopyFrom(self._proposal.timestamp)
-        return stamp
-
-    @property
-    def tx_datetime(self) -> datetime:
-        return self.get_tx_timestamp().ToDatetime(tzinfo=UTC)
-
-    def get_creator(self) -> bytes:
-        return self._proposal.creator
-
     def get_signed_proposal(self) -> pb.Message:
         return self._signed_proposal
-
-    def get_binding(self) -> bytes:
-        return self._proposal.binding
-
-    def get_transient(self) -> Mapping[str, bytes]:
-        return dict(self._proposal.transient)
 
     def get_decorations(self) -> Mapping[str, bytes]:
         return {}

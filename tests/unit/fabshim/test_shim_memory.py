@@ -265,3 +265,17 @@ async def test_private_paging_is_ignored_like_fabric() -> None:
     stub = ledger.stub()
     found = await stub.get_private_data_by_partial_composite_key("c", "t", [])
     assert len(await found.to_list()) == 3
+
+
+def test_memory_stub_answers_the_proposal_exactly_as_the_real_stub() -> None:
+    """Both inherit ``ProposalView``: same accessors, same errors."""
+    from fabshim.stub import ChaincodeStub, ProposalView
+
+    stub = MemoryStub(function="pay", args=["a", b"\xff"], transient={"k": b"v"})
+    assert isinstance(stub, ProposalView)
+    assert issubclass(ChaincodeStub, ProposalView)
+    assert stub.get_args() == [b"pay", b"a", b"\xff"]
+    assert stub.get_transient() == {"k": b"v"}
+    assert len(stub.get_binding()) == 32
+    with pytest.raises(InvalidArgumentError, match="argument 2 is not valid UTF-8"):
+        stub.get_function_and_parameters()
