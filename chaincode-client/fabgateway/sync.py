@@ -24,7 +24,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import grpc
 
@@ -330,22 +330,40 @@ class Contract:
         return SubmittedTransaction(self._runner, submitted)
 
 
-class Proposal:
-    """Blocking counterpart of :class:`fabgateway.Proposal`."""
+class _Signable(Protocol):
+    """What every signable message of the async API offers."""
 
-    def __init__(self, runner: _LoopThread, proposal: _proposal.Proposal) -> None:
+    @property
+    def transaction_id(self) -> str: ...
+    def bytes(self) -> builtins.bytes: ...
+    def digest(self) -> builtins.bytes: ...
+
+
+class _SignableFacade:
+    """The part shared by the blocking proposal, transaction and commit: their id and the
+    bytes and digest to sign off-line."""
+
+    def __init__(self, runner: _LoopThread, message: _Signable) -> None:
         self._runner = runner
-        self._proposal = proposal
+        self._message = message
 
     @property
     def transaction_id(self) -> str:
-        return self._proposal.transaction_id
+        return self._message.transaction_id
 
     def bytes(self) -> builtins.bytes:
-        return self._proposal.bytes()
+        return self._message.bytes()
 
     def digest(self) -> builtins.bytes:
-        return self._proposal.digest()
+        return self._message.digest()
+
+
+class Proposal(_SignableFacade):
+    """Blocking counterpart of :class:`fabgateway.Proposal`."""
+
+    def __init__(self, runner: _LoopThread, proposal: _proposal.Proposal) -> None:
+        super().__init__(runner, proposal)
+        self._proposal = proposal
 
     def evaluate(self, *, timeout: float | None = None) -> builtins.bytes:
         return self._runner.run(self._proposal.evaluate(timeout=timeout))
@@ -354,48 +372,28 @@ class Proposal:
         return Transaction(self._runner, self._runner.run(self._proposal.endorse(timeout=timeout)))
 
 
-class Transaction:
+class Transaction(_SignableFacade):
     """Blocking counterpart of :class:`fabgateway.Transaction`."""
 
     def __init__(self, runner: _LoopThread, transaction: _transaction.Transaction) -> None:
-        self._runner = runner
+        super().__init__(runner, transaction)
         self._transaction = transaction
-
-    @property
-    def transaction_id(self) -> str:
-        return self._transaction.transaction_id
 
     @property
     def result(self) -> builtins.bytes:
         return self._transaction.result
-
-    def bytes(self) -> builtins.bytes:
-        return self._transaction.bytes()
-
-    def digest(self) -> builtins.bytes:
-        return self._transaction.digest()
 
     def submit(self, *, timeout: float | None = None) -> SubmittedTransaction:
         submitted = self._runner.run(self._transaction.submit(timeout=timeout))
         return SubmittedTransaction(self._runner, submitted)
 
 
-class Commit:
+class Commit(_SignableFacade):
     """Blocking counterpart of :class:`fabgateway.Commit`."""
 
     def __init__(self, runner: _LoopThread, commit: _transaction.Commit) -> None:
-        self._runner = runner
+        super().__init__(runner, commit)
         self._commit = commit
-
-    @property
-    def transaction_id(self) -> str:
-        return self._commit.transaction_id
-
-    def bytes(self) -> builtins.bytes:
-        return self._commit.bytes()
-
-    def digest(self) -> builtins.bytes:
-        return self._commit.digest()
 
     def get_status(self, *, timeout: float | None = None) -> Status:
         return self._runner.run(self._commit.get_status(timeout=timeout))
