@@ -41,6 +41,7 @@ DEFAULT_CONFIG = REPO_ROOT / "config" / "consortium.yaml"
 ROOT_PREFIX = "dtbench-"
 
 NOOP_PY = "noop"  # the Python no-op chaincode's name on the channel
+FLOOR_PY = "privfloor"  # dtbench.privprobe with one collection: the private-transfer floor
 NODE_ANCHOR = "nodecc"  # the Node fabric-shim anchor's name on the channel
 
 
@@ -182,6 +183,18 @@ class Cluster:
         """The Python no-op chaincode (our shim); any one bank endorses."""
         t0 = time.monotonic()
         self.network.deploy(NOOP_PY, "dtbench.noop:chaincode", policy=self.any_bank_policy())
+        return time.monotonic() - t0
+
+    def deploy_floor(self) -> float:
+        """:mod:`dtbench.privprobe` with a single collection, the first bank's ``acct-*``
+        (members the bank and the regulator, endorsed by the bank, as in ``dtoken``)."""
+        t0 = time.monotonic()
+        coll = f"acct-{self.bank(0).name}"
+        self.network.deploy(
+            FLOOR_PY, "dtbench.privprobe:chaincode", policy=self.any_bank_policy(),
+            collections=[c for c in channel_cfg.collections_config(self.consortium)
+                         if c["name"] == coll],
+        )  # fmt: skip
         return time.monotonic() - t0
 
     def deploy_node_anchor(self) -> float:

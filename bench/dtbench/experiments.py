@@ -1,15 +1,22 @@
 """Experiments behind docs/benchmarks.md §"Hot paths" (not part of the suite's default run).
 
 ``python -m dtbench.experiments roundtrips`` (with ``PYTHONPATH=bench``) brings up the main
-network and deploys the deposit-token contract three times side by side:
+network and deploys the deposit-token contract four times side by side, next to the no-op:
 
-* ``dtoken``: as shipped (write batching and multi-key reads on);
+* ``dtoken``: as shipped (registry kept per server, multi-key reads, write batching);
 * ``dtokennobatch``: the same code with write batching declined
   (``CHAINCODE_WRITE_BATCH=false``): one PUT_STATE round trip per write;
-* ``dtokenfast``: :mod:`dtbench.fastpath` (registry cached, one GET_STATE_MULTIPLE);
+* ``dtokennomulti``: multi-key reads declined (``CHAINCODE_MULTI_KEY_READS=false``);
+* ``dtoken6``: as shipped, deployed with the ``acct-*`` and ``holds-*`` collections only
+  (what a namespace without the ``pair-*`` collections would cost a transfer);
 
 then runs interleaved rounds of the same closed-loop transfer on each, and prints
-throughput and CPU per transaction of the chaincode server and the gateway peer.
+throughput and CPU per transaction of the chaincode server, the gateway peer and in total.
+
+``python -m dtbench.experiments probe`` deploys :mod:`dtbench.privprobe` in namespaces with
+1, 6 and 12 collections and measures key-access shapes against the no-op: the floor of a
+private transfer (two private reads and writes in one collection), a public one, and the
+contract's own shape with fewer keys or collections (docs/benchmarks.md, "The floor").
 
 ``python -m dtbench.experiments peerprofile --out DIR`` brings up the main network with Go's
 CPU profiler on in three peers (the gateway bank's, a bank that is not a member of its
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 from collections.abc import Sequence
@@ -33,14 +41,23 @@ from typing import Any
 from consortium import channel as channel_cfg
 
 from dtbench import loadgen
-from dtbench.cluster import Cluster, Shape, new_run_root
+from dtbench.cluster import NOOP_PY, Cluster, Shape, new_run_root
 from dtbench.meter import Meter
-from dtbench.workloads import Ledger, open_client, transfer_op
+from dtbench.workloads import Ledger, noop_op, open_client, transfer_op
 
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "dtoken": ("", {}),
     "dtokennobatch": ("deposit_token.chaincode:chaincode", {"CHAINCODE_WRITE_BATCH": "false"}),
     "dtokenfast": ("dtbench.fastpath:chaincode", {}),
+}
+
+# ``layout``: the same transfers with fewer collections in the namespace and fewer keys.
+LAYOUT_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "dtoken": ("", {}),
+    "dtoken6": ("deposit_token.chaincode:chaincode", {"DTBENCH_COLLECTIONS": "acct,holds"}),
+    "dtokenfast": ("dtbench.fastpath:chaincode", {}),
+    "dtokenlean": ("dtbench.fastpath:chaincode", {"DTBENCH_COLLECTIONS": "acct,holds",
+                                                   "DTBENCH_NO_INTERNAL_SUPPLY": "1"}),
 }
 
 
@@ -49,21 +66,29 @@ def _log(message: str) -> None:
 
 
 async def roundtrips(args: argparse.Namespace) -> dict[str, Any]:
+    variants = LAYOUT_VARIANTS if args.experiment == "layout" else VARIANTS
     root = new_run_root()
     cluster = Cluster(root, name="benchexp", base_port=args.base_port, shape=Shape(), log=_log)
     try:
         cluster.up()
-        for name, (module, env) in VARIANTS.items():
+        for name, (module, env) in variants.items():
             if module:
+                kinds = env.get("DTBENCH_COLLECTIONS", "acct,pair,holds").split(",")
+                collections = [c for c in channel_cfg.collections_config(cluster.consortium)
+                               if c["name"].split("-")[0] in kinds]
                 cluster.network.deploy(
                     name, module, policy=cluster.any_bank_policy(),
-                    collections=channel_cfg.collections_config(cluster.consortium), env=env,
+                    collections=collections, env=env,
                 )  # fmt: skip
+        if args.experiment == "layout":
+            cluster.deploy_noop()
         payer = await open_client(cluster, cluster.bank(0))
         payee = await open_client(cluster, cluster.bank(1))
         minter = await open_client(cluster, cluster.bank(0), "minter")
-        ledgers = {}
-        for name, (module, _env) in VARIANTS.items():
+        ledgers: dict[str, Any] = {}
+        if args.experiment == "layout":
+            ledgers["noop"] = noop_op(payer, NOOP_PY)
+        for name, (module, _env) in variants.items():
             if module:
                 await payer.contract(name).submit(
                     "init_network", arguments=[json.dumps(cluster.registry())],
@@ -71,12 +96,13 @@ async def roundtrips(args: argparse.Namespace) -> dict[str, Any]:
                 )  # fmt: skip
             ledgers[name] = Ledger(payer, payee, minter, currency="USD", chaincode=name)
             await ledgers[name].ensure_slots(args.concurrency)
-        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in ledgers}
         for r in range(args.repeats):
             for name, ledger in ledgers.items():
                 meter = Meter(cluster, payer.org.peers[0].name)
+                op = ledger if name == "noop" else transfer_op(ledger)
                 result = await loadgen.closed_loop(
-                    transfer_op(ledger), concurrency=args.concurrency, duration=args.duration,
+                    op, concurrency=args.concurrency, duration=args.duration,
                     warmup=2.0, on_open=meter.open, on_close=meter.close,
                 )  # fmt: skip
                 summary = loadgen.summarize(result)
@@ -85,7 +111,8 @@ async def roundtrips(args: argparse.Namespace) -> dict[str, Any]:
                     "tx_per_s": summary["tx_per_s"],
                     "p50_ms": summary["latency_ms"]["p50"],
                     "failures": summary["failures"],
-                    "chaincode_ms": cpu["cpu_ms_per_tx"].get(f"chaincode:{name}"),
+                    "chaincode_ms": cpu["cpu_ms_per_tx"].get(
+                        f"chaincode:{NOOP_PY if name == 'noop' else name}"),
                     "gateway_peer_ms": cpu["cpu_ms_per_tx"].get("peer (gateway)"),
                     "total_ms": cpu["cpu_ms_per_tx_total"],
                 }
@@ -104,6 +131,82 @@ async def roundtrips(args: argparse.Namespace) -> dict[str, Any]:
     return table
 
 
+# ``probe``: namespaces of dtbench.privprobe with 1, 6 or 12 collections, and key shapes.
+PROBE_NAMESPACES = {"probe1": ("acct-hkbank",), "probe6": ("acct", "holds"),
+                    "probe12": ("acct", "pair", "holds"), "probe1np": ("acct-hkbank",),
+                    "probe6np": ("acct", "holds")}  # np: maxPeerCount 0 (no push)
+PROBE_SHAPES: dict[str, tuple[str, list[str]]] = {
+    "public 2r2w": ("probe1", ["-:2:2:0"]),
+    "private 2r2w, 1 coll": ("probe1", ["acct-hkbank:2:2:0"]),
+    "private 2r2w, 6 coll": ("probe6", ["acct-hkbank:2:2:0"]),
+    "private 2r2w, 12 coll": ("probe12", ["acct-hkbank:2:2:0"]),
+    "lean: 3r2w+3new +hold, 6 coll": ("probe6", ["acct-hkbank:3:2:3", "holds-hkbank:1:0:0"]),
+    "journal: 3r2w+1new +hold, 6 coll": ("probe6", ["acct-hkbank:3:2:1", "holds-hkbank:1:0:0"]),
+    "journal: 3r2w+1new +hold, 12 coll": ("probe12", ["acct-hkbank:3:2:1", "holds-hkbank:1:0:0"]),
+    "2r2w+1new +hold, 6 coll": ("probe6", ["acct-hkbank:2:2:1", "holds-hkbank:1:0:0"]),
+    "private 2r2w, 1 coll, no push": ("probe1np", ["acct-hkbank:2:2:0"]),
+    "journal: 3r2w+1new +hold, 6 coll, no push": ("probe6np",
+                                                  ["acct-hkbank:3:2:1", "holds-hkbank:1:0:0"]),
+}
+if os.environ.get("DTBENCH_PROBE_ONLY"):
+    PROBE_SHAPES = {k: v for k, v in PROBE_SHAPES.items()
+                    if k in os.environ["DTBENCH_PROBE_ONLY"].split(";")}
+
+
+async def probe(args: argparse.Namespace) -> dict[str, Any]:
+    root = new_run_root()
+    cluster = Cluster(root, name="benchprobe", base_port=args.base_port, shape=Shape(), log=_log)
+    try:
+        cluster.up()
+        everything = channel_cfg.collections_config(cluster.consortium)
+        for name, kinds in PROBE_NAMESPACES.items():
+            colls = [dict(c, maxPeerCount=0) if name.endswith("np") else c for c in everything
+                     if c["name"] in kinds or c["name"].split("-")[0] in kinds]
+            cluster.network.deploy(name, "dtbench.privprobe:chaincode",
+                                   policy=cluster.any_bank_policy(), collections=colls)
+        cluster.deploy_noop()
+        client = await open_client(cluster, cluster.bank(0))
+        orgs = [client.msp_id]
+
+        def shape_op(namespace: str, specs: list[str]) -> Any:
+            contract = client.contract(namespace)
+
+            async def op(slot: int, n: int) -> str | None:
+                await contract.submit("rw", arguments=[str(slot), str(n), *specs],
+                                      endorsing_organizations=orgs)
+                return None
+
+            return op
+
+        ops: dict[str, Any] = {"noop": noop_op(client, NOOP_PY)}
+        ops.update({label: shape_op(ns, specs) for label, (ns, specs) in PROBE_SHAPES.items()})
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in ops}
+        for r in range(args.repeats):
+            for name, op in ops.items():
+                meter = Meter(cluster, client.org.peers[0].name)
+                result = await loadgen.closed_loop(op, concurrency=args.concurrency,
+                                                   duration=args.duration, warmup=2.0,
+                                                   on_open=meter.open, on_close=meter.close)
+                summary = loadgen.summarize(result)
+                cpu = meter.report(summary["committed_tx"])
+                row = {"tx_per_s": summary["tx_per_s"], "failures": summary["failures"],
+                       "total_ms": cpu["cpu_ms_per_tx_total"], "by_role": cpu["cpu_ms_per_tx"]}
+                rows[name].append(row)
+                _log(f"  round {r + 1} {name:<36} {json.dumps(row)}")
+        await client.close()
+    finally:
+        cluster.down()
+    table: dict[str, Any] = {}
+    noop = statistics.median(float(s["tx_per_s"]) for s in rows["noop"])
+    noop_ms = statistics.median(float(s["total_ms"]) for s in rows["noop"])
+    for name, samples in rows.items():
+        tps = statistics.median(float(s["tx_per_s"]) for s in samples)
+        ms = statistics.median(float(s["total_ms"]) for s in samples)
+        table[name] = {"tx_per_s": tps, "total_ms": ms, "ratio": round(tps / noop, 3),
+                       "cpu_ratio": round(noop_ms / ms, 3)}
+    return table
+
+
 PROFILED = ("hkbank", "usbank", "regulator")
 
 
@@ -113,8 +216,6 @@ async def peerprofile(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
     from consortium import processes
 
-    from dtbench.cluster import NOOP_PY
-    from dtbench.workloads import noop_op
 
     out: Path = args.out
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
@@ -202,14 +303,14 @@ def _pprof_summary(peer_bin: str, profile: Path, tx: float) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dtbench.experiments")
-    p.add_argument("experiment", choices=["roundtrips", "peerprofile"])
+    p.add_argument("experiment", choices=["roundtrips", "layout", "probe", "peerprofile"])
     p.add_argument("--out", type=Path, default=Path("bench/results/peerprofile"))
     p.add_argument("--concurrency", type=int, default=128)
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--base-port", type=int, default=8500)
     args = p.parse_args(argv)
-    runner = roundtrips if args.experiment == "roundtrips" else peerprofile
+    runner = {"peerprofile": peerprofile, "probe": probe}.get(args.experiment, roundtrips)
     table = asyncio.run(runner(args))
     print(json.dumps(table, indent=2))
     return 0

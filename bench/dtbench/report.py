@@ -30,6 +30,11 @@ RATIOS: tuple[tuple[str, str, str, float | None, str], ...] = (
      "no-op on our shim / no-op on the Node fabric-shim (reference)"),
     ("private_transfer_vs_node_noop", "transfer-py", "noop-node", None,
      "private intra-bank transfer / Node no-op ceiling (reference)"),
+    ("private_floor_vs_noop_ceiling", "floor-py", "noop-py", None,
+     "smallest private transfer (2 private reads + 2 writes, one collection, no logic) / "
+     "no-op ceiling (reference: the most a private transfer can reach here)"),
+    ("private_transfer_vs_floor", "transfer-py", "floor-py", None,
+     "private intra-bank transfer / that smallest private transfer (reference)"),
 )  # fmt: skip
 
 

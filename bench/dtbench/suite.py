@@ -33,12 +33,13 @@ from typing import Any
 from consortium.binaries import FABRIC_VERSION
 
 from dtbench import anchors, loadgen
-from dtbench.cluster import NODE_ANCHOR, NOOP_PY, Cluster, Shape, new_run_root
+from dtbench.cluster import FLOOR_PY, NODE_ANCHOR, NOOP_PY, Cluster, Shape, new_run_root
 from dtbench.meter import Meter
 from dtbench.workloads import (
     Acceptor,
     BankClient,
     Ledger,
+    floor_op,
     mint_op,
     mixed_op,
     noop_op,
@@ -273,6 +274,7 @@ class Suite:
         idle = cluster.memory()
         idle_cpu = await asyncio.to_thread(cluster.idle_cpu, 3.0)
         deploy_noop = cluster.deploy_noop()
+        deploy_floor = cluster.deploy_floor()
         deploy_node = None
         node_ok = self.node_error is None
         if node_ok:
@@ -303,7 +305,7 @@ class Suite:
             await asyncio.wait_for(acceptor.connected.wait(), 30)
             self.networks.append(self._network_record(
                 cluster, role="main", memory_idle=idle, idle_cpu=idle_cpu,
-                deploy_s={"noop": round(deploy_noop, 2),
+                deploy_s={"noop": round(deploy_noop, 2), "privfloor": round(deploy_floor, 2),
                           "nodecc": None if deploy_node is None else round(deploy_node, 2)},
                 setup_s={"accounts": round(setup, 2),
                          "node_accounts": None if node_setup is None else round(node_setup, 2)},
@@ -379,6 +381,16 @@ class Suite:
                     concurrency=c,
                     **common,
                 )
+            await self.measure(
+                cluster,
+                point_id=f"ratios/floor-py#{r}",
+                workload="floor",
+                chaincode="privfloor (Python probe, our shim, one collection)",
+                client="python",
+                op=floor_op(payer, FLOOR_PY, f"acct-{payer.org.name}"),
+                concurrency=c,
+                **common,
+            )
             await self.measure(
                 cluster,
                 point_id=f"ratios/transfer-py#{r}",

@@ -239,6 +239,21 @@ def noop_op(client: BankClient, chaincode: str) -> Op:
     return op
 
 
+def floor_op(client: BankClient, chaincode: str, collection: str) -> Op:
+    """The smallest private transfer (:mod:`dtbench.privprobe`): read the slot's two keys of
+    ``collection`` and write both back; no contract logic, no other key."""
+    contract = client.contract(chaincode)
+    orgs = [client.msp_id]
+    spec = f"{collection}:2:2:0"
+
+    async def op(slot: int, n: int) -> str | None:
+        await contract.submit("rw", arguments=[str(slot), str(n), spec],
+                              endorsing_organizations=orgs)  # fmt: skip
+        return None
+
+    return op
+
+
 def mint_op(ledger: Ledger) -> Op:
     contract = ledger.minter.contract(ledger.chaincode)
     orgs = [ledger.minter.msp_id]

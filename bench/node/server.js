@@ -7,10 +7,11 @@
 //   init_network         writes the public registry (bank name <-> MSP id), once.
 //   open_account         creates an account with an opening balance (setup only).
 //   transfer             the same state-access pattern as the Python contract's `transfer`:
-//                        reads registry (public), reference, payer, payee (bank collection)
-//                        and the regulator's hold (holds collection); checks identity role,
-//                        balance and status; writes payer, payee, two history records,
-//                        a supply record and the reference record, each salted with
+//                        reads the registry (public) once per process, then reference,
+//                        payer, payee (bank collection) and the regulator's hold (holds
+//                        collection); checks identity role, balance and status; writes
+//                        payer, payee, two history records and the reference record
+//                        (no supply record: supply does not change), each salted with
 //                        HMAC(org secret, tx id, collection, key). Input: JSON in the
 //                        transient map under "request"; returns {"tx_id": ...}.
 // The shim 2.5 has no write batching and no multi-key reads: one round trip per call.
@@ -86,11 +87,17 @@ class Anchor {
     }
 
     async registry(stub) {
+        // Written once by init_network and never again: kept once read (as the Python
+        // contract does).
+        if (this.cachedRegistry) {
+            return this.cachedRegistry;
+        }
         const raw = await stub.getState('registry');
         if (!raw || raw.length === 0) {
             return null;
         }
-        return JSON.parse(Buffer.from(raw).toString('utf8'));
+        this.cachedRegistry = JSON.parse(Buffer.from(raw).toString('utf8'));
+        return this.cachedRegistry;
     }
 
     async initNetwork(stub) {
@@ -202,9 +209,6 @@ class Anchor {
             type: 'history', account_id: payee.account_id, seq: payee.seq, kind: 'transfer_in',
             delta: req.amount, balance: payee.balance, counterparty_bank: bank.name,
             counterparty_account: payer.account_id, tx_id: txId, at,
-        }, writes);
-        this.put(stub, txId, coll, `sup/${payer.currency}/${hmac('record', txId, 'supply', 1)}`, {
-            type: 'supply', currency: payer.currency, kind: 'internal', amount: req.amount, tx_id: txId, at,
         }, writes);
         this.put(stub, txId, coll, refKey, {type: 'reference', kind: 'transfer', tx_id: txId, at, ids: []}, writes);
         await Promise.all(writes);

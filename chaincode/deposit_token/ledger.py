@@ -133,6 +133,26 @@ class Ledger:
                 self._cache[(collection, k)] = None if raw is None else decode(kind, raw)
         return [await self.get(kind, collection, k) for k in keys]
 
+    async def prefetch(self, collection: str, keys: Mapping[str, type[Record]]) -> None:
+        """Read several keys of one collection in one round trip into the cache.
+
+        ``keys`` maps each key to the record class it holds. Keys already read or written
+        by this transaction are skipped. The read set is what the same point reads with
+        :meth:`get` would make; later :meth:`get` calls of these keys cost nothing.
+        """
+        missing = [
+            k for k in keys
+            if (collection, k) not in self._cache and (collection, k) not in self._pending
+        ]  # fmt: skip
+        if not missing:
+            return
+        if len(missing) == 1:
+            raws = [await self._stub.get_private_data(collection, missing[0])]
+        else:
+            raws = await self._stub.get_multiple_private_data(collection, missing)
+        for k, raw in zip(missing, raws, strict=True):
+            self._cache[(collection, k)] = None if raw is None else decode(keys[k], raw)
+
     @staticmethod
     def _as(kind: type[_R], value: object) -> _R | None:
         if value is None:

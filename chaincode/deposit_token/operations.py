@@ -170,6 +170,9 @@ class Tx:
     deriver: Deriver
     tx_id: str
     now: datetime
+    #: The registry, if the server already read it from the ledger in an earlier transaction
+    #: (it never changes after ``init_network``); set by :func:`load_registry` otherwise.
+    registry: Registry | None = None
     _records: int = field(default=0, init=False)
 
     @property
@@ -193,11 +196,20 @@ def _done(tx: Tx) -> dict[str, object]:
 
 
 async def load_registry(tx: Tx) -> Registry:
-    """The registry from public state (``NOT_INITIALIZED`` before ``init_network``)."""
+    """The registry (``NOT_INITIALIZED`` before ``init_network``).
+
+    Read from public state once per server and channel, then handed to every later
+    transaction in ``tx.registry``: ``init_network`` writes it once and refuses a second time,
+    so the committed value never changes. A transaction given a cached registry does not read
+    the key (it is not in its read set, which no rule between banks relies on).
+    """
+    if tx.registry is not None:
+        return tx.registry
     raw = await tx.ledger.get_public(REGISTRY_KEY)
     if raw is None:
         raise NotInitialized("init_network has not run")
-    return Registry.parse(loads_object(raw, "registry", CorruptState), CorruptState)
+    tx.registry = Registry.parse(loads_object(raw, "registry", CorruptState), CorruptState)
+    return tx.registry
 
 
 async def init_network(tx: Tx, argument: str) -> dict[str, object]:
@@ -314,10 +326,19 @@ def _other_bank(registry: Registry, own: BankInfo, name: str, field_name: str) -
 # --------------------------------------------------------------------------- shared steps
 
 
-async def _claim_reference(tx: Tx, bank: BankInfo, reference: str) -> str:
-    """The idempotency key of ``reference``; ``DUPLICATE_REFERENCE`` if it was applied."""
+async def _claim_reference(
+    tx: Tx, bank: BankInfo, reference: str, accounts: Sequence[str] = ()
+) -> str:
+    """The idempotency key of ``reference``; ``DUPLICATE_REFERENCE`` if it was applied.
+
+    ``accounts`` (of the serving bank) are read in the same round trip: a transaction
+    that goes on to read them then finds them in the ledger's cache.
+    """
     key = reference_key(tx.deriver.reference_tag("payment", reference))
-    if await tx.ledger.get(ReferenceRecord, acct_collection(bank.name), key) is not None:
+    acct = acct_collection(bank.name)
+    await tx.ledger.prefetch(acct, {key: ReferenceRecord,
+                                    **{account_key(a): Account for a in accounts}})
+    if await tx.ledger.get(ReferenceRecord, acct, key) is not None:
         raise DuplicateReference("the client reference was applied already")
     return key
 
@@ -378,7 +399,8 @@ async def open_account(tx: Tx, req: OpenAccountRequest) -> dict[str, object]:
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     if not registry.issues(bank.name, req.currency):
         raise CurrencyMismatch("the bank issues no token in request.currency")
-    ref_key = await _claim_reference(tx, bank, req.reference)
+    ref_key = await _claim_reference(tx, bank, req.reference,
+                                     accounts=(req.account_id,) if req.account_id else ())
     account_id = req.account_id or tx.deriver.account_id(tx.tx_id)
     if await tx.ledger.get(Account, acct_collection(bank.name), account_key(account_id)):
         raise AlreadyExists("an account with that id exists")
@@ -417,7 +439,7 @@ async def mint(tx: Tx, req: MoveRequest) -> dict[str, object]:
     """A deposit arrived: credit an account with new tokens of the bank (minter)."""
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_MINTER)
-    ref_key = await _claim_reference(tx, bank, req.reference)
+    ref_key = await _claim_reference(tx, bank, req.reference, accounts=(req.account_id,))
     account = credit(await _account(tx, bank, req.account_id), req.amount)
     account = _history(tx, bank, account, HistoryKind.MINT, req.amount)
     _save(tx, bank, account)
@@ -430,7 +452,7 @@ async def burn(tx: Tx, req: MoveRequest) -> dict[str, object]:
     """A redemption: debit an account and retire the tokens (minter)."""
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_MINTER)
-    ref_key = await _claim_reference(tx, bank, req.reference)
+    ref_key = await _claim_reference(tx, bank, req.reference, accounts=(req.account_id,))
     account = await _account(tx, bank, req.account_id)
     hold = await _hold(tx, registry, bank, req.account_id)
     account = debit(account, [req.amount], day=day_of(tx.now), hold=hold, kind=DebitKind.BURN)
@@ -445,7 +467,8 @@ async def transfer(tx: Tx, req: TransferRequest) -> dict[str, object]:
     """A payment between two accounts of the serving bank (operator)."""
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
-    ref_key = await _claim_reference(tx, bank, req.reference)
+    ref_key = await _claim_reference(tx, bank, req.reference,
+                                     accounts=(req.from_account, req.to_account))
     payer = await _account(tx, bank, req.from_account, "payer")
     payee = await _account(tx, bank, req.to_account, "payee")
     if payee.currency != payer.currency:
@@ -459,7 +482,6 @@ async def transfer(tx: Tx, req: TransferRequest) -> dict[str, object]:
                      counterparty_bank=bank.name, counterparty_account=payer.account_id)
     _save(tx, bank, payer)
     _save(tx, bank, payee)
-    _supply(tx, bank, payer.currency, SupplyKind.INTERNAL, req.amount)
     _write_reference(tx, bank, ref_key, "transfer", [])
     return _done(tx)
 
@@ -492,7 +514,8 @@ async def _payout(
 ) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
-    ref_key = await _claim_reference(tx, bank, reference)
+    local = [p.payee_account for p in payments if p.payee_bank == bank.name]
+    ref_key = await _claim_reference(tx, bank, reference, accounts=(payer_id, *local))
     payer = await _account(tx, bank, payer_id, "payer")
     hold = await _hold(tx, registry, bank, payer_id)
     acct = acct_collection(bank.name)
@@ -536,7 +559,6 @@ async def _payout(
             _save(tx, bank, payee)
             running = _history(tx, bank, running, HistoryKind.TRANSFER_OUT, -p.amount,
                                counterparty_bank=bank.name, counterparty_account=p.payee_account)
-            _supply(tx, bank, payer.currency, SupplyKind.INTERNAL, p.amount)
             continue
         ids.append(tid)
         payee_banks.add(p.payee_bank)

@@ -23,7 +23,7 @@ from . import requests as rq
 from .config import ServerSettings
 from .errors import DepositTokenError, InternalError, InvalidArgument
 from .ledger import Ledger, LedgerStub
-from .model import loads_object
+from .model import Registry, loads_object
 from .operations import Caller, Tx
 
 __all__ = ["TRANSACTIONS", "Service", "TxSpec", "TxStub"]
@@ -36,6 +36,8 @@ class TxStub(LedgerStub, Protocol):
 
     @property
     def tx_id(self) -> str: ...
+    @property
+    def channel_id(self) -> str: ...
     @property
     def tx_datetime(self) -> datetime: ...
     def get_transient(self) -> Mapping[str, bytes]: ...
@@ -99,6 +101,8 @@ class Service:
 
     def __init__(self, settings: ServerSettings | None = None) -> None:
         self._settings = settings
+        # channel id -> the registry as committed there (it never changes once written)
+        self._registries: dict[str, Registry] = {}
 
     @property
     def settings(self) -> ServerSettings:
@@ -117,6 +121,7 @@ class Service:
             deriver=deriver,
             tx_id=stub.tx_id,
             now=stub.tx_datetime,
+            registry=self._registries.get(stub.channel_id),
         )
 
     async def execute(self, stub: TxStub, caller: Caller, name: str) -> dict[str, object]:
@@ -153,6 +158,9 @@ class Service:
             result = await body(tx)
             if flush:
                 await tx.ledger.flush()
+            if tx.registry is not None and name != "init_network":
+                # Read from committed state (init_network's own registry is not committed yet).
+                self._registries.setdefault(stub.channel_id, tx.registry)
             return result
         except DepositTokenError:
             raise

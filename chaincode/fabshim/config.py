@@ -13,6 +13,8 @@ Environment variables:
 ``CHAINCODE_CLIENT_CA_CERT``   PEM file: when set, clients must present a certificate it signed
 ``CHAINCODE_WRITE_BATCH``      ``false`` declines write batching (WRITE_BATCH_STATE) even when
                                the peer offers it; ``true`` or unset uses it when offered
+``CHAINCODE_MULTI_KEY_READS``  ``false`` declines multi-key reads (GET_STATE_MULTIPLE) even when
+                               the peer offers them; ``true`` or unset uses them when offered
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ ENV_TLS_CERT = "CHAINCODE_TLS_CERT"
 ENV_TLS_KEY = "CHAINCODE_TLS_KEY"
 ENV_CLIENT_CA_CERT = "CHAINCODE_CLIENT_CA_CERT"
 ENV_WRITE_BATCH = "CHAINCODE_WRITE_BATCH"
+ENV_MULTI_KEY_READS = "CHAINCODE_MULTI_KEY_READS"
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
@@ -91,12 +94,13 @@ class ServerConfig:
         tls_key: str | os.PathLike[str] | None = None,
         client_ca_cert: str | os.PathLike[str] | None = None,
         write_batching: bool | None = None,
-        multi_key_reads: bool = True,
+        multi_key_reads: bool | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> ServerConfig:
         """Build a config from explicit arguments, falling back to the environment.
 
-        ``write_batching=None`` reads ``CHAINCODE_WRITE_BATCH`` (unset or empty: on).
+        ``write_batching=None`` reads ``CHAINCODE_WRITE_BATCH`` and ``multi_key_reads=None``
+        reads ``CHAINCODE_MULTI_KEY_READS`` (unset or empty: on).
         """
         env = os.environ if environ is None else environ
         cc_id, _ = _pick(chaincode_id, env, ENV_CHAINCODE_ID, "--id")
@@ -112,6 +116,9 @@ class ServerConfig:
         if write_batching is None:
             raw_batch = env.get(ENV_WRITE_BATCH, "")
             write_batching = not raw_batch.strip() or _parse_bool(raw_batch, ENV_WRITE_BATCH)
+        if multi_key_reads is None:
+            raw_multi = env.get(ENV_MULTI_KEY_READS, "")
+            multi_key_reads = not raw_multi.strip() or _parse_bool(raw_multi, ENV_MULTI_KEY_READS)
         tls: TLSMaterial | None = None
         if not tls_disabled:
             cert_path, cert_source = _pick(tls_cert, env, ENV_TLS_CERT, "--tls-cert")

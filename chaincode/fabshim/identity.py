@@ -8,7 +8,10 @@ is JSON ``{"attrs": {"name": "value", ...}}``.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 from cryptography import x509
@@ -47,16 +50,7 @@ class ClientIdentity:
         creator = stub.get_creator()
         if not creator:
             raise IdentityError("the transaction has no creator")
-        try:
-            serialized = pb.identities.SerializedIdentity.FromString(creator)
-        except pb.DecodeError as exc:
-            raise IdentityError(f"cannot decode the creator identity: {exc}") from exc
-        self._msp_id = str(serialized.mspid)
-        try:
-            self._certificate = x509.load_pem_x509_certificate(bytes(serialized.id_bytes))
-        except ValueError as exc:
-            raise IdentityError("the creator is not an X.509 PEM certificate") from exc
-        self._attributes = _attributes(self._certificate)
+        self._msp_id, self._certificate, self._attributes = _parse_creator(bytes(creator))
 
     @property
     def msp_id(self) -> str:
@@ -175,3 +169,22 @@ def _go_der(value: str | bytes) -> bytes:
         size = length.to_bytes((length.bit_length() + 7) // 8, "big")
         header = bytes([tag, 0x80 | len(size)]) + size
     return header + body
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_creator(creator: bytes) -> tuple[str, x509.Certificate, Mapping[str, str]]:
+    """MSP id, certificate and attributes of a serialized identity.
+
+    Cached by the identity's bytes: a bank's few operator certificates sign nearly every
+    transaction, and parsing one costs more than the rest of a small transaction. The cached
+    values are immutable (the attributes are copied before they leave the class).
+    """
+    try:
+        serialized = pb.identities.SerializedIdentity.FromString(creator)
+    except pb.DecodeError as exc:
+        raise IdentityError(f"cannot decode the creator identity: {exc}") from exc
+    try:
+        certificate = x509.load_pem_x509_certificate(bytes(serialized.id_bytes))
+    except ValueError as exc:
+        raise IdentityError("the creator is not an X.509 PEM certificate") from exc
+    return str(serialized.mspid), certificate, MappingProxyType(_attributes(certificate))

@@ -41,7 +41,7 @@ def test_the_quick_suite_runs_every_workload_and_writes_its_record(tmp_path: Pat
     assert record["networks"][0]["up_s"] > 0
 
     points = {p["id"]: p for p in record["points"]}
-    expected = {"ratios/noop-py#1", "ratios/transfer-py#1", "workload/mint",
+    expected = {"ratios/noop-py#1", "ratios/floor-py#1", "ratios/transfer-py#1", "workload/mint",
                 "workload/payment-closed", "workload/mixed", "sweep/payment@5/s"}  # fmt: skip
     if node:
         expected |= {"ratios/noop-node#1", "ratios/transfer-node#1", "ratios/client-node#1"}
@@ -60,6 +60,7 @@ def test_the_quick_suite_runs_every_workload_and_writes_its_record(tmp_path: Pat
 
     ratios = {r["name"]: r for r in record["ratios"]}
     assert ratios["private_transfer_vs_noop_ceiling"]["value"] > 0
+    assert ratios["private_floor_vs_noop_ceiling"]["value"] > 0
     if node:
         assert ratios["contract_vs_node_shim"]["value"] > 0
         assert ratios["python_client_vs_node_client"]["value"] > 0

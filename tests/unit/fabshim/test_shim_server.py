@@ -148,6 +148,21 @@ def test_an_explicit_write_batch_choice_wins_over_the_environment() -> None:
     assert ServerConfig.load(write_batching=True, environ=bad).write_batching is True
 
 
+@pytest.mark.parametrize(("value", "multi"), [(None, True), ("", True), ("true", True),
+                                              ("false", False), ("0", False)])
+def test_multi_key_read_values(value: str | None, multi: bool) -> None:
+    env = dict(_PLAIN)
+    if value is not None:
+        env["CHAINCODE_MULTI_KEY_READS"] = value
+    assert ServerConfig.load(environ=env).multi_key_reads is multi
+    assert ServerConfig.load(multi_key_reads=True, environ=env).multi_key_reads is True
+
+
+def test_a_multi_key_read_value_that_is_neither_true_nor_false_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="CHAINCODE_MULTI_KEY_READS: 'sometimes' is neither"):
+        ServerConfig.load(environ={**_PLAIN, "CHAINCODE_MULTI_KEY_READS": "sometimes"})
+
+
 def test_a_missing_tls_file_is_an_error_naming_the_variable_and_path(
     tls_files: dict[str, Path],
 ) -> None:
