@@ -357,13 +357,16 @@ class Member:
         )
 
     async def _pending(
-        self, direction: str, bank: str | None, counterparty: str | None
+        self, direction: str, bank: str | None, counterparty: str | None,
+        since: str | None = None,
     ) -> list[Transfer]:
         request: dict[str, object] = {"direction": direction}
         if bank is not None:
             request["bank"] = bank
         if counterparty is not None:
             request["counterparty"] = counterparty
+        if since is not None:
+            request["since"] = since
         out: list[Transfer] = []
         for page in await self._pages("get_pending", request):
             out += [Transfer.from_json(t["transfer"], t["status"], self.currencies)
@@ -553,13 +556,23 @@ class Bank(Member):
 
     # --- cross-bank transfers ---------------------------------------------------------------
 
-    async def incoming(self, counterparty: str | None = None) -> list[Transfer]:
-        """Transfers waiting for this bank's decision (pending, or expired undecided)."""
-        return await self._pending("incoming", None, counterparty)
+    async def incoming(
+        self, counterparty: str | None = None, *, since: str | None = None
+    ) -> list[Transfer]:
+        """Transfers waiting for this bank's decision (pending, or expired undecided).
 
-    async def outgoing(self, counterparty: str | None = None) -> list[Transfer]:
-        """This bank's transfers not final yet: pending, expired or rejected (to refund)."""
-        return await self._pending("outgoing", None, counterparty)
+        ``since`` (a timestamp as the contract stores them, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``)
+        reads only the transfers created at or after it, instead of every transfer ever sent
+        to this bank (:class:`dtoken.listener.PendingWindow` keeps such a mark).
+        """
+        return await self._pending("incoming", None, counterparty, since)
+
+    async def outgoing(
+        self, counterparty: str | None = None, *, since: str | None = None
+    ) -> list[Transfer]:
+        """This bank's transfers not final yet: pending, expired or rejected (to refund).
+        ``since`` as for :meth:`incoming`."""
+        return await self._pending("outgoing", None, counterparty, since)
 
     async def accept(self, transfer_id: str, payer_bank: str) -> Receipt:
         """Accept an incoming transfer: credit the payee (endorsed by this bank alone)."""

@@ -17,6 +17,11 @@ How nothing is missed and nothing decided twice:
 * **The checkpoint** (a :class:`fabgateway.FileCheckpointer`, by default
   ``<state>/listeners/<bank>.json``) is written after the batch it covers was processed, so a
   listener killed at any point resumes at the first event it had not finished.
+* **Passes read a window, not the whole history.** A pass asks only for the transfers created
+  since a mark (:class:`PendingWindow`): the oldest transfer still open after the last pass,
+  or that pass's start less a look-back. Full passes, at every (re)start and every
+  ``full_interval``, catch what a window could miss (a transfer timestamped long before it
+  was committed). So a pass costs what is recent, not every transfer the pair ever made.
 * **Decisions are idempotent.** An accept's reference is derived from the transfer
   (``<payer bank>/<transfer id>``), so a restarted listener that accepts again sends the very
   same transaction id, which Fabric executes at most once; and the contract refuses a second
@@ -30,8 +35,10 @@ import contextlib
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +66,7 @@ __all__ = [
     "EVENT_PENDING",
     "Handled",
     "IncomingListener",
+    "PendingWindow",
     "Rule",
     "Sweeper",
     "Verdict",
@@ -115,6 +123,61 @@ class Handled:
     error: DTokenError | None = None
 
 
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the contract's fixed-width timestamps
+
+
+class PendingWindow:
+    """Which transfers a pass must read: all of them, or those created since a mark.
+
+    :meth:`since` is ``None`` (a full pass) before the first pass, after :meth:`reset` and
+    once ``full_interval`` seconds have passed since the last full pass; otherwise it is the
+    mark. :meth:`passed` moves the mark to the older of the creation time of the oldest
+    transfer still open after the pass and the pass's start less ``lookback`` (a transfer
+    reaches the peer a little after its timestamp; more than ``lookback`` later, only the
+    next full pass finds it).
+    """
+
+    def __init__(
+        self,
+        *,
+        lookback: float = 300.0,
+        full_interval: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._lookback = timedelta(seconds=lookback)
+        self._full_interval = full_interval
+        self._clock = clock
+        self._wall = wall
+        self._mark: str | None = None
+        self._last_full: float | None = None
+
+    def reset(self) -> None:
+        """Make the next pass a full one."""
+        self._mark = None
+        self._last_full = None
+
+    def since(self) -> str | None:
+        """The mark for the next pass, or ``None`` for a full pass."""
+        if self._mark is None or self._last_full is None:
+            return None
+        if self._clock() - self._last_full >= self._full_interval:
+            return None
+        return self._mark
+
+    def start(self) -> tuple[str | None, datetime]:
+        """Begin a pass: its ``since`` and its start time (give both to :meth:`passed`)."""
+        return self.since(), self._wall()
+
+    def passed(self, since: str | None, started: datetime, still_open: Iterable[Transfer]) -> None:
+        """Record a pass that read from ``since`` and left ``still_open`` open."""
+        if since is None:
+            self._last_full = self._clock()
+        mark = (started - self._lookback).astimezone(UTC).strftime(_TS_FORMAT)
+        oldest = min((t.created_at for t in still_open), default=None)
+        self._mark = mark if oldest is None else min(mark, oldest)
+
+
 def default_checkpoint_path(profile: Profile) -> Path:
     """``<state>/listeners/<org>.json``."""
     return profile.state_dir / "listeners" / f"{profile.org}.json"
@@ -124,28 +187,44 @@ class Sweeper:
     """Refunds this bank's outgoing transfers that were rejected or expired undecided."""
 
     def __init__(
-        self, bank: Bank, *, on_handled: Callable[[Handled], None] | None = None
+        self,
+        bank: Bank,
+        *,
+        on_handled: Callable[[Handled], None] | None = None,
+        window: PendingWindow | None = None,
     ) -> None:
         self._bank = bank
         self._on_handled = on_handled
+        self._window = window or PendingWindow()
+
+    @property
+    def window(self) -> PendingWindow:
+        return self._window
 
     async def sweep_once(self) -> list[Handled]:
-        """One pass over the outgoing transfers; refunds one by one (they may credit the same
-        account, so concurrent refunds would only conflict)."""
+        """One pass over the outgoing transfers (those of the window); refunds one by one
+        (they may credit the same account, so concurrent refunds would only conflict)."""
+        since, started = self._window.start()
         done: list[Handled] = []
-        for transfer in await self._bank.outgoing():
+        still_open: list[Transfer] = []
+        for transfer in await self._bank.outgoing(since=since):
             if transfer.status not in (TransferStatus.EXPIRED, TransferStatus.REJECTED):
+                still_open.append(transfer)  # undecided: it may be rejected or expire
                 continue
             try:
                 receipt = await self._bank.refund(transfer.transfer_id, transfer.payee_bank)
                 handled = Handled(transfer, "refunded", transfer.status.value, receipt)
             except (InvalidState, NotExpired) as error:
                 handled = Handled(transfer, "skipped", error.code, error=error)
+                if isinstance(error, NotExpired):
+                    still_open.append(transfer)
             except DTokenError as error:
                 handled = Handled(transfer, "failed", type(error).__name__, error=error)
+                still_open.append(transfer)
             done.append(handled)
             if self._on_handled is not None:
                 self._on_handled(handled)
+        self._window.passed(since, started, still_open)
         return done
 
     async def run(self, *, interval: float = 60.0, stop: asyncio.Event | None = None) -> None:
@@ -181,9 +260,11 @@ class IncomingListener:
         reconnect_delay: float = 1.0,
         on_handled: Callable[[Handled], None] | None = None,
         on_ready: Callable[[], None] | None = None,
+        window: PendingWindow | None = None,
     ) -> None:
         self._bank = bank
         self._on_ready = on_ready
+        self._window = window or PendingWindow()
         if checkpointer is None:
             path = default_checkpoint_path(bank.profile)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,15 +284,29 @@ class IncomingListener:
 
     # --- one pass ---------------------------------------------------------------------------
 
-    async def process_pending(self) -> list[Handled]:
-        """Decide every transfer waiting for this bank (one pass)."""
+    @property
+    def window(self) -> PendingWindow:
+        return self._window
+
+    async def process_pending(self, *, full: bool = False) -> list[Handled]:
+        """Decide every transfer waiting for this bank (one pass): those of the window, or
+        every one when ``full`` or when the window asks for a full pass."""
+        if full:
+            self._window.reset()
+        since, started = self._window.start()
         by_account: dict[str, list[Transfer]] = {}
-        for transfer in await self._bank.incoming():
+        for transfer in await self._bank.incoming(since=since):
             by_account.setdefault(transfer.payee_account, []).append(transfer)
         # One account at a time (accepts crediting the same account would conflict), several
         # accounts at once.
         groups = await asyncio.gather(*(self._decide_all(ts) for ts in by_account.values()))
-        return [handled for group in groups for handled in group]
+        handled = [h for group in groups for h in group]
+        # Still open: undecided and not expired (an expired one is the payer bank's to refund).
+        self._window.passed(since, started, [
+            h.transfer for h in handled
+            if h.action == "failed" and h.transfer.status is TransferStatus.PENDING
+        ])  # fmt: skip
+        return handled
 
     async def _decide_all(self, transfers: Sequence[Transfer]) -> list[Handled]:
         async with self._limit:
@@ -261,10 +356,12 @@ class IncomingListener:
             raise TypeError("a rule must return a Verdict")
         return verdict
 
-    async def _work(self, incoming: bool, sweep: bool) -> None:
+    async def _work(self, incoming: bool, sweep: bool, *, full: bool = False) -> None:
         if incoming:
-            await self.process_pending()
+            await self.process_pending(full=full)
         if sweep and self._sweeper is not None:
+            if full:
+                self._sweeper.window.reset()
             await self._sweeper.sweep_once()
 
     # --- following the events ---------------------------------------------------------------
@@ -305,7 +402,7 @@ class IncomingListener:
             first = asyncio.ensure_future(anext(stream))
             await asyncio.sleep(0)
             try:
-                await self._work(incoming=True, sweep=True)
+                await self._work(incoming=True, sweep=True, full=True)
             except BaseException:
                 first.cancel()
                 raise

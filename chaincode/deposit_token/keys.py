@@ -22,6 +22,7 @@ key                             collection           opaque because
 ``ref/<tag>``                   ``acct-<bank>``      tag = HMAC(bank secret, client reference)
 ``out/<transfer id>``           ``acct-<bank>``      transfer id = HMAC(bank secret, tx id)
 ``xfer/<transfer id>``          ``pair-<A>-<B>``     as above
+``open/<created at>/<id>``      ``pair-<A>-<B>``     carries the transfer id (an index by time)
 ``refund/<transfer id>``        ``pair-<A>-<B>``     as above
 ``dec/<transfer id>``           ``pair-<B>-<A>``     as above
 ``settle/<tag>``                ``pair-<B>-<A>``     tag = HMAC(B's secret, RTGS reference)
@@ -56,6 +57,7 @@ __all__ = [
     "history_key",
     "hold_key",
     "holds_collection",
+    "opened_key",
     "outgoing_key",
     "pair_collection",
     "prefix_range",
@@ -165,6 +167,15 @@ def outgoing_key(transfer_id: str) -> str:
 def transfer_key(transfer_id: str) -> str:
     """A cross-bank transfer, in ``pair-<payer>-<payee>``."""
     return _SEP.join(("xfer", transfer_id))
+
+
+def opened_key(created_at: str, transfer_id: str) -> str:
+    """The index entry of a transfer by creation time, in ``pair-<payer>-<payee>``.
+
+    ``created_at`` is a fixed-width timestamp (``model.format_ts``), so the keys sort by time
+    and ``get_pending`` can read only the transfers created since a moment.
+    """
+    return _SEP.join(("open", created_at, transfer_id))
 
 
 def refund_key(transfer_id: str) -> str:

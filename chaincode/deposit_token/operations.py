@@ -11,7 +11,8 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
 * a debit point-reads the account key and the regulator's hold key before it writes;
 * ``accept`` reads ``refund/<id>`` in ``pair-A-B``; ``refund`` reads ``dec/<id>`` in
   ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
-* supply records, history records and transfer records are new keys nobody else writes;
+* supply records, history records, transfer records and their ``open/`` index entries are
+  new keys nobody else writes;
 * no public key is written except by ``init_network``.
 
 Must not: put a private value in a return value of a write, an event or an error message.
@@ -45,6 +46,7 @@ from .keys import (
     history_key,
     hold_key,
     holds_collection,
+    opened_key,
     outgoing_key,
     pair_collection,
     prefix_range,
@@ -70,6 +72,7 @@ from .records import (
     HistoryKind,
     HistoryRecord,
     Hold,
+    Opened,
     Outcome,
     OutgoingRecord,
     ReferenceRecord,
@@ -569,6 +572,8 @@ async def _payout(
             remittance=p.remittance, tx_id=tx.tx_id,
         )
         tx.ledger.put(pair_collection(bank.name, p.payee_bank), transfer_key(tid), record)
+        tx.ledger.put(pair_collection(bank.name, p.payee_bank), opened_key(tx.at, tid),
+                      Opened(transfer_id=tid, tx_id=tx.tx_id))
         tx.ledger.put(acct, outgoing_key(tid), OutgoingRecord(
             transfer_id=tid, payer_account=payer_id, payee_bank=p.payee_bank,
             amount=p.amount, currency=payer.currency, tx_id=tx.tx_id))
@@ -787,6 +792,7 @@ class Segment:
     collection: str
     prefix: str
     handle: Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
+    start: str | None = None  # the first key to read, inside the prefix's range
 
 
 @dataclass
@@ -833,6 +839,8 @@ async def _scan(
     while state.segment < len(segments) and budget > 0:
         seg = segments[state.segment]
         start, end = prefix_range(seg.prefix)
+        if seg.start is not None:
+            start = max(start, seg.start)
         if state.after is not None:
             start = state.after
         # One more than the budget tells whether the segment goes on; one more again when
@@ -931,7 +939,12 @@ async def _pair_lookups(
 
 async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
     """Transfers waiting on a bank: incoming undecided ones, or outgoing ones not yet final
-    (undecided, expired, or rejected and not refunded). Paginated."""
+    (undecided, expired, or rejected and not refunded). Paginated.
+
+    Without ``since`` every transfer of the pairs is read; with it, only those created at or
+    after ``since``, found through the ``open/`` index (a transfer written before the index
+    existed is found by a scan without ``since`` only).
+    """
     registry = await load_registry(tx)
     bank = _target_bank(tx, registry, req.bank)
     others = [b for b in registry.banks if b.name != bank.name
@@ -940,24 +953,41 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
         raise NotFound("request.counterparty is not another member bank")
     for other in others:
         authorize_read(tx, registry, [bank, other])
-    scope = f"{bank.name}/{req.direction.value}/{req.counterparty or '*'}"
+    scope = f"{bank.name}/{req.direction.value}/{req.counterparty or '*'}/{req.since or '*'}"
     state = ScanState.from_cursor("pending", scope, req.cursor)
     incoming = req.direction is Direction.INCOMING
     waiting = ({TransferStatus.PENDING, TransferStatus.EXPIRED} if incoming else
                {TransferStatus.PENDING, TransferStatus.EXPIRED, TransferStatus.REJECTED})
 
-    async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        transfers = [decode(Transfer, value) for _, value in rows]
+    async def handle(transfers: Sequence[Transfer]) -> None:
         for t, d, r in await _pair_lookups(tx, transfers):
             status = transfer_status(t, d, r, tx.now)
             if status in waiting:
                 state.items.append({"transfer": t.to_json(), "status": status.value})
 
-    segments = [
-        Segment(pair_collection(o.name, bank.name) if incoming
-                else pair_collection(bank.name, o.name), "xfer", handle)
-        for o in others
-    ]
+    async def handle_transfers(rows: Sequence[tuple[str, bytes]]) -> None:
+        await handle([decode(Transfer, value) for _, value in rows])
+
+    def handle_index(collection: str) -> Callable[[Sequence[tuple[str, bytes]]],
+                                                  Awaitable[None]]:
+        async def read(rows: Sequence[tuple[str, bytes]]) -> None:
+            ids = [decode(Opened, value).transfer_id for _, value in rows]
+            found = await tx.ledger.get_many(Transfer, collection,
+                                             [transfer_key(i) for i in ids])
+            if any(t is None for t in found):
+                raise CorruptState("an index entry names a transfer that does not exist")
+            await handle([t for t in found if t is not None])
+        return read
+
+    segments = []
+    for o in others:
+        coll = (pair_collection(o.name, bank.name) if incoming
+                else pair_collection(bank.name, o.name))
+        if req.since is None:
+            segments.append(Segment(coll, "xfer", handle_transfers))
+        else:
+            segments.append(Segment(coll, "open", handle_index(coll),
+                                    start=opened_key(req.since, "")))
     done = await _scan(tx, state, segments, req.page_size)
     return _paged(state, done, {"bank": bank.name, "direction": req.direction.value,
                                 "transfers": state.items})

@@ -33,6 +33,7 @@ __all__ = [
     "HistoryKind",
     "HistoryRecord",
     "Hold",
+    "Opened",
     "Outcome",
     "OutgoingRecord",
     "Record",
@@ -458,6 +459,25 @@ class Transfer:
             remittance=f.str_("remittance", min_len=0, max_len=1024),
             tx_id=_tx(f),
         )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The payer bank's index entry of a transfer by creation time (``open/<at>/<id>`` in
+    ``pair-<payer>-<payee>``), so that both banks can read only the transfers created since a
+    moment instead of every transfer the pair ever made. Written once with the transfer."""
+
+    TYPE: ClassVar[str] = "opened"
+
+    transfer_id: str
+    tx_id: str
+
+    def to_json(self) -> JsonObject:
+        return {"transfer_id": self.transfer_id, "tx_id": self.tx_id}
+
+    @classmethod
+    def read(cls, f: Fields) -> Opened:
+        return cls(transfer_id=_id(f, "transfer_id"), tx_id=_tx(f))
 
 
 class Outcome(StrEnum):

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from .errors import InvalidArgument
 from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE
-from .model import AccountStatus, Fields, Limits
+from .model import AccountStatus, Fields, Limits, format_ts
 from .rules import LedgerPosition
 
 __all__ = [
@@ -93,6 +93,14 @@ def _reference(f: Fields, name: str = "reference") -> str:
 def _page_size(f: Fields) -> int:
     size = f.opt_int("page_size", lo=1, hi=MAX_PAGE_SIZE)
     return DEFAULT_PAGE_SIZE if size is None else size
+
+
+def _opt_ts(f: Fields, name: str) -> str | None:
+    """An optional timestamp, normalized to the stored format (``None`` if absent or null)."""
+    if not f.has(name):
+        f.opt_str(name)  # counts a null as read
+        return None
+    return format_ts(f.ts(name))
 
 
 def _cursor(f: Fields) -> Mapping[str, object] | None:
@@ -512,13 +520,18 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True)
 class PendingRequest:
-    """``get_pending``: undecided or unrefunded transfers of a bank (paginated)."""
+    """``get_pending``: undecided or unrefunded transfers of a bank (paginated).
+
+    ``since`` (a timestamp) reads only the transfers created at or after it, through the
+    ``open/`` index, instead of every transfer of the pair.
+    """
 
     direction: Direction
     bank: str | None = None
     counterparty: str | None = None
     page_size: int = DEFAULT_PAGE_SIZE
     cursor: Mapping[str, object] | None = None
+    since: str | None = None
 
     @classmethod
     def parse(cls, data: Mapping[str, object]) -> PendingRequest:
@@ -529,6 +542,7 @@ class PendingRequest:
             _opt_bank(f, "counterparty"),
             _page_size(f),
             _cursor(f),
+            _opt_ts(f, "since"),
         )
         f.done()
         return out

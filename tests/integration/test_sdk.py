@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,16 @@ async def test_cross_bank_transfers_decisions_refunds_and_settlement(
         assert seen.originator == {"name": "Harbour Importers Ltd"}
         assert seen.remittance == "invoice 42"
         assert sent.transfer_id in {t.transfer_id for t in await hk.outgoing("usbank")}
+        # The same reads through the time index: a window opening at the payment's creation
+        # finds it, one opening a microsecond later does not.
+        fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+        later = (datetime.strptime(seen.created_at, fmt) + timedelta(microseconds=1)).strftime(fmt)
+        assert sent.transfer_id in {
+            t.transfer_id for t in await us.incoming("hkbank", since=seen.created_at)}
+        assert sent.transfer_id not in {
+            t.transfer_id for t in await us.incoming("hkbank", since=later)}
+        assert sent.transfer_id in {
+            t.transfer_id for t in await hk.outgoing("usbank", since=seen.created_at)}
         accepted = await us.accept(sent.transfer_id, "hkbank")
         await hk.wait_for_commit(accepted.tx_id)
         assert accepted.reference == f"hkbank/{sent.transfer_id}"

@@ -698,3 +698,58 @@ async def test_the_registry_is_read_from_the_ledger_until_a_transaction_has_read
     # Another server (organization) has its own memory.
     await net.evaluate(CN, "get_registry")
     assert calls == ["get_state"]
+
+
+async def test_get_pending_since_reads_only_transfers_created_since(net: Net) -> None:
+    from deposit_token.model import format_ts
+
+    payer = await funded(net, HK, "USD", 10_000)
+    payee = await funded(net, US, "USD", 0, tag="rcv")
+    early = await net.initiate(HK, payer, US, payee, 100, "since-1", ttl_seconds=86_400)
+    net.advance(hours=1)
+    mark = format_ts(net.now)
+    late = [await net.initiate(HK, payer, US, payee, 100 + i, f"since-{i + 2}",
+                               ttl_seconds=86_400) for i in range(3)]
+    # Every pending transfer without ``since``; only the later ones with it (paged too).
+    everything = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    assert {t["transfer"]["transfer_id"] for t in everything["transfers"]} == {early, *late}
+    got: list[str] = []
+    page = await net.evaluate(US, "get_pending", {"direction": "incoming", "since": mark,
+                                                  "page_size": 2})
+    window_cursor = page["cursor"]
+    assert window_cursor is not None
+    while True:
+        got += [t["transfer"]["transfer_id"] for t in page["transfers"]]
+        if page["done"]:
+            break
+        page = await net.evaluate(US, "get_pending", {"direction": "incoming", "since": mark,
+                                                      "page_size": 2, "cursor": page["cursor"]})
+    assert sorted(got) == sorted(late)
+    # Decided transfers drop out of the window as they do from a full scan.
+    await net.submit(US, "accept_transfer", {"transfer_id": late[0], "payer_bank": HK})
+    outgoing = await net.evaluate(HK, "get_pending", {"direction": "outgoing", "since": mark})
+    assert {t["transfer"]["transfer_id"] for t in outgoing["transfers"]} == set(late[1:])
+    # The cursor of one window is refused by another; a malformed ``since`` is named.
+    with pytest.raises(e.InvalidArgument, match="cursor"):
+        await net.evaluate(US, "get_pending", {"direction": "incoming", "page_size": 1,
+                                               "cursor": window_cursor})
+    with pytest.raises(e.InvalidArgument, match=r"request\.since"):
+        await net.evaluate(US, "get_pending", {"direction": "incoming", "since": "yesterday"})
+    # A null ``since`` is the same as none.
+    none = await net.evaluate(US, "get_pending", {"direction": "incoming", "since": None})
+    assert {t["transfer"]["transfer_id"] for t in none["transfers"]} == set(late[1:]) | {early}
+
+
+async def test_initiate_writes_the_time_index_in_the_pair_collection(net: Net) -> None:
+    payer = await funded(net, HK, "USD", 1_000)
+    payee = await funded(net, US, "USD", 0, tag="rcv")
+    sub = await net.prepare(HK, "initiate_transfer", {
+        "reference": "idx-1", "payer_account": payer, "payee_bank": US, "payee_account": payee,
+        "amount": 10})
+    keys = {key for coll, key in sub.stub.writes if coll == "pair-hkbank-usbank"}
+    assert len(keys) == 2
+    (index,) = [k for k in keys if k.startswith("open/")]
+    (xfer,) = [k for k in keys if k.startswith("xfer/")]
+    from deposit_token.model import format_ts
+
+    assert index == f"open/{format_ts(net.now)}/{xfer.removeprefix('xfer/')}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +18,7 @@ import fabgateway
 import grpc
 import pytest
 from dtoken.errors import AccountFrozen, InvalidState, NetworkFault, NotExpired, NotFound
-from dtoken.listener import Handled, IncomingListener, Sweeper, Verdict
+from dtoken.listener import Handled, IncomingListener, PendingWindow, Sweeper, Verdict
 from dtoken.models import Account, AccountStatus, Limits, Transfer, TransferStatus
 from dtoken.money import Money
 
@@ -28,10 +29,17 @@ def usd(minor: int) -> Money:
     return Money(minor, "USD", 2)
 
 
+def stamp(moment: datetime | None = None) -> str:
+    """A timestamp as the contract writes them (default: now)."""
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def transfer(n: int, account: str = "payee-1", status: TransferStatus = TransferStatus.PENDING,
-             amount: int = 1000, payer: str = "hkbank", payee: str = "usbank") -> Transfer:
+             amount: int = 1000, payer: str = "hkbank", payee: str = "usbank",
+             created_at: str | None = None) -> Transfer:
     return Transfer(transfer_id=f"t{n:03d}".ljust(24, "x"), payer_bank=payer, payee_bank=payee,
-                    payee_account=account, amount=usd(amount), created_at="", expires_at="",
+                    payee_account=account, amount=usd(amount),
+                    created_at=created_at or stamp(), expires_at="",
                     originator={}, remittance="", status=status)
 
 
@@ -76,6 +84,7 @@ class FakeBank:
         self.network = FakeEvents()
         self.profile = SimpleNamespace(chaincode="dtoken")
         self.incoming_calls = 0
+        self.since: list[str | None] = []  # the window of every incoming and outgoing read
         self.add_account("payee-1")
 
     def add_account(self, account_id: str, status: AccountStatus = AccountStatus.ACTIVE,
@@ -89,14 +98,17 @@ class FakeBank:
     def add(self, t: Transfer) -> None:
         self.transfers[t.transfer_id] = t
 
-    async def incoming(self) -> list[Transfer]:
+    async def incoming(self, *, since: str | None = None) -> list[Transfer]:
         self.incoming_calls += 1
+        self.since.append(since)
         return [t for t in self.transfers.values()
-                if t.payee_bank == self.name
+                if t.payee_bank == self.name and (since is None or t.created_at >= since)
                 and t.status in (TransferStatus.PENDING, TransferStatus.EXPIRED)]
 
-    async def outgoing(self) -> list[Transfer]:
+    async def outgoing(self, *, since: str | None = None) -> list[Transfer]:
+        self.since.append(since)
         return [t for t in self.transfers.values() if t.payer_bank == self.name
+                and (since is None or t.created_at >= since)
                 and t.status in (TransferStatus.PENDING, TransferStatus.EXPIRED,
                                  TransferStatus.REJECTED)]
 
@@ -340,3 +352,76 @@ async def test_events_that_decide_this_banks_transfers_trigger_the_sweeper() -> 
     assert sweeps[0].action == "refunded"
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+# --- the window of a pass ---------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.wall = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    def window(self, **kw: float) -> PendingWindow:
+        return PendingWindow(clock=lambda: self.mono, wall=lambda: self.wall, **kw)
+
+
+def test_the_window_starts_full_then_reads_from_its_mark() -> None:
+    clock = Clock()
+    win = clock.window(lookback=300, full_interval=600)
+    since, started = win.start()
+    assert since is None  # nothing known yet: a full pass
+    win.passed(since, started, [])
+    assert win.since() == stamp(clock.wall - timedelta(seconds=300))
+    # The oldest transfer still open holds the mark back, whatever the look-back says.
+    old = transfer(1, created_at=stamp(clock.wall - timedelta(hours=2)))
+    win.passed(win.since(), clock.wall, [old, transfer(2)])
+    assert win.since() == old.created_at
+    # It moves on once nothing older is open; a full pass comes back every full_interval.
+    clock.wall += timedelta(minutes=1)
+    win.passed(win.since(), clock.wall, [])
+    assert win.since() == stamp(clock.wall - timedelta(seconds=300))
+    clock.mono += 600
+    assert win.since() is None
+    win.reset()
+    assert win.since() is None
+
+
+async def test_event_passes_read_a_window_and_full_passes_find_late_transfers(
+    bank: FakeBank,
+) -> None:
+    stop = asyncio.Event()
+    window = PendingWindow(lookback=60, full_interval=3600)
+    task = asyncio.create_task(listener(bank, window=window).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    assert bank.since == [None]  # the start is a full pass
+    # A transfer timestamped an hour before it reached the peer: an event pass, reading only
+    # the last minute or so, does not see it...
+    bank.add(transfer(1, created_at=stamp(datetime.now(UTC) - timedelta(hours=1))))
+    bank.add(transfer(2))
+    await bank.network.queue.put(pending_for("usbank", 5, "tx-a"))
+    await run_until(task, lambda: len(bank.decided) == 1)
+    assert bank.since[-1] is not None
+    assert [d[1][:4] for d in bank.decided] == ["t002"]
+    # ...the next full pass (here: a forced one) does.
+    await listener(bank, window=window).process_pending(full=True)
+    assert sorted(d[1][:4] for d in bank.decided) == ["t001", "t002"]
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_the_sweeper_keeps_undecided_transfers_in_its_window() -> None:
+    bank = FakeBank()
+    bank.name = "hkbank"
+    old = stamp(datetime.now(UTC) - timedelta(days=1))
+    bank.add(transfer(1, status=TransferStatus.PENDING, created_at=old))
+    sweeper = Sweeper(bank, window=PendingWindow(lookback=60))  # type: ignore[arg-type]
+    assert await sweeper.sweep_once() == []
+    assert bank.since == [None]
+    # Undecided a day later: the window still starts at it, so its rejection is seen.
+    assert sweeper.window.since() == old
+    bank.transfers[transfer(1).transfer_id] = replace(
+        bank.transfers[transfer(1).transfer_id], status=TransferStatus.REJECTED)
+    handled = await sweeper.sweep_once()
+    assert bank.since[-1] == old
+    assert [(h.transfer.transfer_id[:4], h.action) for h in handled] == [("t001", "refunded")]

@@ -12,6 +12,7 @@ wire encoding of google.rpc.Status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 from collections.abc import Awaitable, Callable
@@ -195,6 +196,12 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
         self.ignore_after_transaction_id = False
         self.commit_delay = 0.0
         self.endorse_delay = 0.0
+        # Hold every endorsement until this many are in flight (or 10 s after the first one
+        # arrived): a test that nothing serializes the calls, independent of how fast the
+        # machine builds them.
+        self.hold_until_in_flight = 0
+        self._in_flight_changed = asyncio.Condition()
+        self._hold_deadline: float | None = None
         self._committed: dict[str, asyncio.Event] = {}
         self._new_block = asyncio.Condition()
         self.in_flight = 0
@@ -336,6 +343,16 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.hold_until_in_flight:
+                now = asyncio.get_running_loop().time()
+                if self._hold_deadline is None:
+                    self._hold_deadline = now + 10
+                async with self._in_flight_changed:
+                    self._in_flight_changed.notify_all()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._in_flight_changed.wait_for(
+                            lambda: self.max_in_flight >= self.hold_until_in_flight),
+                            max(0.0, self._hold_deadline - now))
             if self.endorse_delay:
                 await asyncio.sleep(self.endorse_delay)
             await self._injected("endorse", context)
