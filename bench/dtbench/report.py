@@ -203,6 +203,14 @@ def ratio_table(record: dict[str, Any]) -> str:
             f"{_fmt(cpu['python_client_ms_per_tx'])} / {_fmt(cpu['node_client_ms_per_tx'])} ms"
             f" | | | (reference) | |"
         )
+    scan = record.get("pending_scan")
+    if scan:
+        lines.append(
+            f"| payee bank's `get_pending` after {scan['transfers_in_pair']} transfers in the "
+            f"pair: every transfer / the last {scan['window_s']:g} s (the listener's window) | "
+            f"{_fmt(scan['full_ms'], '.0f')} / {_fmt(scan['window_ms'], '.0f')} ms | | | "
+            f"(reference) | |"
+        )
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ Sections (``--sections``, all by default):
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import platform
 import statistics
@@ -36,6 +37,7 @@ from dtbench import anchors, loadgen
 from dtbench.cluster import FLOOR_PY, NODE_ANCHOR, NOOP_PY, Cluster, Shape, new_run_root
 from dtbench.meter import Meter
 from dtbench.workloads import (
+    DTOKEN,
     Acceptor,
     BankClient,
     Ledger,
@@ -45,6 +47,7 @@ from dtbench.workloads import (
     noop_op,
     open_client,
     payment_op,
+    request,
     transfer_op,
 )
 
@@ -108,6 +111,7 @@ class Suite:
         self.points: list[dict[str, Any]] = []
         self.networks: list[dict[str, Any]] = []
         self.notes: list[str] = []
+        self.pending_scan: dict[str, Any] | None = None
         self.node_error: str | None = None
         self._next_port = settings.base_port
 
@@ -257,6 +261,7 @@ class Suite:
             await self.scaling_section()
         record["networks"] = self.networks
         record["points"] = self.points
+        record["pending_scan"] = self.pending_scan
         record["notes"] = self.notes
         record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         record["duration_s"] = round(time.monotonic() - t0, 1)
@@ -542,6 +547,11 @@ class Suite:
             acceptor=acceptor,
             **common,
         )
+        await acceptor.drain()
+        self.pending_scan = await pending_scan(ledger, acceptor)
+        self.log(f"  get_pending after {self.pending_scan['transfers_in_pair']} transfers: "
+                 f"full {self.pending_scan['full_ms']:.0f} ms, last "
+                 f"{self.pending_scan['window_s']:g} s {self.pending_scan['window_ms']:.0f} ms")
 
     async def batch_section(self) -> None:
         s = self.s
@@ -634,6 +644,36 @@ class Suite:
                            gateway=ledger.payer, op=transfer_op(ledger),
                            concurrency=min(64, self.s.concurrency),
                            duration=self.s.scaling_duration, banks=banks)  # fmt: skip
+
+
+async def pending_scan(ledger: Ledger, acceptor: Acceptor) -> dict[str, Any]:
+    """What the payee bank's listener pays per pass once the pair has a history: one
+    ``get_pending`` over every transfer of the pair, and one over the last ``window_s``
+    seconds through the ``open/`` index (as ``dtoken.listener.PendingWindow`` asks)."""
+    from datetime import UTC, datetime, timedelta
+
+    contract = ledger.payee.contract(DTOKEN)
+    window_s = 30.0
+
+    async def timed(since: str | None) -> tuple[float, int]:
+        req: dict[str, Any] = {"direction": "incoming", "page_size": 1000}
+        if since is not None:
+            req["since"] = since
+        found, t0 = 0, time.monotonic()
+        while True:
+            page = json.loads(await contract.evaluate("get_pending", transient_data=request(req)))
+            found += len(page["transfers"])
+            if page["done"]:
+                return (time.monotonic() - t0) * 1000, found
+            req["cursor"] = page["cursor"]
+
+    mark = (datetime.now(UTC) - timedelta(seconds=window_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    full_ms, waiting = await timed(None)
+    window_ms, _ = await timed(mark)
+    # every payment of the run went from the first bank to the second and was accepted
+    return {"transfers_in_pair": len(acceptor.times), "still_waiting": waiting,
+            "full_ms": round(full_ms, 1), "window_s": window_s,
+            "window_ms": round(window_ms, 1)}
 
 
 def _phases(times: list[Any]) -> dict[str, float | None]:

@@ -65,4 +65,7 @@ def test_the_quick_suite_runs_every_workload_and_writes_its_record(tmp_path: Pat
         assert ratios["contract_vs_node_shim"]["value"] > 0
         assert ratios["python_client_vs_node_client"]["value"] > 0
     assert record["payment_latency"]["p50_ms"] > 0
+    scan = record["pending_scan"]
+    assert scan["transfers_in_pair"] > 0
+    assert scan["full_ms"] > 0 and scan["window_ms"] > 0
     assert record["conflicts"]["mvcc_total"] == 0
