@@ -48,16 +48,10 @@ from dtbench.workloads import Ledger, noop_op, open_client, transfer_op
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "dtoken": ("", {}),
     "dtokennobatch": ("deposit_token.chaincode:chaincode", {"CHAINCODE_WRITE_BATCH": "false"}),
-    "dtokenfast": ("dtbench.fastpath:chaincode", {}),
-}
-
-# ``layout``: the same transfers with fewer collections in the namespace and fewer keys.
-LAYOUT_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
-    "dtoken": ("", {}),
+    "dtokennomulti": ("deposit_token.chaincode:chaincode",
+                      {"CHAINCODE_MULTI_KEY_READS": "false"}),
+    # the same code deployed with only the acct-* and holds-* collections (no pair-*)
     "dtoken6": ("deposit_token.chaincode:chaincode", {"DTBENCH_COLLECTIONS": "acct,holds"}),
-    "dtokenfast": ("dtbench.fastpath:chaincode", {}),
-    "dtokenlean": ("dtbench.fastpath:chaincode", {"DTBENCH_COLLECTIONS": "acct,holds",
-                                                   "DTBENCH_NO_INTERNAL_SUPPLY": "1"}),
 }
 
 
@@ -66,7 +60,7 @@ def _log(message: str) -> None:
 
 
 async def roundtrips(args: argparse.Namespace) -> dict[str, Any]:
-    variants = LAYOUT_VARIANTS if args.experiment == "layout" else VARIANTS
+    variants = VARIANTS
     root = new_run_root()
     cluster = Cluster(root, name="benchexp", base_port=args.base_port, shape=Shape(), log=_log)
     try:
@@ -80,14 +74,11 @@ async def roundtrips(args: argparse.Namespace) -> dict[str, Any]:
                     name, module, policy=cluster.any_bank_policy(),
                     collections=collections, env=env,
                 )  # fmt: skip
-        if args.experiment == "layout":
-            cluster.deploy_noop()
+        cluster.deploy_noop()
         payer = await open_client(cluster, cluster.bank(0))
         payee = await open_client(cluster, cluster.bank(1))
         minter = await open_client(cluster, cluster.bank(0), "minter")
-        ledgers: dict[str, Any] = {}
-        if args.experiment == "layout":
-            ledgers["noop"] = noop_op(payer, NOOP_PY)
+        ledgers: dict[str, Any] = {"noop": noop_op(payer, NOOP_PY)}
         for name, (module, _env) in variants.items():
             if module:
                 await payer.contract(name).submit(
@@ -303,7 +294,7 @@ def _pprof_summary(peer_bin: str, profile: Path, tx: float) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dtbench.experiments")
-    p.add_argument("experiment", choices=["roundtrips", "layout", "probe", "peerprofile"])
+    p.add_argument("experiment", choices=["roundtrips", "probe", "peerprofile"])
     p.add_argument("--out", type=Path, default=Path("bench/results/peerprofile"))
     p.add_argument("--concurrency", type=int, default=128)
     p.add_argument("--duration", type=float, default=10.0)
