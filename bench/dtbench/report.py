@@ -24,8 +24,12 @@ RATIOS: tuple[tuple[str, str, str, float | None, str], ...] = (
      "Python deposit-token transfer / same state access on the Node fabric-shim"),
     ("private_transfer_vs_noop_ceiling", "transfer-py", "noop-py", 0.6,
      "private intra-bank transfer / no-op ceiling (Python no-op, our shim)"),
-    ("python_client_vs_node_client", "transfer-py", "client-node", 1.3,
-     "our Python client / stock Node @hyperledger/fabric-gateway (same transfer)"),
+    ("python_client_vs_node_client", "noop-py", "client-node-noop", 1.3,
+     "our Python client / stock Node @hyperledger/fabric-gateway, on the no-op (where the "
+     "client is what differs)"),
+    ("python_client_vs_node_client_transfer", "transfer-py", "client-node", None,
+     "our Python client / stock Node @hyperledger/fabric-gateway, same private transfer "
+     "(reference: the network's cost per transfer is the same for both)"),
     ("noop_python_shim_vs_node_shim", "noop-py", "noop-node", None,
      "no-op on our shim / no-op on the Node fabric-shim (reference)"),
     ("private_transfer_vs_node_noop", "transfer-py", "noop-node", None,

@@ -430,6 +430,17 @@ class Suite:
                     concurrency=c,
                     **common,
                 )
+                cfg = self._node_client_config(cluster, payer, "noop", ledger, "stock", NOOP_PY)
+                await self.measure(
+                    cluster,
+                    point_id=f"ratios/client-node-noop#{r}",
+                    workload="noop",
+                    chaincode="noop (Python, our shim)",
+                    client="node (@hyperledger/fabric-gateway, stock signer)",
+                    node_config=cfg,
+                    concurrency=c,
+                    **common,
+                )
         if node_ok:
             self.log("== reference points (once)")
             common = {"section": "reference", "gateway": payer}
@@ -442,17 +453,6 @@ class Suite:
                 workload="transfer",
                 chaincode="dtoken (Python contract)",
                 client="node (@hyperledger/fabric-gateway, node:crypto signer)",
-                node_config=cfg,
-                concurrency=c,
-                **common,
-            )
-            cfg = self._node_client_config(cluster, payer, "noop", ledger, "stock", NOOP_PY)
-            await self.measure(
-                cluster,
-                point_id="reference/client-node-noop",
-                workload="noop",
-                chaincode="noop (Python, our shim)",
-                client="node (@hyperledger/fabric-gateway, stock signer)",
                 node_config=cfg,
                 concurrency=c,
                 **common,

@@ -91,6 +91,18 @@ class Hold:
     reason: str
     set_at: str
 
+    @classmethod
+    def from_json(cls, data: object, currency: str, currencies: Currencies) -> Hold | None:
+        """The contract's hold record (``None`` when there is none)."""
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            frozen=bool(data.get("frozen")),
+            held=_money(data, "held_amount", currency, currencies),
+            reason=str(data.get("reason", "")),
+            set_at=str(data.get("set_at", "")),
+        )
+
 
 @dataclass(frozen=True)
 class Account:
@@ -114,7 +126,6 @@ class Account:
     def from_json(cls, data: Mapping[str, Any], currencies: Currencies) -> Account:
         cur = _get(data, "currency", str)
         limits = _get(data, "limits", dict)
-        hold = data.get("hold")
 
         def limit(key: str) -> Money | None:
             value = limits.get(key)
@@ -130,14 +141,7 @@ class Account:
             available=_money(data, "available", cur, currencies),
             limits=Limits(limit("single_payment"), limit("daily_outflow")),
             outflow_today=_money(data, "outflow_today", cur, currencies),
-            hold=None
-            if not isinstance(hold, dict)
-            else Hold(
-                frozen=bool(hold.get("frozen")),
-                held=_money(hold, "held_amount", cur, currencies),
-                reason=str(hold.get("reason", "")),
-                set_at=str(hold.get("set_at", "")),
-            ),
+            hold=Hold.from_json(data.get("hold"), cur, currencies),
             opened_at=str(data.get("opened_at", "")),
             history_length=_get(data, "seq", int),
         )
@@ -153,6 +157,8 @@ class AccountSummary:
     status: AccountStatus
     balance: Money
     opened_at: str
+    hold: Hold | None = None
+    """The regulator's hold, if any (banks and the regulator both read it)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], currencies: Currencies) -> AccountSummary:
@@ -164,6 +170,7 @@ class AccountSummary:
             status=AccountStatus(_get(data, "status", str)),
             balance=_money(data, "balance", cur, currencies),
             opened_at=str(data.get("opened_at", "")),
+            hold=Hold.from_json(data.get("hold"), cur, currencies),
         )
 
 

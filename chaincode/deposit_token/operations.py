@@ -890,9 +890,11 @@ async def get_supply(tx: Tx, req: SupplyRequest) -> dict[str, object]:
 
 
 async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
-    """A bank's accounts (id, currency, owner reference, status, balance), paginated.
+    """A bank's accounts (id, currency, owner reference, status, balance, the regulator's
+    hold), paginated.
 
-    The bank's own clients (any role) or the regulator's auditor naming the bank.
+    The bank's own clients (any role) or the regulator's auditor naming the bank; both their
+    peers are members of the bank's holds collection.
     """
     registry = await load_registry(tx)
     bank = _target_bank(tx, registry, req.bank)
@@ -901,14 +903,19 @@ async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
     state = ScanState.from_cursor("accounts", scope, req.cursor)
 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for _, value in rows:
-            acc = decode(Account, value)
-            if req.currency is None or acc.currency == req.currency:
-                state.items.append({
-                    "account_id": acc.account_id, "currency": acc.currency,
-                    "owner_ref": acc.owner_ref, "status": acc.status.value,
-                    "balance": acc.balance, "opened_at": acc.opened_at,
-                })
+        accounts = [acc for acc in (decode(Account, value) for _, value in rows)
+                    if req.currency is None or acc.currency == req.currency]
+        holds: Sequence[Hold | None] = [None] * len(accounts)
+        if accounts and registry.regulator_msp_id is not None:
+            holds = await tx.ledger.get_many(Hold, holds_collection(bank.name),
+                                             [hold_key(a.account_id) for a in accounts])
+        for acc, hold in zip(accounts, holds, strict=True):
+            state.items.append({
+                "account_id": acc.account_id, "currency": acc.currency,
+                "owner_ref": acc.owner_ref, "status": acc.status.value,
+                "balance": acc.balance, "opened_at": acc.opened_at,
+                "hold": hold.to_json() if hold else None,
+            })
 
     done = await _scan(tx, state, [Segment(acct_collection(bank.name), "acct", handle)],
                        req.page_size)

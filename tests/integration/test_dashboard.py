@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dtoken.sync import SyncBank
+from dtoken.sync import SyncBank, SyncRegulator
 from harness import TestNetwork
 
 RUN = secrets.token_hex(3)
@@ -194,6 +194,7 @@ def ledger(network: TestNetwork) -> Ledger:
     with (
         SyncBank.connect(profile(network, "hkbank"), identity="minter") as hk,
         SyncBank.connect(profile(network, "usbank"), identity="minter") as us,
+        SyncRegulator.connect(profile(network, "regulator")) as reg,
     ):
         hk_account = hk.open_account(
             "USD", f"DASH-SHOP-{RUN}", reference=f"dash-{RUN}-open-shop"
@@ -216,6 +217,9 @@ def ledger(network: TestNetwork) -> Ledger:
             remittance=f"INV-DASH-{RUN}-1",
         )
         assert sent.transfer_id is not None
+        held = reg.freeze("hkbank", odd, held_amount=0, frozen=True, reason="screening",
+                          reference=f"dash-{RUN}-hold")
+        hk.wait_for_commit(held.tx_id)
         return Ledger(hk_account, odd, payee, private, sent.transfer_id)
 
 
@@ -344,6 +348,10 @@ def test_a_bank_sees_its_own_data_and_none_of_another_banks_customers(
     found = account(state, ledger.hk_account)
     assert found is not None
     assert found["owner_ref"] == f"DASH-SHOP-{RUN}"
+    assert found["hold"] is None
+    frozen = account(state, ledger.hk_odd)
+    assert frozen is not None
+    assert (frozen["status"], frozen["hold"]["frozen"]) == ("active", True)  # the regulator's
     assert {s["currency"] for s in state["supply"]} == {"HKD", "USD", "CNH"}
     assert ledger.transfer_id in {t["transfer_id"] for t in state["outgoing"]}
     assert {tuple(o["banks"]) for o in state["obligations"]} == {

@@ -291,6 +291,12 @@ async def test_the_regulator_holds_reads_and_audits(network: TestNetwork) -> Non
         hold = (await hk.account(acct)).hold
         assert hold is not None
         assert hold.frozen
+        # The account lists show the hold too, the bank's and the regulator's.
+        for listed in (await hk.accounts("USD"), await reg.accounts("hkbank", "USD")):
+            summary = next(a for a in listed if a.account_id == acct)
+            assert summary.hold is not None
+            assert summary.hold.frozen
+            assert all(a.hold is None for a in listed if a.account_id in (target,))
         held = await reg.freeze("hkbank", acct, held_amount=reg.money("45.00 USD"),
                                 frozen=False)
         await hk.wait_for_commit(held.tx_id)

@@ -651,6 +651,18 @@ async def test_list_accounts_pages_a_banks_accounts_for_the_bank_and_the_regulat
     assert len(reg["accounts"]) == 4
     with pytest.raises(e.NotAuthorized):
         await net.evaluate(US, "list_accounts", {"bank": HK})
+    # The regulator's holds come with the accounts, for the bank and the regulator alike.
+    assert all(a["hold"] is None for a in seen)
+    await net.submit("regulator", "set_hold", {"bank": HK, "account_id": usd[1],
+                                               "held_amount": 50, "reason": "court order"},
+                     caller=Net.caller("regulator", "auditor"))
+    for org, caller in ((HK, None), ("regulator", Net.caller("regulator", "auditor"))):
+        listed = await net.evaluate(org, "list_accounts", {"bank": HK, "currency": "USD"},
+                                    caller=caller)
+        holds = {a["account_id"]: a["hold"] for a in listed["accounts"]}
+        assert holds[usd[0]] is None
+        assert holds[usd[2]] is None
+        assert (holds[usd[1]]["held_amount"], holds[usd[1]]["frozen"]) == (50, False)
 
 
 class _CountingStub:

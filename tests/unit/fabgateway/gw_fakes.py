@@ -191,6 +191,8 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
         self.submit_requests: list[Any] = []
         self.events_requests: list[Any] = []
         self.deliver_requests: list[Any] = []
+        self.deliver_started = asyncio.Event()  # set when a deliver request was read
+        self.events_started = asyncio.Event()  # set when a chaincode-events request was read
         self.invocations: dict[str, Invocation] = {}
         self.blocks: list[Block] = [Block(0)]  # block 0: the genesis block
         self.ignore_after_transaction_id = False
@@ -514,6 +516,7 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
 
     async def ChaincodeEvents(self, request: Any, context: Any) -> Any:
         self.events_requests.append(request)
+        self.events_started.set()
         await self._injected("chaincode_events", context)
         inner = gateway_pb2.ChaincodeEventsRequest()
         inner.ParseFromString(request.request)
@@ -559,6 +562,7 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
     ) -> Any:
         envelope = await request_iterator.__anext__()
         self.deliver_requests.append(envelope)
+        self.deliver_started.set()
         payload = common_pb2.Payload()
         payload.ParseFromString(envelope.payload)
         signature_header = common_pb2.SignatureHeader()

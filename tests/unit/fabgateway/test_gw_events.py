@@ -91,9 +91,7 @@ async def test_events_default_to_the_next_commit(
     async with network.chaincode_events("basic") as events:
         pending = asyncio.ensure_future(anext(events))
         # "Next commit" is fixed when the peer reads the request: commit after that.
-        async with asyncio.timeout(T):
-            while not peer.events_requests:
-                await asyncio.sleep(0.005)
+        await asyncio.wait_for(peer.events_started.wait(), T)
         assert not pending.done()
         await contract.submit_transaction("mint", "100")
         event = await asyncio.wait_for(pending, T)
@@ -313,9 +311,7 @@ async def test_block_events_from_next_commit(peer: FakePeer, gateway: fabgateway
     async with network.block_events() as blocks:
         pending = asyncio.ensure_future(anext(blocks))
         # "Next commit" is fixed when the peer reads the request: add the block after that.
-        async with asyncio.timeout(T):
-            while not peer.deliver_requests:
-                await asyncio.sleep(0.005)
+        await asyncio.wait_for(peer.deliver_started.wait(), T)
         await peer.add_event_block("basic", ("n1", "E"))
         block = await asyncio.wait_for(pending, T)
         assert block.header.number == 1

@@ -69,11 +69,13 @@ function renderSupply(state) {
 
 function renderAccounts(state) {
   const regulator = state.me.kind === "regulator";
-  const header = [["Account", "id"], ["Currency"], ["Owner"], ["Status"], ["Balance", "num"],
-                  ["Opened"]];
+  const header = [["Account", "id"], ["Currency"], ["Owner"], ["Status"], ["Regulator's hold"],
+                  ["Balance", "num"], ["Opened"]];
   if (regulator) header.unshift(["Bank"]);
   const rows = state.accounts.map((a) => {
-    const row = [a.account_id, a.currency, a.owner_ref, badge(a.status), money(a.balance),
+    const hold = !a.hold ? "" : a.hold.frozen ? badge("frozen")
+      : badge("holds " + money(a.hold.held), "pending");
+    const row = [a.account_id, a.currency, a.owner_ref, badge(a.status), hold, money(a.balance),
                  (a.opened_at || "").replace("T", " ").slice(0, 19)];
     if (regulator) row.unshift(a.bank);
     return row;
