@@ -363,84 +363,40 @@ class Suite:
         payer = ledger.payer
         self.log(f"== ratios: {s.repeats} interleaved round(s) at {c} in flight, "
                  f"{s.duration:g} s each")  # fmt: skip
+        stock_node = "node (@hyperledger/fabric-gateway, stock signer)"
+
+        def node_client(workload: str, chaincode: str) -> Callable[[], dict[str, Any]]:
+            # built just before its point: the config names the point's reference prefix
+            return lambda: {"node_config": self._node_client_config(
+                cluster, payer, workload, ledger, "stock", chaincode)}  # fmt: skip
+
+        # (point, workload, chaincode, client, what drives it), in the order of a round
+        plan: list[tuple[str, str, str, str, Callable[[], dict[str, Any]]]] = [
+            ("noop-py", "noop", "noop (Python, our shim)", "python",
+             lambda: {"op": noop_op(payer, NOOP_PY)}),
+            ("noop-node", "noop", "nodecc (Node fabric-shim)", "python",
+             lambda: {"op": noop_op(payer, NODE_ANCHOR)}),
+            ("floor-py", "floor", "privfloor (Python probe, our shim, one collection)", "python",
+             lambda: {"op": floor_op(payer, FLOOR_PY, f"acct-{payer.org.name}")}),
+            ("transfer-py", "transfer", "dtoken (Python contract)", "python",
+             lambda: {"op": transfer_op(ledger)}),
+            ("transfer-node", "transfer", "nodecc (Node fabric-shim)", "python",
+             lambda: {"op": transfer_op(ledger, node_anchor=True)}),
+            ("client-node", "transfer", "dtoken (Python contract)", stock_node,
+             node_client("transfer", "dtoken")),
+            ("client-node-noop", "noop", "noop (Python, our shim)", stock_node,
+             node_client("noop", NOOP_PY)),
+        ]  # fmt: skip
+        needs_node = {"noop-node", "transfer-node", "client-node", "client-node-noop"}
         for r in range(1, s.repeats + 1):
             common: dict[str, Any] = {"section": "ratios", "gateway": payer, "round": r}
-            await self.measure(
-                cluster,
-                point_id=f"ratios/noop-py#{r}",
-                workload="noop",
-                chaincode="noop (Python, our shim)",
-                client="python",
-                op=noop_op(payer, NOOP_PY),
-                concurrency=c,
-                **common,
-            )
-            if node_ok:
+            for name, workload, chaincode, client, drive in plan:
+                if name in needs_node and not node_ok:
+                    continue
                 await self.measure(
-                    cluster,
-                    point_id=f"ratios/noop-node#{r}",
-                    workload="noop",
-                    chaincode="nodecc (Node fabric-shim)",
-                    client="python",
-                    op=noop_op(payer, NODE_ANCHOR),
-                    concurrency=c,
-                    **common,
-                )
-            await self.measure(
-                cluster,
-                point_id=f"ratios/floor-py#{r}",
-                workload="floor",
-                chaincode="privfloor (Python probe, our shim, one collection)",
-                client="python",
-                op=floor_op(payer, FLOOR_PY, f"acct-{payer.org.name}"),
-                concurrency=c,
-                **common,
-            )
-            await self.measure(
-                cluster,
-                point_id=f"ratios/transfer-py#{r}",
-                workload="transfer",
-                chaincode="dtoken (Python contract)",
-                client="python",
-                op=transfer_op(ledger),
-                concurrency=c,
-                **common,
-            )
-            if node_ok:
-                await self.measure(
-                    cluster,
-                    point_id=f"ratios/transfer-node#{r}",
-                    workload="transfer",
-                    chaincode="nodecc (Node fabric-shim)",
-                    client="python",
-                    op=transfer_op(ledger, node_anchor=True),
-                    concurrency=c,
-                    **common,
-                )
-                cfg = self._node_client_config(
-                    cluster, payer, "transfer", ledger, "stock", "dtoken"
-                )
-                await self.measure(
-                    cluster,
-                    point_id=f"ratios/client-node#{r}",
-                    workload="transfer",
-                    chaincode="dtoken (Python contract)",
-                    client="node (@hyperledger/fabric-gateway, stock signer)",
-                    node_config=cfg,
-                    concurrency=c,
-                    **common,
-                )
-                cfg = self._node_client_config(cluster, payer, "noop", ledger, "stock", NOOP_PY)
-                await self.measure(
-                    cluster,
-                    point_id=f"ratios/client-node-noop#{r}",
-                    workload="noop",
-                    chaincode="noop (Python, our shim)",
-                    client="node (@hyperledger/fabric-gateway, stock signer)",
-                    node_config=cfg,
-                    concurrency=c,
-                    **common,
-                )
+                    cluster, point_id=f"ratios/{name}#{r}", workload=workload,
+                    chaincode=chaincode, client=client, concurrency=c, **drive(), **common,
+                )  # fmt: skip
         if node_ok:
             self.log("== reference points (once)")
             common = {"section": "reference", "gateway": payer}
