@@ -9,10 +9,11 @@ touch the ledger or decide anything (that is :mod:`deposit_token.rules`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import ClassVar, Protocol, TypeVar
+from enum import Enum, StrEnum
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from .errors import CorruptState
 from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE, TAG_RE
@@ -41,6 +42,7 @@ __all__ = [
     "Refund",
     "RefundCause",
     "Settlement",
+    "StoredRecord",
     "SupplyKind",
     "SupplyRecord",
     "Transfer",
@@ -61,6 +63,29 @@ class Record(Protocol):
 
     @classmethod
     def read(cls: type[_R], f: Fields) -> _R: ...
+
+
+class StoredRecord:
+    """Base of the stored records (dataclasses): :meth:`to_json` is every field, as the JSON
+    the contract stores it (an enum by its value, a value object by its ``to_json``, a map as
+    an object, a tuple as an array). Key order does not matter: :func:`encode` writes
+    canonical JSON with sorted keys. Reading stays explicit per class (``read``): it is where
+    each field is validated."""
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value: Any = getattr(self, f.name)
+            if isinstance(value, Enum):
+                value = value.value
+            elif hasattr(value, "to_json"):
+                value = value.to_json()
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
 
 
 def encode(record: Record, salt: str) -> bytes:
@@ -116,7 +141,7 @@ def _tx(f: Fields) -> str:
 
 
 @dataclass(frozen=True)
-class Account:
+class Account(StoredRecord):
     """An account at one bank in one currency; its balance lives here (one key).
 
     ``outflow`` is what left the account by payments on ``outflow_day`` (UTC, by transaction
@@ -136,21 +161,6 @@ class Account:
     outflow: int = 0
     seq: int = 0
     opened_at: str = ""
-
-    def to_json(self) -> JsonObject:
-        return {
-            "account_id": self.account_id,
-            "bank": self.bank,
-            "currency": self.currency,
-            "owner_ref": self.owner_ref,
-            "status": self.status.value,
-            "limits": self.limits.to_json(),
-            "balance": self.balance,
-            "outflow_day": self.outflow_day,
-            "outflow": self.outflow,
-            "seq": self.seq,
-            "opened_at": self.opened_at,
-        }
 
     @classmethod
     def read(cls, f: Fields) -> Account:
@@ -175,7 +185,7 @@ class Account:
 
 
 @dataclass(frozen=True)
-class Hold:
+class Hold(StoredRecord):
     """The regulator's hold on an account: a full freeze and/or an amount that may not leave."""
 
     TYPE: ClassVar[str] = "hold"
@@ -186,16 +196,6 @@ class Hold:
     reason: str = ""
     set_at: str = ""
     tx_id: str = ""
-
-    def to_json(self) -> JsonObject:
-        return {
-            "account_id": self.account_id,
-            "frozen": self.frozen,
-            "held_amount": self.held_amount,
-            "reason": self.reason,
-            "set_at": self.set_at,
-            "tx_id": self.tx_id,
-        }
 
     @classmethod
     def read(cls, f: Fields) -> Hold:
@@ -229,7 +229,7 @@ class SupplyKind(StrEnum):
 
 
 @dataclass(frozen=True)
-class SupplyRecord:
+class SupplyRecord(StoredRecord):
     """One movement of a bank's token supply: written once, under a new key, never read by
     writers (so supply is no hot key). A bank's supply is the sum of ``delta``."""
 
@@ -247,17 +247,6 @@ class SupplyRecord:
     def delta(self) -> int:
         """The signed change of the bank's supply."""
         return self.kind.sign * self.amount
-
-    def to_json(self) -> JsonObject:
-        return {
-            "currency": self.currency,
-            "kind": self.kind.value,
-            "amount": self.amount,
-            "counterparty": self.counterparty,
-            "transfer_id": self.transfer_id,
-            "tx_id": self.tx_id,
-            "at": self.at,
-        }
 
     @classmethod
     def read(cls, f: Fields) -> SupplyRecord:
@@ -292,7 +281,7 @@ class HistoryKind(StrEnum):
 
 
 @dataclass(frozen=True)
-class HistoryRecord:
+class HistoryRecord(StoredRecord):
     """One entry of an account's history (``GetHistoryForKey`` does not cover private data)."""
 
     TYPE: ClassVar[str] = "history"
@@ -308,21 +297,6 @@ class HistoryRecord:
     detail: str = ""
     tx_id: str = ""
     at: str = ""
-
-    def to_json(self) -> JsonObject:
-        return {
-            "account_id": self.account_id,
-            "seq": self.seq,
-            "kind": self.kind.value,
-            "delta": self.delta,
-            "balance_after": self.balance_after,
-            "counterparty_bank": self.counterparty_bank,
-            "counterparty_account": self.counterparty_account,
-            "transfer_id": self.transfer_id,
-            "detail": self.detail,
-            "tx_id": self.tx_id,
-            "at": self.at,
-        }
 
     @classmethod
     def read(cls, f: Fields) -> HistoryRecord:
@@ -342,7 +316,7 @@ class HistoryRecord:
 
 
 @dataclass(frozen=True)
-class ReferenceRecord:
+class ReferenceRecord(StoredRecord):
     """A client reference applied: which transaction, of which kind, and the ids it made."""
 
     TYPE: ClassVar[str] = "reference"
@@ -351,9 +325,6 @@ class ReferenceRecord:
     tx_id: str
     at: str
     ids: tuple[str, ...] = ()
-
-    def to_json(self) -> JsonObject:
-        return {"kind": self.kind, "tx_id": self.tx_id, "at": self.at, "ids": list(self.ids)}
 
     @classmethod
     def read(cls, f: Fields) -> ReferenceRecord:
@@ -369,7 +340,7 @@ class ReferenceRecord:
 
 
 @dataclass(frozen=True)
-class OutgoingRecord:
+class OutgoingRecord(StoredRecord):
     """The payer bank's own note of a transfer it initiated: the account to refund."""
 
     TYPE: ClassVar[str] = "outgoing"
@@ -380,16 +351,6 @@ class OutgoingRecord:
     amount: int
     currency: str
     tx_id: str
-
-    def to_json(self) -> JsonObject:
-        return {
-            "transfer_id": self.transfer_id,
-            "payer_account": self.payer_account,
-            "payee_bank": self.payee_bank,
-            "amount": self.amount,
-            "currency": self.currency,
-            "tx_id": self.tx_id,
-        }
 
     @classmethod
     def read(cls, f: Fields) -> OutgoingRecord:
@@ -407,7 +368,7 @@ class OutgoingRecord:
 
 
 @dataclass(frozen=True)
-class Transfer:
+class Transfer(StoredRecord):
     """A cross-bank transfer as the payer bank asserts it, in ``pair-<payer>-<payee>``.
 
     Holds what the payee bank needs: the payee account, the amount, the expiry and the
@@ -429,21 +390,6 @@ class Transfer:
     remittance: str = ""
     tx_id: str = ""
 
-    def to_json(self) -> JsonObject:
-        return {
-            "transfer_id": self.transfer_id,
-            "payer_bank": self.payer_bank,
-            "payee_bank": self.payee_bank,
-            "payee_account": self.payee_account,
-            "amount": self.amount,
-            "currency": self.currency,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "originator": dict(self.originator),
-            "remittance": self.remittance,
-            "tx_id": self.tx_id,
-        }
-
     @classmethod
     def read(cls, f: Fields) -> Transfer:
         return cls(
@@ -462,7 +408,7 @@ class Transfer:
 
 
 @dataclass(frozen=True)
-class Opened:
+class Opened(StoredRecord):
     """The payer bank's index entry of a transfer by creation time (``open/<at>/<id>`` in
     ``pair-<payer>-<payee>``), so that both banks can read only the transfers created since a
     moment instead of every transfer the pair ever made. Written once with the transfer."""
@@ -471,9 +417,6 @@ class Opened:
 
     transfer_id: str
     tx_id: str
-
-    def to_json(self) -> JsonObject:
-        return {"transfer_id": self.transfer_id, "tx_id": self.tx_id}
 
     @classmethod
     def read(cls, f: Fields) -> Opened:
@@ -488,7 +431,7 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(StoredRecord):
     """The payee bank's decision, in ``pair-<payee>-<payer>`` (what the payee asserts)."""
 
     TYPE: ClassVar[str] = "decision"
@@ -502,19 +445,6 @@ class Decision:
     decided_at: str
     reason: str = ""
     tx_id: str = ""
-
-    def to_json(self) -> JsonObject:
-        return {
-            "transfer_id": self.transfer_id,
-            "outcome": self.outcome.value,
-            "payer_bank": self.payer_bank,
-            "payee_bank": self.payee_bank,
-            "amount": self.amount,
-            "currency": self.currency,
-            "decided_at": self.decided_at,
-            "reason": self.reason,
-            "tx_id": self.tx_id,
-        }
 
     @classmethod
     def read(cls, f: Fields) -> Decision:
@@ -539,7 +469,7 @@ class RefundCause(StrEnum):
 
 
 @dataclass(frozen=True)
-class Refund:
+class Refund(StoredRecord):
     """The payer bank's refund of its own transfer, in ``pair-<payer>-<payee>``."""
 
     TYPE: ClassVar[str] = "refund"
@@ -552,18 +482,6 @@ class Refund:
     cause: RefundCause
     refunded_at: str
     tx_id: str = ""
-
-    def to_json(self) -> JsonObject:
-        return {
-            "transfer_id": self.transfer_id,
-            "payer_bank": self.payer_bank,
-            "payee_bank": self.payee_bank,
-            "amount": self.amount,
-            "currency": self.currency,
-            "cause": self.cause.value,
-            "refunded_at": self.refunded_at,
-            "tx_id": self.tx_id,
-        }
 
     @classmethod
     def read(cls, f: Fields) -> Refund:
@@ -580,7 +498,7 @@ class Refund:
 
 
 @dataclass(frozen=True)
-class Settlement:
+class Settlement(StoredRecord):
     """The creditor bank's confirmation that the debtor's reserves arrived (RTGS reference),
     in ``pair-<creditor>-<debtor>``."""
 
@@ -593,17 +511,6 @@ class Settlement:
     rtgs_reference: str
     settled_at: str
     tx_id: str = ""
-
-    def to_json(self) -> JsonObject:
-        return {
-            "debtor_bank": self.debtor_bank,
-            "creditor_bank": self.creditor_bank,
-            "currency": self.currency,
-            "amount": self.amount,
-            "rtgs_reference": self.rtgs_reference,
-            "settled_at": self.settled_at,
-            "tx_id": self.tx_id,
-        }
 
     @classmethod
     def read(cls, f: Fields) -> Settlement:

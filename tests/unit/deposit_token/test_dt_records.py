@@ -1,0 +1,71 @@
+"""The stored bytes of records: pinned, because every endorser of a bank must write the same.
+
+Two peers running different versions of the contract would sign different write sets if the
+bytes of a record changed, and the transaction would fail endorsement; a change of the
+stored form must therefore be deliberate (and come with ``RECORD_VERSION``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from deposit_token.errors import CorruptState
+from deposit_token.model import Limits
+from deposit_token.records import (
+    Account,
+    Decision,
+    Outcome,
+    ReferenceRecord,
+    SupplyKind,
+    SupplyRecord,
+    Transfer,
+    decode,
+    encode,
+)
+
+SALT = "0" * 32
+AT = "2026-01-01T00:00:00.000000Z"
+
+PINNED = [
+    (Account(account_id="A" * 22, bank="hkbank", currency="USD", owner_ref="CIF-1",
+             limits=Limits(100, None), opened_at=AT),
+     '{"account_id":"AAAAAAAAAAAAAAAAAAAAAA","balance":0,"bank":"hkbank","currency":"USD",'
+     '"limits":{"daily_outflow":null,"single_payment":100},"opened_at":"2026-01-01T00:00:00'
+     '.000000Z","outflow":0,"outflow_day":"","owner_ref":"CIF-1","salt":"' + SALT + '","seq":0,'
+     '"status":"active","type":"account","v":1}'),
+    (Transfer(transfer_id="T" * 22, payer_bank="hkbank", payee_bank="usbank",
+              payee_account="P" * 22, amount=5, currency="USD", created_at=AT,
+              expires_at="2026-01-02T00:00:00.000000Z", originator={"name": "X"},
+              remittance="inv", tx_id="a" * 64),
+     '{"amount":5,"created_at":"2026-01-01T00:00:00.000000Z","currency":"USD","expires_at":'
+     '"2026-01-02T00:00:00.000000Z","originator":{"name":"X"},"payee_account":'
+     '"PPPPPPPPPPPPPPPPPPPPPP","payee_bank":"usbank","payer_bank":"hkbank","remittance":"inv",'
+     '"salt":"' + SALT + '","transfer_id":"TTTTTTTTTTTTTTTTTTTTTT","tx_id":"' + "a" * 64 + '",'
+     '"type":"transfer","v":1}'),
+    (ReferenceRecord(kind="transfer", tx_id="b" * 64, at=AT, ids=("x" * 22,)),
+     '{"at":"2026-01-01T00:00:00.000000Z","ids":["xxxxxxxxxxxxxxxxxxxxxx"],"kind":"transfer",'
+     '"salt":"' + SALT + '","tx_id":"' + "b" * 64 + '","type":"reference","v":1}'),
+    (SupplyRecord(currency="USD", kind=SupplyKind.OUT, amount=3, counterparty="usbank",
+                  transfer_id="T" * 22, tx_id="c" * 64, at=AT),
+     '{"amount":3,"at":"2026-01-01T00:00:00.000000Z","counterparty":"usbank","currency":"USD",'
+     '"kind":"out","salt":"' + SALT + '","transfer_id":"TTTTTTTTTTTTTTTTTTTTTT","tx_id":"'
+     + "c" * 64 + '","type":"supply","v":1}'),
+    (Decision(transfer_id="T" * 22, outcome=Outcome.ACCEPTED, payer_bank="hkbank",
+              payee_bank="usbank", amount=5, currency="USD", decided_at=AT, tx_id="d" * 64),
+     '{"amount":5,"currency":"USD","decided_at":"2026-01-01T00:00:00.000000Z","outcome":'
+     '"accepted","payee_bank":"usbank","payer_bank":"hkbank","reason":"","salt":"' + SALT
+     + '","transfer_id":"TTTTTTTTTTTTTTTTTTTTTT","tx_id":"' + "d" * 64 + '","type":"decision",'
+     '"v":1}'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("record", "stored"), PINNED, ids=lambda v: type(v).__name__)
+def test_the_stored_bytes_of_a_record_are_pinned_and_read_back(record: object,
+                                                               stored: str) -> None:
+    assert encode(record, SALT).decode() == stored  # type: ignore[arg-type]
+    assert decode(type(record), stored.encode()) == record  # type: ignore[type-var]
+
+
+def test_a_record_read_as_another_type_is_corrupt_state() -> None:
+    _record, stored = PINNED[0]
+    with pytest.raises(CorruptState, match="type"):
+        decode(Transfer, stored.encode())
