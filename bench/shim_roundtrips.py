@@ -31,14 +31,11 @@ import asyncio
 import json
 import os
 import platform
-import re
 import shutil
-import ssl
 import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -49,6 +46,7 @@ from typing import Any
 import fabgateway
 import yaml
 from consortium import config as config_mod
+from consortium.metrics import PeerCounts
 from consortium.network import REPO_ROOT, Network
 
 BATCHED, UNBATCHED = "rt", "rtnb"
@@ -82,47 +80,9 @@ def bring_up(base_port: int, state_dir: Path) -> Network:
 # ---------------------------------------------------------------------------- the peer's counts
 
 
-_SAMPLE = re.compile(r"^(\w+)\{(.*)\} (\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-@dataclass(frozen=True)
-class PeerCounts:
-    requests: Counter[tuple[str, str]]  # (deployment, request type) -> count
-    proposals: Counter[str]  # deployment -> proposals received
-
-    def __sub__(self, before: PeerCounts) -> PeerCounts:
-        return PeerCounts(self.requests - before.requests, self.proposals - before.proposals)
-
-    def of(self, deployment: str) -> dict[str, int]:
-        return {t: n for (d, t), n in sorted(self.requests.items()) if d == deployment}
-
-
 def peer_counts(net: Network) -> PeerCounts:
-    """Scrape the bank's peer's /metrics (the operations endpoint wants a client cert)."""
-    org = net.c.org(BANK)
-    node = net.peer_handle(org.peers[0])
-    assert node.health_url is not None
-    admin = net.profile(org)["identities"]["admin"]
-    context = ssl.create_default_context(cafile=str(node.tls_ca))
-    context.load_cert_chain(admin["tls_cert"], admin["tls_key"])
-    url = node.health_url.replace("/healthz", "/metrics")
-    assert url.startswith("https://")
-    with urllib.request.urlopen(url, context=context, timeout=10) as response:  # noqa: S310
-        text = response.read().decode()
-    requests: Counter[tuple[str, str]] = Counter()
-    proposals: Counter[str] = Counter()
-    for line in text.splitlines():
-        found = _SAMPLE.match(line)
-        if not found:
-            continue
-        name, labels, value = found.group(1), dict(_LABEL.findall(found.group(2))), found.group(3)
-        if name == "chaincode_shim_requests_received":
-            deployment = labels["chaincode"].split(":")[0].rsplit("_", 2)[0]
-            requests[(deployment, labels["type"])] += int(float(value))
-        elif name == "endorser_proposal_duration_count":
-            proposals[labels["chaincode"]] += int(float(value))
-    return PeerCounts(requests, proposals)
+    """What the bank's peer counted (shim requests, proposals), from its /metrics."""
+    return net.peer_counts(net.c.org(BANK).peers[0])
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -233,7 +193,7 @@ async def measure(net: Network, args: argparse.Namespace) -> list[Point]:
                     seconds = time.perf_counter() - started
                     cpu = cpu_seconds(servers[chaincode].pid()) - cpu0
                     seen = peer_counts(net) - before
-                    requests = seen.of(chaincode)
+                    requests = dict(sorted(seen.of(chaincode).items()))
                     proposals = seen.proposals[chaincode]
                     point = Point(
                         workload=workload,

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import yaml
 
 from consortium import channel as channel_cfg
-from consortium import crypto, processes
+from consortium import crypto, metrics, processes
 from consortium.binaries import FabricInstall, ensure_binaries
 from consortium.config import Consortium, OrdererNode, Org, OrgKind, PeerNode
 from consortium.errors import FabricCommandError, NetworkError, NodeError
@@ -618,19 +618,32 @@ class Network:
 
         self._parallel(join, self.c.peers)
 
-    def gossip_peers_known(self, p: PeerNode) -> int | None:
-        """How many other peers of the channel ``p`` knows (its gossip metric)."""
+    def peer_metrics(self, p: PeerNode, timeout: float = 2.0) -> list[metrics.Sample] | None:
+        """``p``'s Prometheus samples (its operations endpoint, with the peer's own TLS
+        client certificate); None if it does not answer."""
         tls = self.org_crypto(self.c.org(p.org)).node(p.name)
         text = processes.fetch(
             f"https://{p.host}:{p.operations_port}/metrics",
-            ca_file=tls.tls_ca, cert_file=tls.tls_cert, key_file=tls.tls_key,
+            ca_file=tls.tls_ca, cert_file=tls.tls_cert, key_file=tls.tls_key, timeout=timeout,
         )  # fmt: skip
-        if text is None:
+        return None if text is None else list(metrics.parse(text))
+
+    def peer_counts(self, p: PeerNode) -> metrics.PeerCounts:
+        """``p``'s shim-request and proposal counters; NodeError if it does not answer."""
+        samples = self.peer_metrics(p, timeout=10.0)
+        if samples is None:
+            raise NodeError(f"{p.name}: the operations endpoint does not answer")
+        return metrics.peer_counts(samples)
+
+    def gossip_peers_known(self, p: PeerNode) -> int | None:
+        """How many other peers of the channel ``p`` knows (its gossip metric)."""
+        samples = self.peer_metrics(p)
+        if samples is None:
             return None
-        needle = f'gossip_membership_total_peers_known{{channel="{self.c.channel}"}}'
-        for line in text.splitlines():
-            if line.startswith(needle):
-                return int(float(line.split()[-1]))
+        for s in samples:
+            if (s.name == "gossip_membership_total_peers_known"
+                    and s.labels.get("channel") == self.c.channel):
+                return int(s.value)
         return 0
 
     def _wait_gossip(self, timeout: float = 90.0) -> None:

@@ -209,14 +209,19 @@ def https_context(ca_file: Path) -> ssl.SSLContext:
 
 
 def fetch(
-    url: str, *, ca_file: Path, cert_file: Path | None = None, key_file: Path | None = None
+    url: str,
+    *,
+    ca_file: Path,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    timeout: float = 2.0,
 ) -> str | None:
     """GET an operations endpoint (client certificate optional); None if unreachable."""
     context = https_context(ca_file)
     if cert_file is not None:
         context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
     try:
-        with urllib.request.urlopen(url, timeout=2, context=context) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:  # noqa: S310
             return str(resp.read().decode())
     except (urllib.error.URLError, OSError, ssl.SSLError):
         return None

@@ -19,8 +19,6 @@ import base64
 import hashlib
 import json
 import re
-import ssl
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -32,6 +30,7 @@ from typing import Any
 
 import fabgateway
 import pytest
+from consortium.metrics import PeerCounts
 from fabshim import create_composite_key
 from harness import TestNetwork
 
@@ -167,49 +166,9 @@ async def until_committed(client: Client, block_number: int) -> None:
 # ---------------------------------------------------------------------------- peer metrics
 
 
-_SAMPLE = re.compile(r"^(\w+)\{(.*)\} (\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-@dataclass(frozen=True)
-class PeerCounts:
-    """What one peer counted: shim requests per (chaincode, type), proposals per chaincode."""
-
-    requests: Counter[tuple[str, str]]
-    proposals: Counter[str]
-
-    def __sub__(self, before: PeerCounts) -> PeerCounts:
-        return PeerCounts(self.requests - before.requests, self.proposals - before.proposals)
-
-    def of(self, chaincode: str) -> Counter[str]:
-        return Counter({t: n for (cc, t), n in self.requests.items() if cc == chaincode})
-
-
 def peer_counts(network: TestNetwork, org_name: str) -> PeerCounts:
-    """Scrape the org's peer's /metrics (the operations endpoint wants a client certificate)."""
-    org = network.consortium.org(org_name)
-    node = network.node(org.peers[0].name)
-    assert node.health_url is not None
-    admin = network.profile(org)["identities"]["admin"]
-    context = ssl.create_default_context(cafile=str(node.tls_ca))
-    context.load_cert_chain(admin["tls_cert"], admin["tls_key"])
-    url = node.health_url.replace("/healthz", "/metrics")
-    with urllib.request.urlopen(url, context=context, timeout=10) as response:
-        text = response.read().decode()
-    requests: Counter[tuple[str, str]] = Counter()
-    proposals: Counter[str] = Counter()
-    for line in text.splitlines():
-        found = _SAMPLE.match(line)
-        if not found:
-            continue
-        name, labels, value = found.group(1), dict(_LABEL.findall(found.group(2))), found.group(3)
-        if name == "chaincode_shim_requests_received" and labels.get("channel"):
-            # the chaincode label is the package id, "<name>_<org>_<version>:<hash>"
-            deployment = labels["chaincode"].split(":")[0].rsplit("_", 2)[0]
-            requests[(deployment, labels["type"])] += int(float(value))
-        elif name == "endorser_proposal_duration_count":
-            proposals[labels["chaincode"]] += int(float(value))
-    return PeerCounts(requests, proposals)
+    """What the org's peer counted (shim requests, proposals), from its /metrics."""
+    return network.network.peer_counts(network.consortium.org(org_name).peers[0])
 
 
 # ---------------------------------------------------------------------------- the scenario
