@@ -21,11 +21,10 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import fabgateway
@@ -33,6 +32,7 @@ import pytest
 from consortium.metrics import PeerCounts
 from fabshim import create_composite_key
 from harness import TestNetwork
+from harness.gateway import OrgClient, connected_clients, until_committed
 
 BATCHED = "probe"
 UNBATCHED = "probenb"
@@ -82,31 +82,9 @@ def probes(network: TestNetwork) -> Probes:
 # ---------------------------------------------------------------------------- clients
 
 
-class Client:
-    """One organization's operator, connected to its own peer's Gateway."""
-
-    def __init__(self, network: TestNetwork, org_name: str, identity: str = "operator") -> None:
-        profile = network.profile(network.consortium.org(org_name))
-        self.msp_id: str = profile["msp_id"]
-        self.profile_identity: dict[str, Any] = profile["identities"][identity]
-        self._identity, self._signer = fabgateway.load_msp_dir(
-            self.msp_id, self.profile_identity["msp_dir"]
-        )
-        gateway = profile["gateway"]
-        self._endpoint: str = gateway["endpoint"]
-        self._server_name: str = gateway["server_name"]
-        self._tls_ca = Path(gateway["tls_ca_cert"]).read_bytes()
-        self._channel_name: str = profile["channel"]
-
-    @asynccontextmanager
-    async def connected(self) -> AsyncIterator[Client]:
-        channel = fabgateway.tls_channel(self._endpoint, self._tls_ca, self._server_name)
-        try:
-            gateway = fabgateway.connect(channel, self._identity, self._signer)
-            self.network = gateway.get_network(self._channel_name)
-            yield self
-        finally:
-            await channel.close(None)
+class Client(OrgClient):
+    """One organization's client identity on the probe chaincodes, through its own peer's
+    Gateway."""
 
     async def submit(
         self,
@@ -147,20 +125,8 @@ def _decode(payload: bytes) -> Any:
     return json.loads(payload) if payload else None
 
 
-@asynccontextmanager
-async def clients(network: TestNetwork, *org_names: str) -> AsyncIterator[list[Client]]:
-    async with AsyncExitStack() as stack:
-        yield [
-            await stack.enter_async_context(Client(network, name).connected()) for name in org_names
-        ]
-
-
-async def until_committed(client: Client, block_number: int) -> None:
-    """Wait until the client's own peer has committed block ``block_number`` (its Deliver
-    service serves committed blocks only): a commit status comes from another peer."""
-    async with client.network.filtered_block_events(start_block=block_number) as blocks:
-        async with asyncio.timeout(60):
-            await anext(blocks)
+def clients(network: TestNetwork, *org_names: str) -> AbstractAsyncContextManager[list[Client]]:
+    return connected_clients(Client, network, *org_names)
 
 
 # ---------------------------------------------------------------------------- peer metrics
