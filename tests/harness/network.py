@@ -100,6 +100,10 @@ class TestNetwork:
     def bank(self, index: int = 0) -> Org:
         return self.consortium.banks[index]
 
+    def profile_path(self, org_name: str) -> Path:
+        """The organization's connection profile, as the SDK and the CLI take it."""
+        return self.network.profile_path(self.consortium.org(org_name))
+
     def profile(self, org: Org) -> dict[str, Any]:
         return dict(json.loads(self.network.profile_path(org).read_text()))
 

@@ -34,6 +34,7 @@ from dtoken.bank import Bank, Regulator
 from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
 from harness import TestNetwork
+from harness.sdk import bank, regulator
 
 RUN = secrets.token_hex(3)
 US_CHAINCODE = "chaincode.peer0.usbank.dtoken.example"
@@ -41,22 +42,6 @@ US_CHAINCODE = "chaincode.peer0.usbank.dtoken.example"
 
 def ref(tag: str) -> str:
     return f"{tag}-{RUN}-{secrets.token_hex(3)}"
-
-
-def profile_path(network: TestNetwork, org: str) -> Path:
-    return network.network.profile_path(network.consortium.org(org))
-
-
-@asynccontextmanager
-async def bank(network: TestNetwork, org: str, identity: str = "operator") -> AsyncIterator[Bank]:
-    async with Bank.connect(profile_path(network, org), identity=identity) as client:
-        yield client
-
-
-@asynccontextmanager
-async def regulator(network: TestNetwork) -> AsyncIterator[Regulator]:
-    async with Regulator.connect(profile_path(network, "regulator")) as client:
-        yield client
 
 
 @asynccontextmanager

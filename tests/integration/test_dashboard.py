@@ -185,16 +185,12 @@ class Ledger:
     transfer_id: str
 
 
-def profile(network: TestNetwork, org: str) -> Path:
-    return network.network.profile_path(network.consortium.org(org))
-
-
 @pytest.fixture(scope="module")
 def ledger(network: TestNetwork) -> Ledger:
     with (
-        SyncBank.connect(profile(network, "hkbank"), identity="minter") as hk,
-        SyncBank.connect(profile(network, "usbank"), identity="minter") as us,
-        SyncRegulator.connect(profile(network, "regulator")) as reg,
+        SyncBank.connect(network.profile_path("hkbank"), identity="minter") as hk,
+        SyncBank.connect(network.profile_path("usbank"), identity="minter") as us,
+        SyncRegulator.connect(network.profile_path("regulator")) as reg,
     ):
         hk_account = hk.open_account(
             "USD", f"DASH-SHOP-{RUN}", reference=f"dash-{RUN}-open-shop"
@@ -391,7 +387,7 @@ def test_the_page_updates_live_from_blocks_and_chaincode_events(
         first = events.wait_for("the first state", lambda s: "me" in s)
         before = balance(first, ledger.hk_account)
         assert before is not None
-        with SyncBank.connect(profile(network, "hkbank"), identity="minter") as bank:
+        with SyncBank.connect(network.profile_path("hkbank"), identity="minter") as bank:
             bank.mint(ledger.hk_account, bank.money("100.00 USD"), reference=f"dash-{RUN}-dep-3")
             expected = (bank.money(before) + bank.money("100.00 USD")).format()
             minted = events.wait_for(

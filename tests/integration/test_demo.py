@@ -89,7 +89,7 @@ def test_settlements_bring_the_net_positions_to_zero(
             ("hkbank", "cnbank", "CNH")} <= settled
     assert result.net_after
     assert set(result.net_after.values()) == {0}
-    profile = network.network.profile_path(network.consortium.org("regulator"))
+    profile = network.profile_path("regulator")
     with SyncRegulator.connect(profile) as reg:
         for (a, b, currency), net in result.net_after.items():
             assert reg.obligations(a, b).net[currency].minor == net

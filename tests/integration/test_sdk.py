@@ -15,8 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import fabgateway
 import grpc
 import pytest
 from dtoken import errors
-from dtoken.bank import Bank, Regulator
+from dtoken.bank import Bank
 from dtoken.listener import Handled, IncomingListener, Sweeper, Verdict
 from dtoken.models import AccountStatus, Payee, Transfer, TransferStatus
 from dtoken.money import Money
@@ -33,28 +31,13 @@ from dtoken.profile import Profile
 from dtoken.submitter import RetryPolicy
 from dtoken.sync import SyncBank
 from harness import TestNetwork
+from harness.sdk import bank, regulator
 
 RUN = secrets.token_hex(3)
 
 
 def ref(tag: str) -> str:
     return f"{tag}-{RUN}-{secrets.token_hex(3)}"
-
-
-def profile_path(network: TestNetwork, org: str) -> Path:
-    return network.network.profile_path(network.consortium.org(org))
-
-
-@asynccontextmanager
-async def bank(network: TestNetwork, org: str, identity: str = "operator") -> AsyncIterator[Bank]:
-    async with Bank.connect(profile_path(network, org), identity=identity) as client:
-        yield client
-
-
-@asynccontextmanager
-async def regulator(network: TestNetwork) -> AsyncIterator[Regulator]:
-    async with Regulator.connect(profile_path(network, "regulator")) as client:
-        yield client
 
 
 async def funded(client: Bank, amount: str, currency: str = "USD", owner: str = "CIF") -> str:
@@ -532,7 +515,7 @@ class CutAfterSubmit(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc
 async def test_a_submission_whose_reply_is_lost_is_retried_with_the_same_reference_once(
     network: TestNetwork,
 ) -> None:
-    profile = Profile.load(profile_path(network, "hkbank"))
+    profile = Profile.load(network.profile_path("hkbank"))
     async with bank(network, "hkbank", "minter") as hk:
         account = await funded(hk, "")
         cutter = CutAfterSubmit()
@@ -562,7 +545,7 @@ async def test_a_submission_whose_reply_is_lost_is_retried_with_the_same_referen
 
 
 def test_the_blocking_facade_on_the_real_network(network: TestNetwork) -> None:
-    with SyncBank.connect(profile_path(network, "cnbank"), identity="minter") as cn:
+    with SyncBank.connect(network.profile_path("cnbank"), identity="minter") as cn:
         account = cn.open_account("CNH", "CIF-sync", reference=ref("open")).account_id
         cn.mint(account, cn.money("8,888.88 CNH"), reference=ref("dep"))
         assert cn.balance(account) == Money(888_888, "CNH", 2)
