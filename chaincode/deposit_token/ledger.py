@@ -123,14 +123,7 @@ class Ledger:
         self, kind: type[_R], collection: str, keys: Sequence[str]
     ) -> list[_R | None]:
         """Several point reads in one round trip (``GET_STATE_MULTIPLE`` when offered)."""
-        missing = [
-            k for k in dict.fromkeys(keys)
-            if (collection, k) not in self._cache and (collection, k) not in self._pending
-        ]
-        if missing:
-            raws = await self._stub.get_multiple_private_data(collection, missing)
-            for k, raw in zip(missing, raws, strict=True):
-                self._cache[(collection, k)] = None if raw is None else decode(kind, raw)
+        await self.prefetch(collection, dict.fromkeys(keys, kind))
         return [await self.get(kind, collection, k) for k in keys]
 
     async def prefetch(self, collection: str, keys: Mapping[str, type[Record]]) -> None:
@@ -146,10 +139,7 @@ class Ledger:
         ]  # fmt: skip
         if not missing:
             return
-        if len(missing) == 1:
-            raws = [await self._stub.get_private_data(collection, missing[0])]
-        else:
-            raws = await self._stub.get_multiple_private_data(collection, missing)
+        raws = await self._stub.get_multiple_private_data(collection, missing)
         for k, raw in zip(missing, raws, strict=True):
             self._cache[(collection, k)] = None if raw is None else decode(keys[k], raw)
 
