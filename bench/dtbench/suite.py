@@ -608,6 +608,8 @@ async def pending_scan(ledger: Ledger, acceptor: Acceptor) -> dict[str, Any]:
     seconds through the ``open/`` index (as ``dtoken.listener.PendingWindow`` asks)."""
     from datetime import UTC, datetime, timedelta
 
+    from dtoken.models import format_timestamp
+
     contract = ledger.payee.contract(DTOKEN)
     window_s = 30.0
 
@@ -623,7 +625,7 @@ async def pending_scan(ledger: Ledger, acceptor: Acceptor) -> dict[str, Any]:
                 return (time.monotonic() - t0) * 1000, found
             req["cursor"] = page["cursor"]
 
-    mark = (datetime.now(UTC) - timedelta(seconds=window_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    mark = format_timestamp(datetime.now(UTC) - timedelta(seconds=window_s))
     full_ms, waiting = await timed(None)
     window_ms, _ = await timed(mark)
     # every payment of the run went from the first bank to the second and was accepted

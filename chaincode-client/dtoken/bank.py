@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -42,6 +43,7 @@ from dtoken.models import (
     ReferenceInfo,
     Supply,
     Transfer,
+    format_timestamp,
 )
 from dtoken.money import Money
 from dtoken.profile import Profile
@@ -358,7 +360,7 @@ class Member:
 
     async def _pending(
         self, direction: str, bank: str | None, counterparty: str | None,
-        since: str | None = None,
+        since: datetime | None = None,
     ) -> list[Transfer]:
         request: dict[str, object] = {"direction": direction}
         if bank is not None:
@@ -366,7 +368,7 @@ class Member:
         if counterparty is not None:
             request["counterparty"] = counterparty
         if since is not None:
-            request["since"] = since
+            request["since"] = format_timestamp(since)
         out: list[Transfer] = []
         for page in await self._pages("get_pending", request):
             out += [Transfer.from_json(t["transfer"], t["status"], self.currencies)
@@ -557,18 +559,18 @@ class Bank(Member):
     # --- cross-bank transfers ---------------------------------------------------------------
 
     async def incoming(
-        self, counterparty: str | None = None, *, since: str | None = None
+        self, counterparty: str | None = None, *, since: datetime | None = None
     ) -> list[Transfer]:
         """Transfers waiting for this bank's decision (pending, or expired undecided).
 
-        ``since`` (a timestamp as the contract stores them, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``)
-        reads only the transfers created at or after it, instead of every transfer ever sent
-        to this bank (:class:`dtoken.listener.PendingWindow` keeps such a mark).
+        ``since`` (timezone-aware) reads only the transfers created at or after it, instead of
+        every transfer ever sent to this bank (:class:`dtoken.listener.PendingWindow` keeps
+        such a mark).
         """
         return await self._pending("incoming", None, counterparty, since)
 
     async def outgoing(
-        self, counterparty: str | None = None, *, since: str | None = None
+        self, counterparty: str | None = None, *, since: datetime | None = None
     ) -> list[Transfer]:
         """This bank's transfers not final yet: pending, expired or rejected (to refund).
         ``since`` as for :meth:`incoming`."""

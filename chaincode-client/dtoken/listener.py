@@ -57,7 +57,7 @@ from dtoken.errors import (
     NotExpired,
     NotFound,
 )
-from dtoken.models import AccountStatus, Transfer, TransferStatus
+from dtoken.models import AccountStatus, Transfer, TransferStatus, parse_timestamp
 from dtoken.profile import Profile
 from dtoken.submitter import Receipt
 
@@ -123,9 +123,6 @@ class Handled:
     error: DTokenError | None = None
 
 
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the contract's fixed-width timestamps
-
-
 class PendingWindow:
     """Which transfers a pass must read: all of them, or those created since a mark.
 
@@ -149,7 +146,7 @@ class PendingWindow:
         self._full_interval = full_interval
         self._clock = clock
         self._wall = wall
-        self._mark: str | None = None
+        self._mark: datetime | None = None
         self._last_full: float | None = None
 
     def reset(self) -> None:
@@ -157,7 +154,7 @@ class PendingWindow:
         self._mark = None
         self._last_full = None
 
-    def since(self) -> str | None:
+    def since(self) -> datetime | None:
         """The mark for the next pass, or ``None`` for a full pass."""
         if self._mark is None or self._last_full is None:
             return None
@@ -165,17 +162,22 @@ class PendingWindow:
             return None
         return self._mark
 
-    def start(self) -> tuple[str | None, datetime]:
+    def start(self) -> tuple[datetime | None, datetime]:
         """Begin a pass: its ``since`` and its start time (give both to :meth:`passed`)."""
         return self.since(), self._wall()
 
-    def passed(self, since: str | None, started: datetime, still_open: Iterable[Transfer]) -> None:
+    def passed(
+        self, since: datetime | None, started: datetime, still_open: Iterable[Transfer]
+    ) -> None:
         """Record a pass that read from ``since`` and left ``still_open`` open."""
         if since is None:
             self._last_full = self._clock()
-        mark = (started - self._lookback).astimezone(UTC).strftime(_TS_FORMAT)
-        oldest = min((t.created_at for t in still_open), default=None)
-        self._mark = mark if oldest is None else min(mark, oldest)
+        try:
+            created = [parse_timestamp(t.created_at) for t in still_open]
+        except ValueError:  # not the contract's format: no safe mark, read everything next
+            self.reset()
+            return
+        self._mark = min([started - self._lookback, *created])
 
 
 def default_checkpoint_path(profile: Profile) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -34,9 +35,27 @@ __all__ = [
     "Supply",
     "Transfer",
     "TransferStatus",
+    "format_timestamp",
+    "parse_timestamp",
 ]
 
 Currencies = Mapping[str, int]
+
+#: The contract's timestamps (``created_at``, ``expires_at``, ...): fixed width, so they sort
+#: as text.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``moment`` (timezone-aware) as the contract writes and compares timestamps."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Inverse of :func:`format_timestamp`; ``ValueError`` on another format."""
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
 class AccountStatus(StrEnum):

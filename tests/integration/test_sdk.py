@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 from dtoken import errors
 from dtoken.bank import Bank
 from dtoken.listener import Handled, IncomingListener, Sweeper, Verdict
-from dtoken.models import AccountStatus, Payee, Transfer, TransferStatus
+from dtoken.models import AccountStatus, Payee, Transfer, TransferStatus, parse_timestamp
 from dtoken.money import Money
 from dtoken.profile import Profile
 from dtoken.submitter import RetryPolicy
@@ -163,14 +163,14 @@ async def test_cross_bank_transfers_decisions_refunds_and_settlement(
         assert sent.transfer_id in {t.transfer_id for t in await hk.outgoing("usbank")}
         # The same reads through the time index: a window opening at the payment's creation
         # finds it, one opening a microsecond later does not.
-        fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
-        later = (datetime.strptime(seen.created_at, fmt) + timedelta(microseconds=1)).strftime(fmt)
+        created = parse_timestamp(seen.created_at)
+        later = created + timedelta(microseconds=1)
         assert sent.transfer_id in {
-            t.transfer_id for t in await us.incoming("hkbank", since=seen.created_at)}
+            t.transfer_id for t in await us.incoming("hkbank", since=created)}
         assert sent.transfer_id not in {
             t.transfer_id for t in await us.incoming("hkbank", since=later)}
         assert sent.transfer_id in {
-            t.transfer_id for t in await hk.outgoing("usbank", since=seen.created_at)}
+            t.transfer_id for t in await hk.outgoing("usbank", since=created)}
         accepted = await us.accept(sent.transfer_id, "hkbank")
         await hk.wait_for_commit(accepted.tx_id)
         assert accepted.reference == f"hkbank/{sent.transfer_id}"
@@ -276,10 +276,11 @@ async def test_the_regulator_holds_reads_and_audits(network: TestNetwork) -> Non
         assert hold.frozen
         # The account lists show the hold too, the bank's and the regulator's.
         for listed in (await hk.accounts("USD"), await reg.accounts("hkbank", "USD")):
-            summary = next(a for a in listed if a.account_id == acct)
-            assert summary.hold is not None
-            assert summary.hold.frozen
-            assert all(a.hold is None for a in listed if a.account_id in (target,))
+            holds = {a.account_id: a.hold for a in listed}
+            held = holds[acct]
+            assert held is not None
+            assert held.frozen
+            assert holds[target] is None
         held = await reg.freeze("hkbank", acct, held_amount=reg.money("45.00 USD"),
                                 frozen=False)
         await hk.wait_for_commit(held.tx_id)

@@ -19,7 +19,14 @@ import grpc
 import pytest
 from dtoken.errors import AccountFrozen, InvalidState, NetworkFault, NotExpired, NotFound
 from dtoken.listener import Handled, IncomingListener, PendingWindow, Sweeper, Verdict
-from dtoken.models import Account, AccountStatus, Limits, Transfer, TransferStatus
+from dtoken.models import (
+    Account,
+    AccountStatus,
+    Limits,
+    Transfer,
+    TransferStatus,
+    format_timestamp,
+)
 from dtoken.money import Money
 
 CUR = {"USD": 2, "HKD": 2}
@@ -31,7 +38,7 @@ def usd(minor: int) -> Money:
 
 def stamp(moment: datetime | None = None) -> str:
     """A timestamp as the contract writes them (default: now)."""
-    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_timestamp(moment or datetime.now(UTC))
 
 
 def transfer(n: int, account: str = "payee-1", status: TransferStatus = TransferStatus.PENDING,
@@ -84,7 +91,7 @@ class FakeBank:
         self.network = FakeEvents()
         self.profile = SimpleNamespace(chaincode="dtoken")
         self.incoming_calls = 0
-        self.since: list[str | None] = []  # the window of every incoming and outgoing read
+        self.since: list[datetime | None] = []  # the window of every incoming and outgoing read
         self.add_account("payee-1")
 
     def add_account(self, account_id: str, status: AccountStatus = AccountStatus.ACTIVE,
@@ -98,17 +105,18 @@ class FakeBank:
     def add(self, t: Transfer) -> None:
         self.transfers[t.transfer_id] = t
 
-    async def incoming(self, *, since: str | None = None) -> list[Transfer]:
+    async def incoming(self, *, since: datetime | None = None) -> list[Transfer]:
         self.incoming_calls += 1
         self.since.append(since)
         return [t for t in self.transfers.values()
-                if t.payee_bank == self.name and (since is None or t.created_at >= since)
+                if t.payee_bank == self.name
+                and (since is None or t.created_at >= format_timestamp(since))
                 and t.status in (TransferStatus.PENDING, TransferStatus.EXPIRED)]
 
-    async def outgoing(self, *, since: str | None = None) -> list[Transfer]:
+    async def outgoing(self, *, since: datetime | None = None) -> list[Transfer]:
         self.since.append(since)
         return [t for t in self.transfers.values() if t.payer_bank == self.name
-                and (since is None or t.created_at >= since)
+                and (since is None or t.created_at >= format_timestamp(since))
                 and t.status in (TransferStatus.PENDING, TransferStatus.EXPIRED,
                                  TransferStatus.REJECTED)]
 
@@ -372,15 +380,15 @@ def test_the_window_starts_full_then_reads_from_its_mark() -> None:
     since, started = win.start()
     assert since is None  # nothing known yet: a full pass
     win.passed(since, started, [])
-    assert win.since() == stamp(clock.wall - timedelta(seconds=300))
+    assert win.since() == clock.wall - timedelta(seconds=300)
     # The oldest transfer still open holds the mark back, whatever the look-back says.
     old = transfer(1, created_at=stamp(clock.wall - timedelta(hours=2)))
     win.passed(win.since(), clock.wall, [old, transfer(2)])
-    assert win.since() == old.created_at
+    assert win.since() == clock.wall - timedelta(hours=2)
     # It moves on once nothing older is open; a full pass comes back every full_interval.
     clock.wall += timedelta(minutes=1)
     win.passed(win.since(), clock.wall, [])
-    assert win.since() == stamp(clock.wall - timedelta(seconds=300))
+    assert win.since() == clock.wall - timedelta(seconds=300)
     clock.mono += 600
     assert win.since() is None
     win.reset()
@@ -413,8 +421,8 @@ async def test_event_passes_read_a_window_and_full_passes_find_late_transfers(
 async def test_the_sweeper_keeps_undecided_transfers_in_its_window() -> None:
     bank = FakeBank()
     bank.name = "hkbank"
-    old = stamp(datetime.now(UTC) - timedelta(days=1))
-    bank.add(transfer(1, status=TransferStatus.PENDING, created_at=old))
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    bank.add(transfer(1, status=TransferStatus.PENDING, created_at=stamp(old)))
     sweeper = Sweeper(bank, window=PendingWindow(lookback=60))  # type: ignore[arg-type]
     assert await sweeper.sweep_once() == []
     assert bank.since == [None]
@@ -425,3 +433,12 @@ async def test_the_sweeper_keeps_undecided_transfers_in_its_window() -> None:
     handled = await sweeper.sweep_once()
     assert bank.since[-1] == old
     assert [(h.transfer.transfer_id[:4], h.action) for h in handled] == [("t001", "refunded")]
+
+
+def test_a_transfer_without_a_readable_creation_time_makes_the_next_pass_full() -> None:
+    clock = Clock()
+    win = clock.window()
+    win.passed(None, clock.wall, [])
+    assert win.since() is not None
+    win.passed(win.since(), clock.wall, [transfer(1, created_at="yesterday")])
+    assert win.since() is None  # no safe mark: read everything
