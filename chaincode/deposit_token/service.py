@@ -158,8 +158,9 @@ class Service:
             result = await body(tx)
             if flush:
                 await tx.ledger.flush()
-            if tx.registry is not None and name != "init_network":
-                # Read from committed state (init_network's own registry is not committed yet).
+            if tx.registry is not None:
+                # Only load_registry sets it, from committed state (init_network writes the
+                # registry without setting it: its own write is not committed yet).
                 self._registries.setdefault(stub.channel_id, tx.registry)
             return result
         except DepositTokenError:
