@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 from collections.abc import Sequence
@@ -139,9 +138,6 @@ PROBE_SHAPES: dict[str, tuple[str, list[str]]] = {
     "journal: 3r2w+1new +hold, 6 coll, no push": ("probe6np",
                                                   ["acct-hkbank:3:2:1", "holds-hkbank:1:0:0"]),
 }
-if os.environ.get("DTBENCH_PROBE_ONLY"):
-    PROBE_SHAPES = {k: v for k, v in PROBE_SHAPES.items()
-                    if k in os.environ["DTBENCH_PROBE_ONLY"].split(";")}
 
 
 async def probe(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,8 +165,9 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
 
             return op
 
+        shapes = {k: v for k, v in PROBE_SHAPES.items() if not args.only or k in args.only}
         ops: dict[str, Any] = {"noop": noop_op(client, NOOP_PY)}
-        ops.update({label: shape_op(ns, specs) for label, (ns, specs) in PROBE_SHAPES.items()})
+        ops.update({label: shape_op(ns, specs) for label, (ns, specs) in shapes.items()})
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in ops}
         for r in range(args.repeats):
             for name, op in ops.items():
@@ -300,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--base-port", type=int, default=8500)
+    p.add_argument("--only", action="append", default=[], metavar="SHAPE",
+                   help="probe: measure only this shape (repeatable; the labels of PROBE_SHAPES)")
     args = p.parse_args(argv)
     runner = {"peerprofile": peerprofile, "probe": probe}.get(args.experiment, roundtrips)
     table = asyncio.run(runner(args))

@@ -28,10 +28,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from consortium.binaries import FABRIC_VERSION
+from dtoken.models import format_timestamp
 
 from dtbench import anchors, loadgen
 from dtbench.cluster import FLOOR_PY, NODE_ANCHOR, NOOP_PY, Cluster, Shape, new_run_root
@@ -606,10 +608,6 @@ async def pending_scan(ledger: Ledger, acceptor: Acceptor) -> dict[str, Any]:
     """What the payee bank's listener pays per pass once the pair has a history: one
     ``get_pending`` over every transfer of the pair, and one over the last ``window_s``
     seconds through the ``open/`` index (as ``dtoken.listener.PendingWindow`` asks)."""
-    from datetime import UTC, datetime, timedelta
-
-    from dtoken.models import format_timestamp
-
     contract = ledger.payee.contract(DTOKEN)
     window_s = 30.0
 
