@@ -9,7 +9,10 @@ Owns: how the contract talks to the stub. One :class:`Ledger` serves one transac
 * every private value is written through :func:`deposit_token.records.encode` with a salt
   ``HMAC(org secret, tx id, collection, key)``;
 * the Fabric rule on private queries is enforced here, before the peer does: a transaction
-  that ran a range scan may not write, and one that wrote may not scan (DESIGN §8).
+  that ran a range scan may not write, and one that wrote may not scan (DESIGN §8);
+* a record another bank wrote is read with :meth:`Ledger.get_bound`, which binds it to its
+  place (:mod:`deposit_token.placement`) and answers an :class:`~deposit_token.placement.Anomaly`
+  instead of raising when it does not decode or disagrees with where it lives.
 
 Must not: decide anything about money (that is :mod:`deposit_token.rules`).
 """
@@ -23,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 from .errors import InternalError
 from .keys import Deriver
 from .model import canonical_json
+from .placement import Anomaly, Place, bind
 from .records import Record, decode, encode
 
 __all__ = ["KeyValue", "Ledger", "LedgerStub", "QueryOrderError"]
@@ -83,7 +87,9 @@ class Ledger:
         self._stub = stub
         self._tx_id = tx_id
         self._deriver = deriver
-        self._cache: dict[tuple[str, str], object] = {}
+        self._public: dict[str, bytes | None] = {}
+        self._raw: dict[tuple[str, str], bytes | None] = {}  # private bytes as read
+        self._decoded: dict[tuple[str, str], object] = {}  # records decoded from them
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._scanned = False
         self._flushed = False
@@ -101,23 +107,43 @@ class Ledger:
         pend = self._pending.get((_PUBLIC, key))
         if pend is not None:
             return pend.public
-        ck = (_PUBLIC, key)
-        if ck not in self._cache:
-            self._cache[ck] = await self._stub.get_state(key)
-        value = self._cache[ck]
-        assert value is None or isinstance(value, bytes)
-        return value
+        if key not in self._public:
+            self._public[key] = await self._stub.get_state(key)
+        return self._public[key]
 
     async def get(self, kind: type[_R], collection: str, key: str) -> _R | None:
-        """A private record by point read (its key hash and version enter the read set)."""
+        """A private record by point read (its key hash and version enter the read set).
+
+        For the bank's own records: bytes that do not decode raise ``CORRUPT_STATE``.
+        """
         ck = (collection, key)
         pend = self._pending.get(ck)
         if pend is not None:
             return self._as(kind, pend.record)
-        if ck not in self._cache:
-            raw = await self._stub.get_private_data(collection, key)
-            self._cache[ck] = None if raw is None else decode(kind, raw)
-        return self._as(kind, self._cache[ck])
+        if ck not in self._raw:
+            self._raw[ck] = await self._stub.get_private_data(collection, key)
+        if ck not in self._decoded:
+            raw = self._raw[ck]
+            self._decoded[ck] = None if raw is None else decode(kind, raw)
+        return self._as(kind, self._decoded[ck])
+
+    async def get_bound(self, kind: type[_R], place: Place, key: str) -> _R | Anomaly | None:
+        """A record another bank relies on, by point read, bound to ``place``: the record if it
+        decodes and agrees with where it lives, else the :class:`Anomaly` (never raises on
+        what was stored), ``None`` if the key is absent."""
+        ck = (place.collection, key)
+        pend = self._pending.get(ck)
+        if pend is not None:
+            return self._as(kind, pend.record)
+        if ck not in self._raw:
+            self._raw[ck] = await self._stub.get_private_data(place.collection, key)
+        raw = self._raw[ck]
+        if raw is None:
+            return None
+        found = bind(kind, place, key, raw)
+        if not isinstance(found, Anomaly):
+            self._decoded[ck] = found
+        return found
 
     async def get_many(
         self, kind: type[_R], collection: str, keys: Sequence[str]
@@ -126,22 +152,30 @@ class Ledger:
         await self.prefetch(collection, dict.fromkeys(keys, kind))
         return [await self.get(kind, collection, k) for k in keys]
 
+    async def get_many_bound(
+        self, kind: type[_R], place: Place, keys: Sequence[str]
+    ) -> list[_R | Anomaly | None]:
+        """:meth:`get_bound` of several keys in one round trip."""
+        await self.prefetch(place.collection, dict.fromkeys(keys, kind))
+        return [await self.get_bound(kind, place, k) for k in keys]
+
     async def prefetch(self, collection: str, keys: Mapping[str, type[Record]]) -> None:
         """Read several keys of one collection in one round trip into the cache.
 
         ``keys`` maps each key to the record class it holds. Keys already read or written
         by this transaction are skipped. The read set is what the same point reads with
-        :meth:`get` would make; later :meth:`get` calls of these keys cost nothing.
+        :meth:`get` would make; later :meth:`get` calls of these keys cost nothing. Nothing
+        is decoded here: a record is decoded (and refused, or bound) when it is asked for.
         """
         missing = [
             k for k in keys
-            if (collection, k) not in self._cache and (collection, k) not in self._pending
+            if (collection, k) not in self._raw and (collection, k) not in self._pending
         ]  # fmt: skip
         if not missing:
             return
         raws = await self._stub.get_multiple_private_data(collection, missing)
         for k, raw in zip(missing, raws, strict=True):
-            self._cache[(collection, k)] = None if raw is None else decode(keys[k], raw)
+            self._raw[(collection, k)] = raw
 
     @staticmethod
     def _as(kind: type[_R], value: object) -> _R | None:
