@@ -9,6 +9,10 @@ What it must not do: know any chaincode or business domain; open, own or close g
 on its own (the caller passes one to :func:`connect`); import anything from the chaincode
 side; log payloads (they carry secrets).
 
+Blocks: :mod:`fabgateway.blocks` decodes full blocks (and the private data delivered with them)
+into typed records; :mod:`fabgateway.ledger_order` finds the first valid writer of a value and
+checks private data against the committed hashes.
+
 Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(name) ->
 Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
 is ``new_proposal() → endorse() → submit() → get_status()``, each step public, each message
@@ -36,6 +40,19 @@ Errors::
 """
 
 from fabgateway import hashing
+from fabgateway.blocks import (
+    Block,
+    BlockTransaction,
+    CollectionRWSet,
+    HashedMetadataWrite,
+    HashedWrite,
+    NamespaceRWSet,
+    PrivateCollectionData,
+    PrivateWrite,
+    TxPosition,
+    decode_block,
+    decode_block_and_private_data,
+)
 from fabgateway.checkpoint import Checkpoint, Checkpointer, FileCheckpointer, InMemoryCheckpointer
 from fabgateway.contract import Contract
 from fabgateway.errors import (
@@ -73,15 +90,24 @@ from fabgateway.identity import (
     private_key_signer,
     signer_from_pem_file,
 )
+from fabgateway.ledger_order import (
+    PrivateDataMismatch,
+    PrivateDataProblem,
+    first_valid_writer,
+    first_valid_writer_async,
+    private_data_mismatches,
+)
 from fabgateway.network import Network
 from fabgateway.proposal import Argument, Proposal, transaction_id_for
 from fabgateway.transaction import Commit, Status, SubmittedTransaction, Transaction
 
 __all__ = [
     "Argument",
+    "Block",
     "BlockEventStream",
     "BlockEventsError",
     "BlockEventsRequest",
+    "BlockTransaction",
     "CallError",
     "ChaincodeEvent",
     "ChaincodeEventStream",
@@ -90,6 +116,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "Checkpointer",
+    "CollectionRWSet",
     "Commit",
     "CommitError",
     "CommitStatusError",
@@ -101,10 +128,17 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "Hash",
+    "HashedMetadataWrite",
+    "HashedWrite",
     "Identity",
     "InMemoryCheckpointer",
     "MalformedMessageError",
+    "NamespaceRWSet",
     "Network",
+    "PrivateCollectionData",
+    "PrivateDataMismatch",
+    "PrivateDataProblem",
+    "PrivateWrite",
     "Proposal",
     "Signer",
     "SigningError",
@@ -113,12 +147,18 @@ __all__ = [
     "SubmittedTransaction",
     "Transaction",
     "TransactionError",
+    "TxPosition",
     "connect",
+    "decode_block",
+    "decode_block_and_private_data",
     "ecdsa_signer",
     "ed25519_signer",
+    "first_valid_writer",
+    "first_valid_writer_async",
     "hashing",
     "identity_from_pem_file",
     "load_msp_dir",
+    "private_data_mismatches",
     "private_key_signer",
     "sha256",
     "signer_from_pem_file",
