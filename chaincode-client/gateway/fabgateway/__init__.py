@@ -11,7 +11,8 @@ side; log payloads (they carry secrets).
 
 Blocks: :mod:`fabgateway.blocks` decodes full blocks (and the private data delivered with them)
 into typed records; :mod:`fabgateway.ledger_order` finds the first valid writer of a value and
-checks private data against the committed hashes.
+checks private data against the committed hashes; :mod:`fabgateway.validation_parameters`
+parses key-level endorsement policies.
 
 Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(name) ->
 Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
@@ -100,6 +101,13 @@ from fabgateway.ledger_order import (
 from fabgateway.network import Network
 from fabgateway.proposal import Argument, Proposal, transaction_id_for
 from fabgateway.transaction import Commit, Status, SubmittedTransaction, Transaction
+from fabgateway.validation_parameters import (
+    MalformedValidationParameter,
+    ValidationParameter,
+    malformed_validation_parameters,
+    parse_validation_parameter,
+    validation_parameter_matches,
+)
 
 __all__ = [
     "Argument",
@@ -133,6 +141,7 @@ __all__ = [
     "Identity",
     "InMemoryCheckpointer",
     "MalformedMessageError",
+    "MalformedValidationParameter",
     "NamespaceRWSet",
     "Network",
     "PrivateCollectionData",
@@ -148,6 +157,7 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "TxPosition",
+    "ValidationParameter",
     "connect",
     "decode_block",
     "decode_block_and_private_data",
@@ -158,10 +168,13 @@ __all__ = [
     "hashing",
     "identity_from_pem_file",
     "load_msp_dir",
+    "malformed_validation_parameters",
+    "parse_validation_parameter",
     "private_data_mismatches",
     "private_key_signer",
     "sha256",
     "signer_from_pem_file",
     "tls_channel",
     "transaction_id_for",
+    "validation_parameter_matches",
 ]
