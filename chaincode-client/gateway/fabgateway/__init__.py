@@ -12,7 +12,8 @@ side; log payloads (they carry secrets).
 Blocks: :mod:`fabgateway.blocks` decodes full blocks (and the private data delivered with them)
 into typed records; :mod:`fabgateway.ledger_order` finds the first valid writer of a value and
 checks private data against the committed hashes; :mod:`fabgateway.validation_parameters`
-parses key-level endorsement policies.
+parses key-level endorsement policies; :mod:`fabgateway.qscc` queries the ledger through the
+Gateway.
 
 Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(name) ->
 Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
@@ -29,6 +30,7 @@ Errors::
     │   │                            is_duplicate_transaction
     │   ├── TransactionError         ... for one transaction: + transaction_id
     │   │   ├── EvaluateError
+    │   │   │   └── NotInLedgerError no such transaction or block (qscc): function, argument
     │   │   ├── EndorseError
     │   │   ├── SubmitError
     │   │   └── CommitStatusError
@@ -68,6 +70,7 @@ from fabgateway.errors import (
     EvaluateError,
     GatewayError,
     MalformedMessageError,
+    NotInLedgerError,
     SigningError,
     SubmitError,
     TransactionError,
@@ -100,6 +103,7 @@ from fabgateway.ledger_order import (
 )
 from fabgateway.network import Network
 from fabgateway.proposal import Argument, Proposal, transaction_id_for
+from fabgateway.qscc import ChainInfo, LedgerQueries, ProcessedTransaction
 from fabgateway.transaction import Commit, Status, SubmittedTransaction, Transaction
 from fabgateway.validation_parameters import (
     MalformedValidationParameter,
@@ -117,6 +121,7 @@ __all__ = [
     "BlockEventsRequest",
     "BlockTransaction",
     "CallError",
+    "ChainInfo",
     "ChaincodeEvent",
     "ChaincodeEventStream",
     "ChaincodeEventsError",
@@ -140,14 +145,17 @@ __all__ = [
     "HashedWrite",
     "Identity",
     "InMemoryCheckpointer",
+    "LedgerQueries",
     "MalformedMessageError",
     "MalformedValidationParameter",
     "NamespaceRWSet",
     "Network",
+    "NotInLedgerError",
     "PrivateCollectionData",
     "PrivateDataMismatch",
     "PrivateDataProblem",
     "PrivateWrite",
+    "ProcessedTransaction",
     "Proposal",
     "Signer",
     "SigningError",
