@@ -1,0 +1,193 @@
+"""Block inspection and qscc against a real network: what the unit tests' hand-built blocks
+assume about Fabric's blocks, proven on blocks a real peer committed.
+
+A cross-bank payment (hkbank pays usbank) writes private data in ``acct-hkbank`` and in
+``pair-hkbank-usbank``. Read back through Deliver with private data, as hkbank: the payment's
+transaction is VALID, its hashed writes are where the contract wrote them, the first valid
+writer of each stored value is that transaction, and every private value delivered hashes to
+the committed hash. qscc answers the same transaction, VALID, and says at once that a made-up
+transaction id or a block beyond the chain is not in the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import fabgateway
+import pytest
+from fabgateway.blocks import Block, decode_block, decode_block_and_private_data, key_hash
+from harness import TestNetwork
+
+PAYER, PAYEE = "hkbank", "usbank"
+ACCOUNTS = f"acct-{PAYER}"
+PAIR = f"pair-{PAYER}-{PAYEE}"
+
+
+def _profile(network: TestNetwork, org: str) -> dict[str, Any]:
+    return network.profile(network.consortium.org(org))
+
+
+def _channel(profile: dict[str, Any]) -> Any:
+    gateway = profile["gateway"]
+    return fabgateway.tls_channel(
+        gateway["endpoint"], Path(gateway["tls_ca_cert"]).read_bytes(), gateway["server_name"]
+    )
+
+
+def _gateway(channel: Any, profile: dict[str, Any], who: str) -> fabgateway.Gateway:
+    ident = profile["identities"][who]
+    identity = fabgateway.identity_from_pem_file(profile["msp_id"], ident["cert"])
+    return fabgateway.connect(channel, identity, fabgateway.signer_from_pem_file(ident["key"]))
+
+
+def _request(body: dict[str, Any]) -> dict[str, bytes]:
+    return {"request": json.dumps(body).encode()}
+
+
+class Payment:
+    """What the payment committed, as the client saw it."""
+
+    def __init__(self, transaction_id: str, block_number: int, first_block: int) -> None:
+        self.transaction_id = transaction_id
+        self.block_number = block_number
+        self.first_block = first_block
+
+
+@pytest.fixture
+async def hk(network: TestNetwork) -> AsyncIterator[tuple[dict[str, Any], Any]]:
+    profile = _profile(network, PAYER)
+    async with _channel(profile) as channel:
+        yield profile, channel
+
+
+async def _pay(channel: Any, profile: dict[str, Any]) -> Payment:
+    chaincode, mine = profile["chaincode"], [profile["msp_id"]]
+    network = _gateway(channel, profile, "operator").get_network(profile["channel"])
+    contract = network.get_contract(chaincode)
+    tag = secrets.token_hex(4)
+    account = secrets.token_urlsafe(18)
+    opened = await contract.submit_async(
+        "open_account",
+        transient_data=_request(
+            {"reference": f"bi-{tag}", "currency": "USD", "owner_ref": "CIF-bi",
+             "account_id": account}
+        ),
+        endorsing_organizations=mine,
+    )
+    first_block = (await opened.get_status()).raise_for_status().block_number
+    minter = _gateway(channel, profile, "minter").get_network(network.name)
+    await minter.get_contract(chaincode).submit_transaction(
+        "mint",
+        transient_data=_request({"reference": f"bi-{tag}-dep", "account_id": account,
+                                 "amount": 1000}),
+        endorsing_organizations=mine,
+    )
+    paid = await contract.submit_async(
+        "initiate_transfer",
+        transient_data=_request(
+            {"reference": f"bi-{tag}-pay", "payer_account": account, "payee_bank": PAYEE,
+             "payee_account": secrets.token_urlsafe(18), "amount": 250}
+        ),
+        endorsing_organizations=mine,
+    )
+    status = (await paid.get_status()).raise_for_status()
+    return Payment(paid.transaction_id, status.block_number, first_block)
+
+
+async def _deliver_with_private_data(network: fabgateway.Network, number: int) -> Block:
+    async with network.block_and_private_data_events(start_block=number) as blocks:
+        message = await asyncio.wait_for(anext(blocks), 30)
+    return decode_block_and_private_data(message)
+
+
+async def test_a_payment_read_back_from_its_block_and_from_qscc(
+    hk: tuple[dict[str, Any], Any],
+) -> None:
+    profile, channel = hk
+    chaincode = profile["chaincode"]
+    payment = await _pay(channel, profile)
+    network = _gateway(channel, profile, "operator").get_network(profile["channel"])
+
+    block = await _deliver_with_private_data(network, payment.block_number)
+    assert block.number == payment.block_number
+    tx = block.transaction(payment.transaction_id)
+    assert tx is not None
+    assert tx.is_valid
+    assert tx.validation_code_name == "VALID"
+    assert tx.malformed is None
+    assert tx.header_type_name == "ENDORSER_TRANSACTION"
+    assert tx.creator_msp_id == profile["msp_id"]
+    assert tx.chaincode_name == chaincode
+    assert profile["msp_id"] in tx.endorser_msp_ids
+    namespace = tx.namespace(chaincode)
+    assert namespace is not None
+    assert {ACCOUNTS, PAIR} <= {c.collection for c in namespace.collections}
+
+    # Every private value hkbank's peer delivered hashes to the committed hash, and nothing it
+    # must hold (its own collection, its pair with usbank) is missing.
+    assert block.private_data is not None
+    assert fabgateway.private_data_mismatches(
+        block, collections={(chaincode, ACCOUNTS), (chaincode, PAIR)}
+    ) == []
+    delivered = block.private_data_of(tx.tx_index, chaincode, PAIR)
+    assert delivered is not None
+    assert delivered.writes
+    pair_writes = {w.key_hash: w for w in tx.hashed_writes(chaincode, PAIR)}
+    for write in delivered.writes:
+        assert write.key_hash == key_hash(write.key)
+        assert pair_writes[write.key_hash].value_hash == write.value_hash
+        assert not pair_writes[write.key_hash].is_delete
+
+    # The first valid writer of each value the payment stored is the payment's transaction,
+    # found by scanning the ledger from before the account existed.
+    accounts = block.private_data_of(tx.tx_index, chaincode, ACCOUNTS)
+    assert accounts is not None
+    stored = [(PAIR, w) for w in delivered.writes] + [(ACCOUNTS, w) for w in accounts.writes]
+    for collection, write in stored:
+        async with network.block_events(start_block=payment.first_block) as raw_blocks:
+            decoded = (decode_block(b) async for b in raw_blocks)
+            found = await asyncio.wait_for(
+                fabgateway.first_valid_writer_async(
+                    decoded, chaincode, collection, write.key, write.value,
+                    last_block=payment.block_number,
+                ),
+                30,
+            )
+        assert found == tx.position, (collection, write.key)
+    # A value never stored under that key has no writer.
+    key = delivered.writes[0].key
+    assert fabgateway.first_valid_writer([block], chaincode, PAIR, key, b"{}") is None
+
+    # qscc: the same transaction, VALID, with the same hashed writes; its block; the chain.
+    ledger = fabgateway.LedgerQueries(network)
+    processed = await ledger.get_transaction_by_id(payment.transaction_id)
+    assert processed.is_valid
+    assert processed.validation_code == 0
+    assert processed.transaction.transaction_id == payment.transaction_id
+    assert processed.transaction.namespaces == tx.namespaces
+    by_tx = await ledger.get_block_by_tx_id(payment.transaction_id)
+    assert by_tx.number == payment.block_number
+    assert by_tx.private_data is None
+    by_number = await ledger.get_block_by_number(payment.block_number)
+    assert [t.position for t in by_number.transactions] == [t.position for t in block.transactions]
+    info = await ledger.get_chain_info()
+    assert info.height > payment.block_number
+
+    # A made-up transaction id, or a block the chain does not have: not in the ledger, at once.
+    made_up = secrets.token_hex(32)
+    started = time.monotonic()
+    with pytest.raises(fabgateway.NotInLedgerError) as missing:
+        await ledger.get_transaction_by_id(made_up)
+    assert missing.value.argument == made_up
+    assert missing.value.function == "GetTransactionByID"
+    with pytest.raises(fabgateway.NotInLedgerError):
+        await ledger.get_block_by_tx_id(made_up)
+    with pytest.raises(fabgateway.NotInLedgerError):
+        await ledger.get_block_by_number(info.height + 1000)
+    assert time.monotonic() - started < 10
