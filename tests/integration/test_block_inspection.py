@@ -12,6 +12,7 @@ transaction id or a block beyond the chain is not in the ledger.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import time
@@ -22,6 +23,7 @@ from typing import Any
 import fabgateway
 import pytest
 from fabgateway.blocks import Block, decode_block, decode_block_and_private_data, key_hash
+from fabshim import KeyEndorsementPolicy
 from harness import TestNetwork
 
 PAYER, PAYEE = "hkbank", "usbank"
@@ -191,3 +193,144 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
     with pytest.raises(fabgateway.NotInLedgerError):
         await ledger.get_block_by_number(info.height + 1000)
     assert time.monotonic() - started < 10
+
+
+# --- deletes, purges, key-level policies and invalid writes, on a probe chaincode -------------
+
+PROBE = "blockprobe"
+PROBE_COLLECTION = "hk-us"
+
+
+@pytest.fixture(scope="module")
+def probe(network: TestNetwork) -> tuple[str, str]:
+    """``tests/chaincodes/shim_probe.py`` deployed with one collection of hkbank and usbank
+    whose writes hkbank's peer alone may endorse (the shape of a bank's pair collection)."""
+    c = network.consortium
+    hk, us = (c.org(name).msp_id for name in (PAYER, PAYEE))
+    network.network.deploy(
+        PROBE,
+        "shim_probe:chaincode",
+        policy=f"OR('{hk}.peer')",
+        collections=[
+            {
+                "name": PROBE_COLLECTION,
+                "policy": f"OR('{hk}.member', '{us}.member')",
+                "requiredPeerCount": 0,
+                "maxPeerCount": 1,
+                "blockToLive": 0,
+                "memberOnlyRead": True,
+                "memberOnlyWrite": True,
+                "endorsementPolicy": {"signaturePolicy": f"OR('{hk}.peer')"},
+            }
+        ],
+    )
+    return hk, us
+
+
+async def test_deletes_purges_policies_and_invalid_writes_as_real_blocks_hold_them(
+    hk: tuple[dict[str, Any], Any], probe: tuple[str, str]
+) -> None:
+    profile, channel = hk
+    hk_msp, us_msp = probe
+    network = _gateway(channel, profile, "operator").get_network(profile["channel"])
+    contract = network.get_contract(PROBE)
+    tag = secrets.token_hex(4)
+    pinned, deleted, purged_key = f"pin-{tag}", f"del-{tag}", f"purge-{tag}"
+
+    async def submit(function: str, *args: str, value: bytes | None = None) -> fabgateway.Status:
+        submitted = await contract.submit_async(
+            function,
+            arguments=args,
+            transient_data={"value": value} if value is not None else None,
+            endorsing_organizations=[hk_msp],
+        )
+        return await submitted.get_status()
+
+    written = await submit("put_private_data", PROBE_COLLECTION, pinned, value=b"pinned-1")
+    policy = await submit(
+        "set_private_key_endorsement", PROBE_COLLECTION, pinned, json.dumps([hk_msp, us_msp])
+    )
+    await submit("put_private_data", PROBE_COLLECTION, deleted, value=b"d")
+    delete = await submit("del_private_data", PROBE_COLLECTION, deleted)
+    await submit("put_private_data", PROBE_COLLECTION, purged_key, value=b"p")
+    purge = await submit("purge_private_data", PROBE_COLLECTION, purged_key)
+    # The key now needs both banks' peers: hkbank alone rewriting it commits INVALID.
+    forged = await submit("put_private_data", PROBE_COLLECTION, pinned, value=b"forged")
+    for status in (written, policy, delete, purge):
+        assert status.successful, status
+    assert forged.code_name == "ENDORSEMENT_POLICY_FAILURE"
+
+    blocks: list[Block] = []
+    async with network.block_and_private_data_events(start_block=written.block_number) as raw:
+        while not blocks or blocks[-1].number < forged.block_number:
+            blocks.append(decode_block_and_private_data(await asyncio.wait_for(anext(raw), 30)))
+
+    def tx_of(status: fabgateway.Status) -> fabgateway.BlockTransaction:
+        block = next(b for b in blocks if b.number == status.block_number)
+        found = block.transaction(status.transaction_id)
+        assert found is not None
+        return found
+
+    # Every delivered value matches its committed hash, once the purge is known: a purge
+    # erases the earlier values of its key on every peer (hkbank's peer delivers an empty set
+    # for the transaction that wrote it), which would otherwise show as missing.
+    collection = {(PROBE, PROBE_COLLECTION)}
+    purged = fabgateway.purged_keys(blocks)
+    assert purged == {(PROBE, PROBE_COLLECTION, key_hash(purged_key))}
+    for block in blocks:
+        assert fabgateway.private_data_mismatches(
+            block, collections=collection, purged=purged
+        ) == []
+    erased = [
+        problem.problem
+        for block in blocks
+        for problem in fabgateway.private_data_mismatches(block, collections=collection)
+    ]
+    assert fabgateway.PrivateDataProblem.MISSING in erased
+
+    (write,) = tx_of(written).hashed_writes(PROBE, PROBE_COLLECTION)
+    assert write.key_hash == key_hash(pinned)
+    assert write.value_hash == hashlib.sha256(b"pinned-1").digest()
+
+    # The policy: a metadata write whose VALIDATION_PARAMETER is in clear, parses, and is
+    # byte for byte the envelope the shim builds for "hkbank and usbank peers".
+    ns = tx_of(policy).namespace(PROBE)
+    assert ns is not None
+    coll = ns.collection(PROBE_COLLECTION)
+    assert coll is not None
+    assert coll.writes == ()
+    (metadata,) = coll.metadata_writes
+    assert metadata.key_hash == key_hash(pinned)
+    parameter = fabgateway.parse_validation_parameter(metadata.validation_parameter or b"")
+    assert parameter.msp_ids == {hk_msp, us_msp}
+    assert {p.role for p in parameter.identities} == {"PEER"}
+    expected = KeyEndorsementPolicy()
+    expected.add_orgs("PEER", hk_msp, us_msp)
+    assert fabgateway.validation_parameter_matches(metadata.validation_parameter, expected.policy())
+    assert fabgateway.malformed_validation_parameters(blocks) == []
+
+    (removal,) = tx_of(delete).hashed_writes(PROBE, PROBE_COLLECTION)
+    assert removal.key_hash == key_hash(deleted)
+    assert removal.is_delete
+    assert not removal.is_purge
+    assert removal.value_hash == b""
+    (purging,) = tx_of(purge).hashed_writes(PROBE, PROBE_COLLECTION)
+    assert purging.key_hash == key_hash(purged_key)
+    assert purging.is_purge
+    assert purging.is_delete  # Fabric records a purge as a delete that also purges
+    assert purging.value_hash == b""
+
+    # The invalid rewrite carries its write set; the first valid writer ignores it.
+    invalid = tx_of(forged)
+    assert not invalid.is_valid
+    (rewrite,) = invalid.hashed_writes(PROBE, PROBE_COLLECTION)
+    assert rewrite.value_hash == hashlib.sha256(b"forged").digest()
+    # Its private data is even delivered; the checks above ignore it.
+    forged_data = next(b for b in blocks if b.number == forged.block_number).private_data_of(
+        invalid.tx_index, PROBE, PROBE_COLLECTION
+    )
+    assert forged_data is not None
+    assert [w.value for w in forged_data.writes] == [b"forged"]
+    args = (PROBE, PROBE_COLLECTION, pinned)
+    assert fabgateway.first_valid_writer(blocks, *args, b"forged") is None
+    assert fabgateway.first_valid_writer(blocks, *args, b"pinned-1") == tx_of(written).position

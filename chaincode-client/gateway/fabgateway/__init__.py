@@ -100,6 +100,7 @@ from fabgateway.ledger_order import (
     first_valid_writer,
     first_valid_writer_async,
     private_data_mismatches,
+    purged_keys,
 )
 from fabgateway.network import Network
 from fabgateway.proposal import Argument, Proposal, transaction_id_for
@@ -180,6 +181,7 @@ __all__ = [
     "parse_validation_parameter",
     "private_data_mismatches",
     "private_key_signer",
+    "purged_keys",
     "sha256",
     "signer_from_pem_file",
     "tls_channel",

@@ -32,6 +32,7 @@ __all__ = [
     "first_valid_writer",
     "first_valid_writer_async",
     "private_data_mismatches",
+    "purged_keys",
     "valid_writer_in",
 ]
 
@@ -100,13 +101,15 @@ class PrivateDataProblem(enum.Enum):
     """How the private data delivered with a block disagrees with the committed hashes."""
 
     MISSING = "missing"
-    """A VALID transaction wrote the key in a collection the caller must hold; no value came."""
+    """A VALID transaction wrote the key in a collection the caller must hold; no value came
+    (and the key was not purged since)."""
     VALUE_MISMATCH = "value_mismatch"
     """The delivered value (or delete) does not hash to the committed value hash."""
     UNEXPECTED = "unexpected"
     """A value came for a key that the committed hashed write set does not write."""
     RWSET_MISMATCH = "rwset_mismatch"
-    """The delivered read-write set bytes do not hash to the committed ``pvt_rwset_hash``."""
+    """The delivered read-write set bytes do not hash to the committed ``pvt_rwset_hash`` (or
+    the transaction wrote nothing in that collection)."""
     MALFORMED = "malformed"
     """The delivered read-write set does not decode."""
 
@@ -123,66 +126,95 @@ class PrivateDataMismatch:
     key: str | None = None
 
 
+def purged_keys(blocks: Iterable[Block]) -> frozenset[tuple[str, str, bytes]]:
+    """The ``(namespace, collection, key_hash)`` of every key a VALID transaction of ``blocks``
+    purged: a purge erases, on every peer, the values of all earlier writes of that key."""
+    return frozenset(
+        (ns.namespace, coll.collection, write.key_hash)
+        for block in blocks
+        for tx in block.transactions
+        if tx.is_valid
+        for ns in tx.namespaces
+        for coll in ns.collections
+        for write in coll.writes
+        if write.is_purge
+    )
+
+
 def private_data_mismatches(
-    block: Block, *, collections: Collection[tuple[str, str]]
+    block: Block,
+    *,
+    collections: Collection[tuple[str, str]],
+    purged: Collection[tuple[str, str, bytes]] = frozenset(),
 ) -> list[PrivateDataMismatch]:
     """Check the private data delivered with ``block`` against its committed hashes.
 
     ``collections`` are the ``(namespace, collection)`` pairs whose private data the caller's
     peer must hold: a committed write there with no delivered value is ``MISSING``; elsewhere
-    only what was delivered is checked. Only VALID transactions count (Fabric keeps no private
-    data of invalid ones); a purge's value is gone by design and is never missing. Raises
-    :class:`ValueError` for a block decoded without private data.
+    only what was delivered is checked. ``purged`` are the keys purged since (see
+    :func:`purged_keys` over the blocks up to the height the caller trusts): their values are
+    erased on every peer by design, so they are never missing, and a read-write set that held
+    one can no longer be checked against its hash. A purge itself never leaves a value.
+
+    Only VALID transactions are checked: a peer may deliver the private data of an invalid
+    transaction too, but it never reached the state. Raises :class:`ValueError` for a block
+    decoded without private data.
     """
     if block.private_data is None:
         raise ValueError(f"block {block.number} was decoded without its private data")
-    found: list[PrivateDataMismatch] = []
-    by_index = {tx.tx_index: tx for tx in block.transactions}
-    delivered = {(d.tx_index, d.namespace, d.collection): d for d in block.private_data}
-    for (tx_index, namespace, collection), data in delivered.items():
-        tx = by_index.get(tx_index)
-        if tx is not None and tx.is_valid:
-            found.extend(
-                PrivateDataMismatch(problem, tx.position, namespace, collection, hashed, key)
-                for problem, hashed, key in _delivered_problems(tx, data)
-            )
+    erased = set(purged)
     wanted = set(collections)
+    delivered = {(d.tx_index, d.namespace, d.collection): d for d in block.private_data}
+    found: list[PrivateDataMismatch] = []
     for tx in block.transactions:
         if not tx.is_valid:
             continue
+        for (tx_index, namespace, collection), data in delivered.items():
+            if tx_index == tx.tx_index:
+                found.extend(
+                    PrivateDataMismatch(problem, tx.position, namespace, collection, hashed, key)
+                    for problem, hashed, key in _delivered_problems(tx, data, erased)
+                )
         for ns in tx.namespaces:
             for coll in ns.collections:
                 if (ns.namespace, coll.collection) not in wanted:
                     continue
                 held = delivered.get((tx.tx_index, ns.namespace, coll.collection))
                 present = {w.key_hash for w in held.writes} if held else set()
-                for write in coll.writes:
-                    if write.is_purge or write.key_hash in present:
-                        continue
-                    found.append(
-                        PrivateDataMismatch(
-                            PrivateDataProblem.MISSING,
-                            tx.position,
-                            ns.namespace,
-                            coll.collection,
-                            write.key_hash,
-                        )
+                found.extend(
+                    PrivateDataMismatch(
+                        PrivateDataProblem.MISSING,
+                        tx.position,
+                        ns.namespace,
+                        coll.collection,
+                        write.key_hash,
                     )
+                    for write in coll.writes
+                    if not write.is_purge
+                    and write.key_hash not in present
+                    and (ns.namespace, coll.collection, write.key_hash) not in erased
+                )
     return found
 
 
 def _delivered_problems(
-    tx: BlockTransaction, data: PrivateCollectionData
+    tx: BlockTransaction, data: PrivateCollectionData, erased: set[tuple[str, str, bytes]]
 ) -> list[tuple[PrivateDataProblem, bytes, str | None]]:
     """What is wrong with the private data delivered for one transaction and collection."""
     if data.malformed is not None:
         return [(PrivateDataProblem.MALFORMED, b"", None)]
     ns = tx.namespace(data.namespace)
     committed = ns.collection(data.collection) if ns else None
+    if committed is None:
+        return [(PrivateDataProblem.RWSET_MISMATCH, b"", None)]
     problems: list[tuple[PrivateDataProblem, bytes, str | None]] = []
-    if committed is None or committed.private_rwset_hash != data.rwset_hash:
+    partly_erased = any(
+        w.is_purge or (data.namespace, data.collection, w.key_hash) in erased
+        for w in committed.writes
+    )
+    if not partly_erased and committed.private_rwset_hash != data.rwset_hash:
         problems.append((PrivateDataProblem.RWSET_MISMATCH, b"", None))
-    writes = {w.key_hash: w for w in committed.writes} if committed else {}
+    writes = {w.key_hash: w for w in committed.writes}
     for write in data.writes:
         hashed = writes.get(write.key_hash)
         if hashed is None:

@@ -4,6 +4,7 @@ fabgateway's block decoding (independent of fabgateway: its own hashing and enco
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from fabric_protos.common import common_pb2
@@ -172,16 +173,22 @@ def block(number: int, txs: list[Tx]) -> common_pb2.Block:
 
 
 def block_and_private_data(
-    number: int, txs: list[Tx], *, withhold: set[tuple[int, str]] = frozenset(),  # type: ignore[assignment]
+    number: int,
+    txs: list[Tx],
+    *,
+    withhold: Collection[tuple[int, str]] = (),
     tamper: dict[tuple[int, str], list[PrivateOp]] | None = None,
+    erased: Collection[tuple[int, str]] = (),
 ) -> events_pb2.BlockAndPrivateData:
-    """The block with the private data of its VALID transactions, as Deliver sends it.
+    """The block with its private data, as a Fabric v3.1.1 peer's Deliver sends it: invalid
+    transactions' too; an empty read-write set where a purge erased the values.
 
-    ``withhold`` leaves (tx index, collection) out; ``tamper`` delivers other ops there.
+    ``withhold`` leaves (tx index, collection) out; ``tamper`` delivers other ops there;
+    ``erased`` delivers an empty set there (a later purge erased that key).
     """
     message = events_pb2.BlockAndPrivateData(block=block(number, txs))
     for index, tx in enumerate(txs):
-        if tx.code != VALID or not tx.private:
+        if not tx.private:
             continue
         pvt = rwset_pb2.TxPvtReadWriteSet(data_model=rwset_pb2.TxReadWriteSet.KV)
         ns = pvt.ns_pvt_rwset.add(namespace=tx.chaincode)
@@ -189,8 +196,8 @@ def block_and_private_data(
             if (index, collection) in withhold:
                 continue
             delivered = (tamper or {}).get((index, collection), ops)
-            ns.collection_pvt_rwset.add(
-                collection_name=collection, rwset=private_rwset(delivered)
-            )
+            purging = any(op.purge for op in ops)
+            rwset = b"" if purging or (index, collection) in erased else private_rwset(delivered)
+            ns.collection_pvt_rwset.add(collection_name=collection, rwset=rwset)
         message.private_data_map[index].CopyFrom(pvt)
     return message

@@ -218,9 +218,39 @@ def test_delivered_private_data_that_matches_has_no_mismatch() -> None:
     assert written.value_hash == h(VALUE)
     assert data.writes[1].is_delete
     assert data.writes[1].value_hash == b""
-    # The invalid transaction's private data is never delivered and never missing.
-    assert decoded.private_data_of(1, "cc", "pair-a-b") is None
+    # The invalid transaction's private data is delivered too, and ignored: it never reached
+    # the state (tampered with, it is still no mismatch).
+    assert decoded.private_data_of(1, "cc", "pair-a-b") is not None
     assert fabgateway.private_data_mismatches(decoded, collections=COLLS) == []
+    forged_invalid = block_and_private_data(
+        4, sample_txs(), tamper={(1, "pair-a-b"): [PrivateOp("xfer/T2", b"other")]}
+    )
+    assert fabgateway.private_data_mismatches(
+        decode_block_and_private_data(forged_invalid), collections=COLLS
+    ) == []
+
+
+def test_values_erased_by_a_later_purge_are_not_missing_once_the_purge_is_known() -> None:
+    written = Tx("write", private={"acct-a": [PrivateOp("acct/9", b"balance")]})
+    purge = Tx("purge", private={"acct-a": [PrivateOp("acct/9", None, purge=True)]})
+    earlier = decode_block_and_private_data(
+        block_and_private_data(20, [written], erased={(0, "acct-a")})
+    )
+    later = decode_block_and_private_data(block_and_private_data(21, [purge]))
+    purged = fabgateway.purged_keys([earlier, later])
+    assert purged == {("cc", "acct-a", h(b"acct/9"))}
+    assert fabgateway.private_data_mismatches(earlier, collections=COLLS, purged=purged) == []
+    assert fabgateway.private_data_mismatches(later, collections=COLLS, purged=purged) == []
+    # Not told of the purge, the erased value is missing and its set no longer hashes right.
+    problems = fabgateway.private_data_mismatches(earlier, collections=COLLS)
+    assert {p.problem for p in problems} == {
+        PrivateDataProblem.MISSING, PrivateDataProblem.RWSET_MISMATCH
+    }
+    # The purge transaction's own (erased) set is never a mismatch.
+    assert fabgateway.private_data_mismatches(later, collections=COLLS) == []
+    # An invalid purge purges nothing.
+    failed = Tx("failed-purge", code=MVCC, private={"acct-a": [PrivateOp("x", None, purge=True)]})
+    assert fabgateway.purged_keys([decode_block(block(22, [failed]))]) == frozenset()
 
 
 def test_a_tampered_value_a_missing_value_and_an_extra_key_are_each_reported() -> None:
