@@ -167,7 +167,7 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
     assert fabgateway.first_valid_writer([block], chaincode, PAIR, key, b"{}") is None
 
     # qscc: the same transaction, VALID, with the same hashed writes; its block; the chain.
-    ledger = fabgateway.LedgerQueries(network)
+    ledger = network.get_ledger_queries()
     processed = await ledger.get_transaction_by_id(payment.transaction_id)
     assert processed.is_valid
     assert processed.validation_code == 0

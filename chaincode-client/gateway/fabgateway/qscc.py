@@ -19,11 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fabgateway._protos import ledger_pb2, transaction_pb2
 from fabgateway.blocks import Block, BlockTransaction, decode_block, decode_envelope
 from fabgateway.errors import EvaluateError, MalformedMessageError, NotInLedgerError
-from fabgateway.network import Network
+
+if TYPE_CHECKING:
+    from fabgateway.network import Network
 
 __all__ = ["QSCC", "ChainInfo", "LedgerQueries", "ProcessedTransaction"]
 
@@ -64,7 +67,10 @@ class ProcessedTransaction:
 
 
 class LedgerQueries:
-    """``qscc`` queries on one channel, evaluated through the Gateway of ``network``."""
+    """``qscc`` queries on one channel, evaluated through the Gateway of ``network``.
+
+    Made by ``network.get_ledger_queries()`` (or directly from a :class:`Network`).
+    """
 
     def __init__(
         self,

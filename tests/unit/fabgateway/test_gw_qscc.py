@@ -99,7 +99,7 @@ async def test_blocks_and_chain_info_come_back_decoded(
     peer: FakePeer, gateway: fabgateway.Gateway
 ) -> None:
     ledger_peer(peer)
-    ledger = fabgateway.LedgerQueries(gateway.get_network("mychannel"))
+    ledger = gateway.get_network("mychannel").get_ledger_queries()
     by_tx = await ledger.get_block_by_tx_id("tx-2")
     assert by_tx.number == 9
     assert [t.transaction_id for t in by_tx.transactions] == ["tx-1", "tx-2"]
@@ -151,9 +151,10 @@ async def test_queries_can_target_other_organizations(
     peer: FakePeer, gateway: fabgateway.Gateway
 ) -> None:
     ledger_peer(peer)
-    ledger = fabgateway.LedgerQueries(
-        gateway.get_network("mychannel"), endorsing_organizations=["RegulatorMSP"]
+    ledger = gateway.get_network("mychannel").get_ledger_queries(
+        endorsing_organizations=["RegulatorMSP"]
     )
+    assert isinstance(ledger, fabgateway.LedgerQueries)
     await ledger.get_chain_info()
     (request,) = peer.evaluate_requests
     assert list(request.target_organizations) == ["RegulatorMSP"]
