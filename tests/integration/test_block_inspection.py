@@ -180,6 +180,12 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
     assert [t.position for t in by_number.transactions] == [t.position for t in block.transactions]
     info = await ledger.get_chain_info()
     assert info.height > payment.block_number
+    # The genesis block decodes too: one CONFIG transaction, no write sets.
+    (genesis,) = (await ledger.get_block_by_number(0)).transactions
+    assert genesis.header_type_name == "CONFIG"
+    assert genesis.malformed is None
+    assert genesis.namespaces == ()
+    assert genesis.is_valid
 
     # A made-up transaction id, or a block the chain does not have: not in the ledger, at once.
     made_up = secrets.token_hex(32)

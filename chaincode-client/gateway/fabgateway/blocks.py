@@ -18,6 +18,10 @@ The layout followed (Fabric's protos): ``Envelope.payload`` → ``Payload`` (``h
 ``ChaincodeActionPayload.action`` → ``ProposalResponsePayload.extension`` → ``ChaincodeAction``
 → ``results`` → ``TxReadWriteSet.ns_rwset[]`` → ``KVRWSet`` and
 ``collection_hashed_rwset[].hashed_rwset`` → ``HashedRWSet``.
+
+One file (over 500 lines) because the records and their decoding are one mirror of that
+layout: each record is built by exactly one decoding function below it, and neither is used
+without the other.
 """
 
 from __future__ import annotations
