@@ -7,9 +7,12 @@ principal decodable); comparing a parameter byte for byte with the one a reader 
 scanning decoded blocks for parameters that do not parse.
 
 Why the scan matters: Fabric never validates a parameter's content when it is written, and a
-peer that later has to evaluate bytes that do not parse as a policy stops processing the
-channel's blocks (hyperledger/fabric#3105). A bank can plant such bytes alone in a collection
-its own peer may endorse; no chaincode can prevent it, so a monitor names the writer.
+peer that later has to evaluate bytes that do not unmarshal as a policy stops processing the
+channel's blocks (hyperledger/fabric#3105 shows the validator failing with "unexpected EOF" and
+the block not stored). A bank can plant such bytes alone in a collection its own peer may
+endorse; no chaincode can prevent it, so a monitor names the writer. Bytes that unmarshal but
+do not compile (a version other than 0, an empty rule, an index out of range) are reported
+too, with ``unmarshals`` set: no write of that key can ever be validated against them.
 
 What it must not do: decide which policy a record should carry (the caller passes the expected
 envelope); normalize bytes before comparing them (a re-encoding of the same policy is another
@@ -21,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from google.protobuf.message import DecodeError
 
 from fabgateway._protos import msp_principal_pb2, policies_pb2
 from fabgateway.blocks import Block, TxPosition
@@ -144,7 +149,9 @@ class MalformedValidationParameter:
     ``collection`` is None for a public key; then ``key`` is the key in clear, else
     ``key_hash`` is the private key's hash. ``creator_msp_id`` and ``endorser_msp_ids`` name
     who wrote it; ``is_valid`` says whether the write committed (an invalid one changed
-    nothing, but still shows the intent).
+    nothing, but still shows the intent). ``unmarshals`` is False for bytes that are no
+    ``SignaturePolicyEnvelope`` at all (the hyperledger/fabric#3105 case: the next write of
+    the key halts block processing), True for an envelope a peer cannot compile.
     """
 
     position: TxPosition
@@ -157,6 +164,7 @@ class MalformedValidationParameter:
     key_hash: bytes | None
     value: bytes
     reason: str
+    unmarshals: bool
 
 
 def malformed_validation_parameters(blocks: Iterable[Block]) -> list[MalformedValidationParameter]:
@@ -192,6 +200,15 @@ def malformed_validation_parameters(blocks: Iterable[Block]) -> list[MalformedVa
                                 key_hash=hashed,
                                 value=value,
                                 reason=str(error),
+                                unmarshals=_unmarshals(value),
                             )
                         )
     return found
+
+
+def _unmarshals(value: bytes) -> bool:
+    try:
+        policies_pb2.SignaturePolicyEnvelope().ParseFromString(value)
+    except DecodeError:
+        return False
+    return True

@@ -112,8 +112,10 @@ def test_every_malformed_parameter_in_blocks_is_named_with_its_writer() -> None:
     assert planted.is_valid
     assert planted.value == b"\xff\x01"
     assert "not a SignaturePolicyEnvelope" in planted.reason
+    assert not planted.unmarshals
     assert public.collection is None
     assert public.key == "config"
     assert public.key_hash is None
     assert not public.is_valid
     assert "version 5" in public.reason
+    assert public.unmarshals
