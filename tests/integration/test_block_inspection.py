@@ -22,7 +22,7 @@ from typing import Any
 
 import fabgateway
 import pytest
-from fabgateway.blocks import Block, decode_block, decode_block_and_private_data, key_hash
+from fabgateway.blocks import Block, decode_block_and_private_data, key_hash
 from fabshim import KeyEndorsementPolicy
 from harness import TestNetwork
 
@@ -153,10 +153,10 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
     stored = [(PAIR, w) for w in delivered.writes] + [(ACCOUNTS, w) for w in accounts.writes]
     for collection, write in stored:
         async with network.block_events(start_block=payment.first_block) as raw_blocks:
-            decoded = (decode_block(b) async for b in raw_blocks)
             found = await asyncio.wait_for(
                 fabgateway.first_valid_writer_async(
-                    decoded, chaincode, collection, write.key, write.value,
+                    fabgateway.decoded_blocks(raw_blocks), chaincode, collection, write.key,
+                    write.value,
                     last_block=payment.block_number,
                 ),
                 30,
@@ -268,8 +268,9 @@ async def test_deletes_purges_policies_and_invalid_writes_as_real_blocks_hold_th
 
     blocks: list[Block] = []
     async with network.block_and_private_data_events(start_block=written.block_number) as raw:
+        decoded = fabgateway.decoded_blocks(raw)
         while not blocks or blocks[-1].number < forged.block_number:
-            blocks.append(decode_block_and_private_data(await asyncio.wait_for(anext(raw), 30)))
+            blocks.append(await asyncio.wait_for(anext(decoded), 30))
 
     def tx_of(status: fabgateway.Status) -> fabgateway.BlockTransaction:
         block = next(b for b in blocks if b.number == status.block_number)

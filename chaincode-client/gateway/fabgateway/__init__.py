@@ -55,6 +55,7 @@ from fabgateway.blocks import (
     TxPosition,
     decode_block,
     decode_block_and_private_data,
+    decoded_blocks,
 )
 from fabgateway.checkpoint import Checkpoint, Checkpointer, FileCheckpointer, InMemoryCheckpointer
 from fabgateway.contract import Contract
@@ -170,6 +171,7 @@ __all__ = [
     "connect",
     "decode_block",
     "decode_block_and_private_data",
+    "decoded_blocks",
     "ecdsa_signer",
     "ed25519_signer",
     "first_valid_writer",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,7 @@ __all__ = [
     "decode_block",
     "decode_block_and_private_data",
     "decode_envelope",
+    "decoded_blocks",
     "key_hash",
     "value_hash",
 ]
@@ -551,6 +552,18 @@ def decode_block_and_private_data(message: Any) -> Block:
     """Decode a ``peer.BlockAndPrivateData`` (message or bytes), as Deliver sends it."""
     message = _as_message(events_pb2.BlockAndPrivateData, message, "a peer.BlockAndPrivateData")
     return decode_block(message.block, dict(message.private_data_map))
+
+
+async def decoded_blocks(stream: AsyncIterable[Any]) -> AsyncIterator[Block]:
+    """Decode each message of a Deliver stream as it comes: a ``common.Block`` (from
+    ``network.block_events()``) or a ``peer.BlockAndPrivateData`` (from
+    ``network.block_and_private_data_events()``). A filtered block carries no write sets and
+    raises :class:`TypeError`. Closing the stream stays the caller's job (``async with``)."""
+    async for message in stream:
+        if isinstance(message, events_pb2.BlockAndPrivateData):
+            yield decode_block_and_private_data(message)
+        else:
+            yield decode_block(message)
 
 
 def _private_data(block_number: int, tx_index: int, tx_rwset: Any) -> list[PrivateCollectionData]:

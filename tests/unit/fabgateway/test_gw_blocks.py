@@ -16,6 +16,7 @@ from fabgateway.blocks import (
     decode_envelope,
 )
 from fabgateway.ledger_order import PrivateDataProblem, valid_writer_in
+from fabric_protos.peer.events_pb2 import FilteredBlock
 from unit.fabgateway.block_builder import (
     BAD_PAYLOAD,
     MVCC,
@@ -302,3 +303,23 @@ def test_private_data_that_does_not_decode_is_malformed_not_an_exception() -> No
 def test_mismatches_need_a_block_decoded_with_its_private_data() -> None:
     with pytest.raises(ValueError, match="without its private data"):
         fabgateway.private_data_mismatches(decode_block(block(1, [])), collections=COLLS)
+
+
+async def test_decoded_blocks_maps_a_deliver_stream_of_either_kind() -> None:
+    plain = block(1, sample_txs())
+    with_private = block_and_private_data(2, sample_txs())
+
+    async def stream():  # type: ignore[no-untyped-def]
+        yield plain
+        yield with_private
+
+    decoded = [b async for b in fabgateway.decoded_blocks(stream())]
+    assert [b.number for b in decoded] == [1, 2]
+    assert decoded[0].private_data is None
+    assert decoded[1].private_data is not None
+
+    async def filtered():  # type: ignore[no-untyped-def]
+        yield FilteredBlock(number=3)
+
+    with pytest.raises(TypeError):
+        _ = [b async for b in fabgateway.decoded_blocks(filtered())]
