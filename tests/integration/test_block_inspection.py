@@ -109,14 +109,14 @@ async def _deliver_with_private_data(network: fabgateway.Network, number: int) -
 
 
 async def test_a_payment_read_back_from_its_block_and_from_qscc(
-    hk: tuple[dict[str, Any], Any],
+    hk: tuple[dict[str, Any], Any], network: TestNetwork
 ) -> None:
     profile, channel = hk
     chaincode = profile["chaincode"]
     payment = await _pay(channel, profile)
-    network = _gateway(channel, profile, "operator").get_network(profile["channel"])
+    hk_network = _gateway(channel, profile, "operator").get_network(profile["channel"])
 
-    block = await _deliver_with_private_data(network, payment.block_number)
+    block = await _deliver_with_private_data(hk_network, payment.block_number)
     assert block.number == payment.block_number
     tx = block.transaction(payment.transaction_id)
     assert tx is not None
@@ -146,13 +146,32 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
         assert pair_writes[write.key_hash].value_hash == write.value_hash
         assert not pair_writes[write.key_hash].is_delete
 
+    # cnbank's peer is no member of either collection: Deliver gives it none of this data, and
+    # a check that (wrongly) expects it names every committed write as missing, which is how
+    # an audit sees a peer that lacks, or is refused, private data it must hold.
+    outsider_profile = _profile(network, "cnbank")
+    async with _channel(outsider_profile) as outsider_channel:
+        outsider = _gateway(outsider_channel, outsider_profile, "operator").get_network(
+            outsider_profile["channel"]
+        )
+        seen_by_outsider = await _deliver_with_private_data(outsider, payment.block_number)
+    assert seen_by_outsider.private_data == ()
+    assert fabgateway.private_data_mismatches(
+        seen_by_outsider, collections={(chaincode, "acct-cnbank")}
+    ) == []
+    missing = fabgateway.private_data_mismatches(
+        seen_by_outsider, collections={(chaincode, PAIR)}
+    )
+    assert {m.problem for m in missing} == {fabgateway.PrivateDataProblem.MISSING}
+    assert {m.key_hash for m in missing} == set(pair_writes)
+
     # The first valid writer of each value the payment stored is the payment's transaction,
     # found by scanning the ledger from before the account existed.
     accounts = block.private_data_of(tx.tx_index, chaincode, ACCOUNTS)
     assert accounts is not None
     stored = [(PAIR, w) for w in delivered.writes] + [(ACCOUNTS, w) for w in accounts.writes]
     for collection, write in stored:
-        async with network.block_events(start_block=payment.first_block) as raw_blocks:
+        async with hk_network.block_events(start_block=payment.first_block) as raw_blocks:
             found = await asyncio.wait_for(
                 fabgateway.first_valid_writer_async(
                     fabgateway.decoded_blocks(raw_blocks), chaincode, collection, write.key,
@@ -167,7 +186,7 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
     assert fabgateway.first_valid_writer([block], chaincode, PAIR, key, b"{}") is None
 
     # qscc: the same transaction, VALID, with the same hashed writes; its block; the chain.
-    ledger = network.get_ledger_queries()
+    ledger = hk_network.get_ledger_queries()
     processed = await ledger.get_transaction_by_id(payment.transaction_id)
     assert processed.is_valid
     assert processed.validation_code == 0
