@@ -276,6 +276,18 @@ async def test_server_sent_events_bring_each_new_block(dash: Dashboard, peer: Sd
         stream.close()
 
 
+async def test_a_page_that_goes_away_ends_its_subscription(dash: Dashboard) -> None:
+    stream = await EventStream.open(dash)
+    assert await stream.next_state() is not None
+    assert dash.live.subscribers == 1
+    stream.close()
+    for _ in range(100):  # Starlette notices the disconnect and cancels the stream
+        if dash.live.subscribers == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert dash.live.subscribers == 0
+
+
 async def test_close_ends_the_open_streams_and_stops_listening(
     bank: Bank, reads: Reads
 ) -> None:

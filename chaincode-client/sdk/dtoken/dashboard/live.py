@@ -80,8 +80,9 @@ class LiveState:
         return self._state
 
     @property
-    def closing(self) -> bool:
-        return self._closing.is_set()
+    def subscribers(self) -> int:
+        """How many subscriptions (open pages' event streams) follow the state."""
+        return len(self._subscribers)
 
     async def start(self) -> None:
         """Start the followers at the recent blocks and make the first view."""
