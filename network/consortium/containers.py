@@ -59,9 +59,11 @@ import yaml
 from consortium import channel as channel_cfg
 from consortium import crypto
 from consortium.binaries import FABRIC_VERSION
+from consortium.chaincodes import Deployment
 from consortium.config import Consortium, OrdererNode, Org, OrgKind, PeerNode
 from consortium.errors import NetworkError
-from consortium.network import BANK_USERS, REGULATOR_USERS, REPO_ROOT, Deployment, Network
+from consortium.identities import BANK_USERS, REGULATOR_USERS
+from consortium.network import REPO_ROOT, Network
 
 __all__ = [
     "CCAAS_BUILDER",
@@ -258,7 +260,7 @@ def _package_ids(net: Network) -> dict[str, str]:
     """Each application organization's package id; the packages must exist."""
     d = _main_deployment(net)
     ids = {}
-    for org in net.c.application_orgs:
+    for org in net.consortium.application_orgs:
         path = net.package_path(org, d)
         if not path.is_file():
             raise NetworkError(
