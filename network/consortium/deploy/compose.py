@@ -76,8 +76,8 @@ def compose(
     volume per orderer and peer for its ledger; the one-shot ``bootstrap`` service. Host
     paths are relative to the deployment folder. ``source_dir`` is the repository the
     chaincode image is built from (the build context). The folder must be prepared
-    (:func:`prepare`); ``channel/`` and ``bootstrap.sh`` are written by
-    :func:`write_compose`.
+    (:func:`~consortium.deploy.folder.prepare`); ``channel/`` and ``bootstrap.sh`` are
+    written by :func:`write_compose`.
     """
     net = native_view(c, crypto_dir)
     folder = net.state_dir

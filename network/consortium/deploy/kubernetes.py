@@ -299,7 +299,8 @@ def kubernetes(
     peers) or a Deployment (chaincode servers, image ``chaincode_image``, to be pushed
     where the cluster can pull it); ConfigMaps with the genesis inputs, collections, TLS
     root bundle and bootstrap script; and the one-shot bootstrap Job with a small PVC
-    keeping the genesis block. The folder must be prepared (:func:`prepare`).
+    keeping the genesis block. The folder must be prepared
+    (:func:`~consortium.deploy.folder.prepare`).
     """
     net = native_view(c, crypto_dir)
     m = _Manifests(network=c.name, namespace=namespace or c.name)
