@@ -76,9 +76,6 @@ class Target(StrEnum):
     KUBERNETES = "kubernetes"
 
 
-# --------------------------------------------------------------------------- naming
-
-
 def node_host(c: Consortium, name: str, target: Target) -> str:
     """The host name of node ``name`` (an orderer or a peer) on the target's network.
 
