@@ -119,7 +119,7 @@ def orderer_height(net: TestNetwork, orderer_name: str) -> int | None:
     o = next(o for o in net.consortium.ordering.orderers if o.name == orderer_name)
     proc = subprocess.run(
         [str(n.fabric.tool("osnadmin")), "channel", "list", "--channelID",
-         net.consortium.channel, *n._orderer_admin_args(o)],
+         net.consortium.channel, *n.admin.orderer_admin_args(o)],
         capture_output=True, text=True, check=False, timeout=30,
     )  # fmt: skip
     found = re.search(r'"height":\s*(\d+)', proc.stdout)
