@@ -30,6 +30,7 @@ import dtoken.sync
 import fabgateway
 import pytest
 from fabgateway import sync
+from fabgateway._declarations import render, update
 from fabgateway.blocking import SYNC_NAMES
 
 PACKAGES = [
@@ -219,3 +220,14 @@ def test_the_blocking_connects_take_the_async_ones_parameters() -> None:
     assert original[0][0] == "channel"
     assert blocking[1:] == original[1:]
     assert _parameters(dtoken.sync.connect) == _parameters(dtoken.bank.connect)
+
+
+@pytest.mark.parametrize("module", [sync, dtoken.sync], ids=lambda m: m.__name__)
+def test_the_typed_declarations_of_the_twins_are_current(module: ModuleType) -> None:
+    # What a type checker reads of a twin is rendered from the async classes; a stale copy
+    # would type a method that is gone or miss a new one.
+    assert module.__file__ is not None
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    assert update(source, render(module)) == source, (
+        f"run: python -m fabgateway._declarations {module.__name__}"
+    )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -55,6 +56,19 @@ __all__ = [
     "Transaction",
     "connect",
 ]
+
+if TYPE_CHECKING:
+    # <declarations: imports> generated: python -m fabgateway._declarations fabgateway.sync
+    import builtins  # noqa: I001 - generated, one import a line
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+    from fabgateway import Argument
+    from fabgateway.checkpoint import Checkpoint
+    from fabgateway.events import ChaincodeEvent
+    from fabgateway.transaction import Status
+    from typing import Any
+    from typing import Self
+    # </declarations>
 
 
 def connect(
@@ -102,6 +116,41 @@ def connect(
 class Gateway(Twin[_gateway.Gateway]):
     """Blocking twin of :class:`fabgateway.Gateway`; it owns its channel and loop thread."""
 
+    if TYPE_CHECKING:
+        # <declarations: Gateway> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        @property
+        def channel(self) -> grpc.aio.Channel: ...
+        def get_network(self, channel_name: str) -> Network: ...
+        @property
+        def identity(self) -> Identity: ...
+        def new_block_events_request(
+            self,
+            data: bytes,
+            *,
+            kind: str = "block",
+        ) -> BlockEventsRequest: ...
+        def new_chaincode_events_request(self, data: bytes) -> ChaincodeEventsRequest: ...
+        def new_commit(self, data: bytes) -> Commit: ...
+        def new_proposal(self, data: bytes) -> Proposal: ...
+        def new_signed_block_events_request(
+            self,
+            data: bytes,
+            signature: bytes,
+            *,
+            kind: str = "block",
+        ) -> BlockEventsRequest: ...
+        def new_signed_chaincode_events_request(
+            self,
+            data: bytes,
+            signature: bytes,
+        ) -> ChaincodeEventsRequest: ...
+        def new_signed_commit(self, data: bytes, signature: bytes) -> Commit: ...
+        def new_signed_proposal(self, data: bytes, signature: bytes) -> Proposal: ...
+        def new_signed_transaction(self, data: bytes, signature: bytes) -> Transaction: ...
+        def new_transaction(self, data: bytes) -> Transaction: ...
+        # </declarations>
+
     # Differs: the async Gateway owns neither the channel nor a loop; this one made both.
     async def _close(self) -> None:
         await self._target.close()
@@ -130,40 +179,226 @@ class Gateway(Twin[_gateway.Gateway]):
 class Network(Twin[_network.Network]):
     """Blocking twin of :class:`fabgateway.Network`."""
 
+    if TYPE_CHECKING:
+        # <declarations: Network> generated (fabgateway._declarations)
+        def block_and_private_data_events(
+            self,
+            *,
+            start_block: int | None = None,
+            checkpointer: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> BlockEventIterator: ...
+        def block_events(
+            self,
+            *,
+            start_block: int | None = None,
+            checkpointer: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> BlockEventIterator: ...
+        def chaincode_events(
+            self,
+            chaincode_name: str,
+            *,
+            start_block: int | None = None,
+            after_transaction_id: str | None = None,
+            checkpointer: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> ChaincodeEventIterator: ...
+        def filtered_block_events(
+            self,
+            *,
+            start_block: int | None = None,
+            checkpointer: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> BlockEventIterator: ...
+        def get_contract(
+            self,
+            chaincode_name: str,
+            contract_name: str | None = None,
+        ) -> Contract: ...
+        @property
+        def name(self) -> str: ...
+        def new_block_events_request(
+            self,
+            *,
+            kind: str = "block",
+            start_block: int | None = None,
+            checkpoint: Checkpoint | None = None,
+        ) -> BlockEventsRequest: ...
+        def new_chaincode_events_request(
+            self,
+            chaincode_name: str,
+            *,
+            start_block: int | None = None,
+            after_transaction_id: str | None = None,
+            checkpoint: Checkpoint | None = None,
+        ) -> ChaincodeEventsRequest: ...
+        def new_commit(self, transaction_id: str) -> Commit: ...
+        # </declarations>
+
 
 @blocking_twin(_contract.Contract)
 class Contract(Twin[_contract.Contract]):
     """Blocking twin of :class:`fabgateway.Contract`."""
+
+    if TYPE_CHECKING:
+        # <declarations: Contract> generated (fabgateway._declarations)
+        @property
+        def chaincode_name(self) -> str: ...
+        @property
+        def channel_name(self) -> str: ...
+        @property
+        def contract_name(self) -> str | None: ...
+        def evaluate(
+            self,
+            name: str,
+            *,
+            arguments: Iterable[Argument] = (),
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            timeout: float | None = None,
+        ) -> bytes: ...
+        def evaluate_transaction(
+            self,
+            name: str,
+            *args: Argument,
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            timeout: float | None = None,
+        ) -> bytes: ...
+        def new_proposal(
+            self,
+            name: str,
+            *,
+            arguments: Iterable[Argument] = (),
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            nonce: bytes | None = None,
+        ) -> Proposal: ...
+        def submit(
+            self,
+            name: str,
+            *,
+            arguments: Iterable[Argument] = (),
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            nonce: bytes | None = None,
+            timeout: float | None = None,
+        ) -> bytes: ...
+        def submit_async(
+            self,
+            name: str,
+            *,
+            arguments: Iterable[Argument] = (),
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            nonce: bytes | None = None,
+            timeout: float | None = None,
+        ) -> SubmittedTransaction: ...
+        def submit_transaction(
+            self,
+            name: str,
+            *args: Argument,
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            nonce: bytes | None = None,
+            timeout: float | None = None,
+        ) -> bytes: ...
+        # </declarations>
 
 
 @blocking_twin(_proposal.Proposal)
 class Proposal(Twin[_proposal.Proposal]):
     """Blocking twin of :class:`fabgateway.Proposal`."""
 
+    if TYPE_CHECKING:
+        # <declarations: Proposal> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        @property
+        def channel_name(self) -> str: ...
+        def digest(self) -> builtins.bytes: ...
+        def endorse(self, *, timeout: float | None = None) -> Transaction: ...
+        @property
+        def endorsing_organizations(self) -> list[str]: ...
+        def evaluate(self, *, timeout: float | None = None) -> builtins.bytes: ...
+        @property
+        def transaction_id(self) -> str: ...
+        # </declarations>
+
 
 @blocking_twin(_transaction.Transaction)
 class Transaction(Twin[_transaction.Transaction]):
     """Blocking twin of :class:`fabgateway.Transaction`."""
+
+    if TYPE_CHECKING:
+        # <declarations: Transaction> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        @property
+        def channel_name(self) -> str: ...
+        def digest(self) -> builtins.bytes: ...
+        def new_commit(self) -> Commit: ...
+        @property
+        def result(self) -> builtins.bytes: ...
+        def submit(self, *, timeout: float | None = None) -> SubmittedTransaction: ...
+        @property
+        def transaction_id(self) -> str: ...
+        # </declarations>
 
 
 @blocking_twin(_transaction.Commit)
 class Commit(Twin[_transaction.Commit]):
     """Blocking twin of :class:`fabgateway.Commit`."""
 
+    if TYPE_CHECKING:
+        # <declarations: Commit> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        def digest(self) -> builtins.bytes: ...
+        def get_status(self, *, timeout: float | None = None) -> Status: ...
+        @property
+        def transaction_id(self) -> str: ...
+        # </declarations>
+
 
 @blocking_twin(_transaction.SubmittedTransaction)
 class SubmittedTransaction(Commit):
     """Blocking twin of :class:`fabgateway.SubmittedTransaction`."""
+
+    if TYPE_CHECKING:
+        # <declarations: SubmittedTransaction> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        def digest(self) -> builtins.bytes: ...
+        def get_status(self, *, timeout: float | None = None) -> Status: ...
+        @property
+        def result(self) -> builtins.bytes: ...
+        @property
+        def transaction_id(self) -> str: ...
+        # </declarations>
 
 
 @blocking_twin(_events.ChaincodeEventsRequest)
 class ChaincodeEventsRequest(Twin[_events.ChaincodeEventsRequest]):
     """Blocking twin of :class:`fabgateway.ChaincodeEventsRequest`."""
 
+    if TYPE_CHECKING:
+        # <declarations: ChaincodeEventsRequest> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        def digest(self) -> builtins.bytes: ...
+        def events(self, *, timeout: float | None = None) -> ChaincodeEventIterator: ...
+        # </declarations>
+
 
 @blocking_twin(_events.BlockEventsRequest)
 class BlockEventsRequest(Twin[_events.BlockEventsRequest]):
     """Blocking twin of :class:`fabgateway.BlockEventsRequest`."""
+
+    if TYPE_CHECKING:
+        # <declarations: BlockEventsRequest> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        def digest(self) -> builtins.bytes: ...
+        def events(self, *, timeout: float | None = None) -> BlockEventIterator: ...
+        @property
+        def kind(self) -> str: ...
+        # </declarations>
 
 
 @blocking_twin(_events.ChaincodeEventStream)
@@ -171,8 +406,36 @@ class ChaincodeEventIterator(Twin[_events.ChaincodeEventStream]):
     """Blocking iterator of chaincode events (twin of :class:`fabgateway.ChaincodeEventStream`);
     ``close()`` it, or use ``with``."""
 
+    if TYPE_CHECKING:
+        # <declarations: ChaincodeEventIterator> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None: ...
+        def __iter__(self) -> Self: ...
+        def __next__(self) -> ChaincodeEvent: ...
+        def close(self) -> None: ...
+        # </declarations>
+
 
 @blocking_twin(_events.BlockEventStream)
 class BlockEventIterator(Twin[_events.BlockEventStream]):
     """Blocking iterator of blocks (``common.Block``, ``peer.FilteredBlock`` or
     ``peer.BlockAndPrivateData``; twin of :class:`fabgateway.BlockEventStream`)."""
+
+    if TYPE_CHECKING:
+        # <declarations: BlockEventIterator> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None: ...
+        def __iter__(self) -> Self: ...
+        def __next__(self) -> Any: ...
+        def close(self) -> None: ...
+        # </declarations>

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 
 import fabgateway.sync  # noqa: F401 - registers the twins of Network & co., returned here
 from fabgateway.blocking import LoopThread, Twin, blocking_twin
@@ -34,6 +34,29 @@ from dtoken.profile import Profile
 from dtoken.submitter import RetryPolicy
 
 __all__ = ["SyncBank", "SyncRegulator", "connect"]
+
+if TYPE_CHECKING:
+    # <declarations: imports> generated: python -m fabgateway._declarations dtoken.sync
+    from collections.abc import Iterable  # noqa: I001 - generated, one import a line
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+    from datetime import datetime
+    from dtoken.models import Account
+    from dtoken.models import AccountSummary
+    from dtoken.models import AuditReport
+    from dtoken.models import HistoryEntry
+    from dtoken.models import Obligations
+    from dtoken.models import OpenedAccount
+    from dtoken.models import Payee
+    from dtoken.models import Payment
+    from dtoken.models import Payout
+    from dtoken.models import ReferenceInfo
+    from dtoken.models import Supply
+    from dtoken.models import Transfer
+    from dtoken.money import Money
+    from dtoken.submitter import Receipt
+    from fabgateway.sync import Network
+    # </declarations>
 
 _M = TypeVar("_M", bound=Member)
 
@@ -94,12 +117,156 @@ class _SyncMember(Twin[_M]):
 class SyncBank(_SyncMember[Bank]):
     """:class:`~dtoken.bank.Bank`, blocking."""
 
+    if TYPE_CHECKING:
+        # <declarations: SyncBank> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def accept(self, transfer_id: str, payer_bank: str) -> Receipt: ...
+        def account(self, account_id: str) -> Account: ...
+        def accounts(self, currency: str | None = None) -> list[AccountSummary]: ...
+        def balance(self, account_id: str) -> Money: ...
+        def batch_payout(
+            self,
+            from_account: str,
+            payees: Sequence[Payee],
+            *,
+            reference: str,
+            originator: Mapping[str, str] | None = None,
+            ttl_seconds: int | None = None,
+        ) -> Payout: ...
+        def burn(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt: ...
+        def close_account(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
+        @property
+        def currencies(self) -> Mapping[str, int]: ...
+        def freeze(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
+        def get_transfer(self, transfer_id: str, payer_bank: str, payee_bank: str) -> Transfer: ...
+        def history(
+            self,
+            account_id: str,
+            *,
+            from_seq: int = 0,
+            limit: int | None = None,
+        ) -> list[HistoryEntry]: ...
+        def incoming(
+            self,
+            counterparty: str | None = None,
+            *,
+            since: datetime | None = None,
+        ) -> list[Transfer]: ...
+        def ledger_positions(self, tx_ids: Iterable[str]) -> dict[str, tuple[int, int]]: ...
+        def lookup_reference(self, reference: str) -> ReferenceInfo | None: ...
+        def mint(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt: ...
+        def money(self, amount: str | int, currency: str | None = None) -> Money: ...
+        @property
+        def msp_id(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def network(self) -> Network: ...
+        def obligations(self, other_bank: str) -> Obligations: ...
+        def open_account(
+            self,
+            currency: str,
+            owner_ref: str,
+            *,
+            reference: str,
+            single_payment_limit: int | Money | None = None,
+            daily_outflow_limit: int | Money | None = None,
+        ) -> OpenedAccount: ...
+        def outgoing(
+            self,
+            counterparty: str | None = None,
+            *,
+            since: datetime | None = None,
+        ) -> list[Transfer]: ...
+        def record_settlement(
+            self,
+            debtor_bank: str,
+            amount: Money,
+            *,
+            rtgs_reference: str,
+        ) -> Receipt: ...
+        def refund(self, transfer_id: str, payee_bank: str) -> Receipt: ...
+        def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt: ...
+        def set_limits(
+            self,
+            account_id: str,
+            *,
+            single_payment: int | Money | None = None,
+            daily_outflow: int | Money | None = None,
+            reference: str | None = None,
+        ) -> Receipt: ...
+        def supply(self, currency: str) -> Supply: ...
+        def transfer(
+            self,
+            from_account: str,
+            to_bank: str,
+            to_account: str,
+            amount: int | Money,
+            *,
+            reference: str,
+            remittance: str = "",
+            originator: Mapping[str, str] | None = None,
+            ttl_seconds: int | None = None,
+        ) -> Payment: ...
+        def unfreeze(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
+        def wait_for_commit(self, tx_id: str, *, timeout: float = 30.0) -> int: ...
+        # </declarations>
+
     _member_class = Bank
 
 
 @blocking_twin(Regulator)
 class SyncRegulator(_SyncMember[Regulator]):
     """:class:`~dtoken.bank.Regulator`, blocking."""
+
+    if TYPE_CHECKING:
+        # <declarations: SyncRegulator> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def account(self, bank: str, account_id: str) -> Account: ...
+        def accounts(self, bank: str, currency: str | None = None) -> list[AccountSummary]: ...
+        def audit(self) -> AuditReport: ...
+        @property
+        def currencies(self) -> Mapping[str, int]: ...
+        def freeze(
+            self,
+            bank: str,
+            account_id: str,
+            *,
+            held_amount: int | Money = 0,
+            frozen: bool = True,
+            reason: str = "",
+            reference: str | None = None,
+        ) -> Receipt: ...
+        def get_transfer(self, transfer_id: str, payer_bank: str, payee_bank: str) -> Transfer: ...
+        def history(
+            self,
+            bank: str,
+            account_id: str,
+            *,
+            from_seq: int = 0,
+            limit: int | None = None,
+        ) -> list[HistoryEntry]: ...
+        def ledger_positions(self, tx_ids: Iterable[str]) -> dict[str, tuple[int, int]]: ...
+        def lookup_reference(self, reference: str) -> ReferenceInfo | None: ...
+        def money(self, amount: str | int, currency: str | None = None) -> Money: ...
+        @property
+        def msp_id(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def network(self) -> Network: ...
+        def obligations(self, bank_a: str, bank_b: str) -> Obligations: ...
+        def pending(self, bank: str, direction: str = "incoming") -> list[Transfer]: ...
+        def release(
+            self,
+            bank: str,
+            account_id: str,
+            *,
+            reference: str | None = None,
+        ) -> Receipt: ...
+        def supply(self, bank: str, currency: str) -> Supply: ...
+        def wait_for_commit(self, tx_id: str, *, timeout: float = 30.0) -> int: ...
+        # </declarations>
 
     _member_class = Regulator
 
