@@ -340,6 +340,17 @@ def blocking_twin(async_class: type[Any]) -> Callable[[_TwinT], _TwinT]:
         clashes = sorted(n for n in SYNC_NAMES if n in members and SYNC_NAMES[n] in members)
         if clashes:
             raise TypeError(f"{async_class.__name__} has both forms of {clashes}")
+        earlier = _TWINS.get(async_class)
+        if earlier is not None and (earlier.__module__, earlier.__qualname__) != (
+            twin_class.__module__,
+            twin_class.__qualname__,
+        ):
+            # One twin per async class: a second would silently change what the first's
+            # facade returns.
+            raise TypeError(
+                f"{async_class.__qualname__} already has a twin: "
+                f"{earlier.__module__}.{earlier.__qualname__}"
+            )
         twin_class._async_class = async_class
         _TWINS[async_class] = twin_class
         for name, member in members.items():

@@ -313,6 +313,14 @@ def test_a_class_with_both_close_and_aclose_cannot_have_a_twin() -> None:
             pass
 
 
+def test_an_async_class_has_one_twin_only() -> None:
+    with pytest.raises(TypeError, match=r"already has a twin: .*Leaf"):
+
+        @blocking_twin(AsyncLeaf)
+        class _SecondLeaf(Twin[AsyncLeaf]):
+            pass
+
+
 def test_only_twin_subclasses_can_be_declared() -> None:
     with pytest.raises(TypeError, match="must subclass"):
         blocking_twin(AsyncLeaf)(object)  # type: ignore[type-var]
