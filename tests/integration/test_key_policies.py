@@ -10,8 +10,10 @@ validation parameter to ``AND(HarbourBank.peer, LibertyTrust.peer)``, built by
 name the endorsing organizations explicitly; each outcome is the validation code the
 committing peers recorded (the commit status).
 
-Planting bytes that do not parse as a policy is never tried here: on Fabric v3.1.1 the next
-write of such a key halts block processing on every peer (hyperledger/fabric#3105).
+Planting bytes that do not parse as a policy is never tried on the shared network: on
+Fabric v3.1.1 the next write of such a key halts block processing on every peer
+(hyperledger/fabric#3105). The one test that shows it (marked ``slow``) brings up a
+throwaway network of its own on ``DTOKEN_TEST_BASE_PORT + 800``, in its own state folder.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import fabgateway
 import pytest
 from fabshim import all_of_policy, n_out_of_policy, parse_n_out_of
 from harness import TestNetwork
+from harness.faults import orderer_height, own_network
 from harness.gateway import OrgClient, connected_clients, until_committed
 
 CHAINCODE = "keypol"
@@ -40,8 +43,7 @@ class Orgs:
     b: str  # member, relies on them
 
 
-@pytest.fixture(scope="module")
-def orgs(network: TestNetwork) -> Orgs:
+def _deploy(network: TestNetwork) -> Orgs:
     c = network.consortium
     a, b = (c.org(name).msp_id for name in ("hkbank", "usbank"))
     collections = [
@@ -63,6 +65,11 @@ def orgs(network: TestNetwork) -> Orgs:
         collections=collections,
     )
     return Orgs(a, b)
+
+
+@pytest.fixture(scope="module")
+def orgs(network: TestNetwork) -> Orgs:
+    return _deploy(network)
 
 
 class Client(OrgClient):
@@ -104,6 +111,7 @@ class Client(OrgClient):
 
 @asynccontextmanager
 async def clients(network: TestNetwork) -> AsyncIterator[tuple[Client, Client]]:
+    """A's and B's clients, connected."""
     async with connected_clients(Client, network, "hkbank", "usbank") as (a, b):
         yield a, b
 
@@ -279,3 +287,64 @@ async def test_a_reader_checks_the_pin_in_chaincode_and_conflicts_if_the_record_
         assert rewritten.code_name == "VALID"
         late = await (await endorsed.submit()).get_status()
         assert late.code_name == "MVCC_READ_CONFLICT"
+
+
+@pytest.mark.slow
+async def test_a_parameter_that_does_not_parse_freezes_the_record_or_halts_every_peer(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
+    """hyperledger/fabric#3105, on a throwaway network. A alone plants bytes that are not a
+    SignaturePolicyEnvelope as a record's parameter (VALID: nobody checks them). From then
+    on no peer endorses a write of the record (its simulation fails to parse them); but a
+    write A endorsed *before* planting, submitted after, stops block processing for the
+    channel on every peer, member or not: the orderer goes on cutting blocks, no peer
+    commits them. A alone can do all of it with unmodified peers."""
+    with own_network(
+        tmp_path_factory, request, "kphalt", 800,
+        ordering={"orderers": 1}, regulator={"enabled": False},
+    ) as net:  # fmt: skip
+        orgs = _deploy(net)
+        banks = net.consortium.banks
+        key = _key()
+        async with clients(net) as (a, _):
+            contract = a.network.get_contract(CHAINCODE)
+
+            def write(target: str, endorsers: Sequence[str]) -> fabgateway.Proposal:
+                return contract.new_proposal(
+                    "put", arguments=(COLLECTION, target), transient_data={"value": b"y"},
+                    endorsing_organizations=endorsers,
+                )  # fmt: skip
+
+            created, _ = await a.submit("put", COLLECTION, key, endorsers=[orgs.a], value=b"x")
+            assert created.code_name == "VALID"
+            early = await write(key, [orgs.a]).endorse()  # endorsed while the key is sound
+            planted, _ = await a.submit(
+                "set_raw_parameter", COLLECTION, key, "ffffff", endorsers=[orgs.a]
+            )
+            assert planted.code_name == "VALID"
+            assert await a.evaluate("get_parameter", COLLECTION, key, on=orgs.a) == "ffffff"
+
+            with pytest.raises(fabgateway.EndorseError) as refused:
+                await write(key, [orgs.a, orgs.b]).endorse()
+            assert "error unmarshalling SignaturePolicyEnvelope" in str(refused.value)
+
+            halted_at = planted.block_number + 1
+            net.wait_for(
+                lambda: {net.ledger_height(bank) for bank in banks} == {halted_at},
+                "every peer to commit the planted parameter",
+            )
+            for endorsed in (early, await write(_key(), [orgs.a]).endorse()):
+                submitted = await endorsed.submit()
+                with pytest.raises(fabgateway.CommitStatusError):
+                    await submitted.get_status(timeout=10)
+        orderer = net.consortium.ordering.orderers[0].name
+        assert (orderer_height(net, orderer) or 0) >= halted_at + 2
+        assert {bank.name: net.ledger_height(bank) for bank in banks} == {
+            bank.name: halted_at for bank in banks
+        }
+        for peer in net.nodes("peer"):
+            assert peer.healthy(), f"{peer.name} stopped"  # the process lives on ...
+            log = peer.log_file.read_bytes()  # ... its channel does not
+            aborted = [line for line in log.splitlines() if b"Aborting chain processing" in line]
+            assert aborted, peer.name
+            assert b"Failed executing VSCC due to proto:" in aborted[0], aborted[0]
