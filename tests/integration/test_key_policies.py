@@ -136,14 +136,26 @@ async def test_the_creator_alone_creates_and_pins_a_record_and_both_read_its_exa
 ) -> None:
     """(a) no parameter is committed yet, so the collection's policy (A alone) governs the
     creation and the pinning in one transaction; (h) what either bank's peer reads back is
-    byte for byte what was written, and what any reader builds for AND(A.peer, B.peer)."""
+    byte for byte what was written, and what any reader builds for AND(A.peer, B.peer).
+    The parameter is also in the block in clear (the hashed write set hashes the key and
+    value, not metadata), where any channel member can check it."""
     expected = all_of_policy([orgs.b, orgs.a])
     async with clients(network) as (a, b):
-        key, written = await _pinned_record(a, orgs)
+        key = _key()
+        status, written = await a.submit(
+            "create_pinned", COLLECTION, key, json.dumps([orgs.a, orgs.b]),
+            endorsers=[orgs.a], value=b"v0",
+        )  # fmt: skip
+        assert status.code_name == "VALID"
         assert bytes.fromhex(written) == expected
         assert await a.record(key, on=orgs.a) == ("v0", expected.hex())
         await _until_held(b, key, orgs.b)
         assert await b.record(key, on=orgs.b) == ("v0", expected.hex())
+        async with b.network.block_events(start_block=status.block_number) as blocks:
+            async with asyncio.timeout(30):
+                block = await anext(blocks)
+    assert block.header.number == status.block_number
+    assert expected in block.SerializeToString()
     parsed = parse_n_out_of(expected)
     assert (parsed.n, sorted(parsed.msp_ids)) == (2, sorted([orgs.a, orgs.b]))
 
@@ -219,6 +231,27 @@ async def test_an_unpinned_record_is_purged_by_its_writer_alone_on_every_peer(
         for client, on in ((a, orgs.a), (b, orgs.b)):
             assert await client.record(key, on=on) == (None, None)
             assert await client.evaluate("get_hash", COLLECTION, key, on=on) is None
+
+
+async def test_the_writer_alone_may_pin_a_record_to_itself_so_readers_compare_bytes(
+    network: TestNetwork, orgs: Orgs
+) -> None:
+    """Fabric does not check what a parameter says: A alone creates a record pinned to A
+    alone (VALID) and then rewrites it alone (VALID). Only a reader comparing the bytes
+    with AND(A.peer, B.peer) tells such a record from a pinned one."""
+    key = _key()
+    async with clients(network) as (a, b):
+        status, written = await a.submit(
+            "create_pinned", COLLECTION, key, json.dumps([orgs.a]),
+            endorsers=[orgs.a], value=b"s0",
+        )  # fmt: skip
+        assert status.code_name == "VALID"
+        rewritten, _ = await a.submit("put", COLLECTION, key, endorsers=[orgs.a], value=b"s1")
+        assert rewritten.code_name == "VALID"
+        await until_committed(b, rewritten.block_number)
+        assert await b.record(key, on=orgs.b) == ("s1", written)
+    assert bytes.fromhex(written) == all_of_policy([orgs.a])
+    assert bytes.fromhex(written) != all_of_policy([orgs.a, orgs.b])
 
 
 async def test_fabric_evaluates_an_n_out_of_m_parameter_as_written(
