@@ -9,6 +9,7 @@ call, and that the fake refuses what a peer would invalidate.
 
 from __future__ import annotations
 
+import key_policy_probe
 import pytest
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
@@ -318,3 +319,57 @@ async def test_a_parameter_that_does_not_parse_is_named_as_fabric_3105() -> None
 def test_endorsers_must_be_a_sequence() -> None:
     with pytest.raises(InvalidArgumentError, match="not a string"):
         MemoryLedger().stub(endorsers=A)
+
+
+# ------------------------------------------------- the real network's table, on the fake
+
+
+async def test_the_probe_gives_the_measured_outcomes_on_the_memory_ledger() -> None:
+    """``key_policy_probe`` run through the steps of ``tests/integration/
+    test_key_policies.py`` (and ``docs/security.md``'s table) on ``MemoryLedger``: where
+    the fake models the outcome, it is the one Fabric v3.1.1 gave."""
+    chaincode = key_policy_probe.chaincode
+    ledger = MemoryLedger()
+    both = f'["{A}", "{B}"]'
+
+    async def submit(function: str, *args: str, by: list[str], value: bytes = b"") -> str:
+        transient = {"value": value} if value else None
+        try:
+            response = await ledger.invoke(
+                chaincode, function, *args, transient=transient, endorsers=by
+            )
+        except EndorsementPolicyFailureError:
+            return "ENDORSEMENT_POLICY_FAILURE"
+        return "VALID" if not response.is_error else f"REFUSED {response.message}"
+
+    assert await submit("create_pinned", COLLECTION, "r", both, by=[A], value=b"v0") == "VALID"
+    pin = ledger.get_metadata(COLLECTION, "r")["VALIDATION_PARAMETER"]
+    assert pin == all_of_policy([A, B])
+    outcomes = [
+        await submit("put", COLLECTION, "r", by=[A], value=b"forged"),
+        await submit("delete", COLLECTION, "r", by=[A]),
+        await submit("purge", COLLECTION, "r", by=[A]),
+        await submit("set_parameter", COLLECTION, "r", f'["{A}"]', by=[A]),
+        await submit("put", COLLECTION, "r", by=[B], value=b"forged"),
+    ]
+    assert outcomes == ["ENDORSEMENT_POLICY_FAILURE"] * 5
+    assert ledger.get_private_data(COLLECTION, "r") == b"v0"
+    assert await submit("rely_on", COLLECTION, "r", both, "note", by=[A], value=b"n") == "VALID"
+    assert await submit("put", COLLECTION, "r", by=[A, B], value=b"v1") == "VALID"
+    assert ledger.get_metadata(COLLECTION, "r") == {"VALIDATION_PARAMETER": pin}
+    assert await submit("purge", COLLECTION, "r", by=[A, B]) == "VALID"
+    assert await submit("put", COLLECTION, "r", by=[A], value=b"v2") == "VALID"
+    assert ledger.get_metadata(COLLECTION, "r") == {}  # the pin died with the key
+    refused = await submit("rely_on", COLLECTION, "r", both, "note2", by=[A], value=b"n")
+    assert refused.startswith("REFUSED NOT_PINNED"), refused
+    assert await submit("purge", COLLECTION, "r", by=[A]) == "VALID"  # unpinned: A alone
+
+    assert await submit("create_pinned", COLLECTION, "s", both, "1", by=[A], value=b"w") == (
+        "VALID"
+    )
+    assert await submit("put", COLLECTION, "s", by=[B], value=b"w1") == "VALID"
+
+    assert await submit("put", COLLECTION, "g", by=[A], value=b"x") == "VALID"
+    assert await submit("set_raw_parameter", COLLECTION, "g", "ffffff", by=[A]) == "VALID"
+    with pytest.raises(ShimError, match="hyperledger/fabric#3105"):
+        await submit("put", COLLECTION, "g", by=[A, B], value=b"y")
