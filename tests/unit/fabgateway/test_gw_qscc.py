@@ -3,15 +3,19 @@ for a transaction or block the ledger does not have (the peer's own error texts)
 
 from __future__ import annotations
 
+import asyncio
 import time
+from functools import partial
 
 import fabgateway
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from fabgateway import sync
 from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.peer import transaction_pb2
 from unit.fabgateway.block_builder import MVCC, VALID, PrivateOp, Tx, block, envelope
-from unit.fabgateway.gw_fakes import ChaincodeFailure, FakePeer, Invocation, Result
+from unit.fabgateway.gw_fakes import ChaincodeFailure, FakePeer, Invocation, Result, Server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -158,3 +162,24 @@ async def test_queries_can_target_other_organizations(
     await ledger.get_chain_info()
     (request,) = peer.evaluate_requests
     assert list(request.target_organizations) == ["RegulatorMSP"]
+
+
+async def test_the_blocking_facade_queries_the_ledger_too(
+    peer: FakePeer,
+    server: Server,
+    identity: fabgateway.Identity,
+    ec_key: ec.EllipticCurvePrivateKey,
+) -> None:
+    ledger_peer(peer)
+
+    def script() -> None:
+        factory = partial(grpc.aio.insecure_channel, server.address)
+        with sync.connect(factory, identity, fabgateway.ecdsa_signer(ec_key)) as blocking:
+            ledger = blocking.get_network("mychannel").get_ledger_queries()
+            assert isinstance(ledger, sync.LedgerQueries)
+            assert ledger.get_transaction_by_id("tx-1").is_valid
+            assert ledger.get_block_by_number(9).number == 9
+            with pytest.raises(fabgateway.NotInLedgerError):
+                ledger.get_transaction_by_id("made-up")
+
+    await asyncio.to_thread(script)
