@@ -37,6 +37,7 @@ from fabgateway import events as _events
 from fabgateway import gateway as _gateway
 from fabgateway import network as _network
 from fabgateway import proposal as _proposal
+from fabgateway import qscc as _qscc
 from fabgateway import transaction as _transaction
 from fabgateway.blocking import LoopThread, Twin, blocking_twin
 from fabgateway.hashing import Hash, sha256
@@ -50,6 +51,7 @@ __all__ = [
     "Commit",
     "Contract",
     "Gateway",
+    "LedgerQueries",
     "Network",
     "Proposal",
     "SubmittedTransaction",
@@ -63,8 +65,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
     from fabgateway import Argument
+    from fabgateway.blocks import Block
     from fabgateway.checkpoint import Checkpoint
     from fabgateway.events import ChaincodeEvent
+    from fabgateway.qscc import ChainInfo
+    from fabgateway.qscc import ProcessedTransaction
     from fabgateway.transaction import Status
     from typing import Any
     from typing import Self
@@ -216,6 +221,11 @@ class Network(Twin[_network.Network]):
             chaincode_name: str,
             contract_name: str | None = None,
         ) -> Contract: ...
+        def get_ledger_queries(
+            self,
+            *,
+            endorsing_organizations: Iterable[str] | None = None,
+        ) -> LedgerQueries: ...
         @property
         def name(self) -> str: ...
         def new_block_events_request(
@@ -438,4 +448,28 @@ class BlockEventIterator(Twin[_events.BlockEventStream]):
         def __iter__(self) -> Self: ...
         def __next__(self) -> Any: ...
         def close(self) -> None: ...
+        # </declarations>
+
+
+@blocking_twin(_qscc.LedgerQueries)
+class LedgerQueries(Twin[_qscc.LedgerQueries]):
+    """Blocking qscc queries (twin of :class:`fabgateway.LedgerQueries`); made by
+    ``network.get_ledger_queries()``."""
+
+    if TYPE_CHECKING:
+        # <declarations: LedgerQueries> generated (fabgateway._declarations)
+        def get_block_by_number(self, number: int, *, timeout: float | None = None) -> Block: ...
+        def get_block_by_tx_id(
+            self,
+            transaction_id: str,
+            *,
+            timeout: float | None = None,
+        ) -> Block: ...
+        def get_chain_info(self, *, timeout: float | None = None) -> ChainInfo: ...
+        def get_transaction_by_id(
+            self,
+            transaction_id: str,
+            *,
+            timeout: float | None = None,
+        ) -> ProcessedTransaction: ...
         # </declarations>
