@@ -9,11 +9,18 @@ What it must not do: know any chaincode or business domain; open, own or close g
 on its own (the caller passes one to :func:`connect`); import anything from the chaincode
 side; log payloads (they carry secrets).
 
+Blocks: :mod:`fabgateway.blocks` decodes full blocks (and the private data delivered with them)
+into typed records; :mod:`fabgateway.ledger_order` finds the first valid writer of a value and
+checks private data against the committed hashes; :mod:`fabgateway.validation_parameters`
+parses key-level endorsement policies; :mod:`fabgateway.qscc` queries the ledger through the
+Gateway.
+
 Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(name) ->
 Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
 is ``new_proposal() → endorse() → submit() → get_status()``, each step public, each message
 signable off-line (``bytes()``, ``digest()``, ``gateway.new_signed_*``). Async first, on
-``grpc.aio``; :mod:`fabgateway.sync` is a blocking facade for scripts.
+``grpc.aio``; :mod:`fabgateway.sync` is a blocking facade for scripts, made from these
+classes by :mod:`fabgateway.blocking` (twins by construction, on one loop thread).
 
 Errors::
 
@@ -24,6 +31,7 @@ Errors::
     │   │                            is_duplicate_transaction
     │   ├── TransactionError         ... for one transaction: + transaction_id
     │   │   ├── EvaluateError
+    │   │   │   └── NotInLedgerError no such transaction or block (qscc): function, argument
     │   │   ├── EndorseError
     │   │   ├── SubmitError
     │   │   └── CommitStatusError
@@ -36,6 +44,20 @@ Errors::
 """
 
 from fabgateway import hashing
+from fabgateway.blocks import (
+    Block,
+    BlockTransaction,
+    CollectionRWSet,
+    HashedMetadataWrite,
+    HashedWrite,
+    NamespaceRWSet,
+    PrivateCollectionData,
+    PrivateWrite,
+    TxPosition,
+    decode_block,
+    decode_block_and_private_data,
+    decoded_blocks,
+)
 from fabgateway.checkpoint import Checkpoint, Checkpointer, FileCheckpointer, InMemoryCheckpointer
 from fabgateway.contract import Contract
 from fabgateway.errors import (
@@ -50,6 +72,7 @@ from fabgateway.errors import (
     EvaluateError,
     GatewayError,
     MalformedMessageError,
+    NotInLedgerError,
     SigningError,
     SubmitError,
     TransactionError,
@@ -73,16 +96,35 @@ from fabgateway.identity import (
     private_key_signer,
     signer_from_pem_file,
 )
+from fabgateway.ledger_order import (
+    PrivateDataMismatch,
+    PrivateDataProblem,
+    first_valid_writer,
+    first_valid_writer_async,
+    private_data_mismatches,
+    purged_keys,
+)
 from fabgateway.network import Network
 from fabgateway.proposal import Argument, Proposal, transaction_id_for
+from fabgateway.qscc import ChainInfo, LedgerQueries, ProcessedTransaction
 from fabgateway.transaction import Commit, Status, SubmittedTransaction, Transaction
+from fabgateway.validation_parameters import (
+    MalformedValidationParameter,
+    ValidationParameter,
+    malformed_validation_parameters,
+    parse_validation_parameter,
+    validation_parameter_matches,
+)
 
 __all__ = [
     "Argument",
+    "Block",
     "BlockEventStream",
     "BlockEventsError",
     "BlockEventsRequest",
+    "BlockTransaction",
     "CallError",
+    "ChainInfo",
     "ChaincodeEvent",
     "ChaincodeEventStream",
     "ChaincodeEventsError",
@@ -90,6 +132,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "Checkpointer",
+    "CollectionRWSet",
     "Commit",
     "CommitError",
     "CommitStatusError",
@@ -101,10 +144,21 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "Hash",
+    "HashedMetadataWrite",
+    "HashedWrite",
     "Identity",
     "InMemoryCheckpointer",
+    "LedgerQueries",
     "MalformedMessageError",
+    "MalformedValidationParameter",
+    "NamespaceRWSet",
     "Network",
+    "NotInLedgerError",
+    "PrivateCollectionData",
+    "PrivateDataMismatch",
+    "PrivateDataProblem",
+    "PrivateWrite",
+    "ProcessedTransaction",
     "Proposal",
     "Signer",
     "SigningError",
@@ -113,15 +167,27 @@ __all__ = [
     "SubmittedTransaction",
     "Transaction",
     "TransactionError",
+    "TxPosition",
+    "ValidationParameter",
     "connect",
+    "decode_block",
+    "decode_block_and_private_data",
+    "decoded_blocks",
     "ecdsa_signer",
     "ed25519_signer",
+    "first_valid_writer",
+    "first_valid_writer_async",
     "hashing",
     "identity_from_pem_file",
     "load_msp_dir",
+    "malformed_validation_parameters",
+    "parse_validation_parameter",
+    "private_data_mismatches",
     "private_key_signer",
+    "purged_keys",
     "sha256",
     "signer_from_pem_file",
     "tls_channel",
     "transaction_id_for",
+    "validation_parameter_matches",
 ]

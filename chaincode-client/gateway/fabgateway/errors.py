@@ -8,6 +8,7 @@
     │   │                            chaincode_status, is_duplicate_transaction
     │   ├── TransactionError         ... for one transaction: + transaction_id
     │   │   ├── EvaluateError
+    │   │   │   └── NotInLedgerError no such transaction or block (qscc): function, argument
     │   │   ├── EndorseError
     │   │   ├── SubmitError
     │   │   └── CommitStatusError
@@ -43,6 +44,7 @@ __all__ = [
     "EvaluateError",
     "GatewayError",
     "MalformedMessageError",
+    "NotInLedgerError",
     "SigningError",
     "SubmitError",
     "TransactionError",
@@ -155,6 +157,32 @@ class EvaluateError(TransactionError):
 
     def _prefix(self) -> str:
         return f"evaluate failed, {super()._prefix()}"
+
+
+class NotInLedgerError(EvaluateError):
+    """The peer's ledger has no such transaction or block (a ``qscc`` query answered so).
+
+    ``function`` is the query (``GetTransactionByID`` ...), ``argument`` what was asked (the
+    transaction id, the block number). Raised at once: nothing waits for it to appear.
+    ``transaction_id`` is the query's own proposal id, not the one asked about.
+    """
+
+    def __init__(
+        self,
+        status_message: str,
+        *,
+        code: grpc.StatusCode,
+        transaction_id: str,
+        function: str,
+        argument: str,
+        details: Sequence[ErrorDetail] = (),
+    ) -> None:
+        self.function = function
+        self.argument = argument
+        super().__init__(status_message, code=code, transaction_id=transaction_id, details=details)
+
+    def _prefix(self) -> str:
+        return f"{self.function}({self.argument}): not in the ledger; "
 
 
 class EndorseError(TransactionError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fabgateway._client import GatewayClient, SigningIdentity
 from fabgateway.checkpoint import Checkpoint
 from fabgateway.contract import Contract
@@ -13,13 +15,14 @@ from fabgateway.events import (
     build_block_events_request,
     build_chaincode_events_request,
 )
+from fabgateway.qscc import LedgerQueries
 from fabgateway.transaction import Commit, new_commit
 
 __all__ = ["Network"]
 
 
 class Network:
-    """One channel: ``get_contract()``, chaincode events and block events."""
+    """One channel: ``get_contract()``, ledger queries, chaincode events and block events."""
 
     def __init__(
         self,
@@ -40,6 +43,13 @@ class Network:
     def get_contract(self, chaincode_name: str, contract_name: str | None = None) -> Contract:
         """The chaincode ``chaincode_name`` (and its contract ``contract_name``, if given)."""
         return Contract(self._client, self._signing_id, self._name, chaincode_name, contract_name)
+
+    def get_ledger_queries(
+        self, *, endorsing_organizations: Iterable[str] | None = None
+    ) -> LedgerQueries:
+        """Ledger queries (qscc: transactions and blocks by id or number, the chain height),
+        answered by a peer of this client's organization, or of ``endorsing_organizations``."""
+        return LedgerQueries(self, endorsing_organizations=endorsing_organizations)
 
     def new_commit(self, transaction_id: str) -> Commit:
         """A commit-status request for any transaction id (e.g. one submitted earlier)."""

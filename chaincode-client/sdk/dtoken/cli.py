@@ -646,7 +646,7 @@ def run_identity_issue(args: argparse.Namespace) -> int:
         config = args.bank_config or _config_of_state(profile.state_dir)
         try:
             network = load_network(config, profile.state_dir, quiet=True)
-            org = network.c.org(profile.org)
+            org = network.consortium.org(profile.org)
         except (ConfigError, KeyError) as exc:
             raise UsageError(f"configuration error: {exc}") from exc
         files = network.issue_identity(org, args.name, attributes)
