@@ -61,7 +61,7 @@ from consortium import crypto
 from consortium.binaries import FABRIC_VERSION
 from consortium.config import Consortium, OrdererNode, Org, OrgKind, PeerNode
 from consortium.errors import NetworkError
-from consortium.network import BANK_USERS, REGULATOR_USERS, REPO_ROOT, Deployment, Network
+from consortium.network import BANK_USERS, REGULATOR_USERS, Deployment, Network
 
 __all__ = [
     "CCAAS_BUILDER",
@@ -285,10 +285,11 @@ def _write_text(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def dockerfile(c: Consortium) -> str:
-    """The chaincode server image: ``python:3.11-slim`` with this repository pip-installed.
+    """The chaincode server image: ``python:3.11-slim`` with the chaincode server's
+    distributions pip-installed (fabshim, dtoken-wire, dtoken-chaincode).
 
-    Build context: the repository root. Only the packaging files and the package folders
-    are copied; ``Dockerfile.dockerignore`` beside it keeps the rest out of the context.
+    Build context: the repository root. Only those distributions' folders are copied;
+    ``Dockerfile.dockerignore`` beside it keeps the rest out of the context.
     """
     cmd = json.dumps(["python", "-m", "fabshim", "serve", c.chaincode.module])
     return f"""\
@@ -299,11 +300,9 @@ def dockerfile(c: Consortium) -> str:
 FROM {CHAINCODE_BASE_IMAGE}
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/dtoken
-COPY pyproject.toml README.md src/
-COPY network src/network
 COPY chaincode src/chaincode
-COPY chaincode-client src/chaincode-client
-RUN pip install ./src && rm -rf src
+COPY chaincode-client/wire src/wire
+RUN pip install ./src/chaincode/shim ./src/wire ./src/chaincode/server && rm -rf src
 CMD {cmd}
 """
 
@@ -311,11 +310,8 @@ CMD {cmd}
 DOCKERIGNORE: Final = """\
 # Generated: the build context is the repository root; send only what the image copies.
 *
-!pyproject.toml
-!README.md
-!network
 !chaincode
-!chaincode-client
+!chaincode-client/wire
 **/__pycache__
 **/*.pyc
 **/*.egg-info
@@ -830,15 +826,15 @@ def compose(
     crypto_dir: Path,
     *,
     chaincode_image: str | None = None,
-    source_dir: Path = REPO_ROOT,
+    source_dir: Path = Path(),
 ) -> dict[str, Any]:
     """The Compose document of the consortium; ``compose.yaml`` lives in ``crypto_dir.parent``.
 
     One service per orderer, peer and chaincode server, named after the nodes; a named
     volume per orderer and peer for its ledger; the one-shot ``bootstrap`` service. Host
     paths are relative to the deployment folder. ``source_dir`` is the repository the
-    chaincode image is built from (the build context). The folder must be prepared
-    (:func:`prepare`); ``channel/`` and ``bootstrap.sh`` are written by
+    chaincode image is built from (the build context; default: the current directory). The
+    folder must be prepared (:func:`prepare`); ``channel/`` and ``bootstrap.sh`` are written by
     :func:`write_compose`.
     """
     net = _network(c, crypto_dir)
@@ -918,7 +914,7 @@ def write_compose(
     folder: Path,
     *,
     chaincode_image: str | None = None,
-    source_dir: Path = REPO_ROOT,
+    source_dir: Path = Path(),
 ) -> Path:
     """Prepare ``folder`` and write ``compose.yaml``, ``bootstrap.sh`` and ``channel/``.
 
@@ -928,8 +924,8 @@ def write_compose(
     """
     if not (source_dir / "pyproject.toml").is_file():
         raise NetworkError(
-            f"{source_dir}: not a checkout of this repository (no pyproject.toml); the "
-            f"chaincode image is built from it"
+            f"{source_dir.resolve()}: not a checkout of this repository (no pyproject.toml); "
+            f"the chaincode image is built from it: run from the repository's root"
         )
     net = prepare(c, folder)
     folder = net.state_dir

@@ -50,7 +50,6 @@ from consortium.processes import ProcessSpec
 __all__ = ["Network", "NodeHandle"]
 
 BUILDER_DIR = Path(__file__).resolve().parent / "ccaas_builder"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 #: Client identities every bank gets at bootstrap: name -> (role, attributes).
@@ -276,7 +275,6 @@ class Network:
                 "PYTHONUNBUFFERED": "1",
                 **(json.loads(d.env_json) if d.env_json else {}),
             },
-            cwd=REPO_ROOT,
             launcher=self._launcher(p.host),
         )
         return NodeHandle(
