@@ -4,6 +4,7 @@ through the ``dtoken.commands`` entry points (never by importing the network too
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from dtoken import plugins
 from dtoken.cli import EXIT_USAGE, build_parser, main, profiles_dir
+from dtoken.errors import UsageError
 from unit.dtoken.conftest import write_profile
 
 ENV = ("DTOKEN_PROFILES", "DTOKEN_STATE_DIR", "DTOKEN_CONFIG")
@@ -116,3 +118,24 @@ def test_the_sdk_cli_module_does_not_load_the_network_tooling() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_network_tooling_names_its_default_networks_profiles(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With a consortium file ($DTOKEN_CONFIG, or ./config/consortium.yaml), the plugin names
+    that network's profiles folder; a bad file is a usage error naming it."""
+    from harness.network import DEFAULT_CONFIG
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "config").mkdir()
+    shutil.copyfile(DEFAULT_CONFIG, tmp_path / "config" / "consortium.yaml")
+    expected = tmp_path / "xdg" / "dtoken" / "dtoken" / "profiles"
+    assert profiles_dir(_args()) == expected
+    other = tmp_path / "other.yaml"
+    other.write_text(DEFAULT_CONFIG.read_text().replace("name: dtoken ", "name: other "))
+    monkeypatch.setenv("DTOKEN_CONFIG", str(other))
+    assert profiles_dir(_args()) == tmp_path / "xdg" / "dtoken" / "other" / "profiles"
+    other.write_text("banks: [")
+    with pytest.raises(UsageError, match=f"network .*{other}"):
+        profiles_dir(_args())
