@@ -23,11 +23,13 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
@@ -126,9 +128,13 @@ class EventReader:
     """The ``state`` messages of ``/api/events``, read by a thread."""
 
     def __init__(self, url: str) -> None:
-        self.answer = urllib.request.urlopen(url + "api/events", timeout=120)
+        found = urllib.parse.urlsplit(url)
+        self.connection = http.client.HTTPConnection(found.hostname, found.port, timeout=120)
+        self.connection.request("GET", "/api/events")
+        self.answer = self.connection.getresponse()
         self.states: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
 
     def _read(self) -> None:
         event, data = "", ""
@@ -142,7 +148,7 @@ class EventReader:
                 elif not line and event == "state":
                     self.states.put(json.loads(data))
                     event, data = "", ""
-        except (OSError, ValueError):
+        except (OSError, ValueError, http.client.HTTPException):
             return
 
     def wait_for(self, what: str, probe: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -157,7 +163,12 @@ class EventReader:
         raise AssertionError(f"no server-sent state with {what}")
 
     def close(self) -> None:
-        self.answer.close()
+        """End the stream under the reader (EOF), then close: closing the response itself
+        while the thread reads it races inside http.client."""
+        if self.connection.sock is not None:
+            self.connection.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join(30)
+        self.connection.close()
 
 
 def account(state: dict[str, Any], account_id: str) -> dict[str, Any] | None:

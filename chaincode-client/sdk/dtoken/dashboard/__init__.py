@@ -6,7 +6,9 @@ outgoing), obligations and settlements, recent blocks and chaincode events, upda
 (server-sent events) as the organization's peer commits blocks.
 
 What it owns: the view (:mod:`dtoken.dashboard.view`, the SDK calls that make the page's
-data), the server (:mod:`dtoken.dashboard.server`) and the static page (``static/``).
+data), the live state (:mod:`dtoken.dashboard.live`, the followers that keep it current), the
+web server (:mod:`dtoken.dashboard.server`, Starlette served by uvicorn) and the static page
+(``static/``).
 What it must not do: read anything but through the bank SDK as the organization's own client
 identity, listen on another address than 127.0.0.1, or write to the ledger. See
 ``docs/dashboard.md``.

@@ -1,4 +1,4 @@
-"""The dashboard's web server: one page, a JSON API and server-sent events, on 127.0.0.1.
+"""The dashboard's web server: Starlette routes served by uvicorn, on 127.0.0.1 only.
 
 ::
 
@@ -8,83 +8,68 @@
     GET /api/events  server-sent events: ``event: state`` with the whole state, on every change
     GET /healthz     ``ok``
 
-The server is stdlib ``asyncio`` (``asyncio.start_server`` and a minimal HTTP/1.1 reader: GET
-and HEAD, one request per connection), because the bank SDK is async: the server, the event
-followers and the SDK share one event loop, and no web framework is needed for four routes.
+Starlette routes the requests and writes the answers (``HEAD`` with each ``GET``; ``404``,
+``405``); uvicorn speaks HTTP/1.1 (h11). Nothing here parses HTTP. Uvicorn runs as a task in
+the caller's event loop, which the followers and the bank SDK share
+(:class:`~dtoken.dashboard.live.LiveState` owns the state and its changes), and leaves
+SIGINT/SIGTERM to the application (``dtoken dashboard`` stops on them by :meth:`Dashboard.close`).
 
-**Live updates.** Two followers read the organization's own peer: its chaincode events
-(``TransferPending``/``TransferDecided``: which banks a transfer concerns, never an amount or
-an id) and its filtered blocks (transaction ids, validation codes, event names), which also
-trigger a refresh for transactions that emit no event (a mint, a settlement). Each trigger
-(debounced) recomputes the view (:func:`dtoken.dashboard.view.ledger_view`); when it changed,
-every open page gets it as an SSE message. A refresh also runs every ``refresh_interval``
-seconds (a transfer that expired, private data that arrived late by reconciliation).
+**Guarantees** (docs/dashboard.md, each tested in ``tests/unit/dtoken/test_dashboard.py``):
 
-**What it may show.** Only what the SDK returns to this organization's client identity: the
-server has no other access to the ledger. It listens on 127.0.0.1 only and answers only
-requests whose ``Host`` is ``127.0.0.1:<port>`` or ``localhost:<port>`` (a page from
-elsewhere cannot read it through DNS rebinding); it sends ``Content-Security-Policy:
-default-src 'self'``, and the page writes data with ``textContent`` only.
+* the socket is bound here, to :data:`HOST` only; there is no option for another address,
+  and uvicorn is handed the bound socket (it never binds one itself);
+* a request whose ``Host`` is not ``127.0.0.1:<port>`` or ``localhost:<port>`` gets ``421``,
+  so a page elsewhere cannot read the data through DNS rebinding. (Starlette's
+  ``TrustedHostMiddleware`` ignores the port and answers ``400``: :class:`_LocalOnly` keeps
+  the stricter check and the status this server has always given);
+* every answer, errors and the event stream included, carries :data:`SECURITY_HEADERS`
+  (``Content-Security-Policy: default-src 'self'``: the page runs its own script only, which
+  writes data with ``textContent``); the embedded state is JSON with ``<>&`` escaped;
+* :meth:`Dashboard.close` ends every event stream, then uvicorn stops accepting and lets the
+  open answers finish (at most ``_GRACE`` seconds).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import html
 import json
-import logging
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+import socket
+from collections.abc import AsyncIterator, Iterator
 from importlib import resources
-from typing import Any
-from urllib.parse import urlsplit
 
-import fabgateway
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dtoken.bank import Member
-from dtoken.dashboard.view import identity_view, ledger_view
-from dtoken.errors import DTokenError
+from dtoken.dashboard.live import LiveState, State
 
-__all__ = ["HOST", "Dashboard"]
-
-_log = logging.getLogger(__name__)
-# fabric-protos ships no type stubs (as in fabgateway._protos)
-ledger_pb2: Any = importlib.import_module("fabric_protos.common.ledger_pb2")
-transaction_pb2: Any = importlib.import_module("fabric_protos.peer.transaction_pb2")
+__all__ = ["HOST", "SECURITY_HEADERS", "Dashboard", "create_app"]
 
 #: The only address the dashboard binds.
 HOST = "127.0.0.1"
-RECENT_BLOCKS = 12
-RECENT_EVENTS = 20
-_DEBOUNCE = 0.25
-_CATCH_UP = 15.0
-_KEEPALIVE = 15.0
-_MAX_HEADER_LINES = 64
-_STATIC = {
-    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-    "/style.css": ("style.css", "text/css; charset=utf-8"),
+#: Sent with every answer.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
 }
-_SECURITY_HEADERS = (
-    "Cache-Control: no-store\r\n"
-    "X-Content-Type-Options: nosniff\r\n"
-    "Referrer-Policy: no-referrer\r\n"
-    "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
-)
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            421: "Misdirected Request", 500: "Internal Server Error",
-            503: "Service Unavailable"}
-
-
-def _static(name: str) -> str:
-    return resources.files("dtoken.dashboard").joinpath("static", name).read_text("utf-8")
-
-
-def _json_for_html(data: object) -> str:
-    """JSON safe inside a ``<script type="application/json">`` element."""
-    text = json.dumps(data, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+_KEEPALIVE = 15.0
+_GRACE = 5
+_ASSETS = {"/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
 
 
 class Dashboard:
@@ -103,72 +88,61 @@ class Dashboard:
         reconnect_delay: float = 2.0,
     ) -> None:
         self.member = member
+        self.live = LiveState(member, refresh_interval=refresh_interval,
+                              reconnect_delay=reconnect_delay)
         self._port = port
-        self._refresh_interval = refresh_interval
-        self._reconnect_delay = reconnect_delay
-        self._server: asyncio.Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._connections: set[asyncio.Task[None]] = set()
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._dirty = asyncio.Event()
-        self._closing = asyncio.Event()
-        self._blocks: deque[dict[str, Any]] = deque(maxlen=RECENT_BLOCKS)
-        self._events: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
-        self._height = 0
-        self._view: dict[str, Any] = {}
-        self._state: dict[str, Any] = {}
-        self._version = 0
-        self._caught_up = asyncio.Event()
-        self._follower_errors: dict[str, str] = {}
-
-    # --- lifecycle ----------------------------------------------------------------------
+        self._bound_port: int | None = None
+        self._socket: socket.socket | None = None
+        self._server: _EmbeddedServer | None = None
+        self._serving: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._bound_port is None:
             raise RuntimeError("the dashboard is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._bound_port
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}/"
 
+    @property
+    def state(self) -> State:
+        """The current state, as the page and ``/api/state`` get it."""
+        return self.live.state
+
     async def start(self) -> None:
-        """Start the followers at the recent blocks, make the first view, then listen."""
-        start_block = 0
-        try:
-            self._height = await self._chain_height()
-            start_block = max(0, self._height - RECENT_BLOCKS)
-        except (fabgateway.GatewayError, DTokenError) as error:
-            _log.warning("chain height unknown (%s): recent blocks start at block 0", error)
-        if self._height == 0:
-            self._caught_up.set()
-        self._tasks = [
-            asyncio.create_task(self._follow_blocks(start_block), name="dashboard-blocks"),
-            asyncio.create_task(self._follow_events(start_block), name="dashboard-events"),
-        ]
-        # The first page lists the recent blocks: wait (a little) for their replay.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._caught_up.wait(), timeout=_CATCH_UP)
-        await self._refresh()
-        self._tasks.append(asyncio.create_task(self._refresher(), name="dashboard-refresh"))
-        self._server = await asyncio.start_server(self._connection, HOST, self._port)
+        """Bind (an ``OSError`` if the port is taken), make the first view, then serve."""
+        self._socket = _bind(self._port)
+        self._bound_port = int(self._socket.getsockname()[1])
+        await self.live.start()
+        me = self.member
+        app = create_app(self.live, port=self.port,
+                         title=f"{me.name} ({me.msp_id}) · deposit-token dashboard")
+        self._server = _EmbeddedServer(uvicorn.Config(
+            app, http="h11", ws="none", lifespan="off", interface="asgi3",
+            proxy_headers=False, server_header=False, access_log=False,
+            log_config=None, log_level="warning", timeout_graceful_shutdown=_GRACE,
+        ))  # fmt: skip
+        self._socket.listen()  # requests wait in the backlog until uvicorn accepts them
+        self._serving = asyncio.create_task(self._server.serve(sockets=[self._socket]),
+                                            name="dashboard-http")
 
     async def serve_forever(self) -> None:
         """Serve until cancelled or :meth:`close`."""
-        if self._server is None:
+        if self._serving is None:
             await self.start()
-        await self._closing.wait()
+        assert self._serving is not None
+        await asyncio.shield(self._serving)
 
     async def close(self) -> None:
-        self._closing.set()
-        if self._server is not None:
-            self._server.close()
-        for task in [*self._tasks, *self._connections]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        """End the event streams and the followers, then stop the server (graceful)."""
+        await self.live.close()
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
+        elif self._socket is not None:
+            self._socket.close()
 
     async def __aenter__(self) -> Dashboard:
         await self.start()
@@ -177,243 +151,104 @@ class Dashboard:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # --- state --------------------------------------------------------------------------
 
-    @property
-    def state(self) -> dict[str, Any]:
-        """The current state, as the page and ``/api/state`` get it."""
-        return self._state
+class _EmbeddedServer(uvicorn.Server):
+    """Uvicorn inside an application that owns SIGINT and SIGTERM (the CLI)."""
 
-    async def _chain_height(self) -> int:
-        qscc = self.member.network.get_contract("qscc")
-        raw = await qscc.evaluate("GetChainInfo", arguments=[self.member.profile.channel],
-                                  endorsing_organizations=[self.member.msp_id])
-        return int(ledger_pb2.BlockchainInfo.FromString(raw).height)
-
-    def _compose(self) -> dict[str, Any]:
-        errors = list(self._view.get("errors", []))
-        errors += [f"{k}: {v}" for k, v in sorted(self._follower_errors.items())]
-        return {
-            "me": identity_view(self.member),
-            **self._view,
-            "errors": errors,
-            "height": self._height,
-            "blocks": list(reversed(self._blocks)),
-            "events": list(reversed(self._events)),
-        }
-
-    async def _refresh(self) -> None:
-        self._view = await ledger_view(self.member)
-        self._publish()
-
-    def _publish(self) -> None:
-        composed = self._compose()
-        if composed == {k: v for k, v in self._state.items()
-                        if k not in ("version", "updated_at")}:
-            return
-        self._version += 1
-        composed["version"] = self._version
-        composed["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        self._state = composed
-        for queue in list(self._subscribers):
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(composed)
-
-    async def _refresher(self) -> None:
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=self._refresh_interval)
-            await asyncio.sleep(_DEBOUNCE)  # one refresh for a burst of blocks
-            self._dirty.clear()
-            try:
-                await self._refresh()
-            except DTokenError as error:  # the view reports its own parts; this is a fault
-                _log.warning("refresh failed: %s", error)
-
-    # --- followers ----------------------------------------------------------------------
-
-    async def _follow(
-        self,
-        what: str,
-        stream: Callable[[fabgateway.InMemoryCheckpointer], Any],
-        handle: Callable[[Any, fabgateway.InMemoryCheckpointer], None],
-    ) -> None:
-        checkpointer = fabgateway.InMemoryCheckpointer()
-        while not self._closing.is_set():
-            try:
-                async with stream(checkpointer) as items:
-                    self._follower_errors.pop(what, None)
-                    async for item in items:
-                        handle(item, checkpointer)
-                        self._dirty.set()
-            except (fabgateway.GatewayError, DTokenError) as error:
-                self._follower_errors[what] = f"reconnecting ({type(error).__name__})"
-                _log.warning("%s: %s; reconnecting", what, str(error).splitlines()[0])
-            await asyncio.sleep(self._reconnect_delay)
-
-    async def _follow_blocks(self, start_block: int) -> None:
-        network = self.member.network
-
-        def stream(cp: fabgateway.InMemoryCheckpointer) -> AsyncIterator[Any]:
-            return network.filtered_block_events(start_block=start_block, checkpointer=cp)
-
-        def handle(block: Any, cp: fabgateway.InMemoryCheckpointer) -> None:
-            self._blocks.append(_block_view(block))
-            if int(block.number) + 1 >= self._height:
-                self._caught_up.set()
-            self._height = max(self._height, int(block.number) + 1)
-            cp.checkpoint_block(int(block.number))
-
-        await self._follow("blocks", stream, handle)
-
-    async def _follow_events(self, start_block: int) -> None:
-        network = self.member.network
-        chaincode = self.member.profile.chaincode
-
-        def stream(cp: fabgateway.InMemoryCheckpointer) -> AsyncIterator[Any]:
-            return network.chaincode_events(chaincode, start_block=start_block, checkpointer=cp)
-
-        def handle(event: fabgateway.ChaincodeEvent, cp: fabgateway.InMemoryCheckpointer) -> None:
-            self._events.append(_event_view(event))
-            cp.checkpoint_chaincode_event(event)
-
-        await self._follow("chaincode events", stream, handle)
-
-    # --- HTTP ---------------------------------------------------------------------------
-
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            await self._serve_one(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ValueError):
-            pass
-        finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
-
-    async def _serve_one(self, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
-        line = await asyncio.wait_for(reader.readline(), 10)
-        parts = line.decode("latin-1").split()
-        headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADER_LINES):
-            raw = await asyncio.wait_for(reader.readline(), 10)
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = raw.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        else:
-            await _respond(writer, 400, "text/plain", "too many headers")
-            return
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            await _respond(writer, 400, "text/plain", "bad request")
-            return
-        method, target = parts[0], parts[1]
-        if method not in ("GET", "HEAD"):
-            await _respond(writer, 405, "text/plain", "only GET", extra="Allow: GET, HEAD\r\n")
-            return
-        if headers.get("host", "").lower() not in (f"{HOST}:{self.port}",
-                                                   f"localhost:{self.port}"):
-            await _respond(writer, 421, "text/plain", "unexpected Host header")
-            return
-        head = method == "HEAD"
-        path = urlsplit(target).path
-        if path in ("/", "/index.html"):
-            await _respond(writer, 200, "text/html; charset=utf-8", self._page(), head=head)
-        elif path == "/api/state":
-            await _respond(writer, 200, "application/json",
-                           json.dumps(self._state, separators=(",", ":")), head=head)
-        elif path == "/api/events":
-            await self._events_stream(writer, head)
-        elif path in _STATIC:
-            name, kind = _STATIC[path]
-            await _respond(writer, 200, kind, _static(name), head=head)
-        elif path == "/healthz":
-            await _respond(writer, 200, "text/plain", "ok", head=head)
-        else:
-            await _respond(writer, 404, "text/plain", "not found", head=head)
-
-    def _page(self) -> str:
-        me = self.member
-        title = f"{me.name} ({me.msp_id}) · deposit-token dashboard"
-        return (_static("index.html")
-                .replace("{{title}}", _html_escape(title))
-                .replace("{{state}}", _json_for_html(self._state)))
-
-    async def _events_stream(self, writer: asyncio.StreamWriter, head: bool) -> None:
-        writer.write(("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                      f"{_SECURITY_HEADERS}Connection: close\r\n\r\n").encode())
-        if head:
-            await writer.drain()
-            return
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1)
-        self._subscribers.add(queue)
-        try:
-            writer.write(b"retry: 2000\n\n")
-            state: dict[str, Any] | None = self._state
-            while not self._closing.is_set():
-                if state is not None:
-                    data = json.dumps(state, separators=(",", ":"))
-                    writer.write(f"event: state\nid: {state.get('version', 0)}\n"
-                                 f"data: {data}\n\n".encode())
-                else:
-                    writer.write(b": keep-alive\n\n")
-                await writer.drain()
-                try:
-                    state = await asyncio.wait_for(queue.get(), timeout=_KEEPALIVE)
-                except TimeoutError:
-                    state = None
-        finally:
-            self._subscribers.discard(queue)
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
-async def _respond(writer: asyncio.StreamWriter, status: int, kind: str, body: str, *,
-                   head: bool = False, extra: str = "") -> None:
-    data = body.encode("utf-8")
-    writer.write((f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"
-                  f"Content-Type: {kind}\r\nContent-Length: {len(data)}\r\n"
-                  f"{_SECURITY_HEADERS}{extra}Connection: close\r\n\r\n").encode())
-    if not head:
-        writer.write(data)
-    await writer.drain()
-
-
-def _html_escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
-
-
-def _block_view(block: Any) -> dict[str, Any]:
-    """A filtered block: its transactions, their validation codes and event names."""
-    txs = []
-    for tx in block.filtered_transactions:
-        events = [a.chaincode_event.event_name
-                  for a in tx.transaction_actions.chaincode_actions
-                  if a.chaincode_event.event_name]
-        code = int(tx.tx_validation_code)
-        txs.append({"tx_id": tx.txid, "valid": code == 0, "code": _validation_name(code),
-                    "events": events})
-    return {"number": int(block.number), "transactions": txs}
-
-
-def _validation_name(code: int) -> str:
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        return str(transaction_pb2.TxValidationCode.Name(code))
-    except ValueError:
-        return str(code)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-def _event_view(event: fabgateway.ChaincodeEvent) -> dict[str, Any]:
-    try:
-        payload = json.loads(event.payload) if event.payload else None
-    except ValueError:
-        payload = None
-    return {"block": event.block_number, "tx_id": event.transaction_id,
-            "name": event.event_name, "payload": payload if isinstance(payload, dict) else None}
+def create_app(live: LiveState, *, port: int, title: str) -> ASGIApp:
+    """The dashboard's ASGI application for the server on ``127.0.0.1:port``."""
+    page = _asset("index.html").replace("{{title}}", html.escape(title))
+    assets = {path: (_asset(name), kind) for path, (name, kind) in _ASSETS.items()}
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page.replace("{{state}}", _json_for_html(live.state)))
+
+    async def state(request: Request) -> Response:
+        return JSONResponse(live.state)
+
+    async def events(request: Request) -> Response:
+        if request.method == "HEAD":
+            return Response(media_type="text/event-stream")
+        return StreamingResponse(_event_stream(live), media_type="text/event-stream")
+
+    async def asset(request: Request) -> Response:
+        body, kind = assets[request.url.path]
+        return Response(body, media_type=kind)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    routes = [Route("/", index), Route("/index.html", index), Route("/api/state", state),
+              Route("/api/events", events), Route("/healthz", healthz),
+              *(Route(path, asset) for path in assets)]
+    return _LocalOnly(Starlette(routes=routes), port=port)
+
+
+class _LocalOnly:
+    """ASGI middleware: ``421`` unless the ``Host`` names this server; the security headers
+    on every answer (it wraps the whole application, so its error pages too)."""
+
+    def __init__(self, app: ASGIApp, *, port: int) -> None:
+        self.app = app
+        self.hosts = {f"{HOST}:{port}", f"localhost:{port}"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan is off and websockets are not served
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(SECURITY_HEADERS)
+            await send(message)
+
+        host = Headers(scope=scope).get("host", "").lower()
+        app = self.app if host in self.hosts else PlainTextResponse("unexpected Host header",
+                                                                    status_code=421)
+        await app(scope, receive, send_secured)
+
+
+async def _event_stream(live: LiveState) -> AsyncIterator[str]:
+    """The current state, then each new one, until the dashboard closes or the page goes."""
+    with live.subscribe() as changes:
+        yield "retry: 2000\n\n" + _sse_state(live.state)
+        while True:
+            try:
+                state = await asyncio.wait_for(changes.get(), timeout=_KEEPALIVE)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            if state is None:  # closing: the stream ends, and so does its answer
+                return
+            yield _sse_state(state)
+
+
+def _sse_state(state: State) -> str:
+    data = json.dumps(state, separators=(",", ":"))  # one line: JSON escapes newlines
+    return f"event: state\nid: {state.get('version', 0)}\ndata: {data}\n\n"
+
+
+def _asset(name: str) -> str:
+    return resources.files("dtoken.dashboard").joinpath("static", name).read_text("utf-8")
+
+
+def _json_for_html(data: object) -> str:
+    """JSON safe inside a ``<script type="application/json">`` element."""
+    text = json.dumps(data, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
