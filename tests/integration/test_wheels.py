@@ -142,7 +142,8 @@ def test_the_sdk_installs_alone(bank_venv: Path, tmp_path: Path) -> None:
     project = {p["name"] for p in listed} & set(DISTRIBUTIONS)
     assert project == set(BANK_WHEELS)
     env = _bank_env(tmp_path)
-    probe = ("import importlib.util, json, dtoken, fabgateway, dtoken_wire; "
+    # dtoken.dashboard: its web server (starlette, uvicorn) comes with the wheel's dependencies
+    probe = ("import importlib.util, json, dtoken, dtoken.dashboard, fabgateway, dtoken_wire; "
              f"print(json.dumps({{n: importlib.util.find_spec(n) is not None "
              f"for n in {list(NOT_FOR_BANKS)!r}}})); print(dtoken.__file__)")
     found, where = _run([python, "-c", probe], env=env, cwd=tmp_path).splitlines()
