@@ -84,6 +84,10 @@ def _fail(code: int, message: str) -> int:
 def _issue(host: Host, args: argparse.Namespace) -> int:
     org_name, profile = host.organization(args)
     state_dir = profile.resolve().parent.parent  # <state>/profiles/<org>.json
+    if not (state_dir / "network.json").is_file():  # never write into a folder no network made
+        return _fail(EXIT_USAGE, f"{profile} is not in a network's state folder "
+                                 f"(<state>/profiles/): issue identities where the network's "
+                                 f"CA keys are, with --state-dir or --profiles")
     attributes = {role: "true" for role in args.role}
     for item in args.attr:
         key, sep, value = item.partition("=")

@@ -139,3 +139,14 @@ def test_the_network_tooling_names_its_default_networks_profiles(
     other.write_text("banks: [")
     with pytest.raises(UsageError, match=f"network .*{other}"):
         profiles_dir(_args())
+
+
+def test_identity_issue_refuses_a_profile_outside_a_state_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bank's copy of its profile is no network's state folder: nothing is written there."""
+    profile = write_profile(tmp_path / "copy")  # <copy>/profiles/hkbank.json, no network.json
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["--profile", str(profile), "identity", "issue", "--name", "t1"]) == EXIT_USAGE
+    assert "is not in a network's state folder" in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
