@@ -71,7 +71,7 @@ def bring_up(base_port: int, state_dir: Path) -> Network:
         extra_pythonpath=[REPO_ROOT / "tests" / "chaincodes"],
     )
     net.up()
-    policy = f"OR('{net.c.org(BANK).msp_id}.peer')"
+    policy = f"OR('{net.consortium.org(BANK).msp_id}.peer')"
     net.deploy(BATCHED, "shim_probe:chaincode", policy=policy)
     no_batching = {"CHAINCODE_WRITE_BATCH": "false"}
     net.deploy(UNBATCHED, "shim_probe:chaincode", policy=policy, env=no_batching)
@@ -83,7 +83,7 @@ def bring_up(base_port: int, state_dir: Path) -> Network:
 
 def peer_counts(net: Network) -> PeerCounts:
     """What the bank's peer counted (shim requests, proposals), from its /metrics."""
-    return net.peer_counts(net.c.org(BANK).peers[0])
+    return net.peer_counts(net.consortium.org(BANK).peers[0])
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -163,7 +163,7 @@ async def closed_loop(run: Callable[[int], Awaitable[Any]], count: int, in_fligh
 
 
 async def measure(net: Network, args: argparse.Namespace) -> list[Point]:
-    org = net.c.org(BANK)
+    org = net.consortium.org(BANK)
     profile = net.profile(org)
     identity, signer = fabgateway.load_msp_dir(
         profile["msp_id"], profile["identities"]["operator"]["msp_dir"]
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="shim-roundtrips-"))
     net = bring_up(args.base_port, state_dir)
     try:
-        gateway = net.profile(net.c.org(BANK))["gateway"]
+        gateway = net.profile(net.consortium.org(BANK))["gateway"]
         args.tls_ca = Path(gateway["tls_ca_cert"]).read_bytes()
         points = asyncio.run(measure(net, args))
     finally:

@@ -226,7 +226,7 @@ async def peerprofile(args: argparse.Namespace) -> dict[str, Any]:
             processes.wait_healthy(handle.spec, handle.health_url, ca_file=handle.tls_ca,
                                    timeout=60)  # fmt: skip
             ports[org] = port
-        cluster.network._wait_gossip()
+        cluster.network.monitor.wait_gossip()
         cluster.deploy_noop()
         payer = await open_client(cluster, cluster.bank(0))
         payee = await open_client(cluster, cluster.bank(1))

@@ -138,12 +138,14 @@ def run_network_command(args: argparse.Namespace) -> int:
 
 def _generate(network: Network, args: argparse.Namespace) -> int:
     if args.generate_target == "compose":
-        path = containers.write_compose(network.c, args.out, chaincode_image=args.chaincode_image)
+        path = containers.write_compose(
+            network.consortium, args.out, chaincode_image=args.chaincode_image
+        )
         print(f"wrote {path} and bootstrap.sh beside it")
         print(f"run: cd {path.parent} && docker compose up -d --build   (see docs/deployment.md)")
     else:
         path = containers.write_kubernetes(
-            network.c, args.out, chaincode_image=args.chaincode_image
+            network.consortium, args.out, chaincode_image=args.chaincode_image
         )
         print(f"wrote {path}")
         print(
@@ -155,7 +157,7 @@ def _generate(network: Network, args: argparse.Namespace) -> int:
 
 def _issue_identity(network: Network, args: argparse.Namespace) -> int:
     try:
-        org = network.c.org(args.org)
+        org = network.consortium.org(args.org)
     except KeyError as exc:
         print(f"dtoken: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE

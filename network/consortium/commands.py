@@ -96,7 +96,7 @@ def _issue(host: Host, args: argparse.Namespace) -> int:
         attributes[key] = value
     try:
         network = load_network(None, state_dir, quiet=True)
-        org = network.c.org(org_name)
+        org = network.consortium.org(org_name)
         files = network.issue_identity(org, args.name, attributes)
     except KeyError as error:
         return _fail(EXIT_USAGE, f"configuration error: {error.args[0]}")

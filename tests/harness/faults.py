@@ -2,10 +2,10 @@
 heights, and scanning every node's log for what must never appear in one.
 
 :func:`own_network` brings up a variant of the default consortium on ports
-``DTOKEN_TEST_BASE_PORT + offset`` (faults +500, soak +600, security +700), in the test's
-temporary folder, so killing its nodes disturbs no other test. On the way out it prints the
-tail of every node's log if a test of the module failed, and takes the network down (its
-state is kept for inspection after a failure).
+``DTOKEN_TEST_BASE_PORT + offset`` (faults +500, soak +600, security +700, key policies
++800), in the test's temporary folder, so killing its nodes disturbs no other test. On the
+way out it prints the tail of every node's log if a test of the module failed, and takes
+the network down (its state is kept for inspection after a failure).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def orderer_height(net: TestNetwork, orderer_name: str) -> int | None:
     o = next(o for o in net.consortium.ordering.orderers if o.name == orderer_name)
     proc = subprocess.run(
         [str(n.fabric.tool("osnadmin")), "channel", "list", "--channelID",
-         net.consortium.channel, *n._orderer_admin_args(o)],
+         net.consortium.channel, *n.admin.orderer_admin_args(o)],
         capture_output=True, text=True, check=False, timeout=30,
     )  # fmt: skip
     found = re.search(r'"height":\s*(\d+)', proc.stdout)

@@ -135,7 +135,7 @@ class TestNetwork:
         return proc
 
     def peer_targets(self, orgs: Sequence[Org]) -> list[str]:
-        return self.network._peer_targets(orgs)
+        return self.network.admin.peer_targets(orgs)
 
     def orderer_args(self) -> list[str]:
         return self.network.orderer_args()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from consortium import config as config_mod
+from consortium import identities
 from consortium.network import Network
 from dtoken import cli
 from hypothesis import HealthCheck, given, settings
@@ -57,8 +58,8 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = root / "consortium.yaml"
     cfg.write_text(yaml.safe_dump(data))
     net = Network(config_mod.load(cfg), root / "state", progress=lambda _m: None)
-    net._ensure_crypto()
-    net._write_profiles()
+    identities.ensure_crypto(net.consortium, net.layout)
+    net.profiles.write_all()
     return root
 
 

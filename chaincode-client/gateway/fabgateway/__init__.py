@@ -13,7 +13,8 @@ Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(
 Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
 is ``new_proposal() → endorse() → submit() → get_status()``, each step public, each message
 signable off-line (``bytes()``, ``digest()``, ``gateway.new_signed_*``). Async first, on
-``grpc.aio``; :mod:`fabgateway.sync` is a blocking facade for scripts.
+``grpc.aio``; :mod:`fabgateway.sync` is a blocking facade for scripts, made from these
+classes by :mod:`fabgateway.blocking` (twins by construction, on one loop thread).
 
 Errors::
 

@@ -10,39 +10,43 @@
         contract = gw.get_network("mychannel").get_contract("basic")
         print(contract.submit_transaction("put", "k", "v"))
 
+Every class here is the blocking twin of the async class of the same name, made by
+:func:`fabgateway.blocking.blocking_twin`: each coroutine method blocks until done, each
+object the async API returns comes back as its twin (``get_network()`` → :class:`Network`,
+``endorse()`` → :class:`Transaction`, ``chaincode_events()`` → a blocking
+:class:`ChaincodeEventIterator` to use with ``with`` and ``for``). Same names, parameters,
+results and exceptions (:mod:`fabgateway.errors`) as the async API; a parity test holds them
+equal.
+
 ``connect`` takes a *factory* of the grpc.aio channel, because a grpc.aio channel belongs to the
 event loop it was made on: the facade calls the factory on its own loop and closes that channel
-in ``close()``. Errors are the async API's (:mod:`fabgateway.errors`). The facade objects can be
-used from several threads; each call blocks its caller only.
+in ``close()``. The facade objects can be used from several threads; each call blocks its
+caller only.
 """
 
 from __future__ import annotations
 
-import asyncio
-import builtins
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import Future
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING
 
 import grpc
 
-from fabgateway import checkpoint as _checkpoint
 from fabgateway import contract as _contract
 from fabgateway import events as _events
 from fabgateway import gateway as _gateway
 from fabgateway import network as _network
 from fabgateway import proposal as _proposal
 from fabgateway import transaction as _transaction
+from fabgateway.blocking import LoopThread, Twin, blocking_twin
 from fabgateway.hashing import Hash, sha256
 from fabgateway.identity import Identity, Signer
-from fabgateway.proposal import Argument
-from fabgateway.transaction import Status
 
 __all__ = [
     "BlockEventIterator",
+    "BlockEventsRequest",
     "ChaincodeEventIterator",
+    "ChaincodeEventsRequest",
     "Commit",
     "Contract",
     "Gateway",
@@ -53,37 +57,18 @@ __all__ = [
     "connect",
 ]
 
-_T = TypeVar("_T")
-
-
-class _LoopThread:
-    """An event loop running in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._main, name="fabgateway-sync-loop", daemon=True)
-        self._thread.start()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, awaitable: Awaitable[_T]) -> _T:
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("fabgateway.sync called from its own event loop thread")
-
-        async def call() -> _T:
-            return await awaitable
-
-        future: Future[_T] = asyncio.run_coroutine_threadsafe(call(), self.loop)
-        return future.result()
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
+if TYPE_CHECKING:
+    # <declarations: imports> generated: python -m fabgateway._declarations fabgateway.sync
+    import builtins  # noqa: I001 - generated, one import a line
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+    from fabgateway import Argument
+    from fabgateway.checkpoint import Checkpoint
+    from fabgateway.events import ChaincodeEvent
+    from fabgateway.transaction import Status
+    from typing import Any
+    from typing import Self
+    # </declarations>
 
 
 def connect(
@@ -98,8 +83,12 @@ def connect(
     commit_status_timeout: float | None = _gateway.DEFAULT_COMMIT_STATUS_TIMEOUT,
     tls_client_certificate_hash: bytes | None = None,
 ) -> Gateway:
-    """A blocking Gateway; see :func:`fabgateway.connect` for the options."""
-    runner = _LoopThread()
+    """A blocking Gateway; see :func:`fabgateway.connect` for the options.
+
+    The first parameter is a factory of the channel rather than the channel: it is called on
+    the facade's loop thread, which the channel then belongs to.
+    """
+    runner = LoopThread("fabgateway-sync")
 
     async def make() -> _gateway.Gateway:
         channel = channel_factory()
@@ -120,37 +109,63 @@ def connect(
     except BaseException:
         runner.stop()
         raise
-    return Gateway(runner, gateway)
+    return Gateway(gateway, runner)
 
 
-class Gateway:
-    """Blocking counterpart of :class:`fabgateway.Gateway`; it owns its channel and loop."""
+@blocking_twin(_gateway.Gateway)
+class Gateway(Twin[_gateway.Gateway]):
+    """Blocking twin of :class:`fabgateway.Gateway`; it owns its channel and loop thread."""
 
-    def __init__(self, runner: _LoopThread, gateway: _gateway.Gateway) -> None:
-        self._runner = runner
-        self._gateway = gateway
-        self._closed = False
+    if TYPE_CHECKING:
+        # <declarations: Gateway> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        @property
+        def channel(self) -> grpc.aio.Channel: ...
+        def get_network(self, channel_name: str) -> Network: ...
+        @property
+        def identity(self) -> Identity: ...
+        def new_block_events_request(
+            self,
+            data: bytes,
+            *,
+            kind: str = "block",
+        ) -> BlockEventsRequest: ...
+        def new_chaincode_events_request(self, data: bytes) -> ChaincodeEventsRequest: ...
+        def new_commit(self, data: bytes) -> Commit: ...
+        def new_proposal(self, data: bytes) -> Proposal: ...
+        def new_signed_block_events_request(
+            self,
+            data: bytes,
+            signature: bytes,
+            *,
+            kind: str = "block",
+        ) -> BlockEventsRequest: ...
+        def new_signed_chaincode_events_request(
+            self,
+            data: bytes,
+            signature: bytes,
+        ) -> ChaincodeEventsRequest: ...
+        def new_signed_commit(self, data: bytes, signature: bytes) -> Commit: ...
+        def new_signed_proposal(self, data: bytes, signature: bytes) -> Proposal: ...
+        def new_signed_transaction(self, data: bytes, signature: bytes) -> Transaction: ...
+        def new_transaction(self, data: bytes) -> Transaction: ...
+        # </declarations>
 
-    @property
-    def identity(self) -> Identity:
-        return self._gateway.identity
-
-    def get_network(self, channel_name: str) -> Network:
-        return Network(self._runner, self._gateway.get_network(channel_name))
+    # Differs: the async Gateway owns neither the channel nor a loop; this one made both.
+    async def _close(self) -> None:
+        await self._target.close()
+        await self._target.channel.close(None)
 
     def close(self) -> None:
-        """Close the gRPC channel and stop the loop thread."""
-        if self._closed:
+        """Close the gRPC channel and stop the loop thread (idempotent)."""
+        if self._runner.stopped:
             return
-        self._closed = True
         try:
-            self._runner.run(self._gateway.channel.close(None))
+            self._runner.run(self._close())
         finally:
             self._runner.stop()
 
-    def __enter__(self) -> Self:
-        return self
-
+    # Differs: leaving ``with`` closes what this twin owns (see close()).
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -159,296 +174,268 @@ class Gateway:
     ) -> None:
         self.close()
 
-    def new_signed_proposal(self, data: bytes, signature: bytes) -> Proposal:
-        return Proposal(self._runner, self._gateway.new_signed_proposal(data, signature))
 
-    def new_signed_transaction(self, data: bytes, signature: bytes) -> Transaction:
-        return Transaction(self._runner, self._gateway.new_signed_transaction(data, signature))
+@blocking_twin(_network.Network)
+class Network(Twin[_network.Network]):
+    """Blocking twin of :class:`fabgateway.Network`."""
 
-    def new_signed_commit(self, data: bytes, signature: bytes) -> Commit:
-        return Commit(self._runner, self._gateway.new_signed_commit(data, signature))
-
-    def new_signed_chaincode_events_request(
-        self, data: bytes, signature: bytes
-    ) -> ChaincodeEventIterator:
-        request = self._gateway.new_signed_chaincode_events_request(data, signature)
-        return ChaincodeEventIterator(self._runner, request.events())
-
-
-class Network:
-    """Blocking counterpart of :class:`fabgateway.Network`."""
-
-    def __init__(self, runner: _LoopThread, network: _network.Network) -> None:
-        self._runner = runner
-        self._network = network
-
-    @property
-    def name(self) -> str:
-        return self._network.name
-
-    def get_contract(self, chaincode_name: str, contract_name: str | None = None) -> Contract:
-        return Contract(self._runner, self._network.get_contract(chaincode_name, contract_name))
-
-    def new_commit(self, transaction_id: str) -> Commit:
-        return Commit(self._runner, self._network.new_commit(transaction_id))
-
-    def chaincode_events(
-        self,
-        chaincode_name: str,
-        *,
-        start_block: int | None = None,
-        after_transaction_id: str | None = None,
-        checkpointer: _checkpoint.Checkpoint | None = None,
-        timeout: float | None = None,
-    ) -> ChaincodeEventIterator:
-        """A blocking iterator of chaincode events; ``close()`` it (or use ``with``)."""
-        stream = self._network.chaincode_events(
-            chaincode_name,
-            start_block=start_block,
-            after_transaction_id=after_transaction_id,
-            checkpointer=checkpointer,
-            timeout=timeout,
-        )
-        return ChaincodeEventIterator(self._runner, stream)
-
-    def block_events(
-        self,
-        *,
-        start_block: int | None = None,
-        checkpointer: _checkpoint.Checkpoint | None = None,
-        timeout: float | None = None,
-    ) -> BlockEventIterator:
-        stream = self._network.block_events(
-            start_block=start_block, checkpointer=checkpointer, timeout=timeout
-        )
-        return BlockEventIterator(self._runner, stream)
-
-    def filtered_block_events(
-        self,
-        *,
-        start_block: int | None = None,
-        checkpointer: _checkpoint.Checkpoint | None = None,
-        timeout: float | None = None,
-    ) -> BlockEventIterator:
-        stream = self._network.filtered_block_events(
-            start_block=start_block, checkpointer=checkpointer, timeout=timeout
-        )
-        return BlockEventIterator(self._runner, stream)
+    if TYPE_CHECKING:
+        # <declarations: Network> generated (fabgateway._declarations)
+        def block_and_private_data_events(
+            self,
+            *,
+            start_block: int | None = None,
+            checkpointer: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> BlockEventIterator: ...
+        def block_events(
+            self,
+            *,
+            start_block: int | None = None,
+            checkpointer: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> BlockEventIterator: ...
+        def chaincode_events(
+            self,
+            chaincode_name: str,
+            *,
+            start_block: int | None = None,
+            after_transaction_id: str | None = None,
+            checkpointer: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> ChaincodeEventIterator: ...
+        def filtered_block_events(
+            self,
+            *,
+            start_block: int | None = None,
+            checkpointer: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> BlockEventIterator: ...
+        def get_contract(
+            self,
+            chaincode_name: str,
+            contract_name: str | None = None,
+        ) -> Contract: ...
+        @property
+        def name(self) -> str: ...
+        def new_block_events_request(
+            self,
+            *,
+            kind: str = "block",
+            start_block: int | None = None,
+            checkpoint: Checkpoint | None = None,
+        ) -> BlockEventsRequest: ...
+        def new_chaincode_events_request(
+            self,
+            chaincode_name: str,
+            *,
+            start_block: int | None = None,
+            after_transaction_id: str | None = None,
+            checkpoint: Checkpoint | None = None,
+        ) -> ChaincodeEventsRequest: ...
+        def new_commit(self, transaction_id: str) -> Commit: ...
+        # </declarations>
 
 
-class Contract:
-    """Blocking counterpart of :class:`fabgateway.Contract`."""
+@blocking_twin(_contract.Contract)
+class Contract(Twin[_contract.Contract]):
+    """Blocking twin of :class:`fabgateway.Contract`."""
 
-    def __init__(self, runner: _LoopThread, contract: _contract.Contract) -> None:
-        self._runner = runner
-        self._contract = contract
-
-    @property
-    def chaincode_name(self) -> str:
-        return self._contract.chaincode_name
-
-    @property
-    def contract_name(self) -> str | None:
-        return self._contract.contract_name
-
-    def new_proposal(
-        self,
-        name: str,
-        *,
-        arguments: Iterable[Argument] = (),
-        transient_data: Mapping[str, Argument] | None = None,
-        endorsing_organizations: Iterable[str] | None = None,
-        nonce: bytes | None = None,
-    ) -> Proposal:
-        proposal = self._contract.new_proposal(
-            name,
-            arguments=arguments,
-            transient_data=transient_data,
-            endorsing_organizations=endorsing_organizations,
-            nonce=nonce,
-        )
-        return Proposal(self._runner, proposal)
-
-    def evaluate_transaction(
-        self,
-        name: str,
-        *args: Argument,
-        transient_data: Mapping[str, Argument] | None = None,
-        endorsing_organizations: Iterable[str] | None = None,
-        timeout: float | None = None,
-    ) -> bytes:
-        return self._runner.run(
-            self._contract.evaluate(
-                name,
-                arguments=args,
-                transient_data=transient_data,
-                endorsing_organizations=endorsing_organizations,
-                timeout=timeout,
-            )
-        )
-
-    def submit_transaction(
-        self,
-        name: str,
-        *args: Argument,
-        transient_data: Mapping[str, Argument] | None = None,
-        endorsing_organizations: Iterable[str] | None = None,
-        nonce: bytes | None = None,
-        timeout: float | None = None,
-    ) -> bytes:
-        return self._runner.run(
-            self._contract.submit(
-                name,
-                arguments=args,
-                transient_data=transient_data,
-                endorsing_organizations=endorsing_organizations,
-                nonce=nonce,
-                timeout=timeout,
-            )
-        )
-
-    def submit_async(
-        self,
-        name: str,
-        *,
-        arguments: Iterable[Argument] = (),
-        transient_data: Mapping[str, Argument] | None = None,
-        endorsing_organizations: Iterable[str] | None = None,
-        nonce: bytes | None = None,
-        timeout: float | None = None,
-    ) -> SubmittedTransaction:
-        submitted = self._runner.run(
-            self._contract.submit_async(
-                name,
-                arguments=arguments,
-                transient_data=transient_data,
-                endorsing_organizations=endorsing_organizations,
-                nonce=nonce,
-                timeout=timeout,
-            )
-        )
-        return SubmittedTransaction(self._runner, submitted)
+    if TYPE_CHECKING:
+        # <declarations: Contract> generated (fabgateway._declarations)
+        @property
+        def chaincode_name(self) -> str: ...
+        @property
+        def channel_name(self) -> str: ...
+        @property
+        def contract_name(self) -> str | None: ...
+        def evaluate(
+            self,
+            name: str,
+            *,
+            arguments: Iterable[Argument] = (),
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            timeout: float | None = None,
+        ) -> bytes: ...
+        def evaluate_transaction(
+            self,
+            name: str,
+            *args: Argument,
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            timeout: float | None = None,
+        ) -> bytes: ...
+        def new_proposal(
+            self,
+            name: str,
+            *,
+            arguments: Iterable[Argument] = (),
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            nonce: bytes | None = None,
+        ) -> Proposal: ...
+        def submit(
+            self,
+            name: str,
+            *,
+            arguments: Iterable[Argument] = (),
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            nonce: bytes | None = None,
+            timeout: float | None = None,
+        ) -> bytes: ...
+        def submit_async(
+            self,
+            name: str,
+            *,
+            arguments: Iterable[Argument] = (),
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            nonce: bytes | None = None,
+            timeout: float | None = None,
+        ) -> SubmittedTransaction: ...
+        def submit_transaction(
+            self,
+            name: str,
+            *args: Argument,
+            transient_data: Mapping[str, Argument] | None = None,
+            endorsing_organizations: Iterable[str] | None = None,
+            nonce: bytes | None = None,
+            timeout: float | None = None,
+        ) -> bytes: ...
+        # </declarations>
 
 
-class _Signable(Protocol):
-    """What every signable message of the async API offers."""
+@blocking_twin(_proposal.Proposal)
+class Proposal(Twin[_proposal.Proposal]):
+    """Blocking twin of :class:`fabgateway.Proposal`."""
 
-    @property
-    def transaction_id(self) -> str: ...
-    def bytes(self) -> builtins.bytes: ...
-    def digest(self) -> builtins.bytes: ...
-
-
-class _SignableFacade:
-    """The part shared by the blocking proposal, transaction and commit: their id and the
-    bytes and digest to sign off-line."""
-
-    def __init__(self, runner: _LoopThread, message: _Signable) -> None:
-        self._runner = runner
-        self._message = message
-
-    @property
-    def transaction_id(self) -> str:
-        return self._message.transaction_id
-
-    def bytes(self) -> builtins.bytes:
-        return self._message.bytes()
-
-    def digest(self) -> builtins.bytes:
-        return self._message.digest()
+    if TYPE_CHECKING:
+        # <declarations: Proposal> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        @property
+        def channel_name(self) -> str: ...
+        def digest(self) -> builtins.bytes: ...
+        def endorse(self, *, timeout: float | None = None) -> Transaction: ...
+        @property
+        def endorsing_organizations(self) -> list[str]: ...
+        def evaluate(self, *, timeout: float | None = None) -> builtins.bytes: ...
+        @property
+        def transaction_id(self) -> str: ...
+        # </declarations>
 
 
-class Proposal(_SignableFacade):
-    """Blocking counterpart of :class:`fabgateway.Proposal`."""
+@blocking_twin(_transaction.Transaction)
+class Transaction(Twin[_transaction.Transaction]):
+    """Blocking twin of :class:`fabgateway.Transaction`."""
 
-    def __init__(self, runner: _LoopThread, proposal: _proposal.Proposal) -> None:
-        super().__init__(runner, proposal)
-        self._proposal = proposal
-
-    def evaluate(self, *, timeout: float | None = None) -> builtins.bytes:
-        return self._runner.run(self._proposal.evaluate(timeout=timeout))
-
-    def endorse(self, *, timeout: float | None = None) -> Transaction:
-        return Transaction(self._runner, self._runner.run(self._proposal.endorse(timeout=timeout)))
-
-
-class Transaction(_SignableFacade):
-    """Blocking counterpart of :class:`fabgateway.Transaction`."""
-
-    def __init__(self, runner: _LoopThread, transaction: _transaction.Transaction) -> None:
-        super().__init__(runner, transaction)
-        self._transaction = transaction
-
-    @property
-    def result(self) -> builtins.bytes:
-        return self._transaction.result
-
-    def submit(self, *, timeout: float | None = None) -> SubmittedTransaction:
-        submitted = self._runner.run(self._transaction.submit(timeout=timeout))
-        return SubmittedTransaction(self._runner, submitted)
+    if TYPE_CHECKING:
+        # <declarations: Transaction> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        @property
+        def channel_name(self) -> str: ...
+        def digest(self) -> builtins.bytes: ...
+        def new_commit(self) -> Commit: ...
+        @property
+        def result(self) -> builtins.bytes: ...
+        def submit(self, *, timeout: float | None = None) -> SubmittedTransaction: ...
+        @property
+        def transaction_id(self) -> str: ...
+        # </declarations>
 
 
-class Commit(_SignableFacade):
-    """Blocking counterpart of :class:`fabgateway.Commit`."""
+@blocking_twin(_transaction.Commit)
+class Commit(Twin[_transaction.Commit]):
+    """Blocking twin of :class:`fabgateway.Commit`."""
 
-    def __init__(self, runner: _LoopThread, commit: _transaction.Commit) -> None:
-        super().__init__(runner, commit)
-        self._commit = commit
+    if TYPE_CHECKING:
+        # <declarations: Commit> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        def digest(self) -> builtins.bytes: ...
+        def get_status(self, *, timeout: float | None = None) -> Status: ...
+        @property
+        def transaction_id(self) -> str: ...
+        # </declarations>
 
-    def get_status(self, *, timeout: float | None = None) -> Status:
-        return self._runner.run(self._commit.get_status(timeout=timeout))
 
-
+@blocking_twin(_transaction.SubmittedTransaction)
 class SubmittedTransaction(Commit):
-    """Blocking counterpart of :class:`fabgateway.SubmittedTransaction`."""
+    """Blocking twin of :class:`fabgateway.SubmittedTransaction`."""
 
-    def __init__(self, runner: _LoopThread, submitted: _transaction.SubmittedTransaction) -> None:
-        super().__init__(runner, submitted)
-        self._submitted = submitted
-
-    @property
-    def result(self) -> builtins.bytes:
-        return self._submitted.result
-
-
-class _EventIterator(Generic[_T]):
-    def __init__(self, runner: _LoopThread, stream: _events._Stream[_T]) -> None:
-        self._runner = runner
-        self._stream = stream
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> _T:
-        async def step() -> tuple[bool, Any]:
-            try:
-                return True, await self._stream.__anext__()
-            except StopAsyncIteration:
-                return False, None
-
-        more, item = self._runner.run(step())
-        if not more:
-            raise StopIteration
-        return item  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self._runner.run(self._stream.aclose())
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    if TYPE_CHECKING:
+        # <declarations: SubmittedTransaction> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        def digest(self) -> builtins.bytes: ...
+        def get_status(self, *, timeout: float | None = None) -> Status: ...
+        @property
+        def result(self) -> builtins.bytes: ...
+        @property
+        def transaction_id(self) -> str: ...
+        # </declarations>
 
 
-class ChaincodeEventIterator(_EventIterator[_events.ChaincodeEvent]):
-    """Blocking iterator of chaincode events."""
+@blocking_twin(_events.ChaincodeEventsRequest)
+class ChaincodeEventsRequest(Twin[_events.ChaincodeEventsRequest]):
+    """Blocking twin of :class:`fabgateway.ChaincodeEventsRequest`."""
+
+    if TYPE_CHECKING:
+        # <declarations: ChaincodeEventsRequest> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        def digest(self) -> builtins.bytes: ...
+        def events(self, *, timeout: float | None = None) -> ChaincodeEventIterator: ...
+        # </declarations>
 
 
-class BlockEventIterator(_EventIterator[Any]):
-    """Blocking iterator of blocks (``common.Block`` or ``peer.FilteredBlock``)."""
+@blocking_twin(_events.BlockEventsRequest)
+class BlockEventsRequest(Twin[_events.BlockEventsRequest]):
+    """Blocking twin of :class:`fabgateway.BlockEventsRequest`."""
+
+    if TYPE_CHECKING:
+        # <declarations: BlockEventsRequest> generated (fabgateway._declarations)
+        def bytes(self) -> builtins.bytes: ...
+        def digest(self) -> builtins.bytes: ...
+        def events(self, *, timeout: float | None = None) -> BlockEventIterator: ...
+        @property
+        def kind(self) -> str: ...
+        # </declarations>
+
+
+@blocking_twin(_events.ChaincodeEventStream)
+class ChaincodeEventIterator(Twin[_events.ChaincodeEventStream]):
+    """Blocking iterator of chaincode events (twin of :class:`fabgateway.ChaincodeEventStream`);
+    ``close()`` it, or use ``with``."""
+
+    if TYPE_CHECKING:
+        # <declarations: ChaincodeEventIterator> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None: ...
+        def __iter__(self) -> Self: ...
+        def __next__(self) -> ChaincodeEvent: ...
+        def close(self) -> None: ...
+        # </declarations>
+
+
+@blocking_twin(_events.BlockEventStream)
+class BlockEventIterator(Twin[_events.BlockEventStream]):
+    """Blocking iterator of blocks (``common.Block``, ``peer.FilteredBlock`` or
+    ``peer.BlockAndPrivateData``; twin of :class:`fabgateway.BlockEventStream`)."""
+
+    if TYPE_CHECKING:
+        # <declarations: BlockEventIterator> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None: ...
+        def __iter__(self) -> Self: ...
+        def __next__(self) -> Any: ...
+        def close(self) -> None: ...
+        # </declarations>

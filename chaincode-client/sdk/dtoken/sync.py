@@ -9,66 +9,64 @@ For scripts and notebooks::
         bank.mint(account, bank.money("1,250.00 USD"), reference="dep-77")
         print(bank.balance(account))
 
-The async client runs on an event loop in a private thread (a gRPC aio channel belongs to the
-loop it was made on); each method blocks its caller until the call is done. Same arguments,
-results and exceptions as the async methods.
+:class:`SyncBank` and :class:`SyncRegulator` are the blocking twins of ``Bank`` and
+``Regulator``, made by :func:`fabgateway.blocking.blocking_twin`: every method of the async
+client is here, with the same parameters, results and exceptions, blocking its caller until
+the call is done (a parity test holds them equal). The async client runs on an event loop in
+a private thread (a gRPC aio channel belongs to the loop it was made on); ``network`` is the
+blocking :class:`fabgateway.sync.Network` on that same loop.
+
+What it must not do: carry a method of its own that the async client lacks (add it to
+``bank.py``; the twin follows), or block inside the loop thread.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Self, TypeVar
+
+import fabgateway.sync  # noqa: F401 - registers the twins of Network & co., returned here
+from fabgateway.blocking import LoopThread, Twin, blocking_twin
 
 from dtoken.bank import Bank, Member, Regulator
-from dtoken.money import Money
 from dtoken.profile import Profile
 from dtoken.submitter import RetryPolicy
 
 __all__ = ["SyncBank", "SyncRegulator", "connect"]
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    # <declarations: imports> generated: python -m fabgateway._declarations dtoken.sync
+    from collections.abc import Iterable  # noqa: I001 - generated, one import a line
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+    from datetime import datetime
+    from dtoken.models import Account
+    from dtoken.models import AccountSummary
+    from dtoken.models import AuditReport
+    from dtoken.models import HistoryEntry
+    from dtoken.models import Obligations
+    from dtoken.models import OpenedAccount
+    from dtoken.models import Payee
+    from dtoken.models import Payment
+    from dtoken.models import Payout
+    from dtoken.models import ReferenceInfo
+    from dtoken.models import Supply
+    from dtoken.models import Transfer
+    from dtoken.money import Money
+    from dtoken.submitter import Receipt
+    from fabgateway.sync import Network
+    # </declarations>
+
 _M = TypeVar("_M", bound=Member)
 
+class _SyncMember(Twin[_M]):
+    """What SyncBank and SyncRegulator share: connecting, closing, the async client."""
 
-class _Loop:
-    """An event loop running in a daemon thread."""
+    _member_class: type[Member] = Member
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._main, name="dtoken-sync", daemon=True)
-        self._thread.start()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        if threading.current_thread() is self._thread:
-            coroutine.close()
-            raise RuntimeError("dtoken.sync called from its own event loop thread")
-        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return future.result()
-
-    def stop(self) -> None:
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join()
-            self.loop.close()
-
-
-class _SyncMember(Generic[_M]):
-    _cls: type[Member] = Member
-
-    def __init__(self, member: _M, loop: _Loop) -> None:
-        self._member = member
-        self._loop = loop
-
+    # Differs: the async constructor opens a channel, which must happen on the twin's own loop
+    # thread, which this constructor starts.
     @classmethod
     def connect(
         cls,
@@ -78,47 +76,34 @@ class _SyncMember(Generic[_M]):
         policy: RetryPolicy | None = None,
     ) -> Self:
         """Connect on a private loop thread; ``close()`` (or ``with``) ends both."""
-        loop = _Loop()
+        runner = LoopThread("dtoken-sync")
 
         async def make() -> Member:
-            return cls._cls.connect(profile, identity=identity, policy=policy)
+            return cls._member_class.connect(profile, identity=identity, policy=policy)
 
         try:
-            member = loop.run(make())
+            member = runner.run(make())
         except BaseException:
-            loop.stop()
+            runner.stop()
             raise
-        return cls(member, loop)  # type: ignore[arg-type]
-
-    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        return self._loop.run(coroutine)
+        return cls(member, runner)  # type: ignore[arg-type]
 
     @property
     def member(self) -> _M:
-        """The async client (use it only from the facade's loop)."""
-        return self._member
+        """The async client (use it only on the facade's loop thread)."""
+        return self._target
 
-    @property
-    def name(self) -> str:
-        return self._member.name
-
-    @property
-    def profile(self) -> Profile:
-        return self._member.profile
-
-    def money(self, amount: str | int, currency: str | None = None) -> Money:
-        return self._member.money(amount, currency)
-
+    # Differs: besides the async client's channel, the twin owns its loop thread.
     def close(self) -> None:
-        """Close the channel and stop the loop thread."""
+        """Close the channel and stop the loop thread (idempotent)."""
+        if self._runner.stopped:
+            return
         try:
-            self._loop.run(self._member.close())
+            self._runner.run(self._target.close())
         finally:
-            self._loop.stop()
+            self._runner.stop()
 
-    def __enter__(self) -> Self:
-        return self
-
+    # Differs: leaving ``with`` closes what this twin owns (see close()).
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -128,82 +113,162 @@ class _SyncMember(Generic[_M]):
         self.close()
 
 
-class _Blocking(Generic[_M, _P, _T]):
-    """A method of the async client, made blocking on the facade."""
-
-    def __init__(self, method: Callable[Concatenate[_M, _P], Coroutine[Any, Any, _T]]) -> None:
-        self._method = method
-        self.__doc__ = method.__doc__
-
-    @overload
-    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
-
-    @overload
-    def __get__(self, obj: _SyncMember[_M], owner: type[Any]) -> Callable[_P, _T]: ...
-
-    def __get__(
-        self, obj: _SyncMember[_M] | None, owner: type[Any]
-    ) -> Self | Callable[_P, _T]:
-        if obj is None:
-            return self
-        method = self._method
-        facade = obj
-
-        def call(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-            return facade._run(method(facade._member, *args, **kwargs))
-
-        return call
-
-
+@blocking_twin(Bank)
 class SyncBank(_SyncMember[Bank]):
     """:class:`~dtoken.bank.Bank`, blocking."""
 
-    _cls = Bank
+    if TYPE_CHECKING:
+        # <declarations: SyncBank> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def accept(self, transfer_id: str, payer_bank: str) -> Receipt: ...
+        def account(self, account_id: str) -> Account: ...
+        def accounts(self, currency: str | None = None) -> list[AccountSummary]: ...
+        def balance(self, account_id: str) -> Money: ...
+        def batch_payout(
+            self,
+            from_account: str,
+            payees: Sequence[Payee],
+            *,
+            reference: str,
+            originator: Mapping[str, str] | None = None,
+            ttl_seconds: int | None = None,
+        ) -> Payout: ...
+        def burn(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt: ...
+        def close_account(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
+        @property
+        def currencies(self) -> Mapping[str, int]: ...
+        def freeze(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
+        def get_transfer(self, transfer_id: str, payer_bank: str, payee_bank: str) -> Transfer: ...
+        def history(
+            self,
+            account_id: str,
+            *,
+            from_seq: int = 0,
+            limit: int | None = None,
+        ) -> list[HistoryEntry]: ...
+        def incoming(
+            self,
+            counterparty: str | None = None,
+            *,
+            since: datetime | None = None,
+        ) -> list[Transfer]: ...
+        def ledger_positions(self, tx_ids: Iterable[str]) -> dict[str, tuple[int, int]]: ...
+        def lookup_reference(self, reference: str) -> ReferenceInfo | None: ...
+        def mint(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt: ...
+        def money(self, amount: str | int, currency: str | None = None) -> Money: ...
+        @property
+        def msp_id(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def network(self) -> Network: ...
+        def obligations(self, other_bank: str) -> Obligations: ...
+        def open_account(
+            self,
+            currency: str,
+            owner_ref: str,
+            *,
+            reference: str,
+            single_payment_limit: int | Money | None = None,
+            daily_outflow_limit: int | Money | None = None,
+        ) -> OpenedAccount: ...
+        def outgoing(
+            self,
+            counterparty: str | None = None,
+            *,
+            since: datetime | None = None,
+        ) -> list[Transfer]: ...
+        def record_settlement(
+            self,
+            debtor_bank: str,
+            amount: Money,
+            *,
+            rtgs_reference: str,
+        ) -> Receipt: ...
+        def refund(self, transfer_id: str, payee_bank: str) -> Receipt: ...
+        def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt: ...
+        def set_limits(
+            self,
+            account_id: str,
+            *,
+            single_payment: int | Money | None = None,
+            daily_outflow: int | Money | None = None,
+            reference: str | None = None,
+        ) -> Receipt: ...
+        def supply(self, currency: str) -> Supply: ...
+        def transfer(
+            self,
+            from_account: str,
+            to_bank: str,
+            to_account: str,
+            amount: int | Money,
+            *,
+            reference: str,
+            remittance: str = "",
+            originator: Mapping[str, str] | None = None,
+            ttl_seconds: int | None = None,
+        ) -> Payment: ...
+        def unfreeze(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
+        def wait_for_commit(self, tx_id: str, *, timeout: float = 30.0) -> int: ...
+        # </declarations>
 
-    open_account = _Blocking(Bank.open_account)
-    account = _Blocking(Bank.account)
-    accounts = _Blocking(Bank.accounts)
-    balance = _Blocking(Bank.balance)
-    history = _Blocking(Bank.history)
-    freeze = _Blocking(Bank.freeze)
-    unfreeze = _Blocking(Bank.unfreeze)
-    close_account = _Blocking(Bank.close_account)
-    set_limits = _Blocking(Bank.set_limits)
-    mint = _Blocking(Bank.mint)
-    burn = _Blocking(Bank.burn)
-    transfer = _Blocking(Bank.transfer)
-    batch_payout = _Blocking(Bank.batch_payout)
-    incoming = _Blocking(Bank.incoming)
-    outgoing = _Blocking(Bank.outgoing)
-    accept = _Blocking(Bank.accept)
-    reject = _Blocking(Bank.reject)
-    refund = _Blocking(Bank.refund)
-    get_transfer = _Blocking(Bank.get_transfer)
-    wait_for_commit = _Blocking(Bank.wait_for_commit)
-    ledger_positions = _Blocking(Bank.ledger_positions)
-    lookup_reference = _Blocking(Bank.lookup_reference)
-    supply = _Blocking(Bank.supply)
-    obligations = _Blocking(Bank.obligations)
-    record_settlement = _Blocking(Bank.record_settlement)
+    _member_class = Bank
 
 
+@blocking_twin(Regulator)
 class SyncRegulator(_SyncMember[Regulator]):
     """:class:`~dtoken.bank.Regulator`, blocking."""
 
-    _cls = Regulator
+    if TYPE_CHECKING:
+        # <declarations: SyncRegulator> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def account(self, bank: str, account_id: str) -> Account: ...
+        def accounts(self, bank: str, currency: str | None = None) -> list[AccountSummary]: ...
+        def audit(self) -> AuditReport: ...
+        @property
+        def currencies(self) -> Mapping[str, int]: ...
+        def freeze(
+            self,
+            bank: str,
+            account_id: str,
+            *,
+            held_amount: int | Money = 0,
+            frozen: bool = True,
+            reason: str = "",
+            reference: str | None = None,
+        ) -> Receipt: ...
+        def get_transfer(self, transfer_id: str, payer_bank: str, payee_bank: str) -> Transfer: ...
+        def history(
+            self,
+            bank: str,
+            account_id: str,
+            *,
+            from_seq: int = 0,
+            limit: int | None = None,
+        ) -> list[HistoryEntry]: ...
+        def ledger_positions(self, tx_ids: Iterable[str]) -> dict[str, tuple[int, int]]: ...
+        def lookup_reference(self, reference: str) -> ReferenceInfo | None: ...
+        def money(self, amount: str | int, currency: str | None = None) -> Money: ...
+        @property
+        def msp_id(self) -> str: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def network(self) -> Network: ...
+        def obligations(self, bank_a: str, bank_b: str) -> Obligations: ...
+        def pending(self, bank: str, direction: str = "incoming") -> list[Transfer]: ...
+        def release(
+            self,
+            bank: str,
+            account_id: str,
+            *,
+            reference: str | None = None,
+        ) -> Receipt: ...
+        def supply(self, bank: str, currency: str) -> Supply: ...
+        def wait_for_commit(self, tx_id: str, *, timeout: float = 30.0) -> int: ...
+        # </declarations>
 
-    freeze = _Blocking(Regulator.freeze)
-    release = _Blocking(Regulator.release)
-    audit = _Blocking(Regulator.audit)
-    account = _Blocking(Regulator.account)
-    accounts = _Blocking(Regulator.accounts)
-    history = _Blocking(Regulator.history)
-    supply = _Blocking(Regulator.supply)
-    obligations = _Blocking(Regulator.obligations)
-    pending = _Blocking(Regulator.pending)
-    get_transfer = _Blocking(Regulator.get_transfer)
-    wait_for_commit = _Blocking(Regulator.wait_for_commit)
-    ledger_positions = _Blocking(Regulator.ledger_positions)
+    _member_class = Regulator
 
 
 def connect(

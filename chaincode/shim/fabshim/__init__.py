@@ -22,7 +22,8 @@ Errors (all in ``fabshim.errors``)::
     ├── InvokeChaincodeError        a called chaincode answered with an error status
     ├── IdentityError               the creator is not an X.509 identity we can read
     │   └── AttributeAssertionError an attribute is missing or has another value (PermissionError)
-    └── MVCCReadConflictError       (fabshim.testing only) a read changed before commit
+    ├── MVCCReadConflictError       (fabshim.testing only) a read changed before commit
+    └── EndorsementPolicyFailureError (fabshim.testing only) a write breaks a key-level policy
 
 Run a chaincode: ``python -m fabshim serve MODULE:ATTR`` (see ``docs/shim.md``).
 """
@@ -31,6 +32,7 @@ from .config import ServerConfig, TLSMaterial
 from .errors import (
     AttributeAssertionError,
     ConfigError,
+    EndorsementPolicyFailureError,
     IdentityError,
     InvalidArgumentError,
     InvokeChaincodeError,
@@ -55,7 +57,14 @@ from .iterators import (
 from .keys import create_composite_key, split_composite_key
 from .response import ERROR, ERROR_THRESHOLD, OK, Response, error, success
 from .server import ChaincodeServer
-from .statebased import KeyEndorsementPolicy, RoleType
+from .statebased import (
+    KeyEndorsementPolicy,
+    RoleType,
+    SignaturePolicy,
+    all_of_policy,
+    n_out_of_policy,
+    parse_n_out_of,
+)
 from .stub import ChaincodeStub
 
 __all__ = [
@@ -69,6 +78,7 @@ __all__ = [
     "ChaincodeStub",
     "ClientIdentity",
     "ConfigError",
+    "EndorsementPolicyFailureError",
     "Handler",
     "HandlerState",
     "HistoryQueryIterator",
@@ -87,13 +97,17 @@ __all__ = [
     "RoleType",
     "ServerConfig",
     "ShimError",
+    "SignaturePolicy",
     "StateQueryIterator",
     "StreamClosedError",
     "Stub",
     "TLSMaterial",
     "TransactionClosedError",
+    "all_of_policy",
     "create_composite_key",
     "error",
+    "n_out_of_policy",
+    "parse_n_out_of",
     "split_composite_key",
     "success",
 ]

@@ -12,7 +12,8 @@
     ├── InvokeChaincodeError        a called chaincode answered with an error status
     ├── IdentityError               the creator is not an X.509 identity we can read
     │   └── AttributeAssertionError an attribute is missing or has another value (PermissionError)
-    └── MVCCReadConflictError       (fabshim.testing only) a read changed before commit
+    ├── MVCCReadConflictError       (fabshim.testing only) a read changed before commit
+    └── EndorsementPolicyFailureError (fabshim.testing only) a write breaks a key-level policy
 """
 
 from __future__ import annotations
@@ -76,3 +77,9 @@ class AttributeAssertionError(IdentityError, PermissionError):
 
 class MVCCReadConflictError(ShimError):
     """Raised by ``fabshim.testing`` when a transaction's reads changed before its commit."""
+
+
+class EndorsementPolicyFailureError(ShimError):
+    """(``fabshim.testing`` only) A transaction writes, deletes, purges or re-pins a key
+    whose committed key-level policy its endorsers do not satisfy: a peer would mark it
+    ``ENDORSEMENT_POLICY_FAILURE``."""

@@ -4,11 +4,24 @@
 ``set_state_validation_parameter`` and ``set_private_data_validation_parameter`` expect:
 every listed organization must endorse (an N-out-of-N policy over their MSP roles), as
 fabric-chaincode-go's ``statebased`` package builds it, so the bytes are identical.
+
+``n_out_of_policy`` / ``all_of_policy`` build the same kind of envelope in one call (N of M
+organizations, one role), and ``parse_n_out_of`` reads one back into a
+:class:`SignaturePolicy`. Fabric never checks what a validation parameter says, only that
+later writes satisfy it, so a reader that relies on a key being pinned compares the
+parameter it reads **byte for byte** with the envelope it expects: these builders give the
+same bytes for the same organizations in any order (sorted by MSP id, version 0).
+
+Must not: accept a principal other than an MSP role (such a policy is refused, never
+narrowed), or build an envelope whose bytes depend on argument order.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from . import _protos as pb
 from .errors import InvalidArgumentError
@@ -47,23 +60,12 @@ class KeyEndorsementPolicy:
         except pb.DecodeError as exc:
             raise InvalidArgumentError(f"not a SignaturePolicyEnvelope: {exc}") from exc
         for identity in envelope.identities:
-            if identity.principal_classification != pb.msp_principal.MSPPrincipal.ROLE:
-                raise InvalidArgumentError("policy has a principal that is not an MSP role")
-            try:
-                role = pb.msp_principal.MSPRole.FromString(identity.principal)
-            except pb.DecodeError as exc:
-                raise InvalidArgumentError(f"cannot decode an MSP role: {exc}") from exc
-            role_type = _PROTO_TO_ROLE.get(role.role)
-            if role_type is None:
-                raise InvalidArgumentError(f"unsupported MSP role {role.role}")
-            self._orgs[str(role.msp_identifier)] = role_type
+            msp_id, role_type = _principal(identity)
+            self._orgs[msp_id] = role_type
 
     def add_orgs(self, role: RoleType | str, *msp_ids: str) -> None:
         """Require an endorsement from each organization, with ``role`` (PEER, MEMBER ...)."""
-        try:
-            role_type = RoleType(role)
-        except ValueError as exc:
-            raise InvalidArgumentError(f"role type {role!r} does not exist") from exc
+        role_type = _role(role)
         for msp_id in msp_ids:
             if not msp_id:
                 raise InvalidArgumentError("MSP id must be a non-empty string")
@@ -84,22 +86,159 @@ class KeyEndorsementPolicy:
 
     def policy(self) -> bytes:
         """The serialized ``SignaturePolicyEnvelope``: N out of N, orgs sorted by MSP id."""
-        msp_ids = self.list_orgs()
-        principals = [
-            pb.msp_principal.MSPPrincipal(
-                principal_classification=pb.msp_principal.MSPPrincipal.ROLE,
-                principal=pb.msp_principal.MSPRole(
-                    msp_identifier=msp_id, role=_ROLE_TO_PROTO[self._orgs[msp_id]]
-                ).SerializeToString(),
-            )
-            for msp_id in msp_ids
-        ]
-        rules = [pb.policies.SignaturePolicy(signed_by=index) for index in range(len(msp_ids))]
-        envelope = pb.policies.SignaturePolicyEnvelope(
-            version=0,
-            rule=pb.policies.SignaturePolicy(
-                n_out_of=pb.policies.SignaturePolicy.NOutOf(n=len(msp_ids), rules=rules)
-            ),
-            identities=principals,
+        principals = tuple((msp_id, self._orgs[msp_id]) for msp_id in self.list_orgs())
+        return _envelope(len(principals), principals)
+
+
+@dataclass(frozen=True, slots=True)
+class SignaturePolicy:
+    """An ``n``-out-of-``principals`` policy over MSP roles: the shape of our key policies.
+
+    ``principals`` are ``(msp_id, role)`` pairs in envelope order; :meth:`policy` gives the
+    envelope's bytes back (identical to what :func:`n_out_of_policy` builds when the
+    principals are sorted by MSP id).
+    """
+
+    n: int
+    principals: tuple[tuple[str, RoleType], ...]
+
+    @property
+    def msp_ids(self) -> list[str]:
+        """The MSP ids named, in envelope order."""
+        return [msp_id for msp_id, _ in self.principals]
+
+    def policy(self) -> bytes:
+        """The serialized ``SignaturePolicyEnvelope`` (principals in this order)."""
+        return _envelope(self.n, self.principals)
+
+    def is_satisfied_by(self, endorsers: Iterable[tuple[str, RoleType]]) -> bool:
+        """Whether signatures from ``endorsers`` (``(msp_id, role)`` each) satisfy the policy.
+
+        As Fabric's MSP does for role principals: a ``MEMBER`` principal is satisfied by any
+        role of that MSP, any other role only by that role. Each endorser counts once.
+        """
+        remaining = list(endorsers)
+        satisfied = 0
+        for msp_id, role in self.principals:
+            for index, (endorser_msp, endorser_role) in enumerate(remaining):
+                if endorser_msp == msp_id and role in (RoleType.MEMBER, endorser_role):
+                    del remaining[index]
+                    satisfied += 1
+                    break
+        return satisfied >= self.n
+
+
+def n_out_of_policy(n: int, msp_ids: Iterable[str], role: RoleType | str = RoleType.PEER) -> bytes:
+    """The envelope ``n`` out of these organizations (each with ``role``, PEER by default).
+
+    The organizations are sorted by MSP id, so the bytes do not depend on their order; no
+    MSP id, an empty or repeated one, or ``n`` outside ``1..len(msp_ids)`` raises
+    ``InvalidArgumentError``.
+    """
+    ids = _msp_ids(msp_ids)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(ids):
+        raise InvalidArgumentError(f"n must be an integer from 1 to {len(ids)}, got {n!r}")
+    role_type = _role(role)
+    return _envelope(n, tuple((msp_id, role_type) for msp_id in sorted(ids)))
+
+
+def all_of_policy(msp_ids: Iterable[str], role: RoleType | str = RoleType.PEER) -> bytes:
+    """The envelope "every one of these organizations" (``AND('A.peer', 'B.peer')``).
+
+    Byte-identical to ``KeyEndorsementPolicy`` with the same organizations and role.
+    """
+    ids = _msp_ids(msp_ids)
+    return n_out_of_policy(len(ids), ids, role)
+
+
+def parse_n_out_of(policy: bytes) -> SignaturePolicy:
+    """Read an envelope of the shape our builders make: one ``n_out_of`` rule whose rules
+    are each ``signed_by`` a distinct MSP-role principal.
+
+    Anything else (bytes that do not decode, nested rules, other principals, an index out
+    of range, ``n`` outside ``1..len(rules)``) raises ``InvalidArgumentError`` naming what
+    is wrong: such a parameter is not one we ever write.
+    """
+    try:
+        envelope = pb.policies.SignaturePolicyEnvelope.FromString(bytes(policy))
+    except pb.DecodeError as exc:
+        raise InvalidArgumentError(f"not a SignaturePolicyEnvelope: {exc}") from exc
+    if envelope.version != 0:
+        raise InvalidArgumentError(f"policy version {envelope.version} is not 0")
+    if envelope.rule.WhichOneof("Type") != "n_out_of":
+        raise InvalidArgumentError("policy rule is not an n_out_of")
+    rules = envelope.rule.n_out_of.rules
+    principals: list[tuple[str, RoleType]] = []
+    seen: set[int] = set()
+    for rule in rules:
+        if rule.WhichOneof("Type") != "signed_by":
+            raise InvalidArgumentError("policy has a nested rule (only signed_by is expected)")
+        index = int(rule.signed_by)
+        if not 0 <= index < len(envelope.identities) or index in seen:
+            raise InvalidArgumentError(f"policy rule names identity {index} wrongly")
+        seen.add(index)
+        principals.append(_principal(envelope.identities[index]))
+    n = int(envelope.rule.n_out_of.n)
+    if not 1 <= n <= len(principals):
+        raise InvalidArgumentError(f"policy n={n} is not within 1..{len(principals)}")
+    if len(principals) != len(envelope.identities):
+        raise InvalidArgumentError("policy lists identities that no rule uses")
+    return SignaturePolicy(n, tuple(principals))
+
+
+def _msp_ids(msp_ids: Iterable[str]) -> list[str]:
+    if isinstance(msp_ids, str):
+        raise InvalidArgumentError("msp_ids must be a sequence of MSP ids, not a string")
+    ids = list(msp_ids)
+    if not ids:
+        raise InvalidArgumentError("a policy needs at least one MSP id")
+    for msp_id in ids:
+        if not isinstance(msp_id, str) or not msp_id:
+            raise InvalidArgumentError("MSP id must be a non-empty string")
+    if len(set(ids)) != len(ids):
+        raise InvalidArgumentError(f"MSP ids repeat: {sorted(ids)}")
+    return ids
+
+
+def _role(role: RoleType | str) -> RoleType:
+    try:
+        return RoleType(role)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"role type {role!r} does not exist") from exc
+
+
+def _principal(identity: object) -> tuple[str, RoleType]:
+    principal: Any = identity
+    if principal.principal_classification != pb.msp_principal.MSPPrincipal.ROLE:
+        raise InvalidArgumentError("policy has a principal that is not an MSP role")
+    try:
+        role = pb.msp_principal.MSPRole.FromString(principal.principal)
+    except pb.DecodeError as exc:
+        raise InvalidArgumentError(f"cannot decode an MSP role: {exc}") from exc
+    role_type = _PROTO_TO_ROLE.get(role.role)
+    if role_type is None:
+        raise InvalidArgumentError(f"unsupported MSP role {role.role}")
+    if not role.msp_identifier:
+        raise InvalidArgumentError("policy names an empty MSP id")
+    return str(role.msp_identifier), role_type
+
+
+def _envelope(n: int, principals: tuple[tuple[str, RoleType], ...]) -> bytes:
+    identities = [
+        pb.msp_principal.MSPPrincipal(
+            principal_classification=pb.msp_principal.MSPPrincipal.ROLE,
+            principal=pb.msp_principal.MSPRole(
+                msp_identifier=msp_id, role=_ROLE_TO_PROTO[role]
+            ).SerializeToString(),
         )
-        return bytes(envelope.SerializeToString())
+        for msp_id, role in principals
+    ]
+    rules = [pb.policies.SignaturePolicy(signed_by=index) for index in range(len(principals))]
+    envelope = pb.policies.SignaturePolicyEnvelope(
+        version=0,
+        rule=pb.policies.SignaturePolicy(
+            n_out_of=pb.policies.SignaturePolicy.NOutOf(n=n, rules=rules)
+        ),
+        identities=identities,
+    )
+    return bytes(envelope.SerializeToString())

@@ -33,6 +33,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from cryptography import x509
 REPO_ROOT = Path(__file__).resolve().parents[3]  # the build context: pytest runs from it
 DEFAULT = REPO_ROOT / "config" / "consortium.yaml"
 ROOT = containers.ROOT
+BOOTSTRAP_FUNCTIONS = resources.files("consortium.deploy").joinpath("bootstrap.sh")
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -898,13 +900,26 @@ def test_bootstrap_script_fails_loudly_when_a_node_never_answers(
 def test_bootstrap_script_passes_shellcheck(gen: Generated) -> None:
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
-    result = subprocess.run(
-        ["shellcheck", str(gen.folder / "bootstrap.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout
+    with resources.as_file(BOOTSTRAP_FUNCTIONS) as functions:
+        # The generated script, and the package data its functions come from.
+        for script in (gen.folder / "bootstrap.sh", functions):
+            result = subprocess.run(
+                ["shellcheck", str(script)], capture_output=True, text=True, check=False
+            )
+            assert result.returncode == 0, f"{script}:\n{result.stdout}"
+
+
+def test_bootstrap_functions_are_package_data_without_their_header(gen: Generated) -> None:
+    """The script's functions come from bootstrap.sh shipped in consortium.deploy; its
+    header (up to the first empty line) documents the file and is not copied."""
+    text = BOOTSTRAP_FUNCTIONS.read_text(encoding="utf-8")
+    header, _, body = text.partition("\n\n")
+    assert header.startswith("# shellcheck shell=bash\n")
+    assert "retry() {" in body
+    assert "init_chaincode() {" in body
+    script = (gen.folder / "bootstrap.sh").read_text()
+    assert "\nset -euo pipefail\n" + body.strip("\n") + "\n\nPROFILE=" in script
+    assert header.splitlines()[1] not in script
 
 
 # --------------------------------------------------------------------------- CLI

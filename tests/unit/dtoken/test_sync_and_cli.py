@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import grpc
@@ -12,7 +13,8 @@ from dtoken.cli import EXIT_CONTRACT, EXIT_FAULT, EXIT_USAGE, build_parser, main
 from dtoken.errors import InsufficientFunds
 from dtoken.money import Money
 from dtoken.profile import Profile
-from dtoken.sync import SyncBank, _Loop
+from dtoken.sync import SyncBank
+from fabgateway.blocking import LoopThread
 from unit.dtoken.conftest import FAST, write_profile
 from unit.dtoken.sdk_fakes import ACCOUNT, SdkPeer
 from unit.fabgateway.gw_fakes import start_server
@@ -21,7 +23,7 @@ from unit.fabgateway.gw_fakes import start_server
 def test_the_blocking_facade_runs_the_async_client_and_raises_its_errors(
     tmp_path: Path,
 ) -> None:
-    loop = _Loop()  # the fake peer runs on the facade's own loop, as a remote peer would
+    loop = LoopThread()  # the fake peer runs on the facade's own loop, as a remote peer would
     peer = SdkPeer()
     server = loop.run(start_server(peer))
     profile = Profile.load(write_profile(tmp_path / "state"))
@@ -42,6 +44,7 @@ def test_the_blocking_facade_runs_the_async_client_and_raises_its_errors(
         loop.run(server.server.stop(0))
         bank.close()
     assert loop.loop.is_closed()
+    assert not any(t.name == "fabgateway-loop" for t in threading.enumerate())
 
 
 def test_common_options_go_before_or_after_the_command() -> None:

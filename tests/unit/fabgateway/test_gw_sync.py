@@ -43,6 +43,9 @@ async def test_sync_facade_round_trip(
             contract = network.get_contract("basic")
             assert contract.evaluate_transaction("echo", "q") == b"q"
             assert contract.submit_transaction("echo", "a", b"b") == b"a|b"
+            assert isinstance(contract, sync.Contract)
+            assert contract.chaincode_name == "basic"
+            assert network.name == "mychannel"
 
             proposal = contract.new_proposal("echo", arguments=["step"])
             transaction = proposal.endorse()
@@ -63,7 +66,17 @@ async def test_sync_facade_round_trip(
                     checkpointer.checkpoint_chaincode_event(event)
                     break
             with network.chaincode_events("basic", checkpointer=checkpointer, timeout=5) as ev:
+                assert isinstance(ev, sync.ChaincodeEventIterator)
                 assert next(ev).transaction_id == proposal.transaction_id
+            with network.filtered_block_events(start_block=0, timeout=5) as blocks:
+                assert isinstance(blocks, sync.BlockEventIterator)
+                assert next(blocks).number == 0
+            assert contract.evaluate("echo", arguments=["k"]) == b"k"  # once missing here
+            assert contract.submit("echo", arguments=["kw"]) == b"kw"
+            # Once missing here; nothing is sent until the first next() (the fake has no
+            # DeliverWithPrivateData), so closing at once is all this can check.
+            with network.block_and_private_data_events(start_block=0) as private:
+                assert isinstance(private, sync.BlockEventIterator)
 
     await asyncio.to_thread(script)
     assert threading.get_ident() not in caller_threads
@@ -91,6 +104,15 @@ async def test_sync_off_line_signing(
             submitted = transaction.submit()
             commit = gateway.new_signed_commit(submitted.bytes(), sign(submitted.digest()))
             assert commit.get_status().successful
+
+            network = gateway.get_network("mychannel")
+            unsigned_events = network.new_chaincode_events_request("basic", start_block=0)
+            assert isinstance(unsigned_events, sync.ChaincodeEventsRequest)
+            signed_events = gateway.new_signed_chaincode_events_request(
+                unsigned_events.bytes(), sign(unsigned_events.digest())
+            )
+            with signed_events.events(timeout=5) as events:
+                assert next(events).transaction_id == submitted.transaction_id
 
     await asyncio.to_thread(script)
 

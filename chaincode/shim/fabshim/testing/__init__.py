@@ -7,7 +7,8 @@ the proposal builder a test peer needs. Must not be imported by production chain
 Writes of a ``MemoryStub`` apply only on ``stub.commit()``; ``MemoryLedger.invoke`` runs a
 transaction and commits it exactly when the response succeeds (status < 400), so
 consecutive ``invoke`` calls see each other's commits; ``MemoryLedger.evaluate`` never
-commits.
+commits. ``invoke(..., endorsers=[msp_id, ...])`` also checks key-level policies (only
+those) against the endorsing organizations' peers.
 """
 
 from ._identities import TestIdentity, make_identity, serialize_identity

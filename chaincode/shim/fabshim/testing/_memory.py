@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .. import _protos as pb
 from ..errors import (
+    EndorsementPolicyFailureError,
     InvalidArgumentError,
     InvokeChaincodeError,
     MVCCReadConflictError,
@@ -39,6 +40,7 @@ from ..keys import (
 )
 from ..response import ERROR_THRESHOLD, Response
 from ..response import error as error_response
+from ..statebased import RoleType, parse_n_out_of
 from ..stub import VALIDATION_PARAMETER, ProposalView, _Proposal
 from ._identities import serialize_identity
 from ._proposal import build_signed_proposal
@@ -180,8 +182,10 @@ class MemoryLedger:
         tx_id: str | None = None,
         timestamp: datetime | None = None,
         init: bool = False,
+        endorsers: Sequence[str] | None = None,
     ) -> MemoryStub:
-        """A ``MemoryStub`` for one transaction on this ledger."""
+        """A ``MemoryStub`` for one transaction on this ledger (``endorsers``: see
+        :class:`MemoryStub`)."""
         return MemoryStub(
             self,
             function=function,
@@ -191,6 +195,7 @@ class MemoryLedger:
             tx_id=tx_id,
             timestamp=timestamp,
             init=init,
+            endorsers=endorsers,
         )
 
     async def invoke(
@@ -203,11 +208,14 @@ class MemoryLedger:
         tx_id: str | None = None,
         timestamp: datetime | None = None,
         init: bool = False,
+        endorsers: Sequence[str] | None = None,
     ) -> Response:
         """Run one submitted transaction: call the chaincode, commit if it succeeded.
 
         Commits exactly when the response status is below 400, as a peer would endorse
-        it; raises ``MVCCReadConflictError`` when the commit finds changed reads.
+        it; raises ``MVCCReadConflictError`` when the commit finds changed reads, and
+        ``EndorsementPolicyFailureError`` when ``endorsers`` (MSP ids whose peers endorsed)
+        are named and do not satisfy the key-level policy of a key it changes.
         """
         stub = MemoryStub(
             self,
@@ -218,6 +226,7 @@ class MemoryLedger:
             tx_id=tx_id,
             timestamp=timestamp,
             init=init,
+            endorsers=endorsers,
         )
         response = await run_chaincode(chaincode, stub, init=init)
         if not response.is_error:
@@ -257,6 +266,8 @@ class MemoryLedger:
                 raise MVCCReadConflictError(
                     f"MVCC_READ_CONFLICT: a key read by transaction {stub.tx_id[:8]} changed"
                 )
+        if stub._endorsers is not None:
+            self._validate_key_policies(stub, stub._endorsers)
         for collection, start, end, seen in stub._range_reads:
             entries = self._entries(collection)
             keys, _ = range_page(entries, start, end, None, "")
@@ -264,6 +275,34 @@ class MemoryLedger:
             if now != seen:
                 raise MVCCReadConflictError(
                     f"PHANTOM_READ_CONFLICT: a range read by transaction {stub.tx_id[:8]} changed"
+                )
+
+    def _validate_key_policies(self, stub: MemoryStub, endorsers: tuple[str, ...]) -> None:
+        """Every key the transaction writes, deletes, purges or re-pins, and whose committed
+        entry has a validation parameter, needs that policy satisfied by the endorsers'
+        peers. A parameter written by this same transaction applies from the next one, and
+        a key without one falls back to policies this fake does not model."""
+        signers = [(msp_id, RoleType.PEER) for msp_id in endorsers]
+        for collection, key in sorted({*stub._writes, *stub._metadata_writes}):
+            entry = self._entries(collection).get(key)
+            parameter = entry.metadata.get(VALIDATION_PARAMETER) if entry else None
+            if parameter is None:
+                continue
+            where = f"key {key!r}" + (f" of collection {collection!r}" if collection else "")
+            try:
+                policy = parse_n_out_of(parameter)
+            except InvalidArgumentError as exc:
+                # Fabric v3.1.1 does not invalidate the transaction: block processing stops
+                # on every peer (hyperledger/fabric#3105). Nothing sensible can follow.
+                raise ShimError(
+                    f"the validation parameter of {where} does not parse ({exc}): on Fabric "
+                    "this halts block processing on every peer (hyperledger/fabric#3105)"
+                ) from exc
+            if not policy.is_satisfied_by(signers):
+                raise EndorsementPolicyFailureError(
+                    f"ENDORSEMENT_POLICY_FAILURE: transaction {stub.tx_id[:8]} changes {where}, "
+                    f"whose policy needs {policy.n} of {policy.msp_ids}; endorsed by "
+                    f"{sorted(endorsers)}"
                 )
 
     def _apply(self, stub: MemoryStub, version: Version) -> None:
@@ -338,7 +377,15 @@ class MemoryStub(ProposalView):
     data is refused in ``init``; rich queries are refused on a ``leveldb`` ledger.
 
     Writes apply only when :meth:`commit` is called (``MemoryLedger.invoke`` commits a
-    successful response itself); ``commit`` checks MVCC versions of every key and range read.
+    successful response itself); ``commit`` checks MVCC versions of every key and range read
+    (a read of a key's validation parameter counts as a read of the key, as on a peer).
+
+    Endorsement is modelled for key-level policies only, and only when ``endorsers`` (the
+    MSP ids whose peers endorse) is given: then ``commit`` refuses, with
+    ``EndorsementPolicyFailureError``, a write, delete, purge or new validation parameter
+    on a key whose committed parameter those peers do not satisfy. Chaincode-level and
+    collection-level policies are not modelled (a key without a parameter is never
+    refused), and neither is who may read or write a collection.
     """
 
     def __init__(
@@ -353,8 +400,12 @@ class MemoryStub(ProposalView):
         channel_id: str | None = None,
         timestamp: datetime | None = None,
         init: bool = False,
+        endorsers: Sequence[str] | None = None,
     ) -> None:
         self._ledger = ledger if ledger is not None else MemoryLedger()
+        if isinstance(endorsers, str):
+            raise InvalidArgumentError("endorsers must be a sequence of MSP ids, not a string")
+        self._endorsers = None if endorsers is None else tuple(endorsers)
         self._tx_id = tx_id or self._ledger.new_tx_id()
         self._channel_id = channel_id or self._ledger.channel_id
         encoded = [a.encode("utf-8") if isinstance(a, str) else bytes(a) for a in args]
@@ -522,8 +573,7 @@ class MemoryStub(ProposalView):
         self._metadata_writes[(PUBLIC, key)] = {VALIDATION_PARAMETER: bytes(policy)}
 
     async def get_state_validation_parameter(self, key: str) -> bytes | None:
-        validate_key(key)
-        return self._ledger.get_metadata(PUBLIC, key).get(VALIDATION_PARAMETER)
+        return self._read_metadata(PUBLIC, key).get(VALIDATION_PARAMETER)
 
     async def set_private_data_validation_parameter(
         self, collection: str, key: str, policy: bytes
@@ -536,9 +586,8 @@ class MemoryStub(ProposalView):
         self, collection: str, key: str
     ) -> bytes | None:
         validate_collection(collection)
-        validate_key(key)
         self._check_init("GET_STATE_METADATA")
-        return self._ledger.get_metadata(collection, key).get(VALIDATION_PARAMETER)
+        return self._read_metadata(collection, key).get(VALIDATION_PARAMETER)
 
     # ------------------------------------------------------------------ events, calls
 
@@ -570,6 +619,7 @@ class MemoryStub(ProposalView):
             tx_id=self._tx_id,
             channel_id=channel or self._channel_id,
             timestamp=self.tx_datetime,
+            endorsers=self._endorsers,
         )
         response = await run_chaincode(chaincode, child)
         if response.status >= ERROR_THRESHOLD:
@@ -652,6 +702,14 @@ class MemoryStub(ProposalView):
         entry = self._ledger._entries(collection).get(key)
         self._reads.setdefault((collection, key), entry.version if entry else None)
         return entry.value if entry else None
+
+    def _read_metadata(self, collection: str, key: str) -> dict[str, bytes]:
+        # The peer reads the key's version with its metadata and records it (for private
+        # data in the hashed read set), so a change of the key before commit is a conflict.
+        validate_key(key)
+        entry = self._ledger._entries(collection).get(key)
+        self._reads.setdefault((collection, key), entry.version if entry else None)
+        return dict(entry.metadata) if entry else {}
 
     def _read_many(self, collection: str, keys: Sequence[str]) -> list[bytes | None]:
         if isinstance(keys, str):

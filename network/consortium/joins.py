@@ -1,0 +1,90 @@
+"""The channel's genesis block, and every orderer and peer joined to the channel.
+
+Each step looks first (is there a genesis block? does the orderer or peer list the
+channel already?) and does only what is missing. The channel configuration itself is
+rendered by :mod:`consortium.channel`; the tools run through :class:`FabricAdmin`.
+
+This module must not start nodes nor touch chaincode.
+"""
+
+from __future__ import annotations
+
+from consortium import channel as channel_cfg
+from consortium.admin import FabricAdmin, parallel
+from consortium.config import Consortium, OrdererNode, PeerNode
+
+__all__ = ["ChannelJoins"]
+
+
+class ChannelJoins:
+    """Genesis and channel membership of one consortium's nodes."""
+
+    def __init__(self, consortium: Consortium, admin: FabricAdmin) -> None:
+        self.consortium = consortium
+        self.admin = admin
+        self.layout = admin.layout
+
+    def ensure_genesis(self) -> None:
+        """Render ``configtx.yaml`` and make the genesis block, once."""
+        genesis = self.layout.genesis_block
+        if genesis.exists():
+            return
+        c = self.consortium
+        channel_cfg.write_configtx(c, self.layout.crypto_dir, self.layout.channel_dir)
+        tmp = genesis.with_suffix(".tmp")
+        self.admin.run(
+            [
+                self.admin.tool("configtxgen"),
+                "-profile",
+                channel_cfg.PROFILE,
+                "-outputBlock",
+                str(tmp),
+                "-channelID",
+                c.channel,
+                "-configPath",
+                str(self.layout.channel_dir),
+            ],
+            env={},
+        )
+        tmp.replace(genesis)
+
+    def join_orderers(self) -> None:
+        """``osnadmin channel join`` on every orderer that does not list the channel."""
+        osnadmin = self.admin.tool("osnadmin")
+        channel = self.consortium.channel
+
+        def join(o: OrdererNode) -> None:
+            admin_args = self.admin.orderer_admin_args(o)
+            listing = self.admin.run([osnadmin, "channel", "list", *admin_args], env={})
+            if f'"name": "{channel}"' in listing or f'"{channel}"' in listing:
+                return
+            self.admin.run(
+                [
+                    osnadmin,
+                    "channel",
+                    "join",
+                    "--channelID",
+                    channel,
+                    "--config-block",
+                    str(self.layout.genesis_block),
+                    *admin_args,
+                ],
+                env={},
+            )
+
+        parallel(join, self.consortium.ordering.orderers)
+
+    def join_peers(self) -> None:
+        """``peer channel join`` on every peer that does not list the channel."""
+        peer_bin = self.admin.tool("peer")
+
+        def join(p: PeerNode) -> None:
+            env = self.admin.admin_env(self.consortium.org(p.org), p)
+            listing = self.admin.run([peer_bin, "channel", "list"], env=env)
+            if self.consortium.channel in listing.split():
+                return
+            self.admin.run(
+                [peer_bin, "channel", "join", "-b", str(self.layout.genesis_block)], env=env
+            )
+
+        parallel(join, self.consortium.peers)

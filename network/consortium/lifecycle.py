@@ -1,0 +1,162 @@
+"""Fabric's chaincode lifecycle for the network's chaincodes: install each organization's
+package on its peers, approve the definition for each organization, commit it, start
+the chaincode servers, and run ``init_network`` once.
+
+Every step looks first (``queryinstalled``, ``querycommitted``, the ``initialized``
+marker) so running it again changes nothing. Packages and deployments come from
+:class:`consortium.chaincodes.ChaincodeCatalog`; the tools run through
+:class:`consortium.admin.FabricAdmin`.
+
+This module must not write node configurations nor join the channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from typing import Any
+
+from consortium import chaincodes
+from consortium.admin import FabricAdmin, parallel
+from consortium.chaincodes import ChaincodeCatalog, Deployment
+from consortium.config import Consortium, Org, PeerNode
+from consortium.errors import FabricCommandError
+from consortium.nodes import NodeSet
+
+__all__ = ["ChaincodeLifecycle"]
+
+
+class ChaincodeLifecycle:
+    """Installs, defines and starts the chaincodes of one consortium."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        catalog: ChaincodeCatalog,
+        nodes: NodeSet,
+        admin: FabricAdmin,
+    ) -> None:
+        self.consortium = consortium
+        self.catalog = catalog
+        self.nodes = nodes
+        self.admin = admin
+        self.layout = catalog.layout
+
+    def deploy(
+        self,
+        name: str,
+        module: str,
+        *,
+        policy: str | None = None,
+        collections: list[dict[str, Any]] | None = None,
+        version: str = "1.0",
+        env: dict[str, str] | None = None,
+        argv: list[str] | None = None,
+    ) -> Deployment:
+        """Deploy another chaincode as a service on the running network (idempotent).
+
+        Every organization installs its own package, approves, and the definition
+        is committed; one server per peer runs ``python -m fabshim serve module``.
+        """
+        d = self.catalog.declare(
+            name, module, policy=policy, collections=collections, version=version,
+            env=env, argv=argv,
+        )  # fmt: skip
+        self.install(d)
+        self.nodes.ensure_chaincode_servers(d)
+        self.define(d)
+        return d
+
+    def install(self, d: Deployment) -> None:
+        """Install each organization's package of ``d`` on its peers that lack it."""
+        peer_bin = self.admin.tool("peer")
+
+        def install(p: PeerNode) -> None:
+            org = self.consortium.org(p.org)
+            env = self.admin.admin_env(org, p)
+            installed = self.admin.run(
+                [peer_bin, "lifecycle", "chaincode", "queryinstalled", "--output", "json"], env=env
+            )
+            if self.catalog.package_id(org, d) in installed:
+                return
+            self.admin.run(
+                [
+                    peer_bin, "lifecycle", "chaincode", "install",
+                    str(self.catalog.package_path(org, d)),
+                ],
+                env=env,
+            )  # fmt: skip
+
+        parallel(install, self.consortium.peers)
+
+    def definition_args(self, d: Deployment) -> list[str]:
+        """The ``peer lifecycle chaincode`` flags of ``d``'s definition (sequence 1);
+        writes its collections file."""
+        args = [
+            "--channelID", self.consortium.channel, "--name", d.name, "--version", d.version,
+            "--sequence", "1", "--signature-policy", d.policy,
+        ]  # fmt: skip
+        if d.collections_json:
+            collections = self.layout.collections_file(d.name)
+            collections.write_text(d.collections_json)
+            args += ["--collections-config", str(collections)]
+        return args
+
+    def committed(self, d: Deployment) -> bool:
+        """Is ``d``'s definition (sequence 1) committed on the channel?"""
+        org = self.consortium.application_orgs[0]
+        proc = subprocess.run(
+            [
+                self.admin.tool("peer"), "lifecycle", "chaincode", "querycommitted",
+                "--channelID", self.consortium.channel, "--name", d.name, "--output", "json",
+            ],
+            env={**os.environ, **self.admin.admin_env(org)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        return proc.returncode == 0 and '"sequence": 1' in proc.stdout
+
+    def define(self, d: Deployment) -> None:
+        """Approve ``d`` for every application organization, then commit it."""
+        if self.committed(d):
+            return
+        peer_bin = self.admin.tool("peer")
+        definition = self.definition_args(d)
+        orgs = self.consortium.application_orgs
+
+        def approve(org: Org) -> None:
+            self.admin.run_retrying(
+                [
+                    peer_bin, "lifecycle", "chaincode", "approveformyorg",
+                    *self.admin.orderer_args(), *definition,
+                    "--package-id", self.catalog.package_id(org, d), "--waitForEvent",
+                ],
+                env=self.admin.admin_env(org),
+            )  # fmt: skip
+
+        parallel(approve, orgs)
+        self.admin.run_retrying(
+            [
+                peer_bin, "lifecycle", "chaincode", "commit", *self.admin.orderer_args(),
+                *definition, *self.admin.peer_targets(orgs), "--waitForEvent",
+            ],
+            env=self.admin.admin_env(orgs[0]),
+        )  # fmt: skip
+
+    def initialize(self) -> None:
+        """Run the consortium chaincode's ``init_network`` with the registry, once."""
+        marker = self.layout.initialized_marker
+        d = self.catalog.main()
+        if marker.exists() or d.init_function is None:
+            return
+        banks = self.consortium.banks
+        registry = json.dumps(chaincodes.registry(self.consortium))
+        try:
+            self.admin.invoke(banks[0], d.name, [d.init_function, registry], banks)
+        except FabricCommandError as exc:
+            if "ALREADY_INITIALIZED" not in exc.output:
+                raise
+        marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))

@@ -1,0 +1,261 @@
+"""The network's processes: how each orderer, peer and chaincode server is launched,
+starting them and waiting until they answer, and stopping them.
+
+:class:`NodeHandle` is one process (for status, fault injection and logs);
+:class:`NodeSet` makes the handles of a consortium's nodes from the state folder and
+the pinned Fabric binaries. Starting a node that runs already is a no-op
+(:func:`consortium.processes.start`), so the ``ensure_*`` steps are idempotent.
+
+This module must not run Fabric's command-line tools (channel joins, lifecycle) nor
+write anything but the node configuration files (through :mod:`consortium.nodeconfig`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from consortium import nodeconfig, processes
+from consortium.binaries import FabricInstall
+from consortium.chaincodes import MAX_CHAINCODES, ChaincodeCatalog, Deployment
+from consortium.config import Consortium, OrdererNode, PeerNode
+from consortium.processes import ProcessSpec
+
+__all__ = ["NodeHandle", "NodeSet", "chaincode_node_name", "chaincode_server_endpoint"]
+
+
+@dataclass(frozen=True)
+class NodeHandle:
+    """One process of the network, for status, fault injection and logs."""
+
+    name: str
+    kind: str  # "orderer" | "peer" | "chaincode"
+    org: str
+    spec: ProcessSpec
+    health_url: str | None  # operations /healthz (orderers and peers)
+    tls_ca: Path
+    endpoint: str
+
+    @property
+    def log_file(self) -> Path:
+        return self.spec.log_file
+
+    def pid(self) -> int | None:
+        return processes.running_pid(self.spec)
+
+    def rss_mb(self) -> float | None:
+        """Resident memory of the process in MiB (None if it is not running)."""
+        pid = self.pid()
+        return None if pid is None else processes.rss_mb(pid)
+
+    def healthy(self) -> bool:
+        if self.pid() is None:
+            return False
+        if self.health_url is None:
+            host, port = self.endpoint.rsplit(":", 1)
+            return processes.port_open(host, int(port))
+        return processes.health(self.health_url, self.tls_ca)
+
+
+def chaincode_server_endpoint(p: PeerNode, slot: int) -> str:
+    return f"{p.host}:{p.chaincode_server_port + slot}"
+
+
+def chaincode_node_name(p: PeerNode, d: Deployment) -> str:
+    return f"chaincode.{p.name}" if d.slot == 0 else f"chaincode-{d.name}.{p.name}"
+
+
+#: The order ``stop_all`` stops nodes in: chaincode servers, then peers, then orderers.
+_STOP_ORDER = ("chaincode", "peer", "orderer")
+
+
+class NodeSet:
+    """The processes of one consortium in one state folder.
+
+    ``fabric()`` returns the pinned binaries (found or built on first use);
+    ``launcher(host)`` a command prefix that runs a node on that host and execs it there
+    (tests use ``ip netns exec <ns>`` for multi-host networks); ``chaincode_cwd`` is the
+    chaincode servers' working directory (default: each server's node folder; the server is
+    ``python -m fabshim`` from the installed packages, so it needs no particular one).
+    """
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        catalog: ChaincodeCatalog,
+        fabric: Callable[[], FabricInstall],
+        *,
+        chaincode_cwd: Path | None = None,
+        extra_pythonpath: Sequence[Path] = (),
+        launcher: Callable[[str], Sequence[str]] | None = None,
+    ) -> None:
+        self.consortium = consortium
+        self.catalog = catalog
+        self.layout = catalog.layout
+        self.fabric = fabric
+        self.chaincode_cwd = chaincode_cwd
+        self.extra_pythonpath = tuple(extra_pythonpath)
+        self.launcher = launcher
+
+    def _launcher(self, host: str) -> tuple[str, ...]:
+        return tuple(self.launcher(host)) if self.launcher else ()
+
+    # ------------------------------------------------------------------ handles
+
+    def orderer(self, o: OrdererNode) -> NodeHandle:
+        home = self.layout.node_dir(o.name)
+        spec = ProcessSpec(
+            name=o.name,
+            argv=[str(self.fabric().tool("orderer"))],
+            home=home,
+            env={"FABRIC_CFG_PATH": str(home / "config")},
+            launcher=self._launcher(o.host),
+        )
+        org = self.consortium.orderer_org
+        return NodeHandle(
+            name=o.name,
+            kind="orderer",
+            org=org.name,
+            spec=spec,
+            health_url=f"https://{o.host}:{o.operations_port}/healthz",
+            tls_ca=self.layout.tlsca(org.name),
+            endpoint=o.endpoint,
+        )
+
+    def peer(self, p: PeerNode) -> NodeHandle:
+        home = self.layout.node_dir(p.name)
+        spec = ProcessSpec(
+            name=p.name,
+            argv=[str(self.fabric().tool("peer")), "node", "start"],
+            home=home,
+            env={
+                "FABRIC_CFG_PATH": str(home / "config"),
+                "CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG": json.dumps(
+                    {
+                        f"cc{slot}": chaincode_server_endpoint(p, slot)
+                        for slot in range(MAX_CHAINCODES)
+                    }
+                ),
+            },
+            launcher=self._launcher(p.host),
+        )
+        return NodeHandle(
+            name=p.name,
+            kind="peer",
+            org=p.org,
+            spec=spec,
+            health_url=f"https://{p.host}:{p.operations_port}/healthz",
+            tls_ca=self.layout.tlsca(p.org),
+            endpoint=p.endpoint,
+        )
+
+    def chaincode(self, p: PeerNode, d: Deployment | None = None) -> NodeHandle:
+        """The chaincode server process of deployment ``d`` that peer ``p`` dials."""
+        d = d or self.catalog.main()
+        org = self.consortium.org(p.org)
+        name = chaincode_node_name(p, d)
+        home = self.layout.node_dir(name)
+        server_dir = self.layout.chaincode_server_dir(org.name, p.name)
+        pythonpath = [str(x) for x in self.extra_pythonpath]
+        if os.environ.get("PYTHONPATH"):
+            pythonpath.append(os.environ["PYTHONPATH"])
+        endpoint = chaincode_server_endpoint(p, d.slot)
+        spec = ProcessSpec(
+            name=name,
+            # Our Python shim by default; another server (e.g. a Node fabric-shim one,
+            # for benchmarks) gets the same CHAINCODE_* environment.
+            argv=json.loads(d.argv_json)
+            if d.argv_json
+            else [sys.executable, "-m", "fabshim", "serve", d.module],
+            home=home,
+            env={
+                # Known once the package exists (it is made before servers start).
+                "CHAINCODE_ID": (
+                    self.catalog.package_id(org, d)
+                    if self.catalog.package_path(org, d).exists()
+                    else ""
+                ),
+                "CHAINCODE_SERVER_ADDRESS": endpoint,
+                "CHAINCODE_TLS_CERT": str(server_dir / "server.crt"),
+                "CHAINCODE_TLS_KEY": str(server_dir / "server.key"),
+                "CHAINCODE_CLIENT_CA_CERT": str(self.layout.tlsca(org.name)),
+                "DTOKEN_BANK_MSP": org.msp_id,
+                "DTOKEN_SECRET_FILE": str(self.layout.secret_file(org)),
+                "PYTHONPATH": os.pathsep.join(pythonpath),
+                "PYTHONUNBUFFERED": "1",
+                **(json.loads(d.env_json) if d.env_json else {}),
+            },
+            cwd=self.chaincode_cwd,
+            launcher=self._launcher(p.host),
+        )
+        return NodeHandle(
+            name=name,
+            kind="chaincode",
+            org=org.name,
+            spec=spec,
+            health_url=None,
+            tls_ca=self.layout.tlsca(org.name),
+            endpoint=endpoint,
+        )
+
+    def all(self) -> list[NodeHandle]:
+        """Every process of the network: orderers, peers, chaincode servers."""
+        c = self.consortium
+        out = [self.orderer(o) for o in c.ordering.orderers]
+        out += [self.peer(p) for p in c.peers]
+        out += [self.chaincode(p, d) for d in self.catalog.deployments() for p in c.peers]
+        return out
+
+    def named(self, name: str) -> NodeHandle:
+        for handle in self.all():
+            if handle.name == name:
+                return handle
+        raise KeyError(f"no node named {name!r}")
+
+    # ------------------------------------------------------------------ start / stop
+
+    def ensure_fabric_nodes(self) -> None:
+        """Write every orderer's and peer's configuration, start them, wait until they
+        answer on their operations, gRPC and (orderers) admin ports."""
+        c, fabric = self.consortium, self.fabric()
+        handles: list[NodeHandle] = []
+        for o in c.ordering.orderers:
+            nodeconfig.write_orderer_config(c, self.layout, fabric, o)
+            handles.append(self.orderer(o))
+        for p in c.peers:
+            nodeconfig.write_peer_config(c, self.layout, fabric, p)
+            handles.append(self.peer(p))
+        for h in handles:
+            processes.start(h.spec)
+        for h in handles:
+            assert h.health_url is not None
+            processes.wait_healthy(h.spec, h.health_url, ca_file=h.tls_ca, timeout=60)
+        # /healthz answers before the gRPC (and orderer admin) listeners are up.
+        for o in c.ordering.orderers:
+            spec = self.orderer(o).spec
+            processes.wait_port(spec, o.host, o.port, timeout=60)
+            processes.wait_port(spec, o.host, o.admin_port, timeout=60)
+        for p in c.peers:
+            processes.wait_port(self.peer(p).spec, p.host, p.port, timeout=60)
+
+    def ensure_chaincode_servers(self, d: Deployment) -> None:
+        """Start deployment ``d``'s server for every peer; wait until each listens."""
+        handles = [self.chaincode(p, d) for p in self.consortium.peers]
+        for h in handles:
+            processes.start(h.spec)
+        for h in handles:
+            host, port = h.endpoint.rsplit(":", 1)
+            processes.wait_port(h.spec, host, int(port), timeout=30)
+
+    def stop_all(self) -> list[str]:
+        """Stop every process this state folder started; return the names stopped."""
+        stopped = []
+        handles = self.all() if self.layout.nodes_dir.exists() else []
+        for h in sorted(handles, key=lambda h: _STOP_ORDER.index(h.kind)):
+            if processes.stop(h.spec):
+                stopped.append(h.name)
+        return stopped
