@@ -34,10 +34,11 @@ from typing import Any
 import fabgateway
 import yaml
 from consortium import config as config_mod
-from consortium.network import REPO_ROOT, Network
+from consortium.network import Network
 from dtoken.bank import Bank
 from dtoken.listener import Handled, IncomingListener
 
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the bench runs from the checkout
 RUN = secrets.token_hex(3)
 
 

@@ -47,8 +47,9 @@ import fabgateway
 import yaml
 from consortium import config as config_mod
 from consortium.metrics import PeerCounts
-from consortium.network import REPO_ROOT, Network
+from consortium.network import Network
 
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the bench runs from the checkout
 BATCHED, UNBATCHED = "rt", "rtnb"
 BANK = "hkbank"
 KEYS_PER_PUT10 = 10

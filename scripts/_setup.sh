@@ -1,4 +1,5 @@
-# Sourced by scripts/demo and scripts/test: make .venv, install the project, build Fabric.
+# Sourced by scripts/demo and scripts/test: make .venv, install the project's distributions,
+# build Fabric.
 # Everything it needs comes from the package registries; nothing is installed by hand.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,11 +11,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+# Every distribution of the repository (each folder has its own pyproject.toml; see the
+# root pyproject.toml), installed editable; the root pyproject.toml's dev group, the tools.
+DISTRIBUTIONS=(chaincode-client/wire chaincode-client/gateway chaincode-client/sdk
+               chaincode/shim chaincode/server network)
+# Reinstall when any pyproject.toml (the workspace's or a distribution's) changes.
+stamp=".venv/.installed-$(cat pyproject.toml "${DISTRIBUTIONS[@]/%//pyproject.toml}" \
+  | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "==> installing the project and its dev tools into .venv"
+  echo "==> installing the project's distributions and its dev tools into .venv"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  # The one wheel of everything this repository used to build (a .venv made before the split)
+  .venv/bin/python -m pip uninstall --quiet --yes deposit-token-network 2>/dev/null || true
+  editable=()
+  for dist in "${DISTRIBUTIONS[@]}"; do editable+=(-e "./$dist"); done
+  .venv/bin/python -m pip install --quiet "${editable[@]}" --group dev
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 echo "==> Fabric binaries (pinned build, cached in ~/.cache/dtoken)"

@@ -22,7 +22,7 @@ import yaml
 from consortium import channel as channel_cfg
 from consortium import config as config_mod
 from consortium.config import Consortium, Org
-from consortium.network import REPO_ROOT, Network, NodeHandle
+from consortium.network import Network, NodeHandle
 
 from dtbench.procstat import cpu_seconds, rss_mb
 
@@ -37,6 +37,7 @@ __all__ = [
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 NODE_DIR = BENCH_DIR / "node"
+REPO_ROOT = BENCH_DIR.parent  # the bench runs from the repository's checkout
 DEFAULT_CONFIG = REPO_ROOT / "config" / "consortium.yaml"
 ROOT_PREFIX = "dtbench-"
 

@@ -264,7 +264,7 @@ def write_chart(record: dict[str, Any], path: Path, log: Callable[[str], None]) 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        log("  (no chart: matplotlib is not installed; pip install -e '.[bench]')")
+        log("  (no chart: matplotlib is not installed; pip install --group bench)")
         return None
     points = record["points"]
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))

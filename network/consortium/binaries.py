@@ -1,6 +1,6 @@
 """Fabric binaries: built from the Go module proxy, pinned, cached outside the tree.
 
-The pin lives in ``network/fabric-build/go.mod`` (a module of our own that
+The pin lives in ``consortium/fabric_build/go.mod`` (package data: a module of our own that
 requires ``github.com/hyperledger/fabric`` at the release commit's
 pseudo-version) and its committed ``go.sum`` verifies every download. The
 binaries are built with ``CGO_ENABLED=0`` into
@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from consortium.errors import BinariesError
@@ -34,7 +35,8 @@ FABRIC_VERSION = "3.1.1"
 FABRIC_COMMIT = "435a7f1a780a128756fb2f72bf4cad164bf13fbb"
 FABRIC_MODULE = "github.com/hyperledger/fabric"
 TOOLS = ("peer", "orderer", "osnadmin", "configtxgen")
-BUILD_MODULE_DIR = Path(__file__).resolve().parents[1] / "fabric-build"
+#: The Go module that pins Fabric: package data, so an installed wheel builds the same binaries.
+BUILD_MODULE_DIR = Path(str(resources.files("consortium").joinpath("fabric_build")))
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def ensure_binaries(progress: Callable[[str], None] | None = None) -> FabricInst
     )
     say(f"Building Fabric {FABRIC_VERSION} ({want}) into {bin_dir}: downloads, then about 2 min")
     started = time.monotonic()
-    say("  downloading modules (verified against network/fabric-build/go.sum) ...")
+    say("  downloading modules (verified against consortium/fabric_build/go.sum) ...")
     _run(["go", "mod", "download", FABRIC_MODULE], env)
     for tool in TOOLS:
         t0 = time.monotonic()

@@ -3,7 +3,8 @@
 ``generate compose|kubernetes --out DIR`` writes the same network for a container engine
 (see ``consortium.containers`` and docs/deployment.md); it starts nothing.
 
-The ``dtoken`` console script (``dtoken.cli``) mounts these under ``network``.
+The ``dtoken`` console script (the bank SDK's ``dtoken.cli``) mounts these under ``network``
+through this distribution's ``dtoken.commands`` entry point (``consortium.commands``).
 Exit codes: 0 done, 2 bad usage or a bad consortium file (nothing started),
 3 a node or Fabric tool failed.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from consortium import config as config_mod
 from consortium import containers
 from consortium.errors import ConfigError, CryptoError, NetworkError
-from consortium.network import REPO_ROOT, Network
+from consortium.network import Network
 
 __all__ = ["add_network_commands", "default_config_path", "default_state_dir", "load_network"]
 
@@ -29,12 +30,10 @@ EXIT_FAULT = 3
 
 
 def default_config_path() -> Path:
-    """$DTOKEN_CONFIG, else ./config/consortium.yaml, else the repository's default."""
+    """$DTOKEN_CONFIG, else ``config/consortium.yaml`` in the current directory (the
+    repository's root, for its default network); ``--config`` wins over both."""
     env = os.environ.get("DTOKEN_CONFIG")
-    if env:
-        return Path(env)
-    local = Path("config/consortium.yaml")
-    return local if local.exists() else REPO_ROOT / "config" / "consortium.yaml"
+    return Path(env) if env else Path("config") / "consortium.yaml"
 
 
 def default_state_dir(network_name: str) -> Path:
@@ -58,7 +57,11 @@ def load_network(config_path: Path | None, state_dir: Path | None, quiet: bool =
     )
     if config_path is None and state_dir is not None:
         config_path = Network.source_of(state_dir)
-    consortium = config_mod.load(config_path or default_config_path())
+    path = config_path or default_config_path()
+    if config_path is None and not path.exists():
+        raise ConfigError(path, "", "no consortium file: give --config FILE (or $DTOKEN_CONFIG), "
+                                    "or run from the folder holding config/consortium.yaml")
+    consortium = config_mod.load(path)
     progress = (lambda _msg: None) if quiet else None
     return Network(consortium, state_dir or default_state_dir(consortium.name), progress=progress)
 

@@ -54,8 +54,6 @@ from consortium.status import NetworkMonitor
 
 __all__ = ["Network", "NodeHandle"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 class Network:
     """A consortium network rooted in a state folder."""
@@ -83,7 +81,6 @@ class Network:
             consortium,
             self.chaincodes,
             lambda: self.fabric,
-            chaincode_cwd=REPO_ROOT,
             extra_pythonpath=self.extra_pythonpath,
             launcher=launcher,
         )

@@ -79,7 +79,8 @@ class NodeSet:
     ``fabric()`` returns the pinned binaries (found or built on first use);
     ``launcher(host)`` a command prefix that runs a node on that host and execs it there
     (tests use ``ip netns exec <ns>`` for multi-host networks); ``chaincode_cwd`` is the
-    chaincode servers' working directory.
+    chaincode servers' working directory (default: each server's node folder; the server is
+    ``python -m fabshim`` from the installed packages, so it needs no particular one).
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class NodeSet:
         catalog: ChaincodeCatalog,
         fabric: Callable[[], FabricInstall],
         *,
-        chaincode_cwd: Path,
+        chaincode_cwd: Path | None = None,
         extra_pythonpath: Sequence[Path] = (),
         launcher: Callable[[str], Sequence[str]] | None = None,
     ) -> None:

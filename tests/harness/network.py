@@ -13,7 +13,10 @@ import yaml
 from consortium import config as config_mod
 from consortium import processes
 from consortium.config import Consortium, Org
-from consortium.network import REPO_ROOT, Network, NodeHandle
+from consortium.network import Network, NodeHandle
+
+#: The repository's checkout (the tests run from it, never from an installed wheel).
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_CONFIG = REPO_ROOT / "config" / "consortium.yaml"
 TESTS_CHAINCODES = REPO_ROOT / "tests" / "chaincodes"

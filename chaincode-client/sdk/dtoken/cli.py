@@ -1,18 +1,23 @@
-"""The ``dtoken`` command line: the operator's entry point.
+"""The ``dtoken`` command line: a bank's commands, and the operator's when installed.
 
-``dtoken network ...`` manages the Fabric network (``consortium.cli``). The bank commands run
-as one organization, on top of the bank SDK::
+The bank commands run as one organization, on top of the bank SDK::
 
     dtoken --bank hkbank account open --currency USD --owner CIF-1001 --reference open-1001
     dtoken --bank hkbank mint ACCOUNT "1,250.00 USD" --reference dep-77
     dtoken --bank hkbank transfer ACCOUNT PAYEE "50.00" --to-bank usbank --reference inv-1
     dtoken --bank usbank watch                      # accept incoming transfers, in the foreground
 
-The organization's connection profile is ``<state>/profiles/<bank>.json`` (``--profile``
-names one directly). The state folder is ``--state-dir``, else ``$DTOKEN_STATE_DIR``, else the
-one of the consortium file (``--config``, ``$DTOKEN_CONFIG``, ``config/consortium.yaml``).
-``--identity`` picks the client identity: ``operator`` by default, ``minter`` for mint and
-burn, ``auditor`` for the regulator. Output is human text, or JSON with ``--json``.
+The organization's connection profile is ``--profile FILE``, else ``<profiles>/<bank>.json``
+for ``--bank NAME``, the profiles folder being ``--profiles DIR``, else ``--state-dir DIR``'s
+``profiles``, else ``$DTOKEN_PROFILES``, else ``$DTOKEN_STATE_DIR``'s ``profiles``, else the one
+an installed plugin names (the network tooling's: its default network's). The CLI never reads
+a consortium file. ``--identity`` picks the client identity: ``operator`` by default,
+``minter`` for mint and burn, ``auditor`` for the regulator. Output is human text, or JSON with
+``--json``.
+
+The operator's commands (``dtoken network up|down|status|generate``, ``dtoken identity issue``)
+come from the network tooling's distribution, mounted through the ``dtoken.commands``
+entry points (:mod:`dtoken.plugins`); this module never imports it.
 
 Exit codes: 0 done, 2 bad usage or configuration, 3 network fault (or an outcome that could
 not be learnt: retry with the same reference), 4 refused by the contract.
@@ -33,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import fabgateway
-from consortium.cli import add_network_commands, load_network
-from consortium.errors import ConfigError, CryptoError, NetworkError
 
 from dtoken import cli_format as fmt
+from dtoken import plugins as plugins_mod
 from dtoken.bank import Bank, Member, Regulator
 from dtoken.errors import (
     CommitFailed,
@@ -49,9 +53,19 @@ from dtoken.errors import (
 from dtoken.listener import Handled, IncomingListener, Rule, Sweeper, Verdict, accept_all
 from dtoken.models import Payee, Transfer
 from dtoken.money import Money
+from dtoken.plugins import CommandHost
 from dtoken.profile import ROLES, Profile
 
-__all__ = ["EXIT_CONTRACT", "EXIT_FAULT", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_CONTRACT",
+    "EXIT_FAULT",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+    "profiles_dir",
+    "resolve_profile",
+]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -82,16 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
         prog="dtoken", parents=[common],
-        description="Deposit-token network: operate the network, or act as a bank.",
+        description="Deposit-token network: act as a bank (and, with the network tooling "
+                    "installed, operate the network).",
     )
-    parser.add_argument("--config", dest="bank_config", type=Path, metavar="FILE",
-                        help="consortium file (finds the state folder)")
-    parser.add_argument("--state-dir", dest="bank_state_dir", type=Path, metavar="DIR",
-                        help="the network's state folder (default: $DTOKEN_STATE_DIR)")
     parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="a connection profile (instead of --bank)")
+                        help="the organization's connection profile (instead of --bank)")
+    parser.add_argument("--profiles", type=Path, metavar="DIR",
+                        help="a folder of connection profiles, NAME.json for --bank NAME "
+                             "(default: $DTOKEN_PROFILES)")
+    parser.add_argument("--state-dir", dest="bank_state_dir", type=Path, metavar="DIR",
+                        help="a network's state folder: its profiles/ folder "
+                             "(default: $DTOKEN_STATE_DIR)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_network_commands(sub)
 
     def command(name: str, handler: Handler, help: str, parent: Any = sub) -> Any:
         p = parent.add_parser(name, parents=[common], help=help, description=help)
@@ -186,15 +202,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
                    help="full refresh every SECONDS even without new blocks")
 
-    ident = sub.add_parser("identity", help="client identities of this bank")
-    ident_cmds = ident.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
-    p = ident_cmds.add_parser("issue", parents=[common],
-                              help="a new client certificate with roles")
-    p.add_argument("--name", required=True)
-    p.add_argument("--role", action="append", default=[], choices=ROLES)
-    p.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE")
-    p.set_defaults(handler=run_identity_issue)
-
     p = command("watch", cmd_watch,
                 "accept (or by rule reject) incoming transfers as they come, in the foreground")
     p.add_argument("--checkpoint", type=Path, help="default: <state>/listeners/<bank>.json")
@@ -207,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule", metavar="MODULE:FUNCTION",
                    help="a Python rule: Transfer -> dtoken.listener.Verdict")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
+
+    host = CommandHost(common=common, organization=_organization, roles=ROLES)
+    for plugin in plugins_mod.plugins():
+        plugin.target.register(sub, host)
     return parser
 
 
@@ -235,25 +246,38 @@ class Context:
         print(fmt.dumps(value) if self.json else text)
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    if args.bank_state_dir is not None:
-        return Path(args.bank_state_dir)
-    env = os.environ.get("DTOKEN_STATE_DIR")
-    if env:
-        return Path(env)
-    try:
-        network = load_network(args.bank_config, None, quiet=True)
-    except ConfigError as exc:
-        raise UsageError(f"configuration error: {exc}") from exc
-    return network.state_dir
+def profiles_dir(args: argparse.Namespace) -> Path | None:
+    """The folder of ``<org>.json`` connection profiles, by the rules in the module docstring
+    (``None``: none given, and no plugin names one)."""
+    if getattr(args, "profiles", None) is not None:
+        return Path(args.profiles)
+    if getattr(args, "bank_state_dir", None) is not None:
+        return Path(args.bank_state_dir) / "profiles"
+    if os.environ.get("DTOKEN_PROFILES"):
+        return Path(os.environ["DTOKEN_PROFILES"])
+    if os.environ.get("DTOKEN_STATE_DIR"):
+        return Path(os.environ["DTOKEN_STATE_DIR"]) / "profiles"
+    for plugin in plugins_mod.plugins():
+        try:
+            found = plugin.default_profiles()
+        except DTokenError:
+            raise
+        except Exception as error:  # the plugin's own error (a bad consortium file ...)
+            raise UsageError(f"{plugin.name} ({plugin.source}): {error}") from error
+        if found is not None:
+            return found
+    return None
 
 
-def resolve_profile(args: argparse.Namespace) -> Profile:
-    if args.profile is not None:
-        return Profile.load(args.profile)
+def profile_path(args: argparse.Namespace) -> Path:
+    """The connection profile a command acts with (``UsageError`` naming what is missing)."""
+    if getattr(args, "profile", None) is not None:
+        return Path(args.profile)
     bank = getattr(args, "bank", None)
-    state = _state_dir(args)
-    profiles = state / "profiles"
+    profiles = profiles_dir(args)
+    if profiles is None:
+        raise UsageError("no connection profile: give --profile FILE, or --bank NAME with "
+                         "--profiles DIR (or $DTOKEN_PROFILES) or --state-dir DIR")
     if not bank:
         known = sorted(p.stem for p in profiles.glob("*.json")) if profiles.is_dir() else []
         raise UsageError(
@@ -263,7 +287,17 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
     path = profiles / f"{bank}.json"
     if not path.exists():
         raise UsageError(f"no connection profile for {bank!r} at {path}: is the network up?")
-    return Profile.load(path)
+    return path
+
+
+def resolve_profile(args: argparse.Namespace) -> Profile:
+    """The loaded connection profile of :func:`profile_path`."""
+    return Profile.load(profile_path(args))
+
+
+def _organization(args: argparse.Namespace) -> tuple[str, Path]:
+    profile = resolve_profile(args)
+    return profile.org, profile.path
 
 
 _MINTER_COMMANDS = {"mint", "burn"}
@@ -311,9 +345,9 @@ def _guarded(args: argparse.Namespace, body: Callable[[], object]) -> int:
         body()
     except ContractError as error:
         return fail(EXIT_CONTRACT, "contract", error)
-    except (UsageError, CryptoError) as error:
+    except UsageError as error:
         return fail(EXIT_USAGE, "usage", error)
-    except (NetworkFault, CommitFailed, NetworkError, fabgateway.GatewayError) as error:
+    except (NetworkFault, CommitFailed, fabgateway.GatewayError) as error:
         return fail(EXIT_FAULT, "network", error)
     except DTokenError as error:
         return fail(EXIT_FAULT, "network", error)
@@ -638,47 +672,21 @@ async def cmd_watch(ctx: Context, args: argparse.Namespace) -> None:
     await listener.run(stop=stop)
 
 
-def run_identity_issue(args: argparse.Namespace) -> int:
-    def body() -> None:
-        profile = resolve_profile(args)
-        attributes = {role: "true" for role in args.role}
-        attributes.update(_pairs(args.attr, "--attr"))
-        config = args.bank_config or _config_of_state(profile.state_dir)
-        try:
-            network = load_network(config, profile.state_dir, quiet=True)
-            org = network.consortium.org(profile.org)
-        except (ConfigError, KeyError) as exc:
-            raise UsageError(f"configuration error: {exc}") from exc
-        files = network.issue_identity(org, args.name, attributes)
-        issued = {"org": org.name, "msp_id": org.msp_id, "name": args.name,
-                  "cert": str(files.cert), "key": str(files.key),
-                  "msp_dir": str(files.msp_dir), "attributes": attributes}
-        if getattr(args, "json", False):
-            print(json.dumps(issued, indent=2))
-        else:
-            roles = ", ".join(args.role) or "no role"
-            print(f"issued {args.name} for {org.name} ({roles}); certificate {files.cert}")
-
-    return _guarded(args, body)
-
-
-def _config_of_state(state_dir: Path) -> Path | None:
-    """The consortium file a state folder was made from (its ``network.json`` says)."""
-    try:
-        source = json.loads((state_dir / "network.json").read_text()).get("source")
-    except (OSError, ValueError):
-        return None
-    return Path(source) if isinstance(source, str) else None
-
-
 # --------------------------------------------------------------------------- main
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = args.handler
-    return int(handler(args))
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    code = EXIT_OK
+
+    def run() -> None:  # a plugin's command may raise the host's UsageError: exit 2
+        nonlocal code
+        code = int(handler(args))
+
+    failed = _guarded(args, run)
+    return failed if failed != EXIT_OK else code
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ runs again on a network that is already up. :func:`run_demo` is the story as a f
 integration test calls it on its own network); ``main`` wraps it for ``scripts/demo``.
 
 This module only calls the SDK, as each organization: it never reads a ledger file or another
-organization's keys. It does not import the network bootstrap (only ``main`` does, to find the
-default state folder, as the CLI does).
+organization's keys, and never imports the network bootstrap. ``main`` finds the profiles
+folder as the ``dtoken`` CLI does (``--profiles``, ``--state-dir``, ``$DTOKEN_PROFILES``,
+``$DTOKEN_STATE_DIR``, else the default network's, named by the network tooling's plugin).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import fabgateway
 
 from dtoken import cli_format as fmt
 from dtoken.bank import Bank, Member, Regulator
-from dtoken.errors import ContractError, DTokenError
+from dtoken.errors import ContractError, DTokenError, UsageError
 from dtoken.listener import Handled, IncomingListener, Sweeper, Verdict, accept_all
 from dtoken.models import AuditReport, Payee, Transfer, TransferStatus
 from dtoken.money import Money
@@ -531,11 +532,11 @@ def run_demo(target: Path | str | HasStateDir, out: Out = print) -> DemoResult:
     return asyncio.run(demo(target, out))
 
 
-def _next_steps(result: DemoResult, out: Out, default_state: bool) -> None:
+def _next_steps(result: DemoResult, out: Out, chosen: Path | None) -> None:
     out("")
     out("── Try next " + "─" * 60)
-    if not default_state:
-        out(f"   export DTOKEN_STATE_DIR={result.state_dir}")
+    if chosen is not None:  # a network other than the default one: the CLI must be told
+        out(f"   export DTOKEN_PROFILES={chosen}")
     tools = result.accounts.get("tools", ("", ""))[1]
     commands = [
         (".venv/bin/dtoken --bank usbank account list", "Liberty Trust's accounts"),
@@ -551,38 +552,49 @@ def _next_steps(result: DemoResult, out: Out, default_state: bool) -> None:
         out(f"   {command:<{width}}   # {what}")
 
 
-def _default_state_dir(args: argparse.Namespace) -> tuple[Path, bool]:
-    if args.state_dir is not None:
-        return Path(args.state_dir), False
-    env = os.environ.get("DTOKEN_STATE_DIR")
-    if env:
-        return Path(env), True
-    from consortium.cli import load_network  # the CLI's way to the default state folder
+def _profiles(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The profiles folder, and the same if it was chosen rather than the default network's
+    (``--profiles``, ``--state-dir`` or the environment)."""
+    from dtoken.cli import profiles_dir  # the CLI's rules (and its plugins' default)
 
-    return load_network(args.config, None, quiet=True).state_dir, True
+    chosen = argparse.Namespace(profiles=args.profiles, bank_state_dir=args.state_dir)
+    found = profiles_dir(chosen)
+    if found is None:
+        raise UsageError("no network: give --profiles DIR or --state-dir DIR (or "
+                         "$DTOKEN_PROFILES), or install the network tooling and bring its "
+                         "default network up (dtoken network up)")
+    given = (args.profiles is not None or args.state_dir is not None
+             or bool(os.environ.get("DTOKEN_PROFILES") or os.environ.get("DTOKEN_STATE_DIR")))
+    return found, found if given else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dtoken.demo",
         description="Play the deposit-token story on a running network (scripts/demo).")
+    parser.add_argument("--profiles", type=Path, metavar="DIR",
+                        help="the network's connection profiles, <org>.json (default: "
+                             "$DTOKEN_PROFILES, else the default network's)")
     parser.add_argument("--state-dir", type=Path, metavar="DIR",
-                        help="the network's state folder (default: $DTOKEN_STATE_DIR, else "
-                             "the default consortium's)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="consortium file")
+                        help="a network's state folder: its profiles/ (default: "
+                             "$DTOKEN_STATE_DIR)")
     args = parser.parse_args(argv)
-    state_dir, default_state = _default_state_dir(args)
+    try:
+        profiles, chosen = _profiles(args)
+    except UsageError as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 2
 
     def out(line: str) -> None:
         print(line, flush=True)
 
     try:
-        result = run_demo(state_dir, out)
+        result = run_demo(profiles, out)
     except DTokenError as error:
         print(f"demo: {type(error).__name__}: {error}", file=sys.stderr)
         return 3
     assert result.audit is not None
-    _next_steps(result, out, default_state)
+    _next_steps(result, out, chosen)
     out("")
     out(f"audit: {'OK' if result.audit.ok else 'FAILED'}")
     return 0 if result.audit.ok else 1

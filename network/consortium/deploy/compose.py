@@ -36,7 +36,6 @@ from consortium.deploy.model import (
 )
 from consortium.deploy.workloads import workloads
 from consortium.errors import NetworkError
-from consortium.network import REPO_ROOT
 
 __all__ = ["compose", "write_compose"]
 
@@ -68,16 +67,16 @@ def compose(
     crypto_dir: Path,
     *,
     chaincode_image: str | None = None,
-    source_dir: Path = REPO_ROOT,
+    source_dir: Path = Path(),
 ) -> dict[str, Any]:
     """The Compose document of the consortium; ``compose.yaml`` lives in ``crypto_dir.parent``.
 
     One service per orderer, peer and chaincode server, named after the nodes; a named
     volume per orderer and peer for its ledger; the one-shot ``bootstrap`` service. Host
     paths are relative to the deployment folder. ``source_dir`` is the repository the
-    chaincode image is built from (the build context). The folder must be prepared
-    (:func:`~consortium.deploy.folder.prepare`); ``channel/`` and ``bootstrap.sh`` are
-    written by :func:`write_compose`.
+    chaincode image is built from (the build context; default: the current directory). The
+    folder must be prepared (:func:`~consortium.deploy.folder.prepare`); ``channel/`` and
+    ``bootstrap.sh`` are written by :func:`write_compose`.
     """
     net = native_view(c, crypto_dir)
     folder = net.state_dir
@@ -148,7 +147,7 @@ def write_compose(
     folder: Path,
     *,
     chaincode_image: str | None = None,
-    source_dir: Path = REPO_ROOT,
+    source_dir: Path = Path(),
 ) -> Path:
     """Prepare ``folder`` and write ``compose.yaml``, ``bootstrap.sh`` and ``channel/``.
 
@@ -158,8 +157,8 @@ def write_compose(
     """
     if not (source_dir / "pyproject.toml").is_file():
         raise NetworkError(
-            f"{source_dir}: not a checkout of this repository (no pyproject.toml); the "
-            f"chaincode image is built from it"
+            f"{source_dir.resolve()}: not a checkout of this repository (no pyproject.toml); "
+            f"the chaincode image is built from it: run from the repository's root"
         )
     net = prepare(c, folder)
     folder = net.state_dir

@@ -159,10 +159,11 @@ def write_text(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def dockerfile(c: Consortium) -> str:
-    """The chaincode server image: ``python:3.11-slim`` with this repository pip-installed.
+    """The chaincode server image: ``python:3.11-slim`` with the chaincode server's
+    distributions pip-installed (fabshim, dtoken-wire, dtoken-chaincode).
 
-    Build context: the repository root. Only the packaging files and the package folders
-    are copied; ``Dockerfile.dockerignore`` beside it keeps the rest out of the context.
+    Build context: the repository root. Only those distributions' folders are copied;
+    ``Dockerfile.dockerignore`` beside it keeps the rest out of the context.
     """
     cmd = json.dumps(["python", "-m", "fabshim", "serve", c.chaincode.module])
     return f"""\
@@ -173,11 +174,9 @@ def dockerfile(c: Consortium) -> str:
 FROM {CHAINCODE_BASE_IMAGE}
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/dtoken
-COPY pyproject.toml README.md src/
-COPY network src/network
 COPY chaincode src/chaincode
-COPY chaincode-client src/chaincode-client
-RUN pip install ./src && rm -rf src
+COPY chaincode-client/wire src/wire
+RUN pip install ./src/chaincode/shim ./src/wire ./src/chaincode/server && rm -rf src
 CMD {cmd}
 """
 
@@ -185,11 +184,8 @@ CMD {cmd}
 DOCKERIGNORE: Final = """\
 # Generated: the build context is the repository root; send only what the image copies.
 *
-!pyproject.toml
-!README.md
-!network
 !chaincode
-!chaincode-client
+!chaincode-client/wire
 **/__pycache__
 **/*.pyc
 **/*.egg-info
