@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 from .errors import InternalError
 from .keys import Deriver
 from .model import canonical_json
-from .placement import Anomaly, Place, bind
+from .placement import PINNED, Anomaly, Place, bind, unpinned
 from .records import Record, decode, encode
 
 __all__ = ["KeyValue", "Ledger", "LedgerStub", "QueryOrderError"]
@@ -61,6 +61,12 @@ class LedgerStub(Protocol):
     ) -> list[bytes | None]: ...
     async def put_private_data(self, collection: str, key: str, value: bytes) -> None: ...
     async def del_private_data(self, collection: str, key: str) -> None: ...
+    async def set_private_data_validation_parameter(
+        self, collection: str, key: str, policy: bytes
+    ) -> None: ...
+    async def get_private_data_validation_parameter(
+        self, collection: str, key: str
+    ) -> bytes | None: ...
     async def get_private_data_by_range(
         self, collection: str, start_key: str, end_key: str
     ) -> Any: ...
@@ -75,6 +81,7 @@ class QueryOrderError(InternalError):
 class _Pending:
     record: Record | None  # None: delete
     public: bytes | None = None
+    pin: bytes | None = None  # a validation parameter set with the write
 
 
 _PUBLIC = ""  # the "collection" of public state in the cache
@@ -90,6 +97,7 @@ class Ledger:
         self._public: dict[str, bytes | None] = {}
         self._raw: dict[tuple[str, str], bytes | None] = {}  # private bytes as read
         self._decoded: dict[tuple[str, str], object] = {}  # records decoded from them
+        self._params: dict[tuple[str, str], bytes | None] = {}  # validation parameters read
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._scanned = False
         self._flushed = False
@@ -141,9 +149,24 @@ class Ledger:
         if raw is None:
             return None
         found = bind(kind, place, key, raw)
-        if not isinstance(found, Anomaly):
-            self._decoded[ck] = found
+        if isinstance(found, Anomaly):
+            return found
+        if not await self.pinned(kind, place, key):
+            return unpinned(place, key)
+        self._decoded[ck] = found
         return found
+
+    async def pinned(self, kind: type[Record], place: Place, key: str) -> bool:
+        """Whether a record of ``kind`` under ``key`` carries the validation parameter its
+        place requires, byte for byte (always true where none is required). The read puts
+        the key's version in the read set, as the value's read does."""
+        if place.pin is None or kind not in PINNED:
+            return True
+        ck = (place.collection, key)
+        if ck not in self._params:
+            self._params[ck] = await self._stub.get_private_data_validation_parameter(
+                place.collection, key)
+        return self._params[ck] == place.pin
 
     async def get_many(
         self, kind: type[_R], collection: str, keys: Sequence[str]
@@ -217,12 +240,16 @@ class Ledger:
         if self._flushed:
             raise InternalError("a write after the flush")
 
-    def put(self, collection: str, key: str, record: Record) -> None:
-        """Buffer a private write (sent, salted, at :meth:`flush`)."""
+    def put(self, collection: str, key: str, record: Record, *, pin: bytes | None = None) -> None:
+        """Buffer a private write (sent, salted, at :meth:`flush`); with ``pin``, the key's
+        validation parameter is set in the same transaction (the collection's policy governs
+        a key without one, so its writer alone can create and pin it)."""
         self._check_writable()
         if self._deriver is None:
             raise InternalError("no organization secret to salt a write")
-        self._pending[(collection, key)] = _Pending(record)
+        if pin is None and type(record) in PINNED:
+            raise InternalError(f"a {record.TYPE} record is written with its pin")
+        self._pending[(collection, key)] = _Pending(record, pin=pin)
 
     def delete(self, collection: str, key: str) -> None:
         """Buffer a private delete."""
@@ -264,6 +291,8 @@ class Ledger:
                 assert self._deriver is not None
                 salt = self._deriver.salt(self._tx_id, collection, key)
                 await stub.put_private_data(collection, key, encode(pend.record, salt))
+                if pend.pin is not None:
+                    await stub.set_private_data_validation_parameter(collection, key, pend.pin)
         if start is not None and finish is not None and self._pending:
             await finish()
         if self._event is not None:

@@ -19,10 +19,16 @@ record             lives in                      must say
                                                  counterparty other than the bank itself
 =================  ============================  =========================================
 
-A record that does not decode, or whose fields disagree with its place, is an
-:class:`Anomaly`: it names the collection, the key and the banks whose peers alone could have
-produced it, and it counts for nobody. Nothing here raises on what another bank wrote: no
-single record can block a refund, a netting or an audit.
+Records another bank relies on (transfers, decisions, refunds, settlements) are also *pinned*:
+created with a key-level endorsement policy that needs the peers of both banks of the pair
+for any later change, delete or purge (``pair_pin``). Fabric never checks what a parameter
+says, so a reader compares it byte for byte with the expected one; a record without it could
+be rewritten or purged by its writer alone, and counts for nobody (``unpinned``).
+
+A record that does not decode, is not pinned as it must be, or whose fields disagree with its
+place, is an :class:`Anomaly`: it names the collection, the key and the banks whose peers
+alone could have produced it, and it counts for nobody. Nothing here raises on what another
+bank wrote: no single record can block a refund, a netting or an audit.
 
 Owns: these checks (pure functions over bytes already read). Must not: read or write the
 ledger, or put a private value (an amount, an account id) into an anomaly.
@@ -34,6 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from fabshim.statebased import all_of_policy
+
 from .errors import CorruptState
 from .keys import (
     account_key,
@@ -43,6 +51,7 @@ from .keys import (
     refund_key,
     transfer_key,
 )
+from .model import BankInfo
 from .records import (
     Account,
     Decision,
@@ -57,11 +66,14 @@ from .records import (
 
 __all__ = [
     "MAX_ANOMALY_DETAILS",
+    "PINNED",
     "Anomaly",
     "Place",
     "bind",
     "decision_mismatch",
     "missing_transfer",
+    "pair_pin",
+    "unpinned",
 ]
 
 _R = TypeVar("_R", bound=Record)
@@ -71,18 +83,37 @@ _R = TypeVar("_R", bound=Record)
 MAX_ANOMALY_DETAILS = 100
 
 
+def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
+    """The validation parameter of a record two banks rely on: both banks' peers
+    (deterministic bytes: ``AND`` of the two MSP ids' ``PEER`` roles, sorted)."""
+    return all_of_policy([a.msp_id, b.msp_id])
+
+
+#: The records that are pinned at creation and checked by every reader.
+PINNED: frozenset[type[Record]] = frozenset({Transfer, Decision, Refund, Settlement})
+
+
 @dataclass(frozen=True)
 class Place:
-    """A collection, the bank whose peer alone may write there, and the pair's other bank."""
+    """A collection, the bank whose peer alone may write there, the pair's other bank, and
+    the validation parameter its pinned records must carry (``None``: none checked)."""
 
     collection: str
     writer: str
     counterparty: str | None = None
+    pin: bytes | None = None
 
     @classmethod
     def pair(cls, asserter: str, counterparty: str) -> Place:
-        """``pair-<asserter>-<counterparty>``: what ``asserter`` asserts toward the other."""
+        """``pair-<asserter>-<counterparty>``: what ``asserter`` asserts toward the other
+        (without the pin check: see :meth:`between`)."""
         return cls(pair_collection(asserter, counterparty), asserter, counterparty)
+
+    @classmethod
+    def between(cls, asserter: BankInfo, counterparty: BankInfo) -> Place:
+        """``pair-<asserter>-<counterparty>``, whose pinned records need both banks' peers."""
+        return cls(pair_collection(asserter.name, counterparty.name), asserter.name,
+                   counterparty.name, pair_pin(asserter, counterparty))
 
     @classmethod
     def acct(cls, bank: str) -> Place:
@@ -95,6 +126,7 @@ class Anomaly:
     """A record that counts for nobody, and who could have written it.
 
     ``what`` is a stable code: ``undecodable``, ``wrong_parties``, ``wrong_key``,
+    ``unpinned`` (a record two banks rely on, without both banks' validation parameter),
     ``decision_mismatch`` (a decision that does not describe the transfer it names),
     ``accept_without_transfer`` (an accept naming a transfer its payer's collection lacks).
     """
@@ -194,3 +226,8 @@ def missing_transfer(decision_place: Place, key: str) -> Anomaly:
     return Anomaly(decision_place.collection, key,
                    (decision_place.writer, decision_place.counterparty),
                    "accept_without_transfer")
+
+
+def unpinned(place: Place, key: str) -> Anomaly:
+    """A record that must carry both banks' validation parameter and does not."""
+    return Anomaly(place.collection, key, (place.writer,), "unpinned")

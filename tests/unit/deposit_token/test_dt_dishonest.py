@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from deposit_token.errors import CorruptState
 from deposit_token.keys import (
     account_key,
     decision_key,
@@ -36,21 +37,34 @@ from deposit_token.records import (
     Transfer,
     encode,
 )
-from unit.deposit_token.dt_harness import Net, ids
+from fabshim.errors import EndorsementPolicyFailureError
+from fabshim.statebased import all_of_policy
+from unit.deposit_token.dt_harness import Net, ids, msp_of, policy_org
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 SALT = "5" * 32
 DEBT = 50_000
 
 
-async def forge(net: Net, collection: str, key: str, value: bytes | Record | None) -> None:
-    """Commit one write of a modified server straight into the ledger (``None``: delete)."""
-    stub = net.ledger.stub(tx_id=net.ledger.new_tx_id(), timestamp=net.now)
+async def forge(
+    net: Net, collection: str, key: str, value: bytes | Record | None, *, pin: bool = True
+) -> None:
+    """Commit one write of a modified server straight into the ledger (``None``: delete),
+    endorsed by the one bank whose peer satisfies the collection's policy. A dishonest bank
+    can pin what it creates as honest banks do (``pin``): then only the record's place and
+    content can give it away."""
+    writer = policy_org(collection)
+    stub = net.ledger.stub(tx_id=net.ledger.new_tx_id(), timestamp=net.now,
+                           endorsers=[writer])
     if value is None:
         await stub.del_private_data(collection, key)
     else:
         raw = value if isinstance(value, bytes) else encode(value, SALT)
         await stub.put_private_data(collection, key, raw)
+        if pin and collection.startswith("pair-"):
+            _, a, b = collection.split("-")
+            policy = all_of_policy([msp_of(a), msp_of(b)])
+            await stub.set_private_data_validation_parameter(collection, key, policy)
     stub.commit()
 
 
@@ -167,32 +181,71 @@ async def test_a_refund_in_another_banks_name_counts_for_nobody() -> None:
     assert page["anomalies"] == {"hkbank/pair-hkbank-usbank/wrong_parties": 1}
 
 
-@pytest.mark.parametrize("rewrite", ["amount", "delete", "garbage"])
-async def test_the_payer_rewriting_an_accepted_transfer_is_reported_not_believed(
+@pytest.mark.parametrize("rewrite", ["amount", "delete", "garbage", "repin"])
+async def test_the_payer_cannot_rewrite_an_accepted_transfer(
     debt: tuple[Net, str], rewrite: str
 ) -> None:
-    """Without the key-level policy (which makes Fabric invalidate these writes), a rewrite
-    of the transfer would erase the debt silently; here it is reported naming the payer."""
+    """The transfer was pinned to both banks at creation: its writer alone can no longer
+    change, delete or re-pin it; Fabric invalidates the attempt and nothing changes."""
     net, tid = debt
     key = transfer_key(tid)
-    if rewrite == "delete":
-        await forge(net, "pair-hkbank-usbank", key, None)
-        expected = "usbank+hkbank/pair-usbank-hkbank/accept_without_transfer"
-    elif rewrite == "garbage":
-        await forge(net, "pair-hkbank-usbank", key, b"[1, 2, 3]")
-        expected = "hkbank/pair-hkbank-usbank/undecodable"
+    before = await owed(net, HK, US, US)
+    stored = net.ledger.get_private_data("pair-hkbank-usbank", key)
+    assert stored is not None
+    if rewrite == "repin":
+        stub = net.ledger.stub(endorsers=[msp_of(HK)])
+        await stub.set_private_data_validation_parameter(
+            "pair-hkbank-usbank", key, all_of_policy([msp_of(HK)]))
+        with pytest.raises(EndorsementPolicyFailureError):
+            stub.commit()
     else:
-        stored = net.ledger.get_private_data("pair-hkbank-usbank", key)
-        assert stored is not None
-        smaller = stored.replace(b'"amount":50000', b'"amount":1')
-        await forge(net, "pair-hkbank-usbank", key, smaller)
-        expected = "usbank+hkbank/pair-usbank-hkbank/decision_mismatch"
-    for org in (US, HK):
-        _, page = await owed(net, HK, US, org)
-        assert expected in page["anomalies"], page["anomalies"]
-    audit = await net.audit()
-    assert not audit["ok"]
-    assert expected in audit["anomalies"], audit["anomalies"]
+        value = {"delete": None, "garbage": b"[1, 2, 3]",
+                 "amount": stored.replace(b'"amount":50000', b'"amount":1')}[rewrite]
+        with pytest.raises(EndorsementPolicyFailureError):
+            await forge(net, "pair-hkbank-usbank", key, value, pin=rewrite == "amount")
+    assert net.ledger.get_private_data("pair-hkbank-usbank", key) == stored
+    assert await owed(net, HK, US, US) == before
+    assert (await net.audit())["ok"]
+
+
+async def test_a_record_its_writer_left_unpinned_counts_for_nobody() -> None:
+    """hkbank's modified server initiates without pinning: the payee's server refuses to
+    accept what hkbank could rewrite alone, and every scan reports it."""
+    net = Net()
+    await net.init()
+    (tid,) = ids("hkxfer", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(US, "USD", payee)
+    await forge(net, "pair-hkbank-usbank", transfer_key(tid), Transfer(
+        transfer_id=tid, payer_bank=HK, payee_bank=US, payee_account=payee,
+        amount=400, currency="USD", created_at="2025-01-06T09:00:00.000000Z",
+        expires_at="2099-01-01T00:00:00.000000Z", tx_id="x"), pin=False)
+    with pytest.raises(CorruptState, match="unpinned"):
+        await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    pending = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    assert pending["transfers"] == []
+    assert [a["what"] for a in pending["anomaly_records"]] == ["unpinned"]
+    assert (await net.audit())["anomalies"] == {"hkbank/pair-hkbank-usbank/unpinned": 1}
+
+
+async def test_an_unpinned_accept_cannot_be_relied_on() -> None:
+    """usbank's modified server accepts without pinning its decision (so it could later
+    delete it alone): the payer's figures do not count it, and the audit names usbank."""
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 1_000, "dep-1")
+    await net.open(US, "USD", payee)
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    await forge(net, "pair-usbank-hkbank", decision_key(tid), Decision(
+        transfer_id=tid, outcome=Outcome.ACCEPTED, payer_bank=HK, payee_bank=US,
+        amount=400, currency="USD", decided_at="2025-01-06T09:00:00.000000Z", tx_id="x"),
+        pin=False)
+    amount, page = await owed(net, HK, US, HK)
+    assert amount == 0
+    assert page["anomalies"] == {"usbank/pair-usbank-hkbank/unpinned": 1}
 
 
 async def test_fields_claiming_another_place_count_for_nobody(debt: tuple[Net, str]) -> None:

@@ -30,9 +30,7 @@ from ..keys import (
     refund_key,
     transfer_key,
 )
-from ..model import (
-    BankInfo,
-)
+from ..model import BankInfo, Registry
 from ..placement import (
     MAX_ANOMALY_DETAILS,
     Anomaly,
@@ -40,6 +38,7 @@ from ..placement import (
     bind,
     decision_mismatch,
     missing_transfer,
+    unpinned,
 )
 from ..records import (
     Account,
@@ -182,13 +181,16 @@ def _paged(state: ScanState, done: bool, report: Mapping[str, object]) -> dict[s
     return {"done": False, "cursor": state.to_cursor(), **page}
 
 
-def _bound(
-    state: ScanState, kind: type[_R], place: Place, rows: Sequence[tuple[str, bytes]]
+async def _bound(
+    tx: Tx, state: ScanState, kind: type[_R], place: Place, rows: Sequence[tuple[str, bytes]]
 ) -> list[_R]:
-    """The rows of a scan that are valid records where they live; the others noted."""
+    """The rows of a scan that are valid records where they live (and pinned, if they must
+    be); the others noted."""
     out: list[_R] = []
     for key, value in rows:
         found = bind(kind, place, key, value)
+        if not isinstance(found, Anomaly) and not await tx.ledger.pinned(kind, place, key):
+            found = unpinned(place, key)
         if isinstance(found, Anomaly):
             state.note(found)
         else:
@@ -214,7 +216,7 @@ async def get_supply(tx: Tx, req: SupplyRequest) -> dict[str, object]:
     state = ScanState.from_cursor("supply", f"{bank.name}/{req.currency}", req.cursor)
 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for rec in _bound(state, SupplyRecord, Place.acct(bank.name), rows):
+        for rec in await _bound(tx, state, SupplyRecord, Place.acct(bank.name), rows):
             state.tally.add(("kind", rec.kind.value), rec.amount)
             state.tally.add(("supply",), rec.delta)
 
@@ -241,7 +243,7 @@ async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
     state = ScanState.from_cursor("accounts", scope, req.cursor)
 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        accounts = [acc for acc in _bound(state, Account, Place.acct(bank.name), rows)
+        accounts = [acc for acc in await _bound(tx, state, Account, Place.acct(bank.name), rows)
                     if req.currency is None or acc.currency == req.currency]
         holds: Sequence[Hold | None] = [None] * len(accounts)
         if accounts and registry.regulator_msp_id is not None:
@@ -261,7 +263,7 @@ async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
 
 
 async def _pair_lookups(
-    tx: Tx, state: ScanState, transfers: Sequence[Transfer]
+    tx: Tx, registry: Registry, state: ScanState, transfers: Sequence[Transfer]
 ) -> list[tuple[Transfer, Decision | None, Refund | None]]:
     """Decision and refund of each transfer, batched by collection, each bound to its place
     (one that counts for nobody is noted and read as absent)."""
@@ -270,7 +272,9 @@ async def _pair_lookups(
         by_pair.setdefault((t.payer_bank, t.payee_bank), []).append(t)
     found: dict[str, tuple[Decision | None, Refund | None]] = {}
     for (payer, payee), group in by_pair.items():
-        back, there = Place.pair(payee, payer), Place.pair(payer, payee)
+        payer_info = member_bank(registry, payer, "payer_bank")
+        payee_info = member_bank(registry, payee, "payee_bank")
+        back, there = Place.between(payee_info, payer_info), Place.between(payer_info, payee_info)
         decisions = await tx.ledger.get_many_bound(
             Decision, back, [decision_key(t.transfer_id) for t in group])
         refunds = await tx.ledger.get_many_bound(
@@ -307,7 +311,7 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
                {TransferStatus.PENDING, TransferStatus.EXPIRED, TransferStatus.REJECTED})
 
     async def handle(transfers: Sequence[Transfer]) -> None:
-        for t, d, r in await _pair_lookups(tx, state, transfers):
+        for t, d, r in await _pair_lookups(tx, registry, state, transfers):
             status = transfer_status(t, d, r, tx.now)
             if status in waiting:
                 state.items.append({"transfer": t.to_json(), "status": status.value})
@@ -315,13 +319,13 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
     def handle_transfers(place: Place) -> Callable[[Sequence[tuple[str, bytes]]],
                                                    Awaitable[None]]:
         async def read(rows: Sequence[tuple[str, bytes]]) -> None:
-            await handle(_bound(state, Transfer, place, rows))
+            await handle(await _bound(tx, state, Transfer, place, rows))
         return read
 
     def handle_index(place: Place) -> Callable[[Sequence[tuple[str, bytes]]],
                                                Awaitable[None]]:
         async def read(rows: Sequence[tuple[str, bytes]]) -> None:
-            entries = _bound(state, Opened, place, rows)
+            entries = await _bound(tx, state, Opened, place, rows)
             keys = [transfer_key(o.transfer_id) for o in entries]
             found = await tx.ledger.get_many_bound(Transfer, place, keys)
             transfers: list[Transfer] = []
@@ -336,7 +340,7 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
 
     segments = []
     for o in others:
-        place = Place.pair(o.name, bank.name) if incoming else Place.pair(bank.name, o.name)
+        place = Place.between(o, bank) if incoming else Place.between(bank, o)
         if req.since is None:
             segments.append(Segment(place.collection, "xfer", handle_transfers(place)))
         else:
@@ -370,8 +374,8 @@ async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
                                 _decisions_handler(tx, state, debtor, creditor,
                                                    req.ledger_order)))
         segments.append(Segment(pair_collection(creditor.name, debtor.name), "settle",
-                                _settlements_handler(state,
-                                                     Place.pair(creditor.name, debtor.name))))
+                                _settlements_handler(tx, state,
+                                                     Place.between(creditor, debtor))))
     done = await _scan(tx, state, segments, req.page_size)
     report = obligations_report(state.tally, a.name, b.name) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
@@ -387,11 +391,11 @@ def _decisions_handler(
     """Accepts by ``creditor`` (the payee) of ``debtor``'s transfers: only from
     ``pair-<creditor>-<debtor>``, each matched with its transfer and refund from
     ``pair-<debtor>-<creditor>``."""
-    back = Place.pair(creditor.name, debtor.name)
-    there = Place.pair(debtor.name, creditor.name)
+    back = Place.between(creditor, debtor)
+    there = Place.between(debtor, creditor)
 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        decisions = _bound(state, Decision, back, rows)
+        decisions = await _bound(tx, state, Decision, back, rows)
         accepted = [d for d in decisions if d.outcome is Outcome.ACCEPTED]
         ids = [d.transfer_id for d in accepted]
         transfers = await tx.ledger.get_many_bound(Transfer, there,
@@ -416,7 +420,7 @@ def _decisions_handler(
 
 
 def _settlements_handler(
-    state: ScanState, place: Place
+    tx: Tx, state: ScanState, place: Place
 ) -> Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]:
     """Settlement confirmations: only from ``pair-<creditor>-<debtor>``, counted for those
     two banks whatever the record's own fields would say (they must agree, or it is noted)."""
@@ -424,7 +428,7 @@ def _settlements_handler(
     creditor, debtor = place.writer, place.counterparty
 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for s in _bound(state, Settlement, place, rows):
+        for s in await _bound(tx, state, Settlement, place, rows):
             state.tally.add(("settled", debtor, creditor, s.currency), s.amount)
 
     return handle
@@ -445,18 +449,19 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
     segments: list[Segment] = []
     for bank in registry.banks:
         own = Place.acct(bank.name)
-        segments.append(Segment(own.collection, "acct", _accounts_handler(state, own)))
-        segments.append(Segment(own.collection, "sup", _supply_handler(state, own)))
+        segments.append(Segment(own.collection, "acct", _accounts_handler(tx, state, own)))
+        segments.append(Segment(own.collection, "sup", _supply_handler(tx, state, own)))
     for p in registry.banks:
         for q in registry.banks:
             if p.name == q.name:
                 continue
-            place = Place.pair(p.name, q.name)
+            place = Place.between(p, q)
             segments.append(Segment(place.collection, "xfer",
-                                    _transfers_handler(tx, state, place, req.ledger_order)))
+                                    _transfers_handler(tx, registry, state, place,
+                                                       req.ledger_order)))
             segments.append(Segment(place.collection, "dec", _orphans_handler(tx, state, place)))
             segments.append(Segment(place.collection, "settle",
-                                    _settlements_handler(state, place)))
+                                    _settlements_handler(tx, state, place)))
     done = await _scan(tx, state, segments, req.page_size)
     report = audit_report(state.tally, registry.bank_names()) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
@@ -476,26 +481,26 @@ def _orphans_handler(
         keys = [transfer_key(key.removeprefix("dec/")) for key, _ in rows]
         found = await tx.ledger.get_many_bound(Transfer, there, keys)
         orphans = [row for row, t in zip(rows, found, strict=True) if t is None]
-        for d in _bound(state, Decision, place, orphans):
+        for d in await _bound(tx, state, Decision, place, orphans):
             state.note(missing_transfer(place, decision_key(d.transfer_id)))
 
     return handle
 
 
-def _accounts_handler(state: ScanState, place: Place) -> Callable[
+def _accounts_handler(tx: Tx, state: ScanState, place: Place) -> Callable[
         [Sequence[tuple[str, bytes]]], Awaitable[None]]:
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for acc in _bound(state, Account, place, rows):
+        for acc in await _bound(tx, state, Account, place, rows):
             state.tally.add(("balance", place.writer, acc.currency), acc.balance)
             state.tally.add(("accounts", place.writer, acc.currency), 1)
 
     return handle
 
 
-def _supply_handler(state: ScanState, place: Place) -> Callable[
+def _supply_handler(tx: Tx, state: ScanState, place: Place) -> Callable[
         [Sequence[tuple[str, bytes]]], Awaitable[None]]:
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for rec in _bound(state, SupplyRecord, place, rows):
+        for rec in await _bound(tx, state, SupplyRecord, place, rows):
             state.tally.add(("supply", place.writer, rec.currency, rec.kind.value,
                              rec.counterparty or "-"), rec.amount)
 
@@ -503,11 +508,12 @@ def _supply_handler(state: ScanState, place: Place) -> Callable[
 
 
 def _transfers_handler(
-    tx: Tx, state: ScanState, place: Place, order: Mapping[str, LedgerPosition]
+    tx: Tx, registry: Registry, state: ScanState, place: Place,
+    order: Mapping[str, LedgerPosition],
 ) -> Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]:
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        transfers = _bound(state, Transfer, place, rows)
-        for t, d, r in await _pair_lookups(tx, state, transfers):
+        transfers = await _bound(tx, state, Transfer, place, rows)
+        for t, d, r in await _pair_lookups(tx, registry, state, transfers):
             if tally_transfer(state.tally, t, d, r, order) is Effect.DISPUTED:
                 _note_dispute(state, t, d, r)
 

@@ -127,8 +127,8 @@ async def transfer_records(
     block the other's accept or refund. A transfer that is not valid where it lives is refused
     (nothing can be decided on it), naming the collection.
     """
-    there = Place.pair(payer.name, payee.name)
-    back = Place.pair(payee.name, payer.name)
+    there = Place.between(payer, payee)
+    back = Place.between(payee, payer)
     key = transfer_key(transfer_id)
     record = await tx.ledger.get_bound(Transfer, there, key)
     if record is None:
@@ -136,6 +136,8 @@ async def transfer_records(
     if isinstance(record, Anomaly):
         raise CorruptState(f"the transfer in {there.collection} is not valid there "
                            f"({record.what}): it counts for nobody")
+    # (an unpinned transfer is refused even to its own payer: a refund of a record the payer
+    # could rewrite alone would be as unverifiable for the payee as an accept of it)
     decision = await tx.ledger.get_bound(Decision, back, decision_key(transfer_id))
     refund = await tx.ledger.get_bound(Refund, there, refund_key(transfer_id))
     return (record, None if isinstance(decision, Anomaly) else decision,
