@@ -15,17 +15,14 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from dtoken_wire.codec import MAX_AMOUNT, canonical_json
+from dtoken_wire.enums import AccountStatus
+from dtoken_wire.fields import Fields
+from dtoken_wire.requests import Limits
+
 from .errors import CorruptState
 from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE, TAG_RE
-from .model import (
-    MAX_AMOUNT,
-    AccountStatus,
-    Fields,
-    JsonObject,
-    Limits,
-    canonical_json,
-    loads_object,
-)
+from .registry import JsonObject, loads_object
 
 __all__ = [
     "RECORD_VERSION",

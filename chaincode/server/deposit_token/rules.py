@@ -18,6 +18,10 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import Enum, StrEnum
 
+from dtoken_wire.codec import MAX_AMOUNT, parse_timestamp
+from dtoken_wire.enums import AccountStatus, TransferStatus
+from dtoken_wire.requests import LedgerPosition, Limits
+
 from .errors import (
     AccountClosed,
     AccountFrozen,
@@ -30,7 +34,6 @@ from .errors import (
     LimitExceeded,
     NotExpired,
 )
-from .model import MAX_AMOUNT, AccountStatus, Limits, parse_ts
 from .records import (
     Account,
     Decision,
@@ -63,8 +66,6 @@ __all__ = [
     "transfer_status",
 ]
 
-#: A transaction's place in the ledger: (block number, index in the block).
-LedgerPosition = tuple[int, int]
 
 
 def check_amount(amount: object, what: str = "amount") -> int:
@@ -215,19 +216,8 @@ def add_history(
 # --------------------------------------------------------------------------- transfers
 
 
-class TransferStatus(StrEnum):
-    """Where a cross-bank transfer stands, as one bank sees the records."""
-
-    PENDING = "pending"  # no decision, no refund, not expired
-    EXPIRED = "expired"  # no decision, no refund, expired: the payer bank may refund
-    REJECTED = "rejected"  # rejected, not yet refunded: the payer bank may refund
-    ACCEPTED = "accepted"
-    REFUNDED = "refunded"
-    DISPUTED = "disputed"  # both an accept and a refund exist (a dishonest bank skipped a read)
-
-
 def _expired(transfer: Transfer, now: datetime) -> bool:
-    return now >= parse_ts(transfer.expires_at)
+    return now >= parse_timestamp(transfer.expires_at)
 
 
 def transfer_status(

@@ -18,13 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from dtoken_wire import requests as w
+from dtoken_wire.codec import TRANSIENT_KEY
+
 from . import operations as ops
 from . import requests as rq
 from .config import ServerSettings
 from .errors import DepositTokenError, InternalError, InvalidArgument
 from .ledger import Ledger, LedgerStub
-from .model import Registry, loads_object
 from .operations import Caller, Tx
+from .registry import Registry, loads_object
 
 __all__ = ["TRANSACTIONS", "Service", "TxSpec", "TxStub"]
 
@@ -48,10 +51,10 @@ Body = Callable[[Tx, Any], Awaitable[dict[str, object]]]
 
 @dataclass(frozen=True)
 class TxSpec:
-    """A transaction: its request parser (``None``: no transient request) and its body."""
+    """A transaction: its request type (``None``: no transient request) and its body."""
 
     name: str
-    parse: Callable[[Mapping[str, object]], object] | None
+    request: type[w.Request] | None
     body: Body
     evaluate: bool = False
     optional_request: bool = False
@@ -59,33 +62,33 @@ class TxSpec:
 
 _SPECS = [
     # writes, by the serving bank's clients
-    TxSpec("open_account", rq.OpenAccountRequest.parse, ops.open_account),
-    TxSpec("set_account_status", rq.SetStatusRequest.parse, ops.set_account_status),
-    TxSpec("set_account_limits", rq.SetLimitsRequest.parse, ops.set_account_limits),
-    TxSpec("mint", rq.MoveRequest.parse, ops.mint),
-    TxSpec("burn", rq.MoveRequest.parse, ops.burn),
-    TxSpec("transfer", rq.TransferRequest.parse, ops.transfer),
-    TxSpec("initiate_transfer", rq.InitiateRequest.parse, ops.initiate_transfer),
-    TxSpec("batch_payout", rq.BatchRequest.parse, ops.batch_payout),
-    TxSpec("accept_transfer", rq.AcceptRequest.parse, ops.accept_transfer),
-    TxSpec("reject_transfer", rq.RejectRequest.parse, ops.reject_transfer),
-    TxSpec("refund_transfer", rq.RefundRequest.parse, ops.refund_transfer),
-    TxSpec("confirm_settlement", rq.SettlementRequest.parse, ops.confirm_settlement),
+    TxSpec("open_account", w.OpenAccountRequest, ops.open_account),
+    TxSpec("set_account_status", w.SetStatusRequest, ops.set_account_status),
+    TxSpec("set_account_limits", w.SetLimitsRequest, ops.set_account_limits),
+    TxSpec("mint", w.MoveRequest, ops.mint),
+    TxSpec("burn", w.MoveRequest, ops.burn),
+    TxSpec("transfer", w.TransferRequest, ops.transfer),
+    TxSpec("initiate_transfer", w.InitiateRequest, ops.initiate_transfer),
+    TxSpec("batch_payout", w.BatchRequest, ops.batch_payout),
+    TxSpec("accept_transfer", w.AcceptRequest, ops.accept_transfer),
+    TxSpec("reject_transfer", w.RejectRequest, ops.reject_transfer),
+    TxSpec("refund_transfer", w.RefundRequest, ops.refund_transfer),
+    TxSpec("confirm_settlement", w.SettlementRequest, ops.confirm_settlement),
     # writes, by the regulator
-    TxSpec("set_hold", rq.HoldRequest.parse, ops.set_hold),
-    TxSpec("release_hold", rq.ReleaseHoldRequest.parse, ops.release_hold),
+    TxSpec("set_hold", w.HoldRequest, ops.set_hold),
+    TxSpec("release_hold", w.ReleaseHoldRequest, ops.release_hold),
     # reads
     TxSpec("get_registry", None, lambda tx, _: ops.get_registry(tx), evaluate=True),
-    TxSpec("get_account", rq.AccountRef.parse, ops.get_account, evaluate=True),
-    TxSpec("get_history", rq.HistoryRequest.parse, ops.get_history, evaluate=True),
-    TxSpec("list_accounts", rq.ListAccountsRequest.parse, ops.list_accounts, evaluate=True,
+    TxSpec("get_account", w.AccountRef, ops.get_account, evaluate=True),
+    TxSpec("get_history", w.HistoryRequest, ops.get_history, evaluate=True),
+    TxSpec("list_accounts", w.ListAccountsRequest, ops.list_accounts, evaluate=True,
            optional_request=True),
-    TxSpec("get_supply", rq.SupplyRequest.parse, ops.get_supply, evaluate=True),
-    TxSpec("get_pending", rq.PendingRequest.parse, ops.get_pending, evaluate=True),
-    TxSpec("get_transfer", rq.TransferLookup.parse, ops.get_transfer, evaluate=True),
-    TxSpec("get_reference", rq.ReferenceRequest.parse, ops.get_reference, evaluate=True),
-    TxSpec("get_obligations", rq.ObligationsRequest.parse, ops.get_obligations, evaluate=True),
-    TxSpec("audit", rq.AuditRequest.parse, ops.audit, evaluate=True, optional_request=True),
+    TxSpec("get_supply", w.SupplyRequest, ops.get_supply, evaluate=True),
+    TxSpec("get_pending", w.PendingRequest, ops.get_pending, evaluate=True),
+    TxSpec("get_transfer", w.TransferLookup, ops.get_transfer, evaluate=True),
+    TxSpec("get_reference", w.ReferenceRequest, ops.get_reference, evaluate=True),
+    TxSpec("get_obligations", w.ObligationsRequest, ops.get_obligations, evaluate=True),
+    TxSpec("audit", w.AuditRequest, ops.audit, evaluate=True, optional_request=True),
 ]
 
 #: Every transaction except ``init_network`` (which takes its JSON as an argument).
@@ -132,8 +135,8 @@ class Service:
 
         async def body(tx: Tx) -> dict[str, object]:
             request: object = None
-            if spec.parse is not None:
-                request = spec.parse(_transient_request(stub, spec.optional_request))
+            if spec.request is not None:
+                request = rq.parse(spec.request, _transient_request(stub, spec.optional_request))
             return await spec.body(tx, request)
 
         return await self._guarded(stub, caller, name, body, flush=not spec.evaluate)
@@ -172,9 +175,9 @@ class Service:
 
 
 def _transient_request(stub: TxStub, optional: bool) -> Mapping[str, object]:
-    raw = stub.get_transient().get(rq.TRANSIENT_KEY)
+    raw = stub.get_transient().get(TRANSIENT_KEY)
     if raw is None:
         if optional:
             return {}
-        raise InvalidArgument(f"the transient map has no {rq.TRANSIENT_KEY!r} entry")
+        raise InvalidArgument(f"the transient map has no {TRANSIENT_KEY!r} entry")
     return loads_object(raw, "request", InvalidArgument)

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from deposit_token import errors as e
-from deposit_token.model import MAX_AMOUNT, AccountStatus, Limits, format_ts
 from deposit_token.records import Account, Decision, Hold, Outcome, Refund, RefundCause, Transfer
 from deposit_token.rules import (
     DebitKind,
@@ -31,6 +30,8 @@ from deposit_token.rules import (
     obligations_report,
     tally_transfer,
 )
+from dtoken_wire import MAX_AMOUNT, AccountStatus, Limits
+from dtoken_wire import format_timestamp as format_ts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dtoken_wire.codec import canonical_json, format_timestamp
+
 from ..errors import (
     AlreadyInitialized,
     CorruptState,
@@ -30,13 +32,7 @@ from ..keys import (
     token_key,
 )
 from ..ledger import Ledger
-from ..model import (
-    BankInfo,
-    Registry,
-    canonical_json,
-    format_ts,
-    loads_object,
-)
+from ..registry import BankInfo, Registry, loads_object
 
 ROLE_MINTER = "minter"
 ROLE_OPERATOR = "operator"
@@ -80,7 +76,7 @@ class Tx:
     @property
     def at(self) -> str:
         """The transaction timestamp as stored."""
-        return format_ts(self.now)
+        return format_timestamp(self.now)
 
     def next_tag(self, purpose: str) -> str:
         """A fresh record tag: ``HMAC(secret, tx id, purpose, n)``."""

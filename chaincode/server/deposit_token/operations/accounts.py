@@ -7,6 +7,8 @@ Must not: move money.
 
 from __future__ import annotations
 
+from dtoken_wire.requests import OpenAccountRequest, SetLimitsRequest, SetStatusRequest
+
 from ..errors import (
     AlreadyExists,
     CurrencyMismatch,
@@ -18,11 +20,6 @@ from ..keys import (
 from ..records import (
     Account,
     HistoryKind,
-)
-from ..requests import (
-    OpenAccountRequest,
-    SetLimitsRequest,
-    SetStatusRequest,
 )
 from ..rules import (
     change_status,

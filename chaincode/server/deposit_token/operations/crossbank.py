@@ -16,6 +16,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+from dtoken_wire.codec import format_timestamp
+from dtoken_wire.requests import (
+    AcceptRequest,
+    BatchPayment,
+    BatchRequest,
+    InitiateRequest,
+    RefundRequest,
+    RejectRequest,
+    SettlementRequest,
+)
+
 from ..errors import (
     AlreadyExists,
     CurrencyMismatch,
@@ -33,10 +44,6 @@ from ..keys import (
     settlement_key,
     transfer_key,
 )
-from ..model import (
-    day_of,
-    format_ts,
-)
 from ..records import (
     Decision,
     HistoryKind,
@@ -48,15 +55,7 @@ from ..records import (
     SupplyKind,
     Transfer,
 )
-from ..requests import (
-    AcceptRequest,
-    BatchPayment,
-    BatchRequest,
-    InitiateRequest,
-    RefundRequest,
-    RejectRequest,
-    SettlementRequest,
-)
+from ..registry import day_of
 from ..rules import (
     check_accept,
     check_refund,
@@ -117,7 +116,7 @@ async def _payout(
     payer = await read_account(tx, bank, payer_id, "payer")
     hold = await read_hold(tx, registry, bank, payer_id)
     acct = acct_collection(bank.name)
-    expires_at = format_ts(tx.now + timedelta(seconds=ttl_seconds))
+    expires_at = format_timestamp(tx.now + timedelta(seconds=ttl_seconds))
 
     # Validate every payment and read what it needs before debiting anything.
     plan: list[tuple[BatchPayment, str | None]] = []

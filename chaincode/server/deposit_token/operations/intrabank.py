@@ -8,20 +8,16 @@ Must not: touch a pair collection (that is :mod:`.crossbank`).
 
 from __future__ import annotations
 
+from dtoken_wire.requests import MoveRequest, TransferRequest
+
 from ..errors import (
     CurrencyMismatch,
-)
-from ..model import (
-    day_of,
 )
 from ..records import (
     HistoryKind,
     SupplyKind,
 )
-from ..requests import (
-    MoveRequest,
-    TransferRequest,
-)
+from ..registry import day_of
 from ..rules import (
     DebitKind,
     credit,

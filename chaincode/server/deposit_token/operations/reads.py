@@ -8,6 +8,8 @@ Must not: write.
 
 from __future__ import annotations
 
+from dtoken_wire.requests import AccountRef, HistoryRequest, ReferenceRequest, TransferLookup
+
 from ..errors import (
     NotFound,
 )
@@ -17,20 +19,12 @@ from ..keys import (
     prefix_range,
     reference_key,
 )
-from ..model import (
-    day_of,
-)
 from ..records import (
     HistoryRecord,
     ReferenceRecord,
     decode,
 )
-from ..requests import (
-    AccountRef,
-    HistoryRequest,
-    ReferenceRequest,
-    TransferLookup,
-)
+from ..registry import day_of
 from ..rules import (
     transfer_status,
 )

@@ -8,6 +8,8 @@ Must not: change a balance.
 
 from __future__ import annotations
 
+from dtoken_wire.requests import HoldRequest, ReleaseHoldRequest
+
 from ..errors import (
     NotFound,
 )
@@ -17,10 +19,6 @@ from ..keys import (
 )
 from ..records import (
     Hold,
-)
-from ..requests import (
-    HoldRequest,
-    ReleaseHoldRequest,
 )
 from .access import (
     Tx,

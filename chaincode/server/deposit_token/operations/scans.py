@@ -12,6 +12,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from dtoken_wire.enums import Direction, TransferStatus
+from dtoken_wire.requests import (
+    AuditRequest,
+    LedgerPosition,
+    ListAccountsRequest,
+    ObligationsRequest,
+    PendingRequest,
+    SupplyRequest,
+)
+
 from ..errors import (
     CorruptState,
     InvalidArgument,
@@ -30,9 +40,6 @@ from ..keys import (
     refund_key,
     transfer_key,
 )
-from ..model import (
-    BankInfo,
-)
 from ..records import (
     Account,
     Decision,
@@ -45,19 +52,10 @@ from ..records import (
     Transfer,
     decode,
 )
-from ..requests import (
-    AuditRequest,
-    Direction,
-    ListAccountsRequest,
-    ObligationsRequest,
-    PendingRequest,
-    SupplyRequest,
-)
+from ..registry import BankInfo
 from ..rules import (
     Effect,
-    LedgerPosition,
     Tally,
-    TransferStatus,
     audit_report,
     obligations_report,
     tally_transfer,
