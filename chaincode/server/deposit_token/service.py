@@ -1,7 +1,8 @@
 """One transaction, end to end, independent of the contract framework.
 
-Owns: the table of transactions (name, request schema, body, submit or evaluate), reading the
-request from the transient map, building the :class:`~deposit_token.operations.Tx`, running
+Owns: running the transactions declared in :mod:`deposit_token.operations` (each body
+declares itself, :data:`TRANSACTIONS`): reading the request from the transient map and parsing
+it as the body's request type, building the :class:`~deposit_token.operations.Tx`, running
 the body, then flushing its writes only if it succeeded; and the last line of privacy
 defence: an unexpected exception is replaced by ``INTERNAL: ...`` naming only its type, since
 its text could quote a value and error messages are written into blocks.
@@ -14,11 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from dtoken_wire import requests as w
 from dtoken_wire.codec import TRANSIENT_KEY
 
 from . import operations as ops
@@ -26,7 +25,7 @@ from . import requests as rq
 from .config import ServerSettings
 from .errors import DepositTokenError, InternalError, InvalidArgument
 from .ledger import Ledger, LedgerStub
-from .operations import Caller, Tx
+from .operations import TRANSACTIONS, Caller, Tx, TxSpec
 from .registry import Registry, loads_object
 
 __all__ = ["TRANSACTIONS", "Service", "TxSpec", "TxStub"]
@@ -44,55 +43,6 @@ class TxStub(LedgerStub, Protocol):
     @property
     def tx_datetime(self) -> datetime: ...
     def get_transient(self) -> Mapping[str, bytes]: ...
-
-
-Body = Callable[[Tx, Any], Awaitable[dict[str, object]]]
-
-
-@dataclass(frozen=True)
-class TxSpec:
-    """A transaction: its request type (``None``: no transient request) and its body."""
-
-    name: str
-    request: type[w.Request] | None
-    body: Body
-    evaluate: bool = False
-    optional_request: bool = False
-
-
-_SPECS = [
-    # writes, by the serving bank's clients
-    TxSpec("open_account", w.OpenAccountRequest, ops.open_account),
-    TxSpec("set_account_status", w.SetStatusRequest, ops.set_account_status),
-    TxSpec("set_account_limits", w.SetLimitsRequest, ops.set_account_limits),
-    TxSpec("mint", w.MoveRequest, ops.mint),
-    TxSpec("burn", w.MoveRequest, ops.burn),
-    TxSpec("transfer", w.TransferRequest, ops.transfer),
-    TxSpec("initiate_transfer", w.InitiateRequest, ops.initiate_transfer),
-    TxSpec("batch_payout", w.BatchRequest, ops.batch_payout),
-    TxSpec("accept_transfer", w.AcceptRequest, ops.accept_transfer),
-    TxSpec("reject_transfer", w.RejectRequest, ops.reject_transfer),
-    TxSpec("refund_transfer", w.RefundRequest, ops.refund_transfer),
-    TxSpec("confirm_settlement", w.SettlementRequest, ops.confirm_settlement),
-    # writes, by the regulator
-    TxSpec("set_hold", w.HoldRequest, ops.set_hold),
-    TxSpec("release_hold", w.ReleaseHoldRequest, ops.release_hold),
-    # reads
-    TxSpec("get_registry", None, lambda tx, _: ops.get_registry(tx), evaluate=True),
-    TxSpec("get_account", w.AccountRef, ops.get_account, evaluate=True),
-    TxSpec("get_history", w.HistoryRequest, ops.get_history, evaluate=True),
-    TxSpec("list_accounts", w.ListAccountsRequest, ops.list_accounts, evaluate=True,
-           optional_request=True),
-    TxSpec("get_supply", w.SupplyRequest, ops.get_supply, evaluate=True),
-    TxSpec("get_pending", w.PendingRequest, ops.get_pending, evaluate=True),
-    TxSpec("get_transfer", w.TransferLookup, ops.get_transfer, evaluate=True),
-    TxSpec("get_reference", w.ReferenceRequest, ops.get_reference, evaluate=True),
-    TxSpec("get_obligations", w.ObligationsRequest, ops.get_obligations, evaluate=True),
-    TxSpec("audit", w.AuditRequest, ops.audit, evaluate=True, optional_request=True),
-]
-
-#: Every transaction except ``init_network`` (which takes its JSON as an argument).
-TRANSACTIONS: Mapping[str, TxSpec] = {s.name: s for s in _SPECS}
 
 
 class Service:
@@ -134,10 +84,10 @@ class Service:
             raise InvalidArgument("unknown transaction")
 
         async def body(tx: Tx) -> dict[str, object]:
-            request: object = None
-            if spec.request is not None:
-                request = rq.parse(spec.request, _transient_request(stub, spec.optional_request))
-            return await spec.body(tx, request)
+            if spec.request is None:
+                return await spec.body(tx)
+            data = _transient_request(stub, spec.optional_request)
+            return await spec.body(tx, rq.parse(spec.request, data))
 
         return await self._guarded(stub, caller, name, body, flush=not spec.evaluate)
 

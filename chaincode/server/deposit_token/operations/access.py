@@ -33,6 +33,7 @@ from ..keys import (
 )
 from ..ledger import Ledger
 from ..registry import BankInfo, Registry, loads_object
+from .declare import declare
 
 ROLE_MINTER = "minter"
 ROLE_OPERATOR = "operator"
@@ -213,6 +214,7 @@ async def init_network(tx: Tx, argument: str) -> dict[str, object]:
     return {"tx_id": tx.tx_id, "banks": len(registry.banks), "tokens": count}
 
 
+@declare(evaluate=True)
 async def get_registry(tx: Tx) -> dict[str, object]:
     """The registry and the token definitions (public)."""
     registry = await load_registry(tx)

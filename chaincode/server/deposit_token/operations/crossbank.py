@@ -74,6 +74,7 @@ from .access import (
     member_bank,
     other_bank,
 )
+from .declare import declare
 from .steps import (
     claim_reference,
     read_account,
@@ -86,12 +87,14 @@ from .steps import (
 )
 
 
+@declare()
 async def initiate_transfer(tx: Tx, req: InitiateRequest) -> dict[str, object]:
     """Phase one of a cross-bank transfer, endorsed by the payer's bank alone."""
     return await _payout(tx, "initiate_transfer", req.reference, req.payer_account,
                          (req.payment,), req.ttl_seconds, req.originator, cross_only=True)
 
 
+@declare()
 async def batch_payout(tx: Tx, req: BatchRequest) -> dict[str, object]:
     """One debit of the payer, then a transfer to each payee (one transaction)."""
     return await _payout(tx, "batch_payout", req.reference, req.payer_account, req.payments,
@@ -184,6 +187,7 @@ async def _payout(
     return done(tx)
 
 
+@declare()
 async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
     """Phase two at the payee's bank: record ``accepted`` and credit the payee."""
     registry = await load_registry(tx)
@@ -208,6 +212,7 @@ async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def reject_transfer(tx: Tx, req: RejectRequest) -> dict[str, object]:
     """Phase two at the payee's bank: record ``rejected`` (the payer's bank then refunds)."""
     registry = await load_registry(tx)
@@ -224,6 +229,7 @@ async def reject_transfer(tx: Tx, req: RejectRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
     """At the payer's bank, after a rejection or after expiry undecided: credit the payer."""
     registry = await load_registry(tx)
@@ -251,6 +257,7 @@ async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def confirm_settlement(tx: Tx, req: SettlementRequest) -> dict[str, object]:
     """The creditor bank confirms the debtor's reserves arrived (RTGS reference, once)."""
     registry = await load_registry(tx)

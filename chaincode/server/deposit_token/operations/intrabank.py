@@ -31,6 +31,7 @@ from .access import (
     done,
     load_registry,
 )
+from .declare import declare
 from .steps import (
     claim_reference,
     read_account,
@@ -42,6 +43,7 @@ from .steps import (
 )
 
 
+@declare()
 async def mint(tx: Tx, req: MoveRequest) -> dict[str, object]:
     """A deposit arrived: credit an account with new tokens of the bank (minter)."""
     registry = await load_registry(tx)
@@ -55,6 +57,7 @@ async def mint(tx: Tx, req: MoveRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def burn(tx: Tx, req: MoveRequest) -> dict[str, object]:
     """A redemption: debit an account and retire the tokens (minter)."""
     registry = await load_registry(tx)
@@ -70,6 +73,7 @@ async def burn(tx: Tx, req: MoveRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def transfer(tx: Tx, req: TransferRequest) -> dict[str, object]:
     """A payment between two accounts of the serving bank (operator)."""
     registry = await load_registry(tx)

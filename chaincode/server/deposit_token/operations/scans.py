@@ -70,6 +70,7 @@ from .access import (
     other_bank,
     target_bank,
 )
+from .declare import declare
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def _paged(state: ScanState, done: bool, report: Mapping[str, object]) -> dict[s
     return {"done": False, "cursor": state.to_cursor(), **report}
 
 
+@declare(evaluate=True)
 async def get_supply(tx: Tx, req: SupplyRequest) -> dict[str, object]:
     """A token's supply: the sum of the issuing bank's supply records (paginated)."""
     registry = await load_registry(tx)
@@ -176,6 +178,7 @@ async def get_supply(tx: Tx, req: SupplyRequest) -> dict[str, object]:
                                 "supply": state.tally.get("supply"), "by_kind": by_kind})
 
 
+@declare(evaluate=True, optional_request=True)
 async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
     """A bank's accounts (id, currency, owner reference, status, balance, the regulator's
     hold), paginated.
@@ -231,6 +234,7 @@ async def _pair_lookups(
     return out
 
 
+@declare(evaluate=True)
 async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
     """Transfers waiting on a bank: incoming undecided ones, or outgoing ones not yet final
     (undecided, expired, or rejected and not refunded). Paginated.
@@ -294,6 +298,7 @@ def _note_dispute(state: ScanState, t: Transfer, d: Decision | None, r: Refund |
                         "refund_tx_id": r.tx_id if r else None})
 
 
+@declare(evaluate=True)
 async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
     """What two banks owe each other per currency: accepted less settled, read-only from the
     directional collections (paginated). A transfer both accepted and refunded counts by
@@ -352,6 +357,7 @@ def _settlements_handler(
     return handle
 
 
+@declare(evaluate=True, optional_request=True)
 async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
     """The regulator's audit over every bank's and every pair's collections (paginated):
     balances against supply records, supply records against transfers, accepts and refunds,
