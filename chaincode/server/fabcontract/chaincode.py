@@ -24,7 +24,7 @@ from .contract import TRANSACTION_ATTRIBUTE, Context, Contract, TransactionMarke
 from .errors import (
     ArgumentError,
     ContractDefinitionError,
-    UnknownContractError,
+    UnknownContract,
 )
 from .serialization import Codec, Schema, codec_for, encode_result, json_schema, return_schema
 
@@ -260,7 +260,7 @@ class ContractChaincode:
         try:
             args = stub.get_args()
             if not args:
-                raise UnknownContractError("no function named (the first argument is empty)")
+                raise UnknownContract("no function named (the first argument is empty)")
             try:
                 requested = args[0].decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -270,7 +270,7 @@ class ContractChaincode:
                 contract_name = self._default
             contract = self._contracts.get(contract_name)
             if contract is None:
-                raise UnknownContractError(f"contract {contract_name!r} is not defined")
+                raise UnknownContract(f"contract {contract_name!r} is not defined")
             ctx = contract.create_context(stub)
             ctx.function = function
             spec = self._specs[contract_name].get(function)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar, overload
 
 from fabshim import ClientIdentity, Stub
 
-from .errors import UnknownTransactionError
+from .errors import UnknownTransaction
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -131,6 +131,6 @@ class Contract:
 
         A value returned here becomes the (successful) result.
         """
-        raise UnknownTransactionError(
+        raise UnknownTransaction(
             f"function {ctx.function!r} is not a transaction of contract {self.name!r}"
         )
