@@ -12,7 +12,8 @@ regulator holds and audit. Layers, innermost first:
 * :mod:`deposit_token.registry` - registry, bank and token definitions;
 * :mod:`deposit_token.records`  - stored record schemas, salted envelopes;
 * :mod:`deposit_token.requests` - a wire request's parse, with the contract's errors;
-* :mod:`deposit_token.rules`    - pure rules: balances, limits, transfer states, tallies;
+* :mod:`deposit_token.rules`    - pure rules: balances, limits, transfer states, ledger order;
+* :mod:`deposit_token.tallies`  - the sums behind obligations and the audit;
 * :mod:`deposit_token.operations` - the transaction bodies, one module per concern;
 * :mod:`deposit_token.service`  - one transaction end to end (transient request, flush);
 * :mod:`deposit_token.contract` - the Fabric contract applying the rules to ledger state;

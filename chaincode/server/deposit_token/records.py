@@ -5,6 +5,10 @@ refund and settlement records, and :func:`encode` / :func:`decode`, which add an
 envelope ``{"type", "v", "salt"}``. Every private value is written with a salt (DESIGN §6:
 a hash of an unsalted ``{"balance": 1000}`` can be brute-forced from the block). Must not:
 touch the ledger or decide anything (that is :mod:`deposit_token.rules`).
+
+One file of ~520 lines on purpose: every stored schema sits beside the one envelope that
+encodes it, so a change to what is stored (whose bytes ``test_dt_records`` pins) is read and
+reviewed in one place; its sections (accounts, supply and history, cross-bank) are short.
 """
 
 from __future__ import annotations

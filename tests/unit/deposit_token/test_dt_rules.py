@@ -17,8 +17,6 @@ from deposit_token.records import Account, Decision, Hold, Outcome, Refund, Refu
 from deposit_token.rules import (
     DebitKind,
     Effect,
-    Tally,
-    audit_report,
     change_status,
     check_accept,
     check_amount,
@@ -27,9 +25,8 @@ from deposit_token.rules import (
     classify,
     credit,
     debit,
-    obligations_report,
-    tally_transfer,
 )
+from deposit_token.tallies import Tally, audit_report, obligations_report, tally_transfer
 from dtoken_wire import MAX_AMOUNT, AccountStatus, Limits
 from dtoken_wire import format_timestamp as format_ts
 from hypothesis import given, settings

@@ -53,14 +53,8 @@ from ..records import (
     decode,
 )
 from ..registry import BankInfo
-from ..rules import (
-    Effect,
-    Tally,
-    audit_report,
-    obligations_report,
-    tally_transfer,
-    transfer_status,
-)
+from ..rules import Effect, transfer_status
+from ..tallies import Tally, audit_report, obligations_report, tally_transfer
 from .access import (
     ROLE_AUDITOR,
     Tx,
