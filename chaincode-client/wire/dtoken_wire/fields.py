@@ -192,6 +192,16 @@ class Fields:
             self.fail(name, f"must have at most {max_items} items")
         return value
 
+    def objects(self, name: str, *, max_items: int = 1000) -> list[Fields]:
+        """A JSON array of objects, each as a reader of its own (``<where>.<name>[i]``, same
+        error); the caller calls :meth:`done` on each."""
+        readers: list[Fields] = []
+        for i, item in enumerate(self.list_(name, max_items=max_items)):
+            if not isinstance(item, dict):
+                self.fail(f"{name}[{i}]", "must be an object")
+            readers.append(Fields(item, f"{self._where}.{name}[{i}]", self._error))
+        return readers
+
     def str_map(
         self, name: str, *, max_items: int = 32, max_len: int = 256, optional: bool = True
     ) -> dict[str, str]:

@@ -396,14 +396,11 @@ class BatchRequest(Request):
     def _read(cls, f: Fields) -> Self:
         reference = _reference(f)
         payer = _account(f, "payer_account")
-        items = f.list_("payments", max_items=MAX_BATCH)
+        items = f.objects("payments", max_items=MAX_BATCH)
         if not items:
             f.fail("payments", "must hold at least one payment")
         payments: list[BatchPayment] = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                f.fail(f"payments[{i}]", "must be an object")
-            pf = Fields(item, f"request.payments[{i}]")
+        for pf in items:
             payments.append(BatchPayment.read(pf))
             pf.done()
         ids = [p.transfer_id for p in payments if p.transfer_id is not None]

@@ -119,14 +119,11 @@ class Registry:
             if type(decimals) is not int or not 0 <= decimals <= MAX_DECIMALS:
                 f.fail("currencies", f"values must be integers from 0 to {MAX_DECIMALS}")
             currencies[code] = decimals
-        raw_banks = f.list_("banks", max_items=256)
-        if not raw_banks:
+        bank_readers = f.objects("banks", max_items=256)
+        if not bank_readers:
             f.fail("banks", "must name at least one bank")
         banks: list[BankInfo] = []
-        for i, raw in enumerate(raw_banks):
-            if not isinstance(raw, dict):
-                f.fail(f"banks[{i}]", "must be an object")
-            bf = Fields(raw, f"registry.banks[{i}]", error)
+        for bf in bank_readers:
             name = bf.str_("name", pattern=BANK_NAME_RE, rule="must be a bank name")
             msp = bf.str_("msp_id", max_len=64, pattern=MSP_ID_RE, rule="must be an MSP id")
             cur_list = bf.list_("currencies", max_items=64)
