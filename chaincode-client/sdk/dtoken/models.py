@@ -20,12 +20,12 @@ from dtoken.submitter import Receipt
 
 __all__ = [
     "Account",
+    "AccountLimits",
     "AccountStatus",
     "AccountSummary",
     "AuditReport",
     "HistoryEntry",
     "Hold",
-    "Limits",
     "Obligation",
     "Obligations",
     "OpenedAccount",
@@ -59,7 +59,10 @@ def _money(data: Mapping[str, Any], key: str, currency: str, currencies: Currenc
 
 
 @dataclass(frozen=True)
-class Limits:
+class AccountLimits:
+    """An account's limits as Money (``None``: no limit); the wire's ``dtoken_wire.Limits``
+    carries the same two values in minor units."""
+
     single_payment: Money | None = None
     daily_outflow: Money | None = None
 
@@ -98,7 +101,7 @@ class Account:
     balance: Money
     available: Money
     """Balance less the regulator's held amount (zero if frozen by a hold)."""
-    limits: Limits
+    limits: AccountLimits
     outflow_today: Money
     hold: Hold | None
     opened_at: str
@@ -121,7 +124,7 @@ class Account:
             status=AccountStatus(_get(data, "status", str)),
             balance=_money(data, "balance", cur, currencies),
             available=_money(data, "available", cur, currencies),
-            limits=Limits(limit("single_payment"), limit("daily_outflow")),
+            limits=AccountLimits(limit("single_payment"), limit("daily_outflow")),
             outflow_today=_money(data, "outflow_today", cur, currencies),
             hold=Hold.from_json(data.get("hold"), cur, currencies),
             opened_at=str(data.get("opened_at", "")),

@@ -2,9 +2,10 @@
 
 Owns: what crosses the wire and is stored, written once for both sides: the transient key,
 canonical JSON, the timestamp format and amount bound (:mod:`.codec`), the status enums
-(:mod:`.enums`), the error-code table (:mod:`.errors`), the strict JSON reader and name
-formats (:mod:`.fields`), and one frozen dataclass per request with ``to_json``/``from_json``
-(:mod:`.requests`, including :class:`~dtoken_wire.requests.Limits`).
+(:mod:`.enums`), the chaincode event names (:mod:`.events`), the error-code table
+(:mod:`.errors`), the strict JSON reader and name formats (:mod:`.fields`), and one frozen
+dataclass per request with ``to_json``/``from_json`` (:mod:`.requests`, including
+:class:`~dtoken_wire.requests.Limits`).
 
 Must not: import anything of the project (an import-linter contract keeps it so), or anything
 outside the standard library.
@@ -20,10 +21,13 @@ from .codec import (
 )
 from .enums import AccountStatus, Direction, TransferStatus
 from .errors import ERROR_CODES, ErrorCode, WireError, build_error_classes
+from .events import EVENT_DECIDED, EVENT_PENDING
 from .requests import REQUESTS, Limits, Request
 
 __all__ = [
     "ERROR_CODES",
+    "EVENT_DECIDED",
+    "EVENT_PENDING",
     "MAX_AMOUNT",
     "REQUESTS",
     "TIMESTAMP_FORMAT",

@@ -33,9 +33,9 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
 Must not: put a private value in a return value of a write, an event or an error message.
 """
 
+from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
+
 from .access import (
-    EVENT_DECIDED,
-    EVENT_PENDING,
     ROLE_AUDITOR,
     ROLE_MINTER,
     ROLE_OPERATOR,

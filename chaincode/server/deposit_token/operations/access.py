@@ -39,10 +39,6 @@ ROLE_MINTER = "minter"
 ROLE_OPERATOR = "operator"
 ROLE_AUDITOR = "auditor"
 ROLES = (ROLE_MINTER, ROLE_OPERATOR, ROLE_AUDITOR)
-#: Event of ``initiate_transfer`` and ``batch_payout``: payload ``{"payee_banks": [...]}``.
-EVENT_PENDING = "TransferPending"
-#: Event of ``accept_transfer`` and ``reject_transfer``: payload ``{"payer_bank": ...}``.
-EVENT_DECIDED = "TransferDecided"
 
 
 @dataclass(frozen=True)

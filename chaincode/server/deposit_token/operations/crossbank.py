@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from dtoken_wire.codec import format_timestamp
+from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
 from dtoken_wire.requests import (
     AcceptRequest,
     BatchPayment,
@@ -64,8 +65,6 @@ from ..rules import (
     debit,
 )
 from .access import (
-    EVENT_DECIDED,
-    EVENT_PENDING,
     ROLE_OPERATOR,
     Tx,
     authorize_bank_write,
