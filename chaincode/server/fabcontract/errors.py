@@ -10,10 +10,9 @@
         └── ArgumentError             "INVALID_ARGUMENT: ..." names the parameter (ValueError)
 
 A ``RoutingError`` (like any exception a transaction raises) becomes an error response
-whose message is ``str(exc)``. The names differ on purpose from ``fabgateway.TransactionError``
-(a gRPC failure on the client) and ``dtoken.errors.ContractError`` (the SDK's root of the
-contract's refusals); ``UnknownTransaction`` is the class of the same name and code that the
-SDK raises for it.
+whose message is ``str(exc)``. No name here is also a client-side name with another
+meaning (``fabgateway.TransactionError`` is a gRPC failure, hence ``RoutingError``);
+``UnknownTransaction`` carries the code ``UNKNOWN_TRANSACTION`` wherever the name is used.
 """
 
 from __future__ import annotations
