@@ -103,7 +103,7 @@ class DishonestTokenContract(DepositTokenContract):
         async def body(tx: Tx) -> dict[str, object]:
             registry = await ops.load_registry(tx)
             bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
-            payer = ops._other_bank(registry, bank, req["payer_bank"], "payer_bank")
+            payer = ops.other_bank(registry, bank, req["payer_bank"], "payer_bank")
             tid = req["transfer_id"]
             record = await tx.ledger.get(
                 Transfer, pair_collection(payer.name, bank.name), transfer_key(tid)
@@ -111,8 +111,8 @@ class DishonestTokenContract(DepositTokenContract):
             if record is None:
                 raise NotFound("no such transfer")
             back = pair_collection(bank.name, payer.name)
-            payee = await ops._account(tx, bank, record.payee_account, "payee")
-            payee = ops._history(
+            payee = await ops.read_account(tx, bank, record.payee_account, "payee")
+            payee = ops.record_history(
                 tx,
                 bank,
                 credit(payee, record.amount),
@@ -121,7 +121,7 @@ class DishonestTokenContract(DepositTokenContract):
                 counterparty_bank=payer.name,
                 transfer_id=tid,
             )
-            ops._save(tx, bank, payee)
+            ops.save_account(tx, bank, payee)
             tx.ledger.put(
                 back,
                 decision_key(tid),
@@ -136,8 +136,10 @@ class DishonestTokenContract(DepositTokenContract):
                     tx_id=tx.tx_id,
                 ),
             )
-            ops._supply(tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name, tid)
-            return ops._done(tx)
+            ops.record_supply(
+                tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name, tid
+            )
+            return ops.done(tx)
 
         return await self._dishonest(ctx, "accept_skipping_refund_read", body)
 
@@ -150,7 +152,7 @@ class DishonestTokenContract(DepositTokenContract):
         async def body(tx: Tx) -> dict[str, object]:
             registry = await ops.load_registry(tx)
             bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
-            payer = ops._other_bank(registry, bank, req["payer_bank"], "payer_bank")
+            payer = ops.other_bank(registry, bank, req["payer_bank"], "payer_bank")
             tid = req["transfer_id"]
             back = pair_collection(bank.name, payer.name)
             decision = await tx.ledger.get(Decision, back, decision_key(tid))
@@ -163,11 +165,13 @@ class DishonestTokenContract(DepositTokenContract):
             sup = supply_key(record.currency, tx.deriver.record_tag(decision.tx_id, "supply", 1))
             if await tx.ledger.get(SupplyRecord, acct_collection(bank.name), sup) is None:
                 raise NotFound("the accept's supply record is not where it was written")
-            payee = await ops._account(tx, bank, record.payee_account, "payee")
-            ops._save(tx, bank, dataclasses.replace(payee, balance=payee.balance - record.amount))
+            payee = await ops.read_account(tx, bank, record.payee_account, "payee")
+            ops.save_account(
+                tx, bank, dataclasses.replace(payee, balance=payee.balance - record.amount)
+            )
             tx.ledger.delete(back, decision_key(tid))
             tx.ledger.delete(acct_collection(bank.name), sup)
-            return ops._done(tx)
+            return ops.done(tx)
 
         return await self._dishonest(ctx, "undo_dishonest_accept", body)
 

@@ -33,6 +33,7 @@ from dtoken import errors
 from dtoken.bank import Bank, Regulator
 from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
+from dtoken_wire.requests import AccountRef, AuditRequest
 from harness import TestNetwork
 from harness.sdk import bank, regulator
 
@@ -201,7 +202,7 @@ async def test_a_dishonest_bank_is_stopped_by_the_policies_and_outvoted_by_ledge
                         await us.burn(held, 1, reference=ref("burn"))
 
                     # Without ledger order the contract lists the dispute ...
-                    raw = (await reg._pages("audit", {}))[-1]
+                    raw = (await reg._pages("audit", AuditRequest()))[-1]
                     disputes = [
                         d for d in raw["disputes"] if d["transfer_id"] == refunded.transfer_id
                     ]
@@ -351,7 +352,7 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
 
         for account, owner_bank in ((hk_acct, "hkbank"), (us_acct, "usbank")):
             with pytest.raises(errors.NotAuthorized):
-                await cn._evaluate("get_account", {"account_id": account, "bank": owner_bank})
+                await cn._evaluate("get_account", AccountRef(account, owner_bank))
         with pytest.raises(errors.NotAuthorized):
             await cn.get_transfer(sent.transfer_id, "hkbank", "usbank")
 

@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from dtoken_wire.codec import canonical_json
+
 from .errors import InternalError
 from .keys import Deriver
-from .model import canonical_json
 from .records import Record, decode, encode
 
 __all__ = ["KeyValue", "Ledger", "LedgerStub", "QueryOrderError"]

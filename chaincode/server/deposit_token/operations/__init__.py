@@ -1,0 +1,117 @@
+"""Transaction bodies: read state, apply :mod:`deposit_token.rules`, buffer the writes.
+
+Owns: access control (MSP id and role attributes of the client; the serving organization of
+this chaincode server), which keys each transaction reads and writes, and what it returns.
+Every function takes a :class:`Tx` and a parsed request and either returns a JSON-able value
+or raises a :class:`~deposit_token.errors.DepositTokenError`; writes are buffered in the
+:class:`~deposit_token.ledger.Ledger` and sent by the caller only when the body returned.
+
+The modules, one concern each:
+
+* :mod:`.declare`: :func:`declare`, which makes a body a transaction, and the table it fills;
+* :mod:`.access`: :class:`Tx`, :class:`Caller`, roles and events, the registry, who may write
+  or read what;
+* :mod:`.steps`: steps several transactions share (idempotency references, account reads and
+  saves, history and supply records, a transfer's records);
+* :mod:`.accounts`: opening accounts, their status and limits;
+* :mod:`.intrabank`: money in one bank (mint, burn, transfer);
+* :mod:`.crossbank`: payments across banks (initiate, batch payout, accept, reject, refund,
+  settlement);
+* :mod:`.regulator`: the regulator's holds;
+* :mod:`.reads`: point reads;
+* :mod:`.scans`: paginated scans (accounts, supply, pending, obligations, audit).
+
+What each write transaction reads and writes (``A`` the payer's bank, ``B`` the payee's):
+
+* a debit point-reads the account key and the regulator's hold key before it writes;
+* ``accept`` reads ``refund/<id>`` in ``pair-A-B``; ``refund`` reads ``dec/<id>`` in
+  ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
+* supply records, history records, transfer records and their ``open/`` index entries are
+  new keys nobody else writes;
+* no public key is written except by ``init_network``.
+
+Must not: put a private value in a return value of a write, an event or an error message.
+"""
+
+from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
+
+from .access import (
+    ROLE_AUDITOR,
+    ROLE_MINTER,
+    ROLE_OPERATOR,
+    ROLES,
+    Caller,
+    Tx,
+    authorize_bank_write,
+    authorize_read,
+    authorize_regulator_write,
+    done,
+    get_registry,
+    init_network,
+    load_registry,
+    other_bank,
+)
+from .accounts import open_account, set_account_limits, set_account_status
+from .crossbank import (
+    accept_transfer,
+    batch_payout,
+    confirm_settlement,
+    initiate_transfer,
+    refund_transfer,
+    reject_transfer,
+)
+from .declare import TRANSACTIONS, TxSpec, declare
+from .intrabank import burn, mint, transfer
+from .reads import get_account, get_history, get_reference, get_transfer
+from .regulator import release_hold, set_hold
+from .scans import audit, get_obligations, get_pending, get_supply, list_accounts
+from .steps import read_account, record_history, record_supply, save_account
+
+__all__ = [
+    "EVENT_DECIDED",
+    "EVENT_PENDING",
+    "ROLES",
+    "ROLE_AUDITOR",
+    "ROLE_MINTER",
+    "ROLE_OPERATOR",
+    "TRANSACTIONS",
+    "Caller",
+    "Tx",
+    "TxSpec",
+    "accept_transfer",
+    "audit",
+    "authorize_bank_write",
+    "authorize_read",
+    "authorize_regulator_write",
+    "batch_payout",
+    "burn",
+    "confirm_settlement",
+    "declare",
+    "done",
+    "get_account",
+    "get_history",
+    "get_obligations",
+    "get_pending",
+    "get_reference",
+    "get_registry",
+    "get_supply",
+    "get_transfer",
+    "init_network",
+    "initiate_transfer",
+    "list_accounts",
+    "load_registry",
+    "mint",
+    "open_account",
+    "other_bank",
+    "read_account",
+    "record_history",
+    "record_supply",
+    "refund_transfer",
+    "reject_transfer",
+    "release_hold",
+    "save_account",
+    "set_account_limits",
+    "set_account_status",
+    "set_hold",
+    "transfer",
+]

@@ -1,0 +1,217 @@
+"""The frame of every transaction and who may do what.
+
+Owns: :class:`Tx` (ledger, caller, serving organization, deriver, time), :class:`Caller` (MSP
+id and role attributes), the roles and event names, reading and writing the registry
+(``init_network``, ``get_registry``), and the access checks: a bank's server endorses only its
+own bank's writes, the regulator's server only the regulator's, and a read is served to the
+banks concerned and the regulator's auditor.
+
+Must not: read or write an account, a transfer or any private record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dtoken_wire.codec import canonical_json, format_timestamp
+
+from ..errors import (
+    AlreadyInitialized,
+    CorruptState,
+    InvalidArgument,
+    NotAuthorized,
+    NotFound,
+    NotInitialized,
+    WrongEndorser,
+)
+from ..keys import (
+    REGISTRY_KEY,
+    Deriver,
+    token_key,
+)
+from ..ledger import Ledger
+from ..registry import BankInfo, Registry, loads_object
+from .declare import declare
+
+ROLE_MINTER = "minter"
+ROLE_OPERATOR = "operator"
+ROLE_AUDITOR = "auditor"
+ROLES = (ROLE_MINTER, ROLE_OPERATOR, ROLE_AUDITOR)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The client that signed the proposal: its MSP id and the roles its certificate carries
+    (a role is an attribute whose value is ``"true"``)."""
+
+    msp_id: str
+    roles: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_identity(cls, msp_id: str, get_attribute: Callable[[str], str | None]) -> Caller:
+        """Build from a ``ClientIdentity``-like pair."""
+        return cls(msp_id, frozenset(r for r in ROLES if get_attribute(r) == "true"))
+
+
+@dataclass
+class Tx:
+    """Everything a transaction body needs."""
+
+    ledger: Ledger
+    caller: Caller
+    server_msp: str
+    deriver: Deriver
+    tx_id: str
+    now: datetime
+    #: The registry, if the server already read it from the ledger in an earlier transaction
+    #: (it never changes after ``init_network``); set by :func:`load_registry` otherwise.
+    registry: Registry | None = None
+    _records: int = field(default=0, init=False)
+
+    @property
+    def at(self) -> str:
+        """The transaction timestamp as stored."""
+        return format_timestamp(self.now)
+
+    def next_tag(self, purpose: str) -> str:
+        """A fresh record tag: ``HMAC(secret, tx id, purpose, n)``."""
+        self._records += 1
+        return self.deriver.record_tag(self.tx_id, purpose, self._records)
+
+
+def done(tx: Tx) -> dict[str, object]:
+    # What every write returns: nothing private, not even an opaque id (a return value is in
+    # the block; an id there would let anyone compute the key hash of its records).
+    return {"tx_id": tx.tx_id}
+
+
+
+
+def serving_bank(tx: Tx, registry: Registry) -> BankInfo:
+    bank = registry.bank_by_msp(tx.server_msp)
+    if bank is None:
+        raise WrongEndorser("this chaincode server does not serve a bank")
+    return bank
+
+
+def authorize_bank_write(tx: Tx, registry: Registry, role: str) -> BankInfo:
+    """The serving bank, if the client is that bank's and has ``role``.
+
+    A bank's chaincode server endorses only its own bank's writes: a client of another
+    organization is refused here (an honest server's courtesy; the collection policies are
+    what actually stop a dishonest one).
+    """
+    bank = serving_bank(tx, registry)
+    if tx.caller.msp_id != bank.msp_id:
+        if registry.bank_by_msp(tx.caller.msp_id) or registry.is_regulator(tx.caller.msp_id):
+            raise WrongEndorser(f"this server endorses only the writes of {bank.name}")
+        raise NotAuthorized("the client's organization is not a member bank")
+    if role not in tx.caller.roles:
+        raise NotAuthorized(f"the {role} role is required")
+    return bank
+
+
+def authorize_regulator_write(tx: Tx, registry: Registry) -> str:
+    """The regulator's MSP id, if the client is the regulator's auditor on its own server."""
+    regulator = registry.regulator_msp_id
+    if regulator is None:
+        raise NotAuthorized("the network has no regulator")
+    if tx.caller.msp_id != regulator:
+        raise NotAuthorized("only the regulator writes holds")
+    if tx.server_msp != regulator:
+        raise WrongEndorser("only the regulator's server endorses holds")
+    if ROLE_AUDITOR not in tx.caller.roles:
+        raise NotAuthorized(f"the {ROLE_AUDITOR} role is required")
+    return regulator
+
+
+def authorize_read(tx: Tx, registry: Registry, banks: Sequence[BankInfo]) -> None:
+    """Reading data shared by ``banks`` (one bank's collection, or a pair's two).
+
+    Allowed to a client of one of those banks with any role, and to the regulator's auditor;
+    served only by a peer that is a member (one of those banks, or the regulator).
+    """
+    caller = tx.caller
+    if any(b.msp_id == caller.msp_id for b in banks):
+        if not caller.roles:
+            raise NotAuthorized("a role (operator, minter or auditor) is required")
+    elif registry.is_regulator(caller.msp_id):
+        if ROLE_AUDITOR not in caller.roles:
+            raise NotAuthorized(f"the {ROLE_AUDITOR} role is required")
+    else:
+        raise NotAuthorized("only the banks concerned and the regulator read this")
+    if not (any(b.msp_id == tx.server_msp for b in banks) or registry.is_regulator(tx.server_msp)):
+        raise WrongEndorser("this peer is not a member of the collection")
+
+
+def target_bank(tx: Tx, registry: Registry, name: str | None) -> BankInfo:
+    """The bank a read is about: named, or the caller's own."""
+    if name is None:
+        bank = registry.bank_by_msp(tx.caller.msp_id)
+        if bank is None:
+            raise InvalidArgument("request.bank is required for a client that is not a bank's")
+        return bank
+    return member_bank(registry, name, "bank")
+
+
+def member_bank(registry: Registry, name: str, field_name: str) -> BankInfo:
+    bank = registry.bank(name)
+    if bank is None:
+        raise NotFound(f"request.{field_name} is not a member bank")
+    return bank
+
+
+def other_bank(registry: Registry, own: BankInfo, name: str, field_name: str) -> BankInfo:
+    other = member_bank(registry, name, field_name)
+    if other.name == own.name:
+        raise InvalidArgument(f"request.{field_name} must be another bank")
+    return other
+
+
+
+
+async def load_registry(tx: Tx) -> Registry:
+    """The registry (``NOT_INITIALIZED`` before ``init_network``).
+
+    Read from public state once per server and channel, then handed to every later
+    transaction in ``tx.registry``: ``init_network`` writes it once and refuses a second time,
+    so the committed value never changes. A transaction given a cached registry does not read
+    the key (it is not in its read set, which no rule between banks relies on).
+    """
+    if tx.registry is not None:
+        return tx.registry
+    raw = await tx.ledger.get_public(REGISTRY_KEY)
+    if raw is None:
+        raise NotInitialized("init_network has not run")
+    tx.registry = Registry.parse(loads_object(raw, "registry", CorruptState), CorruptState)
+    return tx.registry
+
+
+async def init_network(tx: Tx, argument: str) -> dict[str, object]:
+    """Write the registry and every token definition, once, endorsed by every bank."""
+    if await tx.ledger.get_public(REGISTRY_KEY) is not None:
+        raise AlreadyInitialized("the registry exists already")
+    registry = Registry.parse(loads_object(argument, "init_network argument", InvalidArgument),
+                              InvalidArgument)
+    if registry.bank_by_msp(tx.server_msp) is None and not registry.is_regulator(tx.server_msp):
+        raise WrongEndorser("this server's organization is not in the registry")
+    if registry.bank_by_msp(tx.caller.msp_id) is None and not registry.is_regulator(
+        tx.caller.msp_id
+    ):
+        raise NotAuthorized("the client's organization is not in the registry")
+    tx.ledger.put_public(REGISTRY_KEY, canonical_json(registry.to_json()))
+    count = 0
+    for token in registry.tokens():
+        tx.ledger.put_public(token_key(token.issuer, token.currency),
+                             canonical_json(token.to_json()))
+        count += 1
+    return {"tx_id": tx.tx_id, "banks": len(registry.banks), "tokens": count}
+
+
+@declare(evaluate=True)
+async def get_registry(tx: Tx) -> dict[str, object]:
+    """The registry and the token definitions (public)."""
+    registry = await load_registry(tx)
+    return {**registry.to_json(), "tokens": [t.to_json() for t in registry.tokens()]}

@@ -1,0 +1,84 @@
+"""Account administration by the serving bank's operator.
+
+Owns: ``open_account``, ``set_account_status`` and ``set_account_limits``.
+
+Must not: move money.
+"""
+
+from __future__ import annotations
+
+from dtoken_wire.requests import OpenAccountRequest, SetLimitsRequest, SetStatusRequest
+
+from ..errors import (
+    AlreadyExists,
+    CurrencyMismatch,
+)
+from ..keys import (
+    account_key,
+    acct_collection,
+)
+from ..records import (
+    Account,
+    HistoryKind,
+)
+from ..rules import (
+    change_status,
+    set_limits,
+)
+from .access import (
+    ROLE_OPERATOR,
+    Tx,
+    authorize_bank_write,
+    done,
+    load_registry,
+)
+from .declare import declare
+from .steps import (
+    claim_reference,
+    read_account,
+    record_history,
+    save_account,
+    write_reference,
+)
+
+
+@declare()
+async def open_account(tx: Tx, req: OpenAccountRequest) -> dict[str, object]:
+    """Open an account at the serving bank (operator)."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    if not registry.issues(bank.name, req.currency):
+        raise CurrencyMismatch("the bank issues no token in request.currency")
+    ref_key = await claim_reference(tx, bank, req.reference,
+                                     accounts=(req.account_id,) if req.account_id else ())
+    account_id = req.account_id or tx.deriver.account_id(tx.tx_id)
+    if await tx.ledger.get(Account, acct_collection(bank.name), account_key(account_id)):
+        raise AlreadyExists("an account with that id exists")
+    account = Account(account_id=account_id, bank=bank.name, currency=req.currency,
+                      owner_ref=req.owner_ref, limits=req.limits, opened_at=tx.at)
+    account = record_history(tx, bank, account, HistoryKind.OPENED, 0)
+    save_account(tx, bank, account)
+    write_reference(tx, bank, ref_key, "open_account", [account_id])
+    return done(tx)
+
+
+@declare()
+async def set_account_status(tx: Tx, req: SetStatusRequest) -> dict[str, object]:
+    """Freeze, unfreeze or close an account (the bank's operator)."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    account = change_status(await read_account(tx, bank, req.account_id), req.status)
+    account = record_history(tx, bank, account, HistoryKind.STATUS, 0, detail=req.status.value)
+    save_account(tx, bank, account)
+    return done(tx)
+
+
+@declare()
+async def set_account_limits(tx: Tx, req: SetLimitsRequest) -> dict[str, object]:
+    """Replace an account's single-payment and daily-outflow limits (the bank's operator)."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    account = set_limits(await read_account(tx, bank, req.account_id), req.limits)
+    account = record_history(tx, bank, account, HistoryKind.LIMITS, 0)
+    save_account(tx, bank, account)
+    return done(tx)

@@ -1,0 +1,275 @@
+"""Payments across banks: the two-phase transfer and the settlement that follows.
+
+Owns: ``initiate_transfer`` and ``batch_payout`` (phase one, endorsed by the payer's bank
+alone), ``accept_transfer`` and ``reject_transfer`` (phase two, at the payee's bank),
+``refund_transfer`` (the payer's bank, after a rejection or expiry) and
+``confirm_settlement`` (the creditor bank records the RTGS reference). ``accept`` reads
+``refund/<id>`` and ``refund`` reads ``dec/<id>``, each writing the key the other reads, so
+MVCC lets at most one of them commit.
+
+Must not: decide a transfer's state except through :mod:`deposit_token.rules`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+from dtoken_wire.codec import format_timestamp
+from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
+from dtoken_wire.requests import (
+    AcceptRequest,
+    BatchPayment,
+    BatchRequest,
+    InitiateRequest,
+    RefundRequest,
+    RejectRequest,
+    SettlementRequest,
+)
+
+from ..errors import (
+    AlreadyExists,
+    CurrencyMismatch,
+    DuplicateReference,
+    InvalidArgument,
+    NotFound,
+)
+from ..keys import (
+    acct_collection,
+    decision_key,
+    opened_key,
+    outgoing_key,
+    pair_collection,
+    refund_key,
+    settlement_key,
+    transfer_key,
+)
+from ..records import (
+    Decision,
+    HistoryKind,
+    Opened,
+    Outcome,
+    OutgoingRecord,
+    Refund,
+    Settlement,
+    SupplyKind,
+    Transfer,
+)
+from ..registry import day_of
+from ..rules import (
+    check_accept,
+    check_refund,
+    check_reject,
+    credit,
+    debit,
+)
+from .access import (
+    ROLE_OPERATOR,
+    Tx,
+    authorize_bank_write,
+    done,
+    load_registry,
+    member_bank,
+    other_bank,
+)
+from .declare import declare
+from .steps import (
+    claim_reference,
+    read_account,
+    read_hold,
+    record_history,
+    record_supply,
+    save_account,
+    transfer_records,
+    write_reference,
+)
+
+
+@declare()
+async def initiate_transfer(tx: Tx, req: InitiateRequest) -> dict[str, object]:
+    """Phase one of a cross-bank transfer, endorsed by the payer's bank alone."""
+    return await _payout(tx, "initiate_transfer", req.reference, req.payer_account,
+                         (req.payment,), req.ttl_seconds, req.originator, cross_only=True)
+
+
+@declare()
+async def batch_payout(tx: Tx, req: BatchRequest) -> dict[str, object]:
+    """One debit of the payer, then a transfer to each payee (one transaction)."""
+    return await _payout(tx, "batch_payout", req.reference, req.payer_account, req.payments,
+                         req.ttl_seconds, req.originator, cross_only=False)
+
+
+async def _payout(
+    tx: Tx,
+    kind: str,
+    reference: str,
+    payer_id: str,
+    payments: Sequence[BatchPayment],
+    ttl_seconds: int,
+    originator: Mapping[str, str],
+    *,
+    cross_only: bool,
+) -> dict[str, object]:
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    local = [p.payee_account for p in payments if p.payee_bank == bank.name]
+    ref_key = await claim_reference(tx, bank, reference, accounts=(payer_id, *local))
+    payer = await read_account(tx, bank, payer_id, "payer")
+    hold = await read_hold(tx, registry, bank, payer_id)
+    acct = acct_collection(bank.name)
+    expires_at = format_timestamp(tx.now + timedelta(seconds=ttl_seconds))
+
+    # Validate every payment and read what it needs before debiting anything.
+    plan: list[tuple[BatchPayment, str | None]] = []
+    for i, p in enumerate(payments):
+        if p.payee_bank == bank.name:
+            if cross_only:
+                raise InvalidArgument("request.payee_bank must be another bank (use transfer)")
+            if p.payee_account == payer_id:
+                raise InvalidArgument("a payment may not pay the payer's own account")
+            payee = await read_account(tx, bank, p.payee_account, "payee")
+            if payee.currency != payer.currency:
+                raise CurrencyMismatch("the accounts are not in the same currency")
+            plan.append((p, None))
+            continue
+        other = member_bank(registry, p.payee_bank, "payee_bank")
+        if not registry.issues(other.name, payer.currency):
+            raise CurrencyMismatch("the payee bank issues no token in the payer's currency")
+        transfer_id = p.transfer_id or tx.deriver.transfer_id(tx.tx_id, i)
+        pair = pair_collection(bank.name, other.name)
+        if (
+            await tx.ledger.get(Transfer, pair, transfer_key(transfer_id)) is not None
+            or await tx.ledger.get(OutgoingRecord, acct, outgoing_key(transfer_id)) is not None
+        ):
+            raise AlreadyExists("a transfer with that id exists")
+        plan.append((p, transfer_id))
+
+    after = debit(payer, [p.amount for p in payments], day=day_of(tx.now), hold=hold)
+    running = replace(after, balance=payer.balance)
+    ids: list[str] = []
+    payee_banks: set[str] = set()
+    for p, tid in plan:
+        running = replace(running, balance=running.balance - p.amount)
+        if tid is None:
+            payee = credit(await read_account(tx, bank, p.payee_account, "payee"), p.amount)
+            payee = record_history(tx, bank, payee, HistoryKind.TRANSFER_IN, p.amount,
+                             counterparty_bank=bank.name, counterparty_account=payer_id)
+            save_account(tx, bank, payee)
+            running = record_history(tx, bank, running, HistoryKind.TRANSFER_OUT, -p.amount,
+                               counterparty_bank=bank.name, counterparty_account=p.payee_account)
+            continue
+        ids.append(tid)
+        payee_banks.add(p.payee_bank)
+        record = Transfer(
+            transfer_id=tid, payer_bank=bank.name, payee_bank=p.payee_bank,
+            payee_account=p.payee_account, amount=p.amount, currency=payer.currency,
+            created_at=tx.at, expires_at=expires_at, originator=dict(originator),
+            remittance=p.remittance, tx_id=tx.tx_id,
+        )
+        tx.ledger.put(pair_collection(bank.name, p.payee_bank), transfer_key(tid), record)
+        tx.ledger.put(pair_collection(bank.name, p.payee_bank), opened_key(tx.at, tid),
+                      Opened(transfer_id=tid, tx_id=tx.tx_id))
+        tx.ledger.put(acct, outgoing_key(tid), OutgoingRecord(
+            transfer_id=tid, payer_account=payer_id, payee_bank=p.payee_bank,
+            amount=p.amount, currency=payer.currency, tx_id=tx.tx_id))
+        running = record_history(tx, bank, running, HistoryKind.PAYMENT_OUT, -p.amount,
+                           counterparty_bank=p.payee_bank, counterparty_account=p.payee_account,
+                           transfer_id=tid)
+        record_supply(tx, bank, payer.currency, SupplyKind.OUT, p.amount, p.payee_bank, tid)
+    assert running.balance == after.balance
+    save_account(tx, bank, running)
+    write_reference(tx, bank, ref_key, kind, ids)
+    if payee_banks:
+        # Says only that something waits, and for whom (the collection names say as much).
+        tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(payee_banks)})
+    return done(tx)
+
+
+@declare()
+async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
+    """Phase two at the payee's bank: record ``accepted`` and credit the payee."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
+    record, decision, refund = await transfer_records(tx, payer, bank, req.transfer_id)
+    check_accept(record, decision, refund, tx.now)
+    payee = await read_account(tx, bank, record.payee_account, "payee")
+    if payee.currency != record.currency:
+        raise CurrencyMismatch("the payee account is not in the transfer's currency")
+    payee = credit(payee, record.amount)
+    payee = record_history(tx, bank, payee, HistoryKind.PAYMENT_IN, record.amount,
+                     counterparty_bank=payer.name, transfer_id=record.transfer_id)
+    save_account(tx, bank, payee)
+    tx.ledger.put(pair_collection(bank.name, payer.name), decision_key(record.transfer_id),
+                  Decision(transfer_id=record.transfer_id, outcome=Outcome.ACCEPTED,
+                           payer_bank=payer.name, payee_bank=bank.name, amount=record.amount,
+                           currency=record.currency, decided_at=tx.at, tx_id=tx.tx_id))
+    record_supply(tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name,
+            record.transfer_id)
+    tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
+    return done(tx)
+
+
+@declare()
+async def reject_transfer(tx: Tx, req: RejectRequest) -> dict[str, object]:
+    """Phase two at the payee's bank: record ``rejected`` (the payer's bank then refunds)."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
+    record, decision, refund = await transfer_records(tx, payer, bank, req.transfer_id)
+    check_reject(record, decision, refund)
+    tx.ledger.put(pair_collection(bank.name, payer.name), decision_key(record.transfer_id),
+                  Decision(transfer_id=record.transfer_id, outcome=Outcome.REJECTED,
+                           payer_bank=payer.name, payee_bank=bank.name, amount=record.amount,
+                           currency=record.currency, decided_at=tx.at, reason=req.reason,
+                           tx_id=tx.tx_id))
+    tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
+    return done(tx)
+
+
+@declare()
+async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
+    """At the payer's bank, after a rejection or after expiry undecided: credit the payer."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    payee_bank = other_bank(registry, bank, req.payee_bank, "payee_bank")
+    out = await tx.ledger.get(OutgoingRecord, acct_collection(bank.name),
+                              outgoing_key(req.transfer_id))
+    if out is None or out.payee_bank != payee_bank.name:
+        raise NotFound("the bank initiated no such transfer")
+    record, decision, refund = await transfer_records(tx, bank, payee_bank, req.transfer_id)
+    cause = check_refund(record, decision, refund, tx.now)
+    payer = credit(await read_account(tx, bank, out.payer_account, "payer"), record.amount,
+                   refund=True)
+    payer = record_history(tx, bank, payer, HistoryKind.REFUND, record.amount,
+                     counterparty_bank=payee_bank.name, transfer_id=record.transfer_id,
+                     detail=cause.value)
+    save_account(tx, bank, payer)
+    tx.ledger.put(pair_collection(bank.name, payee_bank.name), refund_key(record.transfer_id),
+                  Refund(transfer_id=record.transfer_id, payer_bank=bank.name,
+                         payee_bank=payee_bank.name, amount=record.amount,
+                         currency=record.currency, cause=cause, refunded_at=tx.at,
+                         tx_id=tx.tx_id))
+    record_supply(tx, bank, record.currency, SupplyKind.REFUND, record.amount, payee_bank.name,
+            record.transfer_id)
+    return done(tx)
+
+
+@declare()
+async def confirm_settlement(tx: Tx, req: SettlementRequest) -> dict[str, object]:
+    """The creditor bank confirms the debtor's reserves arrived (RTGS reference, once)."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    debtor = other_bank(registry, bank, req.debtor_bank, "debtor_bank")
+    if registry.decimals(req.currency) is None:
+        raise InvalidArgument("request.currency is not a currency of the network")
+    pair = pair_collection(bank.name, debtor.name)
+    key = settlement_key(tx.deriver.reference_tag("rtgs", req.rtgs_reference))
+    if await tx.ledger.get(Settlement, pair, key) is not None:
+        raise DuplicateReference("the RTGS reference was confirmed already")
+    tx.ledger.put(pair, key, Settlement(
+        debtor_bank=debtor.name, creditor_bank=bank.name, currency=req.currency,
+        amount=req.amount, rtgs_reference=req.rtgs_reference, settled_at=tx.at,
+        tx_id=tx.tx_id))
+    return done(tx)

@@ -1,0 +1,107 @@
+"""Point reads: an account, its history, a client reference, a transfer.
+
+Owns: ``get_account``, ``get_history``, ``get_reference`` and ``get_transfer``; each checks
+who may read before reading.
+
+Must not: write.
+"""
+
+from __future__ import annotations
+
+from dtoken_wire.requests import AccountRef, HistoryRequest, ReferenceRequest, TransferLookup
+
+from ..errors import (
+    NotFound,
+)
+from ..keys import (
+    acct_collection,
+    history_key,
+    prefix_range,
+    reference_key,
+)
+from ..records import (
+    HistoryRecord,
+    ReferenceRecord,
+    decode,
+)
+from ..registry import day_of
+from ..rules import (
+    transfer_status,
+)
+from .access import (
+    Tx,
+    authorize_read,
+    load_registry,
+    member_bank,
+    other_bank,
+    target_bank,
+)
+from .declare import declare
+from .steps import (
+    read_account,
+    read_hold,
+    transfer_records,
+)
+
+
+@declare(evaluate=True)
+async def get_account(tx: Tx, req: AccountRef) -> dict[str, object]:
+    """An account with its balance, status, limits, today's outflow and any hold."""
+    registry = await load_registry(tx)
+    bank = target_bank(tx, registry, req.bank)
+    authorize_read(tx, registry, [bank])
+    account = await read_account(tx, bank, req.account_id)
+    hold = await read_hold(tx, registry, bank, req.account_id)
+    today = day_of(tx.now).isoformat()
+    held = hold.held_amount if hold else 0
+    return {
+        **account.to_json(),
+        "outflow_today": account.outflow if account.outflow_day == today else 0,
+        "hold": hold.to_json() if hold else None,
+        "available": 0 if (hold and hold.frozen) else max(0, account.balance - held),
+    }
+
+
+@declare(evaluate=True)
+async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
+    """An account's history records from ``from_seq`` (a range scan: read-only)."""
+    registry = await load_registry(tx)
+    bank = target_bank(tx, registry, req.bank)
+    authorize_read(tx, registry, [bank])
+    start = history_key(req.account_id, req.from_seq)
+    _, end = prefix_range(f"hist/{req.account_id}")
+    rows = await tx.ledger.scan(acct_collection(bank.name), start, end, req.page_size + 1)
+    records = [decode(HistoryRecord, value) for _, value in rows[: req.page_size]]
+    return {
+        "records": [r.to_json() for r in records],
+        "next_seq": records[-1].seq + 1 if len(rows) > req.page_size and records else None,
+    }
+
+
+@declare(evaluate=True)
+async def get_reference(tx: Tx, req: ReferenceRequest) -> dict[str, object]:
+    """What a client reference did: its transaction, its kind and the ids it created."""
+    registry = await load_registry(tx)
+    bank = target_bank(tx, registry, None)
+    authorize_read(tx, registry, [bank])
+    key = reference_key(tx.deriver.reference_tag("payment", req.reference))
+    record = await tx.ledger.get(ReferenceRecord, acct_collection(bank.name), key)
+    if record is None:
+        raise NotFound("the reference was not applied")
+    return record.to_json()
+
+
+@declare(evaluate=True)
+async def get_transfer(tx: Tx, req: TransferLookup) -> dict[str, object]:
+    """A transfer with its decision, refund and status (either bank, or the regulator)."""
+    registry = await load_registry(tx)
+    payer = member_bank(registry, req.payer_bank, "payer_bank")
+    payee = other_bank(registry, payer, req.payee_bank, "payee_bank")
+    authorize_read(tx, registry, [payer, payee])
+    record, decision, refund = await transfer_records(tx, payer, payee, req.transfer_id)
+    return {
+        "transfer": record.to_json(),
+        "decision": decision.to_json() if decision else None,
+        "refund": refund.to_json() if refund else None,
+        "status": transfer_status(record, decision, refund, tx.now).value,
+    }

@@ -1,0 +1,59 @@
+"""The regulator's writes: holds on a bank's accounts.
+
+Owns: ``set_hold`` (freeze an account, or hold an amount on it) and ``release_hold``, written
+to the bank's holds collection by the regulator's server only.
+
+Must not: change a balance.
+"""
+
+from __future__ import annotations
+
+from dtoken_wire.requests import HoldRequest, ReleaseHoldRequest
+
+from ..errors import (
+    NotFound,
+)
+from ..keys import (
+    hold_key,
+    holds_collection,
+)
+from ..records import (
+    Hold,
+)
+from .access import (
+    Tx,
+    authorize_regulator_write,
+    done,
+    load_registry,
+    member_bank,
+)
+from .declare import declare
+from .steps import (
+    read_account,
+)
+
+
+@declare()
+async def set_hold(tx: Tx, req: HoldRequest) -> dict[str, object]:
+    """The regulator freezes an account or holds an amount on it (its own collection)."""
+    registry = await load_registry(tx)
+    authorize_regulator_write(tx, registry)
+    bank = member_bank(registry, req.bank, "bank")
+    await read_account(tx, bank, req.account_id)
+    tx.ledger.put(holds_collection(bank.name), hold_key(req.account_id), Hold(
+        account_id=req.account_id, frozen=req.frozen, held_amount=req.held_amount,
+        reason=req.reason, set_at=tx.at, tx_id=tx.tx_id))
+    return done(tx)
+
+
+@declare()
+async def release_hold(tx: Tx, req: ReleaseHoldRequest) -> dict[str, object]:
+    """The regulator removes its hold on an account."""
+    registry = await load_registry(tx)
+    authorize_regulator_write(tx, registry)
+    bank = member_bank(registry, req.bank, "bank")
+    coll, key = holds_collection(bank.name), hold_key(req.account_id)
+    if await tx.ledger.get(Hold, coll, key) is None:
+        raise NotFound("there is no hold on the account")
+    tx.ledger.delete(coll, key)
+    return done(tx)
