@@ -33,6 +33,7 @@ from dtoken import errors
 from dtoken.bank import Bank, Regulator
 from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
+from dtoken_wire.requests import AccountRef
 from harness import TestNetwork
 from harness.sdk import bank, regulator
 
@@ -337,7 +338,7 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
 
         for account, owner_bank in ((hk_acct, "hkbank"), (us_acct, "usbank")):
             with pytest.raises(errors.NotAuthorized):
-                await cn._evaluate("get_account", {"account_id": account, "bank": owner_bank})
+                await cn._evaluate("get_account", AccountRef(account, owner_bank))
         with pytest.raises(errors.NotAuthorized):
             await cn.get_transfer(sent.transfer_id, "hkbank", "usbank")
 

@@ -30,6 +30,7 @@ from dtoken.money import Money
 from dtoken.profile import Profile
 from dtoken.submitter import RetryPolicy
 from dtoken.sync import SyncBank
+from dtoken_wire.requests import AuditRequest
 from harness import TestNetwork
 from harness.sdk import bank, regulator
 
@@ -320,7 +321,7 @@ async def test_the_regulator_holds_reads_and_audits(network: TestNetwork) -> Non
 async def hk_audit(network: TestNetwork) -> None:
     """Only the regulator's auditor runs the audit: a bank's client is refused."""
     async with bank(network, "hkbank") as hk:
-        await hk._pages("audit", {})
+        await hk._pages("audit", AuditRequest())
 
 
 # --------------------------------------------------------------------------- the listener

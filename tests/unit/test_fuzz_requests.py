@@ -118,7 +118,7 @@ def test_random_bytes_in_the_transient_map_are_refused_cleanly(
         _check_refusal(text, stub, [])
     else:
         spec = TRANSACTIONS[name]
-        assert spec.parse is None or spec.optional_request or raw is not None
+        assert spec.request is None or spec.optional_request or raw is not None
 
 
 @SETTINGS

@@ -16,6 +16,7 @@ transfer; a settlement from its RTGS reference.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -27,6 +28,8 @@ from typing import Any, Self
 
 import fabgateway
 import grpc
+from dtoken_wire import requests as w
+from dtoken_wire.enums import AccountStatus, Direction
 
 from dtoken.errors import NetworkFault, NotFound, ProfileError, UsageError
 from dtoken.models import (
@@ -53,6 +56,10 @@ from dtoken.submitter import Receipt, RetryPolicy, Submitter
 __all__ = ["Bank", "Member", "Regulator", "connect"]
 
 PAGE_SIZE = 1000
+
+#: The paginated requests (each has ``page_size`` and ``cursor``).
+_Paged = (w.ListAccountsRequest | w.SupplyRequest | w.PendingRequest | w.ObligationsRequest
+          | w.AuditRequest)
 
 
 class Member:
@@ -179,31 +186,33 @@ class Member:
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:20]
         return base64.b32encode(digest).decode().lower()
 
-    async def _evaluate(self, name: str, request: Mapping[str, object] | None) -> Any:
-        return await self.submitter.evaluate(name, request, target_organizations=[self.msp_id])
+    async def _evaluate(self, name: str, request: w.Request | None) -> Any:
+        return await self.submitter.evaluate(
+            name, None if request is None else request.to_json(),
+            target_organizations=[self.msp_id],
+        )
 
-    async def _write(
-        self, name: str, request: Mapping[str, object], reference: str | None
-    ) -> Receipt:
+    async def _write(self, name: str, request: w.Request, reference: str | None) -> Receipt:
         return await self.submitter.submit(
             name,
-            request,
+            request.to_json(),
             reference=reference or f"auto-{secrets.token_hex(16)}",
             endorsing_organizations=[self.msp_id],
         )
 
-    async def _pages(self, name: str, request: Mapping[str, object]) -> list[dict[str, Any]]:
+    async def _pages(self, name: str, request: _Paged) -> list[dict[str, Any]]:
         """Every page of a paginated read (``done``/``cursor``)."""
         pages: list[dict[str, Any]] = []
-        cursor: object = None
+        cursor: Mapping[str, object] | None = None
         while True:
             page = await self._evaluate(
-                name, {**request, "page_size": PAGE_SIZE, **({"cursor": cursor} if cursor else {})}
+                name, dataclasses.replace(request, page_size=PAGE_SIZE, cursor=cursor or None)
             )
             pages.append(page)
             if page.get("done", True):
                 return pages
-            cursor = page.get("cursor")
+            found = page.get("cursor")
+            cursor = found if isinstance(found, Mapping) else None
 
     async def wait_for_commit(self, tx_id: str, *, timeout: float = 30.0) -> int:  # noqa: ASYNC109
         """Wait until this organization's peer has committed ``tx_id``; its block number.
@@ -227,7 +236,7 @@ class Member:
     async def lookup_reference(self, reference: str) -> ReferenceInfo | None:
         """What ``reference`` did at this bank, or ``None`` if it was never applied."""
         try:
-            data = await self._evaluate("get_reference", {"reference": reference})
+            data = await self._evaluate("get_reference", w.ReferenceRequest(reference))
         except NotFound:
             return None
         return ReferenceInfo(
@@ -240,9 +249,7 @@ class Member:
     # --- reads shared by banks and the regulator (``bank`` None: the caller's own) ---------
 
     async def _account(self, account_id: str, bank: str | None) -> Account:
-        request: dict[str, object] = {"account_id": account_id}
-        if bank is not None:
-            request["bank"] = bank
+        request = w.AccountRef(account_id, bank)
         account = Account.from_json(await self._evaluate("get_account", request), self.currencies)
         self._currency_cache[(account.bank, account_id)] = account.currency
         return account
@@ -254,13 +261,8 @@ class Member:
         return self._currency_cache[key]
 
     async def _accounts(self, bank: str | None, currency: str | None) -> list[AccountSummary]:
-        request: dict[str, object] = {}
-        if bank is not None:
-            request["bank"] = bank
-        if currency is not None:
-            request["currency"] = currency
         out: list[AccountSummary] = []
-        for page in await self._pages("list_accounts", request):
+        for page in await self._pages("list_accounts", w.ListAccountsRequest(bank, currency)):
             out += [AccountSummary.from_json(a, self.currencies) for a in page["accounts"]]
         return out
 
@@ -272,10 +274,7 @@ class Member:
         seq: int | None = from_seq
         while seq is not None and (limit is None or len(entries) < limit):
             size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(entries))
-            request: dict[str, object] = {"account_id": account_id, "from_seq": seq,
-                                          "page_size": size}
-            if bank is not None:
-                request["bank"] = bank
+            request = w.HistoryRequest(account_id, bank, from_seq=seq, page_size=size)
             page = await self._evaluate("get_history", request)
             entries += [HistoryEntry.from_json(r, currency, self.currencies)
                         for r in page["records"]]
@@ -283,10 +282,7 @@ class Member:
         return entries
 
     async def _supply(self, currency: str, bank: str | None) -> Supply:
-        request: dict[str, object] = {"currency": currency}
-        if bank is not None:
-            request["bank"] = bank
-        last = (await self._pages("get_supply", request))[-1]
+        last = (await self._pages("get_supply", w.SupplyRequest(currency, bank)))[-1]
         return Supply(
             bank=str(last["bank"]),
             currency=currency,
@@ -322,7 +318,7 @@ class Member:
         return positions
 
     async def _decided_by_ledger_order(
-        self, name: str, request: dict[str, object]
+        self, name: str, request: w.ObligationsRequest | w.AuditRequest
     ) -> dict[str, Any]:
         """The last page of a netting read; if it reports disputes (a transfer both accepted
         and refunded), read again with the ledger order of the transactions in dispute."""
@@ -331,12 +327,12 @@ class Member:
         ids = {str(d[k]) for d in disputes for k in ("accept_tx_id", "refund_tx_id") if d.get(k)}
         if not ids:
             return last
-        order = {tx: list(pos) for tx, pos in (await self.ledger_positions(ids)).items()}
-        return (await self._pages(name, {**request, "ledger_order": order}))[-1]
+        order = await self.ledger_positions(ids)
+        return (await self._pages(name, dataclasses.replace(request, ledger_order=order)))[-1]
 
     async def _obligations(self, bank_a: str, bank_b: str) -> Obligations:
         last = await self._decided_by_ledger_order(
-            "get_obligations", {"bank_a": bank_a, "bank_b": bank_b}
+            "get_obligations", w.ObligationsRequest(bank_a, bank_b)
         )
         return Obligations(
             banks=(bank_a, bank_b),
@@ -353,7 +349,7 @@ class Member:
         """One cross-bank transfer with its decision, refund and status."""
         data = await self._evaluate(
             "get_transfer",
-            {"transfer_id": transfer_id, "payer_bank": payer_bank, "payee_bank": payee_bank},
+            w.TransferLookup(transfer_id, payer_bank, payee_bank),
         )
         return Transfer.from_json(
             data["transfer"], data["status"], self.currencies, data.get("decision"),
@@ -364,13 +360,13 @@ class Member:
         self, direction: str, bank: str | None, counterparty: str | None,
         since: datetime | None = None,
     ) -> list[Transfer]:
-        request: dict[str, object] = {"direction": direction}
-        if bank is not None:
-            request["bank"] = bank
-        if counterparty is not None:
-            request["counterparty"] = counterparty
-        if since is not None:
-            request["since"] = format_timestamp(since)
+        try:
+            way = Direction(direction)
+        except ValueError:
+            raise UsageError("a direction is 'incoming' or 'outgoing'") from None
+        request = w.PendingRequest(
+            way, bank, counterparty, since=None if since is None else format_timestamp(since)
+        )
         out: list[Transfer] = []
         for page in await self._pages("get_pending", request):
             out += [Transfer.from_json(t["transfer"], t["status"], self.currencies)
@@ -406,14 +402,9 @@ class Bank(Member):
         if currency not in self.currencies:
             raise UsageError(f"{currency} is not a currency of the network")
         account_id = self._derived_id("account", reference)
-        request: dict[str, object] = {"reference": reference, "currency": currency,
-                                      "owner_ref": owner_ref, "account_id": account_id}
-        limits = {
-            "single_payment": _limit(single_payment_limit, currency),
-            "daily_outflow": _limit(daily_outflow_limit, currency),
-        }
-        if any(v is not None for v in limits.values()):
-            request["limits"] = limits
+        limits = w.Limits(_limit(single_payment_limit, currency),
+                          _limit(daily_outflow_limit, currency))
+        request = w.OpenAccountRequest(reference, currency, owner_ref, account_id, limits)
         receipt = await self._write("open_account", request, reference)
         self._currency_cache[(self.name, account_id)] = currency
         return OpenedAccount(account_id, receipt)
@@ -438,18 +429,20 @@ class Bank(Member):
 
     async def freeze(self, account_id: str, *, reference: str | None = None) -> Receipt:
         """Freeze an account (no debit, no credit but refunds)."""
-        return await self._status(account_id, "frozen", reference)
+        return await self._status(account_id, AccountStatus.FROZEN, reference)
 
     async def unfreeze(self, account_id: str, *, reference: str | None = None) -> Receipt:
-        return await self._status(account_id, "active", reference)
+        return await self._status(account_id, AccountStatus.ACTIVE, reference)
 
     async def close_account(self, account_id: str, *, reference: str | None = None) -> Receipt:
         """Close an account (its balance must be zero); final."""
-        return await self._status(account_id, "closed", reference)
+        return await self._status(account_id, AccountStatus.CLOSED, reference)
 
-    async def _status(self, account_id: str, status: str, reference: str | None) -> Receipt:
+    async def _status(
+        self, account_id: str, status: AccountStatus, reference: str | None
+    ) -> Receipt:
         return await self._write(
-            "set_account_status", {"account_id": account_id, "status": status}, reference
+            "set_account_status", w.SetStatusRequest(account_id, status), reference
         )
 
     async def set_limits(
@@ -462,9 +455,8 @@ class Bank(Member):
     ) -> Receipt:
         """Replace an account's limits (``None``: no limit)."""
         currency = await self._currency_of(account_id)
-        request = {"account_id": account_id,
-                   "single_payment": _limit(single_payment, currency),
-                   "daily_outflow": _limit(daily_outflow, currency)}
+        request = w.SetLimitsRequest(account_id, _limit(single_payment, currency),
+                                     _limit(daily_outflow, currency))
         return await self._write("set_account_limits", request, reference)
 
     # --- money ------------------------------------------------------------------------------
@@ -480,14 +472,12 @@ class Bank(Member):
     async def mint(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt:
         """Credit new tokens: a deposit arrived (needs the ``minter`` role)."""
         minor = await self._minor(amount, account_id)
-        request = {"reference": reference, "account_id": account_id, "amount": minor}
-        return await self._write("mint", request, reference)
+        return await self._write("mint", w.MoveRequest(reference, account_id, minor), reference)
 
     async def burn(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt:
         """Debit and retire tokens: a redemption (needs the ``minter`` role)."""
         minor = await self._minor(amount, account_id)
-        request = {"reference": reference, "account_id": account_id, "amount": minor}
-        return await self._write("burn", request, reference)
+        return await self._write("burn", w.MoveRequest(reference, account_id, minor), reference)
 
     async def transfer(
         self,
@@ -509,19 +499,16 @@ class Bank(Member):
         """
         minor = await self._minor(amount, from_account)
         if to_bank == self.name:
-            request: dict[str, object]
-        if to_bank == self.name:
-            request = {"reference": reference, "from_account": from_account,
-                       "to_account": to_account, "amount": minor}
+            request = w.TransferRequest(reference, from_account, to_account, minor)
             receipt = await self._write("transfer", request, reference)
             return Payment("internal", to_bank, None, receipt)
         self.profile.bank(to_bank)
         transfer_id = self._derived_id("transfer", reference, "0")
-        request = {"reference": reference, "payer_account": from_account,
-                   "payee_bank": to_bank, "payee_account": to_account, "amount": minor,
-                   "transfer_id": transfer_id}
-        _cross_bank_options(request, remittance, originator, ttl_seconds)
-        receipt = await self._write("initiate_transfer", request, reference)
+        initiate = w.InitiateRequest(
+            reference, from_account, to_bank, to_account, minor, remittance, transfer_id,
+            _ttl(ttl_seconds), dict(originator or {}),
+        )
+        receipt = await self._write("initiate_transfer", initiate, reference)
         return Payment("cross_bank", to_bank, transfer_id, receipt)
 
     async def batch_payout(
@@ -537,24 +524,19 @@ class Bank(Member):
         at this bank are credited at once, others get a cross-bank transfer each."""
         if not payees:
             raise UsageError("a batch payout needs at least one payee")
-        payments: list[dict[str, object]] = []
+        payments: list[w.BatchPayment] = []
         ids: list[str | None] = []
         for i, payee in enumerate(payees):
             minor = await self._minor(payee.amount, from_account)
-            item: dict[str, object] = {"payee_bank": payee.bank,
-                                       "payee_account": payee.account_id, "amount": minor}
-            if payee.remittance:
-                item["remittance"] = payee.remittance
             if payee.bank == self.name:
                 ids.append(None)
             else:
                 self.profile.bank(payee.bank)
                 ids.append(self._derived_id("transfer", reference, str(i)))
-                item["transfer_id"] = ids[-1]
-            payments.append(item)
-        request: dict[str, object] = {"reference": reference, "payer_account": from_account,
-                                      "payments": payments}
-        _cross_bank_options(request, "", originator, ttl_seconds)
+            payments.append(w.BatchPayment(payee.bank, payee.account_id, minor,
+                                           payee.remittance, ids[-1]))
+        request = w.BatchRequest(reference, from_account, tuple(payments), _ttl(ttl_seconds),
+                                 dict(originator or {}))
         receipt = await self._write("batch_payout", request, reference)
         return Payout(tuple(ids), receipt, tuple(payees))
 
@@ -580,19 +562,17 @@ class Bank(Member):
 
     async def accept(self, transfer_id: str, payer_bank: str) -> Receipt:
         """Accept an incoming transfer: credit the payee (endorsed by this bank alone)."""
-        request = {"transfer_id": transfer_id, "payer_bank": payer_bank}
+        request = w.AcceptRequest(transfer_id, payer_bank)
         return await self._write("accept_transfer", request, f"{payer_bank}/{transfer_id}")
 
     async def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt:
         """Reject an incoming transfer (the payer bank refunds it); ``reason`` stays private."""
-        request = {"transfer_id": transfer_id, "payer_bank": payer_bank}
-        if reason:
-            request["reason"] = reason[:256]
+        request = w.RejectRequest(transfer_id, payer_bank, reason[:256])
         return await self._write("reject_transfer", request, f"{payer_bank}/{transfer_id}")
 
     async def refund(self, transfer_id: str, payee_bank: str) -> Receipt:
         """Refund an outgoing transfer that was rejected, or expired undecided."""
-        request = {"transfer_id": transfer_id, "payee_bank": payee_bank}
+        request = w.RefundRequest(transfer_id, payee_bank)
         return await self._write("refund_transfer", request, f"{payee_bank}/{transfer_id}")
 
     # --- supply and settlement --------------------------------------------------------------
@@ -613,8 +593,8 @@ class Bank(Member):
         self.profile.bank(debtor_bank)
         if not isinstance(amount, Money):
             raise UsageError("a settlement amount is Money (it names its currency)")
-        request = {"rtgs_reference": rtgs_reference, "debtor_bank": debtor_bank,
-                   "currency": amount.currency, "amount": _positive(amount.minor)}
+        request = w.SettlementRequest(rtgs_reference, debtor_bank, amount.currency,
+                                      _positive(amount.minor))
         return await self._write("confirm_settlement", request, rtgs_reference)
 
 
@@ -639,24 +619,21 @@ class Regulator(Member):
         held = held_amount.minor if isinstance(held_amount, Money) else held_amount
         if type(held) is not int or held < 0:
             raise UsageError("a held amount is a non-negative int of minor units or Money")
-        request: dict[str, object] = {"bank": bank, "account_id": account_id,
-                                      "frozen": frozen, "held_amount": held}
-        if reason:
-            request["reason"] = reason
+        request = w.HoldRequest(bank, account_id, frozen, held, reason)
         return await self._write("set_hold", request, reference)
 
     async def release(self, bank: str, account_id: str, *, reference: str | None = None) -> Receipt:
         """Remove the hold on an account."""
         self.profile.bank(bank)
         return await self._write(
-            "release_hold", {"bank": bank, "account_id": account_id}, reference
+            "release_hold", w.ReleaseHoldRequest(bank, account_id), reference
         )
 
     async def audit(self) -> AuditReport:
         """Conservation over every bank and pair of banks (every page). A transfer both
         accepted and refunded (possible only if a bank skipped the contract's reads) counts
         by ledger order: the SDK reads the order and asks again."""
-        return AuditReport.from_json(await self._decided_by_ledger_order("audit", {}))
+        return AuditReport.from_json(await self._decided_by_ledger_order("audit", w.AuditRequest()))
 
     async def account(self, bank: str, account_id: str) -> Account:
         return await self._account(account_id, bank)
@@ -692,18 +669,8 @@ def connect(
     return cls.connect(loaded, identity=identity, policy=policy)
 
 
-def _cross_bank_options(
-    request: dict[str, object],
-    remittance: str,
-    originator: Mapping[str, str] | None,
-    ttl_seconds: int | None,
-) -> None:
-    if remittance:
-        request["remittance"] = remittance
-    if originator:
-        request["originator"] = dict(originator)
-    if ttl_seconds is not None:
-        request["ttl_seconds"] = ttl_seconds
+def _ttl(ttl_seconds: int | None) -> int:
+    return w.DEFAULT_TTL_SECONDS if ttl_seconds is None else ttl_seconds
 
 
 def _positive(minor: int) -> int:

@@ -2,8 +2,9 @@
 
 The contract's refusals come back as typed exceptions: a chaincode error message starts with a
 stable code (``INSUFFICIENT_FUNDS: ...``), which :func:`contract_error` maps to the class below
-that carries the same code. The table is duplicated here on purpose: the client side never
-imports the chaincode packages (a unit test checks that both tables agree).
+that carries the same code. The classes under :class:`ContractError` are built from the wire
+package's table (:data:`dtoken_wire.errors.ERROR_CODES`), the one the contract builds its own
+from: the client side never imports the chaincode packages, and there is no copy to drift.
 
 ::
 
@@ -20,7 +21,7 @@ imports the chaincode packages (a unit test checks that both tables agree).
     │   ├── NotFound (LookupError)               NOT_FOUND
     │   ├── AlreadyExists                        ALREADY_EXISTS
     │   ├── DuplicateReference                   DUPLICATE_REFERENCE (+ original_tx_id)
-    │   ├── InsufficientFunds                    INSUFFICIENT_FUNDS
+    │   ├── InsufficientFunds (ValueError)       INSUFFICIENT_FUNDS
     │   ├── LimitExceeded                        LIMIT_EXCEEDED
     │   ├── AccountFrozen                        FROZEN
     │   ├── AccountClosed                        CLOSED
@@ -43,7 +44,9 @@ imports the chaincode packages (a unit test checks that both tables agree).
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, Final
+
+from dtoken_wire.errors import build_error_classes
 
 __all__ = [
     "CODES",
@@ -112,48 +115,6 @@ class ContractError(DTokenError):
         super().__init__(f"{self.code}: {detail}" if self.code else detail)
 
 
-class InvalidArgument(ContractError, ValueError):
-    """The request is malformed: a missing field, a wrong type, a bad format."""
-
-    code = "INVALID_ARGUMENT"
-
-
-class InvalidAmount(InvalidArgument):
-    """An amount is not a positive integer number of minor units within bounds."""
-
-    code = "INVALID_AMOUNT"
-
-
-class CurrencyMismatch(InvalidArgument):
-    """Two accounts, or an account and a token, are in different currencies."""
-
-    code = "CURRENCY_MISMATCH"
-
-
-class NotAuthorized(ContractError, PermissionError):
-    """The client's organization or role does not allow the transaction."""
-
-    code = "NOT_AUTHORIZED"
-
-
-class WrongEndorser(NotAuthorized):
-    """The peer asked does not endorse writes for that organization's collections."""
-
-    code = "WRONG_ENDORSER"
-
-
-class NotFound(ContractError, LookupError):
-    """A record the transaction needs does not exist (or has not reached this peer yet)."""
-
-    code = "NOT_FOUND"
-
-
-class AlreadyExists(ContractError):
-    """A record the transaction would create exists already."""
-
-    code = "ALREADY_EXISTS"
-
-
 class DuplicateReference(ContractError):
     """The reference was applied already, by another transaction than this call's attempts.
 
@@ -173,82 +134,29 @@ class DuplicateReference(ContractError):
         super().__init__(detail, transaction_id=transaction_id)
 
 
-class InsufficientFunds(ContractError, ValueError):
-    """The available balance (balance less regulator holds) does not cover the debit."""
+_CLASSES = build_error_classes(ContractError, __name__,
+                               {"DuplicateReference": DuplicateReference})
 
-    code = "INSUFFICIENT_FUNDS"
-
-
-class LimitExceeded(ContractError):
-    """A single-payment or daily-outflow limit of the account would be exceeded."""
-
-    code = "LIMIT_EXCEEDED"
-
-
-class AccountFrozen(ContractError):
-    """The account is frozen by its bank or by a regulator's hold."""
-
-    code = "FROZEN"
-
-
-class AccountClosed(ContractError):
-    """The account is closed."""
-
-    code = "CLOSED"
-
-
-class Expired(ContractError):
-    """The cross-bank transfer expired (by the transaction's timestamp)."""
-
-    code = "EXPIRED"
-
-
-class NotExpired(ContractError):
-    """A refund without a rejection must wait for the transfer's expiry."""
-
-    code = "NOT_EXPIRED"
-
-
-class InvalidState(ContractError):
-    """The record is not in a state that allows the transition (already decided ...)."""
-
-    code = "INVALID_STATE"
-
-
-class NotInitialized(ContractError):
-    """The network's registry has not been written (``init_network`` has not run)."""
-
-    code = "NOT_INITIALIZED"
-
-
-class AlreadyInitialized(ContractError):
-    """``init_network`` ran already."""
-
-    code = "ALREADY_INITIALIZED"
-
-
-class CorruptState(ContractError):
-    """A stored record does not parse."""
-
-    code = "CORRUPT_STATE"
-
-
-class ServerMisconfigured(ContractError):
-    """The bank's chaincode server is misconfigured (its MSP id or secret)."""
-
-    code = "SERVER_MISCONFIGURED"
-
-
-class InternalError(ContractError):
-    """An unexpected failure inside the contract."""
-
-    code = "INTERNAL"
-
-
-class UnknownTransaction(ContractError):
-    """The chaincode has no such transaction (an SDK newer than the deployed contract)."""
-
-    code = "UNKNOWN_TRANSACTION"
+InvalidArgument: Final = _CLASSES["InvalidArgument"]
+InvalidAmount: Final = _CLASSES["InvalidAmount"]
+CurrencyMismatch: Final = _CLASSES["CurrencyMismatch"]
+NotAuthorized: Final = _CLASSES["NotAuthorized"]
+WrongEndorser: Final = _CLASSES["WrongEndorser"]
+NotFound: Final = _CLASSES["NotFound"]
+AlreadyExists: Final = _CLASSES["AlreadyExists"]
+InsufficientFunds: Final = _CLASSES["InsufficientFunds"]
+LimitExceeded: Final = _CLASSES["LimitExceeded"]
+AccountFrozen: Final = _CLASSES["AccountFrozen"]
+AccountClosed: Final = _CLASSES["AccountClosed"]
+Expired: Final = _CLASSES["Expired"]
+NotExpired: Final = _CLASSES["NotExpired"]
+InvalidState: Final = _CLASSES["InvalidState"]
+NotInitialized: Final = _CLASSES["NotInitialized"]
+AlreadyInitialized: Final = _CLASSES["AlreadyInitialized"]
+CorruptState: Final = _CLASSES["CorruptState"]
+ServerMisconfigured: Final = _CLASSES["ServerMisconfigured"]
+InternalError: Final = _CLASSES["InternalError"]
+UnknownTransaction: Final = _CLASSES["UnknownTransaction"]
 
 
 class UnknownContractError(ContractError):
@@ -281,32 +189,7 @@ class OutcomeUnknown(NetworkFault):
         super().__init__(message)
 
 
-_BY_CODE: dict[str, type[ContractError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidArgument,
-        InvalidAmount,
-        CurrencyMismatch,
-        NotAuthorized,
-        WrongEndorser,
-        NotFound,
-        AlreadyExists,
-        DuplicateReference,
-        InsufficientFunds,
-        LimitExceeded,
-        AccountFrozen,
-        AccountClosed,
-        Expired,
-        NotExpired,
-        InvalidState,
-        NotInitialized,
-        AlreadyInitialized,
-        CorruptState,
-        ServerMisconfigured,
-        InternalError,
-        UnknownTransaction,
-    )
-}
+_BY_CODE: dict[str, type[ContractError]] = {cls.code: cls for cls in _CLASSES.values()}
 
 #: Every code the SDK maps to its own class.
 CODES: frozenset[str] = frozenset(_BY_CODE)

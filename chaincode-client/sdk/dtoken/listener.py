@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import fabgateway
+from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
 
 from dtoken.bank import Bank
 from dtoken.errors import (
@@ -76,9 +77,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: The contract's events (their payloads name banks only).
-EVENT_PENDING = "TransferPending"
-EVENT_DECIDED = "TransferDecided"
 _BATCH_WINDOW = 0.05
 _MAX_BATCH = 500
 

@@ -2,16 +2,17 @@
 
 Amounts are :class:`~dtoken.money.Money` (integer minor units and the currency), never floats.
 Each ``from_json`` reads the contract's field names (docs/token-model.md) and fails with
-:class:`~dtoken.errors.NetworkFault` if the peer answered something else.
+:class:`~dtoken.errors.NetworkFault` if the peer answered something else. The statuses and the
+timestamp format are the wire package's (:mod:`dtoken_wire`), re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
+
+from dtoken_wire import AccountStatus, TransferStatus, format_timestamp, parse_timestamp
 
 from dtoken.errors import NetworkFault
 from dtoken.money import Money
@@ -19,13 +20,13 @@ from dtoken.submitter import Receipt
 
 __all__ = [
     "Account",
+    "AccountLimits",
     "AccountStatus",
     "AccountSummary",
     "Anomaly",
     "AuditReport",
     "HistoryEntry",
     "Hold",
-    "Limits",
     "Obligation",
     "Obligations",
     "OpenedAccount",
@@ -41,44 +42,6 @@ __all__ = [
 ]
 
 Currencies = Mapping[str, int]
-
-#: The contract's timestamps (``created_at``, ``expires_at``, ...): fixed width, so they sort
-#: as text.
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def format_timestamp(moment: datetime) -> str:
-    """``moment`` (timezone-aware) as the contract writes and compares timestamps."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
-
-
-def parse_timestamp(text: str) -> datetime:
-    """Inverse of :func:`format_timestamp`; ``ValueError`` on another format."""
-    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-
-
-class AccountStatus(StrEnum):
-    ACTIVE = "active"
-    FROZEN = "frozen"
-    CLOSED = "closed"
-
-
-class TransferStatus(StrEnum):
-    """Where a cross-bank transfer stands."""
-
-    PENDING = "pending"
-    """Undecided, not expired: the payee bank may accept or reject it."""
-    EXPIRED = "expired"
-    """Undecided and expired: the payer bank may refund it."""
-    REJECTED = "rejected"
-    """Rejected, not yet refunded: the payer bank refunds it."""
-    ACCEPTED = "accepted"
-    REFUNDED = "refunded"
-    DISPUTED = "disputed"
-    """Both an accept and a refund exist (a dishonest bank): ledger order decides."""
-
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = data.get(key)
@@ -97,7 +60,10 @@ def _money(data: Mapping[str, Any], key: str, currency: str, currencies: Currenc
 
 
 @dataclass(frozen=True)
-class Limits:
+class AccountLimits:
+    """An account's limits as Money (``None``: no limit); the wire's ``dtoken_wire.Limits``
+    carries the same two values in minor units."""
+
     single_payment: Money | None = None
     daily_outflow: Money | None = None
 
@@ -136,7 +102,7 @@ class Account:
     balance: Money
     available: Money
     """Balance less the regulator's held amount (zero if frozen by a hold)."""
-    limits: Limits
+    limits: AccountLimits
     outflow_today: Money
     hold: Hold | None
     opened_at: str
@@ -159,7 +125,7 @@ class Account:
             status=AccountStatus(_get(data, "status", str)),
             balance=_money(data, "balance", cur, currencies),
             available=_money(data, "available", cur, currencies),
-            limits=Limits(limit("single_payment"), limit("daily_outflow")),
+            limits=AccountLimits(limit("single_payment"), limit("daily_outflow")),
             outflow_today=_money(data, "outflow_today", cur, currencies),
             hold=Hold.from_json(data.get("hold"), cur, currencies),
             opened_at=str(data.get("opened_at", "")),

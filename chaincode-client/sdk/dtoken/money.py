@@ -13,14 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
+from dtoken_wire.codec import MAX_AMOUNT
+from dtoken_wire.fields import CURRENCY_RE
+
 from dtoken.errors import MoneyFormatError
 
 __all__ = ["MAX_MINOR", "Money"]
 
-#: Largest amount the contract accepts (a signed 64-bit integer of minor units).
-MAX_MINOR = 2**63 - 1
-
-_CURRENCY = re.compile(r"[A-Z]{3}")
+#: Largest amount the contract accepts (a signed 64-bit integer of minor units): the wire's
+#: ``MAX_AMOUNT``.
+MAX_MINOR = MAX_AMOUNT
 _NUMBER = re.compile(
     r"(?P<sign>-)?(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?"
 )
@@ -37,7 +39,7 @@ class Money:
     def __post_init__(self) -> None:
         if type(self.minor) is not int:
             raise TypeError("Money.minor must be an int (minor units), never a float")
-        if not _CURRENCY.fullmatch(self.currency):
+        if not CURRENCY_RE.fullmatch(self.currency):
             raise ValueError(f"{self.currency!r} is not a currency code")
         if type(self.decimals) is not int or not 0 <= self.decimals <= 18:
             raise ValueError("Money.decimals must be an int between 0 and 18")
@@ -63,8 +65,8 @@ class Money:
         Raises :class:`~dtoken.errors.MoneyFormatError` (a ``ValueError``).
         """
         parts = text.strip().split()
-        codes = [p for p in parts if _CURRENCY.fullmatch(p)]
-        numbers = [p for p in parts if not _CURRENCY.fullmatch(p)]
+        codes = [p for p in parts if CURRENCY_RE.fullmatch(p)]
+        numbers = [p for p in parts if not CURRENCY_RE.fullmatch(p)]
         if len(numbers) != 1 or len(codes) > 1 or len(parts) != len(numbers) + len(codes):
             raise MoneyFormatError(f"{text!r} is not an amount like '1,250.00 USD'")
         code = codes[0] if codes else currency
@@ -139,7 +141,7 @@ class Money:
 
 
 def _decimals(code: str, currencies: Mapping[str, int]) -> int:
-    if not _CURRENCY.fullmatch(code):
+    if not CURRENCY_RE.fullmatch(code):
         raise MoneyFormatError(f"{code!r} is not a currency code")
     decimals = currencies.get(code)
     if decimals is None:

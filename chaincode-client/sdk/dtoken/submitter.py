@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 import fabgateway
 import grpc
+from dtoken_wire import TRANSIENT_KEY, canonical_json
 
 from dtoken.errors import (
     CommitFailed,
@@ -54,19 +55,15 @@ from dtoken.errors import (
 
 __all__ = [
     "NONCE_LENGTH",
-    "TRANSIENT_KEY",
     "Receipt",
     "RetryPolicy",
     "Submitter",
-    "canonical_json",
     "derive_nonce",
 ]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-#: The transient map key the contract reads its request from.
-TRANSIENT_KEY = "request"
 NONCE_LENGTH = 24
 _NONCE_LABEL = b"dtoken/nonce/v1"
 #: Invalidation codes after which the next attempt may succeed (the reads changed).
@@ -82,11 +79,6 @@ _TRANSIENT_CODES = frozenset(
         grpc.StatusCode.ABORTED,
     }
 )
-
-
-def canonical_json(obj: object) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the same request always has the same bytes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def derive_nonce(secret: bytes, name: str, reference: str, request: bytes, attempt: int) -> bytes:

@@ -1,7 +1,10 @@
 """The deposit-token contract's exceptions: one root, :class:`DepositTokenError`.
 
 Every message starts with a stable code followed by ``": "`` so that the bank SDK can
-map an error response back to a typed exception (:func:`error_from_message`). Messages
+map an error response back to a typed exception (:func:`error_from_message`). The classes
+below the root are built from the wire package's table
+(:data:`dtoken_wire.errors.ERROR_CODES`), from which the SDK builds its own: one table, two
+roots, no copy to keep equal. Messages
 name fields and rules, never values: error messages are written into blocks that every
 member of the channel holds, so an amount, an account id, an owner reference or a client
 reference must never appear in one.
@@ -28,14 +31,18 @@ reference must never appear in one.
     ├── AlreadyInitialized                    ALREADY_INITIALIZED
     ├── CorruptState                          CORRUPT_STATE
     ├── ServerMisconfigured                   SERVER_MISCONFIGURED
-    └── InternalError                         INTERNAL
+    ├── InternalError                         INTERNAL
+    └── UnknownTransaction                    UNKNOWN_TRANSACTION (raised by fabcontract)
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
+
+from dtoken_wire.errors import build_error_classes
 
 __all__ = [
+    "CODES",
     "AccountClosed",
     "AccountFrozen",
     "AlreadyExists",
@@ -56,6 +63,7 @@ __all__ = [
     "NotFound",
     "NotInitialized",
     "ServerMisconfigured",
+    "UnknownTransaction",
     "WrongEndorser",
     "error_from_message",
 ]
@@ -76,151 +84,39 @@ class DepositTokenError(Exception):
         super().__init__(f"{self.code}: {detail}")
 
 
-class InvalidArgument(DepositTokenError, ValueError):
-    """The request is malformed: a missing field, a wrong type, a bad format."""
-
-    code = "INVALID_ARGUMENT"
-
-
-class InvalidAmount(InvalidArgument):
-    """An amount is not a positive integer number of minor units within bounds."""
-
-    code = "INVALID_AMOUNT"
-
-
-class CurrencyMismatch(InvalidArgument):
-    """Two accounts, or an account and a token, are in different currencies."""
-
-    code = "CURRENCY_MISMATCH"
-
-
-class NotAuthorized(DepositTokenError, PermissionError):
-    """The client's organization or role does not allow the transaction."""
-
-    code = "NOT_AUTHORIZED"
-
-
-class WrongEndorser(NotAuthorized):
-    """This chaincode server does not endorse writes for that organization's collections."""
-
-    code = "WRONG_ENDORSER"
-
-
-class NotFound(DepositTokenError, LookupError):
-    """A record the transaction needs does not exist (or is not visible to this peer)."""
-
-    code = "NOT_FOUND"
-
-
-class AlreadyExists(DepositTokenError):
-    """A record the transaction would create exists already."""
-
-    code = "ALREADY_EXISTS"
-
-
-class DuplicateReference(DepositTokenError):
-    """The client reference was applied already: a reference moves money once."""
-
-    code = "DUPLICATE_REFERENCE"
-
-
-class InsufficientFunds(DepositTokenError, ValueError):
-    """The available balance (balance less regulator holds) does not cover the debit."""
-
-    code = "INSUFFICIENT_FUNDS"
-
-
-class LimitExceeded(DepositTokenError):
-    """A single-payment or daily-outflow limit of the account would be exceeded."""
-
-    code = "LIMIT_EXCEEDED"
-
-
-class AccountFrozen(DepositTokenError):
-    """The account is frozen by its bank or by a regulator's hold."""
-
-    code = "FROZEN"
-
-
-class AccountClosed(DepositTokenError):
-    """The account is closed."""
-
-    code = "CLOSED"
-
-
-class Expired(DepositTokenError):
-    """The cross-bank transfer expired (by the transaction's timestamp)."""
-
-    code = "EXPIRED"
-
-
-class NotExpired(DepositTokenError):
-    """A refund without a rejection must wait for the transfer's expiry."""
-
-    code = "NOT_EXPIRED"
-
-
-class InvalidState(DepositTokenError):
-    """The record is not in a state that allows the transition (already decided ...)."""
-
-    code = "INVALID_STATE"
-
-
-class NotInitialized(DepositTokenError):
-    """``init_network`` has not run: there is no registry in public state."""
-
-    code = "NOT_INITIALIZED"
-
-
-class AlreadyInitialized(DepositTokenError):
-    """``init_network`` ran already: the registry is written once."""
-
-    code = "ALREADY_INITIALIZED"
-
-
-class CorruptState(DepositTokenError):
-    """A stored record does not parse: the ledger holds something this contract never wrote."""
-
-    code = "CORRUPT_STATE"
-
-
-class ServerMisconfigured(DepositTokenError):
-    """The chaincode server's configuration (its MSP id, its secret) is missing or invalid."""
-
-    code = "SERVER_MISCONFIGURED"
-
-
 class InternalError(DepositTokenError):
-    """An unexpected failure; its original text is not returned because it may hold values."""
+    """An unexpected failure; its original text is not returned because it may hold values.
+
+    Written here (and checked against its row) so that ``ledger.QueryOrderError`` can
+    subclass it."""
 
     code = "INTERNAL"
 
 
-_BY_CODE: dict[str, type[DepositTokenError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidArgument,
-        InvalidAmount,
-        CurrencyMismatch,
-        NotAuthorized,
-        WrongEndorser,
-        NotFound,
-        AlreadyExists,
-        DuplicateReference,
-        InsufficientFunds,
-        LimitExceeded,
-        AccountFrozen,
-        AccountClosed,
-        Expired,
-        NotExpired,
-        InvalidState,
-        NotInitialized,
-        AlreadyInitialized,
-        CorruptState,
-        ServerMisconfigured,
-        InternalError,
-    )
-}
+_CLASSES = build_error_classes(DepositTokenError, __name__, {"InternalError": InternalError})
+
+InvalidArgument: Final = _CLASSES["InvalidArgument"]
+InvalidAmount: Final = _CLASSES["InvalidAmount"]
+CurrencyMismatch: Final = _CLASSES["CurrencyMismatch"]
+NotAuthorized: Final = _CLASSES["NotAuthorized"]
+WrongEndorser: Final = _CLASSES["WrongEndorser"]
+NotFound: Final = _CLASSES["NotFound"]
+AlreadyExists: Final = _CLASSES["AlreadyExists"]
+DuplicateReference: Final = _CLASSES["DuplicateReference"]
+InsufficientFunds: Final = _CLASSES["InsufficientFunds"]
+LimitExceeded: Final = _CLASSES["LimitExceeded"]
+AccountFrozen: Final = _CLASSES["AccountFrozen"]
+AccountClosed: Final = _CLASSES["AccountClosed"]
+Expired: Final = _CLASSES["Expired"]
+NotExpired: Final = _CLASSES["NotExpired"]
+InvalidState: Final = _CLASSES["InvalidState"]
+NotInitialized: Final = _CLASSES["NotInitialized"]
+AlreadyInitialized: Final = _CLASSES["AlreadyInitialized"]
+CorruptState: Final = _CLASSES["CorruptState"]
+ServerMisconfigured: Final = _CLASSES["ServerMisconfigured"]
+UnknownTransaction: Final = _CLASSES["UnknownTransaction"]
+
+_BY_CODE: dict[str, type[DepositTokenError]] = {cls.code: cls for cls in _CLASSES.values()}
 
 #: Every stable code, for the SDK's mapping and for tests.
 CODES: frozenset[str] = frozenset(_BY_CODE)

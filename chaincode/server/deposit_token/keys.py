@@ -36,6 +36,8 @@ import hashlib
 import hmac
 import re
 
+from dtoken_wire.fields import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE, MSP_ID_RE
+
 from .errors import InvalidArgument, ServerMisconfigured
 
 __all__ = [
@@ -69,15 +71,6 @@ __all__ = [
     "transfer_key",
 ]
 
-#: Bank names as the network bootstrap fixes them; no ``-``, so collection names parse back.
-BANK_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
-#: ISO-4217-like currency codes (``USD``, ``HKD``, ``CNH``).
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-#: MSP ids: Fabric allows more, the consortium uses letters, digits, ``.`` and ``-``.
-MSP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
-#: Account and transfer ids: base64url or hex, at least 22 characters (>= 128 random bits
-#: when drawn by ``secrets.token_urlsafe(16)`` or ``secrets.token_hex(16)``).
-ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 #: Tags and derived ids: 32 lowercase hex digits (128 bits of HMAC-SHA256).
 TAG_RE = re.compile(r"^[0-9a-f]{32}$")
 #: Length of an organization's secret (``DTOKEN_SECRET_FILE``).
@@ -172,7 +165,7 @@ def transfer_key(transfer_id: str) -> str:
 def opened_key(created_at: str, transfer_id: str) -> str:
     """The index entry of a transfer by creation time, in ``pair-<payer>-<payee>``.
 
-    ``created_at`` is a fixed-width timestamp (``model.format_ts``), so the keys sort by time
+    ``created_at`` is a fixed-width timestamp (``model.format_timestamp``), so the keys sort by time
     and ``get_pending`` can read only the transfers created since a moment.
     """
     return _SEP.join(("open", created_at, transfer_id))

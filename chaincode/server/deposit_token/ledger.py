@@ -23,9 +23,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from dtoken_wire.codec import canonical_json
+
 from .errors import InternalError
 from .keys import Deriver
-from .model import canonical_json
 from .placement import PINNED, Anomaly, Place, bind, unpinned
 from .records import Record, decode, encode
 

@@ -51,7 +51,6 @@ from .keys import (
     refund_key,
     transfer_key,
 )
-from .model import BankInfo
 from .records import (
     Account,
     Decision,
@@ -63,6 +62,7 @@ from .records import (
     Transfer,
     decode,
 )
+from .registry import BankInfo
 
 __all__ = [
     "MAX_ANOMALY_DETAILS",

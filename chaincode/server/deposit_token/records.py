@@ -5,6 +5,10 @@ refund and settlement records, and :func:`encode` / :func:`decode`, which add an
 envelope ``{"type", "v", "salt"}``. Every private value is written with a salt (DESIGN §6:
 a hash of an unsalted ``{"balance": 1000}`` can be brute-forced from the block). Must not:
 touch the ledger or decide anything (that is :mod:`deposit_token.rules`).
+
+One file of ~520 lines on purpose: every stored schema sits beside the one envelope that
+encodes it, so a change to what is stored (whose bytes ``test_dt_records`` pins) is read and
+reviewed in one place; its sections (accounts, supply and history, cross-bank) are short.
 """
 
 from __future__ import annotations
@@ -15,17 +19,14 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from dtoken_wire.codec import MAX_AMOUNT, canonical_json
+from dtoken_wire.enums import AccountStatus
+from dtoken_wire.fields import Fields
+from dtoken_wire.requests import Limits
+
 from .errors import CorruptState
 from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE, TAG_RE
-from .model import (
-    MAX_AMOUNT,
-    AccountStatus,
-    Fields,
-    JsonObject,
-    Limits,
-    canonical_json,
-    loads_object,
-)
+from .registry import JsonObject, loads_object
 
 __all__ = [
     "RECORD_VERSION",

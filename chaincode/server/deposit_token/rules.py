@@ -4,7 +4,7 @@ Owns: balance arithmetic (a debit never goes below zero), limits (single payment
 outflow by the transaction's UTC date), bank freezes and regulator holds, account status
 transitions, the state machine of a cross-bank transfer (initiate, accept, reject, refund,
 expiry by the transaction timestamp), the ledger-order rule that settles a dispute between an
-accept and a refund, and the tallies behind obligations, netting and the regulator's audit.
+accept and a refund. The tallies built on these rules are :mod:`deposit_token.tallies`.
 
 Must not: touch the ledger, read a clock or draw randomness. Every function either returns a
 new value or raises a :class:`~deposit_token.errors.DepositTokenError` whose message carries
@@ -13,10 +13,14 @@ no value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from enum import Enum, StrEnum
+
+from dtoken_wire.codec import MAX_AMOUNT, parse_timestamp
+from dtoken_wire.enums import AccountStatus, TransferStatus
+from dtoken_wire.requests import LedgerPosition, Limits
 
 from .errors import (
     AccountClosed,
@@ -30,7 +34,6 @@ from .errors import (
     LimitExceeded,
     NotExpired,
 )
-from .model import MAX_AMOUNT, AccountStatus, Limits, parse_ts
 from .records import (
     Account,
     Decision,
@@ -47,9 +50,7 @@ __all__ = [
     "DebitKind",
     "Effect",
     "LedgerPosition",
-    "Tally",
     "add_history",
-    "audit_report",
     "change_status",
     "check_accept",
     "check_amount",
@@ -58,13 +59,10 @@ __all__ = [
     "classify",
     "credit",
     "debit",
-    "obligations_report",
     "set_limits",
     "transfer_status",
 ]
 
-#: A transaction's place in the ledger: (block number, index in the block).
-LedgerPosition = tuple[int, int]
 
 
 def check_amount(amount: object, what: str = "amount") -> int:
@@ -219,19 +217,8 @@ def add_history(
 # --------------------------------------------------------------------------- transfers
 
 
-class TransferStatus(StrEnum):
-    """Where a cross-bank transfer stands, as one bank sees the records."""
-
-    PENDING = "pending"  # no decision, no refund, not expired
-    EXPIRED = "expired"  # no decision, no refund, expired: the payer bank may refund
-    REJECTED = "rejected"  # rejected, not yet refunded: the payer bank may refund
-    ACCEPTED = "accepted"
-    REFUNDED = "refunded"
-    DISPUTED = "disputed"  # both an accept and a refund exist (a dishonest bank skipped a read)
-
-
 def _expired(transfer: Transfer, now: datetime) -> bool:
-    return now >= parse_ts(transfer.expires_at)
+    return now >= parse_timestamp(transfer.expires_at)
 
 
 def transfer_status(
@@ -334,262 +321,3 @@ def decision_matches(transfer: Transfer, decision: Decision) -> bool:
         and decision.amount == transfer.amount
         and decision.currency == transfer.currency
     )
-
-
-# --------------------------------------------------------------------------- tallies
-
-
-class Tally:
-    """Sums keyed by tuples of strings: the accumulator of paginated scans.
-
-    Serializes to a JSON object (``"a/b/c": n``) so that a scan's state can travel in its
-    cursor from one page to the next.
-    """
-
-    __slots__ = ("_sums",)
-
-    def __init__(self, sums: Mapping[tuple[str, ...], int] | None = None) -> None:
-        self._sums: dict[tuple[str, ...], int] = dict(sums or {})
-
-    def add(self, key: tuple[str, ...], amount: int) -> None:
-        """Add ``amount`` (may be 0, to make the key appear) under ``key``."""
-        self._sums[key] = self._sums.get(key, 0) + amount
-
-    def get(self, *key: str) -> int:
-        """The sum under ``key`` (0 if none)."""
-        return self._sums.get(key, 0)
-
-    def items(self) -> Iterable[tuple[tuple[str, ...], int]]:
-        """Every (key, sum), sorted by key."""
-        return sorted(self._sums.items())
-
-    def keys_with(self, first: str) -> list[tuple[str, ...]]:
-        """Keys whose first part is ``first``, sorted."""
-        return sorted(k for k in self._sums if k and k[0] == first)
-
-    def to_json(self) -> dict[str, int]:
-        return {"/".join(k): v for k, v in sorted(self._sums.items())}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> Tally:
-        """Inverse of :meth:`to_json`; raises ``INVALID_ARGUMENT`` on a malformed cursor."""
-        sums: dict[tuple[str, ...], int] = {}
-        for k, v in data.items():
-            if type(v) is not int or not k or len(k) > 128:
-                raise InvalidArgument("cursor.tally is malformed")
-            sums[tuple(k.split("/"))] = v
-        return cls(sums)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Tally) and self._sums == other._sums
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-# Tally key shapes (first part names the family):
-#   ("balance", bank, cur)                         sum of account balances
-#   ("accounts", bank, cur)                        number of accounts
-#   ("supply", bank, cur, kind, counterparty|"-")  sum of supply record amounts
-#   ("xfer", payer, payee, cur, "initiated")       sum of transfer amounts
-#   ("xfer", payer, payee, cur, effect)            sum by Effect
-#   ("accepts", payer, payee, cur)                 sum of accept records (raw)
-#   ("refunds", payer, payee, cur)                 sum of refund records (raw)
-#   ("settled", debtor, creditor, cur)             sum of settlement confirmations
-#   ("anomaly", writers, collection, what)         count of records that count for nobody
-#                                                  (deposit_token.placement.Anomaly)
-
-
-def tally_transfer(
-    tally: Tally,
-    transfer: Transfer,
-    decision: Decision | None,
-    refund: Refund | None,
-    order: Mapping[str, LedgerPosition] | None,
-) -> Effect:
-    """Count one transfer, with its decision and refund, into ``tally``.
-
-    The records must already be bound to where they live and the decision must describe the
-    transfer (:mod:`deposit_token.placement`; the scans note the others as anomalies).
-    """
-    if decision is not None and not decision_matches(transfer, decision):
-        raise ValueError("a decision that does not describe its transfer is never counted")
-    p, q, c = transfer.payer_bank, transfer.payee_bank, transfer.currency
-    tally.add(("xfer", p, q, c, "initiated"), transfer.amount)
-    effect = classify(decision, refund, order)
-    tally.add(("xfer", p, q, c, effect.value), transfer.amount)
-    if decision is not None and decision.outcome is Outcome.ACCEPTED:
-        tally.add(("accepts", p, q, c), transfer.amount)
-    if refund is not None:
-        tally.add(("refunds", p, q, c), refund.amount)
-    return effect
-
-
-@dataclass(frozen=True)
-class PairObligation:
-    """What ``debtor`` owes ``creditor`` in ``currency``: accepted less settled."""
-
-    debtor: str
-    creditor: str
-    currency: str
-    accepted: int
-    settled: int
-    disputed: int
-
-    @property
-    def owed(self) -> int:
-        """Accepted less settled (negative if the debtor prepaid)."""
-        return self.accepted - self.settled
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "debtor": self.debtor,
-            "creditor": self.creditor,
-            "currency": self.currency,
-            "accepted": self.accepted,
-            "settled": self.settled,
-            "disputed": self.disputed,
-            "owed": self.owed,
-        }
-
-
-def obligations_report(tally: Tally, bank_a: str, bank_b: str) -> dict[str, object]:
-    """Obligations between two banks, both ways, and their net per currency.
-
-    ``net[cur]`` > 0 means ``bank_a`` owes ``bank_b`` that much net of what ``bank_b`` owes.
-    """
-    currencies = sorted(
-        {k[3] for k in tally.keys_with("xfer")} | {k[3] for k in tally.keys_with("settled")}
-    )
-    pairs: list[PairObligation] = []
-    for debtor, creditor in ((bank_a, bank_b), (bank_b, bank_a)):
-        for c in currencies:
-            ob = PairObligation(
-                debtor,
-                creditor,
-                c,
-                accepted=tally.get("xfer", debtor, creditor, c, Effect.ACCEPTED.value),
-                settled=tally.get("settled", debtor, creditor, c),
-                disputed=tally.get("xfer", debtor, creditor, c, Effect.DISPUTED.value),
-            )
-            if ob.accepted or ob.settled or ob.disputed:
-                pairs.append(ob)
-    net: dict[str, int] = {}
-    for ob in pairs:
-        sign = 1 if ob.debtor == bank_a else -1
-        net[ob.currency] = net.get(ob.currency, 0) + sign * ob.owed
-    anomalies = {
-        "/".join(k[1:]): v for k, v in tally.items() if k[0] == "anomaly"
-    }
-    return {
-        "banks": [bank_a, bank_b],
-        "obligations": [ob.to_json() for ob in pairs],
-        "net": net,
-        "anomalies": anomalies,
-    }
-
-
-def _supply_signs(tally: Tally) -> list[tuple[tuple[str, ...], int]]:
-    signs = {"mint": 1, "burn": -1, "internal": 0, "out": -1, "in": 1, "refund": 1}
-    return [(k, signs[k[3]]) for k in tally.keys_with("supply") if len(k) == 5]
-
-
-def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
-    """The regulator's checks over a complete tally (DESIGN §5 "Conservation", §7).
-
-    * per bank and currency: the accounts' balances equal the bank's supply records;
-    * per pair and currency: the payer's ``out`` supply records equal its transfers, its
-      ``refund`` records its refunds, and the payee's ``in`` records its accepts;
-    * per currency: supply of every bank plus what is in flight equals minted less burned
-      (a transfer both accepted and refunded shows here as ``excess``);
-    * per pair and currency: obligations, accepted less settled.
-    """
-    failures: list[str] = []
-    currencies = sorted(
-        {k[2] for k, _ in tally.items() if k[0] in ("balance", "accounts", "supply")}
-        | {k[3] for k, _ in tally.items() if k[0] in ("xfer", "settled", "accepts", "refunds")}
-    )
-    per_bank: list[dict[str, object]] = []
-    for b in banks:
-        for c in currencies:
-            deltas = {
-                kind: sum(
-                    v for k, v in tally.items() if k[:4] == ("supply", b, c, kind)
-                )
-                for kind in ("mint", "burn", "internal", "out", "in", "refund")
-            }
-            supply = (
-                deltas["mint"] - deltas["burn"] - deltas["out"] + deltas["in"] + deltas["refund"]
-            )
-            balance = tally.get("balance", b, c)
-            if not (supply or balance or any(deltas.values()) or tally.get("accounts", b, c)):
-                continue
-            ok = supply == balance
-            if not ok:
-                failures.append(f"balances of {b} in {c} differ from its supply records")
-            per_bank.append(
-                {"bank": b, "currency": c, "supply": supply, "balances": balance,
-                 "accounts": tally.get("accounts", b, c), "minted": deltas["mint"],
-                 "burned": deltas["burn"], "ok": ok}
-            )
-    per_pair: list[dict[str, object]] = []
-    for p in banks:
-        for q in banks:
-            if p == q:
-                continue
-            for c in currencies:
-                initiated = tally.get("xfer", p, q, c, "initiated")
-                out = tally.get("supply", p, c, "out", q)
-                refunded_books = tally.get("supply", p, c, "refund", q)
-                credited_books = tally.get("supply", q, c, "in", p)
-                accepts = tally.get("accepts", p, q, c)
-                refunds = tally.get("refunds", p, q, c)
-                settled = tally.get("settled", p, q, c)
-                if not (initiated or out or refunded_books or credited_books or settled):
-                    continue
-                checks = {
-                    "out_matches_transfers": out == initiated,
-                    "refunds_match": refunded_books == refunds,
-                    "credits_match_accepts": credited_books == accepts,
-                }
-                for name, passed in checks.items():
-                    if not passed:
-                        failures.append(f"{p}->{q} {c}: {name} fails")
-                effects = {e.value: tally.get("xfer", p, q, c, e.value) for e in Effect}
-                if effects[Effect.DISPUTED.value]:
-                    failures.append(f"{p}->{q} {c}: transfers both accepted and refunded")
-                per_pair.append(
-                    {"payer": p, "payee": q, "currency": c, "initiated": initiated,
-                     **effects, "settled": settled,
-                     "owed": effects[Effect.ACCEPTED.value] - settled, **checks}
-                )
-    per_currency: list[dict[str, object]] = []
-    for c in currencies:
-        supply = sum(
-            tally.get("supply", b, c, kind, cp) * sign
-            for (_, b, cur, kind, cp), sign in _supply_signs(tally)
-            if cur == c
-        )
-        in_flight = sum(
-            tally.get("xfer", p, q, c, Effect.IN_FLIGHT.value)
-            for p in banks for q in banks if p != q
-        )
-        minted = sum(tally.get("supply", b, c, "mint", "-") for b in banks)
-        burned = sum(tally.get("supply", b, c, "burn", "-") for b in banks)
-        excess = supply + in_flight - (minted - burned)
-        if excess:
-            failures.append(f"{c}: supply plus in-flight differs from minted less burned")
-        per_currency.append(
-            {"currency": c, "supply": supply, "in_flight": in_flight, "minted": minted,
-             "burned": burned, "excess": excess, "ok": excess == 0}
-        )
-    anomalies = {"/".join(k[1:]): v for k, v in tally.items() if k[0] == "anomaly"}
-    if anomalies:
-        failures.append("inconsistent records found (see anomalies)")
-    return {
-        "ok": not failures,
-        "failures": failures,
-        "banks": per_bank,
-        "pairs": per_pair,
-        "currencies": per_currency,
-        "anomalies": anomalies,
-    }

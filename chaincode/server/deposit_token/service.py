@@ -1,7 +1,8 @@
 """One transaction, end to end, independent of the contract framework.
 
-Owns: the table of transactions (name, request schema, body, submit or evaluate), reading the
-request from the transient map, building the :class:`~deposit_token.operations.Tx`, running
+Owns: running the transactions declared in :mod:`deposit_token.operations` (each body
+declares itself, :data:`TRANSACTIONS`): reading the request from the transient map and parsing
+it as the body's request type, building the :class:`~deposit_token.operations.Tx`, running
 the body, then flushing its writes only if it succeeded; and the last line of privacy
 defence: an unexpected exception is replaced by ``INTERNAL: ...`` naming only its type, since
 its text could quote a value and error messages are written into blocks.
@@ -14,17 +15,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
+
+from dtoken_wire.codec import TRANSIENT_KEY
 
 from . import operations as ops
 from . import requests as rq
 from .config import ServerSettings
 from .errors import DepositTokenError, InternalError, InvalidArgument
 from .ledger import Ledger, LedgerStub
-from .model import Registry, loads_object
-from .operations import Caller, Tx
+from .operations import TRANSACTIONS, Caller, Tx, TxSpec
+from .registry import Registry, loads_object
 
 __all__ = ["TRANSACTIONS", "Service", "TxSpec", "TxStub"]
 
@@ -41,55 +43,6 @@ class TxStub(LedgerStub, Protocol):
     @property
     def tx_datetime(self) -> datetime: ...
     def get_transient(self) -> Mapping[str, bytes]: ...
-
-
-Body = Callable[[Tx, Any], Awaitable[dict[str, object]]]
-
-
-@dataclass(frozen=True)
-class TxSpec:
-    """A transaction: its request parser (``None``: no transient request) and its body."""
-
-    name: str
-    parse: Callable[[Mapping[str, object]], object] | None
-    body: Body
-    evaluate: bool = False
-    optional_request: bool = False
-
-
-_SPECS = [
-    # writes, by the serving bank's clients
-    TxSpec("open_account", rq.OpenAccountRequest.parse, ops.open_account),
-    TxSpec("set_account_status", rq.SetStatusRequest.parse, ops.set_account_status),
-    TxSpec("set_account_limits", rq.SetLimitsRequest.parse, ops.set_account_limits),
-    TxSpec("mint", rq.MoveRequest.parse, ops.mint),
-    TxSpec("burn", rq.MoveRequest.parse, ops.burn),
-    TxSpec("transfer", rq.TransferRequest.parse, ops.transfer),
-    TxSpec("initiate_transfer", rq.InitiateRequest.parse, ops.initiate_transfer),
-    TxSpec("batch_payout", rq.BatchRequest.parse, ops.batch_payout),
-    TxSpec("accept_transfer", rq.AcceptRequest.parse, ops.accept_transfer),
-    TxSpec("reject_transfer", rq.RejectRequest.parse, ops.reject_transfer),
-    TxSpec("refund_transfer", rq.RefundRequest.parse, ops.refund_transfer),
-    TxSpec("confirm_settlement", rq.SettlementRequest.parse, ops.confirm_settlement),
-    # writes, by the regulator
-    TxSpec("set_hold", rq.HoldRequest.parse, ops.set_hold),
-    TxSpec("release_hold", rq.ReleaseHoldRequest.parse, ops.release_hold),
-    # reads
-    TxSpec("get_registry", None, lambda tx, _: ops.get_registry(tx), evaluate=True),
-    TxSpec("get_account", rq.AccountRef.parse, ops.get_account, evaluate=True),
-    TxSpec("get_history", rq.HistoryRequest.parse, ops.get_history, evaluate=True),
-    TxSpec("list_accounts", rq.ListAccountsRequest.parse, ops.list_accounts, evaluate=True,
-           optional_request=True),
-    TxSpec("get_supply", rq.SupplyRequest.parse, ops.get_supply, evaluate=True),
-    TxSpec("get_pending", rq.PendingRequest.parse, ops.get_pending, evaluate=True),
-    TxSpec("get_transfer", rq.TransferLookup.parse, ops.get_transfer, evaluate=True),
-    TxSpec("get_reference", rq.ReferenceRequest.parse, ops.get_reference, evaluate=True),
-    TxSpec("get_obligations", rq.ObligationsRequest.parse, ops.get_obligations, evaluate=True),
-    TxSpec("audit", rq.AuditRequest.parse, ops.audit, evaluate=True, optional_request=True),
-]
-
-#: Every transaction except ``init_network`` (which takes its JSON as an argument).
-TRANSACTIONS: Mapping[str, TxSpec] = {s.name: s for s in _SPECS}
 
 
 class Service:
@@ -131,10 +84,10 @@ class Service:
             raise InvalidArgument("unknown transaction")
 
         async def body(tx: Tx) -> dict[str, object]:
-            request: object = None
-            if spec.parse is not None:
-                request = spec.parse(_transient_request(stub, spec.optional_request))
-            return await spec.body(tx, request)
+            if spec.request is None:
+                return await spec.body(tx)
+            data = _transient_request(stub, spec.optional_request)
+            return await spec.body(tx, rq.parse(spec.request, data))
 
         return await self._guarded(stub, caller, name, body, flush=not spec.evaluate)
 
@@ -172,9 +125,9 @@ class Service:
 
 
 def _transient_request(stub: TxStub, optional: bool) -> Mapping[str, object]:
-    raw = stub.get_transient().get(rq.TRANSIENT_KEY)
+    raw = stub.get_transient().get(TRANSIENT_KEY)
     if raw is None:
         if optional:
             return {}
-        raise InvalidArgument(f"the transient map has no {rq.TRANSIENT_KEY!r} entry")
+        raise InvalidArgument(f"the transient map has no {TRANSIENT_KEY!r} entry")
     return loads_object(raw, "request", InvalidArgument)

@@ -13,11 +13,11 @@ money goes (floats are refused in arguments and results).
 
 Errors (all in ``fabcontract.errors``)::
 
-    ContractError
+    ContractAPIError
     ├── ContractDefinitionError   a contract is malformed; raised when it is registered (TypeError)
-    └── TransactionError          a request cannot be routed or decoded; message starts with a code
-        ├── UnknownContractError      "UNKNOWN_CONTRACT: ..."
-        ├── UnknownTransactionError   "UNKNOWN_TRANSACTION: ..."
+    └── RoutingError              a request cannot be routed or decoded; message starts with a code
+        ├── UnknownContract           "UNKNOWN_CONTRACT: ..."
+        ├── UnknownTransaction        "UNKNOWN_TRANSACTION: ..."
         └── ArgumentError             "INVALID_ARGUMENT: ..." names the parameter (ValueError)
 
 Every exception raised in a transaction (these or the contract's own) becomes an error
@@ -28,11 +28,11 @@ from .chaincode import SYSTEM_CONTRACT_NAME, ContractChaincode, TransactionSpec
 from .contract import Context, Contract, transaction
 from .errors import (
     ArgumentError,
+    ContractAPIError,
     ContractDefinitionError,
-    ContractError,
-    TransactionError,
-    UnknownContractError,
-    UnknownTransactionError,
+    RoutingError,
+    UnknownContract,
+    UnknownTransaction,
 )
 from .serialization import encode_result
 
@@ -41,13 +41,13 @@ __all__ = [
     "ArgumentError",
     "Context",
     "Contract",
+    "ContractAPIError",
     "ContractChaincode",
     "ContractDefinitionError",
-    "ContractError",
-    "TransactionError",
+    "RoutingError",
     "TransactionSpec",
-    "UnknownContractError",
-    "UnknownTransactionError",
+    "UnknownContract",
+    "UnknownTransaction",
     "encode_result",
     "transaction",
 ]

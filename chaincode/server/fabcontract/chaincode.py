@@ -24,9 +24,9 @@ from .contract import TRANSACTION_ATTRIBUTE, Context, Contract, TransactionMarke
 from .errors import (
     ArgumentError,
     ContractDefinitionError,
-    UnknownContractError,
+    UnknownContract,
 )
-from .serialization import Codec, Schema, codec_for, encode_result, return_schema
+from .serialization import Codec, Schema, codec_for, encode_result, json_schema, return_schema
 
 logger = logging.getLogger("fabcontract")
 
@@ -55,6 +55,8 @@ class TransactionSpec:
     parameters: tuple[Parameter, ...]
     returns: Schema | None
     description: str
+    #: ``(key, schema)`` of each declared transient input.
+    transient: tuple[tuple[str, Schema], ...] = ()
 
     def decode(self, args: Sequence[bytes]) -> list[Any]:
         """Decode the string arguments; ``ArgumentError`` names the parameter at fault."""
@@ -87,6 +89,11 @@ class TransactionSpec:
                 for p in self.parameters
             ],
         }
+        if self.transient:
+            entry["transient"] = [
+                {"name": key, "description": "", "schema": schema}
+                for key, schema in self.transient
+            ]
         if self.returns is not None:
             entry["returns"] = self.returns
         if self.description:
@@ -138,6 +145,9 @@ def _spec(
         parameters.append(Parameter(param.name, codec, param.default is not param.empty))
     returns = return_schema(hints.get("return"), f"{where} return") if "return" in hints else {}
     description = inspect.getdoc(function) or ""
+    transient = tuple(
+        (key, json_schema(kind, f"{where} transient {key!r}")) for key, kind in marker.transient
+    )
     return TransactionSpec(
         name=name,
         method=getattr(contract, attribute),
@@ -145,6 +155,7 @@ def _spec(
         parameters=tuple(parameters),
         returns=returns,
         description=description.split("\n\n")[0].replace("\n", " "),
+        transient=transient,
     )
 
 
@@ -249,7 +260,7 @@ class ContractChaincode:
         try:
             args = stub.get_args()
             if not args:
-                raise UnknownContractError("no function named (the first argument is empty)")
+                raise UnknownContract("no function named (the first argument is empty)")
             try:
                 requested = args[0].decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -259,7 +270,7 @@ class ContractChaincode:
                 contract_name = self._default
             contract = self._contracts.get(contract_name)
             if contract is None:
-                raise UnknownContractError(f"contract {contract_name!r} is not defined")
+                raise UnknownContract(f"contract {contract_name!r} is not defined")
             ctx = contract.create_context(stub)
             ctx.function = function
             spec = self._specs[contract_name].get(function)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar, overload
 
 from fabshim import ClientIdentity, Stub
 
-from .errors import UnknownTransactionError
+from .errors import UnknownTransaction
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -22,14 +22,23 @@ class TransactionMarker:
 
     evaluate: bool
     name: str | None
+    #: ``(transient key, type)`` of each transient entry the transaction reads.
+    transient: tuple[tuple[str, Any], ...] = ()
 
 
 @overload
 def transaction(func: F, /) -> F: ...
 @overload
-def transaction(*, evaluate: bool = False, name: str | None = None) -> Callable[[F], F]: ...
 def transaction(
-    func: F | None = None, /, *, evaluate: bool = False, name: str | None = None
+    *, evaluate: bool = False, name: str | None = None, transient: Mapping[str, Any] | None = None
+) -> Callable[[F], F]: ...
+def transaction(
+    func: F | None = None,
+    /,
+    *,
+    evaluate: bool = False,
+    name: str | None = None,
+    transient: Mapping[str, Any] | None = None,
 ) -> F | Callable[[F], F]:
     """Mark an ``async def`` method of a ``Contract`` as a transaction.
 
@@ -37,13 +46,20 @@ def transaction(
     evaluate-only one (a query: tagged EVALUATE in the metadata). ``name`` overrides the
     function name clients call. The method's signature is ``(self, ctx, ...)``; its other
     parameters are annotated (see ``fabcontract.serialization``).
+
+    ``transient`` declares the private inputs the transaction reads from the transient map:
+    each key and the type its JSON value has (a dataclass, whose fields are the JSON object's
+    fields, or any parameter type). The contract still reads them itself (``ctx.transient``);
+    the declaration is what ``GetMetadata`` publishes as the transaction's ``transient``
+    schema, since such inputs are no arguments.
     """
 
     def mark(method: F) -> F:
         candidate: object = method
         if not inspect.iscoroutinefunction(candidate):
             raise TypeError(f"transaction {method.__qualname__} must be an async def method")
-        setattr(method, TRANSACTION_ATTRIBUTE, TransactionMarker(evaluate, name))
+        marker = TransactionMarker(evaluate, name, tuple((transient or {}).items()))
+        setattr(method, TRANSACTION_ATTRIBUTE, marker)
         return method
 
     if func is not None:
@@ -115,6 +131,6 @@ class Contract:
 
         A value returned here becomes the (successful) result.
         """
-        raise UnknownTransactionError(
+        raise UnknownTransaction(
             f"function {ctx.function!r} is not a transaction of contract {self.name!r}"
         )

@@ -7,6 +7,9 @@ JSON text), ``typing.Literal`` of strings or integers, and ``enum.Enum`` subclas
 value). ``float`` is refused everywhere, in parameters, inside JSON and in results: money
 is integer minor units.
 
+Transient inputs declared with ``@transaction(transient=...)`` are described (not decoded)
+by :func:`json_schema`, which also knows dataclasses, ``X | None`` and tuples.
+
 Results: ``None`` is an empty payload, ``bytes`` go as they are, anything else is JSON
 (sorted keys, compact, UTF-8) so every endorsing peer produces the same bytes. Dataclass
 instances and enums are converted (``dataclasses.asdict``, ``.value``).
@@ -218,6 +221,60 @@ def _enum_codec(kind: type[enum.Enum], where: str) -> Codec:
 
         return Codec(decode_int, {"type": "integer", "enum": values})
     raise ContractDefinitionError(f"{where}: enum values must be all strings or all integers")
+
+
+def json_schema(annotation: Any, where: str) -> Schema:
+    """The JSON schema of a value of type ``annotation``, as it travels in JSON.
+
+    Beyond the parameter types: a dataclass is an object of its fields (those without a
+    default are required, no other field is allowed), ``X | None`` is ``X``'s schema (the
+    field may be absent or null), ``tuple[X, ...]`` and ``tuple[X, Y]`` are arrays.
+    """
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return _dataclass_schema(annotation, where)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return _enum_codec(annotation, where).schema
+    if origin in (types.UnionType, typing.Union):
+        present = [a for a in args if a is not type(None)]
+        if len(present) != 1:
+            raise ContractDefinitionError(f"{where}: only X | None unions are supported")
+        return json_schema(present[0], where)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return {"type": "array", "items": json_schema(args[0], where)}
+        if len(set(args)) == 1:
+            return {"type": "array", "items": json_schema(args[0], where),
+                    "minItems": len(args), "maxItems": len(args)}
+        raise ContractDefinitionError(f"{where}: a tuple's items must have one type")
+    if origin in (list, Sequence) and args:
+        return {"type": "array", "items": json_schema(args[0], where)}
+    if origin in (dict, Mapping) and args:
+        if args[0] is not str:
+            raise ContractDefinitionError(f"{where}: dict keys must be str (JSON object keys)")
+        value = json_schema(args[1], where)
+        return {"type": "object", **({"additionalProperties": value} if value else {})}
+    return _validator(annotation, where)[1]
+
+
+def _dataclass_schema(kind: type, where: str) -> Schema:
+    try:
+        hints = typing.get_type_hints(kind)
+    except (NameError, TypeError) as exc:
+        raise ContractDefinitionError(f"{where}: cannot resolve annotations: {exc}") from exc
+    properties: Schema = {}
+    required: list[str] = []
+    for field in dataclasses.fields(kind):
+        if not field.init:
+            continue
+        properties[field.name] = json_schema(hints[field.name], f"{where}.{field.name}")
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            required.append(field.name)
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
 
 
 def return_schema(annotation: Any, where: str) -> Schema | None:

@@ -5,6 +5,7 @@ reaches the block carries no private value.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,9 @@ from deposit_token.chaincode import chaincode
 from deposit_token.config import ENV_MSP, ENV_SECRET_FILE, ServerSettings
 from deposit_token.contract import CONTRACT_NAME, DepositTokenContract
 from deposit_token.errors import ServerMisconfigured, error_from_message
+from deposit_token.operations import declare
 from deposit_token.service import TRANSACTIONS
+from dtoken_wire.requests import MoveRequest
 from fabcontract import ContractChaincode
 from fabshim.testing import MemoryLedger, TestIdentity, make_identity
 from unit.deposit_token.dt_harness import BANKS, REGULATOR, init_payload, secret_of
@@ -81,6 +84,45 @@ async def test_module_chaincode_lists_every_transaction() -> None:
     for name, spec in specs.items():
         assert spec.evaluate == (name != "init_network" and TRANSACTIONS[name].evaluate)
         assert len(spec.parameters) == (1 if name == "init_network" else 0)
+
+
+async def test_metadata_describes_each_transient_request_from_its_one_declaration() -> None:
+    contract = chaincode.metadata()["contracts"][CONTRACT_NAME]
+    entries = {t["name"]: t for t in contract["transactions"]}
+    assert set(entries) == {*TRANSACTIONS, "init_network"}
+    for name, spec in TRANSACTIONS.items():
+        if spec.request is None:
+            assert "transient" not in entries[name]
+            continue
+        (transient,) = entries[name]["transient"]
+        schema = transient["schema"]
+        assert transient["name"] == "request"
+        assert list(schema["properties"]) == [f.name for f in dataclasses.fields(spec.request)]
+        assert schema["additionalProperties"] is False
+        assert entries[name]["description"] == spec.description.split("\n\n")[0].replace(
+            "\n", " ")
+    mint = entries["mint"]["transient"][0]["schema"]
+    assert mint["properties"]["amount"] == {"type": "integer"}
+    assert mint["required"] == ["reference", "account_id", "amount"]
+    status = entries["set_account_status"]["transient"][0]["schema"]["properties"]["status"]
+    assert status == {"type": "string", "enum": ["active", "frozen", "closed"]}
+    batch = entries["batch_payout"]["transient"][0]["schema"]["properties"]["payments"]
+    assert batch["type"] == "array"
+    assert batch["items"]["required"] == ["payee_bank", "payee_account", "amount"]
+
+
+def test_a_body_is_declared_once_with_a_wire_request() -> None:
+    async def mint(tx: Any, req: MoveRequest) -> dict[str, object]:
+        return {}
+
+    with pytest.raises(TypeError, match="declared twice"):
+        declare()(mint)
+
+    async def odd(tx: Any, req: dict[str, object]) -> dict[str, object]:
+        return {}
+
+    with pytest.raises(TypeError, match="dtoken_wire request type"):
+        declare()(odd)
 
 
 async def test_settings_come_from_the_environment(tmp_path: Any, monkeypatch: Any) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 from deposit_token.errors import CorruptState
-from deposit_token.model import Limits
 from deposit_token.records import (
     Account,
     Decision,
@@ -21,6 +20,7 @@ from deposit_token.records import (
     decode,
     encode,
 )
+from dtoken_wire import Limits
 
 SALT = "0" * 32
 AT = "2026-01-01T00:00:00.000000Z"

@@ -13,13 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from deposit_token import errors as e
-from deposit_token.model import MAX_AMOUNT, AccountStatus, Limits, format_ts
 from deposit_token.records import Account, Decision, Hold, Outcome, Refund, RefundCause, Transfer
 from deposit_token.rules import (
     DebitKind,
     Effect,
-    Tally,
-    audit_report,
     change_status,
     check_accept,
     check_amount,
@@ -28,9 +25,10 @@ from deposit_token.rules import (
     classify,
     credit,
     debit,
-    obligations_report,
-    tally_transfer,
 )
+from deposit_token.tallies import Tally, audit_report, obligations_report, tally_transfer
+from dtoken_wire import MAX_AMOUNT, AccountStatus, Limits
+from dtoken_wire import format_timestamp as format_ts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

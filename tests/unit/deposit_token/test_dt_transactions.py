@@ -713,7 +713,7 @@ async def test_the_registry_is_read_from_the_ledger_until_a_transaction_has_read
 
 
 async def test_get_pending_since_reads_only_transfers_created_since(net: Net) -> None:
-    from deposit_token.model import format_ts
+    from dtoken_wire import format_timestamp as format_ts
 
     payer = await funded(net, HK, "USD", 10_000)
     payee = await funded(net, US, "USD", 0, tag="rcv")
@@ -762,6 +762,6 @@ async def test_initiate_writes_the_time_index_in_the_pair_collection(net: Net) -
     assert len(keys) == 2
     (index,) = [k for k in keys if k.startswith("open/")]
     (xfer,) = [k for k in keys if k.startswith("xfer/")]
-    from deposit_token.model import format_ts
+    from dtoken_wire import format_timestamp as format_ts
 
     assert index == f"open/{format_ts(net.now)}/{xfer.removeprefix('xfer/')}"

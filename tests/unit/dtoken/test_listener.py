@@ -21,8 +21,8 @@ from dtoken.errors import AccountFrozen, InvalidState, NetworkFault, NotExpired,
 from dtoken.listener import Handled, IncomingListener, PendingWindow, Sweeper, Verdict
 from dtoken.models import (
     Account,
+    AccountLimits,
     AccountStatus,
-    Limits,
     Transfer,
     TransferStatus,
     format_timestamp,
@@ -99,7 +99,7 @@ class FakeBank:
         zero = Money(0, currency, 2)
         self.accounts[account_id] = Account(
             account_id=account_id, bank=self.name, currency=currency, owner_ref="o",
-            status=status, balance=zero, available=zero, limits=Limits(), outflow_today=zero,
+            status=status, balance=zero, available=zero, limits=AccountLimits(), outflow_today=zero,
             hold=None, opened_at="", history_length=0)
 
     def add(self, t: Transfer) -> None:

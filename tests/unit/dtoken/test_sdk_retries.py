@@ -20,7 +20,8 @@ from dtoken.errors import (
     NotFound,
     OutcomeUnknown,
 )
-from dtoken.submitter import RetryPolicy, canonical_json, derive_nonce
+from dtoken.submitter import RetryPolicy, derive_nonce
+from dtoken_wire import canonical_json
 from unit.dtoken.conftest import FAST
 from unit.dtoken.sdk_fakes import ACCOUNT, MVCC, POLICY_FAILURE, SdkPeer
 

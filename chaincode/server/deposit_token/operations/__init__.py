@@ -8,6 +8,7 @@ or raises a :class:`~deposit_token.errors.DepositTokenError`; writes are buffere
 
 The modules, one concern each:
 
+* :mod:`.declare`: :func:`declare`, which makes a body a transaction, and the table it fills;
 * :mod:`.access`: :class:`Tx`, :class:`Caller`, roles and events, the registry, who may write
   or read what;
 * :mod:`.steps`: steps several transactions share (idempotency references, account reads and
@@ -32,9 +33,9 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
 Must not: put a private value in a return value of a write, an event or an error message.
 """
 
+from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
+
 from .access import (
-    EVENT_DECIDED,
-    EVENT_PENDING,
     ROLE_AUDITOR,
     ROLE_MINTER,
     ROLE_OPERATOR,
@@ -59,6 +60,7 @@ from .crossbank import (
     refund_transfer,
     reject_transfer,
 )
+from .declare import TRANSACTIONS, TxSpec, declare
 from .intrabank import burn, mint, transfer
 from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
@@ -72,8 +74,10 @@ __all__ = [
     "ROLE_AUDITOR",
     "ROLE_MINTER",
     "ROLE_OPERATOR",
+    "TRANSACTIONS",
     "Caller",
     "Tx",
+    "TxSpec",
     "accept_transfer",
     "audit",
     "authorize_bank_write",
@@ -82,6 +86,7 @@ __all__ = [
     "batch_payout",
     "burn",
     "confirm_settlement",
+    "declare",
     "done",
     "get_account",
     "get_history",

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dtoken_wire.codec import canonical_json, format_timestamp
+
 from ..errors import (
     AlreadyInitialized,
     CorruptState,
@@ -30,22 +32,13 @@ from ..keys import (
     token_key,
 )
 from ..ledger import Ledger
-from ..model import (
-    BankInfo,
-    Registry,
-    canonical_json,
-    format_ts,
-    loads_object,
-)
+from ..registry import BankInfo, Registry, loads_object
+from .declare import declare
 
 ROLE_MINTER = "minter"
 ROLE_OPERATOR = "operator"
 ROLE_AUDITOR = "auditor"
 ROLES = (ROLE_MINTER, ROLE_OPERATOR, ROLE_AUDITOR)
-#: Event of ``initiate_transfer`` and ``batch_payout``: payload ``{"payee_banks": [...]}``.
-EVENT_PENDING = "TransferPending"
-#: Event of ``accept_transfer`` and ``reject_transfer``: payload ``{"payer_bank": ...}``.
-EVENT_DECIDED = "TransferDecided"
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,7 @@ class Tx:
     @property
     def at(self) -> str:
         """The transaction timestamp as stored."""
-        return format_ts(self.now)
+        return format_timestamp(self.now)
 
     def next_tag(self, purpose: str) -> str:
         """A fresh record tag: ``HMAC(secret, tx id, purpose, n)``."""
@@ -217,6 +210,7 @@ async def init_network(tx: Tx, argument: str) -> dict[str, object]:
     return {"tx_id": tx.tx_id, "banks": len(registry.banks), "tokens": count}
 
 
+@declare(evaluate=True)
 async def get_registry(tx: Tx) -> dict[str, object]:
     """The registry and the token definitions (public)."""
     registry = await load_registry(tx)

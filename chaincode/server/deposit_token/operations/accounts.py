@@ -7,6 +7,8 @@ Must not: move money.
 
 from __future__ import annotations
 
+from dtoken_wire.requests import OpenAccountRequest, SetLimitsRequest, SetStatusRequest
+
 from ..errors import (
     AlreadyExists,
     CurrencyMismatch,
@@ -19,11 +21,6 @@ from ..records import (
     Account,
     HistoryKind,
 )
-from ..requests import (
-    OpenAccountRequest,
-    SetLimitsRequest,
-    SetStatusRequest,
-)
 from ..rules import (
     change_status,
     set_limits,
@@ -35,6 +32,7 @@ from .access import (
     done,
     load_registry,
 )
+from .declare import declare
 from .steps import (
     claim_reference,
     read_account,
@@ -44,6 +42,7 @@ from .steps import (
 )
 
 
+@declare()
 async def open_account(tx: Tx, req: OpenAccountRequest) -> dict[str, object]:
     """Open an account at the serving bank (operator)."""
     registry = await load_registry(tx)
@@ -63,6 +62,7 @@ async def open_account(tx: Tx, req: OpenAccountRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def set_account_status(tx: Tx, req: SetStatusRequest) -> dict[str, object]:
     """Freeze, unfreeze or close an account (the bank's operator)."""
     registry = await load_registry(tx)
@@ -73,6 +73,7 @@ async def set_account_status(tx: Tx, req: SetStatusRequest) -> dict[str, object]
     return done(tx)
 
 
+@declare()
 async def set_account_limits(tx: Tx, req: SetLimitsRequest) -> dict[str, object]:
     """Replace an account's single-payment and daily-outflow limits (the bank's operator)."""
     registry = await load_registry(tx)

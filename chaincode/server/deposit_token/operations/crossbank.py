@@ -16,6 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+from dtoken_wire.codec import format_timestamp
+from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
+from dtoken_wire.requests import (
+    AcceptRequest,
+    BatchPayment,
+    BatchRequest,
+    InitiateRequest,
+    RefundRequest,
+    RejectRequest,
+    SettlementRequest,
+)
+
 from ..errors import (
     AlreadyExists,
     CurrencyMismatch,
@@ -33,10 +45,6 @@ from ..keys import (
     settlement_key,
     transfer_key,
 )
-from ..model import (
-    day_of,
-    format_ts,
-)
 from ..placement import pair_pin
 from ..records import (
     Decision,
@@ -49,15 +57,7 @@ from ..records import (
     SupplyKind,
     Transfer,
 )
-from ..requests import (
-    AcceptRequest,
-    BatchPayment,
-    BatchRequest,
-    InitiateRequest,
-    RefundRequest,
-    RejectRequest,
-    SettlementRequest,
-)
+from ..registry import day_of
 from ..rules import (
     check_accept,
     check_refund,
@@ -66,8 +66,6 @@ from ..rules import (
     debit,
 )
 from .access import (
-    EVENT_DECIDED,
-    EVENT_PENDING,
     ROLE_OPERATOR,
     Tx,
     authorize_bank_write,
@@ -76,6 +74,7 @@ from .access import (
     member_bank,
     other_bank,
 )
+from .declare import declare
 from .steps import (
     claim_reference,
     read_account,
@@ -88,12 +87,14 @@ from .steps import (
 )
 
 
+@declare()
 async def initiate_transfer(tx: Tx, req: InitiateRequest) -> dict[str, object]:
     """Phase one of a cross-bank transfer, endorsed by the payer's bank alone."""
     return await _payout(tx, "initiate_transfer", req.reference, req.payer_account,
                          (req.payment,), req.ttl_seconds, req.originator, cross_only=True)
 
 
+@declare()
 async def batch_payout(tx: Tx, req: BatchRequest) -> dict[str, object]:
     """One debit of the payer, then a transfer to each payee (one transaction)."""
     return await _payout(tx, "batch_payout", req.reference, req.payer_account, req.payments,
@@ -118,7 +119,7 @@ async def _payout(
     payer = await read_account(tx, bank, payer_id, "payer")
     hold = await read_hold(tx, registry, bank, payer_id)
     acct = acct_collection(bank.name)
-    expires_at = format_ts(tx.now + timedelta(seconds=ttl_seconds))
+    expires_at = format_timestamp(tx.now + timedelta(seconds=ttl_seconds))
 
     # Validate every payment and read what it needs before debiting anything.
     plan: list[tuple[BatchPayment, str | None]] = []
@@ -188,6 +189,7 @@ async def _payout(
     return done(tx)
 
 
+@declare()
 async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
     """Phase two at the payee's bank: record ``accepted`` and credit the payee."""
     registry = await load_registry(tx)
@@ -213,6 +215,7 @@ async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def reject_transfer(tx: Tx, req: RejectRequest) -> dict[str, object]:
     """Phase two at the payee's bank: record ``rejected`` (the payer's bank then refunds)."""
     registry = await load_registry(tx)
@@ -230,6 +233,7 @@ async def reject_transfer(tx: Tx, req: RejectRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
     """At the payer's bank, after a rejection or after expiry undecided: credit the payer."""
     registry = await load_registry(tx)
@@ -258,6 +262,7 @@ async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def confirm_settlement(tx: Tx, req: SettlementRequest) -> dict[str, object]:
     """The creditor bank confirms the debtor's reserves arrived (RTGS reference, once)."""
     registry = await load_registry(tx)

@@ -8,20 +8,16 @@ Must not: touch a pair collection (that is :mod:`.crossbank`).
 
 from __future__ import annotations
 
+from dtoken_wire.requests import MoveRequest, TransferRequest
+
 from ..errors import (
     CurrencyMismatch,
-)
-from ..model import (
-    day_of,
 )
 from ..records import (
     HistoryKind,
     SupplyKind,
 )
-from ..requests import (
-    MoveRequest,
-    TransferRequest,
-)
+from ..registry import day_of
 from ..rules import (
     DebitKind,
     credit,
@@ -35,6 +31,7 @@ from .access import (
     done,
     load_registry,
 )
+from .declare import declare
 from .steps import (
     claim_reference,
     read_account,
@@ -46,6 +43,7 @@ from .steps import (
 )
 
 
+@declare()
 async def mint(tx: Tx, req: MoveRequest) -> dict[str, object]:
     """A deposit arrived: credit an account with new tokens of the bank (minter)."""
     registry = await load_registry(tx)
@@ -59,6 +57,7 @@ async def mint(tx: Tx, req: MoveRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def burn(tx: Tx, req: MoveRequest) -> dict[str, object]:
     """A redemption: debit an account and retire the tokens (minter)."""
     registry = await load_registry(tx)
@@ -74,6 +73,7 @@ async def burn(tx: Tx, req: MoveRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def transfer(tx: Tx, req: TransferRequest) -> dict[str, object]:
     """A payment between two accounts of the serving bank (operator)."""
     registry = await load_registry(tx)

@@ -8,6 +8,8 @@ Must not: write.
 
 from __future__ import annotations
 
+from dtoken_wire.requests import AccountRef, HistoryRequest, ReferenceRequest, TransferLookup
+
 from ..errors import (
     NotFound,
 )
@@ -17,20 +19,12 @@ from ..keys import (
     prefix_range,
     reference_key,
 )
-from ..model import (
-    day_of,
-)
 from ..records import (
     HistoryRecord,
     ReferenceRecord,
     decode,
 )
-from ..requests import (
-    AccountRef,
-    HistoryRequest,
-    ReferenceRequest,
-    TransferLookup,
-)
+from ..registry import day_of
 from ..rules import (
     transfer_status,
 )
@@ -42,6 +36,7 @@ from .access import (
     other_bank,
     target_bank,
 )
+from .declare import declare
 from .steps import (
     read_account,
     read_hold,
@@ -49,6 +44,7 @@ from .steps import (
 )
 
 
+@declare(evaluate=True)
 async def get_account(tx: Tx, req: AccountRef) -> dict[str, object]:
     """An account with its balance, status, limits, today's outflow and any hold."""
     registry = await load_registry(tx)
@@ -66,6 +62,7 @@ async def get_account(tx: Tx, req: AccountRef) -> dict[str, object]:
     }
 
 
+@declare(evaluate=True)
 async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
     """An account's history records from ``from_seq`` (a range scan: read-only)."""
     registry = await load_registry(tx)
@@ -81,6 +78,7 @@ async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
     }
 
 
+@declare(evaluate=True)
 async def get_reference(tx: Tx, req: ReferenceRequest) -> dict[str, object]:
     """What a client reference did: its transaction, its kind and the ids it created."""
     registry = await load_registry(tx)
@@ -93,6 +91,7 @@ async def get_reference(tx: Tx, req: ReferenceRequest) -> dict[str, object]:
     return record.to_json()
 
 
+@declare(evaluate=True)
 async def get_transfer(tx: Tx, req: TransferLookup) -> dict[str, object]:
     """A transfer with its decision, refund and status (either bank, or the regulator)."""
     registry = await load_registry(tx)

@@ -8,6 +8,8 @@ Must not: change a balance.
 
 from __future__ import annotations
 
+from dtoken_wire.requests import HoldRequest, ReleaseHoldRequest
+
 from ..errors import (
     NotFound,
 )
@@ -18,10 +20,6 @@ from ..keys import (
 from ..records import (
     Hold,
 )
-from ..requests import (
-    HoldRequest,
-    ReleaseHoldRequest,
-)
 from .access import (
     Tx,
     authorize_regulator_write,
@@ -29,11 +27,13 @@ from .access import (
     load_registry,
     member_bank,
 )
+from .declare import declare
 from .steps import (
     read_account,
 )
 
 
+@declare()
 async def set_hold(tx: Tx, req: HoldRequest) -> dict[str, object]:
     """The regulator freezes an account or holds an amount on it (its own collection)."""
     registry = await load_registry(tx)
@@ -46,6 +46,7 @@ async def set_hold(tx: Tx, req: HoldRequest) -> dict[str, object]:
     return done(tx)
 
 
+@declare()
 async def release_hold(tx: Tx, req: ReleaseHoldRequest) -> dict[str, object]:
     """The regulator removes its hold on an account."""
     registry = await load_registry(tx)

@@ -13,6 +13,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from dtoken_wire.enums import Direction, TransferStatus
+from dtoken_wire.requests import (
+    AuditRequest,
+    LedgerPosition,
+    ListAccountsRequest,
+    ObligationsRequest,
+    PendingRequest,
+    SupplyRequest,
+)
+
 from ..errors import (
     InvalidArgument,
     NotAuthorized,
@@ -30,7 +40,6 @@ from ..keys import (
     refund_key,
     transfer_key,
 )
-from ..model import BankInfo, Registry
 from ..placement import (
     MAX_ANOMALY_DETAILS,
     Anomaly,
@@ -52,25 +61,9 @@ from ..records import (
     SupplyRecord,
     Transfer,
 )
-from ..requests import (
-    AuditRequest,
-    Direction,
-    ListAccountsRequest,
-    ObligationsRequest,
-    PendingRequest,
-    SupplyRequest,
-)
-from ..rules import (
-    Effect,
-    LedgerPosition,
-    Tally,
-    TransferStatus,
-    audit_report,
-    decision_matches,
-    obligations_report,
-    tally_transfer,
-    transfer_status,
-)
+from ..registry import BankInfo, Registry
+from ..rules import Effect, decision_matches, transfer_status
+from ..tallies import Tally, audit_report, obligations_report, tally_transfer
 from .access import (
     ROLE_AUDITOR,
     Tx,
@@ -80,6 +73,7 @@ from .access import (
     other_bank,
     target_bank,
 )
+from .declare import declare
 
 _R = TypeVar("_R", bound=Record)
 
@@ -206,6 +200,7 @@ def _valid(state: ScanState, found: _R | Anomaly | None) -> _R | None:
     return found
 
 
+@declare(evaluate=True)
 async def get_supply(tx: Tx, req: SupplyRequest) -> dict[str, object]:
     """A token's supply: the sum of the issuing bank's supply records (paginated)."""
     registry = await load_registry(tx)
@@ -229,6 +224,7 @@ async def get_supply(tx: Tx, req: SupplyRequest) -> dict[str, object]:
                                 "supply": state.tally.get("supply"), "by_kind": by_kind})
 
 
+@declare(evaluate=True, optional_request=True)
 async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
     """A bank's accounts (id, currency, owner reference, status, balance, the regulator's
     hold), paginated.
@@ -288,6 +284,7 @@ async def _pair_lookups(
     return [(t, *found[t.transfer_id]) for t in transfers]
 
 
+@declare(evaluate=True)
 async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
     """Transfers waiting on a bank: incoming undecided ones, or outgoing ones not yet final
     (undecided, expired, or rejected and not refunded). Paginated.
@@ -358,6 +355,7 @@ def _note_dispute(state: ScanState, t: Transfer, d: Decision | None, r: Refund |
                         "refund_tx_id": r.tx_id if r else None})
 
 
+@declare(evaluate=True)
 async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
     """What two banks owe each other per currency: accepted less settled, read-only from the
     directional collections (paginated). A transfer both accepted and refunded counts by
@@ -434,6 +432,7 @@ def _settlements_handler(
     return handle
 
 
+@declare(evaluate=True, optional_request=True)
 async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
     """The regulator's audit over every bank's and every pair's collections (paginated):
     balances against supply records, supply records against transfers, accepts and refunds,

@@ -29,10 +29,6 @@ from ..keys import (
     supply_key,
     transfer_key,
 )
-from ..model import (
-    BankInfo,
-    Registry,
-)
 from ..placement import Anomaly, Place
 from ..records import (
     Account,
@@ -45,6 +41,7 @@ from ..records import (
     SupplyRecord,
     Transfer,
 )
+from ..registry import BankInfo, Registry
 from ..rules import (
     add_history,
 )

@@ -1,0 +1,18 @@
+"""The contract's chaincode events: their names and payloads.
+
+Owns: :data:`EVENT_PENDING` (set by ``initiate_transfer`` and ``batch_payout``, payload
+``{"payee_banks": [<bank>, ...]}``) and :data:`EVENT_DECIDED` (set by ``accept_transfer`` and
+``reject_transfer``, payload ``{"payer_bank": <bank>}``). A payload names banks only: an event
+is in the block, so it carries no id, amount or account.
+
+Must not: import anything outside the standard library.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EVENT_DECIDED", "EVENT_PENDING"]
+
+#: A transfer waits on the payee banks named in the payload.
+EVENT_PENDING = "TransferPending"
+#: The payee bank decided a transfer of the payer bank named in the payload.
+EVENT_DECIDED = "TransferDecided"

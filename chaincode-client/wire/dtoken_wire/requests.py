@@ -1,0 +1,672 @@
+"""The requests: one frozen dataclass per transaction input, as it travels in the transient map.
+
+Owns: each request's fields, their defaults and bounds, :meth:`to_json` (what the bank SDK
+sends, under :data:`~dtoken_wire.codec.TRANSIENT_KEY`, as canonical JSON) and :meth:`from_json`
+(the contract's strict parse: a wrong field raises :class:`~dtoken_wire.errors.WireError` with
+``INVALID_ARGUMENT`` or ``INVALID_AMOUNT``, naming the field, never its value). Every dataclass
+field is a JSON field of the same name, so a request's fields are its schema (the chaincode's
+``GetMetadata`` publishes it). ``to_json`` leaves out a field equal to its default: the
+contract reads an absent field as its default.
+
+Private inputs (account ids, amounts, references, owner references, originator data) travel
+only here: transient data reaches the endorsing peers and never the block.
+
+This module is one file of ~680 lines on purpose: it is the whole request half of the wire
+contract, 22 small classes of one shape (fields, then ``_read``), read as one table.
+
+Must not: import anything outside the standard library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Self
+
+from .codec import format_timestamp
+from .enums import AccountStatus, Direction
+from .errors import WireError
+from .fields import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE, Fields
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_TTL_SECONDS",
+    "MAX_BATCH",
+    "MAX_PAGE_SIZE",
+    "MAX_TTL_SECONDS",
+    "MIN_TTL_SECONDS",
+    "REQUESTS",
+    "AcceptRequest",
+    "AccountRef",
+    "AuditRequest",
+    "BatchPayment",
+    "BatchRequest",
+    "HistoryRequest",
+    "HoldRequest",
+    "InitiateRequest",
+    "LedgerPosition",
+    "Limits",
+    "ListAccountsRequest",
+    "MoveRequest",
+    "ObligationsRequest",
+    "OpenAccountRequest",
+    "PendingRequest",
+    "ReferenceRequest",
+    "RefundRequest",
+    "RejectRequest",
+    "ReleaseHoldRequest",
+    "Request",
+    "SetLimitsRequest",
+    "SetStatusRequest",
+    "SettlementRequest",
+    "SupplyRequest",
+    "TransferLookup",
+    "TransferRequest",
+]
+
+DEFAULT_TTL_SECONDS = 24 * 3600
+MIN_TTL_SECONDS = 60
+MAX_TTL_SECONDS = 30 * 24 * 3600
+#: Most payments in one batch payout (bounds the write set of one transaction).
+MAX_BATCH = 500
+DEFAULT_PAGE_SIZE = 500
+#: Well under the peer's ``totalQueryLimit`` (100,000 by default).
+MAX_PAGE_SIZE = 10_000
+
+#: Where a transaction stands in the ledger: ``(block number, index in the block)``.
+LedgerPosition = tuple[int, int]
+
+Cursor = Mapping[str, object]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Limits | BatchPayment):
+        return value.to_json()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _default(f: dataclasses.Field[Any]) -> object:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _fields_json(obj: object) -> dict[str, object]:
+    assert dataclasses.is_dataclass(obj)
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value != _default(f):
+            out[f.name] = _plain(value)
+    return out
+
+
+class Request:
+    """What every request has: :meth:`to_json` from its fields, and :meth:`from_json`."""
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON object to send, without the fields equal to their defaults."""
+        return _fields_json(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        """Parse strictly; :class:`~dtoken_wire.errors.WireError` names what is wrong."""
+        f = Fields(data, "request")
+        out = cls._read(f)
+        f.done()
+        out._check()
+        return out
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        raise NotImplementedError
+
+    def _check(self) -> None:
+        """Rules across fields, after every field parsed."""
+
+
+# --------------------------------------------------------------------------- field readers
+
+
+def _account(f: Fields, name: str = "account_id") -> str:
+    return f.str_(name, max_len=64, min_len=22, pattern=ACCOUNT_ID_RE,
+                  rule="must be 22 to 64 characters of [A-Za-z0-9_-]")
+
+
+def _opt_account(f: Fields, name: str) -> str | None:
+    if not f.has(name):
+        f.opt_str(name)
+        return None
+    return _account(f, name)
+
+
+def _bank(f: Fields, name: str) -> str:
+    return f.str_(name, max_len=16, pattern=BANK_NAME_RE, rule="must be a bank name")
+
+
+def _opt_bank(f: Fields, name: str) -> str | None:
+    return f.opt_str(name, max_len=16, pattern=BANK_NAME_RE, rule="must be a bank name")
+
+
+def _currency(f: Fields) -> str:
+    return f.str_("currency", max_len=3, pattern=CURRENCY_RE, rule="must be a currency code")
+
+
+def _reference(f: Fields, name: str = "reference") -> str:
+    return f.str_(name, max_len=128)
+
+
+def _page_size(f: Fields) -> int:
+    size = f.opt_int("page_size", lo=1, hi=MAX_PAGE_SIZE)
+    return DEFAULT_PAGE_SIZE if size is None else size
+
+
+def _opt_ts(f: Fields, name: str) -> str | None:
+    """An optional timestamp, normalized to the stored format (``None`` if absent or null)."""
+    if not f.has(name):
+        f.opt_str(name)  # counts a null as read
+        return None
+    return format_timestamp(f.ts(name))
+
+
+def _cursor(f: Fields) -> Cursor | None:
+    return f.obj("cursor", optional=True)
+
+
+def _ledger_order(f: Fields) -> dict[str, LedgerPosition]:
+    raw = f.obj("ledger_order", optional=True)
+    out: dict[str, LedgerPosition] = {}
+    for tx_id, pos in (raw or {}).items():
+        if (
+            not isinstance(pos, list)
+            or len(pos) != 2
+            or any(type(p) is not int or p < 0 for p in pos)
+            or not 0 < len(tx_id) <= 256
+        ):
+            f.fail("ledger_order", "must map transaction ids to [block number, index]")
+        out[tx_id] = (pos[0], pos[1])
+    return out
+
+
+def _ttl(f: Fields) -> int:
+    ttl = f.opt_int("ttl_seconds", lo=MIN_TTL_SECONDS, hi=MAX_TTL_SECONDS)
+    return DEFAULT_TTL_SECONDS if ttl is None else ttl
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-account limits in minor units; ``None`` is no limit. Stored in the account record
+    as ``{"daily_outflow": ..., "single_payment": ...}`` (both keys, null for none)."""
+
+    single_payment: int | None = None
+    daily_outflow: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"single_payment": self.single_payment, "daily_outflow": self.daily_outflow}
+
+    @classmethod
+    def read(cls, f: Fields) -> Limits:
+        """Read the two limit fields from ``f`` (absent or null: no limit)."""
+        return cls(f.opt_int("single_payment"), f.opt_int("daily_outflow"))
+
+
+@dataclass(frozen=True)
+class BatchPayment:
+    """One payment of a batch payout (or the single payment of ``initiate_transfer``)."""
+
+    payee_bank: str
+    payee_account: str
+    amount: int
+    remittance: str = ""
+    transfer_id: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return _fields_json(self)
+
+    @classmethod
+    def read(cls, f: Fields) -> BatchPayment:
+        return cls(
+            payee_bank=_bank(f, "payee_bank"),
+            payee_account=_account(f, "payee_account"),
+            amount=f.amount(),
+            remittance=f.opt_str("remittance", max_len=1024) or "",
+            transfer_id=_opt_account(f, "transfer_id"),
+        )
+
+
+# --------------------------------------------------------------------------- writes
+
+
+@dataclass(frozen=True)
+class OpenAccountRequest(Request):
+    """``open_account``: an account at the serving bank. ``account_id`` is drawn by the
+    client (``secrets.token_urlsafe(24)``), or derived from the transaction id if absent."""
+
+
+    reference: str
+    currency: str
+    owner_ref: str
+    account_id: str | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        reference = _reference(f)
+        currency = _currency(f)
+        owner_ref = f.str_("owner_ref", max_len=256)
+        account_id = _opt_account(f, "account_id")
+        raw = f.obj("limits", optional=True)
+        limits = Limits()
+        if raw is not None:
+            lf = Fields(raw, "request.limits")
+            limits = Limits.read(lf)
+            lf.done()
+        return cls(reference, currency, owner_ref, account_id, limits)
+
+
+@dataclass(frozen=True)
+class SetStatusRequest(Request):
+    """``set_account_status``: freeze, unfreeze or close an account (the bank's operator)."""
+
+
+    account_id: str
+    status: AccountStatus
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f), f.enum("status", AccountStatus))
+
+
+@dataclass(frozen=True)
+class SetLimitsRequest(Request):
+    """``set_account_limits``: replace an account's limits (absent or null: no limit)."""
+
+
+    account_id: str
+    single_payment: int | None = None
+    daily_outflow: int | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.single_payment, self.daily_outflow)
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        account_id = _account(f)
+        limits = Limits.read(f)
+        return cls(account_id, limits.single_payment, limits.daily_outflow)
+
+
+@dataclass(frozen=True)
+class MoveRequest(Request):
+    """``mint`` and ``burn``: one account, one amount, one client reference."""
+
+
+    reference: str
+    account_id: str
+    amount: int
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_reference(f), _account(f), f.amount())
+
+
+@dataclass(frozen=True)
+class TransferRequest(Request):
+    """``transfer``: between two accounts of the serving bank, same currency."""
+
+
+    reference: str
+    from_account: str
+    to_account: str
+    amount: int
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_reference(f), _account(f, "from_account"), _account(f, "to_account"),
+                   f.amount())
+
+    def _check(self) -> None:
+        if self.from_account == self.to_account:
+            raise WireError("INVALID_ARGUMENT",
+                            "request.to_account must differ from request.from_account")
+
+
+@dataclass(frozen=True)
+class InitiateRequest(Request):
+    """``initiate_transfer``: phase one of a cross-bank transfer, at the payer's bank.
+
+    ``originator`` is the travel-rule data the payee bank receives (name, address, account
+    number as the bank shows it to customers ...). ``transfer_id`` may be drawn by the client;
+    else it is derived from the transaction id and found with ``get_reference``.
+    """
+
+
+    reference: str
+    payer_account: str
+    payee_bank: str
+    payee_account: str
+    amount: int
+    remittance: str = ""
+    transfer_id: str | None = None
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+    originator: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def payment(self) -> BatchPayment:
+        """The one payment, as a batch payout's item."""
+        return BatchPayment(self.payee_bank, self.payee_account, self.amount, self.remittance,
+                            self.transfer_id)
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        reference = _reference(f)
+        payer = _account(f, "payer_account")
+        p = BatchPayment.read(f)
+        return cls(reference, payer, p.payee_bank, p.payee_account, p.amount, p.remittance,
+                   p.transfer_id, _ttl(f), f.str_map("originator", max_len=1024))
+
+
+@dataclass(frozen=True)
+class BatchRequest(Request):
+    """``batch_payout``: one debit of ``payer_account``, then one payment per item, to payees
+    at other banks (a transfer each) or at the serving bank (credited at once)."""
+
+
+    reference: str
+    payer_account: str
+    payments: tuple[BatchPayment, ...]
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+    originator: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        reference = _reference(f)
+        payer = _account(f, "payer_account")
+        items = f.objects("payments", max_items=MAX_BATCH)
+        if not items:
+            f.fail("payments", "must hold at least one payment")
+        payments: list[BatchPayment] = []
+        for pf in items:
+            payments.append(BatchPayment.read(pf))
+            pf.done()
+        ids = [p.transfer_id for p in payments if p.transfer_id is not None]
+        if len(set(ids)) != len(ids):
+            f.fail("payments", "must not repeat a transfer_id")
+        return cls(reference, payer, tuple(payments), _ttl(f),
+                   f.str_map("originator", max_len=1024))
+
+
+@dataclass(frozen=True)
+class AcceptRequest(Request):
+    """``accept_transfer``: the payee bank credits its customer and records ``accepted``."""
+
+
+    transfer_id: str
+    payer_bank: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f, "transfer_id"), _bank(f, "payer_bank"))
+
+
+@dataclass(frozen=True)
+class RejectRequest(Request):
+    """``reject_transfer``: the payee bank records ``rejected`` (``reason`` stays private)."""
+
+
+    transfer_id: str
+    payer_bank: str
+    reason: str = ""
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f, "transfer_id"), _bank(f, "payer_bank"),
+                   f.opt_str("reason", max_len=256) or "")
+
+
+@dataclass(frozen=True)
+class RefundRequest(Request):
+    """``refund_transfer``: the payer bank credits its customer back."""
+
+
+    transfer_id: str
+    payee_bank: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f, "transfer_id"), _bank(f, "payee_bank"))
+
+
+@dataclass(frozen=True)
+class SettlementRequest(Request):
+    """``confirm_settlement``: the creditor bank confirms reserves arrived from the debtor."""
+
+
+    rtgs_reference: str
+    debtor_bank: str
+    currency: str
+    amount: int
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_reference(f, "rtgs_reference"), _bank(f, "debtor_bank"), _currency(f),
+                   f.amount())
+
+
+@dataclass(frozen=True)
+class HoldRequest(Request):
+    """``set_hold`` (regulator): freeze an account and/or hold an amount on it."""
+
+
+    bank: str
+    account_id: str
+    frozen: bool = False
+    held_amount: int = 0
+    reason: str = ""
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(
+            _bank(f, "bank"),
+            _account(f),
+            f.bool_("frozen", default=False),
+            f.opt_int("held_amount") or 0,
+            f.opt_str("reason", max_len=256) or "",
+        )
+
+    def _check(self) -> None:
+        if not self.frozen and self.held_amount == 0:
+            raise WireError("INVALID_ARGUMENT",
+                            "request must freeze or hold an amount (use release_hold)")
+
+
+@dataclass(frozen=True)
+class ReleaseHoldRequest(Request):
+    """``release_hold`` (regulator): remove the hold on an account."""
+
+
+    bank: str
+    account_id: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "bank"), _account(f))
+
+
+# --------------------------------------------------------------------------- reads
+
+
+@dataclass(frozen=True)
+class AccountRef(Request):
+    """``get_account``: ``bank`` defaults to the caller's own (the regulator names one)."""
+
+
+    account_id: str
+    bank: str | None = None
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f), _opt_bank(f, "bank"))
+
+
+@dataclass(frozen=True)
+class HistoryRequest(Request):
+    """``get_history``: records numbered from ``from_seq``, at most ``page_size``."""
+
+
+    account_id: str
+    bank: str | None = None
+    from_seq: int = 0
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f), _opt_bank(f, "bank"), f.opt_int("from_seq") or 0, _page_size(f))
+
+
+@dataclass(frozen=True)
+class SupplyRequest(Request):
+    """``get_supply``: the supply of one token (paginated: pass back ``cursor``)."""
+
+
+    currency: str
+    bank: str | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    cursor: Cursor | None = None
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_currency(f), _opt_bank(f, "bank"), _page_size(f), _cursor(f))
+
+
+@dataclass(frozen=True)
+class ListAccountsRequest(Request):
+    """``list_accounts``: a bank's accounts, optionally of one currency (paginated)."""
+
+
+    bank: str | None = None
+    currency: str | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    cursor: Cursor | None = None
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(
+            _opt_bank(f, "bank"),
+            f.opt_str("currency", max_len=3, pattern=CURRENCY_RE, rule="must be a currency code"),
+            _page_size(f),
+            _cursor(f),
+        )
+
+
+@dataclass(frozen=True)
+class PendingRequest(Request):
+    """``get_pending``: undecided or unrefunded transfers of a bank (paginated).
+
+    ``since`` (a timestamp) reads only the transfers created at or after it, through the
+    ``open/`` index, instead of every transfer of the pair.
+    """
+
+
+    direction: Direction
+    bank: str | None = None
+    counterparty: str | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    cursor: Cursor | None = None
+    since: str | None = None
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(
+            f.enum("direction", Direction),
+            _opt_bank(f, "bank"),
+            _opt_bank(f, "counterparty"),
+            _page_size(f),
+            _cursor(f),
+            _opt_ts(f, "since"),
+        )
+
+
+@dataclass(frozen=True)
+class TransferLookup(Request):
+    """``get_transfer``: one transfer and its decision and refund, with its status."""
+
+
+    transfer_id: str
+    payer_bank: str
+    payee_bank: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f, "transfer_id"), _bank(f, "payer_bank"), _bank(f, "payee_bank"))
+
+
+@dataclass(frozen=True)
+class ReferenceRequest(Request):
+    """``get_reference``: what a client reference did (transaction id, ids it made)."""
+
+
+    reference: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_reference(f))
+
+
+@dataclass(frozen=True)
+class ObligationsRequest(Request):
+    """``get_obligations``: what two banks owe each other (paginated)."""
+
+
+    bank_a: str
+    bank_b: str
+    page_size: int = DEFAULT_PAGE_SIZE
+    cursor: Cursor | None = None
+    ledger_order: Mapping[str, LedgerPosition] = field(default_factory=dict)
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "bank_a"), _bank(f, "bank_b"), _page_size(f), _cursor(f),
+                   _ledger_order(f))
+
+    def _check(self) -> None:
+        if self.bank_a == self.bank_b:
+            raise WireError("INVALID_ARGUMENT", "request.bank_b must differ from request.bank_a")
+
+
+@dataclass(frozen=True)
+class AuditRequest(Request):
+    """``audit`` (regulator): conservation over every collection (paginated)."""
+
+
+    page_size: int = DEFAULT_PAGE_SIZE
+    cursor: Cursor | None = None
+    ledger_order: Mapping[str, LedgerPosition] = field(default_factory=dict)
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_page_size(f), _cursor(f), _ledger_order(f))
+
+
+#: Every request type.
+REQUESTS: tuple[type[Request], ...] = (
+    OpenAccountRequest, SetStatusRequest, SetLimitsRequest, MoveRequest, TransferRequest,
+    InitiateRequest, BatchRequest, AcceptRequest, RejectRequest, RefundRequest,
+    SettlementRequest, HoldRequest, ReleaseHoldRequest, AccountRef, HistoryRequest,
+    SupplyRequest, ListAccountsRequest, PendingRequest, TransferLookup, ReferenceRequest,
+    ObligationsRequest, AuditRequest,
+)

@@ -1,0 +1,178 @@
+"""The wire contract: requests round-trip, bad ones are refused with the table's codes, the
+encodings are stable, and both error trees come from the one table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+
+import dtoken.errors as sdk
+import pytest
+from deposit_token import errors as contract
+from dtoken_wire import (
+    ERROR_CODES,
+    MAX_AMOUNT,
+    TRANSIENT_KEY,
+    WireError,
+    build_error_classes,
+    canonical_json,
+    format_timestamp,
+    parse_timestamp,
+)
+from dtoken_wire import requests as w
+from dtoken_wire.enums import AccountStatus, Direction
+
+ACCOUNT = "a" * 22
+OTHER = "b" * 22
+
+#: One filled-in instance of every request type (every optional field set).
+EXAMPLES: list[w.Request] = [
+    w.OpenAccountRequest("ref-1", "USD", "CIF-1", ACCOUNT, w.Limits(100, 1_000)),
+    w.SetStatusRequest(ACCOUNT, AccountStatus.FROZEN),
+    w.SetLimitsRequest(ACCOUNT, 5, None),
+    w.MoveRequest("ref-2", ACCOUNT, 7),
+    w.TransferRequest("ref-3", ACCOUNT, OTHER, 9),
+    w.InitiateRequest("ref-4", ACCOUNT, "usbank", OTHER, 11, "inv 1", "t" * 22, 600,
+                      {"name": "ACME"}),
+    w.BatchRequest("ref-5", ACCOUNT, (w.BatchPayment("usbank", OTHER, 3, "", "u" * 22),
+                                      w.BatchPayment("hkbank", OTHER, 4)), 120, {}),
+    w.AcceptRequest("t" * 22, "hkbank"),
+    w.RejectRequest("t" * 22, "hkbank", "no such customer"),
+    w.RefundRequest("t" * 22, "usbank"),
+    w.SettlementRequest("RTGS-1", "usbank", "USD", 50),
+    w.HoldRequest("hkbank", ACCOUNT, True, 12, "screening"),
+    w.ReleaseHoldRequest("hkbank", ACCOUNT),
+    w.AccountRef(ACCOUNT, "hkbank"),
+    w.HistoryRequest(ACCOUNT, None, 3, 10),
+    w.SupplyRequest("USD", "hkbank", 20, {"kind": "supply"}),
+    w.ListAccountsRequest("hkbank", "USD", 30, None),
+    w.PendingRequest(Direction.OUTGOING, "hkbank", "usbank", 40, None,
+                     format_timestamp(datetime(2025, 1, 6, tzinfo=UTC))),
+    w.TransferLookup("t" * 22, "hkbank", "usbank"),
+    w.ReferenceRequest("ref-6"),
+    w.ObligationsRequest("hkbank", "usbank", 50, None, {"tx1": (3, 0)}),
+    w.AuditRequest(60, {"kind": "audit"}, {"tx2": (4, 1)}),
+]
+
+
+def test_every_request_type_has_an_example() -> None:
+    assert {type(r) for r in EXAMPLES} == set(w.REQUESTS)
+
+
+@pytest.mark.parametrize("request_", EXAMPLES, ids=lambda r: type(r).__name__)
+def test_a_request_survives_the_wire(request_: w.Request) -> None:
+    sent = canonical_json(request_.to_json())
+    assert type(request_).from_json(json.loads(sent)) == request_
+
+
+def test_fields_equal_to_their_defaults_are_left_out() -> None:
+    assert w.HoldRequest("hkbank", ACCOUNT, held_amount=5).to_json() == {
+        "bank": "hkbank", "account_id": ACCOUNT, "held_amount": 5}
+    assert w.AuditRequest().to_json() == {}
+    assert w.ListAccountsRequest.from_json({}) == w.ListAccountsRequest()
+    initiate = w.InitiateRequest("r", ACCOUNT, "usbank", OTHER, 1)
+    assert initiate.payment == w.BatchPayment("usbank", OTHER, 1)
+    assert "ttl_seconds" not in initiate.to_json()
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "code", "detail"),
+    [
+        (w.MoveRequest, {"reference": "r", "account_id": ACCOUNT}, "INVALID_ARGUMENT",
+         "request.amount is required"),
+        (w.MoveRequest, {"reference": "r", "account_id": ACCOUNT, "amount": 0},
+         "INVALID_AMOUNT", "request.amount must be a positive integer of minor units"),
+        (w.MoveRequest, {"reference": "r", "account_id": ACCOUNT, "amount": True},
+         "INVALID_AMOUNT", "request.amount must be a positive integer of minor units"),
+        (w.MoveRequest, {"reference": "r", "account_id": ACCOUNT, "amount": MAX_AMOUNT + 1},
+         "INVALID_AMOUNT", "request.amount must be a positive integer of minor units"),
+        (w.MoveRequest, {"account_id": ACCOUNT, "amount": 1}, "INVALID_ARGUMENT",
+         "request.reference is required"),
+        (w.MoveRequest, {"reference": "r", "account_id": ACCOUNT, "amount": 1, "x": 1},
+         "INVALID_ARGUMENT", "request has an unknown field x"),
+        (w.TransferRequest, {"reference": "r", "from_account": ACCOUNT, "to_account": ACCOUNT,
+                             "amount": 1}, "INVALID_ARGUMENT",
+         "request.to_account must differ from request.from_account"),
+        (w.HoldRequest, {"bank": "hkbank", "account_id": ACCOUNT}, "INVALID_ARGUMENT",
+         "request must freeze or hold an amount (use release_hold)"),
+        (w.BatchRequest, {"reference": "r", "payer_account": ACCOUNT,
+                          "payments": [{"payee_bank": "usbank", "payee_account": OTHER,
+                                        "amount": -5}]},
+         "INVALID_AMOUNT", "request.payments[0].amount must be a positive integer of minor units"),
+        (w.OpenAccountRequest, {"reference": "r", "currency": "USD", "owner_ref": "o",
+                                "limits": {"single_payment": -1}}, "INVALID_ARGUMENT",
+         "request.limits.single_payment must be between 0 and 9223372036854775807"),
+        (w.BatchRequest, {"reference": "r", "payer_account": ACCOUNT, "payments": [7]},
+         "INVALID_ARGUMENT", "request.payments[0] must be an object"),
+        (w.BatchRequest, {"reference": "r", "payer_account": ACCOUNT, "payments": []},
+         "INVALID_ARGUMENT", "request.payments must hold at least one payment"),
+        (w.PendingRequest, {"direction": "sideways"}, "INVALID_ARGUMENT",
+         "request.direction must be one of incoming, outgoing"),
+    ],
+)
+def test_a_bad_request_names_its_field_with_a_code_of_the_table(
+    kind: type[w.Request], data: dict[str, object], code: str, detail: str
+) -> None:
+    with pytest.raises(WireError) as caught:
+        kind.from_json(data)
+    assert (caught.value.code, caught.value.detail) == (code, detail)
+    assert code in {row.code for row in ERROR_CODES}
+
+
+def test_canonical_json_and_timestamps_are_fixed() -> None:
+    assert TRANSIENT_KEY == "request"
+    assert canonical_json({"b": 1, "a": ["é", 2]}) == '{"a":["é",2],"b":1}'.encode()
+    moment = datetime(2025, 1, 6, 17, 0, 1, 5, tzinfo=timezone(timedelta(hours=8)))
+    text = format_timestamp(moment)
+    assert text == "2025-01-06T09:00:01.000005Z"
+    assert parse_timestamp(text) == moment
+    with pytest.raises(ValueError, match="timezone-aware"):
+        format_timestamp(datetime(2025, 1, 6))
+
+
+def test_both_error_trees_are_the_table() -> None:
+    table = {row.code: row for row in ERROR_CODES}
+    for side, root in ((contract, contract.DepositTokenError), (sdk, sdk.ContractError)):
+        assert table.keys() == side.CODES
+        for row in ERROR_CODES:
+            cls = getattr(side, row.name)
+            assert cls.code == row.code
+            parent = root if row.parent is None else getattr(side, row.parent)
+            assert cls.__bases__[0] is parent
+            assert row.builtin is None or issubclass(cls, row.builtin)
+
+
+def test_a_hand_written_class_that_drifts_from_its_row_is_refused() -> None:
+    class Root(Exception):
+        code = ""
+
+    class InternalError(Root):
+        code = "INTERNAL_FAILURE"
+
+    with pytest.raises(TypeError, match="does not match its row INTERNAL"):
+        build_error_classes(Root, __name__, {"InternalError": InternalError})
+
+    class Extra(Root):
+        code = "EXTRA"
+
+    with pytest.raises(TypeError, match="the table does not have"):
+        build_error_classes(Root, __name__, {"Extra": Extra})
+
+
+def test_the_wire_package_imports_only_the_standard_library() -> None:
+    code = (
+        "import sys, dtoken_wire, dtoken_wire.requests; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'dtoken', 'deposit_token', 'fabgateway', 'fabshim', 'fabcontract', 'consortium'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_requests_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        w.MoveRequest("r", ACCOUNT, 1).amount = 2  # type: ignore[misc]
