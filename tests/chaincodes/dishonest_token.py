@@ -8,8 +8,9 @@ honest server (same package id, address and environment). What the real network 
   collections whose policy this bank does not satisfy alone: the peer endorses them (it runs
   any code), the committers invalidate them (ENDORSEMENT_POLICY_FAILURE).
 * ``accept_skipping_refund_read`` is the payee's accept without the point read of
-  ``refund/<id>``: it writes only the bank's own collections and commits, so a refunded
-  transfer ends up also accepted; ledger order then decides (the refund, earlier, counts).
+  ``refund/<id>`` and without pinning its decision to both banks: it writes only the bank's
+  own collections and commits, so a refunded transfer ends up also "accepted"; the decision
+  counts for nobody (every reader requires the pin) and the audit names usbank.
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
   credit), again in the bank's own collections only, so the shared test ledger conserves again.
 
@@ -43,6 +44,7 @@ from deposit_token.records import (
     SupplyKind,
     SupplyRecord,
     Transfer,
+    encode,
 )
 from deposit_token.rules import credit
 from fabcontract import Context, ContractChaincode, transaction
@@ -122,19 +124,21 @@ class DishonestTokenContract(DepositTokenContract):
                 transfer_id=tid,
             )
             ops.save_account(tx, bank, payee)
-            tx.ledger.put(
-                back,
-                decision_key(tid),
-                Decision(
-                    transfer_id=tid,
-                    outcome=Outcome.ACCEPTED,
-                    payer_bank=payer.name,
-                    payee_bank=bank.name,
-                    amount=record.amount,
-                    currency=record.currency,
-                    decided_at=tx.at,
-                    tx_id=tx.tx_id,
-                ),
+            decision = Decision(
+                transfer_id=tid,
+                outcome=Outcome.ACCEPTED,
+                payer_bank=payer.name,
+                payee_bank=bank.name,
+                amount=record.amount,
+                currency=record.currency,
+                decided_at=tx.at,
+                tx_id=tx.tx_id,
+            )
+            # Written past the ledger, without the pin an honest accept sets: this bank keeps
+            # the power to delete its decision alone (so counterparties must not count it).
+            key = decision_key(tid)
+            await ctx.stub.put_private_data(
+                back, key, encode(decision, tx.deriver.salt(tx.tx_id, back, key))
             )
             ops.record_supply(
                 tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name, tid

@@ -33,7 +33,7 @@ from dtoken import errors
 from dtoken.bank import Bank, Regulator
 from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
-from dtoken_wire.requests import AccountRef, AuditRequest
+from dtoken_wire.requests import AccountRef
 from harness import TestNetwork
 from harness.sdk import bank, regulator
 
@@ -107,7 +107,7 @@ async def _submit(contract: Any, msp: str, name: str, request: dict[str, Any]) -
     return str(json.loads(result)["tx_id"])
 
 
-async def test_a_dishonest_bank_is_stopped_by_the_policies_and_outvoted_by_ledger_order(
+async def test_a_dishonest_bank_is_stopped_by_the_policies_and_counted_by_nobody(
     network: TestNetwork,
 ) -> None:
     async with (
@@ -180,14 +180,23 @@ async def test_a_dishonest_bank_is_stopped_by_the_policies_and_outvoted_by_ledge
                     await hk.wait_for_commit(invalid.value.transaction_id)
                     await reg.wait_for_commit(invalid.value.transaction_id)
 
-                # (d) commits: it writes only usbank's own collections.
+                # (d) turning its pinned rejection of the refunded transfer into an accept:
+                # the rejection needs both banks' peers for any change.
+                with pytest.raises(fabgateway.CommitError) as invalid:
+                    await _submit(contract, msp, "accept_skipping_refund_read",
+                                  {"transfer_id": refunded.transfer_id, "payer_bank": "hkbank"})
+                assert invalid.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+                await reg.wait_for_commit(invalid.value.transaction_id)
+                # (e) an accept of the pending transfer that it does not pin (so it could
+                # delete it alone later): it commits, in usbank's own collections only.
                 accept_tx = await _submit(
                     contract,
                     msp,
                     "accept_skipping_refund_read",
-                    {"transfer_id": refunded.transfer_id, "payer_bank": "hkbank"},
+                    {"transfer_id": pending.transfer_id, "payer_bank": "hkbank"},
                 )
                 await reg.wait_for_commit(accept_tx)
+                await hk.wait_for_commit(accept_tx)
                 try:
                     # Nothing forged changed anything.
                     assert await hk.balance(payer) == payer_before
@@ -201,59 +210,36 @@ async def test_a_dishonest_bank_is_stopped_by_the_policies_and_outvoted_by_ledge
                     with pytest.raises(errors.AccountFrozen):
                         await us.burn(held, 1, reference=ref("burn"))
 
-                    # Without ledger order the contract lists the dispute ...
-                    raw = (await reg._pages("audit", AuditRequest()))[-1]
-                    disputes = [
-                        d for d in raw["disputes"] if d["transfer_id"] == refunded.transfer_id
-                    ]
-                    assert disputes == [
-                        {
-                            "transfer_id": refunded.transfer_id,
-                            "payer_bank": "hkbank",
-                            "payee_bank": "usbank",
-                            "currency": "USD",
-                            "amount": 777,
-                            "accept_tx_id": accept_tx,
-                            "refund_tx_id": refund.tx_id,
-                        }
-                    ]
-                    assert (
-                        await status_of(reg, refunded.transfer_id, "hkbank", "usbank")
-                        is TransferStatus.DISPUTED
-                    )
-                    # ... with it (the SDK's audit), the earlier refund counts: nothing is
-                    # owed for it, and the extra credit shows as excess, exactly its amount.
-                    positions = await reg.ledger_positions([accept_tx, refund.tx_id])
-                    assert positions[refund.tx_id] < positions[accept_tx]
+                    # The unpinned accept counts for nobody: the transfer is still pending
+                    # for both banks, nothing is owed for it, and the audit names usbank's
+                    # record (usbank's own books show the credit it gave itself).
+                    for view in (hk, us, reg):
+                        assert (
+                            await status_of(view, pending.transfer_id, "hkbank", "usbank")
+                            is TransferStatus.PENDING
+                        )
                     report = await reg.audit()
                     assert not report.ok
                     assert report.disputes == ()
-                    assert list(report.failures) == [
-                        "USD: supply plus in-flight differs from minted less burned"
-                    ]
-                    usd = next(c for c in report.currencies if c["currency"] == "USD")
-                    assert usd["excess"] == 777
+                    assert report.anomalies == {"usbank/pair-usbank-hkbank/unpinned": 1}
                     pair = next(
                         p
                         for p in report.pairs
                         if (p["payer"], p["payee"], p["currency"]) == ("hkbank", "usbank", "USD")
                     )
-                    assert pair["disputed"] == 0
-                    assert (
-                        pair["out_matches_transfers"],
-                        pair["refunds_match"],
-                        pair["credits_match_accepts"],
-                    ) == (True, True, True)
-                    owed = await reg.obligations("hkbank", "usbank")
-                    assert owed.owed("hkbank", "USD") == owed_before
-                    assert owed.disputes == ()
+                    assert pair["credits_match_accepts"] is False
+                    for owed in (await reg.obligations("hkbank", "usbank"),
+                                 await hk.obligations("usbank"), await us.obligations("hkbank")):
+                        assert owed.owed("hkbank", "USD") == owed_before
+                        assert owed.disputes == ()
+                        assert owed.anomalies == {"usbank/pair-usbank-hkbank/unpinned": 1}
                 finally:
                     # The shared ledger must conserve again for the other test files.
                     undo = await _submit(
                         contract,
                         msp,
                         "undo_dishonest_accept",
-                        {"transfer_id": refunded.transfer_id, "payer_bank": "hkbank"},
+                        {"transfer_id": pending.transfer_id, "payer_bank": "hkbank"},
                     )
                     await reg.wait_for_commit(undo)
         report = await reg.audit()

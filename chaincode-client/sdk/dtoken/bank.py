@@ -35,6 +35,7 @@ from dtoken.errors import NetworkFault, NotFound, ProfileError, UsageError
 from dtoken.models import (
     Account,
     AccountSummary,
+    Anomaly,
     AuditReport,
     HistoryEntry,
     Obligation,
@@ -341,6 +342,7 @@ class Member:
                  for c, v in dict(last.get("net", {})).items()},
             anomalies={str(k): int(v) for k, v in dict(last.get("anomalies", {})).items()},
             disputes=tuple(last.get("disputes") or ()),
+            anomaly_records=Anomaly.many(last),
         )
 
     async def get_transfer(self, transfer_id: str, payer_bank: str, payee_bank: str) -> Transfer:

@@ -23,6 +23,7 @@ __all__ = [
     "AccountLimits",
     "AccountStatus",
     "AccountSummary",
+    "Anomaly",
     "AuditReport",
     "HistoryEntry",
     "Hold",
@@ -278,14 +279,46 @@ class Obligation:
 
 
 @dataclass(frozen=True)
+class Anomaly:
+    """A record that counts for nobody (docs/security.md): where it is, and the banks whose
+    peers alone could have written it. ``what``: ``undecodable``, ``wrong_parties``,
+    ``wrong_key``, ``unpinned``, ``decision_mismatch``, ``accept_without_transfer``,
+    ``index_without_transfer``."""
+
+    collection: str
+    key: str
+    writers: tuple[str, ...]
+    what: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Anomaly:
+        return cls(
+            collection=_get(data, "collection", str),
+            key=_get(data, "key", str),
+            writers=tuple(str(w) for w in _get(data, "writers", list)),
+            what=_get(data, "what", str),
+        )
+
+    @classmethod
+    def many(cls, data: Mapping[str, Any]) -> tuple[Anomaly, ...]:
+        """The ``anomaly_records`` of a scan's answer (the first ones found; all are counted
+        in its ``anomalies``)."""
+        return tuple(cls.from_json(a) for a in data.get("anomaly_records") or ())
+
+
+@dataclass(frozen=True)
 class Obligations:
-    """Obligations between two banks, both ways; ``net[cur]`` > 0: ``banks[0]`` owes."""
+    """Obligations between two banks, both ways; ``net[cur]`` > 0: ``banks[0]`` owes.
+
+    ``anomalies`` counts the records that count for nobody, by ``writers/collection/what``;
+    ``anomaly_records`` describes the first of them."""
 
     banks: tuple[str, str]
     obligations: tuple[Obligation, ...]
     net: Mapping[str, Money]
     anomalies: Mapping[str, int]
     disputes: tuple[Mapping[str, Any], ...]
+    anomaly_records: tuple[Anomaly, ...] = ()
 
     def owed(self, debtor: str, currency: str) -> int:
         """Minor units ``debtor`` owes the other bank in ``currency`` (0 if nothing)."""
@@ -305,6 +338,7 @@ class AuditReport:
     currencies: tuple[Mapping[str, Any], ...]
     anomalies: Mapping[str, int]
     disputes: tuple[Mapping[str, Any], ...]
+    anomaly_records: tuple[Anomaly, ...] = ()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AuditReport:
@@ -316,6 +350,7 @@ class AuditReport:
             currencies=tuple(_get(data, "currencies", list)),
             anomalies=dict(_get(data, "anomalies", dict)),
             disputes=tuple(data.get("disputes") or ()),
+            anomaly_records=Anomaly.many(data),
         )
 
 

@@ -9,7 +9,10 @@ Owns: how the contract talks to the stub. One :class:`Ledger` serves one transac
 * every private value is written through :func:`deposit_token.records.encode` with a salt
   ``HMAC(org secret, tx id, collection, key)``;
 * the Fabric rule on private queries is enforced here, before the peer does: a transaction
-  that ran a range scan may not write, and one that wrote may not scan (DESIGN §8).
+  that ran a range scan may not write, and one that wrote may not scan (DESIGN §8);
+* a record another bank wrote is read with :meth:`Ledger.get_bound`, which binds it to its
+  place (:mod:`deposit_token.placement`) and answers an :class:`~deposit_token.placement.Anomaly`
+  instead of raising when it does not decode or disagrees with where it lives.
 
 Must not: decide anything about money (that is :mod:`deposit_token.rules`).
 """
@@ -24,6 +27,7 @@ from dtoken_wire.codec import canonical_json
 
 from .errors import InternalError
 from .keys import Deriver
+from .placement import PINNED, Anomaly, Place, bind, unpinned
 from .records import Record, decode, encode
 
 __all__ = ["KeyValue", "Ledger", "LedgerStub", "QueryOrderError"]
@@ -58,6 +62,12 @@ class LedgerStub(Protocol):
     ) -> list[bytes | None]: ...
     async def put_private_data(self, collection: str, key: str, value: bytes) -> None: ...
     async def del_private_data(self, collection: str, key: str) -> None: ...
+    async def set_private_data_validation_parameter(
+        self, collection: str, key: str, policy: bytes
+    ) -> None: ...
+    async def get_private_data_validation_parameter(
+        self, collection: str, key: str
+    ) -> bytes | None: ...
     async def get_private_data_by_range(
         self, collection: str, start_key: str, end_key: str
     ) -> Any: ...
@@ -72,6 +82,7 @@ class QueryOrderError(InternalError):
 class _Pending:
     record: Record | None  # None: delete
     public: bytes | None = None
+    pin: bytes | None = None  # a validation parameter set with the write
 
 
 _PUBLIC = ""  # the "collection" of public state in the cache
@@ -84,7 +95,10 @@ class Ledger:
         self._stub = stub
         self._tx_id = tx_id
         self._deriver = deriver
-        self._cache: dict[tuple[str, str], object] = {}
+        self._public: dict[str, bytes | None] = {}
+        self._raw: dict[tuple[str, str], bytes | None] = {}  # private bytes as read
+        self._decoded: dict[tuple[str, str], object] = {}  # records decoded from them
+        self._params: dict[tuple[str, str], bytes | None] = {}  # validation parameters read
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._scanned = False
         self._flushed = False
@@ -102,23 +116,58 @@ class Ledger:
         pend = self._pending.get((_PUBLIC, key))
         if pend is not None:
             return pend.public
-        ck = (_PUBLIC, key)
-        if ck not in self._cache:
-            self._cache[ck] = await self._stub.get_state(key)
-        value = self._cache[ck]
-        assert value is None or isinstance(value, bytes)
-        return value
+        if key not in self._public:
+            self._public[key] = await self._stub.get_state(key)
+        return self._public[key]
 
     async def get(self, kind: type[_R], collection: str, key: str) -> _R | None:
-        """A private record by point read (its key hash and version enter the read set)."""
+        """A private record by point read (its key hash and version enter the read set).
+
+        For the bank's own records: bytes that do not decode raise ``CORRUPT_STATE``.
+        """
         ck = (collection, key)
         pend = self._pending.get(ck)
         if pend is not None:
             return self._as(kind, pend.record)
-        if ck not in self._cache:
-            raw = await self._stub.get_private_data(collection, key)
-            self._cache[ck] = None if raw is None else decode(kind, raw)
-        return self._as(kind, self._cache[ck])
+        if ck not in self._raw:
+            self._raw[ck] = await self._stub.get_private_data(collection, key)
+        if ck not in self._decoded:
+            raw = self._raw[ck]
+            self._decoded[ck] = None if raw is None else decode(kind, raw)
+        return self._as(kind, self._decoded[ck])
+
+    async def get_bound(self, kind: type[_R], place: Place, key: str) -> _R | Anomaly | None:
+        """A record another bank relies on, by point read, bound to ``place``: the record if it
+        decodes and agrees with where it lives, else the :class:`Anomaly` (never raises on
+        what was stored), ``None`` if the key is absent."""
+        ck = (place.collection, key)
+        pend = self._pending.get(ck)
+        if pend is not None:
+            return self._as(kind, pend.record)
+        if ck not in self._raw:
+            self._raw[ck] = await self._stub.get_private_data(place.collection, key)
+        raw = self._raw[ck]
+        if raw is None:
+            return None
+        found = bind(kind, place, key, raw)
+        if isinstance(found, Anomaly):
+            return found
+        if not await self.pinned(kind, place, key):
+            return unpinned(place, key)
+        self._decoded[ck] = found
+        return found
+
+    async def pinned(self, kind: type[Record], place: Place, key: str) -> bool:
+        """Whether a record of ``kind`` under ``key`` carries the validation parameter its
+        place requires, byte for byte (always true where none is required). The read puts
+        the key's version in the read set, as the value's read does."""
+        if place.pin is None or kind not in PINNED:
+            return True
+        ck = (place.collection, key)
+        if ck not in self._params:
+            self._params[ck] = await self._stub.get_private_data_validation_parameter(
+                place.collection, key)
+        return self._params[ck] == place.pin
 
     async def get_many(
         self, kind: type[_R], collection: str, keys: Sequence[str]
@@ -127,22 +176,30 @@ class Ledger:
         await self.prefetch(collection, dict.fromkeys(keys, kind))
         return [await self.get(kind, collection, k) for k in keys]
 
+    async def get_many_bound(
+        self, kind: type[_R], place: Place, keys: Sequence[str]
+    ) -> list[_R | Anomaly | None]:
+        """:meth:`get_bound` of several keys in one round trip."""
+        await self.prefetch(place.collection, dict.fromkeys(keys, kind))
+        return [await self.get_bound(kind, place, k) for k in keys]
+
     async def prefetch(self, collection: str, keys: Mapping[str, type[Record]]) -> None:
         """Read several keys of one collection in one round trip into the cache.
 
         ``keys`` maps each key to the record class it holds. Keys already read or written
         by this transaction are skipped. The read set is what the same point reads with
-        :meth:`get` would make; later :meth:`get` calls of these keys cost nothing.
+        :meth:`get` would make; later :meth:`get` calls of these keys cost nothing. Nothing
+        is decoded here: a record is decoded (and refused, or bound) when it is asked for.
         """
         missing = [
             k for k in keys
-            if (collection, k) not in self._cache and (collection, k) not in self._pending
+            if (collection, k) not in self._raw and (collection, k) not in self._pending
         ]  # fmt: skip
         if not missing:
             return
         raws = await self._stub.get_multiple_private_data(collection, missing)
         for k, raw in zip(missing, raws, strict=True):
-            self._cache[(collection, k)] = None if raw is None else decode(keys[k], raw)
+            self._raw[(collection, k)] = raw
 
     @staticmethod
     def _as(kind: type[_R], value: object) -> _R | None:
@@ -184,12 +241,16 @@ class Ledger:
         if self._flushed:
             raise InternalError("a write after the flush")
 
-    def put(self, collection: str, key: str, record: Record) -> None:
-        """Buffer a private write (sent, salted, at :meth:`flush`)."""
+    def put(self, collection: str, key: str, record: Record, *, pin: bytes | None = None) -> None:
+        """Buffer a private write (sent, salted, at :meth:`flush`); with ``pin``, the key's
+        validation parameter is set in the same transaction (the collection's policy governs
+        a key without one, so its writer alone can create and pin it)."""
         self._check_writable()
         if self._deriver is None:
             raise InternalError("no organization secret to salt a write")
-        self._pending[(collection, key)] = _Pending(record)
+        if pin is None and type(record) in PINNED:
+            raise InternalError(f"a {record.TYPE} record is written with its pin")
+        self._pending[(collection, key)] = _Pending(record, pin=pin)
 
     def delete(self, collection: str, key: str) -> None:
         """Buffer a private delete."""
@@ -231,6 +292,8 @@ class Ledger:
                 assert self._deriver is not None
                 salt = self._deriver.salt(self._tx_id, collection, key)
                 await stub.put_private_data(collection, key, encode(pend.record, salt))
+                if pend.pin is not None:
+                    await stub.set_private_data_validation_parameter(collection, key, pend.pin)
         if start is not None and finish is not None and self._pending:
             await finish()
         if self._event is not None:

@@ -110,7 +110,11 @@ def debit(
         raise AccountFrozen("the account to debit is frozen by its bank")
     if hold is not None and hold.frozen:
         raise AccountFrozen("the account to debit is frozen by a regulator's hold")
-    outflow_day = day.isoformat()
+    # The day is the proposal's timestamp, which each endorser accepts within its time window
+    # of its own clock (15 min by default) and nothing checks at commit: a client can date a
+    # proposal before midnight after the account has moved into the next day. Such a payment
+    # counts in the account's current day; only a later day starts afresh (ISO dates sort).
+    outflow_day = max(day.isoformat(), account.outflow_day or "")
     outflow = account.outflow if account.outflow_day == outflow_day else 0
     if kind is DebitKind.PAYMENT:
         limits = account.limits

@@ -85,7 +85,8 @@ class Tally:
 #   ("accepts", payer, payee, cur)                 sum of accept records (raw)
 #   ("refunds", payer, payee, cur)                 sum of refund records (raw)
 #   ("settled", debtor, creditor, cur)             sum of settlement confirmations
-#   ("anomaly", payer, payee, what)                count of inconsistent records
+#   ("anomaly", writers, collection, what)         count of records that count for nobody
+#                                                  (deposit_token.placement.Anomaly)
 
 
 def tally_transfer(
@@ -95,12 +96,15 @@ def tally_transfer(
     refund: Refund | None,
     order: Mapping[str, LedgerPosition] | None,
 ) -> Effect:
-    """Count one transfer, with its decision and refund, into ``tally``."""
+    """Count one transfer, with its decision and refund, into ``tally``.
+
+    The records must already be bound to where they live and the decision must describe the
+    transfer (:mod:`deposit_token.placement`; the scans note the others as anomalies).
+    """
+    if decision is not None and not decision_matches(transfer, decision):
+        raise ValueError("a decision that does not describe its transfer is never counted")
     p, q, c = transfer.payer_bank, transfer.payee_bank, transfer.currency
     tally.add(("xfer", p, q, c, "initiated"), transfer.amount)
-    if decision is not None and not decision_matches(transfer, decision):
-        tally.add(("anomaly", p, q, "decision_mismatch"), 1)
-        decision = None
     effect = classify(decision, refund, order)
     tally.add(("xfer", p, q, c, effect.value), transfer.amount)
     if decision is not None and decision.outcome is Outcome.ACCEPTED:

@@ -155,9 +155,14 @@ class Net:
 
     # ------------------------------------------------------------------ running
 
-    def _stub(self, request: Mapping[str, Any] | None, tx_id: str, when: datetime) -> MemoryStub:
+    def _stub(self, request: Mapping[str, Any] | None, tx_id: str, when: datetime,
+              org: str | None = None) -> MemoryStub:
+        """A stub for one transaction; with ``org``, endorsed by that organization's peer alone
+        (so the commit refuses a change of a key pinned to more banks)."""
         transient = {"request": json.dumps(request).encode()} if request is not None else None
-        return self.ledger.stub(transient=transient, tx_id=tx_id, timestamp=when)
+        endorsers = None if org is None else [msp_of(org)]
+        return self.ledger.stub(transient=transient, tx_id=tx_id, timestamp=when,
+                                endorsers=endorsers)
 
     async def _execute(
         self, org: str, name: str, stub: MemoryStub, caller: Caller, argument: str | None
@@ -183,7 +188,7 @@ class Net:
         caller = caller or self.caller(org)
         when = when or self.now
         tx_id = self.ledger.new_tx_id()
-        stub = self._stub(request, tx_id, when)
+        stub = self._stub(request, tx_id, when, org)
         try:
             result = await self._execute(org, name, stub, caller, argument)
         except DepositTokenError as exc:

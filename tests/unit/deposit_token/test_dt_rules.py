@@ -96,6 +96,33 @@ def test_limits_hold_over_any_sequence_of_payments_in_a_day(amounts: list[int], 
     assert burned.outflow == nxt.outflow
 
 
+@given(st.lists(st.sampled_from([-1, 0, 1]), min_size=1, max_size=30))
+def test_timestamps_dated_back_never_reset_the_daily_limit(offsets: list[int]) -> None:
+    """A dishonest client alternates proposal dates around midnight (each endorser accepts a
+    timestamp within its window): a payment dated before the account's current day counts
+    in that day, so the account never pays more than the limit in any day it was charged."""
+    daily = 1_000
+    acc = replace(ACC, balance=10**9, limits=Limits(None, daily))
+    paid, days = 0, set()
+    for offset in offsets:
+        try:
+            acc = debit(acc, [400], day=DAY + timedelta(days=offset), hold=None)
+        except e.LimitExceeded:
+            continue
+        paid += 400
+        days.add(acc.outflow_day)
+    assert paid <= daily * len(days)
+
+
+def test_a_payment_dated_yesterday_counts_today() -> None:
+    acc = replace(ACC, balance=10**6, limits=Limits(None, 1_000))
+    today = debit(acc, [900], day=DAY, hold=None)
+    with pytest.raises(e.LimitExceeded):
+        debit(today, [900], day=DAY - timedelta(days=1), hold=None)
+    late = debit(today, [100], day=DAY - timedelta(days=1), hold=None)
+    assert (late.outflow_day, late.outflow) == (DAY.isoformat(), 1_000)
+
+
 def test_statuses_and_amounts() -> None:
     frozen = change_status(replace(ACC, balance=5), AccountStatus.FROZEN)
     with pytest.raises(e.AccountFrozen):

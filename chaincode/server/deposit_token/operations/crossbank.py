@@ -45,6 +45,7 @@ from ..keys import (
     settlement_key,
     transfer_key,
 )
+from ..placement import pair_pin
 from ..records import (
     Decision,
     HistoryKind,
@@ -167,7 +168,9 @@ async def _payout(
             created_at=tx.at, expires_at=expires_at, originator=dict(originator),
             remittance=p.remittance, tx_id=tx.tx_id,
         )
-        tx.ledger.put(pair_collection(bank.name, p.payee_bank), transfer_key(tid), record)
+        payee_info = member_bank(registry, p.payee_bank, "payee_bank")
+        tx.ledger.put(pair_collection(bank.name, p.payee_bank), transfer_key(tid), record,
+                      pin=pair_pin(bank, payee_info))
         tx.ledger.put(pair_collection(bank.name, p.payee_bank), opened_key(tx.at, tid),
                       Opened(transfer_id=tid, tx_id=tx.tx_id))
         tx.ledger.put(acct, outgoing_key(tid), OutgoingRecord(
@@ -204,7 +207,8 @@ async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
     tx.ledger.put(pair_collection(bank.name, payer.name), decision_key(record.transfer_id),
                   Decision(transfer_id=record.transfer_id, outcome=Outcome.ACCEPTED,
                            payer_bank=payer.name, payee_bank=bank.name, amount=record.amount,
-                           currency=record.currency, decided_at=tx.at, tx_id=tx.tx_id))
+                           currency=record.currency, decided_at=tx.at, tx_id=tx.tx_id),
+                  pin=pair_pin(bank, payer))
     record_supply(tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name,
             record.transfer_id)
     tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
@@ -223,7 +227,8 @@ async def reject_transfer(tx: Tx, req: RejectRequest) -> dict[str, object]:
                   Decision(transfer_id=record.transfer_id, outcome=Outcome.REJECTED,
                            payer_bank=payer.name, payee_bank=bank.name, amount=record.amount,
                            currency=record.currency, decided_at=tx.at, reason=req.reason,
-                           tx_id=tx.tx_id))
+                           tx_id=tx.tx_id),
+                  pin=pair_pin(bank, payer))
     tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
     return done(tx)
 
@@ -250,7 +255,8 @@ async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
                   Refund(transfer_id=record.transfer_id, payer_bank=bank.name,
                          payee_bank=payee_bank.name, amount=record.amount,
                          currency=record.currency, cause=cause, refunded_at=tx.at,
-                         tx_id=tx.tx_id))
+                         tx_id=tx.tx_id),
+                  pin=pair_pin(bank, payee_bank))
     record_supply(tx, bank, record.currency, SupplyKind.REFUND, record.amount, payee_bank.name,
             record.transfer_id)
     return done(tx)
@@ -271,5 +277,5 @@ async def confirm_settlement(tx: Tx, req: SettlementRequest) -> dict[str, object
     tx.ledger.put(pair, key, Settlement(
         debtor_bank=debtor.name, creditor_bank=bank.name, currency=req.currency,
         amount=req.amount, rtgs_reference=req.rtgs_reference, settled_at=tx.at,
-        tx_id=tx.tx_id))
+        tx_id=tx.tx_id), pin=pair_pin(bank, debtor))
     return done(tx)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from dtoken_wire.enums import Direction, TransferStatus
 from dtoken_wire.requests import (
@@ -23,7 +24,6 @@ from dtoken_wire.requests import (
 )
 
 from ..errors import (
-    CorruptState,
     InvalidArgument,
     NotAuthorized,
     NotFound,
@@ -40,20 +40,29 @@ from ..keys import (
     refund_key,
     transfer_key,
 )
+from ..placement import (
+    MAX_ANOMALY_DETAILS,
+    Anomaly,
+    Place,
+    bind,
+    decision_mismatch,
+    missing_transfer,
+    unpinned,
+)
 from ..records import (
     Account,
     Decision,
     Hold,
     Opened,
     Outcome,
+    Record,
     Refund,
     Settlement,
     SupplyRecord,
     Transfer,
-    decode,
 )
-from ..registry import BankInfo
-from ..rules import Effect, transfer_status
+from ..registry import BankInfo, Registry
+from ..rules import Effect, decision_matches, transfer_status
 from ..tallies import Tally, audit_report, obligations_report, tally_transfer
 from .access import (
     ROLE_AUDITOR,
@@ -65,6 +74,8 @@ from .access import (
     target_bank,
 )
 from .declare import declare
+
+_R = TypeVar("_R", bound=Record)
 
 
 @dataclass(frozen=True)
@@ -87,12 +98,19 @@ class ScanState:
     after: str | None = None
     tally: Tally = field(default_factory=Tally)
     disputes: list[dict[str, object]] = field(default_factory=list)  # carried in the cursor
+    anomalies: list[dict[str, object]] = field(default_factory=list)  # the first ones, ditto
     items: list[dict[str, object]] = field(default_factory=list)  # this page's results
 
     def to_cursor(self) -> dict[str, object]:
         return {"kind": self.kind, "scope": self.scope, "segment": self.segment,
                 "after": self.after, "tally": self.tally.to_json(),
-                "disputes": list(self.disputes)}
+                "disputes": list(self.disputes), "anomalies": list(self.anomalies)}
+
+    def note(self, anomaly: Anomaly) -> None:
+        """Count a record that counts for nobody; describe the first ones."""
+        self.tally.add(anomaly.tally_key(), 1)
+        if len(self.anomalies) < MAX_ANOMALY_DETAILS:
+            self.anomalies.append(anomaly.to_json())
 
     @classmethod
     def from_cursor(cls, kind: str, scope: str, cursor: Mapping[str, object] | None) -> ScanState:
@@ -104,13 +122,18 @@ class ScanState:
         disputes = cursor.get("disputes", [])
         if not isinstance(disputes, list) or not all(isinstance(d, dict) for d in disputes):
             raise InvalidArgument("request.cursor.disputes is malformed")
+        anomalies = cursor.get("anomalies", [])
+        if (not isinstance(anomalies, list) or len(anomalies) > MAX_ANOMALY_DETAILS
+                or not all(isinstance(d, dict) for d in anomalies)):
+            raise InvalidArgument("request.cursor.anomalies is malformed")
         if type(segment) is not int or segment < 0:
             raise InvalidArgument("request.cursor.segment is malformed")
         if after is not None and not isinstance(after, str):
             raise InvalidArgument("request.cursor.after is malformed")
         if not isinstance(tally, dict):
             raise InvalidArgument("request.cursor.tally is malformed")
-        return cls(kind, scope, segment, after, Tally.from_json(tally), list(disputes))
+        return cls(kind, scope, segment, after, Tally.from_json(tally), list(disputes),
+                   list(anomalies))
 
 
 async def _scan(
@@ -144,9 +167,37 @@ async def _scan(
 
 
 def _paged(state: ScanState, done: bool, report: Mapping[str, object]) -> dict[str, object]:
+    """One page's answer. ``anomaly_records`` describes the first records found so far that
+    count for nobody (every one is counted in the report's ``anomalies`` where it has them)."""
+    page = {**report, "anomaly_records": list(state.anomalies)}
     if done:
-        return {"done": True, "cursor": None, **report}
-    return {"done": False, "cursor": state.to_cursor(), **report}
+        return {"done": True, "cursor": None, **page}
+    return {"done": False, "cursor": state.to_cursor(), **page}
+
+
+async def _bound(
+    tx: Tx, state: ScanState, kind: type[_R], place: Place, rows: Sequence[tuple[str, bytes]]
+) -> list[_R]:
+    """The rows of a scan that are valid records where they live (and pinned, if they must
+    be); the others noted."""
+    out: list[_R] = []
+    for key, value in rows:
+        found = bind(kind, place, key, value)
+        if not isinstance(found, Anomaly) and not await tx.ledger.pinned(kind, place, key):
+            found = unpinned(place, key)
+        if isinstance(found, Anomaly):
+            state.note(found)
+        else:
+            out.append(found)
+    return out
+
+
+def _valid(state: ScanState, found: _R | Anomaly | None) -> _R | None:
+    """A point read's record, or ``None`` (noting it) when it counts for nobody."""
+    if isinstance(found, Anomaly):
+        state.note(found)
+        return None
+    return found
 
 
 @declare(evaluate=True)
@@ -160,14 +211,15 @@ async def get_supply(tx: Tx, req: SupplyRequest) -> dict[str, object]:
     state = ScanState.from_cursor("supply", f"{bank.name}/{req.currency}", req.cursor)
 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for _, value in rows:
-            rec = decode(SupplyRecord, value)
+        for rec in await _bound(tx, state, SupplyRecord, Place.acct(bank.name), rows):
             state.tally.add(("kind", rec.kind.value), rec.amount)
             state.tally.add(("supply",), rec.delta)
 
     done = await _scan(tx, state, [Segment(acct_collection(bank.name),
                                            f"sup/{req.currency}", handle)], req.page_size)
     by_kind = {k[1]: v for k, v in state.tally.items() if k[0] == "kind"}
+    # a supply record is the bank's own word about itself: a bad one only misstates its own
+    # supply, so it is reported here and left out of the sum
     return _paged(state, done, {"bank": bank.name, "currency": req.currency,
                                 "supply": state.tally.get("supply"), "by_kind": by_kind})
 
@@ -187,7 +239,7 @@ async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
     state = ScanState.from_cursor("accounts", scope, req.cursor)
 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        accounts = [acc for acc in (decode(Account, value) for _, value in rows)
+        accounts = [acc for acc in await _bound(tx, state, Account, Place.acct(bank.name), rows)
                     if req.currency is None or acc.currency == req.currency]
         holds: Sequence[Hold | None] = [None] * len(accounts)
         if accounts and registry.regulator_msp_id is not None:
@@ -207,25 +259,29 @@ async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
 
 
 async def _pair_lookups(
-    tx: Tx, transfers: Sequence[Transfer]
+    tx: Tx, registry: Registry, state: ScanState, transfers: Sequence[Transfer]
 ) -> list[tuple[Transfer, Decision | None, Refund | None]]:
-    """Decision and refund of each transfer, batched by collection."""
-    out: list[tuple[Transfer, Decision | None, Refund | None]] = []
+    """Decision and refund of each transfer, batched by collection, each bound to its place
+    (one that counts for nobody is noted and read as absent)."""
     by_pair: dict[tuple[str, str], list[Transfer]] = {}
     for t in transfers:
         by_pair.setdefault((t.payer_bank, t.payee_bank), []).append(t)
     found: dict[str, tuple[Decision | None, Refund | None]] = {}
     for (payer, payee), group in by_pair.items():
-        decisions = await tx.ledger.get_many(
-            Decision, pair_collection(payee, payer), [decision_key(t.transfer_id) for t in group])
-        refunds = await tx.ledger.get_many(
-            Refund, pair_collection(payer, payee), [refund_key(t.transfer_id) for t in group])
+        payer_info = member_bank(registry, payer, "payer_bank")
+        payee_info = member_bank(registry, payee, "payee_bank")
+        back, there = Place.between(payee_info, payer_info), Place.between(payer_info, payee_info)
+        decisions = await tx.ledger.get_many_bound(
+            Decision, back, [decision_key(t.transfer_id) for t in group])
+        refunds = await tx.ledger.get_many_bound(
+            Refund, there, [refund_key(t.transfer_id) for t in group])
         for t, d, r in zip(group, decisions, refunds, strict=True):
-            found[t.transfer_id] = (d, r)
-    for t in transfers:
-        d, r = found[t.transfer_id]
-        out.append((t, d, r))
-    return out
+            decision = _valid(state, d)
+            if decision is not None and not decision_matches(t, decision):
+                state.note(decision_mismatch(t, back, decision_key(t.transfer_id)))
+                decision = None
+            found[t.transfer_id] = (decision, _valid(state, r))
+    return [(t, *found[t.transfer_id]) for t in transfers]
 
 
 @declare(evaluate=True)
@@ -252,33 +308,40 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
                {TransferStatus.PENDING, TransferStatus.EXPIRED, TransferStatus.REJECTED})
 
     async def handle(transfers: Sequence[Transfer]) -> None:
-        for t, d, r in await _pair_lookups(tx, transfers):
+        for t, d, r in await _pair_lookups(tx, registry, state, transfers):
             status = transfer_status(t, d, r, tx.now)
             if status in waiting:
                 state.items.append({"transfer": t.to_json(), "status": status.value})
 
-    async def handle_transfers(rows: Sequence[tuple[str, bytes]]) -> None:
-        await handle([decode(Transfer, value) for _, value in rows])
-
-    def handle_index(collection: str) -> Callable[[Sequence[tuple[str, bytes]]],
-                                                  Awaitable[None]]:
+    def handle_transfers(place: Place) -> Callable[[Sequence[tuple[str, bytes]]],
+                                                   Awaitable[None]]:
         async def read(rows: Sequence[tuple[str, bytes]]) -> None:
-            ids = [decode(Opened, value).transfer_id for _, value in rows]
-            found = await tx.ledger.get_many(Transfer, collection,
-                                             [transfer_key(i) for i in ids])
-            if any(t is None for t in found):
-                raise CorruptState("an index entry names a transfer that does not exist")
-            await handle([t for t in found if t is not None])
+            await handle(await _bound(tx, state, Transfer, place, rows))
+        return read
+
+    def handle_index(place: Place) -> Callable[[Sequence[tuple[str, bytes]]],
+                                               Awaitable[None]]:
+        async def read(rows: Sequence[tuple[str, bytes]]) -> None:
+            entries = await _bound(tx, state, Opened, place, rows)
+            keys = [transfer_key(o.transfer_id) for o in entries]
+            found = await tx.ledger.get_many_bound(Transfer, place, keys)
+            transfers: list[Transfer] = []
+            for key, t in zip(keys, found, strict=True):
+                if t is None:  # the payer's own index names a transfer it does not hold
+                    state.note(Anomaly(place.collection, key, (place.writer,),
+                                       "index_without_transfer"))
+                elif (t := _valid(state, t)) is not None:
+                    transfers.append(t)
+            await handle(transfers)
         return read
 
     segments = []
     for o in others:
-        coll = (pair_collection(o.name, bank.name) if incoming
-                else pair_collection(bank.name, o.name))
+        place = Place.between(o, bank) if incoming else Place.between(bank, o)
         if req.since is None:
-            segments.append(Segment(coll, "xfer", handle_transfers))
+            segments.append(Segment(place.collection, "xfer", handle_transfers(place)))
         else:
-            segments.append(Segment(coll, "open", handle_index(coll),
+            segments.append(Segment(place.collection, "open", handle_index(place),
                                     start=opened_key(req.since, "")))
     done = await _scan(tx, state, segments, req.page_size)
     return _paged(state, done, {"bank": bank.name, "direction": req.direction.value,
@@ -309,7 +372,8 @@ async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
                                 _decisions_handler(tx, state, debtor, creditor,
                                                    req.ledger_order)))
         segments.append(Segment(pair_collection(creditor.name, debtor.name), "settle",
-                                _settlements_handler(state)))
+                                _settlements_handler(tx, state,
+                                                     Place.between(creditor, debtor))))
     done = await _scan(tx, state, segments, req.page_size)
     report = obligations_report(state.tally, a.name, b.name) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
@@ -322,31 +386,48 @@ def _decisions_handler(
     creditor: BankInfo,
     order: Mapping[str, LedgerPosition],
 ) -> Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]:
+    """Accepts by ``creditor`` (the payee) of ``debtor``'s transfers: only from
+    ``pair-<creditor>-<debtor>``, each matched with its transfer and refund from
+    ``pair-<debtor>-<creditor>``."""
+    back = Place.between(creditor, debtor)
+    there = Place.between(debtor, creditor)
+
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        decisions = [decode(Decision, value) for _, value in rows]
+        decisions = await _bound(tx, state, Decision, back, rows)
         accepted = [d for d in decisions if d.outcome is Outcome.ACCEPTED]
-        there = pair_collection(debtor.name, creditor.name)
         ids = [d.transfer_id for d in accepted]
-        transfers = await tx.ledger.get_many(Transfer, there, [transfer_key(i) for i in ids])
-        refunds = await tx.ledger.get_many(Refund, there, [refund_key(i) for i in ids])
+        transfers = await tx.ledger.get_many_bound(Transfer, there,
+                                                   [transfer_key(i) for i in ids])
+        refunds = await tx.ledger.get_many_bound(Refund, there, [refund_key(i) for i in ids])
         for d, t, r in zip(accepted, transfers, refunds, strict=True):
+            key = decision_key(d.transfer_id)
             if t is None:
-                state.tally.add(("anomaly", debtor.name, creditor.name,
-                                 "accept_without_transfer"), 1)
+                state.note(missing_transfer(back, key))
                 continue
-            if tally_transfer(state.tally, t, d, r, order) is Effect.DISPUTED:
-                _note_dispute(state, t, d, r)
+            transfer = _valid(state, t)
+            if transfer is None:
+                continue
+            if not decision_matches(transfer, d):
+                state.note(decision_mismatch(transfer, back, key))
+                continue
+            if tally_transfer(state.tally, transfer, d, _valid(state, r),
+                              order) is Effect.DISPUTED:
+                _note_dispute(state, transfer, d, _valid(state, r))
 
     return handle
 
 
 def _settlements_handler(
-    state: ScanState,
+    tx: Tx, state: ScanState, place: Place
 ) -> Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]:
+    """Settlement confirmations: only from ``pair-<creditor>-<debtor>``, counted for those
+    two banks whatever the record's own fields would say (they must agree, or it is noted)."""
+    assert place.counterparty is not None
+    creditor, debtor = place.writer, place.counterparty
+
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for _, value in rows:
-            s = decode(Settlement, value)
-            state.tally.add(("settled", s.debtor_bank, s.creditor_bank, s.currency), s.amount)
+        for s in await _bound(tx, state, Settlement, place, rows):
+            state.tally.add(("settled", debtor, creditor, s.currency), s.amount)
 
     return handle
 
@@ -355,7 +436,9 @@ def _settlements_handler(
 async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
     """The regulator's audit over every bank's and every pair's collections (paginated):
     balances against supply records, supply records against transfers, accepts and refunds,
-    conservation per currency, obligations per pair (DESIGN §5, §7)."""
+    conservation per currency, obligations per pair (DESIGN §5, §7). Every record is bound
+    to the collection it was read from; one that is not valid there is an anomaly (which
+    fails the audit and names the bank whose peer alone could have written it)."""
     registry = await load_registry(tx)
     if not registry.is_regulator(tx.caller.msp_id) or ROLE_AUDITOR not in tx.caller.roles:
         raise NotAuthorized("only the regulator's auditor runs the audit")
@@ -364,50 +447,72 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
     state = ScanState.from_cursor("audit", "all", req.cursor)
     segments: list[Segment] = []
     for bank in registry.banks:
-        segments.append(Segment(acct_collection(bank.name), "acct", _accounts_handler(state)))
-        segments.append(Segment(acct_collection(bank.name), "sup",
-                                _supply_handler(state, bank.name)))
+        own = Place.acct(bank.name)
+        segments.append(Segment(own.collection, "acct", _accounts_handler(tx, state, own)))
+        segments.append(Segment(own.collection, "sup", _supply_handler(tx, state, own)))
     for p in registry.banks:
         for q in registry.banks:
             if p.name == q.name:
                 continue
-            segments.append(Segment(pair_collection(p.name, q.name), "xfer",
-                                    _transfers_handler(tx, state, req.ledger_order)))
-            segments.append(Segment(pair_collection(p.name, q.name), "settle",
-                                    _settlements_handler(state)))
+            place = Place.between(p, q)
+            segments.append(Segment(place.collection, "xfer",
+                                    _transfers_handler(tx, registry, state, place,
+                                                       req.ledger_order)))
+            segments.append(Segment(place.collection, "dec", _orphans_handler(tx, state, place)))
+            segments.append(Segment(place.collection, "settle",
+                                    _settlements_handler(tx, state, place)))
     done = await _scan(tx, state, segments, req.page_size)
     report = audit_report(state.tally, registry.bank_names()) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
 
 
-def _accounts_handler(state: ScanState) -> Callable[[Sequence[tuple[str, bytes]]],
-                                                    Awaitable[None]]:
+def _orphans_handler(
+    tx: Tx, state: ScanState, place: Place
+) -> Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]:
+    """Decisions in ``place`` (the payee's) whose transfer the payer's collection lacks: the
+    transfer scan cannot meet them, so the audit looks for them from this side."""
+    assert place.counterparty is not None
+    there = Place.pair(place.counterparty, place.writer)
+
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for _, value in rows:
-            acc = decode(Account, value)
-            state.tally.add(("balance", acc.bank, acc.currency), acc.balance)
-            state.tally.add(("accounts", acc.bank, acc.currency), 1)
+        # The transfer scan already met (and noted) every decision whose transfer exists:
+        # only those under a key naming no transfer are this scan's to note.
+        keys = [transfer_key(key.removeprefix("dec/")) for key, _ in rows]
+        found = await tx.ledger.get_many_bound(Transfer, there, keys)
+        orphans = [row for row, t in zip(rows, found, strict=True) if t is None]
+        for d in await _bound(tx, state, Decision, place, orphans):
+            state.note(missing_transfer(place, decision_key(d.transfer_id)))
 
     return handle
 
 
-def _supply_handler(state: ScanState, bank: str) -> Callable[[Sequence[tuple[str, bytes]]],
-                                                              Awaitable[None]]:
+def _accounts_handler(tx: Tx, state: ScanState, place: Place) -> Callable[
+        [Sequence[tuple[str, bytes]]], Awaitable[None]]:
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for _, value in rows:
-            rec = decode(SupplyRecord, value)
-            state.tally.add(("supply", bank, rec.currency, rec.kind.value,
+        for acc in await _bound(tx, state, Account, place, rows):
+            state.tally.add(("balance", place.writer, acc.currency), acc.balance)
+            state.tally.add(("accounts", place.writer, acc.currency), 1)
+
+    return handle
+
+
+def _supply_handler(tx: Tx, state: ScanState, place: Place) -> Callable[
+        [Sequence[tuple[str, bytes]]], Awaitable[None]]:
+    async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
+        for rec in await _bound(tx, state, SupplyRecord, place, rows):
+            state.tally.add(("supply", place.writer, rec.currency, rec.kind.value,
                              rec.counterparty or "-"), rec.amount)
 
     return handle
 
 
 def _transfers_handler(
-    tx: Tx, state: ScanState, order: Mapping[str, LedgerPosition]
+    tx: Tx, registry: Registry, state: ScanState, place: Place,
+    order: Mapping[str, LedgerPosition],
 ) -> Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]:
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        transfers = [decode(Transfer, value) for _, value in rows]
-        for t, d, r in await _pair_lookups(tx, transfers):
+        transfers = await _bound(tx, state, Transfer, place, rows)
+        for t, d, r in await _pair_lookups(tx, registry, state, transfers):
             if tally_transfer(state.tally, t, d, r, order) is Effect.DISPUTED:
                 _note_dispute(state, t, d, r)
 

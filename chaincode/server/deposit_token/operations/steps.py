@@ -24,12 +24,12 @@ from ..keys import (
     history_key,
     hold_key,
     holds_collection,
-    pair_collection,
     reference_key,
     refund_key,
     supply_key,
     transfer_key,
 )
+from ..placement import Anomaly, Place
 from ..records import (
     Account,
     Decision,
@@ -117,16 +117,25 @@ def record_supply(
 async def transfer_records(
     tx: Tx, payer: BankInfo, payee: BankInfo, transfer_id: str
 ) -> tuple[Transfer, Decision | None, Refund | None]:
-    """The transfer, its decision and its refund: three point reads (all in the read set)."""
-    there = pair_collection(payer.name, payee.name)
-    back = pair_collection(payee.name, payer.name)
-    record = await tx.ledger.get(Transfer, there, transfer_key(transfer_id))
+    """The transfer, its decision and its refund: three point reads (all in the read set).
+
+    Each is bound to where it lives (:mod:`deposit_token.placement`). A decision or refund that
+    does not decode or disagrees with its place counts as absent: what one bank writes cannot
+    block the other's accept or refund. A transfer that is not valid where it lives is refused
+    (nothing can be decided on it), naming the collection.
+    """
+    there = Place.between(payer, payee)
+    back = Place.between(payee, payer)
+    key = transfer_key(transfer_id)
+    record = await tx.ledger.get_bound(Transfer, there, key)
     if record is None:
         raise NotFound("the transfer does not exist (or has not reached this peer yet)")
-    if (record.transfer_id, record.payer_bank, record.payee_bank) != (
-        transfer_id, payer.name, payee.name
-    ):
-        raise CorruptState("the transfer record does not match its key")
-    decision = await tx.ledger.get(Decision, back, decision_key(transfer_id))
-    refund = await tx.ledger.get(Refund, there, refund_key(transfer_id))
-    return record, decision, refund
+    if isinstance(record, Anomaly):
+        raise CorruptState(f"the transfer in {there.collection} is not valid there "
+                           f"({record.what}): it counts for nobody")
+    # (an unpinned transfer is refused even to its own payer: a refund of a record the payer
+    # could rewrite alone would be as unverifiable for the payee as an accept of it)
+    decision = await tx.ledger.get_bound(Decision, back, decision_key(transfer_id))
+    refund = await tx.ledger.get_bound(Refund, there, refund_key(transfer_id))
+    return (record, None if isinstance(decision, Anomaly) else decision,
+            None if isinstance(refund, Anomaly) else refund)

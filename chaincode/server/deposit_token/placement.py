@@ -1,0 +1,233 @@
+"""Where a record lives decides whose word it is.
+
+A collection's endorsement policy says which bank's peer may write there; it says nothing
+about what the bytes claim. A bank's peer endorses whatever its own chaincode server writes
+into its own collections, with any fields. So every record another bank relies on is *bound
+to its place* before it counts: the parties come from the collection and the key it was read
+from, and the record's own fields must agree with them (DESIGN §4, issue 13):
+
+=================  ============================  =========================================
+record             lives in                      must say
+=================  ============================  =========================================
+``Transfer``       ``pair-<payer>-<payee>``      payer, payee; key ``xfer/<its id>``
+``Refund``         ``pair-<payer>-<payee>``      payer, payee; key ``refund/<its id>``
+``Opened``         ``pair-<payer>-<payee>``      key ``open/<at>/<its id>``
+``Decision``       ``pair-<payee>-<payer>``      payee, payer; key ``dec/<its id>``
+``Settlement``     ``pair-<creditor>-<debtor>``  creditor, debtor; key ``settle/...``
+``Account``        ``acct-<bank>``               bank; key ``acct/<its id>``
+``SupplyRecord``   ``acct-<bank>``               key ``sup/<its currency>/...``; a
+                                                 counterparty other than the bank itself
+=================  ============================  =========================================
+
+Records another bank relies on (transfers, decisions, refunds, settlements) are also *pinned*:
+created with a key-level endorsement policy that needs the peers of both banks of the pair
+for any later change, delete or purge (``pair_pin``). Fabric never checks what a parameter
+says, so a reader compares it byte for byte with the expected one; a record without it could
+be rewritten or purged by its writer alone, and counts for nobody (``unpinned``).
+
+A record that does not decode, is not pinned as it must be, or whose fields disagree with its
+place, is an :class:`Anomaly`: it names the collection, the key and the banks whose peers
+alone could have produced it, and it counts for nobody. Nothing here raises on what another
+bank wrote: no single record can block a refund, a netting or an audit.
+
+Owns: these checks (pure functions over bytes already read). Must not: read or write the
+ledger, or put a private value (an amount, an account id) into an anomaly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from fabshim.statebased import all_of_policy
+
+from .errors import CorruptState
+from .keys import (
+    account_key,
+    acct_collection,
+    decision_key,
+    pair_collection,
+    refund_key,
+    transfer_key,
+)
+from .records import (
+    Account,
+    Decision,
+    Opened,
+    Record,
+    Refund,
+    Settlement,
+    SupplyRecord,
+    Transfer,
+    decode,
+)
+from .registry import BankInfo
+
+__all__ = [
+    "MAX_ANOMALY_DETAILS",
+    "PINNED",
+    "Anomaly",
+    "Place",
+    "bind",
+    "decision_mismatch",
+    "missing_transfer",
+    "pair_pin",
+    "unpinned",
+]
+
+_R = TypeVar("_R", bound=Record)
+
+#: How many anomalies a scan reports one by one (all are counted): a bank that writes a
+#: million garbage records must not grow every honest bank's cursor without bound.
+MAX_ANOMALY_DETAILS = 100
+
+
+def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
+    """The validation parameter of a record two banks rely on: both banks' peers
+    (deterministic bytes: ``AND`` of the two MSP ids' ``PEER`` roles, sorted)."""
+    return all_of_policy([a.msp_id, b.msp_id])
+
+
+#: The records that are pinned at creation and checked by every reader.
+PINNED: frozenset[type[Record]] = frozenset({Transfer, Decision, Refund, Settlement})
+
+
+@dataclass(frozen=True)
+class Place:
+    """A collection, the bank whose peer alone may write there, the pair's other bank, and
+    the validation parameter its pinned records must carry (``None``: none checked)."""
+
+    collection: str
+    writer: str
+    counterparty: str | None = None
+    pin: bytes | None = None
+
+    @classmethod
+    def pair(cls, asserter: str, counterparty: str) -> Place:
+        """``pair-<asserter>-<counterparty>``: what ``asserter`` asserts toward the other
+        (without the pin check: see :meth:`between`)."""
+        return cls(pair_collection(asserter, counterparty), asserter, counterparty)
+
+    @classmethod
+    def between(cls, asserter: BankInfo, counterparty: BankInfo) -> Place:
+        """``pair-<asserter>-<counterparty>``, whose pinned records need both banks' peers."""
+        return cls(pair_collection(asserter.name, counterparty.name), asserter.name,
+                   counterparty.name, pair_pin(asserter, counterparty))
+
+    @classmethod
+    def acct(cls, bank: str) -> Place:
+        """``acct-<bank>``: the bank's accounts, supply and history."""
+        return cls(acct_collection(bank), bank)
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A record that counts for nobody, and who could have written it.
+
+    ``what`` is a stable code: ``undecodable``, ``wrong_parties``, ``wrong_key``,
+    ``unpinned`` (a record two banks rely on, without both banks' validation parameter),
+    ``decision_mismatch`` (a decision that does not describe the transfer it names),
+    ``accept_without_transfer`` (an accept naming a transfer its payer's collection lacks).
+    """
+
+    collection: str
+    key: str
+    writers: tuple[str, ...]
+    what: str
+
+    def tally_key(self) -> tuple[str, ...]:
+        """The key the scans count it under: ``("anomaly", writers, collection, what)``."""
+        return ("anomaly", "+".join(self.writers), self.collection, self.what)
+
+    def to_json(self) -> dict[str, object]:
+        return {"collection": self.collection, "key": self.key,
+                "writers": list(self.writers), "what": self.what}
+
+
+def _transfer(r: Transfer, p: Place, key: str) -> str | None:
+    if (r.payer_bank, r.payee_bank) != (p.writer, p.counterparty):
+        return "wrong_parties"
+    return None if key == transfer_key(r.transfer_id) else "wrong_key"
+
+
+def _refund(r: Refund, p: Place, key: str) -> str | None:
+    if (r.payer_bank, r.payee_bank) != (p.writer, p.counterparty):
+        return "wrong_parties"
+    return None if key == refund_key(r.transfer_id) else "wrong_key"
+
+
+def _opened(r: Opened, p: Place, key: str) -> str | None:
+    ok = key.startswith("open/") and key.endswith("/" + r.transfer_id)
+    return None if ok else "wrong_key"
+
+
+def _decision(r: Decision, p: Place, key: str) -> str | None:
+    if (r.payee_bank, r.payer_bank) != (p.writer, p.counterparty):
+        return "wrong_parties"
+    return None if key == decision_key(r.transfer_id) else "wrong_key"
+
+
+def _settlement(r: Settlement, p: Place, key: str) -> str | None:
+    if (r.creditor_bank, r.debtor_bank) != (p.writer, p.counterparty):
+        return "wrong_parties"
+    return None if key.startswith("settle/") else "wrong_key"
+
+
+def _account(r: Account, p: Place, key: str) -> str | None:
+    if r.bank != p.writer or p.counterparty is not None:
+        return "wrong_parties"
+    return None if key == account_key(r.account_id) else "wrong_key"
+
+
+def _supply(r: SupplyRecord, p: Place, key: str) -> str | None:
+    if r.counterparty == p.writer or p.counterparty is not None:
+        return "wrong_parties"
+    return None if key.startswith(f"sup/{r.currency}/") else "wrong_key"
+
+
+_CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
+    Transfer: _transfer,  # type: ignore[dict-item]
+    Refund: _refund,  # type: ignore[dict-item]
+    Opened: _opened,  # type: ignore[dict-item]
+    Decision: _decision,  # type: ignore[dict-item]
+    Settlement: _settlement,  # type: ignore[dict-item]
+    Account: _account,  # type: ignore[dict-item]
+    SupplyRecord: _supply,  # type: ignore[dict-item]
+}
+
+
+def bind(kind: type[_R], place: Place, key: str, raw: bytes) -> _R | Anomaly:
+    """The record stored under ``key`` in ``place``, if it decodes and agrees with its place."""
+    check = _CHECKS.get(kind)
+    if check is None:
+        raise TypeError(f"{kind.__name__} records are not bound to a place")
+    try:
+        record = decode(kind, raw)
+    except CorruptState:
+        return Anomaly(place.collection, key, (place.writer,), "undecodable")
+    problem = check(record, place, key)
+    if problem is not None:
+        return Anomaly(place.collection, key, (place.writer,), problem)
+    return record
+
+
+def decision_mismatch(transfer: Transfer, decision_place: Place, key: str) -> Anomaly:
+    """A decision that does not describe its transfer: the payee wrote it so, or the payer
+    rewrote the transfer after it; either bank's peer could have done it alone."""
+    return Anomaly(decision_place.collection, key,
+                   (decision_place.writer, transfer.payer_bank), "decision_mismatch")
+
+
+def missing_transfer(decision_place: Place, key: str) -> Anomaly:
+    """An accept naming a transfer that its payer's collection does not hold: the payee
+    forged the accept, or the payer deleted its transfer afterwards."""
+    assert decision_place.counterparty is not None
+    return Anomaly(decision_place.collection, key,
+                   (decision_place.writer, decision_place.counterparty),
+                   "accept_without_transfer")
+
+
+def unpinned(place: Place, key: str) -> Anomaly:
+    """A record that must carry both banks' validation parameter and does not."""
+    return Anomaly(place.collection, key, (place.writer,), "unpinned")

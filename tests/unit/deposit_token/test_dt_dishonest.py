@@ -1,0 +1,289 @@
+"""A dishonest bank's own writes, and what each honest bank then sees (issue 13).
+
+A bank runs its own chaincode server, so its peer endorses whatever that server writes into
+the bank's own collections: any fields, any key, any bytes. Each test here commits such a
+write directly (as that bank's modified server would: a write in a collection whose policy
+its peer satisfies alone) and checks what honest banks and the regulator compute afterwards:
+the record counts for nobody, the honest figures are unchanged, the anomaly names the bank
+whose peer alone could have written it, and no honest operation is blocked.
+
+Rewrites and deletes of records another bank relies on are the job of key-level endorsement
+policies (Fabric invalidates them: ``tests/integration/test_key_policies.py``); here they are
+shown reported and counted by nobody.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deposit_token.errors import CorruptState
+from deposit_token.keys import (
+    account_key,
+    decision_key,
+    opened_key,
+    refund_key,
+    settlement_key,
+    transfer_key,
+)
+from deposit_token.records import (
+    Account,
+    Decision,
+    Outcome,
+    Record,
+    Refund,
+    RefundCause,
+    Settlement,
+    Transfer,
+    encode,
+)
+from fabshim.errors import EndorsementPolicyFailureError
+from fabshim.statebased import all_of_policy
+from unit.deposit_token.dt_harness import Net, ids, msp_of, policy_org
+
+HK, US, CN = "hkbank", "usbank", "cnbank"
+SALT = "5" * 32
+DEBT = 50_000
+
+
+async def forge(
+    net: Net, collection: str, key: str, value: bytes | Record | None, *, pin: bool = True
+) -> None:
+    """Commit one write of a modified server straight into the ledger (``None``: delete),
+    endorsed by the one bank whose peer satisfies the collection's policy. A dishonest bank
+    can pin what it creates as honest banks do (``pin``): then only the record's place and
+    content can give it away."""
+    writer = policy_org(collection)
+    stub = net.ledger.stub(tx_id=net.ledger.new_tx_id(), timestamp=net.now,
+                           endorsers=[writer])
+    if value is None:
+        await stub.del_private_data(collection, key)
+    else:
+        raw = value if isinstance(value, bytes) else encode(value, SALT)
+        await stub.put_private_data(collection, key, raw)
+        if pin and collection.startswith("pair-"):
+            _, a, b = collection.split("-")
+            policy = all_of_policy([msp_of(a), msp_of(b)])
+            await stub.set_private_data_validation_parameter(collection, key, policy)
+    stub.commit()
+
+
+async def owed(net: Net, debtor: str, creditor: str, org: str) -> tuple[int, dict[str, Any]]:
+    page = await net.obligations(debtor, creditor, org=org)
+    amounts = {(o["debtor"], o["creditor"]): o["owed"] for o in page["obligations"]}
+    return amounts.get((debtor, creditor), 0), page
+
+
+@pytest.fixture
+async def debt() -> tuple[Net, str]:
+    """hkbank's customer paid usbank's customer ``DEBT``; usbank accepted: hkbank owes it."""
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 10 * DEBT, "dep-1")
+    await net.open(US, "USD", payee)
+    tid = await net.initiate(HK, payer, US, payee, DEBT, "inv-1")
+    await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    return net, tid
+
+
+async def test_the_debtor_cannot_cancel_its_debt_with_a_settlement_in_its_own_collection(
+    debt: tuple[Net, str],
+) -> None:
+    net, _ = debt
+    await forge(net, "pair-hkbank-usbank", settlement_key("f" * 32), Settlement(
+        debtor_bank=HK, creditor_bank=US, currency="USD", amount=DEBT,
+        rtgs_reference="RTGS-FAKE", settled_at="2025-01-06T09:00:00.000000Z", tx_id="x"))
+    for org in (US, HK):  # the creditor, and the debtor's own honest read, agree
+        amount, page = await owed(net, HK, US, org)
+        assert amount == DEBT
+        assert page["anomalies"] == {"hkbank/pair-hkbank-usbank/wrong_parties": 1}
+        (detail,) = page["anomaly_records"]
+        assert detail["writers"] == ["hkbank"]
+    audit = await net.audit()
+    assert not audit["ok"]
+    assert audit["anomalies"] == {"hkbank/pair-hkbank-usbank/wrong_parties": 1}
+    (pair,) = [p for p in audit["pairs"] if (p["payer"], p["payee"]) == (HK, US)]
+    assert (pair["owed"], pair["settled"]) == (DEBT, 0)
+
+
+async def test_a_real_settlement_still_counts(debt: tuple[Net, str]) -> None:
+    net, _ = debt
+    await net.submit(US, "confirm_settlement", {"debtor_bank": HK, "currency": "USD",
+                                                "amount": DEBT, "rtgs_reference": "RTGS-1"})
+    amount, page = await owed(net, HK, US, US)
+    assert amount == 0
+    assert page["anomalies"] == {}
+    assert (await net.audit())["ok"]
+
+
+async def test_garbage_decision_blocks_neither_the_refund_nor_any_scan() -> None:
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 1_000, "dep-1")
+    await net.open(US, "USD", payee)
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1", ttl_seconds=600)
+    await forge(net, "pair-usbank-hkbank", decision_key(tid), b"\x00not a record")
+    # every scan goes on, and names usbank
+    for org, direction in ((US, "incoming"), (HK, "outgoing")):
+        pending = await net.evaluate(org, "get_pending", {"direction": direction})
+        assert [t["status"] for t in pending["transfers"]] == ["pending"]
+        assert pending["anomaly_records"][0]["writers"] == ["usbank"]
+    _, page = await owed(net, HK, US, HK)
+    assert page["anomalies"] == {"usbank/pair-usbank-hkbank/undecodable": 1}
+    net.advance(seconds=601)
+    await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": US})
+    assert await net.balance(HK, payer) == 1_000
+    audit = await net.audit()
+    assert audit["anomalies"] == {"usbank/pair-usbank-hkbank/undecodable": 1}
+    assert all(row["ok"] for row in audit["banks"])
+    assert all(c["ok"] for c in audit["currencies"])
+
+
+async def test_garbage_refund_does_not_block_the_payees_accept() -> None:
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 1_000, "dep-1")
+    await net.open(US, "USD", payee)
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    await forge(net, "pair-hkbank-usbank", refund_key(tid), b"{}")
+    await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    assert await net.balance(US, payee) == 400
+    amount, page = await owed(net, HK, US, US)
+    assert amount == 400
+    assert page["anomalies"] == {"hkbank/pair-hkbank-usbank/undecodable": 1}
+
+
+async def test_a_refund_in_another_banks_name_counts_for_nobody() -> None:
+    """hkbank writes, in its own pair collection, a refund whose fields say cnbank paid."""
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 1_000, "dep-1")
+    await net.open(US, "USD", payee)
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    await forge(net, "pair-hkbank-usbank", refund_key(tid), Refund(
+        transfer_id=tid, payer_bank=CN, payee_bank=US, amount=400, currency="USD",
+        cause=RefundCause.REJECTED, refunded_at="2025-01-06T09:00:00.000000Z", tx_id="x"))
+    await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    amount, page = await owed(net, HK, US, US)
+    assert amount == 400
+    assert page["anomalies"] == {"hkbank/pair-hkbank-usbank/wrong_parties": 1}
+
+
+@pytest.mark.parametrize("rewrite", ["amount", "delete", "garbage", "repin"])
+async def test_the_payer_cannot_rewrite_an_accepted_transfer(
+    debt: tuple[Net, str], rewrite: str
+) -> None:
+    """The transfer was pinned to both banks at creation: its writer alone can no longer
+    change, delete or re-pin it; Fabric invalidates the attempt and nothing changes."""
+    net, tid = debt
+    key = transfer_key(tid)
+    before = await owed(net, HK, US, US)
+    stored = net.ledger.get_private_data("pair-hkbank-usbank", key)
+    assert stored is not None
+    if rewrite == "repin":
+        stub = net.ledger.stub(endorsers=[msp_of(HK)])
+        await stub.set_private_data_validation_parameter(
+            "pair-hkbank-usbank", key, all_of_policy([msp_of(HK)]))
+        with pytest.raises(EndorsementPolicyFailureError):
+            stub.commit()
+    else:
+        value = {"delete": None, "garbage": b"[1, 2, 3]",
+                 "amount": stored.replace(b'"amount":50000', b'"amount":1')}[rewrite]
+        with pytest.raises(EndorsementPolicyFailureError):
+            await forge(net, "pair-hkbank-usbank", key, value, pin=rewrite == "amount")
+    assert net.ledger.get_private_data("pair-hkbank-usbank", key) == stored
+    assert await owed(net, HK, US, US) == before
+    assert (await net.audit())["ok"]
+
+
+async def test_a_record_its_writer_left_unpinned_counts_for_nobody() -> None:
+    """hkbank's modified server initiates without pinning: the payee's server refuses to
+    accept what hkbank could rewrite alone, and every scan reports it."""
+    net = Net()
+    await net.init()
+    (tid,) = ids("hkxfer", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(US, "USD", payee)
+    await forge(net, "pair-hkbank-usbank", transfer_key(tid), Transfer(
+        transfer_id=tid, payer_bank=HK, payee_bank=US, payee_account=payee,
+        amount=400, currency="USD", created_at="2025-01-06T09:00:00.000000Z",
+        expires_at="2099-01-01T00:00:00.000000Z", tx_id="x"), pin=False)
+    with pytest.raises(CorruptState, match="unpinned"):
+        await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    pending = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    assert pending["transfers"] == []
+    assert [a["what"] for a in pending["anomaly_records"]] == ["unpinned"]
+    assert (await net.audit())["anomalies"] == {"hkbank/pair-hkbank-usbank/unpinned": 1}
+
+
+async def test_an_unpinned_accept_cannot_be_relied_on() -> None:
+    """usbank's modified server accepts without pinning its decision (so it could later
+    delete it alone): the payer's figures do not count it, and the audit names usbank."""
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 1_000, "dep-1")
+    await net.open(US, "USD", payee)
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    await forge(net, "pair-usbank-hkbank", decision_key(tid), Decision(
+        transfer_id=tid, outcome=Outcome.ACCEPTED, payer_bank=HK, payee_bank=US,
+        amount=400, currency="USD", decided_at="2025-01-06T09:00:00.000000Z", tx_id="x"),
+        pin=False)
+    amount, page = await owed(net, HK, US, HK)
+    assert amount == 0
+    assert page["anomalies"] == {"usbank/pair-usbank-hkbank/unpinned": 1}
+
+
+async def test_fields_claiming_another_place_count_for_nobody(debt: tuple[Net, str]) -> None:
+    """An account in hkbank's collection that says it is usbank's; a transfer in hkbank's
+    pair collection toward usbank that says cnbank pays; an accept by usbank, in its own
+    collection, of a transfer that does not exist; an index entry to nowhere."""
+    net, _ = debt
+    (fake_acc, fake_tid, ghost) = ids("fake", 3)
+    await forge(net, "acct-hkbank", account_key(fake_acc), Account(
+        account_id=fake_acc, bank=US, currency="USD", owner_ref="x", balance=10**9,
+        opened_at="2025-01-06T09:00:00.000000Z"))
+    await forge(net, "pair-hkbank-usbank", transfer_key(fake_tid), Transfer(
+        transfer_id=fake_tid, payer_bank=CN, payee_bank=US, payee_account=fake_acc,
+        amount=10**9, currency="USD", created_at="2025-01-06T09:00:00.000000Z",
+        expires_at="2099-01-01T00:00:00.000000Z", tx_id="x"))
+    await forge(net, "pair-usbank-hkbank", decision_key(ghost), Decision(
+        transfer_id=ghost, outcome=Outcome.ACCEPTED, payer_bank=HK, payee_bank=US,
+        amount=10**9, currency="USD", decided_at="2025-01-06T09:00:00.000000Z", tx_id="x"))
+    await forge(net, "pair-hkbank-usbank", opened_key("2025-01-06T09:00:00.000000Z", ghost),
+          b'{"salt":"' + SALT.encode() + b'","transfer_id":"' + ghost.encode()
+          + b'","tx_id":"x","type":"opened","v":1}')
+    amount, page = await owed(net, HK, US, US)
+    assert amount == DEBT  # the forged accept of a ghost transfer charges hkbank nothing
+    assert page["anomalies"] == {
+        "usbank+hkbank/pair-usbank-hkbank/accept_without_transfer": 1}
+    window = await net.evaluate(US, "get_pending", {
+        "direction": "incoming", "since": "2025-01-01T00:00:00.000000Z"})
+    full = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    assert window["transfers"] == full["transfers"] == []
+    assert [a["what"] for a in window["anomaly_records"]] == ["index_without_transfer"]
+    assert [a["what"] for a in full["anomaly_records"]] == ["wrong_parties"]
+    audit = await net.audit()
+    assert audit["anomalies"] == {
+        "hkbank/acct-hkbank/wrong_parties": 1,
+        "hkbank/pair-hkbank-usbank/wrong_parties": 1,
+        "usbank+hkbank/pair-usbank-hkbank/accept_without_transfer": 1,
+    }
+    (us_row,) = [r for r in audit["banks"] if (r["bank"], r["currency"]) == (US, "USD")]
+    assert us_row["balances"] == DEBT  # the forged account is nobody's money
+    assert us_row["ok"]
+    assert all(c["ok"] for c in audit["currencies"])
