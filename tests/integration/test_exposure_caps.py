@@ -9,11 +9,15 @@ left a debt) and raised out of the way at the end, so no later test meets it.
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
+from typing import Any
 
 import fabgateway
 import pytest
 from dtoken import errors
+from dtoken.cli import main
 from dtoken.listener import IncomingListener
 from dtoken.models import TransferStatus
 from dtoken.money import Money
@@ -101,3 +105,65 @@ async def test_payments_beyond_the_cap_wait_for_the_settlement(network: TestNetw
         finally:
             out_of_the_way = await us.set_exposure_cap("hkbank", usd(10**15))
             await hk.wait_for_commit(out_of_the_way.tx_id)
+
+
+def text_of(minor: int) -> str:
+    return f"{minor // 100}.{minor % 100:02d} USD"
+
+
+def test_the_cli_sets_shows_and_keeps_the_cap(
+    network: TestNetwork, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def dtoken(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--state-dir", str(network.state_dir), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def ok(*args: str) -> str:
+        code, out, err = dtoken(*args)
+        assert code == 0, err
+        return out
+
+    def data(*args: str) -> Any:
+        return json.loads(ok("--json", *args))
+
+    def hk_debt(page: Any) -> dict[str, Any]:
+        (row,) = [o for o in page["obligations"]
+                  if (o["debtor"], o["currency"]) == ("hkbank", "USD")] or [None]
+        return row or {"owed": {"minor": 0}, "cap": None, "headroom": None}
+
+    owed0 = hk_debt(data("--bank", "cnbank", "obligations", "--with", "hkbank"))["owed"]["minor"]
+    cap = owed0 + 1_000
+    said = ok("--bank", "cnbank", "cap", text_of(cap), "--debtor", "hkbank")
+    assert f"cnbank caps what hkbank may owe it unsettled at {text_of(cap)}" in said
+    try:
+        shown = ok("--bank", "hkbank", "obligations", "--with", "cnbank")  # the payer's view
+        assert "CAP" in shown
+        assert "HEADROOM" in shown
+        row = hk_debt(data("--bank", "hkbank", "obligations", "--with", "cnbank"))
+        assert (row["cap"]["minor"], row["headroom"]["minor"]) == (cap, 1_000)
+
+        payer = data("--bank", "hkbank", "account", "open", "--currency", "USD",
+                     "--owner", f"CIF-{RUN}")["account_id"]
+        ok("--bank", "hkbank", "mint", payer, "100.00", "--reference", ref("dep"))
+        payee = data("--bank", "cnbank", "account", "open", "--currency", "USD",
+                     "--owner", f"CIF-{RUN}")["account_id"]
+        tid = data("--bank", "hkbank", "transfer", payer, payee, "15.00", "--to-bank",
+                   "cnbank", "--reference", ref("inv"))["transfer_id"]
+        deadline = time.monotonic() + 20
+        while tid not in {t["transfer_id"] for t in data("--bank", "cnbank", "incoming")}:
+            assert time.monotonic() < deadline, "the payment never reached cnbank"
+            time.sleep(0.2)
+        code, _, err = dtoken("--bank", "cnbank", "accept", tid, "--from-bank", "hkbank")
+        assert code == 4
+        assert "refused by the exposure cap" in err
+        assert "accepted transfer" in ok("--bank", "cnbank", "accept", tid, "--from-bank",
+                                         "hkbank", "--force")
+        audit = data("--bank", "regulator", "audit")
+        over = [c for c in audit["over_cap"]
+                if (c["debtor"], c["creditor"], c["currency"]) == ("hkbank", "cnbank", "USD")]
+        assert over, audit["over_cap"]
+        assert "OVER" in ok("--bank", "regulator", "audit")
+    finally:
+        ok("--bank", "cnbank", "cap", text_of(10**15), "--debtor", "hkbank")
