@@ -14,6 +14,7 @@ import pytest
 from deposit_token.errors import InvalidArgument, NotAuthorized, WrongEndorser
 from deposit_token.keys import cap_key
 from deposit_token.records import Cap
+from fabshim.errors import MVCCReadConflictError
 from unit.deposit_token.dt_harness import Net, ids
 from unit.deposit_token.test_dt_dishonest import forge
 
@@ -80,6 +81,20 @@ async def test_every_change_is_a_new_key_numbered_without_gaps(net: Net) -> None
     ob = row(await net.obligations(US, HK), HK, US)
     assert ob is not None
     assert ob["cap"] == 1_100
+
+
+async def test_two_concurrent_changes_cannot_both_commit(net: Net) -> None:
+    await set_cap(net, US, HK, 100)
+    first = await net.prepare(US, "set_exposure_cap",
+                              {"debtor_bank": HK, "currency": "USD", "cap": 200})
+    second = await net.prepare(US, "set_exposure_cap",
+                               {"debtor_bank": HK, "currency": "USD", "cap": 300})
+    first.commit()
+    with pytest.raises(MVCCReadConflictError):  # both read seq 2 free and wrote it
+        second.commit()
+    ob = row(await net.obligations(HK, US), HK, US)
+    assert ob is not None
+    assert ob["cap"] == 200
 
 
 async def test_a_cap_without_a_debt_is_reported_and_caps_are_per_currency(net: Net) -> None:
