@@ -11,6 +11,12 @@ honest server (same package id, address and environment). What the real network 
   ``refund/<id>`` and without pinning its decision to both banks: it writes only the bank's
   own collections and commits, so a refunded transfer ends up also "accepted"; the decision
   counts for nobody (every reader requires the pin) and the audit names usbank.
+* ``debit_ignoring_hold`` is a burn that never reads the regulator's hold on the account: it
+  writes only the bank's own ``acct-<bank>`` and commits although the account is frozen; the
+  regulator's monitor names the bank and the transaction
+  (``tests/integration/test_monitor_real.py``).
+* ``audit_unchecked`` (on the regulator's peer) is the audit without the check of its scanned
+  values against the committed hashes: only to measure what that check costs.
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
   credit), again in the bank's own collections only, so the shared test ledger conserves again.
 
@@ -36,7 +42,7 @@ from deposit_token.keys import (
     supply_key,
     transfer_key,
 )
-from deposit_token.operations import ROLE_OPERATOR, Tx
+from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, scans
 from deposit_token.records import (
     Decision,
     HistoryKind,
@@ -46,7 +52,8 @@ from deposit_token.records import (
     Transfer,
     encode,
 )
-from deposit_token.rules import credit
+from deposit_token.registry import day_of
+from deposit_token.rules import DebitKind, credit, debit
 from fabcontract import Context, ContractChaincode, transaction
 
 __all__ = ["DishonestTokenContract", "chaincode"]
@@ -60,7 +67,7 @@ def _request(ctx: Context) -> dict[str, Any]:
 
 
 class DishonestTokenContract(DepositTokenContract):
-    """The honest contract and five transactions a dishonest bank could install."""
+    """The honest contract and six transactions a dishonest bank could install."""
 
     async def _dishonest(self, ctx: Context, name: str, body: Any) -> dict[str, Any]:
         return await self._service._guarded(ctx.stub, self._caller(ctx), name, body, flush=True)
@@ -146,6 +153,42 @@ class DishonestTokenContract(DepositTokenContract):
             return ops.done(tx)
 
         return await self._dishonest(ctx, "accept_skipping_refund_read", body)
+
+    @transaction()
+    async def debit_ignoring_hold(self, ctx: Context) -> dict[str, Any]:
+        """(e) A burn of ``amount`` from ``account_id`` that skips the read of the
+        regulator's hold (the honest burn reads it and refuses a frozen account). The supply
+        record is written as an honest burn's, so the ledger still conserves."""
+        req = _request(ctx)
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_MINTER)
+            account = await ops.read_account(tx, bank, req["account_id"])
+            amount = int(req["amount"])
+            account = debit(account, [amount], day=day_of(tx.now), hold=None,
+                            kind=DebitKind.BURN)
+            account = ops.record_history(tx, bank, account, HistoryKind.BURN, -amount)
+            ops.save_account(tx, bank, account)
+            ops.record_supply(tx, bank, account.currency, SupplyKind.BURN, amount)
+            return ops.done(tx)
+
+        return await self._dishonest(ctx, "debit_ignoring_hold", body)
+
+    @transaction(evaluate=True)
+    async def audit_unchecked(self, ctx: Context) -> dict[str, Any]:
+        """The regulator's audit with every scanned value taken as the peer holds it, never
+        compared with ``GetPrivateDataHash`` (what the audit did before that check)."""
+        checked = scans._hash_checked
+
+        def unchecked(tx: Tx, state: Any, place: Any, handle: Any) -> Any:
+            return handle
+
+        scans._hash_checked = unchecked
+        try:
+            return await self._run(ctx, "audit")
+        finally:
+            scans._hash_checked = checked
 
     @transaction()
     async def undo_dishonest_accept(self, ctx: Context) -> dict[str, Any]:

@@ -15,30 +15,27 @@ Fabric network can prove:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import secrets
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import fabgateway
 import pytest
-from consortium import processes
 from dtoken import errors
 from dtoken.bank import Bank, Regulator
 from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
 from dtoken_wire.requests import AccountRef
 from harness import TestNetwork
+from harness.dishonest import dishonest_server
 from harness.sdk import bank, regulator
 
 RUN = secrets.token_hex(3)
-US_CHAINCODE = "chaincode.peer0.usbank.dtoken.example"
 
 
 def ref(tag: str) -> str:
@@ -75,25 +72,10 @@ async def status_of(client: Bank | Regulator, tid: str, payer: str, payee: str) 
 # --------------------------------------------------------------------------- dishonest bank
 
 
-@contextmanager
-def dishonest_usbank(network: TestNetwork) -> Iterator[None]:
+def dishonest_usbank(network: TestNetwork) -> AbstractContextManager[None]:
     """usbank's peer dials a dishonest server (same package id, address, environment);
     the honest one is back afterwards whatever happened."""
-    node = network.node(US_CHAINCODE)
-    honest = node.spec
-    dishonest = dataclasses.replace(
-        honest, argv=[sys.executable, "-m", "fabshim", "serve", "dishonest_token:chaincode"]
-    )
-    host, port = node.endpoint.rsplit(":", 1)
-    processes.stop(honest)
-    try:
-        processes.start(dishonest)
-        processes.wait_port(dishonest, host, int(port))
-        yield
-    finally:
-        processes.stop(dishonest)
-        processes.start(honest)
-        processes.wait_port(honest, host, int(port))
+    return dishonest_server(network, "usbank")
 
 
 async def _submit(contract: Any, msp: str, name: str, request: dict[str, Any]) -> str:
