@@ -37,8 +37,7 @@ from dtoken.monitor import (
     MonitorState,
     follow,
 )
-from dtoken_wire.keys import account_key
-from fabgateway.blocks import decode_block_and_private_data, key_hash
+from fabgateway.blocks import decode_block_and_private_data
 from harness import TestNetwork
 from harness.dishonest import dishonest_server
 from harness.sdk import bank, regulator
@@ -87,9 +86,9 @@ async def test_the_regulators_monitor_names_a_bank_that_debits_a_frozen_account(
         history: list[Alert] = []
         assert await follow(reg, monitor, on_alert=history.append, once=True) > 0
         assert history == []
-        ident = f"usbank/{key_hash(account_key(held)).hex()}"
-        assert monitor.state.balances[ident] == AMOUNT
+        [ident] = [i for i, h in monitor.state.holds.items() if h.account_id == held]
         assert monitor.state.holds[ident].frozen
+        assert monitor.state.balances[ident] == AMOUNT
 
         async with gateway(network, "usbank", "minter") as (profile, us_net):
             contract = us_net.get_contract(profile["chaincode"])

@@ -12,9 +12,11 @@ raising typed alerts:
   account under a full freeze, lowered it below an amount hold, deleted or purged a held
   account, or wrote one with a value the regulator's peer did not receive; it names the bank
   and the transaction. The holds are learnt from the ``holds-<bank>`` private data delivered
-  to the regulator's peer (the regulator writes them); the balances from the ``acct-<bank>``
-  private data, of which the monitor keeps its own copy (the last balance of each account it
-  saw written), so a debit is the delivered balance compared with the previous one.
+  to the regulator's peer (the regulator writes them); the held account's key comes from the
+  hold's key (:func:`dtoken_wire.keys.held_account_key`: no account id is hashed here, so an
+  unlinkable key scheme changes nothing); the balances from the ``acct-<bank>`` private
+  data, of which the monitor keeps its own copy (the last balance of each account it saw
+  written), so a debit is the delivered balance compared with the previous one.
 * :class:`PrivateDataAlert`: private data delivered with a block that does not hash to the
   committed hashes, or missing for a collection this organization is a member of: a bank
   withholding or tampering with what another member's peer receives.
@@ -44,8 +46,7 @@ from typing import Any
 
 import fabgateway
 from dtoken_wire.keys import (
-    account_key,
-    hold_key,
+    held_account_key,
     holds_collection,
     member_collections,
 )
@@ -220,12 +221,14 @@ def alert_json(alert: Alert) -> dict[str, Any]:
 
 @dataclass
 class HeldAccount:
-    """A hold the monitor learnt from ``holds-<bank>``."""
+    """A hold the monitor learnt from ``holds-<bank>``; ``hold_key_hash`` (hex) is the hash
+    of the hold's own key, by which its release is recognised."""
 
     bank: str
     account_id: str
     frozen: bool
     held_amount: int
+    hold_key_hash: str
 
 
 @dataclass
@@ -453,25 +456,32 @@ class BlockMonitor:
     def _hold_writes(
         self, block: Block, tx: BlockTransaction, bank: str, writes: tuple[HashedWrite, ...]
     ) -> None:
+        """Holds set and released by ``tx`` in ``holds-<bank>``. A hold is learnt only from
+        a value that hashes to the committed one; a release (delete or purge) is matched by
+        key hash, delivered or not. A hold value that does not decode leaves the hold as it
+        was (the regulator endorses every hold: such a value is no honest write)."""
         delivered = block.private_data_of(tx.tx_index, self.chaincode, holds_collection(bank))
+        clear = {w.key_hash: w for w in delivered.writes} if delivered else {}
+        held = {h.hold_key_hash: ident for ident, h in self.state.holds.items() if h.bank == bank}
         for write in writes:
-            clear = next((w for w in delivered.writes if w.key_hash == write.key_hash), None) \
-                if delivered else None
-            if clear is None or not clear.key.startswith(hold_key("")):
-                # A hold the regulator's peer did not receive: it cannot be the regulator's
-                # own (it endorses every hold); the private data alert names it.
+            if write.is_delete or write.is_purge:
+                ident = held.get(write.key_hash.hex())
+                if ident is not None:
+                    del self.state.holds[ident]
                 continue
-            account_id = clear.key[len(hold_key("")):]
-            ident = _id(bank, key_hash(account_key(account_id)))
-            if write.is_delete or write.is_purge or clear.value_hash != write.value_hash:
-                self.state.holds.pop(ident, None)
-                continue
-            data = _json_object(clear.value) or {}
-            frozen, held = data.get("frozen"), data.get("held_amount", 0)
-            if type(frozen) is not bool or type(held) is not int:
+            value = clear.get(write.key_hash)
+            if value is None or value.value_hash != write.value_hash:
+                continue  # not received, or not what was committed: the data alert names it
+            account = held_account_key(value.key)
+            data = _json_object(value.value) or {}
+            frozen, amount = data.get("frozen"), data.get("held_amount", 0)
+            account_id = data.get("account_id")
+            if (account is None or type(frozen) is not bool or type(amount) is not int
+                    or not isinstance(account_id, str)):
                 _log.warning("block %d: a hold record does not decode", block.number)
                 continue
-            self.state.holds[ident] = HeldAccount(bank, account_id, frozen, held)
+            self.state.holds[_id(bank, key_hash(account))] = HeldAccount(
+                bank, account_id, frozen, amount, write.key_hash.hex())
 
 
 async def follow(
@@ -482,36 +492,68 @@ async def follow(
     once: bool = False,
     stop: asyncio.Event | None = None,
     start_block: int = 0,
+    reconnect_delay: float = 5.0,
 ) -> int:
     """Follow the channel's blocks with private data from ``monitor.state`` (else
     ``start_block``), inspect each, call ``on_alert`` for each alert, then save the state.
 
-    ``once``: stop after the chain height as of the start (the last committed block); else
-    follow until ``stop`` is set. Returns the number of blocks inspected.
+    ``once``: stop after the chain height as of the start (the last committed block), and let
+    a lost connection raise. Else follow until ``stop`` is set, resuming from the state after
+    a lost connection (every ``reconnect_delay`` seconds). Returns the number of blocks
+    inspected.
     """
-    network = member.network
     state = monitor.state
     last: int | None = None
     if once:
-        info = await network.get_ledger_queries().get_chain_info()
+        info = await member.network.get_ledger_queries().get_chain_info()
         last = info.height - 1
         if (state.next_block if state.next_block is not None else start_block) > last:
             return 0
     inspected = 0
-    stream = network.block_and_private_data_events(
+    while True:
+        try:
+            return inspected + await _follow_once(
+                member, monitor, on_alert, last=last, stop=stop, start_block=start_block
+            )
+        except fabgateway.GatewayError as error:
+            if once:
+                raise
+            _log.warning("monitor: %s; reconnecting", str(error).splitlines()[0])
+        if stop is None:
+            await asyncio.sleep(reconnect_delay)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), reconnect_delay)
+        if stop.is_set():
+            return inspected
+
+
+async def _follow_once(
+    member: Member,
+    monitor: BlockMonitor,
+    on_alert: Callable[[Alert], None],
+    *,
+    last: int | None,
+    stop: asyncio.Event | None,
+    start_block: int,
+) -> int:
+    """One Deliver stream, until ``last``, ``stop`` or the stream's end."""
+    state = monitor.state
+    inspected = 0
+    stream = member.network.block_and_private_data_events(
         start_block=start_block if state.next_block is None else None, checkpointer=state
     )
     async with stream as blocks:
         pending_stop = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
             iterator = aiter(fabgateway.decoded_blocks(blocks))
-            while True:
-                nxt = asyncio.ensure_future(anext(iterator))
+            while pending_stop is None or not pending_stop.done():
+                nxt: asyncio.Future[Block] = asyncio.ensure_future(anext(iterator))
                 waiting: set[asyncio.Future[Any]] = {nxt}
                 if pending_stop is not None:
                     waiting.add(pending_stop)
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if nxt not in done:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
                     nxt.cancel()
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                         await nxt

@@ -4,8 +4,13 @@ of accounts and holds.
 Owns: the names a client needs to recognise a write in a block (the account key a regulator's
 monitor hashes to find a held account, the collection names a member must hold). The contract
 writes these same keys (``deposit_token.keys``); a unit test checks the two agree, so a change
-of key scheme (e.g. an HMAC'd account key) lands here and there together, and the SDK computes
-the account key nowhere else.
+of key scheme lands here and there together, and the SDK computes these keys nowhere else.
+
+An account's keys carry one *suffix*: ``acct/<suffix>`` for the account and
+``hold/<suffix>`` for the regulator's hold on it. The suffix is the account id, or, where
+accounts are keyed unlinkably, an HMAC of it under a key the client may not hold: so the
+regulator's monitor finds a held account from the hold's key (:func:`held_account_key`), in
+clear in the private data its peer receives, never by recomputing the suffix.
 
 Must not: know any other key of the contract, or import anything.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "account_key",
     "acct_collection",
+    "held_account_key",
     "hold_key",
     "holds_collection",
     "member_collections",
@@ -37,14 +43,27 @@ def holds_collection(bank: str) -> str:
     return f"holds-{bank}"
 
 
-def account_key(account_id: str) -> str:
+_ACCOUNT = "acct/"
+_HOLD = "hold/"
+
+
+def account_key(suffix: str) -> str:
     """The key of an account record (its balance included) in ``acct-<bank>``."""
-    return f"acct/{account_id}"
+    return _ACCOUNT + suffix
 
 
-def hold_key(account_id: str) -> str:
-    """The key of the regulator's hold on an account, in ``holds-<bank>``."""
-    return f"hold/{account_id}"
+def hold_key(suffix: str) -> str:
+    """The key of the regulator's hold on the account ``account_key(suffix)``, in
+    ``holds-<bank>``."""
+    return _HOLD + suffix
+
+
+def held_account_key(key: str) -> str | None:
+    """The key of the account that the hold stored under ``key`` holds (None: ``key`` is no
+    hold's key)."""
+    if not key.startswith(_HOLD) or len(key) == len(_HOLD):
+        return None
+    return account_key(key[len(_HOLD):])
 
 
 def member_collections(

@@ -3,9 +3,13 @@ deliver (with private data), and none for honest traffic."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 from dtoken.monitor import (
     AlertKind,
@@ -15,8 +19,10 @@ from dtoken.monitor import (
     PlantedParameter,
     PrivateDataAlert,
     alert_json,
+    follow,
 )
 from dtoken_wire.keys import account_key, hold_key, member_collections
+from fabgateway import BlockEventsError
 from fabgateway.blocks import VALIDATION_PARAMETER, decode_block_and_private_data, key_hash
 from unit.fabgateway.block_builder import MVCC, PrivateOp, Tx, block_and_private_data
 
@@ -116,6 +122,17 @@ def test_a_released_hold_watches_nothing() -> None:
     out = feed(monitor, [write_account("t-open", 100)], [set_hold("t-hold", True)],
                [release("t-release")], [write_account("t-debit", 0)])
     assert out == [[], [], [], []]
+    assert monitor.state.holds == {}
+
+
+def test_a_release_counts_by_its_key_hash_and_a_hold_only_from_its_committed_value() -> None:
+    monitor = regulator()
+    feed(monitor, [write_account("t-open", 100), set_hold("t-hold", True)])
+    feed(monitor, [release("t-release")], withhold={(0, HOLDS)})
+    assert monitor.state.holds == {}
+    # A hold value that does not hash to the committed one sets nothing.
+    feed(monitor, [set_hold("t-hold-2", True)],
+         tamper={(0, HOLDS): [PrivateOp(hold_key(ACCOUNT), hold(False, 1))]})
     assert monitor.state.holds == {}
 
 
@@ -243,3 +260,108 @@ def test_member_collections_follow_the_bootstrap() -> None:
     assert member_collections("regulator", BANKS, is_regulator=True) == {
         "acct-hkbank", "acct-usbank", "holds-hkbank", "holds-usbank",
         "pair-hkbank-usbank", "pair-usbank-hkbank"}
+
+
+# --- following a Deliver stream ---------------------------------------------------------
+
+
+class _Info:
+    def __init__(self, height: int) -> None:
+        self.height = height
+
+
+class _Queries:
+    def __init__(self, height: int) -> None:
+        self._height = height
+
+    async def get_chain_info(self) -> _Info:
+        return _Info(self._height)
+
+
+class _Stream:
+    def __init__(self, network: _Network, start: int) -> None:
+        self._network, self._start = network, start
+
+    async def __aenter__(self) -> AsyncIterator[Any]:
+        return self._messages()
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def _messages(self) -> AsyncIterator[Any]:
+        for number in range(self._start, len(self._network.blocks)):
+            if self._network.fail_at == number:
+                self._network.fail_at = None
+                raise BlockEventsError("peer went away", code=grpc.StatusCode.UNAVAILABLE)
+            yield block_and_private_data(number, self._network.blocks[number])
+        await asyncio.Event().wait()  # a live stream: nothing more until cancelled
+
+
+class _Network:
+    """Deliver as a peer serves it: from the checkpoint if any, else from ``start_block``."""
+
+    def __init__(self, blocks: list[list[Tx]], fail_at: int | None = None) -> None:
+        self.blocks, self.fail_at = blocks, fail_at
+        self.starts: list[int] = []
+
+    def get_ledger_queries(self) -> _Queries:
+        return _Queries(len(self.blocks))
+
+    def block_and_private_data_events(
+        self, *, start_block: int | None, checkpointer: MonitorState
+    ) -> _Stream:
+        start = checkpointer.block_number
+        start = start if start is not None else (start_block or 0)
+        self.starts.append(start)
+        return _Stream(self, start)
+
+
+class _Member:
+    def __init__(self, network: _Network) -> None:
+        self.network = network
+
+
+HISTORY = [[write_account("t-open", 100)], [set_hold("t-hold", True)],
+           [write_account("t-debit", 60)]]
+
+
+async def test_follow_once_reads_to_the_height_and_saves_its_state(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    monitor = regulator(MonitorState.load(path))
+    network = _Network(HISTORY)
+    alerts: list[Any] = []
+    assert await follow(_Member(network), monitor, on_alert=alerts.append,  # type: ignore[arg-type]
+                        once=True) == 3
+    assert [a.transaction_id for a in breaches(alerts)] == ["t-debit"]
+    assert MonitorState.load(path).next_block == 3
+    # Nothing new: a second pass reads nothing and opens no stream.
+    assert await follow(_Member(network), monitor, on_alert=alerts.append,  # type: ignore[arg-type]
+                        once=True) == 0
+    assert network.starts == [0]
+
+
+async def test_follow_resumes_after_a_lost_stream_and_stops_when_told() -> None:
+    monitor = regulator()
+    network = _Network(HISTORY, fail_at=2)
+    stop = asyncio.Event()
+    alerts: list[Any] = []
+
+    def seen(alert: Any) -> None:
+        alerts.append(alert)
+        stop.set()
+
+    inspected = await asyncio.wait_for(follow(
+        _Member(network), monitor, on_alert=seen, stop=stop,  # type: ignore[arg-type]
+        reconnect_delay=0.01), 5)
+    assert inspected == 1  # the block after the reconnect
+    assert network.starts == [0, 2]  # resumed at the state's next block
+    assert [a.transaction_id for a in breaches(alerts)] == ["t-debit"]
+
+
+async def test_a_live_follow_stops_while_waiting_for_a_block() -> None:
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(follow(_Member(_Network(HISTORY)), regulator(),  # type: ignore[arg-type]
+                                        on_alert=lambda a: None, stop=stop))
+    await asyncio.sleep(0.05)
+    stop.set()
+    assert await asyncio.wait_for(task, 5) == 3

@@ -13,9 +13,14 @@ IDS = ["A" * 22, "account_-0123456789abcdefXYZ", "z" * 64]
 
 
 def test_account_and_hold_keys_are_the_contracts() -> None:
-    for account_id in IDS:
-        assert wire_keys.account_key(account_id) == contract_keys.account_key(account_id)
-        assert wire_keys.hold_key(account_id) == contract_keys.hold_key(account_id)
+    for suffix in IDS:
+        assert wire_keys.account_key(suffix) == contract_keys.account_key(suffix)
+        assert wire_keys.hold_key(suffix) == contract_keys.hold_key(suffix)
+        # The regulator's monitor finds the held account from the hold's key alone.
+        assert wire_keys.held_account_key(contract_keys.hold_key(suffix)) == (
+            contract_keys.account_key(suffix))
+    assert wire_keys.held_account_key("hold/") is None
+    assert wire_keys.held_account_key(contract_keys.account_key(IDS[0])) is None
     for bank in ("hkbank", "usbank"):
         assert wire_keys.acct_collection(bank) == contract_keys.acct_collection(bank)
         assert wire_keys.holds_collection(bank) == contract_keys.holds_collection(bank)
