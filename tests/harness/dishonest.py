@@ -16,13 +16,19 @@ from consortium import processes
 
 from harness.network import TestNetwork
 
-__all__ = ["dishonest_server"]
+__all__ = ["chaincode_node", "dishonest_server"]
+
+
+def chaincode_node(org: str, peer: str = "peer0") -> str:
+    """The name of the chaincode server node that ``org``'s ``peer`` dials."""
+    return f"chaincode.{peer}.{org}.dtoken.example"
 
 
 @contextmanager
-def dishonest_server(network: TestNetwork, org: str) -> Iterator[None]:
-    """``org``'s peer dials the dishonest server for the duration of the block."""
-    node = network.node(f"chaincode.peer0.{org}.dtoken.example")
+def dishonest_server(network: TestNetwork, node_name: str) -> Iterator[None]:
+    """The organization of chaincode node ``node_name`` (see :func:`chaincode_node`) runs
+    the dishonest server for the duration of the block."""
+    node = network.node(node_name)
     honest = node.spec
     dishonest = dataclasses.replace(
         honest, argv=[sys.executable, "-m", "fabshim", "serve", "dishonest_token:chaincode"]

@@ -39,7 +39,7 @@ from dtoken.monitor import (
 )
 from fabgateway.blocks import decode_block_and_private_data
 from harness import TestNetwork
-from harness.dishonest import dishonest_server
+from harness.dishonest import chaincode_node, dishonest_server
 from harness.sdk import bank, regulator
 
 RUN = secrets.token_hex(3)
@@ -92,7 +92,7 @@ async def test_the_regulators_monitor_names_a_bank_that_debits_a_frozen_account(
 
         async with gateway(network, "usbank", "minter") as (profile, us_net):
             contract = us_net.get_contract(profile["chaincode"])
-            with dishonest_server(network, "usbank"):
+            with dishonest_server(network, chaincode_node("usbank")):
                 result = await contract.submit_transaction(
                     "debit_ignoring_hold",
                     transient_data={"request": json.dumps(
@@ -183,7 +183,7 @@ async def test_the_cost_of_the_audits_hash_check_per_record(network: TestNetwork
         contract = reg_net.get_contract(profile["chaincode"])
         msp = profile["msp_id"]
         records = await _live_records(reg_net)
-        with dishonest_server(network, "regulator"):
+        with dishonest_server(network, chaincode_node("regulator")):
             await _audit_pages(contract, msp, "audit")  # warm both paths once
             timings: dict[str, list[float]] = {"audit": [], "audit_unchecked": []}
             for _ in range(3):
