@@ -365,3 +365,12 @@ async def test_a_live_follow_stops_while_waiting_for_a_block() -> None:
     await asyncio.sleep(0.05)
     stop.set()
     assert await asyncio.wait_for(task, 5) == 3
+
+
+def test_the_cli_parses_the_monitor_command(tmp_path: Path) -> None:
+    from dtoken.cli import build_parser
+
+    args = build_parser().parse_args(["--bank", "regulator", "monitor", "--once", "--json",
+                                      "--state", str(tmp_path / "s.json"), "--from-block", "7"])
+    assert (args.once, args.json, args.from_block) == (True, True, 7)
+    assert args.state == tmp_path / "s.json"
