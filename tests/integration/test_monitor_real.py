@@ -168,7 +168,7 @@ async def _live_records(network: fabgateway.Network) -> int:
                 if not tx.is_valid:
                     continue
                 for write in data.writes:
-                    if write.key.split("/")[0] in ("acct", "sup", "xfer", "dec", "settle"):
+                    if write.key.split("/")[0] in ("acct", "sup", "xfer", "dec", "settle", "cap"):
                         live[(data.collection, write.key)] = not write.is_delete
             if block.number >= height - 1:
                 break

@@ -84,6 +84,6 @@ async def test_one_hash_read_per_scanned_record(monkeypatch: Any) -> None:
     collections = [f"acct-{b}" for b in BANKS] + [
         f"pair-{a}-{b}" for a in BANKS for b in BANKS if a != b]
     audited = {(c, k) for c in collections for k in net.ledger.keys(c)
-               if k.split("/")[0] in ("acct", "sup", "xfer", "dec", "settle")}
+               if k.split("/")[0] in ("acct", "sup", "xfer", "dec", "settle", "cap")}
     assert len(audited) > 5
     assert sorted(calls) == sorted(audited)
