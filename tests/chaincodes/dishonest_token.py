@@ -14,6 +14,12 @@ honest server (same package id, address and environment). What the real network 
 * ``refund_claiming_earlier`` is the payer's refund of an accepted transfer, pinned, claiming
   an earlier transaction id: it commits (new key, the payer's own collection); the SDK proves
   from the blocks that the accept came first, and names the false claim.
+* ``debit_ignoring_hold`` is a burn that never reads the regulator's hold on the account: it
+  writes only the bank's own ``acct-<bank>`` and commits although the account is frozen; the
+  regulator's monitor names the bank and the transaction
+  (``tests/integration/test_monitor_real.py``).
+* ``audit_unchecked`` (on the regulator's peer) is the audit without the check of its scanned
+  values against the committed hashes: only to measure what that check costs.
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
   credit), again in the bank's own collections only, so the shared test ledger conserves again.
 
@@ -41,7 +47,7 @@ from deposit_token.keys import (
     supply_key,
     transfer_key,
 )
-from deposit_token.operations import ROLE_OPERATOR, Tx
+from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, scans
 from deposit_token.placement import pair_pin
 from deposit_token.records import (
     Decision,
@@ -55,7 +61,8 @@ from deposit_token.records import (
     Transfer,
     encode,
 )
-from deposit_token.rules import credit
+from deposit_token.registry import day_of
+from deposit_token.rules import DebitKind, credit, debit
 from fabcontract import Context, ContractChaincode, transaction
 
 __all__ = ["DishonestTokenContract", "chaincode"]
@@ -69,7 +76,7 @@ def _request(ctx: Context) -> dict[str, Any]:
 
 
 class DishonestTokenContract(DepositTokenContract):
-    """The honest contract and five transactions a dishonest bank could install."""
+    """The honest contract and the transactions a dishonest bank could install."""
 
     async def _dishonest(self, ctx: Context, name: str, body: Any) -> dict[str, Any]:
         return await self._service._guarded(ctx.stub, self._caller(ctx), name, body, flush=True)
@@ -196,6 +203,42 @@ class DishonestTokenContract(DepositTokenContract):
             return ops.done(tx)
 
         return await self._dishonest(ctx, "refund_claiming_earlier", body)
+
+    @transaction()
+    async def debit_ignoring_hold(self, ctx: Context) -> dict[str, Any]:
+        """(e) A burn of ``amount`` from ``account_id`` that skips the read of the
+        regulator's hold (the honest burn reads it and refuses a frozen account). The supply
+        record is written as an honest burn's, so the ledger still conserves."""
+        req = _request(ctx)
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_MINTER)
+            account = await ops.read_account(tx, bank, req["account_id"])
+            amount = int(req["amount"])
+            account = debit(account, [amount], day=day_of(tx.now), hold=None,
+                            kind=DebitKind.BURN)
+            account = ops.record_history(tx, bank, account, HistoryKind.BURN, -amount)
+            ops.save_account(tx, bank, account)
+            ops.record_supply(tx, bank, account.currency, SupplyKind.BURN, amount)
+            return ops.done(tx)
+
+        return await self._dishonest(ctx, "debit_ignoring_hold", body)
+
+    @transaction(evaluate=True)
+    async def audit_unchecked(self, ctx: Context) -> dict[str, Any]:
+        """The regulator's audit with every scanned value taken as the peer holds it, never
+        compared with ``GetPrivateDataHash`` (what the audit did before that check)."""
+        checked = scans._hash_checked
+
+        def unchecked(tx: Tx, state: Any, segment: Any, writer: str) -> Any:
+            return segment
+
+        scans._hash_checked = unchecked
+        try:
+            return await self._run(ctx, "audit")
+        finally:
+            scans._hash_checked = checked
 
     @transaction()
     async def undo_dishonest_accept(self, ctx: Context) -> dict[str, Any]:

@@ -15,11 +15,9 @@ Fabric network can prove:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -28,13 +26,13 @@ from typing import Any
 
 import fabgateway
 import pytest
-from consortium import processes
 from dtoken import errors
 from dtoken.bank import Bank, Regulator
 from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
 from dtoken_wire.requests import AccountRef, AuditRequest
 from harness import TestNetwork
+from harness.dishonest import dishonest_server
 from harness.faults import own_network
 from harness.sdk import bank, regulator
 
@@ -82,26 +80,6 @@ def dishonest_usbank(network: TestNetwork) -> Iterator[None]:
     the honest one is back afterwards whatever happened."""
     with dishonest_server(network, US_CHAINCODE):
         yield
-
-
-@contextmanager
-def dishonest_server(network: TestNetwork, node_name: str) -> Iterator[None]:
-    """The organization of chaincode node ``node_name`` runs the dishonest server instead."""
-    node = network.node(node_name)
-    honest = node.spec
-    dishonest = dataclasses.replace(
-        honest, argv=[sys.executable, "-m", "fabshim", "serve", "dishonest_token:chaincode"]
-    )
-    host, port = node.endpoint.rsplit(":", 1)
-    processes.stop(honest)
-    try:
-        processes.start(dishonest)
-        processes.wait_port(dishonest, host, int(port))
-        yield
-    finally:
-        processes.stop(dishonest)
-        processes.start(honest)
-        processes.wait_port(honest, host, int(port))
 
 
 async def _submit(contract: Any, msp: str, name: str, request: dict[str, Any]) -> str:

@@ -223,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a Python rule: Transfer -> dtoken.listener.Verdict")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
 
+    p = command("monitor", cmd_monitor,
+                "follow the blocks and print alerts: planted validation parameters, private "
+                "data withheld or tampered with, and (the regulator's) breaches of its holds")
+    p.add_argument("--state", type=Path, metavar="FILE",
+                   help="checkpoint and held balances (default: <state>/monitors/<org>.json)")
+    p.add_argument("--from-block", type=int, default=0, metavar="N",
+                   help="first block when there is no state yet (default: %(default)s)")
+    p.add_argument("--once", action="store_true",
+                   help="inspect the blocks committed so far, then exit")
+
     host = CommandHost(common=common, organization=_organization, roles=ROLES)
     for plugin in plugins_mod.plugins():
         plugin.target.register(sub, host)
@@ -688,6 +698,35 @@ async def cmd_watch(ctx: Context, args: argparse.Namespace) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     await listener.run(stop=stop)
+
+
+async def cmd_monitor(ctx: Context, args: argparse.Namespace) -> None:
+    from dtoken import monitor as monitor_mod
+
+    member = ctx.member
+    if args.from_block < 0:
+        raise UsageError("--from-block must be 0 or more")
+    state = monitor_mod.MonitorState.load(
+        args.state if args.state is not None else monitor_mod.default_state_path(member.profile)
+    )
+    watched = monitor_mod.BlockMonitor.for_profile(member.profile, state)
+
+    def show(alert: monitor_mod.Alert) -> None:
+        print(json.dumps(monitor_mod.alert_json(alert)) if ctx.json else
+              f"ALERT {alert.describe()}", flush=True)
+
+    stop = asyncio.Event()
+    if not args.once:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        print(f"monitoring the blocks as {member.name} (Ctrl-C to stop)", file=sys.stderr,
+              flush=True)
+    count = await monitor_mod.follow(member, watched, on_alert=show, once=args.once,
+                                     stop=stop, start_block=args.from_block)
+    if args.once and not ctx.json:
+        print(f"inspected {count} block(s); next block {state.next_block}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- main

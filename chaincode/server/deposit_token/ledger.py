@@ -69,6 +69,7 @@ class LedgerStub(Protocol):
     async def get_private_data_validation_parameter(
         self, collection: str, key: str
     ) -> bytes | None: ...
+    async def get_private_data_hash(self, collection: str, key: str) -> bytes | None: ...
     async def get_private_data_by_range(
         self, collection: str, start_key: str, end_key: str
     ) -> Any: ...
@@ -120,6 +121,11 @@ class Ledger:
         if key not in self._public:
             self._public[key] = await self._stub.get_state(key)
         return self._public[key]
+
+    async def committed_hash(self, collection: str, key: str) -> bytes | None:
+        """The committed hash of a private key's value (the peer's hashed state: what the
+        block committed, whatever value this peer holds), or None if the key does not exist."""
+        return await self._stub.get_private_data_hash(collection, key)
 
     async def get(self, kind: type[_R], collection: str, key: str) -> _R | None:
         """A private record by point read (its key hash and version enter the read set).

@@ -135,7 +135,9 @@ class Anomaly:
     ``what`` is a stable code: ``undecodable``, ``wrong_parties``, ``wrong_key``,
     ``unpinned`` (a record two banks rely on, without both banks' validation parameter),
     ``decision_mismatch`` (a decision that does not describe the transfer it names),
-    ``accept_without_transfer`` (an accept naming a transfer its payer's collection lacks).
+    ``accept_without_transfer`` (an accept naming a transfer its payer's collection lacks),
+    ``hash_mismatch`` (a value the audit scanned that does not hash to the committed hash:
+    this peer's private data was withheld or tampered with).
     """
 
     collection: str

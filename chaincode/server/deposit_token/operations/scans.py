@@ -9,8 +9,9 @@ Must not: write; trust a cursor (it comes from the client and is checked like an
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from dtoken_wire.enums import Direction, TransferStatus
@@ -500,9 +501,40 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
             segments.append(Segment(place.collection, "settle",
                                     _settlements_handler(tx, state, place)))
             segments.append(_caps_segment(tx, state, p, q))
+    writers = {acct_collection(b.name): b.name for b in registry.banks}
+    writers.update({pair_collection(p.name, q.name): p.name
+                    for p in registry.banks for q in registry.banks if p.name != q.name})
+    segments = [_hash_checked(tx, state, seg, writers[seg.collection]) for seg in segments]
     done = await _scan(tx, state, segments, req.page_size)
     report = audit_report(state.tally, registry.bank_names()) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
+
+
+def _hash_checked(tx: Tx, state: ScanState, segment: Segment, writer: str) -> Segment:
+    """``segment`` with its handler given only the rows whose value hashes to the committed
+    hash.
+
+    A range scan is answered from the peer's private store, never checked against the hashes
+    the blocks committed: a peer that a bank withheld a write from (or gave a tampered value)
+    answers with what it holds. A point read is safe (Fabric refuses a private value whose
+    version is not the committed one); a scanned one is checked here with
+    ``GetPrivateDataHash``, one peer call per record. A value that does not match counts for
+    nobody and fails the audit (``hash_mismatch``, naming ``writer``: the bank whose peer
+    alone writes the collection).
+    """
+    handle, collection = segment.handle, segment.collection
+
+    async def checked(rows: Sequence[tuple[str, bytes]]) -> None:
+        kept: list[tuple[str, bytes]] = []
+        for key, value in rows:
+            if await tx.ledger.committed_hash(collection, key) == hashlib.sha256(
+                    value).digest():
+                kept.append((key, value))
+            else:
+                state.note(Anomaly(collection, key, (writer,), "hash_mismatch"))
+        await handle(kept)
+
+    return replace(segment, handle=checked)
 
 
 def _orphans_handler(

@@ -64,6 +64,7 @@ class _Entry:
     value: bytes
     version: Version
     metadata: dict[str, bytes] = field(default_factory=dict)
+    committed_hash: bytes | None = None  # set by ``hold_stale_private_data`` only
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,18 @@ class MemoryLedger:
         """The committed version of a key: ``(block, tx)``, or None."""
         entry = self._collections.get(collection, {}).get(key)
         return entry.version if entry else None
+
+    def hold_stale_private_data(self, collection: str, key: str, value: bytes) -> None:
+        """Make this peer hold ``value`` for a committed private key while the committed hash
+        stays that of the committed value: a peer whose private data a writer withheld (it
+        still holds an older value) or tampered with. Reads return ``value``;
+        ``get_private_data_hash`` the committed hash, as a Fabric peer's hashed state does."""
+        entry = self._collections.get(collection, {}).get(key)
+        if entry is None:
+            raise InvalidArgumentError(f"{collection}/{key} is not committed")
+        if entry.committed_hash is None:
+            entry.committed_hash = hashlib.sha256(entry.value).digest()
+        entry.value = value
 
     # ------------------------------------------------------------------ seeding
 
@@ -544,7 +557,9 @@ class MemoryStub(ProposalView):
         self._check_init("GET_PRIVATE_DATA_HASH")
         entry = self._ledger._entries(collection).get(key)
         self._reads.setdefault((collection, key), entry.version if entry else None)
-        return hashlib.sha256(entry.value).digest() if entry else None
+        if entry is None:
+            return None
+        return entry.committed_hash or hashlib.sha256(entry.value).digest()
 
     async def get_private_data_by_range(
         self, collection: str, start_key: str, end_key: str
