@@ -3,6 +3,11 @@
 One stub per INIT or TRANSACTION. Methods that talk to the peer are coroutines; the stub
 serializes them (the peer serves one request per transaction at a time), so a chaincode
 may ``asyncio.gather`` several calls on one stub safely.
+
+One file of ~710 lines on purpose: it is one class, the transcription of fabric-chaincode-go's
+``ChaincodeStub`` (its ``stub.go`` is one file too), whose method groups (state, private data,
+key-level endorsement, events) all go through the one serialized link to the peer at the
+bottom. Splitting a class across modules would hide that link from each group.
 """
 
 from __future__ import annotations
