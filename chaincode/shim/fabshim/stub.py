@@ -48,6 +48,8 @@ from .keys import (
 from .response import ERROR_THRESHOLD, Response
 
 if TYPE_CHECKING:
+    # The handler parses what the peer offers and makes the stubs; the stub only reads it.
+    from .handler import PeerFeatures
     from .interfaces import Stub
 
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
@@ -62,19 +64,6 @@ class TransactionLink(Protocol):
     async def request(self, msg_type: int, payload: bytes) -> bytes:
         """Send a request for this transaction; return the RESPONSE payload or raise."""
         ...
-
-
-class PeerFeatures(Protocol):
-    """What the peer announced in READY (see ``fabshim.handler.PeerFeatures``)."""
-
-    @property
-    def use_write_batch(self) -> bool: ...
-    @property
-    def max_size_write_batch(self) -> int: ...
-    @property
-    def use_get_multiple_keys(self) -> bool: ...
-    @property
-    def max_size_get_multiple_keys(self) -> int: ...
 
 
 def _ser(message: pb.Message) -> bytes:
