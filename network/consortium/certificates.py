@@ -38,7 +38,7 @@ __all__ = [
     "CA_CERT_FILE",
     "KEY_FILE",
     "Authority",
-    "Profile",
+    "LeafSpec",
     "check_name",
     "ensure_ca",
     "ensure_leaf",
@@ -229,7 +229,7 @@ class Authority:
 
 
 @dataclass(frozen=True)
-class Profile:
+class LeafSpec:
     """What a leaf certificate must say; a change re-signs it (with the same key)."""
 
     common_name: str
@@ -321,7 +321,7 @@ def _self_signed_ca(
 def _leaf(
     ca: Authority,
     public_key: ec.EllipticCurvePublicKey,
-    profile: Profile,
+    profile: LeafSpec,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
 ) -> x509.Certificate:
@@ -422,7 +422,7 @@ def ensure_leaf(
     ca: Authority,
     cert_path: Path,
     key_path: Path,
-    profile: Profile,
+    profile: LeafSpec,
     *,
     force: bool = False,
     not_before: dt.datetime | None = None,

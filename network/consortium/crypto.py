@@ -46,7 +46,7 @@ from consortium.certificates import (
     CA_CERT_FILE,
     KEY_FILE,
     Authority,
-    Profile,
+    LeafSpec,
     check_name,
     ensure_ca,
     ensure_leaf,
@@ -178,7 +178,7 @@ class OrgCrypto:
             self._tlsca,
             cert,
             key,
-            Profile(name, None, tls=True, hosts=tuple(hosts) or _DEFAULT_HOSTS),
+            LeafSpec(name, None, tls=True, hosts=tuple(hosts) or _DEFAULT_HOSTS),
         )
         write_public(base / "ca.crt", self._tlsca.pem)
         return cert, key
@@ -191,8 +191,8 @@ class OrgCrypto:
     def _local_msp(
         self,
         base: Path,
-        sign: Profile,
-        tls: Profile,
+        sign: LeafSpec,
+        tls: LeafSpec,
         tls_stem: str,
         *,
         force: bool = False,
@@ -227,8 +227,8 @@ class OrgCrypto:
         check_name(name, "node")
         self._local_msp(
             self.org_dir / "nodes" / name,
-            Profile(name, ou, tls=False),
-            Profile(name, None, tls=True, hosts=tuple(hosts) or _DEFAULT_HOSTS),
+            LeafSpec(name, ou, tls=False),
+            LeafSpec(name, None, tls=True, hosts=tuple(hosts) or _DEFAULT_HOSTS),
             "server",
         )
 
@@ -251,8 +251,8 @@ class OrgCrypto:
         attrs = {"hf.EnrollmentID": name, "hf.Type": role, "hf.Affiliation": "", **attributes}
         self._local_msp(
             self.org_dir / "users" / name,
-            Profile(name, role, tls=False, attributes=attrs),
-            Profile(name, None, tls=True),
+            LeafSpec(name, role, tls=False, attributes=attrs),
+            LeafSpec(name, None, tls=True),
             "client",
             force=force,
             not_before=not_before,
