@@ -33,6 +33,7 @@ __all__ = [
     "Payee",
     "Payment",
     "Payout",
+    "ProvenPosition",
     "ReferenceInfo",
     "Supply",
     "Transfer",
@@ -283,7 +284,8 @@ class Anomaly:
     """A record that counts for nobody (docs/security.md): where it is, and the banks whose
     peers alone could have written it. ``what``: ``undecodable``, ``wrong_parties``,
     ``wrong_key``, ``unpinned``, ``decision_mismatch``, ``accept_without_transfer``,
-    ``index_without_transfer``."""
+    ``index_without_transfer``, and the SDK's own ``unverified_position`` (a record whose
+    writer claims a transaction that the ledger says did not write it)."""
 
     collection: str
     key: str
@@ -299,11 +301,28 @@ class Anomaly:
             what=_get(data, "what", str),
         )
 
+    @property
+    def tally_key(self) -> str:
+        """How scans count it: ``writers/collection/what`` (writers joined by ``+``)."""
+        return f"{'+'.join(self.writers)}/{self.collection}/{self.what}"
+
     @classmethod
     def many(cls, data: Mapping[str, Any]) -> tuple[Anomaly, ...]:
         """The ``anomaly_records`` of a scan's answer (the first ones found; all are counted
         in its ``anomalies``)."""
         return tuple(cls.from_json(a) for a in data.get("anomaly_records") or ())
+
+
+@dataclass(frozen=True)
+class ProvenPosition:
+    """Where a record's bytes were first written by a VALID transaction (block, index): an
+    order no writer can choose. ``claimed`` is False when the transaction its writer named in
+    the record is not that one (an anomaly: the position was found by reading the blocks)."""
+
+    block_number: int
+    tx_index: int
+    transaction_id: str
+    claimed: bool
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,7 @@ __all__ = ["SyncBank", "SyncRegulator", "connect"]
 
 if TYPE_CHECKING:
     # <declarations: imports> generated: python -m fabgateway._declarations dtoken.sync
-    from collections.abc import Iterable  # noqa: I001 - generated, one import a line
-    from collections.abc import Mapping
+    from collections.abc import Mapping  # noqa: I001 - generated, one import a line
     from collections.abc import Sequence
     from datetime import datetime
     from dtoken.models import Account
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from dtoken.models import Payee
     from dtoken.models import Payment
     from dtoken.models import Payout
+    from dtoken.models import ProvenPosition
     from dtoken.models import ReferenceInfo
     from dtoken.models import Supply
     from dtoken.models import Transfer
@@ -152,7 +152,6 @@ class SyncBank(_SyncMember[Bank]):
             *,
             since: datetime | None = None,
         ) -> list[Transfer]: ...
-        def ledger_positions(self, tx_ids: Iterable[str]) -> dict[str, tuple[int, int]]: ...
         def lookup_reference(self, reference: str) -> ReferenceInfo | None: ...
         def mint(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt: ...
         def money(self, amount: str | int, currency: str | None = None) -> Money: ...
@@ -178,6 +177,13 @@ class SyncBank(_SyncMember[Bank]):
             *,
             since: datetime | None = None,
         ) -> list[Transfer]: ...
+        def record_position(
+            self,
+            collection: str,
+            key: str,
+            value_hash: str,
+            claimed_tx_id: str,
+        ) -> ProvenPosition | None: ...
         def record_settlement(
             self,
             debtor_bank: str,
@@ -246,7 +252,6 @@ class SyncRegulator(_SyncMember[Regulator]):
             from_seq: int = 0,
             limit: int | None = None,
         ) -> list[HistoryEntry]: ...
-        def ledger_positions(self, tx_ids: Iterable[str]) -> dict[str, tuple[int, int]]: ...
         def lookup_reference(self, reference: str) -> ReferenceInfo | None: ...
         def money(self, amount: str | int, currency: str | None = None) -> Money: ...
         @property
@@ -257,6 +262,13 @@ class SyncRegulator(_SyncMember[Regulator]):
         def network(self) -> Network: ...
         def obligations(self, bank_a: str, bank_b: str) -> Obligations: ...
         def pending(self, bank: str, direction: str = "incoming") -> list[Transfer]: ...
+        def record_position(
+            self,
+            collection: str,
+            key: str,
+            value_hash: str,
+            claimed_tx_id: str,
+        ) -> ProvenPosition | None: ...
         def release(
             self,
             bank: str,

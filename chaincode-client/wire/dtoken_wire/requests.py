@@ -20,6 +20,7 @@ Must not: import anything outside the standard library.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -183,18 +184,24 @@ def _cursor(f: Fields) -> Cursor | None:
     return f.obj("cursor", optional=True)
 
 
+_VALUE_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
 def _ledger_order(f: Fields) -> dict[str, LedgerPosition]:
+    """``{SHA-256 hex of a record's stored bytes: [block number, index in block]}``: where the
+    first valid transaction that wrote those bytes is (found by the caller in the blocks)."""
     raw = f.obj("ledger_order", optional=True)
     out: dict[str, LedgerPosition] = {}
-    for tx_id, pos in (raw or {}).items():
+    for value_hash, pos in (raw or {}).items():
         if (
             not isinstance(pos, list)
             or len(pos) != 2
             or any(type(p) is not int or p < 0 for p in pos)
-            or not 0 < len(tx_id) <= 256
+            or not _VALUE_HASH.fullmatch(value_hash)
         ):
-            f.fail("ledger_order", "must map transaction ids to [block number, index]")
-        out[tx_id] = (pos[0], pos[1])
+            f.fail("ledger_order", "must map value hashes (64 hex digits) to "
+                   "[block number, index]")
+        out[value_hash] = (pos[0], pos[1])
     return out
 
 

@@ -95,8 +95,10 @@ def tally_transfer(
     decision: Decision | None,
     refund: Refund | None,
     order: Mapping[str, LedgerPosition] | None,
+    hashes: tuple[str | None, str | None] = (None, None),
 ) -> Effect:
-    """Count one transfer, with its decision and refund, into ``tally``.
+    """Count one transfer, with its decision and refund, into ``tally`` (``order`` and
+    ``hashes``: see :func:`~deposit_token.rules.classify`).
 
     The records must already be bound to where they live and the decision must describe the
     transfer (:mod:`deposit_token.placement`; the scans note the others as anomalies).
@@ -105,7 +107,7 @@ def tally_transfer(
         raise ValueError("a decision that does not describe its transfer is never counted")
     p, q, c = transfer.payer_bank, transfer.payee_bank, transfer.currency
     tally.add(("xfer", p, q, c, "initiated"), transfer.amount)
-    effect = classify(decision, refund, order)
+    effect = classify(decision, refund, order, hashes)
     tally.add(("xfer", p, q, c, effect.value), transfer.amount)
     if decision is not None and decision.outcome is Outcome.ACCEPTED:
         tally.add(("accepts", p, q, c), transfer.amount)

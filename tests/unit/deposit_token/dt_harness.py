@@ -16,6 +16,7 @@ Every submitted transaction run through :meth:`Net.submit` is checked on the way
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -124,7 +125,11 @@ class Submitted:
 
     def commit(self) -> int:
         self.stub.commit()
-        self.net.order[self.stub.tx_id] = (self.net.ledger.height, 0)
+        # what the SDK finds in the blocks: the first valid writer of each stored value
+        for value in self.stub.writes.values():
+            if value:
+                digest = hashlib.sha256(value).hexdigest()
+                self.net.order.setdefault(digest, (self.net.ledger.height, 0))
         return self.net.ledger.height
 
 

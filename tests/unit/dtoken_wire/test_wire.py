@@ -52,8 +52,8 @@ EXAMPLES: list[w.Request] = [
                      format_timestamp(datetime(2025, 1, 6, tzinfo=UTC))),
     w.TransferLookup("t" * 22, "hkbank", "usbank"),
     w.ReferenceRequest("ref-6"),
-    w.ObligationsRequest("hkbank", "usbank", 50, None, {"tx1": (3, 0)}),
-    w.AuditRequest(60, {"kind": "audit"}, {"tx2": (4, 1)}),
+    w.ObligationsRequest("hkbank", "usbank", 50, None, {"a" * 64: (3, 0)}),
+    w.AuditRequest(60, {"kind": "audit"}, {"0123456789abcdef" * 4: (4, 1)}),
 ]
 
 

@@ -348,11 +348,34 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
                                 "transfers": state.items})
 
 
-def _note_dispute(state: ScanState, t: Transfer, d: Decision | None, r: Refund | None) -> None:
-    state.disputes.append({"transfer_id": t.transfer_id, "payer_bank": t.payer_bank,
-                        "payee_bank": t.payee_bank, "currency": t.currency,
-                        "amount": t.amount, "accept_tx_id": d.tx_id if d else None,
-                        "refund_tx_id": r.tx_id if r else None})
+def _count(
+    tx: Tx,
+    state: ScanState,
+    t: Transfer,
+    d: Decision | None,
+    r: Refund | None,
+    order: Mapping[str, LedgerPosition],
+) -> None:
+    """Count one transfer; a transfer both accepted and refunded that ``order`` does not place
+    is listed as a dispute, with where each record lives and the hash of its stored bytes (the
+    SDK finds their positions in the blocks and asks again)."""
+    back, there = pair_collection(t.payee_bank, t.payer_bank), pair_collection(
+        t.payer_bank, t.payee_bank)
+    dkey, rkey = decision_key(t.transfer_id), refund_key(t.transfer_id)
+    hashes = (tx.ledger.value_hash(back, dkey) if d else None,
+              tx.ledger.value_hash(there, rkey) if r else None)
+    if tally_transfer(state.tally, t, d, r, order, hashes) is not Effect.DISPUTED:
+        return
+    assert d is not None
+    assert r is not None
+    state.disputes.append({
+        "transfer_id": t.transfer_id, "payer_bank": t.payer_bank, "payee_bank": t.payee_bank,
+        "currency": t.currency, "amount": t.amount,
+        "accept": {"collection": back, "key": dkey, "value_hash": hashes[0],
+                   "writer": t.payee_bank, "claimed_tx_id": d.tx_id},
+        "refund": {"collection": there, "key": rkey, "value_hash": hashes[1],
+                   "writer": t.payer_bank, "claimed_tx_id": r.tx_id},
+    })
 
 
 @declare(evaluate=True)
@@ -410,9 +433,7 @@ def _decisions_handler(
             if not decision_matches(transfer, d):
                 state.note(decision_mismatch(transfer, back, key))
                 continue
-            if tally_transfer(state.tally, transfer, d, _valid(state, r),
-                              order) is Effect.DISPUTED:
-                _note_dispute(state, transfer, d, _valid(state, r))
+            _count(tx, state, transfer, d, _valid(state, r), order)
 
     return handle
 
@@ -513,7 +534,6 @@ def _transfers_handler(
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
         transfers = await _bound(tx, state, Transfer, place, rows)
         for t, d, r in await _pair_lookups(tx, registry, state, transfers):
-            if tally_transfer(state.tally, t, d, r, order) is Effect.DISPUTED:
-                _note_dispute(state, t, d, r)
+            _count(tx, state, t, d, r, order)
 
     return handle
