@@ -31,7 +31,7 @@ import grpc
 from dtoken_wire import requests as w
 from dtoken_wire.enums import AccountStatus, Direction
 
-from dtoken.errors import NetworkFault, NotFound, ProfileError, UsageError
+from dtoken.errors import ExposureCapExceeded, NetworkFault, NotFound, ProfileError, UsageError
 from dtoken.models import (
     Account,
     AccountSummary,
@@ -48,6 +48,7 @@ from dtoken.models import (
     ReferenceInfo,
     Supply,
     Transfer,
+    TransferStatus,
     format_timestamp,
 )
 from dtoken.money import Money
@@ -607,10 +608,26 @@ class Bank(Member):
         ``since`` as for :meth:`incoming`."""
         return await self._pending("outgoing", None, counterparty, since)
 
-    async def accept(self, transfer_id: str, payer_bank: str) -> Receipt:
-        """Accept an incoming transfer: credit the payee (endorsed by this bank alone)."""
+    async def accept(self, transfer_id: str, payer_bank: str, *, force: bool = False) -> Receipt:
+        """Accept an incoming transfer: credit the payee (endorsed by this bank alone).
+
+        Unless ``force``, a pending transfer is first checked against this bank's exposure cap
+        on ``payer_bank`` (:meth:`set_exposure_cap`): :class:`ExposureCapExceeded` if its
+        amount exceeds the headroom left (nothing is sent; the transfer stays pending).
+        """
+        if not force:
+            await self._check_exposure(transfer_id, payer_bank)
         request = w.AcceptRequest(transfer_id, payer_bank)
         return await self._write("accept_transfer", request, f"{payer_bank}/{transfer_id}")
+
+    async def _check_exposure(self, transfer_id: str, payer_bank: str) -> None:
+        transfer = await self.get_transfer(transfer_id, payer_bank, self.name)
+        if transfer.status is not TransferStatus.PENDING:
+            return  # decided already (a retry), or expired: the contract answers
+        room = (await self.obligations(payer_bank)).headroom(payer_bank,
+                                                             transfer.amount.currency)
+        if room is not None and transfer.amount.minor > room.minor:
+            raise ExposureCapExceeded(transfer_id, payer_bank, transfer.amount, room)
 
     async def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt:
         """Reject an incoming transfer (the payer bank refunds it); ``reason`` stays private."""
@@ -632,6 +649,25 @@ class Bank(Member):
         """What this bank and ``other_bank`` owe each other (accepted less settled)."""
         self.profile.bank(other_bank)
         return await self._obligations(self.name, other_bank)
+
+    async def set_exposure_cap(self, debtor_bank: str, cap: Money) -> Receipt:
+        """Cap what ``debtor_bank`` may owe this bank unsettled in ``cap``'s currency (zero:
+        accept nothing unsettled from it). A new record each time; the latest is in force.
+        This bank enforces it when it accepts (:meth:`accept`, the listener)."""
+        self.profile.bank(debtor_bank)
+        if not isinstance(cap, Money):
+            raise UsageError("a cap is Money (it names its currency)")
+        if cap.minor < 0:
+            raise UsageError("a cap may not be negative")
+        return await self._write("set_exposure_cap",
+                                 w.SetExposureCapRequest(debtor_bank, cap.currency, cap.minor),
+                                 None)
+
+    async def headroom(self, payee_bank: str, currency: str) -> Money | None:
+        """What this bank may still owe ``payee_bank`` in ``currency`` under the exposure cap
+        ``payee_bank`` set on it (``None``: no cap). A payment beyond it is not refused here:
+        the payee bank leaves it pending until this bank settles."""
+        return (await self.obligations(payee_bank)).headroom(self.name, currency)
 
     async def record_settlement(
         self, debtor_bank: str, amount: Money, *, rtgs_reference: str

@@ -255,7 +255,11 @@ class Supply:
 
 @dataclass(frozen=True)
 class Obligation:
-    """What ``debtor`` owes ``creditor`` in one currency: accepted less settled."""
+    """What ``debtor`` owes ``creditor`` in one currency: accepted less settled.
+
+    ``cap`` is the creditor's exposure cap on the debtor (the most it lets the debtor owe it
+    unsettled), ``headroom`` what the creditor may still accept under it (the cap less what
+    is owed and disputed, never below zero); both ``None`` when the creditor set no cap."""
 
     debtor: str
     creditor: str
@@ -264,10 +268,13 @@ class Obligation:
     settled: Money
     disputed: Money
     owed: Money
+    cap: Money | None = None
+    headroom: Money | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], currencies: Currencies) -> Obligation:
         cur = _get(data, "currency", str)
+        capped = data.get("cap") is not None
         return cls(
             debtor=_get(data, "debtor", str),
             creditor=_get(data, "creditor", str),
@@ -276,6 +283,8 @@ class Obligation:
             settled=_money(data, "settled", cur, currencies),
             disputed=_money(data, "disputed", cur, currencies),
             owed=_money(data, "owed", cur, currencies),
+            cap=_money(data, "cap", cur, currencies) if capped else None,
+            headroom=_money(data, "headroom", cur, currencies) if capped else None,
         )
 
 
@@ -345,6 +354,14 @@ class Obligations:
             o.owed.minor for o in self.obligations if o.debtor == debtor and o.currency == currency
         )
 
+    def headroom(self, debtor: str, currency: str) -> Money | None:
+        """What the other bank may still accept from ``debtor`` in ``currency`` under its
+        exposure cap (``None``: it set no cap)."""
+        for o in self.obligations:
+            if o.debtor == debtor and o.currency == currency:
+                return o.headroom
+        return None
+
 
 @dataclass(frozen=True)
 class AuditReport:
@@ -358,6 +375,11 @@ class AuditReport:
     anomalies: Mapping[str, int]
     disputes: tuple[Mapping[str, Any], ...]
     anomaly_records: tuple[Anomaly, ...] = ()
+    caps: tuple[Mapping[str, Any], ...] = ()
+    """Every exposure cap in force, with what its debtor owes and the headroom left."""
+    over_cap: tuple[Mapping[str, Any], ...] = ()
+    """The caps exceeded: listed, not failed (a cap is enforced by its creditor when it
+    accepts, docs/security.md)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AuditReport:
@@ -370,6 +392,8 @@ class AuditReport:
             anomalies=dict(_get(data, "anomalies", dict)),
             disputes=tuple(data.get("disputes") or ()),
             anomaly_records=Anomaly.many(data),
+            caps=tuple(data.get("caps") or ()),
+            over_cap=tuple(data.get("over_cap") or ()),
         )
 
 

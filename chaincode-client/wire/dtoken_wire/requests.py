@@ -59,6 +59,7 @@ __all__ = [
     "RejectRequest",
     "ReleaseHoldRequest",
     "Request",
+    "SetExposureCapRequest",
     "SetLimitsRequest",
     "SetStatusRequest",
     "SettlementRequest",
@@ -475,6 +476,22 @@ class SettlementRequest(Request):
 
 
 @dataclass(frozen=True)
+class SetExposureCapRequest(Request):
+    """``set_exposure_cap``: the creditor bank (the serving one) sets the most ``debtor_bank``
+    may owe it unsettled in ``currency`` (minor units; 0 accepts nothing unsettled). Each
+    change is a new record; the latest one is the cap."""
+
+
+    debtor_bank: str
+    currency: str
+    cap: int
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "debtor_bank"), _currency(f), f.int_("cap"))
+
+
+@dataclass(frozen=True)
 class HoldRequest(Request):
     """``set_hold`` (regulator): freeze an account and/or hold an amount on it."""
 
@@ -673,7 +690,7 @@ class AuditRequest(Request):
 REQUESTS: tuple[type[Request], ...] = (
     OpenAccountRequest, SetStatusRequest, SetLimitsRequest, MoveRequest, TransferRequest,
     InitiateRequest, BatchRequest, AcceptRequest, RejectRequest, RefundRequest,
-    SettlementRequest, HoldRequest, ReleaseHoldRequest, AccountRef, HistoryRequest,
-    SupplyRequest, ListAccountsRequest, PendingRequest, TransferLookup, ReferenceRequest,
-    ObligationsRequest, AuditRequest,
+    SettlementRequest, SetExposureCapRequest, HoldRequest, ReleaseHoldRequest, AccountRef,
+    HistoryRequest, SupplyRequest, ListAccountsRequest, PendingRequest, TransferLookup,
+    ReferenceRequest, ObligationsRequest, AuditRequest,
 )

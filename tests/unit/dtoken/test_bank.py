@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 from dtoken.bank import Bank, Regulator
-from dtoken.errors import ProfileError, UsageError
+from dtoken.errors import ExposureCapExceeded, ProfileError, UsageError
 from dtoken.models import Payee
 from dtoken.profile import Profile
 from fabric_protos.common import ledger_pb2
@@ -25,7 +25,7 @@ from unit.fabgateway.gw_fakes import ChaincodeFailure, Invocation, Result, Serve
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 WRITES = ["open_account", "transfer", "initiate_transfer", "batch_payout", "accept_transfer",
           "reject_transfer", "refund_transfer", "confirm_settlement", "set_account_status",
-          "set_account_limits", "set_hold", "release_hold"]
+          "set_account_limits", "set_hold", "release_hold", "set_exposure_cap"]
 
 
 @pytest.fixture
@@ -132,9 +132,10 @@ async def test_decisions_and_refunds_derive_their_reference_from_the_transfer(
     bank: Bank, recorded: list[Invocation]
 ) -> None:
     tid = "t" * 32
-    accept = await bank.accept(tid, "usbank")
+    accept = await bank.accept(tid, "usbank", force=True)
     assert accept.reference == f"usbank/{tid}"
-    assert (await bank.accept(tid, "usbank")).replayed  # a second accept is the first one
+    # a second accept is the first one
+    assert (await bank.accept(tid, "usbank", force=True)).replayed
     await bank.reject(tid, "usbank")
     await bank.reject("r" * 32, "usbank", "unknown beneficiary")
     refund = await bank.refund(tid, "usbank")
@@ -277,3 +278,40 @@ async def test_disputes_are_decided_by_proven_ledger_positions_never_by_claims(
         assert (anomaly.writers, anomaly.collection, anomaly.what) == (
             ("hkbank",), ref_coll, "unverified_position")
         assert result.anomalies == {f"hkbank/{ref_coll}/unverified_position": 1}
+
+
+async def test_accept_keeps_the_exposure_cap_unless_forced(
+    bank: Bank, peer: SdkPeer, recorded: list[Invocation]
+) -> None:
+    tid = "t" * 32
+
+    def get_transfer(invocation: Invocation) -> Result:
+        return Result(payload=json.dumps({"status": "pending", "transfer": {
+            "transfer_id": tid, "payer_bank": "usbank", "payee_bank": "hkbank",
+            "payee_account": ACCOUNT, "amount": 5_000, "currency": "USD"}}).encode())
+
+    def obligations(invocation: Invocation) -> Result:
+        return Result(payload=json.dumps({"done": True, "cursor": None, "obligations": [{
+            "debtor": "usbank", "creditor": "hkbank", "currency": "USD", "accepted": 7_000,
+            "settled": 0, "disputed": 0, "owed": 7_000, "cap": 10_000, "headroom": 3_000}],
+            "net": {"USD": -7_000}, "anomalies": {}, "disputes": []}).encode())
+
+    peer.function("get_transfer")(get_transfer)
+    peer.function("get_obligations")(obligations)
+    with pytest.raises(ExposureCapExceeded) as refused:
+        await bank.accept(tid, "usbank")
+    assert recorded == []  # nothing sent
+    assert (refused.value.payer_bank, refused.value.headroom) == ("usbank",
+                                                                  bank.money("30.00 USD"))
+    await bank.accept(tid, "usbank", force=True)
+    assert [sent(c)[0] for c in recorded] == ["accept_transfer"]
+    # hkbank's own view as a payer toward usbank: usbank set no cap on it
+    assert await bank.headroom("usbank", "USD") is None
+    assert (await bank.obligations("usbank")).headroom("usbank", "USD") == bank.money(
+        "30.00 USD")
+    await bank.set_exposure_cap("usbank", bank.money("100.00 USD"))
+    assert sent(recorded[-1]) == ("set_exposure_cap", {"debtor_bank": "usbank",
+                                                       "currency": "USD", "cap": 10_000},
+                                  ["HarbourBankMSP"])
+    with pytest.raises(UsageError):
+        await bank.set_exposure_cap("usbank", 10_000)  # type: ignore[arg-type]

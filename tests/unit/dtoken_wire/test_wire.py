@@ -42,6 +42,7 @@ EXAMPLES: list[w.Request] = [
     w.RejectRequest("t" * 22, "hkbank", "no such customer"),
     w.RefundRequest("t" * 22, "usbank"),
     w.SettlementRequest("RTGS-1", "usbank", "USD", 50),
+    w.SetExposureCapRequest("hkbank", "USD", 0),
     w.HoldRequest("hkbank", ACCOUNT, True, 12, "screening"),
     w.ReleaseHoldRequest("hkbank", ACCOUNT),
     w.AccountRef(ACCOUNT, "hkbank"),

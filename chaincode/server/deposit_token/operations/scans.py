@@ -51,6 +51,7 @@ from ..placement import (
 )
 from ..records import (
     Account,
+    Cap,
     Decision,
     Hold,
     Opened,
@@ -381,7 +382,8 @@ def _count(
 @declare(evaluate=True)
 async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
     """What two banks owe each other per currency: accepted less settled, read-only from the
-    directional collections (paginated). A transfer both accepted and refunded counts by
+    directional collections (paginated); with each creditor's exposure cap on the other and
+    the headroom it leaves. A transfer both accepted and refunded counts by
     ledger order if ``ledger_order`` places both transactions, else it is listed as disputed.
     """
     registry = await load_registry(tx)
@@ -397,6 +399,7 @@ async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
         segments.append(Segment(pair_collection(creditor.name, debtor.name), "settle",
                                 _settlements_handler(tx, state,
                                                      Place.between(creditor, debtor))))
+        segments.append(_caps_segment(tx, state, creditor, debtor))
     done = await _scan(tx, state, segments, req.page_size)
     report = obligations_report(state.tally, a.name, b.name) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
@@ -453,6 +456,20 @@ def _settlements_handler(
     return handle
 
 
+def _caps_segment(tx: Tx, state: ScanState, creditor: BankInfo, debtor: BankInfo) -> Segment:
+    """The creditor's exposure caps on the debtor: only from ``pair-<creditor>-<debtor>``
+    (a "cap" the debtor writes in its own collection is its cap on the creditor, and one
+    naming other parties is noted). Keys sort by sequence number, so the last valid record
+    of a currency read is the cap in force. Not pinned (the creditor's own limit)."""
+    place = Place.pair(creditor.name, debtor.name)
+
+    async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
+        for cap in await _bound(tx, state, Cap, place, rows):
+            state.tally.put(("cap", debtor.name, creditor.name, cap.currency), cap.cap)
+
+    return Segment(place.collection, "cap", handle)
+
+
 @declare(evaluate=True, optional_request=True)
 async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
     """The regulator's audit over every bank's and every pair's collections (paginated):
@@ -482,6 +499,7 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
             segments.append(Segment(place.collection, "dec", _orphans_handler(tx, state, place)))
             segments.append(Segment(place.collection, "settle",
                                     _settlements_handler(tx, state, place)))
+            segments.append(_caps_segment(tx, state, p, q))
     done = await _scan(tx, state, segments, req.page_size)
     report = audit_report(state.tally, registry.bank_names()) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
