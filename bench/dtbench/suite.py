@@ -15,6 +15,10 @@ Sections (``--sections``, all by default):
 * ``batch``: the same consortium with other BatchTimeout / MaxMessageCount values: transfer
   throughput and cross-bank payment latency at the moderate rate.
 * ``scaling``: 3 (the main network), 6 and 10 banks: network up time, memory, throughput.
+
+One file of ~700 lines on purpose: it is the plan of a run (which networks, which points, in
+which order) and reads as one; the measuring is :mod:`dtbench.loadgen` and
+:mod:`dtbench.workloads`, the networks :mod:`dtbench.cluster`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Clients, accounts and the operations of each workload, on our Gateway client.
 
-Every deposit-token input is JSON in the transient key ``"request"`` (docs/token-model.md);
+Every deposit-token input is its wire dataclass (:mod:`dtoken_wire.requests`) as canonical JSON
+in the transient key (docs/token-model.md);
 every submit names its endorsing organization (the serving bank) as the SDK does.
 
 Operations (see :mod:`dtbench.loadgen`), each ``op(slot, n)``:
@@ -20,7 +21,6 @@ Operations (see :mod:`dtbench.loadgen`), each ``op(slot, n)``:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import secrets
 import time
@@ -32,6 +32,15 @@ from typing import Any
 import fabgateway
 import grpc
 from consortium.config import Org
+from dtoken_wire import EVENT_PENDING, TRANSIENT_KEY, canonical_json
+from dtoken_wire.requests import (
+    AcceptRequest,
+    InitiateRequest,
+    MoveRequest,
+    OpenAccountRequest,
+    Request,
+    TransferRequest,
+)
 from fabgateway import ChaincodeEvent, Contract
 
 from dtbench.cluster import Cluster
@@ -44,12 +53,13 @@ __all__ = [
 ]
 
 DTOKEN = "dtoken"
-EVENT_PENDING = "TransferPending"
 
 
-def request(obj: dict[str, Any]) -> dict[str, fabgateway.Argument]:
-    """The transient map of a deposit-token transaction."""
-    return {"request": json.dumps(obj, separators=(",", ":")).encode()}
+def request(req: Request | dict[str, Any]) -> dict[str, fabgateway.Argument]:
+    """The transient map of a transaction: a deposit-token request (its wire dataclass), or a
+    plain object for the Node anchor, whose inputs are its own."""
+    obj = req.to_json() if isinstance(req, Request) else req
+    return {TRANSIENT_KEY: canonical_json(obj)}
 
 
 def new_id() -> str:
@@ -74,7 +84,9 @@ class BankClient:
     def contract(self, chaincode: str) -> Contract:
         return self.network.get_contract(chaincode)
 
-    async def submit(self, chaincode: str, name: str, req: dict[str, Any] | None = None) -> bytes:
+    async def submit(
+        self, chaincode: str, name: str, req: Request | dict[str, Any] | None = None
+    ) -> bytes:
         return await self.contract(chaincode).submit(
             name,
             transient_data=request(req) if req is not None else None,
@@ -208,19 +220,18 @@ class Ledger:
 
 
 def _open_job(client: BankClient, ledger: Ledger, account: str) -> Callable[[], Awaitable[object]]:
-    return lambda: client.submit(ledger.chaincode, "open_account", {
-        "reference": f"bench-{ledger.run_id}-open-{account}", "currency": ledger.currency,
-        "owner_ref": "bench", "account_id": account,
-    })  # fmt: skip
+    return lambda: client.submit(ledger.chaincode, "open_account", OpenAccountRequest(
+        reference=f"bench-{ledger.run_id}-open-{account}", currency=ledger.currency,
+        owner_ref="bench", account_id=account,
+    ))  # fmt: skip
 
 
 def _mint_job(
     client: BankClient, ledger: Ledger, account: str, amount: int
 ) -> Callable[[], Awaitable[object]]:
-    return lambda: client.submit(ledger.chaincode, "mint", {
-        "reference": f"bench-{ledger.run_id}-fund-{account}", "account_id": account,
-        "amount": amount,
-    })  # fmt: skip
+    return lambda: client.submit(ledger.chaincode, "mint", MoveRequest(
+        reference=f"bench-{ledger.run_id}-fund-{account}", account_id=account, amount=amount,
+    ))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- operations
@@ -261,9 +272,9 @@ def mint_op(ledger: Ledger) -> Op:
 
     async def op(slot: int, n: int) -> str | None:
         account = ledger.pairs[slot][n % 2]
-        await contract.submit("mint", transient_data=request({
-            "reference": ledger.ref(kind, slot, n), "account_id": account, "amount": 1,
-        }), endorsing_organizations=orgs)  # fmt: skip
+        await contract.submit("mint", transient_data=request(MoveRequest(
+            reference=ledger.ref(kind, slot, n), account_id=account, amount=1,
+        )), endorsing_organizations=orgs)  # fmt: skip
         return "mint"
 
     return op
@@ -281,10 +292,10 @@ def transfer_op(ledger: Ledger, *, node_anchor: bool = False) -> Op:
     async def op(slot: int, n: int) -> str | None:
         a, b = pairs[slot]
         source, target = (a, b) if n % 2 == 0 else (b, a)
-        await contract.submit("transfer", transient_data=request({
-            "reference": ledger.ref(kind, slot, n), "from_account": source,
-            "to_account": target, "amount": 1,
-        }), endorsing_organizations=orgs)  # fmt: skip
+        await contract.submit("transfer", transient_data=request(TransferRequest(
+            reference=ledger.ref(kind, slot, n), from_account=source, to_account=target,
+            amount=1,
+        )), endorsing_organizations=orgs)  # fmt: skip
         return "transfer"
 
     return op
@@ -374,9 +385,9 @@ class Acceptor:
         event_at: float,
     ) -> None:
         try:
-            await self._contract.submit("accept_transfer", transient_data=request({
-                "transfer_id": transfer_id, "payer_bank": self.payer_bank,
-            }), endorsing_organizations=[self.payee.msp_id])  # fmt: skip
+            await self._contract.submit("accept_transfer", transient_data=request(AcceptRequest(
+                transfer_id=transfer_id, payer_bank=self.payer_bank,
+            )), endorsing_organizations=[self.payee.msp_id])  # fmt: skip
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -395,11 +406,12 @@ def payment_op(ledger: Ledger, acceptor: Acceptor, *, timeout: float = 30.0) -> 
     async def op(slot: int, n: int) -> str | None:
         started = time.monotonic()
         transfer_id = new_id()
-        proposal = contract.new_proposal("initiate_transfer", transient_data=request({
-            "reference": ledger.ref(kind, slot, n), "payer_account": ledger.pairs[slot][0],
-            "payee_bank": payee_bank, "payee_account": ledger.payees[slot], "amount": 1,
-            "transfer_id": transfer_id,
-        }), endorsing_organizations=orgs)  # fmt: skip
+        proposal = contract.new_proposal("initiate_transfer", transient_data=request(
+            InitiateRequest(
+                reference=ledger.ref(kind, slot, n), payer_account=ledger.pairs[slot][0],
+                payee_bank=payee_bank, payee_account=ledger.payees[slot], amount=1,
+                transfer_id=transfer_id,
+            )), endorsing_organizations=orgs)  # fmt: skip
         tx_id = proposal.transaction_id
         accepted = acceptor.expect(tx_id, transfer_id, started)
         try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dtoken_wire.fields import BANK_NAME_RE, CURRENCY_RE
 
 from consortium.errors import ConfigError
 
@@ -39,9 +40,13 @@ __all__ = [
     "parse",
 ]
 
-_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+# Organization names are bank names as the contract reads them (collection names carry them), and
+# currencies are the contract's: both formats are the wire package's. The MSP id format here is
+# stricter than the wire's on purpose: the consortium file fixes its ids, the contract accepts
+# what a Fabric channel may hold.
+_NAME = BANK_NAME_RE
 _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{1,39}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = CURRENCY_RE
 _CHANNEL = re.compile(r"^[a-z][a-z0-9.-]{0,48}$")
 _CC_NAME = re.compile(r"^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$")
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")

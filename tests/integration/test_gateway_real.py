@@ -177,7 +177,7 @@ async def test_chaincode_and_block_events_resume_from_a_checkpoint(
     assert json.loads(seen[-1].payload) == {"payee_banks": ["usbank"]}  # banks only
     checkpointer.checkpoint_chaincode_event(seen[-1])
     resumed = fabgateway.FileCheckpointer(tmp_path / "events.json")
-    async with fab_network.chaincode_events(profile["chaincode"], checkpointer=resumed) as events:
+    async with fab_network.chaincode_events(profile["chaincode"], checkpoint=resumed) as events:
         event = await asyncio.wait_for(anext(events), 10)
     assert event.transaction_id == second  # the next one, not the checkpointed one again
 

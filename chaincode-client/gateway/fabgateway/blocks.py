@@ -121,11 +121,9 @@ def _entry(entries: tuple[tuple[str, bytes], ...], name: str) -> bytes | None:
     return None
 
 
-@dataclass(frozen=True)
-class MetadataWrite:
-    """A public metadata write: ``entries`` are (name, value) pairs, in block order."""
+class _MetadataEntries:
+    """What a public and a private metadata write share: their (name, value) entries."""
 
-    key: str
     entries: tuple[tuple[str, bytes], ...]
 
     def entry(self, name: str) -> bytes | None:
@@ -136,6 +134,14 @@ class MetadataWrite:
     def validation_parameter(self) -> bytes | None:
         """The ``VALIDATION_PARAMETER`` entry (empty bytes: the parameter was removed)."""
         return self.entry(VALIDATION_PARAMETER)
+
+
+@dataclass(frozen=True)
+class MetadataWrite(_MetadataEntries):
+    """A public metadata write: ``entries`` are (name, value) pairs, in block order."""
+
+    key: str
+    entries: tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True)
@@ -157,20 +163,11 @@ class HashedWrite:
 
 
 @dataclass(frozen=True)
-class HashedMetadataWrite:
+class HashedMetadataWrite(_MetadataEntries):
     """A private key's metadata write; the entries are in clear in the block."""
 
     key_hash: bytes
     entries: tuple[tuple[str, bytes], ...]
-
-    def entry(self, name: str) -> bytes | None:
-        """The value of entry ``name``, or None."""
-        return _entry(self.entries, name)
-
-    @property
-    def validation_parameter(self) -> bytes | None:
-        """The ``VALIDATION_PARAMETER`` entry (empty bytes: the parameter was removed)."""
-        return self.entry(VALIDATION_PARAMETER)
 
 
 @dataclass(frozen=True)

@@ -82,17 +82,19 @@ class Network:
         *,
         start_block: int | None = None,
         after_transaction_id: str | None = None,
-        checkpointer: Checkpoint | None = None,
+        checkpoint: Checkpoint | None = None,
         timeout: float | None = None,
     ) -> ChaincodeEventStream:
         """The events of ``chaincode_name``, in commit order, as an async iterator.
 
-        Starts at ``checkpointer``'s checkpoint if it has one (its transaction id: after that
+        Starts at ``checkpoint`` if it has a position (its transaction id: after that
         transaction in that block), else at ``start_block`` (after ``after_transaction_id`` in
-        it, if given), else at the next block to commit. Call
-        ``checkpointer.checkpoint_chaincode_event(event)`` after processing each event::
+        it, if given), else at the next block to commit. With a
+        :class:`~fabgateway.checkpoint.Checkpointer` as ``checkpoint``, call
+        ``cp.checkpoint_chaincode_event(event)`` after processing each event (the keyword is
+        fabric-gateway's ``checkpoint``, as in the ``new_*_request`` methods)::
 
-            async with network.chaincode_events("cc", checkpointer=cp) as events:
+            async with network.chaincode_events("cc", checkpoint=cp) as events:
                 async for event in events:
                     handle(event)
                     cp.checkpoint_chaincode_event(event)
@@ -103,7 +105,7 @@ class Network:
             chaincode_name,
             start_block=start_block,
             after_transaction_id=after_transaction_id,
-            checkpoint=checkpointer,
+            checkpoint=checkpoint,
         )
         return request.events(timeout=timeout)
 
@@ -132,15 +134,16 @@ class Network:
         self,
         *,
         start_block: int | None = None,
-        checkpointer: Checkpoint | None = None,
+        checkpoint: Checkpoint | None = None,
         timeout: float | None = None,
     ) -> BlockEventStream:
         """Full blocks (``common.Block``) from the peer's Deliver service.
 
-        Call ``checkpointer.checkpoint_block(block.header.number)`` after processing a block.
+        With a :class:`~fabgateway.checkpoint.Checkpointer` as ``checkpoint``, call
+        ``cp.checkpoint_block(block.header.number)`` after processing a block.
         """
         request = self.new_block_events_request(
-            kind="block", start_block=start_block, checkpoint=checkpointer
+            kind="block", start_block=start_block, checkpoint=checkpoint
         )
         return request.events(timeout=timeout)
 
@@ -148,12 +151,12 @@ class Network:
         self,
         *,
         start_block: int | None = None,
-        checkpointer: Checkpoint | None = None,
+        checkpoint: Checkpoint | None = None,
         timeout: float | None = None,
     ) -> BlockEventStream:
         """Filtered blocks (``peer.FilteredBlock``: transaction ids and validation codes)."""
         request = self.new_block_events_request(
-            kind="filtered_block", start_block=start_block, checkpoint=checkpointer
+            kind="filtered_block", start_block=start_block, checkpoint=checkpoint
         )
         return request.events(timeout=timeout)
 
@@ -161,11 +164,11 @@ class Network:
         self,
         *,
         start_block: int | None = None,
-        checkpointer: Checkpoint | None = None,
+        checkpoint: Checkpoint | None = None,
         timeout: float | None = None,
     ) -> BlockEventStream:
         """Blocks with the private data this client may see (``peer.BlockAndPrivateData``)."""
         request = self.new_block_events_request(
-            kind="block_and_private_data", start_block=start_block, checkpoint=checkpointer
+            kind="block_and_private_data", start_block=start_block, checkpoint=checkpoint
         )
         return request.events(timeout=timeout)

@@ -190,14 +190,14 @@ class Network(Twin[_network.Network]):
             self,
             *,
             start_block: int | None = None,
-            checkpointer: Checkpoint | None = None,
+            checkpoint: Checkpoint | None = None,
             timeout: float | None = None,
         ) -> BlockEventIterator: ...
         def block_events(
             self,
             *,
             start_block: int | None = None,
-            checkpointer: Checkpoint | None = None,
+            checkpoint: Checkpoint | None = None,
             timeout: float | None = None,
         ) -> BlockEventIterator: ...
         def chaincode_events(
@@ -206,14 +206,14 @@ class Network(Twin[_network.Network]):
             *,
             start_block: int | None = None,
             after_transaction_id: str | None = None,
-            checkpointer: Checkpoint | None = None,
+            checkpoint: Checkpoint | None = None,
             timeout: float | None = None,
         ) -> ChaincodeEventIterator: ...
         def filtered_block_events(
             self,
             *,
             start_block: int | None = None,
-            checkpointer: Checkpoint | None = None,
+            checkpoint: Checkpoint | None = None,
             timeout: float | None = None,
         ) -> BlockEventIterator: ...
         def get_contract(

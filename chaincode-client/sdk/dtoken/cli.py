@@ -21,6 +21,11 @@ entry points (:mod:`dtoken.plugins`); this module never imports it.
 
 Exit codes: 0 done, 2 bad usage or configuration, 3 network fault (or an outcome that could
 not be learnt: retry with the same reference), 4 refused by the contract.
+
+One file of ~690 lines on purpose: the argparse tree (``build_parser``) and the handlers that
+read its options sit in one module so that an option and its use are found together; every
+handler is a few lines over the SDK (the logic is in :mod:`dtoken.bank`), and the profile
+resolution is the one piece of logic of its own.
 """
 
 from __future__ import annotations

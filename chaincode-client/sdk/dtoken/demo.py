@@ -26,6 +26,10 @@ This module only calls the SDK, as each organization: it never reads a ledger fi
 organization's keys, and never imports the network bootstrap. ``main`` finds the profiles
 folder as the ``dtoken`` CLI does (``--profiles``, ``--state-dir``, ``$DTOKEN_PROFILES``,
 ``$DTOKEN_STATE_DIR``, else the default network's, named by the network tooling's plugin).
+
+One file of ~600 lines on purpose: it is a story, read top to bottom, its eight steps in order
+(``_Story.play``); cutting it into modules would make a reader jump between files to follow one
+payment.
 """
 
 from __future__ import annotations

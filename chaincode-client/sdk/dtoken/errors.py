@@ -2,9 +2,10 @@
 
 The contract's refusals come back as typed exceptions: a chaincode error message starts with a
 stable code (``INSUFFICIENT_FUNDS: ...``), which :func:`contract_error` maps to the class below
-that carries the same code. The classes under :class:`ContractError` are built from the wire
-package's table (:data:`dtoken_wire.errors.ERROR_CODES`), the one the contract builds its own
-from: the client side never imports the chaincode packages, and there is no copy to drift.
+that carries the same code. :class:`DTokenError`, :class:`ContractError` and the classes under
+it (but :class:`UnknownContractError`) are the wire package's (:mod:`dtoken_wire.errors`), the
+very classes the contract raises: the client side never imports the chaincode packages, and
+there is no copy to drift.
 
 ::
 
@@ -45,10 +46,33 @@ from: the client side never imports the chaincode packages, and there is no copy
 
 from __future__ import annotations
 
-import re
-from typing import ClassVar, Final
-
-from dtoken_wire.errors import build_error_classes
+from dtoken_wire.errors import (
+    CODES,
+    AccountClosed,
+    AccountFrozen,
+    AlreadyExists,
+    AlreadyInitialized,
+    ContractError,
+    CorruptState,
+    CurrencyMismatch,
+    DTokenError,
+    DuplicateReference,
+    Expired,
+    InsufficientFunds,
+    InternalError,
+    InvalidAmount,
+    InvalidArgument,
+    InvalidState,
+    LimitExceeded,
+    NotAuthorized,
+    NotExpired,
+    NotFound,
+    NotInitialized,
+    ServerMisconfigured,
+    UnknownTransaction,
+    WrongEndorser,
+    refusal_from_message,
+)
 
 __all__ = [
     "CODES",
@@ -87,10 +111,6 @@ __all__ = [
 ]
 
 
-class DTokenError(Exception):
-    """Root of every exception the bank SDK raises on purpose."""
-
-
 class UsageError(DTokenError, ValueError):
     """The caller's input is wrong; nothing was sent."""
 
@@ -101,65 +121,6 @@ class MoneyFormatError(UsageError):
 
 class ProfileError(UsageError):
     """The connection profile (or a file it names) is missing or malformed."""
-
-
-class ContractError(DTokenError):
-    """The contract refused the transaction; it wrote nothing.
-
-    ``code`` is the contract's stable code, ``detail`` its fixed text (never a private value),
-    ``transaction_id`` the refused proposal's id when known.
-    """
-
-    code: ClassVar[str] = ""
-
-    def __init__(self, detail: str, *, transaction_id: str | None = None) -> None:
-        self.detail = detail
-        self.transaction_id = transaction_id
-        super().__init__(f"{self.code}: {detail}" if self.code else detail)
-
-
-class DuplicateReference(ContractError):
-    """The reference was applied already, by another transaction than this call's attempts.
-
-    ``original_tx_id`` is the transaction that applied it, when the SDK could look it up.
-    """
-
-    code = "DUPLICATE_REFERENCE"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        transaction_id: str | None = None,
-        original_tx_id: str | None = None,
-    ) -> None:
-        self.original_tx_id = original_tx_id
-        super().__init__(detail, transaction_id=transaction_id)
-
-
-_CLASSES = build_error_classes(ContractError, __name__,
-                               {"DuplicateReference": DuplicateReference})
-
-InvalidArgument: Final = _CLASSES["InvalidArgument"]
-InvalidAmount: Final = _CLASSES["InvalidAmount"]
-CurrencyMismatch: Final = _CLASSES["CurrencyMismatch"]
-NotAuthorized: Final = _CLASSES["NotAuthorized"]
-WrongEndorser: Final = _CLASSES["WrongEndorser"]
-NotFound: Final = _CLASSES["NotFound"]
-AlreadyExists: Final = _CLASSES["AlreadyExists"]
-InsufficientFunds: Final = _CLASSES["InsufficientFunds"]
-LimitExceeded: Final = _CLASSES["LimitExceeded"]
-AccountFrozen: Final = _CLASSES["AccountFrozen"]
-AccountClosed: Final = _CLASSES["AccountClosed"]
-Expired: Final = _CLASSES["Expired"]
-NotExpired: Final = _CLASSES["NotExpired"]
-InvalidState: Final = _CLASSES["InvalidState"]
-NotInitialized: Final = _CLASSES["NotInitialized"]
-AlreadyInitialized: Final = _CLASSES["AlreadyInitialized"]
-CorruptState: Final = _CLASSES["CorruptState"]
-ServerMisconfigured: Final = _CLASSES["ServerMisconfigured"]
-InternalError: Final = _CLASSES["InternalError"]
-UnknownTransaction: Final = _CLASSES["UnknownTransaction"]
 
 
 class UnknownContractError(ContractError):
@@ -206,22 +167,13 @@ class OutcomeUnknown(NetworkFault):
         super().__init__(message)
 
 
-_BY_CODE: dict[str, type[ContractError]] = {cls.code: cls for cls in _CLASSES.values()}
-
-#: Every code the SDK maps to its own class.
-CODES: frozenset[str] = frozenset(_BY_CODE)
-
-_CODE_AT_START = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z_]*[A-Z]): ")
-
-
 def contract_error(message: str, *, transaction_id: str | None = None) -> ContractError:
     """The typed exception for a chaincode error message (``"CODE: detail"``).
 
     The first known ``CODE: `` in the text counts (the peer may wrap the message); a message
     without one becomes :class:`UnknownContractError` with the whole text as detail.
     """
-    for found in _CODE_AT_START.finditer(message):
-        cls = _BY_CODE.get(found.group(1))
-        if cls is not None:
-            return cls(message[found.end() :], transaction_id=transaction_id)
-    return UnknownContractError(message, transaction_id=transaction_id)
+    refusal = refusal_from_message(message, transaction_id=transaction_id)
+    if refusal is None:
+        return UnknownContractError(message, transaction_id=transaction_id)
+    return refusal

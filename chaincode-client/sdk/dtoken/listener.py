@@ -466,7 +466,7 @@ class IncomingListener:
     async def _follow_stream(self, stop: asyncio.Event) -> None:
         network = self._bank.network
         stream = network.chaincode_events(
-            self._bank.profile.chaincode, checkpointer=self._checkpointer
+            self._bank.profile.chaincode, checkpoint=self._checkpointer
         )
         async with stream:
             # Open the stream before the first pass, so that nothing committed in between is

@@ -2,9 +2,9 @@
 
 Owns: what crosses the wire and is stored, written once for both sides: the transient key,
 canonical JSON, the timestamp format and amount bound (:mod:`.codec`), the status enums
-(:mod:`.enums`), the chaincode event names (:mod:`.events`), the error-code table
-(:mod:`.errors`), the strict JSON reader and name formats (:mod:`.fields`), and one frozen
-dataclass per request with ``to_json``/``from_json`` (:mod:`.requests`, including
+(:mod:`.enums`), the chaincode event names (:mod:`.events`), the refusal classes, one per
+error code (:mod:`.errors`), the strict JSON reader and name formats (:mod:`.fields`), and one
+frozen dataclass per request with ``to_json``/``from_json`` (:mod:`.requests`, including
 :class:`~dtoken_wire.requests.Limits`).
 
 Must not: import anything of the project (an import-linter contract keeps it so), or anything
@@ -20,7 +20,7 @@ from .codec import (
     parse_timestamp,
 )
 from .enums import AccountStatus, Direction, TransferStatus
-from .errors import ERROR_CODES, ErrorCode, WireError, build_error_classes
+from .errors import ERROR_CODES, ErrorCode, WireError
 from .events import EVENT_DECIDED, EVENT_PENDING
 from .requests import REQUESTS, Limits, Request
 
@@ -39,7 +39,6 @@ __all__ = [
     "Request",
     "TransferStatus",
     "WireError",
-    "build_error_classes",
     "canonical_json",
     "format_timestamp",
     "parse_timestamp",

@@ -1,39 +1,270 @@
-"""The error-code table: every stable code the contract may answer with, written once.
+"""The contract's refusals: one class per stable code, written once for both sides.
 
-A chaincode error message starts with ``"<CODE>: "``. Both sides build their exception classes
-from :data:`ERROR_CODES` with :func:`build_error_classes`: the contract
-(``deposit_token.errors``, root ``DepositTokenError``) to raise them, the bank SDK
-(``dtoken.errors``, root ``ContractError``) to map a refusal back to the same class name. A
-class either side writes by hand (to subclass it statically, or to carry more data) is checked
-against its row, so the two sides cannot drift.
+A chaincode error message starts with ``"<CODE>: "``. The classes below are the only ones of
+their kind in the project: the contract (``deposit_token``) raises them, and the bank SDK
+(``dtoken``) raises the same classes when it maps a refusal back from a message
+(:func:`refusal_from_message`). Neither side writes a class of its own per code, so there is
+nothing to keep equal, and mypy sees every class with its real bases (``InvalidAmount`` is an
+``InvalidArgument`` and a ``ValueError``) on both sides.
+
+:class:`DTokenError` is the root of every exception the deposit-token system raises on purpose;
+the SDK hangs its own branches (usage errors, network faults) under it.
+
+::
+
+    DTokenError
+    └── ContractError                        the contract refused: code, detail
+        ├── InvalidArgument (ValueError)     INVALID_ARGUMENT
+        │   ├── InvalidAmount                INVALID_AMOUNT
+        │   └── CurrencyMismatch             CURRENCY_MISMATCH
+        ├── NotAuthorized (PermissionError)  NOT_AUTHORIZED
+        │   └── WrongEndorser                WRONG_ENDORSER
+        ├── NotFound (LookupError)           NOT_FOUND
+        ├── AlreadyExists                    ALREADY_EXISTS
+        ├── DuplicateReference               DUPLICATE_REFERENCE (+ original_tx_id, SDK side)
+        ├── InsufficientFunds (ValueError)   INSUFFICIENT_FUNDS
+        ├── LimitExceeded                    LIMIT_EXCEEDED
+        ├── AccountFrozen                    FROZEN
+        ├── AccountClosed                    CLOSED
+        ├── Expired                          EXPIRED
+        ├── NotExpired                       NOT_EXPIRED
+        ├── InvalidState                     INVALID_STATE
+        ├── NotInitialized                   NOT_INITIALIZED
+        ├── AlreadyInitialized               ALREADY_INITIALIZED
+        ├── CorruptState                     CORRUPT_STATE
+        ├── ServerMisconfigured              SERVER_MISCONFIGURED
+        ├── InternalError                    INTERNAL
+        └── UnknownTransaction               UNKNOWN_TRANSACTION (raised by fabcontract)
+
+:data:`ERROR_CODES` is the same tree as a table (code, class name, parent, builtin base, what it
+means), read by tests and docs.
 
 Also owns :class:`WireError`, what :mod:`.fields` raises when a JSON object does not have the
-shape of a request: it carries the table code (``INVALID_ARGUMENT`` or ``INVALID_AMOUNT``),
-and the contract turns it into its own class of that code.
+shape of a request: it carries a code of the table (``INVALID_ARGUMENT`` or ``INVALID_AMOUNT``),
+and the contract turns it into the refusal of that code.
 
-Must not: import anything outside the standard library.
+Must not: import anything outside the standard library; put a value (an amount, an id, a
+reference) in a detail: error messages are written into blocks every channel member holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ClassVar
 
 __all__ = [
+    "CODES",
     "ERROR_CODES",
+    "REFUSALS",
+    "AccountClosed",
+    "AccountFrozen",
+    "AlreadyExists",
+    "AlreadyInitialized",
+    "ContractError",
+    "CorruptState",
+    "CurrencyMismatch",
+    "DTokenError",
+    "DuplicateReference",
     "ErrorCode",
+    "Expired",
+    "InsufficientFunds",
+    "InternalError",
+    "InvalidAmount",
+    "InvalidArgument",
+    "InvalidState",
+    "LimitExceeded",
+    "NotAuthorized",
+    "NotExpired",
+    "NotFound",
+    "NotInitialized",
+    "ServerMisconfigured",
+    "UnknownTransaction",
     "WireError",
-    "build_error_classes",
+    "WrongEndorser",
+    "refusal_from_message",
 ]
 
-_E = TypeVar("_E", bound=Exception)
+
+class DTokenError(Exception):
+    """Root of every exception the deposit-token system (contract and SDK) raises on purpose."""
+
+
+class ContractError(DTokenError):
+    """The contract refused the transaction; it wrote nothing.
+
+    ``str(exc)`` is ``"<CODE>: <detail>"``; ``code`` is the stable code, ``detail`` a fixed
+    text or public names only (field, bank, currency, role names), ``transaction_id`` the
+    refused proposal's id when the SDK knows it (the contract leaves it ``None``).
+    """
+
+    code: ClassVar[str] = ""
+
+    def __init__(self, detail: str, *, transaction_id: str | None = None) -> None:
+        self.detail = detail
+        self.transaction_id = transaction_id
+        super().__init__(f"{self.code}: {detail}" if self.code else detail)
+
+
+class InvalidArgument(ContractError, ValueError):
+    """The request is malformed: a missing field, a wrong type, a bad format."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class InvalidAmount(InvalidArgument):
+    """An amount is not a positive integer number of minor units within bounds."""
+
+    code = "INVALID_AMOUNT"
+
+
+class CurrencyMismatch(InvalidArgument):
+    """Two accounts, or an account and a token, are in different currencies."""
+
+    code = "CURRENCY_MISMATCH"
+
+
+class NotAuthorized(ContractError, PermissionError):
+    """The client's organization or role does not allow the transaction."""
+
+    code = "NOT_AUTHORIZED"
+
+
+class WrongEndorser(NotAuthorized):
+    """The peer asked does not endorse writes for that organization's collections."""
+
+    code = "WRONG_ENDORSER"
+
+
+class NotFound(ContractError, LookupError):
+    """A record the transaction needs does not exist (or has not reached this peer)."""
+
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(ContractError):
+    """A record the transaction would create exists already."""
+
+    code = "ALREADY_EXISTS"
+
+
+class DuplicateReference(ContractError):
+    """The client reference was applied already: a reference moves money once.
+
+    ``original_tx_id`` is the transaction that applied it, when the SDK could look it up.
+    """
+
+    code = "DUPLICATE_REFERENCE"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        transaction_id: str | None = None,
+        original_tx_id: str | None = None,
+    ) -> None:
+        self.original_tx_id = original_tx_id
+        super().__init__(detail, transaction_id=transaction_id)
+
+
+class InsufficientFunds(ContractError, ValueError):
+    """The available balance (balance less regulator holds) does not cover the debit."""
+
+    code = "INSUFFICIENT_FUNDS"
+
+
+class LimitExceeded(ContractError):
+    """A single-payment or daily-outflow limit of the account would be exceeded."""
+
+    code = "LIMIT_EXCEEDED"
+
+
+class AccountFrozen(ContractError):
+    """The account is frozen by its bank or by a regulator's hold."""
+
+    code = "FROZEN"
+
+
+class AccountClosed(ContractError):
+    """The account is closed."""
+
+    code = "CLOSED"
+
+
+class Expired(ContractError):
+    """The cross-bank transfer expired (by the transaction's timestamp)."""
+
+    code = "EXPIRED"
+
+
+class NotExpired(ContractError):
+    """A refund without a rejection must wait for the transfer's expiry."""
+
+    code = "NOT_EXPIRED"
+
+
+class InvalidState(ContractError):
+    """The record is not in a state that allows the transition (already decided ...)."""
+
+    code = "INVALID_STATE"
+
+
+class NotInitialized(ContractError):
+    """``init_network`` has not run: there is no registry in public state."""
+
+    code = "NOT_INITIALIZED"
+
+
+class AlreadyInitialized(ContractError):
+    """``init_network`` ran already: the registry is written once."""
+
+    code = "ALREADY_INITIALIZED"
+
+
+class CorruptState(ContractError):
+    """A stored record does not parse: the ledger holds something the contract never wrote."""
+
+    code = "CORRUPT_STATE"
+
+
+class ServerMisconfigured(ContractError):
+    """The chaincode server's configuration (its MSP id, its secret) is missing or invalid."""
+
+    code = "SERVER_MISCONFIGURED"
+
+
+class InternalError(ContractError):
+    """An unexpected failure; its original text is not returned because it may hold values."""
+
+    code = "INTERNAL"
+
+
+class UnknownTransaction(ContractError):
+    """The chaincode has no such transaction (a client newer than the deployed contract);
+    raised by the contract framework (``fabcontract``, under this code)."""
+
+    code = "UNKNOWN_TRANSACTION"
+
+
+#: Every refusal class, parents before children.
+REFUSALS: tuple[type[ContractError], ...] = (
+    InvalidArgument, InvalidAmount, CurrencyMismatch, NotAuthorized, WrongEndorser, NotFound,
+    AlreadyExists, DuplicateReference, InsufficientFunds, LimitExceeded, AccountFrozen,
+    AccountClosed, Expired, NotExpired, InvalidState, NotInitialized, AlreadyInitialized,
+    CorruptState, ServerMisconfigured, InternalError, UnknownTransaction,
+)
+
+_BY_CODE: dict[str, type[ContractError]] = {cls.code: cls for cls in REFUSALS}
+
+#: Every stable code.
+CODES: frozenset[str] = frozenset(_BY_CODE)
 
 
 @dataclass(frozen=True)
 class ErrorCode:
-    """One row: the code, the class name on both sides, its parent row (``None``: the side's
-    root), the builtin exception it also subclasses, and what it means."""
+    """One row of the table: the code, the class name, its parent class name (``None``: a
+    direct child of :class:`ContractError`), the builtin exception it also subclasses, and what
+    it means (the class's docstring)."""
 
     code: str
     name: str
@@ -42,88 +273,43 @@ class ErrorCode:
     doc: str
 
 
-#: Parents before children (:func:`build_error_classes` relies on it).
-ERROR_CODES: tuple[ErrorCode, ...] = (
-    ErrorCode("INVALID_ARGUMENT", "InvalidArgument", None, ValueError,
-              "The request is malformed: a missing field, a wrong type, a bad format."),
-    ErrorCode("INVALID_AMOUNT", "InvalidAmount", "InvalidArgument", None,
-              "An amount is not a positive integer number of minor units within bounds."),
-    ErrorCode("CURRENCY_MISMATCH", "CurrencyMismatch", "InvalidArgument", None,
-              "Two accounts, or an account and a token, are in different currencies."),
-    ErrorCode("NOT_AUTHORIZED", "NotAuthorized", None, PermissionError,
-              "The client's organization or role does not allow the transaction."),
-    ErrorCode("WRONG_ENDORSER", "WrongEndorser", "NotAuthorized", None,
-              "The peer asked does not endorse writes for that organization's collections."),
-    ErrorCode("NOT_FOUND", "NotFound", None, LookupError,
-              "A record the transaction needs does not exist (or has not reached this peer)."),
-    ErrorCode("ALREADY_EXISTS", "AlreadyExists", None, None,
-              "A record the transaction would create exists already."),
-    ErrorCode("DUPLICATE_REFERENCE", "DuplicateReference", None, None,
-              "The client reference was applied already: a reference moves money once."),
-    ErrorCode("INSUFFICIENT_FUNDS", "InsufficientFunds", None, ValueError,
-              "The available balance (balance less regulator holds) does not cover the debit."),
-    ErrorCode("LIMIT_EXCEEDED", "LimitExceeded", None, None,
-              "A single-payment or daily-outflow limit of the account would be exceeded."),
-    ErrorCode("FROZEN", "AccountFrozen", None, None,
-              "The account is frozen by its bank or by a regulator's hold."),
-    ErrorCode("CLOSED", "AccountClosed", None, None, "The account is closed."),
-    ErrorCode("EXPIRED", "Expired", None, None,
-              "The cross-bank transfer expired (by the transaction's timestamp)."),
-    ErrorCode("NOT_EXPIRED", "NotExpired", None, None,
-              "A refund without a rejection must wait for the transfer's expiry."),
-    ErrorCode("INVALID_STATE", "InvalidState", None, None,
-              "The record is not in a state that allows the transition (already decided ...)."),
-    ErrorCode("NOT_INITIALIZED", "NotInitialized", None, None,
-              "``init_network`` has not run: there is no registry in public state."),
-    ErrorCode("ALREADY_INITIALIZED", "AlreadyInitialized", None, None,
-              "``init_network`` ran already: the registry is written once."),
-    ErrorCode("CORRUPT_STATE", "CorruptState", None, None,
-              "A stored record does not parse: the ledger holds something the contract never "
-              "wrote."),
-    ErrorCode("SERVER_MISCONFIGURED", "ServerMisconfigured", None, None,
-              "The chaincode server's configuration (its MSP id, its secret) is missing or "
-              "invalid."),
-    ErrorCode("INTERNAL", "InternalError", None, None,
-              "An unexpected failure; its original text is not returned because it may hold "
-              "values."),
-    ErrorCode("UNKNOWN_TRANSACTION", "UnknownTransaction", None, None,
-              "The chaincode has no such transaction (a client newer than the deployed "
-              "contract); raised by the contract framework."),
-)
+def _row(cls: type[ContractError]) -> ErrorCode:
+    parent = cls.__bases__[0]
+    builtins = [b for b in cls.__bases__[1:] if b.__module__ == "builtins"]
+    return ErrorCode(
+        cls.code,
+        cls.__name__,
+        None if parent is ContractError else parent.__name__,
+        builtins[0] if builtins else None,
+        " ".join((cls.__doc__ or "").split()),
+    )
+
+
+#: The tree above as a table, parents before children.
+ERROR_CODES: tuple[ErrorCode, ...] = tuple(_row(cls) for cls in REFUSALS)
+
+_CODE_AT_START = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z_]*[A-Z]): ")
+
+
+def refusal_from_message(
+    message: str, *, transaction_id: str | None = None
+) -> ContractError | None:
+    """The refusal a chaincode error message (``"CODE: detail"``) carries, or ``None``.
+
+    The first known ``CODE: `` at the start of a word counts (the peer may wrap the message:
+    ``"chaincode response 500, CODE: ..."``); the detail is the text after it.
+    """
+    for found in _CODE_AT_START.finditer(message):
+        cls = _BY_CODE.get(found.group(1))
+        if cls is not None:
+            return cls(message[found.end() :], transaction_id=transaction_id)
+    return None
 
 
 class WireError(ValueError):
-    """A JSON object does not have its wire shape; ``code`` is a row of the table."""
+    """A JSON object does not have its wire shape; ``code`` is a code of the table."""
 
     def __init__(self, code: str, detail: str) -> None:
         self.code = code
         self.detail = detail
         super().__init__(f"{code}: {detail}")
-
-
-def build_error_classes(
-    root: type[_E], module: str, written: Mapping[str, type[_E]] | None = None
-) -> dict[str, type[_E]]:
-    """One subclass of ``root`` per row of :data:`ERROR_CODES`, by class name.
-
-    A class in ``written`` (hand-written by the caller) is used as it is, after checking that
-    its name, ``code``, parent and builtin base are its row's (``TypeError`` otherwise). The
-    others are created with the row's docstring and ``code``, in ``module``.
-    """
-    written = dict(written or {})
-    out: dict[str, type[_E]] = {}
-    for row in ERROR_CODES:
-        parent = root if row.parent is None else out[row.parent]
-        bases: tuple[type, ...] = (parent,) if row.builtin is None else (parent, row.builtin)
-        cls = written.pop(row.name, None)
-        if cls is None:
-            made = type(row.name, bases, {"__doc__": row.doc, "__module__": module,
-                                          "code": row.code})
-            cls = made
-        elif (cls.__name__ != row.name or getattr(cls, "code", None) != row.code
-              or not all(issubclass(cls, b) for b in bases)):
-            raise TypeError(f"{module}.{cls.__name__} does not match its row {row.code}")
-        out[row.name] = cls
-    if written:
-        raise TypeError(f"{module} writes classes the table does not have: {sorted(written)}")
-    return out

@@ -17,7 +17,7 @@ from typing import TypeVar
 from dtoken_wire.errors import WireError
 from dtoken_wire.requests import Request
 
-from .errors import InvalidArgument, error_from_message
+from .errors import InvalidArgument, refusal_from_message
 
 __all__ = ["parse"]
 
@@ -29,4 +29,4 @@ def parse(kind: type[_R], data: Mapping[str, object]) -> _R:
     try:
         return kind.from_json(data)
     except WireError as exc:
-        raise (error_from_message(str(exc)) or InvalidArgument(exc.detail)) from None
+        raise (refusal_from_message(str(exc)) or InvalidArgument(exc.detail)) from None

@@ -3,6 +3,11 @@
 One stub per INIT or TRANSACTION. Methods that talk to the peer are coroutines; the stub
 serializes them (the peer serves one request per transaction at a time), so a chaincode
 may ``asyncio.gather`` several calls on one stub safely.
+
+One file of ~710 lines on purpose: it is one class, the transcription of fabric-chaincode-go's
+``ChaincodeStub`` (its ``stub.go`` is one file too), whose method groups (state, private data,
+key-level endorsement, events) all go through the one serialized link to the peer at the
+bottom. Splitting a class across modules would hide that link from each group.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from .keys import (
 from .response import ERROR_THRESHOLD, Response
 
 if TYPE_CHECKING:
+    # The handler parses what the peer offers and makes the stubs; the stub only reads it.
+    from .handler import PeerFeatures
     from .interfaces import Stub
 
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
@@ -57,19 +64,6 @@ class TransactionLink(Protocol):
     async def request(self, msg_type: int, payload: bytes) -> bytes:
         """Send a request for this transaction; return the RESPONSE payload or raise."""
         ...
-
-
-class PeerFeatures(Protocol):
-    """What the peer announced in READY (see ``fabshim.handler.PeerFeatures``)."""
-
-    @property
-    def use_write_batch(self) -> bool: ...
-    @property
-    def max_size_write_batch(self) -> int: ...
-    @property
-    def use_get_multiple_keys(self) -> bool: ...
-    @property
-    def max_size_get_multiple_keys(self) -> int: ...
 
 
 def _ser(message: pb.Message) -> bytes:

@@ -11,6 +11,8 @@ on Fabric's official images at the pinned version (``hyperledger/fabric-orderer`
 * :mod:`.bootstrap`: the bootstrap script (its functions are ``bootstrap.sh``, package data);
 * :mod:`.compose` and :mod:`.kubernetes`: each target's documents, and writing them.
 
-The package writes files and starts nothing. ``consortium.containers`` re-exports its
-public names for the callers that import them from there.
+Owns: the container targets' documents and the deployment folder they need. Must not: start a
+container, talk to a cluster, or re-implement a native step (it reuses the native crypto,
+packages and profiles). ``consortium.containers`` re-exports its public names for the callers
+that import them from there.
 """

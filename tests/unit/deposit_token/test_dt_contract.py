@@ -14,7 +14,7 @@ import pytest
 from deposit_token.chaincode import chaincode
 from deposit_token.config import ENV_MSP, ENV_SECRET_FILE, ServerSettings
 from deposit_token.contract import CONTRACT_NAME, DepositTokenContract
-from deposit_token.errors import ServerMisconfigured, error_from_message
+from deposit_token.errors import InsufficientFunds, ServerMisconfigured, refusal_from_message
 from deposit_token.operations import declare
 from deposit_token.service import TRANSACTIONS
 from dtoken_wire.requests import MoveRequest
@@ -193,8 +193,8 @@ async def test_payment_lifecycle_through_the_contract_leaks_nothing_to_blocks() 
     codes = [r.message.split(":")[0] for r in refusals]
     assert codes == ["INSUFFICIENT_FUNDS", "DUPLICATE_REFERENCE", "NOT_AUTHORIZED",
                      "WRONG_ENDORSER", "INVALID_AMOUNT", "UNKNOWN_TRANSACTION"]
-    assert type(error_from_message("chaincode response 500, " + refusals[0].message)).__name__ \
-        == "InsufficientFunds"
+    assert type(refusal_from_message("chaincode response 500, " + refusals[0].message)) \
+        is InsufficientFunds
     await p.invoke("usbank", US_OPS, "accept_transfer",
                    request={"transfer_id": tid, "payer_bank": "hkbank"})
     acc = await p.evaluate("usbank", US_OPS, "get_account", {"account_id": PAYEE})

@@ -59,8 +59,8 @@ class FakeEvents:
         self.queue: asyncio.Queue[fabgateway.ChaincodeEvent | Exception] = asyncio.Queue()
         self.starts: list[tuple[int | None, str | None]] = []
 
-    def chaincode_events(self, chaincode: str, *, checkpointer: Any) -> Any:
-        self.starts.append((checkpointer.block_number, checkpointer.transaction_id))
+    def chaincode_events(self, chaincode: str, *, checkpoint: Any) -> Any:
+        self.starts.append((checkpoint.block_number, checkpoint.transaction_id))
         queue = self.queue
 
         class Stream:

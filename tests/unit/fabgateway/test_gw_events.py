@@ -112,7 +112,7 @@ async def test_file_checkpointer_resumes_inside_a_block(
     assert checkpointer.block_number is None
     seen = []
     async with network.chaincode_events(
-        "basic", start_block=1, checkpointer=checkpointer
+        "basic", start_block=1, checkpoint=checkpointer
     ) as events:
         async for event in events:
             seen.append(event.transaction_id)
@@ -125,7 +125,7 @@ async def test_file_checkpointer_resumes_inside_a_block(
     restarted = fabgateway.FileCheckpointer(path)
     assert (restarted.block_number, restarted.transaction_id) == (1, "t2")
     # start_block is ignored once a checkpoint exists.
-    async with network.chaincode_events("basic", start_block=0, checkpointer=restarted) as events:
+    async with network.chaincode_events("basic", start_block=0, checkpoint=restarted) as events:
         assert await take(events, 2) == ["t3", "t4"]
     request = events_request(peer)
     assert request.start_position.specified.number == 1
@@ -140,7 +140,7 @@ async def test_client_skips_checkpointed_events_if_the_peer_does_not(
     checkpointer = fabgateway.InMemoryCheckpointer()
     checkpointer.checkpoint_transaction(1, "t2")
     network = gateway.get_network("mychannel")
-    async with network.chaincode_events("basic", checkpointer=checkpointer) as events:
+    async with network.chaincode_events("basic", checkpoint=checkpointer) as events:
         assert await take(events, 2) == ["t3", "t4"]
 
 
@@ -164,7 +164,7 @@ async def test_checkpoint_block_resumes_at_the_next_block(
     checkpointer.checkpoint_block(1)
     assert (checkpointer.block_number, checkpointer.transaction_id) == (2, None)
     network = gateway.get_network("mychannel")
-    async with network.chaincode_events("basic", checkpointer=checkpointer) as events:
+    async with network.chaincode_events("basic", checkpoint=checkpointer) as events:
         assert await take(events, 1) == ["t4"]
     assert events_request(peer).start_position.specified.number == 2
 
@@ -291,7 +291,7 @@ async def test_filtered_block_events_with_checkpointer(
     await ledger(peer)
     network = gateway.get_network("mychannel")
     checkpointer = fabgateway.InMemoryCheckpointer()
-    async with network.filtered_block_events(start_block=0, checkpointer=checkpointer) as blocks:
+    async with network.filtered_block_events(start_block=0, checkpoint=checkpointer) as blocks:
         numbers = []
         for _ in range(3):
             block = await asyncio.wait_for(anext(blocks), T)
@@ -299,7 +299,7 @@ async def test_filtered_block_events_with_checkpointer(
             checkpointer.checkpoint_block(block.number)
         assert numbers == [0, 1, 2]
         assert [t.txid for t in block.filtered_transactions] == ["o2"]
-    async with network.filtered_block_events(checkpointer=checkpointer) as blocks:
+    async with network.filtered_block_events(checkpoint=checkpointer) as blocks:
         block = await asyncio.wait_for(anext(blocks), T)
         assert block.number == 3
         assert [t.txid for t in block.filtered_transactions] == ["t4"]

@@ -65,7 +65,7 @@ async def test_sync_facade_round_trip(
                     assert event.block_number == 1  # the "a|b" transaction
                     checkpointer.checkpoint_chaincode_event(event)
                     break
-            with network.chaincode_events("basic", checkpointer=checkpointer, timeout=5) as ev:
+            with network.chaincode_events("basic", checkpoint=checkpointer, timeout=5) as ev:
                 assert isinstance(ev, sync.ChaincodeEventIterator)
                 assert next(ev).transaction_id == proposal.transaction_id
             with network.filtered_block_events(start_block=0, timeout=5) as blocks:

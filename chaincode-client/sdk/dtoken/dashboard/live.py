@@ -197,7 +197,7 @@ class LiveState:
         network = self.member.network
 
         def stream(cp: fabgateway.InMemoryCheckpointer) -> AsyncIterator[Any]:
-            return network.filtered_block_events(start_block=start_block, checkpointer=cp)
+            return network.filtered_block_events(start_block=start_block, checkpoint=cp)
 
         def handle(block: Any, cp: fabgateway.InMemoryCheckpointer) -> None:
             self._blocks.append(_block_view(block))
@@ -213,7 +213,7 @@ class LiveState:
         chaincode = self.member.profile.chaincode
 
         def stream(cp: fabgateway.InMemoryCheckpointer) -> AsyncIterator[Any]:
-            return network.chaincode_events(chaincode, start_block=start_block, checkpointer=cp)
+            return network.chaincode_events(chaincode, start_block=start_block, checkpoint=cp)
 
         def handle(event: fabgateway.ChaincodeEvent, cp: fabgateway.InMemoryCheckpointer) -> None:
             self._events.append(_event_view(event))

@@ -1,4 +1,9 @@
-"""``MemoryLedger`` and ``MemoryStub``: the stub API over dicts, with Fabric's rules."""
+"""``MemoryLedger`` and ``MemoryStub``: the stub API over dicts, with Fabric's rules.
+
+One file of ~800 lines on purpose: the two classes are one model. :class:`MemoryStub` is the
+in-memory twin of :class:`fabshim.stub.ChaincodeStub` (the same method groups, in the same
+order, so the two read side by side), and it writes into :class:`MemoryLedger`'s private
+tables, whose commit rules (MVCC, key-level endorsement, private-data hashes) it must see."""
 
 from __future__ import annotations
 
