@@ -541,7 +541,7 @@ async def _follow_once(
     state = monitor.state
     inspected = 0
     stream = member.network.block_and_private_data_events(
-        start_block=start_block if state.next_block is None else None, checkpointer=state
+        start_block=start_block if state.next_block is None else None, checkpoint=state
     )
     async with stream as blocks:
         pending_stop = asyncio.ensure_future(stop.wait()) if stop is not None else None
