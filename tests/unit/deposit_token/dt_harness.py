@@ -16,6 +16,7 @@ Every submitted transaction run through :meth:`Net.submit` is checked on the way
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,11 @@ def init_payload(regulator: bool = True) -> str:
         "regulator_msp_id": REGULATOR if regulator else None,
         "currencies": CURRENCIES,
     })
+
+
+def registry_pin(argument: str) -> str:
+    """What each operator pins (``DTOKEN_REGISTRY_SHA256``): the SHA-256 of the argument."""
+    return hashlib.sha256(argument.encode("utf-8")).hexdigest()
 
 
 def msp_of(org: str) -> str:
@@ -137,18 +143,30 @@ class Net:
     services: dict[str, Service] = field(default_factory=dict)
     blocks: list[str] = field(default_factory=list)  # block-visible texts, for privacy checks
     stub_wrapper: Any = None  # a callable (org, stub) -> stub, to model a dishonest server
+    #: The ``init_network`` argument every operator agreed to (pinned in every server's
+    #: settings); by default :func:`init_payload`.
+    agreed: str | None = None
 
     def __post_init__(self) -> None:
+        if self.agreed is None:
+            self.agreed = init_payload(self.regulator)
         orgs = [*BANKS, *(["regulator"] if self.regulator else [])]
         for org in orgs:
             msp = msp_of(org)
-            self.services[org] = Service(ServerSettings(msp, secret_of(msp)))
+            self.services[org] = Service(ServerSettings(msp, secret_of(msp),
+                                                        registry_pin(self.agreed)))
 
     # ------------------------------------------------------------------ identities
 
     @staticmethod
     def caller(org: str, *roles: str) -> Caller:
         return Caller(msp_of(org), frozenset(roles or ROLES))
+
+    @staticmethod
+    def admin(org: str) -> Caller:
+        """The organization's administrator (NodeOU ``admin``, no role attribute), as the
+        bootstrap invokes ``init_network``."""
+        return Caller(msp_of(org), frozenset(), admin=True)
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
@@ -185,7 +203,7 @@ class Net:
         when: datetime | None = None,
     ) -> Submitted:
         """Simulate a submit on ``org``'s server with every check; do not commit."""
-        caller = caller or self.caller(org)
+        caller = caller or (self.admin(org) if name == "init_network" else self.caller(org))
         when = when or self.now
         tx_id = self.ledger.new_tx_id()
         stub = self._stub(request, tx_id, when, org)
@@ -252,11 +270,12 @@ class Net:
     async def init(self) -> None:
         """``init_network``: simulated on every bank's server, identical write sets, one
         commit (the chaincode-level policy: every bank endorses)."""
-        payload = init_payload(self.regulator)
+        payload = self.agreed
+        assert payload is not None
         subs = []
         for bank in BANKS:
             stub = self.ledger.stub(tx_id="init-network-tx", timestamp=self.now)
-            await self.services[bank].init_network(stub, self.caller("hkbank"), payload)
+            await self.services[bank].init_network(stub, self.admin("hkbank"), payload)
             subs.append(stub)
         assert all(s.writes == subs[0].writes for s in subs)
         subs[0].commit()

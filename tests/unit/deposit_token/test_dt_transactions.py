@@ -12,9 +12,19 @@ from typing import Any
 
 import pytest
 from deposit_token import errors as e
+from deposit_token.config import ServerSettings
 from deposit_token.keys import ACCOUNT_ID_RE, TAG_RE
 from deposit_token.operations import EVENT_DECIDED, EVENT_PENDING, Caller
-from unit.deposit_token.dt_harness import BANKS, REGULATOR, Net, ids
+from deposit_token.service import Service
+from unit.deposit_token.dt_harness import (
+    BANKS,
+    REGULATOR,
+    Net,
+    ids,
+    init_payload,
+    registry_pin,
+    secret_of,
+)
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 
@@ -50,7 +60,12 @@ async def test_init_network_writes_registry_and_tokens_once() -> None:
         (HK, "HKD"), (HK, "USD"), (US, "USD"), (CN, "CNH"), (CN, "USD")}
     assert net.ledger.get_state("token/hkbank/HKD") is not None
     with pytest.raises(e.AlreadyInitialized):
+        await net.submit(HK, "init_network", argument=net.agreed)
+    # Who may not initialize learns nothing more afterwards: refused as before.
+    with pytest.raises(e.NotAuthorized):
         await net.submit(HK, "init_network", argument="{}")
+    with pytest.raises(e.NotAuthorized):
+        await net.submit(US, "init_network", argument=net.agreed, caller=net.caller(US))
 
 
 @pytest.mark.parametrize(
@@ -73,19 +88,67 @@ async def test_init_network_writes_registry_and_tokens_once() -> None:
     ],
 )
 async def test_init_network_refuses_a_bad_registry(payload: str) -> None:
-    net = Net()
+    # Even one every operator pinned: the hash says it was agreed, not that it is sound.
+    net = Net(agreed=payload)
     with pytest.raises(e.InvalidArgument):
         await net.submit(HK, "init_network", argument=payload)
 
 
 async def test_init_network_refused_by_a_server_or_client_outside_the_registry() -> None:
-    net = Net()
     only_us = json.dumps({"banks": [{"name": "usbank", "msp_id": "LibertyBankMSP",
                                      "currencies": ["USD"]}], "currencies": {"USD": 2}})
+    net = Net(agreed=only_us)
     with pytest.raises(e.WrongEndorser):
         await net.submit(HK, "init_network", argument=only_us)
     with pytest.raises(e.NotAuthorized):
-        await net.submit(US, "init_network", argument=only_us, caller=Caller("OtherMSP"))
+        await net.submit(US, "init_network", argument=only_us,
+                         caller=Caller("OtherMSP", admin=True))
+
+
+async def test_init_network_racing_client_without_a_role_is_refused() -> None:
+    # A client of another organization (no role, not an admin) races the bootstrap with a
+    # registry of its own, one without a regulator: every bank's server refuses it.
+    net = Net()
+    rogue = init_payload(regulator=False)
+    for bank in BANKS:
+        with pytest.raises(e.NotAuthorized, match=r"^NOT_AUTHORIZED: .*administrator"):
+            await net.submit(bank, "init_network", argument=rogue, caller=Caller("OtherMSP"))
+        with pytest.raises(e.NotAuthorized, match="administrator"):
+            await net.submit(bank, "init_network", argument=rogue, caller=Caller(BANKS[bank][0]))
+    assert net.ledger.get_state("registry") is None
+
+
+async def test_init_network_needs_an_admin_not_a_role() -> None:
+    net = Net()
+    # A bank's operator with every role, but no admin NodeOU, even with the agreed registry.
+    with pytest.raises(e.NotAuthorized, match="administrator"):
+        await net.submit(HK, "init_network", argument=net.agreed, caller=net.caller(HK))
+    assert net.ledger.get_state("registry") is None
+    await net.submit(HK, "init_network", argument=net.agreed, caller=Net.admin(HK))
+    assert net.ledger.get_state("registry") is not None
+
+
+async def test_init_network_refuses_a_registry_other_than_the_pinned_one() -> None:
+    net = Net()
+    for other in (init_payload(regulator=False),
+                  # the agreed registry, but other bytes (re-serialized): the pin is of bytes
+                  json.dumps(json.loads(init_payload()), indent=1)):
+        for bank in BANKS:
+            with pytest.raises(e.NotAuthorized, match="agreed") as info:
+                await net.submit(bank, "init_network", argument=other, caller=Net.admin(bank))
+            assert registry_pin(other) not in str(info.value)
+    assert net.ledger.get_state("registry") is None
+
+
+async def test_init_network_refused_by_a_server_without_a_pin() -> None:
+    net = Net()
+    net.services[HK] = Service(ServerSettings(BANKS[HK][0], secret_of(BANKS[HK][0])))
+    with pytest.raises(e.ServerMisconfigured, match="pin"):
+        await net.submit(HK, "init_network", argument=net.agreed, caller=Net.admin(HK))
+    assert net.ledger.get_state("registry") is None
+    # The other servers serve every other transaction as before.
+    with pytest.raises(e.NotInitialized):
+        await net.evaluate(US, "get_registry")
 
 
 # --------------------------------------------------------------------------- accounts
