@@ -14,7 +14,7 @@ record             lives in                      must say
 ``Opened``         ``pair-<payer>-<payee>``      key ``open/<at>/<its id>``
 ``Decision``       ``pair-<payee>-<payer>``      payee, payer; key ``dec/<its id>``
 ``Settlement``     ``pair-<creditor>-<debtor>``  creditor, debtor; key ``settle/...``
-``Account``        ``acct-<bank>``               bank; key ``acct/<its id>``
+``Account``        ``acct-<bank>``               bank; key ``acct/<tag of its id>``
 ``SupplyRecord``   ``acct-<bank>``               key ``sup/<its currency>/...``; a
                                                  counterparty other than the bank itself
 =================  ============================  =========================================
@@ -44,7 +44,8 @@ from fabshim.statebased import all_of_policy
 
 from .errors import CorruptState
 from .keys import (
-    account_key,
+    TAG_RE,
+    AccountKeys,
     acct_collection,
     decision_key,
     pair_collection,
@@ -102,6 +103,9 @@ class Place:
     writer: str
     counterparty: str | None = None
     pin: bytes | None = None
+    #: The bank's account keys (``acct-<bank>`` only): an account must lie under the key they
+    #: give its id. Without them (a reader that cannot know them) only the key's form is checked.
+    accounts: AccountKeys | None = None
 
     @classmethod
     def pair(cls, asserter: str, counterparty: str) -> Place:
@@ -116,9 +120,9 @@ class Place:
                    counterparty.name, pair_pin(asserter, counterparty))
 
     @classmethod
-    def acct(cls, bank: str) -> Place:
+    def acct(cls, bank: str, accounts: AccountKeys | None = None) -> Place:
         """``acct-<bank>``: the bank's accounts, supply and history."""
-        return cls(acct_collection(bank), bank)
+        return cls(acct_collection(bank), bank, accounts=accounts)
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,10 @@ def _settlement(r: Settlement, p: Place, key: str) -> str | None:
 def _account(r: Account, p: Place, key: str) -> str | None:
     if r.bank != p.writer or p.counterparty is not None:
         return "wrong_parties"
-    return None if key == account_key(r.account_id) else "wrong_key"
+    if p.accounts is not None:
+        return None if key == p.accounts.account(r.account_id) else "wrong_key"
+    tag = key.removeprefix("acct/")
+    return None if key != tag and TAG_RE.fullmatch(tag) else "wrong_key"
 
 
 def _supply(r: SupplyRecord, p: Place, key: str) -> str | None:

@@ -11,7 +11,9 @@ Every submitted transaction run through :meth:`Net.submit` is checked on the way
   of ``docs/token-model.md``;
 * a refused transaction wrote nothing, and its message starts with a stable code;
 * what reaches the block (return value, event, error message) carries no private value of
-  the request.
+  the request;
+* no key read or written (their SHA-256 is in the block) carries an account id of the
+  request: accounts, histories and holds are keyed by a tag under the bank's account key.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 from deposit_token.config import ServerSettings
 from deposit_token.errors import CODES, DepositTokenError
-from deposit_token.keys import BANK_NAME_RE
+from deposit_token.keys import BANK_NAME_RE, AccountKeys, Deriver
 from deposit_token.operations import ROLES, Caller
 from deposit_token.service import TRANSACTIONS, Service
 from fabshim.testing import MemoryLedger, MemoryStub
@@ -78,6 +80,11 @@ def secret_of(msp: str) -> bytes:
     return (msp.encode() * 8)[:32]
 
 
+def account_keys(org: str) -> AccountKeys:
+    """A bank's account keys, as its server derives them (and shares with the regulator)."""
+    return Deriver(secret_of(msp_of(org))).account_keys()
+
+
 def private_strings(request: Mapping[str, Any] | None) -> tuple[set[str], set[int]]:
     """String and integer values of a request (recursively), the things no block may show."""
     strings: set[str] = set()
@@ -103,6 +110,32 @@ def private_strings(request: Mapping[str, Any] | None) -> tuple[set[str], set[in
 
     walk(request or {})
     return strings, ints
+
+
+def account_ids(request: Mapping[str, Any] | None) -> set[str]:
+    """The account ids a request names (any field whose name says ``account``)."""
+    found: set[str] = set()
+
+    def walk(v: object, key: str = "") -> None:
+        if isinstance(v, Mapping):
+            for k, x in v.items():
+                walk(x, k)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, key)
+        elif isinstance(v, str) and "account" in key:
+            found.add(v)
+
+    walk(request or {})
+    return found
+
+
+def assert_keys_unlinkable(stub: MemoryStub, request: Mapping[str, Any] | None) -> None:
+    """No key the transaction read or wrote names an account id of the request."""
+    touched = {key for _c, key in stub.writes} | {key for _c, key in stub._reads}
+    for account in account_ids(request):
+        for key in touched:
+            assert account not in key, "a key in the block would name an account id"
 
 
 def assert_no_private(text: str, request: Mapping[str, Any] | None) -> None:
@@ -223,6 +256,7 @@ class Net:
         assert twin.writes == stub.writes, "write sets differ between two endorsers"
         assert twin.event == stub.event
         assert twin_result == result
+        assert_keys_unlinkable(stub, request)
         server_msp = msp_of(org)
         for collection, _key in stub.writes:
             if collection == "":

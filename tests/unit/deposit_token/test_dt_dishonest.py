@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from deposit_token.errors import CorruptState
 from deposit_token.keys import (
-    account_key,
     decision_key,
     opened_key,
     refund_key,
@@ -39,7 +38,7 @@ from deposit_token.records import (
 )
 from fabshim.errors import EndorsementPolicyFailureError
 from fabshim.statebased import all_of_policy
-from unit.deposit_token.dt_harness import Net, ids, msp_of, policy_org
+from unit.deposit_token.dt_harness import Net, account_keys, ids, msp_of, policy_org
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 SALT = "5" * 32
@@ -254,7 +253,7 @@ async def test_fields_claiming_another_place_count_for_nobody(debt: tuple[Net, s
     collection, of a transfer that does not exist; an index entry to nowhere."""
     net, _ = debt
     (fake_acc, fake_tid, ghost) = ids("fake", 3)
-    await forge(net, "acct-hkbank", account_key(fake_acc), Account(
+    await forge(net, "acct-hkbank", account_keys(HK).account(fake_acc), Account(
         account_id=fake_acc, bank=US, currency="USD", owner_ref="x", balance=10**9,
         opened_at="2025-01-06T09:00:00.000000Z"))
     await forge(net, "pair-hkbank-usbank", transfer_key(fake_tid), Transfer(

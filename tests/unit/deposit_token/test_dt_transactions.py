@@ -20,6 +20,7 @@ from unit.deposit_token.dt_harness import (
     BANKS,
     REGULATOR,
     Net,
+    account_keys,
     ids,
     init_payload,
     registry_pin,
@@ -507,7 +508,7 @@ async def test_batch_payout_one_debit_many_payees_several_banks(net: Net) -> Non
                                                  "payer_account": payer, "payments": payments})
     assert sub.stub.event == (EVENT_PENDING, b'{"payee_banks":["cnbank","usbank"]}')
     # one write of the payer's balance key for the whole batch
-    assert sum(1 for c, k in sub.stub.writes if k == f"acct/{payer}") == 1
+    assert sum(1 for c, k in sub.stub.writes if k == account_keys(HK).account(payer)) == 1
     sub.commit()
     assert await net.balance(HK, payer) == 90_000
     assert await net.balance(HK, hk1) == 4_000
@@ -632,6 +633,44 @@ async def test_regulator_holds(net: Net) -> None:
         await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc}, caller=reg)
 
 
+async def test_account_keys_do_not_name_the_account_and_the_regulator_shares_them(
+    net: Net,
+) -> None:
+    reg = Net.caller("regulator", "auditor")
+    (early,) = ids("early", 1)
+    # Before the bank opened any account, the regulator cannot know its account key.
+    with pytest.raises(e.NotFound):
+        await net.submit("regulator", "set_hold", {"bank": HK, "account_id": early,
+                                                   "frozen": True}, caller=reg)
+    acc = await funded(net, HK, "USD", 1_000)
+    keys = account_keys(HK)
+    # The bank shared its account key (not its secret) in acct-hkbank, once.
+    shared = json.loads(net.ledger.get_private_data("acct-hkbank", "keys/accounts") or b"{}")
+    assert shared["key"] == keys.key
+    assert secret_of(BANKS[HK][0]).hex() not in json.dumps(shared)
+    await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc,
+                                               "held_amount": 900}, caller=reg)
+    # The regulator's server, without hkbank's secret, wrote where hkbank's server reads.
+    assert net.ledger.get_private_data("holds-hkbank", keys.hold(acc)) is not None
+    with pytest.raises(e.InsufficientFunds):
+        await net.submit(HK, "burn", {"reference": "uk-1", "account_id": acc, "amount": 101},
+                         caller=Net.caller(HK, "minter"))
+    listed = await net.evaluate("regulator", "list_accounts", {"bank": HK}, caller=reg)
+    assert listed["accounts"][0]["hold"]["held_amount"] == 900
+    history = await net.evaluate("regulator", "get_history", {"bank": HK, "account_id": acc},
+                                 caller=reg)
+    assert [r["kind"] for r in history["records"]] == ["opened", "mint"]
+    assert (await net.audit())["ok"] is True
+    # No key of any collection names the account id; the old keys are nowhere.
+    for collection in ("acct-hkbank", "holds-hkbank"):
+        stored = net.ledger.keys(collection)
+        assert stored
+        assert not [k for k in stored if acc in k]
+    assert keys.account(acc) in net.ledger.keys("acct-hkbank")
+    # Another bank's keys for the same id differ (each bank's own account key).
+    assert account_keys(US).tag(acc) != keys.tag(acc)
+
+
 async def test_a_network_without_regulator() -> None:
     net = Net(regulator=False)
     await net.init()
@@ -684,7 +723,8 @@ async def test_unknown_transaction_and_internal_errors_carry_no_text(net: Net) -
     with pytest.raises(e.InvalidArgument, match="unknown transaction"):
         await net.services[HK].execute(net.ledger.stub(), Net.caller(HK), "steal")
     (acc,) = ids("corrupt", 1)
-    net.ledger.seed(private={"acct-hkbank": {f"acct/{acc}": b'{"secret-balance": 1}'}})
+    net.ledger.seed(private={"acct-hkbank": {account_keys(HK).account(acc):
+                                             b'{"secret-balance": 1}'}})
     with pytest.raises(e.CorruptState) as info:
         await net.evaluate(HK, "get_account", {"account_id": acc})
     assert "secret" not in str(info.value)

@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..keys import (
     REGISTRY_KEY,
+    AccountKeys,
     Deriver,
     token_key,
 )
@@ -93,6 +94,8 @@ class Tx:
     #: The registry, if the server already read it from the ledger in an earlier transaction
     #: (it never changes after ``init_network``); set by :func:`load_registry` otherwise.
     registry: Registry | None = None
+    #: Each bank's account keys, once known in this transaction (``steps.account_keys``).
+    keyrings: dict[str, AccountKeys] = field(default_factory=dict)
     _records: int = field(default=0, init=False)
 
     @property
