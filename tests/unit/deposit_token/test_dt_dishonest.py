@@ -17,8 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from deposit_token import errors as e
 from deposit_token.errors import CorruptState
 from deposit_token.keys import (
+    ACCOUNT_KEYS_KEY,
     decision_key,
     opened_key,
     refund_key,
@@ -27,6 +29,7 @@ from deposit_token.keys import (
 )
 from deposit_token.records import (
     Account,
+    AccountKeysRecord,
     Decision,
     Outcome,
     Record,
@@ -286,3 +289,37 @@ async def test_fields_claiming_another_place_count_for_nobody(debt: tuple[Net, s
     assert us_row["balances"] == DEBT  # the forged account is nobody's money
     assert us_row["ok"]
     assert all(c["ok"] for c in audit["currencies"])
+
+
+async def test_a_bank_that_hides_its_account_key_from_the_regulator_is_seen() -> None:
+    """hkbank replaces the account key it shares with the regulator (garbage, then another
+    key): the regulator's server can no longer place a hold (NOT_FOUND, which it sees), its
+    reads of hkbank's accounts go on, and its audit still runs: with no readable key it checks
+    the accounts' key form, with a wrong one the accounts are anomalies naming hkbank."""
+    net = Net()
+    await net.init()
+    (acc,) = ids("hide", 1)
+    await net.open(HK, "USD", acc)
+    await net.mint(HK, acc, 500, "hide-dep")
+    reg = Net.caller("regulator", "auditor")
+    hold = {"bank": HK, "account_id": acc, "frozen": True}
+    for forged in (b"not a record", AccountKeysRecord(key="0" * 32)):
+        await forge(net, "acct-hkbank", ACCOUNT_KEYS_KEY, forged)
+        with pytest.raises(e.NotFound):
+            await net.submit("regulator", "set_hold", hold, caller=reg)
+        listed = await net.evaluate("regulator", "list_accounts", {"bank": HK}, caller=reg)
+        found = [a for a in listed["accounts"] if a["account_id"] == acc]
+        assert found == [] or found[0]["hold"] is None
+        report = await net.audit()
+        assert report["done"]
+        if isinstance(forged, AccountKeysRecord):
+            assert report["ok"] is False
+            assert report["anomalies"] == {"hkbank/acct-hkbank/wrong_key": 1}
+        else:
+            assert report["ok"] is True
+    # Written back as the bank's own server derives it, holds work again.
+    await forge(net, "acct-hkbank", ACCOUNT_KEYS_KEY, AccountKeysRecord(account_keys(HK).key))
+    await net.submit("regulator", "set_hold", hold, caller=reg)
+    with pytest.raises(e.AccountFrozen):
+        await net.submit(HK, "burn", {"reference": "hide-burn", "account_id": acc, "amount": 1},
+                         caller=Net.caller(HK, "minter"))
