@@ -19,6 +19,9 @@ record             lives in                      must say
                                                  counterparty other than the bank itself
 =================  ============================  =========================================
 
+The account key a bank shares with the regulator (``AccountKeysRecord``) lives in
+``acct-<bank>`` under ``keys/accounts``, pinned to the bank's and the regulator's peers.
+
 Records another bank relies on (transfers, decisions, refunds, settlements) are also *pinned*:
 created with a key-level endorsement policy that needs the peers of both banks of the pair
 for any later change, delete or purge (``pair_pin``). Fabric never checks what a parameter
@@ -44,6 +47,7 @@ from fabshim.statebased import all_of_policy
 
 from .errors import CorruptState
 from .keys import (
+    ACCOUNT_KEYS_KEY,
     TAG_RE,
     AccountKeys,
     acct_collection,
@@ -54,6 +58,7 @@ from .keys import (
 )
 from .records import (
     Account,
+    AccountKeysRecord,
     Decision,
     Opened,
     Record,
@@ -91,7 +96,8 @@ def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
 
 
 #: The records that are pinned at creation and checked by every reader.
-PINNED: frozenset[type[Record]] = frozenset({Transfer, Decision, Refund, Settlement})
+PINNED: frozenset[type[Record]] = frozenset(
+    {Transfer, Decision, Refund, Settlement, AccountKeysRecord})
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,13 @@ class Place:
         """``pair-<asserter>-<counterparty>``, whose pinned records need both banks' peers."""
         return cls(pair_collection(asserter.name, counterparty.name), asserter.name,
                    counterparty.name, pair_pin(asserter, counterparty))
+
+    @classmethod
+    def shared_keys(cls, bank: BankInfo, regulator_msp_id: str) -> Place:
+        """``acct-<bank>`` as the place of the account key the bank shares with the regulator:
+        pinned to both their peers, so the bank cannot change it alone once written."""
+        return cls(acct_collection(bank.name), bank.name,
+                   pin=all_of_policy([bank.msp_id, regulator_msp_id]))
 
     @classmethod
     def acct(cls, bank: str, accounts: AccountKeys | None = None) -> Place:
@@ -187,6 +200,12 @@ def _account(r: Account, p: Place, key: str) -> str | None:
     return None if key != tag and TAG_RE.fullmatch(tag) else "wrong_key"
 
 
+def _account_keys(r: AccountKeysRecord, p: Place, key: str) -> str | None:
+    if p.counterparty is not None:
+        return "wrong_parties"
+    return None if key == ACCOUNT_KEYS_KEY else "wrong_key"
+
+
 def _supply(r: SupplyRecord, p: Place, key: str) -> str | None:
     if r.counterparty == p.writer or p.counterparty is not None:
         return "wrong_parties"
@@ -201,6 +220,7 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Settlement: _settlement,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]
     SupplyRecord: _supply,  # type: ignore[dict-item]
+    AccountKeysRecord: _account_keys,  # type: ignore[dict-item]
 }
 
 

@@ -16,6 +16,8 @@ from deposit_token.config import ServerSettings
 from deposit_token.keys import ACCOUNT_ID_RE, TAG_RE
 from deposit_token.operations import EVENT_DECIDED, EVENT_PENDING, Caller
 from deposit_token.service import Service
+from fabshim.statebased import all_of_policy
+from fabshim.stub import VALIDATION_PARAMETER
 from unit.deposit_token.dt_harness import (
     BANKS,
     REGULATOR,
@@ -648,6 +650,9 @@ async def test_account_keys_do_not_name_the_account_and_the_regulator_shares_the
     shared = json.loads(net.ledger.get_private_data("acct-hkbank", "keys/accounts") or b"{}")
     assert shared["key"] == keys.key
     assert secret_of(BANKS[HK][0]).hex() not in json.dumps(shared)
+    # pinned to hkbank's and the regulator's peers: hkbank alone cannot change it later
+    assert net.ledger.get_metadata("acct-hkbank", "keys/accounts") == {
+        VALIDATION_PARAMETER: all_of_policy([BANKS[HK][0], REGULATOR])}
     await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc,
                                                "held_amount": 900}, caller=reg)
     # The regulator's server, without hkbank's secret, wrote where hkbank's server reads.
@@ -677,7 +682,8 @@ async def test_a_network_without_regulator() -> None:
     acc = await funded(net, HK, "USD", 100)
     (to,) = ids("nr", 1)
     await net.open(HK, "USD", to)
-    # no holds collection is read (it does not exist)
+    # no account key is shared (no one to share it with), no holds collection is read
+    assert net.ledger.get_private_data("acct-hkbank", "keys/accounts") is None
     sub = await net.prepare(HK, "transfer", {"reference": "t", "from_account": acc,
                                              "to_account": to, "amount": 1})
     assert not any(c.startswith("holds-") for c, _ in sub.stub._reads)

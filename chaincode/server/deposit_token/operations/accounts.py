@@ -52,7 +52,7 @@ async def open_account(tx: Tx, req: OpenAccountRequest) -> dict[str, object]:
     ref_key = await claim_reference(tx, bank, req.reference,
                                      accounts=(req.account_id,) if req.account_id else ())
     account_id = req.account_id or tx.deriver.account_id(tx.tx_id)
-    keys = await own_account_keys(tx, bank)  # shared with the regulator on the first open
+    keys = await own_account_keys(tx, registry, bank)  # shared with the regulator at first
     if await tx.ledger.get(Account, acct_collection(bank.name), keys.account(account_id)):
         raise AlreadyExists("an account with that id exists")
     account = Account(account_id=account_id, bank=bank.name, currency=req.currency,

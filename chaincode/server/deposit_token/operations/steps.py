@@ -63,27 +63,31 @@ async def account_keys(tx: Tx, bank: BankInfo) -> AccountKeys | None:
     known = tx.keyrings.get(bank.name)
     if known is not None:
         return known
+    regulator = tx.registry.regulator_msp_id if tx.registry is not None else None
     if bank.msp_id == tx.server_msp:
         keys: AccountKeys | None = tx.deriver.account_keys()
+    elif regulator is None:
+        keys = None
     else:
-        try:
-            record = await tx.ledger.get(AccountKeysRecord, acct_collection(bank.name),
-                                         ACCOUNT_KEYS_KEY)
-        except CorruptState:
-            record = None
-        keys = None if record is None else AccountKeys(record.key)
+        found = await tx.ledger.get_bound(AccountKeysRecord,
+                                          Place.shared_keys(bank, regulator), ACCOUNT_KEYS_KEY)
+        keys = None if found is None or isinstance(found, Anomaly) else AccountKeys(found.key)
     if keys is not None:
         tx.keyrings[bank.name] = keys
     return keys
 
 
-async def own_account_keys(tx: Tx, bank: BankInfo) -> AccountKeys:
+async def own_account_keys(tx: Tx, registry: Registry, bank: BankInfo) -> AccountKeys:
     """The serving bank's account keys, shared with the regulator on first use: written once
-    under ``keys/accounts`` (a point read first, so later transactions only read it)."""
+    under ``keys/accounts`` (a point read first, so later transactions only read it), pinned
+    to the bank's and the regulator's peers (no later change by the bank alone)."""
     keys = tx.deriver.account_keys()
     coll = acct_collection(bank.name)
-    if await tx.ledger.get(AccountKeysRecord, coll, ACCOUNT_KEYS_KEY) is None:
-        tx.ledger.put(coll, ACCOUNT_KEYS_KEY, AccountKeysRecord(key=keys.key))
+    regulator = registry.regulator_msp_id
+    if regulator is not None and await tx.ledger.get(
+            AccountKeysRecord, coll, ACCOUNT_KEYS_KEY) is None:
+        tx.ledger.put(coll, ACCOUNT_KEYS_KEY, AccountKeysRecord(key=keys.key),
+                      pin=Place.shared_keys(bank, regulator).pin)
     tx.keyrings[bank.name] = keys
     return keys
 
