@@ -11,6 +11,9 @@ honest server (same package id, address and environment). What the real network 
   ``refund/<id>`` and without pinning its decision to both banks: it writes only the bank's
   own collections and commits, so a refunded transfer ends up also "accepted"; the decision
   counts for nobody (every reader requires the pin) and the audit names usbank.
+* ``refund_claiming_earlier`` is the payer's refund of an accepted transfer, pinned, claiming
+  an earlier transaction id: it commits (new key, the payer's own collection); the SDK proves
+  from the blocks that the accept came first, and names the false claim.
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
   credit), again in the bank's own collections only, so the shared test ledger conserves again.
 
@@ -30,15 +33,21 @@ from deposit_token.keys import (
     acct_collection,
     decision_key,
     holds_collection,
+    outgoing_key,
     pair_collection,
+    refund_key,
     supply_key,
     transfer_key,
 )
 from deposit_token.operations import ROLE_OPERATOR, Tx
+from deposit_token.placement import pair_pin
 from deposit_token.records import (
     Decision,
     HistoryKind,
     Outcome,
+    OutgoingRecord,
+    Refund,
+    RefundCause,
     SupplyKind,
     SupplyRecord,
     Transfer,
@@ -149,6 +158,47 @@ class DishonestTokenContract(DepositTokenContract):
             return ops.done(tx)
 
         return await self._dishonest(ctx, "accept_skipping_refund_read", body)
+
+    @transaction()
+    async def refund_claiming_earlier(self, ctx: Context) -> dict[str, Any]:
+        """(f) The payer's refund of a transfer the payee already accepted: no read of the
+        decision, no expiry check, pinned like an honest record, and claiming in its
+        ``tx_id`` an earlier transaction (``claimed_tx_id``) so that ledger order would seem
+        to put it first."""
+        req = _request(ctx)
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
+            payee = ops.other_bank(registry, bank, req["payee_bank"], "payee_bank")
+            tid = req["transfer_id"]
+            out = await tx.ledger.get(
+                OutgoingRecord, acct_collection(bank.name), outgoing_key(tid))
+            record = await tx.ledger.get(
+                Transfer, pair_collection(bank.name, payee.name), transfer_key(tid))
+            if out is None or record is None:
+                raise NotFound("no such transfer")
+            payer = await ops.read_account(tx, bank, out.payer_account, "payer")
+            payer = ops.record_history(
+                tx, bank, credit(payer, record.amount, refund=True), HistoryKind.REFUND,
+                record.amount, counterparty_bank=payee.name, transfer_id=tid,
+                detail=RefundCause.REJECTED.value,
+            )
+            ops.save_account(tx, bank, payer)
+            tx.ledger.put(
+                pair_collection(bank.name, payee.name), refund_key(tid),
+                Refund(transfer_id=tid, payer_bank=bank.name, payee_bank=payee.name,
+                       amount=record.amount, currency=record.currency,
+                       cause=RefundCause.REJECTED, refunded_at=tx.at,
+                       tx_id=req["claimed_tx_id"]),
+                pin=pair_pin(bank, payee),
+            )
+            ops.record_supply(
+                tx, bank, record.currency, SupplyKind.REFUND, record.amount, payee.name, tid
+            )
+            return ops.done(tx)
+
+        return await self._dishonest(ctx, "refund_claiming_earlier", body)
 
     @transaction()
     async def undo_dishonest_accept(self, ctx: Context) -> dict[str, Any]:

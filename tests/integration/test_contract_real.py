@@ -34,8 +34,9 @@ from dtoken import errors
 from dtoken.bank import Bank, Regulator
 from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
-from dtoken_wire.requests import AccountRef
+from dtoken_wire.requests import AccountRef, AuditRequest
 from harness import TestNetwork
+from harness.faults import own_network
 from harness.sdk import bank, regulator
 
 RUN = secrets.token_hex(3)
@@ -80,7 +81,14 @@ async def status_of(client: Bank | Regulator, tid: str, payer: str, payee: str) 
 def dishonest_usbank(network: TestNetwork) -> Iterator[None]:
     """usbank's peer dials a dishonest server (same package id, address, environment);
     the honest one is back afterwards whatever happened."""
-    node = network.node(US_CHAINCODE)
+    with dishonest_server(network, US_CHAINCODE):
+        yield
+
+
+@contextmanager
+def dishonest_server(network: TestNetwork, node_name: str) -> Iterator[None]:
+    """The organization of chaincode node ``node_name`` runs the dishonest server instead."""
+    node = network.node(node_name)
     honest = node.spec
     dishonest = dataclasses.replace(
         honest, argv=[sys.executable, "-m", "fabshim", "serve", "dishonest_token:chaincode"]
@@ -251,6 +259,77 @@ async def test_a_dishonest_bank_is_stopped_by_the_policies_and_counted_by_nobody
         )
         # The honest server is back: it serves usbank again.
         assert (await us.balance(payee)).minor == 0
+
+
+async def test_ledger_order_is_proven_from_the_blocks_never_claimed(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
+    """usbank accepted hkbank's payment; then hkbank's dishonest server refunds it anyway
+    (a new, pinned key in its own collection: it commits) and writes in the refund the id
+    of the payment's initiate, so that the refund would seem to come first. On a network of
+    its own (its records can never be undone). Every bank and the regulator count the
+    accept, which the blocks prove came first; the false claim is named; hkbank still owes
+    the payment, and the audit shows hkbank's double credit."""
+    with own_network(tmp_path_factory, request, "ledgerorder", 950,
+                     ordering={"orderers": 1}) as net:
+        async with (
+            bank(net, "hkbank", "minter") as hk,
+            bank(net, "usbank") as us,
+            regulator(net) as reg,
+        ):
+            payer = await funded(hk, 10_000, "ORDER-PAYER")
+            payee = (await us.open_account("USD", "ORDER-PAYEE", reference=ref("open"))
+                     ).account_id
+            payment = await hk.transfer(payer, "usbank", payee, 777, reference=ref("pay"))
+            assert payment.transfer_id
+            await us.wait_for_commit(payment.receipt.tx_id)
+            accepted = await us.accept(payment.transfer_id, "hkbank")
+            await hk.wait_for_commit(accepted.tx_id)
+            async with gateway(net, "hkbank") as (profile, hk_net):
+                contract = hk_net.get_contract(profile["chaincode"])
+                with dishonest_server(net, "chaincode.peer0.hkbank.dtoken.example"):
+                    refund_tx = await _submit(contract, profile["msp_id"],
+                                              "refund_claiming_earlier", {
+                        "transfer_id": payment.transfer_id, "payee_bank": "usbank",
+                        "claimed_tx_id": payment.receipt.tx_id})  # fmt: skip
+            for client in (us, reg):
+                await client.wait_for_commit(refund_tx)
+            claim = "hkbank/pair-hkbank-usbank/unverified_position"
+            for owed in (await us.obligations("hkbank"), await hk.obligations("usbank"),
+                         await reg.obligations("hkbank", "usbank")):
+                assert owed.owed("hkbank", "USD") == 777
+                assert owed.disputes == ()
+                assert owed.anomalies == {claim: 1}
+                (named,) = owed.anomaly_records
+                assert named.writers == ("hkbank",)
+            report = await reg.audit()
+            assert not report.ok
+            assert report.anomalies == {claim: 1}
+            usd = next(c for c in report.currencies if c["currency"] == "USD")
+            assert usd["excess"] == 777  # hkbank's customer got the money back as well
+            # the positions themselves: the accept's claim verifies; the refund's does not,
+            # and its true place, read from the blocks, is after the accept
+            raw = (await reg._pages("audit", AuditRequest()))[-1]
+            (dispute,) = raw["disputes"]
+            acc, ref_ = dispute["accept"], dispute["refund"]
+            assert ref_["claimed_tx_id"] == payment.receipt.tx_id
+            proven_accept = await reg.record_position(
+                acc["collection"], acc["key"], acc["value_hash"], acc["claimed_tx_id"])
+            proven_refund = await reg.record_position(
+                ref_["collection"], ref_["key"], ref_["value_hash"], ref_["claimed_tx_id"])
+            assert proven_accept is not None
+            assert proven_accept.claimed
+            assert proven_accept.transaction_id == accepted.tx_id
+            assert proven_refund is not None
+            assert not proven_refund.claimed
+            assert proven_refund.transaction_id == refund_tx
+            assert (proven_accept.block_number, proven_accept.tx_index) < (
+                proven_refund.block_number, proven_refund.tx_index)
+            # a made-up id answers at once
+            started = time.monotonic()
+            assert await reg.record_position(
+                ref_["collection"], "refund/none", ref_["value_hash"], "f" * 64) is None
+            assert time.monotonic() - started < 10
 
 
 # --------------------------------------------------------------------------- confidentiality

@@ -285,8 +285,9 @@ def test_no_private_key_secret_or_private_payload_in_any_log(network: TestNetwor
             "reference": f"logs-pay-{tag}", "payer_account": payer, "payee_bank": "usbank",
             "payee_account": payee, "amount": amount - 1, "transfer_id": transfer_id,
             "originator": {"name": originator}, "remittance": remittance})  # fmt: skip
-        us.evaluate("get_transfer", {"transfer_id": transfer_id, "payer_bank": "hkbank",
-                                     "payee_bank": "usbank"})  # fmt: skip
+        # (usbank's peer commits the block a moment after hkbank's: read until it has it)
+        us.read_until("get_transfer", {"transfer_id": transfer_id, "payer_bank": "hkbank",
+                                       "payee_bank": "usbank"})  # fmt: skip
         # Refusals must not echo the values either.
         for bad in (
             {"reference": f"logs-bad-1-{tag}", "payer_account": payer, "payee_bank": "usbank",

@@ -101,8 +101,11 @@ from fabgateway.ledger_order import (
     PrivateDataProblem,
     first_valid_writer,
     first_valid_writer_async,
+    first_valid_writer_of_hash_async,
     private_data_mismatches,
     purged_keys,
+    valid_writer_in,
+    valid_writer_of_hash,
 )
 from fabgateway.network import Network
 from fabgateway.proposal import Argument, Proposal, transaction_id_for
@@ -177,6 +180,7 @@ __all__ = [
     "ed25519_signer",
     "first_valid_writer",
     "first_valid_writer_async",
+    "first_valid_writer_of_hash_async",
     "hashing",
     "identity_from_pem_file",
     "load_msp_dir",
@@ -189,5 +193,7 @@ __all__ = [
     "signer_from_pem_file",
     "tls_channel",
     "transaction_id_for",
+    "valid_writer_in",
+    "valid_writer_of_hash",
     "validation_parameter_matches",
 ]

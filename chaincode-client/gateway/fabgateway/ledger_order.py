@@ -31,9 +31,11 @@ __all__ = [
     "PrivateDataProblem",
     "first_valid_writer",
     "first_valid_writer_async",
+    "first_valid_writer_of_hash_async",
     "private_data_mismatches",
     "purged_keys",
     "valid_writer_in",
+    "valid_writer_of_hash",
 ]
 
 
@@ -50,9 +52,17 @@ def valid_writer_in(
     block: Block, namespace: str, collection: str, key: str, value: bytes
 ) -> TxPosition | None:
     """The first VALID transaction of ``block`` that wrote ``value`` under ``key``, or None."""
-    wanted_key, wanted_value = key_hash(key), value_hash(value)
+    return valid_writer_of_hash(block, namespace, collection, key, value_hash(value))
+
+
+def valid_writer_of_hash(
+    block: Block, namespace: str, collection: str, key: str, hashed_value: bytes
+) -> TxPosition | None:
+    """:func:`valid_writer_in` for a caller that holds only the SHA-256 of the stored bytes
+    (a chaincode's answer, say), not the bytes."""
+    wanted_key = key_hash(key)
     for tx in block.transactions:
-        if tx.is_valid and _matches(tx, namespace, collection, wanted_key, wanted_value):
+        if tx.is_valid and _matches(tx, namespace, collection, wanted_key, hashed_value):
             return tx.position
     return None
 
@@ -88,8 +98,23 @@ async def first_valid_writer_async(
     block ``last_block`` (give it for a stream that never ends: e.g. the chain height less
     one, from ``LedgerQueries.get_chain_info()``), or when the stream ends.
     """
+    return await first_valid_writer_of_hash_async(
+        blocks, namespace, collection, key, value_hash(value), last_block=last_block)
+
+
+async def first_valid_writer_of_hash_async(
+    blocks: AsyncIterable[Block],
+    namespace: str,
+    collection: str,
+    key: str,
+    hashed_value: bytes,
+    *,
+    last_block: int | None = None,
+) -> TxPosition | None:
+    """:func:`first_valid_writer_async` for a caller that holds only the SHA-256 of the
+    stored bytes."""
     async for block in blocks:
-        found = valid_writer_in(block, namespace, collection, key, value)
+        found = valid_writer_of_hash(block, namespace, collection, key, hashed_value)
         if found is not None:
             return found
         if last_block is not None and block.number >= last_block:

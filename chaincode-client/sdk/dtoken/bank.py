@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +31,7 @@ import grpc
 from dtoken_wire import requests as w
 from dtoken_wire.enums import AccountStatus, Direction
 
-from dtoken.errors import NetworkFault, NotFound, ProfileError, UsageError
+from dtoken.errors import ExposureCapExceeded, NetworkFault, NotFound, ProfileError, UsageError
 from dtoken.models import (
     Account,
     AccountSummary,
@@ -44,9 +44,11 @@ from dtoken.models import (
     Payee,
     Payment,
     Payout,
+    ProvenPosition,
     ReferenceInfo,
     Supply,
     Transfer,
+    TransferStatus,
     format_timestamp,
 )
 from dtoken.money import Money
@@ -61,6 +63,14 @@ PAGE_SIZE = 1000
 _Paged = (w.ListAccountsRequest | w.SupplyRequest | w.PendingRequest | w.ObligationsRequest
           | w.AuditRequest)
 
+
+
+def _counted(page: dict[str, Any], extra: Sequence[Anomaly]) -> dict[str, int]:
+    """A page's anomaly counts with the SDK's own findings added."""
+    counts = {str(k): int(v) for k, v in dict(page.get("anomalies", {})).items()}
+    for anomaly in extra:
+        counts[anomaly.tally_key] = counts.get(anomaly.tally_key, 0) + 1
+    return counts
 
 class Member:
     """What banks and the regulator share: the connection, the submitter and the reads."""
@@ -85,6 +95,9 @@ class Member:
         gateway = fabgateway.connect(channel, ident, signer)
         self._network = gateway.get_network(profile.channel)
         self._contract = self._network.get_contract(profile.chaincode)
+        # own organization's peer: the endorsing_organizations would otherwise be planned
+        self._ledger_queries = self._network.get_ledger_queries(
+            endorsing_organizations=[profile.msp_id])
         self.submitter = Submitter(
             self._contract,
             self._network,
@@ -293,45 +306,80 @@ class Member:
             },
         )
 
-    async def ledger_positions(self, tx_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
-        """The block number and the index in its block of each committed ``tx_id``: the ledger
-        order that decides between an accept and a refund of one transfer (DESIGN §5).
+    async def record_position(
+        self, collection: str, key: str, value_hash: str, claimed_tx_id: str
+    ) -> ProvenPosition | None:
+        """Where, in ledger order, the record stored under ``key`` in ``collection`` with
+        exactly these bytes (``value_hash``: SHA-256 hex of them) was first written by a VALID
+        transaction: the order that decides between an accept and a refund of one transfer
+        (DESIGN §4, "Order is proven, not claimed").
 
-        The block comes from the commit status; the index from the filtered block (which lists
-        every transaction of the block, in order). Raises :class:`NetworkFault` for an id this
-        peer has not committed.
+        ``claimed_tx_id`` is the transaction the record's writer says wrote it. It is checked,
+        never believed: the peer's ledger (``qscc GetBlockByTxID``) must hold it, VALID, with
+        this key hash and value hash in its hashed write set (a pinned record's key is written
+        once, so it is then the first valid writer; a made-up id answers at once). When the
+        claim does not verify, the blocks are read from the start until the first valid
+        writer is found (``claimed`` is then False: an anomaly the caller reports). None if
+        no valid transaction wrote those bytes.
         """
-        blocks: dict[str, int] = {}
-        for tx_id in sorted(set(tx_ids)):
-            blocks[tx_id] = await self.wait_for_commit(tx_id, timeout=10.0)
-        positions: dict[str, tuple[int, int]] = {}
-        for number in sorted(set(blocks.values())):
-            try:
-                async with self._network.filtered_block_events(start_block=number) as stream:
-                    block = await anext(stream)
-            except fabgateway.GatewayError as error:
-                raise NetworkFault(f"block {number}: {error}") from error
-            order = [str(t.txid) for t in block.filtered_transactions]
-            for tx_id, found in blocks.items():
-                if found == number:
-                    positions[tx_id] = (number, order.index(tx_id))
-        return positions
+        try:
+            wanted = bytes.fromhex(value_hash)
+        except ValueError:
+            return None
+        chaincode = self.profile.chaincode
+        try:
+            block = await self._ledger_queries.get_block_by_tx_id(claimed_tx_id, timeout=10.0)
+            found = fabgateway.valid_writer_of_hash(block, chaincode, collection, key, wanted)
+            if found is not None and found.transaction_id == claimed_tx_id:
+                return ProvenPosition(found.block_number, found.tx_index,
+                                      found.transaction_id, claimed=True)
+        except (ValueError, fabgateway.NotInLedgerError):
+            pass
+        except fabgateway.GatewayError as error:
+            raise NetworkFault(f"ledger query for a claimed position: {error}") from error
+        try:
+            last = (await self._ledger_queries.get_chain_info(timeout=10.0)).height - 1
+            if last < 0:
+                return None
+            async with self._network.block_events(start_block=0) as stream:
+                found = await fabgateway.first_valid_writer_of_hash_async(
+                    fabgateway.decoded_blocks(stream), chaincode, collection, key, wanted,
+                    last_block=last)
+        except fabgateway.GatewayError as error:
+            raise NetworkFault(f"reading blocks for a record's position: {error}") from error
+        if found is None:
+            return None
+        return ProvenPosition(found.block_number, found.tx_index, found.transaction_id,
+                              claimed=False)
 
     async def _decided_by_ledger_order(
         self, name: str, request: w.ObligationsRequest | w.AuditRequest
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], tuple[Anomaly, ...]]:
         """The last page of a netting read; if it reports disputes (a transfer both accepted
-        and refunded), read again with the ledger order of the transactions in dispute."""
+        and refunded), read again with the proven ledger positions of the records in dispute.
+
+        A record whose writer claims a transaction that did not write it is an anomaly naming
+        that writer; its true position still decides."""
         last = (await self._pages(name, request))[-1]
-        disputes = last.get("disputes") or []
-        ids = {str(d[k]) for d in disputes for k in ("accept_tx_id", "refund_tx_id") if d.get(k)}
-        if not ids:
-            return last
-        order = await self.ledger_positions(ids)
-        return (await self._pages(name, dataclasses.replace(request, ledger_order=order)))[-1]
+        order: dict[str, tuple[int, int]] = {}
+        unverified: list[Anomaly] = []
+        for dispute in last.get("disputes") or ():
+            for side in (dispute["accept"], dispute["refund"]):
+                collection, key = str(side["collection"]), str(side["key"])
+                proven = await self.record_position(
+                    collection, key, str(side["value_hash"] or ""), str(side["claimed_tx_id"]))
+                if proven is None or not proven.claimed:
+                    unverified.append(Anomaly(collection, key, (str(side["writer"]),),
+                                              "unverified_position"))
+                if proven is not None:
+                    order[str(side["value_hash"])] = (proven.block_number, proven.tx_index)
+        if order:
+            last = (await self._pages(
+                name, dataclasses.replace(request, ledger_order=order)))[-1]
+        return last, tuple(unverified)
 
     async def _obligations(self, bank_a: str, bank_b: str) -> Obligations:
-        last = await self._decided_by_ledger_order(
+        last, unverified = await self._decided_by_ledger_order(
             "get_obligations", w.ObligationsRequest(bank_a, bank_b)
         )
         return Obligations(
@@ -340,9 +388,9 @@ class Member:
                               for o in last.get("obligations", [])),
             net={str(c): Money.of(int(v), str(c), self.currencies)
                  for c, v in dict(last.get("net", {})).items()},
-            anomalies={str(k): int(v) for k, v in dict(last.get("anomalies", {})).items()},
+            anomalies=_counted(last, unverified),
             disputes=tuple(last.get("disputes") or ()),
-            anomaly_records=Anomaly.many(last),
+            anomaly_records=Anomaly.many(last) + unverified,
         )
 
     async def get_transfer(self, transfer_id: str, payer_bank: str, payee_bank: str) -> Transfer:
@@ -560,10 +608,26 @@ class Bank(Member):
         ``since`` as for :meth:`incoming`."""
         return await self._pending("outgoing", None, counterparty, since)
 
-    async def accept(self, transfer_id: str, payer_bank: str) -> Receipt:
-        """Accept an incoming transfer: credit the payee (endorsed by this bank alone)."""
+    async def accept(self, transfer_id: str, payer_bank: str, *, force: bool = False) -> Receipt:
+        """Accept an incoming transfer: credit the payee (endorsed by this bank alone).
+
+        Unless ``force``, a pending transfer is first checked against this bank's exposure cap
+        on ``payer_bank`` (:meth:`set_exposure_cap`): :class:`ExposureCapExceeded` if its
+        amount exceeds the headroom left (nothing is sent; the transfer stays pending).
+        """
+        if not force:
+            await self._check_exposure(transfer_id, payer_bank)
         request = w.AcceptRequest(transfer_id, payer_bank)
         return await self._write("accept_transfer", request, f"{payer_bank}/{transfer_id}")
+
+    async def _check_exposure(self, transfer_id: str, payer_bank: str) -> None:
+        transfer = await self.get_transfer(transfer_id, payer_bank, self.name)
+        if transfer.status is not TransferStatus.PENDING:
+            return  # decided already (a retry), or expired: the contract answers
+        room = (await self.obligations(payer_bank)).headroom(payer_bank,
+                                                             transfer.amount.currency)
+        if room is not None and transfer.amount.minor > room.minor:
+            raise ExposureCapExceeded(transfer_id, payer_bank, transfer.amount, room)
 
     async def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt:
         """Reject an incoming transfer (the payer bank refunds it); ``reason`` stays private."""
@@ -585,6 +649,25 @@ class Bank(Member):
         """What this bank and ``other_bank`` owe each other (accepted less settled)."""
         self.profile.bank(other_bank)
         return await self._obligations(self.name, other_bank)
+
+    async def set_exposure_cap(self, debtor_bank: str, cap: Money) -> Receipt:
+        """Cap what ``debtor_bank`` may owe this bank unsettled in ``cap``'s currency (zero:
+        accept nothing unsettled from it). A new record each time; the latest is in force.
+        This bank enforces it when it accepts (:meth:`accept`, the listener)."""
+        self.profile.bank(debtor_bank)
+        if not isinstance(cap, Money):
+            raise UsageError("a cap is Money (it names its currency)")
+        if cap.minor < 0:
+            raise UsageError("a cap may not be negative")
+        return await self._write("set_exposure_cap",
+                                 w.SetExposureCapRequest(debtor_bank, cap.currency, cap.minor),
+                                 None)
+
+    async def headroom(self, payee_bank: str, currency: str) -> Money | None:
+        """What this bank may still owe ``payee_bank`` in ``currency`` under the exposure cap
+        ``payee_bank`` set on it (``None``: no cap). A payment beyond it is not refused here:
+        the payee bank leaves it pending until this bank settles."""
+        return (await self.obligations(payee_bank)).headroom(self.name, currency)
 
     async def record_settlement(
         self, debtor_bank: str, amount: Money, *, rtgs_reference: str
@@ -633,7 +716,17 @@ class Regulator(Member):
         """Conservation over every bank and pair of banks (every page). A transfer both
         accepted and refunded (possible only if a bank skipped the contract's reads) counts
         by ledger order: the SDK reads the order and asks again."""
-        return AuditReport.from_json(await self._decided_by_ledger_order("audit", w.AuditRequest()))
+        last, unverified = await self._decided_by_ledger_order("audit", w.AuditRequest())
+        report = AuditReport.from_json(last)
+        if not unverified:
+            return report
+        return dataclasses.replace(
+            report,
+            ok=False,
+            failures=(*report.failures, "claimed ledger positions that do not verify"),
+            anomalies=_counted(last, unverified),
+            anomaly_records=report.anomaly_records + unverified,
+        )
 
     async def account(self, bank: str, account_id: str) -> Account:
         return await self._account(account_id, bank)

@@ -46,6 +46,7 @@ from dtoken.errors import (
     CommitFailed,
     ContractError,
     DTokenError,
+    ExposureCapExceeded,
     MoneyFormatError,
     NetworkFault,
     UsageError,
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("accept", cmd_accept, "accept an incoming transfer")
     p.add_argument("transfer")
     p.add_argument("--from-bank", required=True, help="the payer's bank")
+    p.add_argument("--force", action="store_true",
+                   help="accept even beyond this bank's exposure cap on the payer's bank")
     p = command("reject", cmd_reject, "reject an incoming transfer")
     p.add_argument("transfer")
     p.add_argument("--from-bank", required=True, help="the payer's bank")
@@ -183,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("amount", help='e.g. "500.00 USD"')
     p.add_argument("--debtor", required=True, metavar="BANK")
     p.add_argument("--rtgs-reference", required=True)
+
+    p = command("cap", cmd_cap,
+                "as creditor, cap what a debtor bank may owe this bank unsettled")
+    p.add_argument("amount", help='e.g. "100,000.00 USD" (0 accepts nothing unsettled)')
+    p.add_argument("--debtor", required=True, metavar="BANK")
 
     p = command("freeze", cmd_freeze,
                 "a bank freezes (or --unfreeze, --close) its account; the regulator puts a "
@@ -328,9 +336,9 @@ def _bank_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
 def _guarded(args: argparse.Namespace, body: Callable[[], object]) -> int:
     as_json = bool(getattr(args, "json", False))
 
-    def fail(code: int, kind: str, error: BaseException) -> int:
-        label = {EXIT_USAGE: "usage", EXIT_FAULT: "network fault",
-                 EXIT_CONTRACT: "refused by the contract"}[code]
+    def fail(code: int, kind: str, error: BaseException, label: str | None = None) -> int:
+        label = label or {EXIT_USAGE: "usage", EXIT_FAULT: "network fault",
+                          EXIT_CONTRACT: "refused by the contract"}[code]
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"dtoken: {label}: {message}", file=sys.stderr)
         if as_json:
@@ -345,6 +353,8 @@ def _guarded(args: argparse.Namespace, body: Callable[[], object]) -> int:
         body()
     except ContractError as error:
         return fail(EXIT_CONTRACT, "contract", error)
+    except ExposureCapExceeded as error:  # refused by this bank's own cap: nothing was sent
+        return fail(EXIT_CONTRACT, "exposure_cap", error, "refused by the exposure cap")
     except UsageError as error:
         return fail(EXIT_USAGE, "usage", error)
     except (NetworkFault, CommitFailed, fabgateway.GatewayError) as error:
@@ -476,7 +486,7 @@ async def cmd_outgoing(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def cmd_accept(ctx: Context, args: argparse.Namespace) -> None:
-    receipt = await ctx.bank.accept(args.transfer, args.from_bank)
+    receipt = await ctx.bank.accept(args.transfer, args.from_bank, force=args.force)
     ctx.out(receipt, f"accepted transfer {args.transfer} from {args.from_bank} "
                      f"{fmt.receipt_note(receipt)}")
 
@@ -540,6 +550,14 @@ async def cmd_settle(ctx: Context, args: argparse.Namespace) -> None:
                                            rtgs_reference=args.rtgs_reference)
     ctx.out(receipt, f"recorded {amount} received from {args.debtor} "
                      f"(RTGS {args.rtgs_reference}) {fmt.receipt_note(receipt)}")
+
+
+async def cmd_cap(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    cap = Money.parse(args.amount, bank.currencies)
+    receipt = await bank.set_exposure_cap(args.debtor, cap)
+    ctx.out(receipt, f"{bank.name} caps what {args.debtor} may owe it unsettled at {cap} "
+                     f"{fmt.receipt_note(receipt)}")
 
 
 async def cmd_freeze(ctx: Context, args: argparse.Namespace) -> None:

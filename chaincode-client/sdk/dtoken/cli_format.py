@@ -137,8 +137,10 @@ def obligations_text(ob: Obligations) -> str:
     if not ob.obligations:
         return f"nothing owed between {ob.banks[0]} and {ob.banks[1]}"
     rows = [[o.debtor, o.creditor, o.currency, o.accepted.format(), o.settled.format(),
-             o.owed.format()] for o in ob.obligations]
-    text = table(rows, ["DEBTOR", "CREDITOR", "CURRENCY", "ACCEPTED", "SETTLED", "OWED"])
+             o.owed.format(), "-" if o.cap is None else o.cap.format(),
+             "-" if o.headroom is None else o.headroom.format()] for o in ob.obligations]
+    text = table(rows, ["DEBTOR", "CREDITOR", "CURRENCY", "ACCEPTED", "SETTLED", "OWED",
+                        "CAP", "HEADROOM"])
     if ob.disputes:
         text += f"\n{len(ob.disputes)} disputed transfers (accepted and refunded)"
     return text
@@ -157,6 +159,12 @@ def audit_text(report: AuditReport, currencies: Mapping[str, int]) -> str:
     if rows:
         lines.append(table(rows, ["CURRENCY", "SUPPLY", "IN FLIGHT", "MINTED", "BURNED",
                                   "CHECK"]))
+    caps = [[str(c["debtor"]), str(c["creditor"]), str(c["currency"]), money(c, "owed"),
+             money(c, "cap"), money(c, "headroom"), "OVER" if c in report.over_cap else "ok"]
+            for c in report.caps]
+    if caps:  # over a cap is listed, not failed: the creditor enforces its cap itself
+        lines.append(table(caps, ["DEBTOR", "CREDITOR", "CURRENCY", "OWED", "CAP", "HEADROOM",
+                                  "CAP CHECK"]))
     return "\n".join(lines)
 
 

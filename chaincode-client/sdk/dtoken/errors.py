@@ -35,6 +35,8 @@ from: the client side never imports the chaincode packages, and there is no copy
     │   ├── InternalError                        INTERNAL
     │   ├── UnknownTransaction                   UNKNOWN_TRANSACTION
     │   └── UnknownContractError                 any other code, or none
+    ├── ExposureCapExceeded                an accept would take the payer bank over this
+    │                                      bank's exposure cap (nothing sent; ``force=True``)
     ├── CommitFailed                       committed invalid (not retryable, or retries spent)
     └── NetworkFault                       the peer could not be reached or did not answer
         └── OutcomeUnknown                 a write may or may not have been applied: retry it
@@ -61,6 +63,7 @@ __all__ = [
     "DTokenError",
     "DuplicateReference",
     "Expired",
+    "ExposureCapExceeded",
     "InsufficientFunds",
     "InternalError",
     "InvalidAmount",
@@ -161,6 +164,20 @@ UnknownTransaction: Final = _CLASSES["UnknownTransaction"]
 
 class UnknownContractError(ContractError):
     """The chaincode failed with a message that carries no known code."""
+
+
+class ExposureCapExceeded(DTokenError):
+    """Accepting would let the payer bank owe this bank more than the cap this bank set on it
+    (:meth:`dtoken.Bank.accept` checks before sending; ``force=True`` accepts anyway)."""
+
+    def __init__(self, transfer_id: str, payer_bank: str, amount: object,
+                 headroom: object) -> None:
+        super().__init__(f"accepting transfer {transfer_id[:8]}… ({amount}) would exceed the "
+                         f"exposure cap on {payer_bank} (headroom {headroom})")
+        self.transfer_id = transfer_id
+        self.payer_bank = payer_bank
+        self.amount = amount
+        self.headroom = headroom
 
 
 class CommitFailed(DTokenError):

@@ -22,6 +22,11 @@ How nothing is missed and nothing decided twice:
   or that pass's start less a look-back. Full passes, at every (re)start and every
   ``full_interval``, catch what a window could miss (a transfer timestamped long before it
   was committed). So a pass costs what is recent, not every transfer the pair ever made.
+* **Exposure caps are kept.** Before accepting, a pass reads, once per payer bank, the
+  headroom this bank's cap on that bank leaves (a read-only obligations query) and counts
+  down what the pass accepts; a transfer that would exceed it is left pending (``held``, the
+  reason says so and is logged), and accepted by a later pass once the payer bank's
+  settlement is confirmed or the cap raised.
 * **Decisions are idempotent.** An accept's reference is derived from the transfer
   (``<payer bank>/<transfer id>``), so a restarted listener that accepts again sends the very
   same transaction id, which Fabric executes at most once; and the contract refuses a second
@@ -59,6 +64,7 @@ from dtoken.errors import (
     NotFound,
 )
 from dtoken.models import AccountStatus, Transfer, TransferStatus, parse_timestamp
+from dtoken.money import Money
 from dtoken.profile import Profile
 from dtoken.submitter import Receipt
 
@@ -111,7 +117,9 @@ class Handled:
     """What the listener or the sweeper did with one transfer.
 
     ``action`` is ``accepted``, ``rejected``, ``refunded``, ``skipped`` (nothing to do: decided
-    or refunded already, expired) or ``failed`` (left for the next pass; ``error`` says why).
+    or refunded already, expired), ``held`` (left pending: accepting would exceed this bank's
+    exposure cap on the payer bank; ``reason`` says so) or ``failed`` (left for the next
+    pass; ``error`` says why).
     """
 
     transfer: Transfer
@@ -239,6 +247,58 @@ class Sweeper:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+class _Headroom:
+    """One pass's exposure budget: per payer bank and currency, the headroom this bank's cap
+    leaves (read once, before deciding), less what the pass has accepted so far. Taking and
+    giving back happen without an ``await`` in between, so concurrent decisions of one pass
+    cannot both spend the same headroom."""
+
+    def __init__(self, bank_name: str, room: dict[tuple[str, str], Money | None]) -> None:
+        self._bank_name = bank_name
+        self._room = {k: None if v is None else v.minor for k, v in room.items()}
+        self._taken: set[str] = set()
+
+    @classmethod
+    async def read(cls, bank: Bank, transfers: Iterable[Transfer]) -> _Headroom:
+        """The headroom of every payer bank and currency among ``transfers`` still pending
+        (one obligations query per payer bank)."""
+        wanted: dict[str, set[str]] = {}
+        for t in transfers:
+            if t.status is TransferStatus.PENDING:
+                wanted.setdefault(t.payer_bank, set()).add(t.amount.currency)
+        room: dict[tuple[str, str], Money | None] = {}
+        for payer, currencies in sorted(wanted.items()):
+            obligations = await bank.obligations(payer)
+            for currency in currencies:
+                room[(payer, currency)] = obligations.headroom(payer, currency)
+        return cls(bank.name, room)
+
+    def take(self, transfer: Transfer) -> str | None:
+        """Reserve the transfer's amount; ``None`` if it fits (or there is no cap), else the
+        reason it is left pending."""
+        key = (transfer.payer_bank, transfer.amount.currency)
+        left = self._room.get(key)
+        if left is None:
+            return None
+        amount = transfer.amount.minor
+        if amount > left:
+            shown = Money(left, transfer.amount.currency, transfer.amount.decimals)
+            return (f"exposure cap: {self._bank_name}'s cap on {transfer.payer_bank} leaves "
+                    f"{shown} in this pass, the transfer is {transfer.amount}")
+        self._room[key] = left - amount
+        self._taken.add(transfer.transfer_id)
+        return None
+
+    def give_back(self, transfer: Transfer) -> None:
+        """Return a reservation whose accept was refused (nothing written); after any other
+        error the reservation stays spent for this pass: the cautious side."""
+        key = (transfer.payer_bank, transfer.amount.currency)
+        left = self._room.get(key)
+        if left is not None and transfer.transfer_id in self._taken:
+            self._taken.discard(transfer.transfer_id)
+            self._room[key] = left + transfer.amount.minor
+
+
 class IncomingListener:
     """Follows the chaincode events and decides the transfers sent to ``bank``.
 
@@ -295,39 +355,50 @@ class IncomingListener:
             self._window.reset()
         since, started = self._window.start()
         by_account: dict[str, list[Transfer]] = {}
-        for transfer in await self._bank.incoming(since=since):
+        incoming = await self._bank.incoming(since=since)
+        for transfer in incoming:
             by_account.setdefault(transfer.payee_account, []).append(transfer)
+        budget = await _Headroom.read(self._bank, incoming)
         # One account at a time (accepts crediting the same account would conflict), several
         # accounts at once.
-        groups = await asyncio.gather(*(self._decide_all(ts) for ts in by_account.values()))
+        groups = await asyncio.gather(*(self._decide_all(ts, budget)
+                                        for ts in by_account.values()))
         handled = [h for group in groups for h in group]
         # Still open: undecided and not expired (an expired one is the payer bank's to refund).
         self._window.passed(since, started, [
             h.transfer for h in handled
-            if h.action == "failed" and h.transfer.status is TransferStatus.PENDING
+            if h.action in ("failed", "held") and h.transfer.status is TransferStatus.PENDING
         ])  # fmt: skip
         return handled
 
-    async def _decide_all(self, transfers: Sequence[Transfer]) -> list[Handled]:
+    async def _decide_all(self, transfers: Sequence[Transfer], budget: _Headroom
+                          ) -> list[Handled]:
         async with self._limit:
             out = []
             for transfer in transfers:
-                handled = await self._decide(transfer)
+                handled = await self._decide(transfer, budget)
                 out.append(handled)
                 if self._on_handled is not None:
                     self._on_handled(handled)
             return out
 
-    async def _decide(self, transfer: Transfer) -> Handled:
+    async def _decide(self, transfer: Transfer, budget: _Headroom) -> Handled:
         if transfer.status is not TransferStatus.PENDING:
             return Handled(transfer, "skipped", f"{transfer.status.value}: the payer bank refunds")
         try:
             verdict = await self._verdict(transfer)
             if verdict.accept:
+                held = budget.take(transfer)
+                if held is not None:
+                    _log.warning("transfer %s… left pending: %s", transfer.transfer_id[:8], held)
+                    return Handled(transfer, "held", held)
                 try:
-                    receipt = await self._bank.accept(transfer.transfer_id, transfer.payer_bank)
+                    # the headroom was checked above, for this whole pass
+                    receipt = await self._bank.accept(transfer.transfer_id, transfer.payer_bank,
+                                                      force=True)
                     return Handled(transfer, "accepted", receipt=receipt)
                 except (AccountFrozen, AccountClosed, NotFound, CurrencyMismatch) as error:
+                    budget.give_back(transfer)
                     # The account changed since it was checked: reject rather than leave it.
                     verdict = Verdict.rejected(f"payee account refused ({error.code})")
             receipt = await self._bank.reject(
@@ -337,6 +408,7 @@ class IncomingListener:
         except (InvalidState, Expired) as error:
             return Handled(transfer, "skipped", error.code, error=error)
         except DTokenError as error:
+            # the accept may have applied (OutcomeUnknown): its reservation stays spent
             _log.warning("transfer %s…: %s", transfer.transfer_id[:8], type(error).__name__)
             return Handled(transfer, "failed", type(error).__name__, error=error)
 

@@ -33,6 +33,7 @@ __all__ = [
     "Payee",
     "Payment",
     "Payout",
+    "ProvenPosition",
     "ReferenceInfo",
     "Supply",
     "Transfer",
@@ -254,7 +255,11 @@ class Supply:
 
 @dataclass(frozen=True)
 class Obligation:
-    """What ``debtor`` owes ``creditor`` in one currency: accepted less settled."""
+    """What ``debtor`` owes ``creditor`` in one currency: accepted less settled.
+
+    ``cap`` is the creditor's exposure cap on the debtor (the most it lets the debtor owe it
+    unsettled), ``headroom`` what the creditor may still accept under it (the cap less what
+    is owed and disputed, never below zero); both ``None`` when the creditor set no cap."""
 
     debtor: str
     creditor: str
@@ -263,10 +268,13 @@ class Obligation:
     settled: Money
     disputed: Money
     owed: Money
+    cap: Money | None = None
+    headroom: Money | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], currencies: Currencies) -> Obligation:
         cur = _get(data, "currency", str)
+        capped = data.get("cap") is not None
         return cls(
             debtor=_get(data, "debtor", str),
             creditor=_get(data, "creditor", str),
@@ -275,6 +283,8 @@ class Obligation:
             settled=_money(data, "settled", cur, currencies),
             disputed=_money(data, "disputed", cur, currencies),
             owed=_money(data, "owed", cur, currencies),
+            cap=_money(data, "cap", cur, currencies) if capped else None,
+            headroom=_money(data, "headroom", cur, currencies) if capped else None,
         )
 
 
@@ -283,7 +293,8 @@ class Anomaly:
     """A record that counts for nobody (docs/security.md): where it is, and the banks whose
     peers alone could have written it. ``what``: ``undecodable``, ``wrong_parties``,
     ``wrong_key``, ``unpinned``, ``decision_mismatch``, ``accept_without_transfer``,
-    ``index_without_transfer``."""
+    ``index_without_transfer``, and the SDK's own ``unverified_position`` (a record whose
+    writer claims a transaction that the ledger says did not write it)."""
 
     collection: str
     key: str
@@ -299,11 +310,28 @@ class Anomaly:
             what=_get(data, "what", str),
         )
 
+    @property
+    def tally_key(self) -> str:
+        """How scans count it: ``writers/collection/what`` (writers joined by ``+``)."""
+        return f"{'+'.join(self.writers)}/{self.collection}/{self.what}"
+
     @classmethod
     def many(cls, data: Mapping[str, Any]) -> tuple[Anomaly, ...]:
         """The ``anomaly_records`` of a scan's answer (the first ones found; all are counted
         in its ``anomalies``)."""
         return tuple(cls.from_json(a) for a in data.get("anomaly_records") or ())
+
+
+@dataclass(frozen=True)
+class ProvenPosition:
+    """Where a record's bytes were first written by a VALID transaction (block, index): an
+    order no writer can choose. ``claimed`` is False when the transaction its writer named in
+    the record is not that one (an anomaly: the position was found by reading the blocks)."""
+
+    block_number: int
+    tx_index: int
+    transaction_id: str
+    claimed: bool
 
 
 @dataclass(frozen=True)
@@ -326,6 +354,14 @@ class Obligations:
             o.owed.minor for o in self.obligations if o.debtor == debtor and o.currency == currency
         )
 
+    def headroom(self, debtor: str, currency: str) -> Money | None:
+        """What the other bank may still accept from ``debtor`` in ``currency`` under its
+        exposure cap (``None``: it set no cap)."""
+        for o in self.obligations:
+            if o.debtor == debtor and o.currency == currency:
+                return o.headroom
+        return None
+
 
 @dataclass(frozen=True)
 class AuditReport:
@@ -339,6 +375,11 @@ class AuditReport:
     anomalies: Mapping[str, int]
     disputes: tuple[Mapping[str, Any], ...]
     anomaly_records: tuple[Anomaly, ...] = ()
+    caps: tuple[Mapping[str, Any], ...] = ()
+    """Every exposure cap in force, with what its debtor owes and the headroom left."""
+    over_cap: tuple[Mapping[str, Any], ...] = ()
+    """The caps exceeded: listed, not failed (a cap is enforced by its creditor when it
+    accepts, docs/security.md)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AuditReport:
@@ -351,6 +392,8 @@ class AuditReport:
             anomalies=dict(_get(data, "anomalies", dict)),
             disputes=tuple(data.get("disputes") or ()),
             anomaly_records=Anomaly.many(data),
+            caps=tuple(data.get("caps") or ()),
+            over_cap=tuple(data.get("over_cap") or ()),
         )
 
 

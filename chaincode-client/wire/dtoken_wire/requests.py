@@ -20,6 +20,7 @@ Must not: import anything outside the standard library.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -58,6 +59,7 @@ __all__ = [
     "RejectRequest",
     "ReleaseHoldRequest",
     "Request",
+    "SetExposureCapRequest",
     "SetLimitsRequest",
     "SetStatusRequest",
     "SettlementRequest",
@@ -183,18 +185,24 @@ def _cursor(f: Fields) -> Cursor | None:
     return f.obj("cursor", optional=True)
 
 
+_VALUE_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
 def _ledger_order(f: Fields) -> dict[str, LedgerPosition]:
+    """``{SHA-256 hex of a record's stored bytes: [block number, index in block]}``: where the
+    first valid transaction that wrote those bytes is (found by the caller in the blocks)."""
     raw = f.obj("ledger_order", optional=True)
     out: dict[str, LedgerPosition] = {}
-    for tx_id, pos in (raw or {}).items():
+    for value_hash, pos in (raw or {}).items():
         if (
             not isinstance(pos, list)
             or len(pos) != 2
             or any(type(p) is not int or p < 0 for p in pos)
-            or not 0 < len(tx_id) <= 256
+            or not _VALUE_HASH.fullmatch(value_hash)
         ):
-            f.fail("ledger_order", "must map transaction ids to [block number, index]")
-        out[tx_id] = (pos[0], pos[1])
+            f.fail("ledger_order", "must map value hashes (64 hex digits) to "
+                   "[block number, index]")
+        out[value_hash] = (pos[0], pos[1])
     return out
 
 
@@ -468,6 +476,22 @@ class SettlementRequest(Request):
 
 
 @dataclass(frozen=True)
+class SetExposureCapRequest(Request):
+    """``set_exposure_cap``: the creditor bank (the serving one) sets the most ``debtor_bank``
+    may owe it unsettled in ``currency`` (minor units; 0 accepts nothing unsettled). Each
+    change is a new record; the latest one is the cap."""
+
+
+    debtor_bank: str
+    currency: str
+    cap: int
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "debtor_bank"), _currency(f), f.int_("cap"))
+
+
+@dataclass(frozen=True)
 class HoldRequest(Request):
     """``set_hold`` (regulator): freeze an account and/or hold an amount on it."""
 
@@ -666,7 +690,7 @@ class AuditRequest(Request):
 REQUESTS: tuple[type[Request], ...] = (
     OpenAccountRequest, SetStatusRequest, SetLimitsRequest, MoveRequest, TransferRequest,
     InitiateRequest, BatchRequest, AcceptRequest, RejectRequest, RefundRequest,
-    SettlementRequest, HoldRequest, ReleaseHoldRequest, AccountRef, HistoryRequest,
-    SupplyRequest, ListAccountsRequest, PendingRequest, TransferLookup, ReferenceRequest,
-    ObligationsRequest, AuditRequest,
+    SettlementRequest, SetExposureCapRequest, HoldRequest, ReleaseHoldRequest, AccountRef,
+    HistoryRequest, SupplyRequest, ListAccountsRequest, PendingRequest, TransferLookup,
+    ReferenceRequest, ObligationsRequest, AuditRequest,
 )

@@ -27,6 +27,7 @@ key                             collection           opaque because
 ``refund/<transfer id>``        ``pair-<A>-<B>``     as above
 ``dec/<transfer id>``           ``pair-<B>-<A>``     as above
 ``settle/<tag>``                ``pair-<B>-<A>``     tag = HMAC(B's secret, RTGS reference)
+``cap/<CUR>/<seq>``             ``pair-<B>-<A>``     (B's cap on what A may owe it; no secret)
 ``hold/<account tag>``          ``holds-<bank>``     as for the account
 ==============================  ===================  ==========================================
 
@@ -54,6 +55,7 @@ __all__ = [
     "ACCOUNT_ID_RE",
     "ACCOUNT_KEYS_KEY",
     "BANK_NAME_RE",
+    "CAP_SEQ_MAX",
     "CURRENCY_RE",
     "MSP_ID_RE",
     "REGISTRY_KEY",
@@ -63,6 +65,7 @@ __all__ = [
     "Deriver",
     "account_key",
     "acct_collection",
+    "cap_key",
     "check_account_id",
     "check_bank_name",
     "check_currency",
@@ -200,6 +203,19 @@ def decision_key(transfer_id: str) -> str:
 def settlement_key(tag: str) -> str:
     """A creditor's settlement confirmation, in ``pair-<creditor>-<debtor>``."""
     return _SEP.join(("settle", tag))
+
+
+#: The highest sequence number of a cap change (12 digits, so keys sort in number order).
+CAP_SEQ_MAX = 10**12 - 1
+
+
+def cap_key(currency: str, seq: int) -> str:
+    """Change ``seq`` (1, 2, ...) of a creditor's exposure cap on a debtor, in
+    ``pair-<creditor>-<debtor>``; zero-padded, so a range scan meets the changes in order and
+    the last one read is the cap in force."""
+    if not 1 <= seq <= CAP_SEQ_MAX:
+        raise InvalidArgument("a cap's sequence number is out of range")
+    return _SEP.join(("cap", currency, f"{seq:012d}"))
 
 
 def hold_key(tag: str) -> str:

@@ -19,6 +19,7 @@ Must not: decide anything about money (that is :mod:`deposit_token.rules`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -157,6 +158,13 @@ class Ledger:
         self._decoded[ck] = found
         return found
 
+    def value_hash(self, collection: str, key: str) -> str | None:
+        """SHA-256 (hex) of the exact bytes this transaction read under ``key``: what the
+        block's hashed write set holds for the transaction that wrote them (``None`` if the
+        key was not read, or absent)."""
+        raw = self._raw.get((collection, key))
+        return None if raw is None else hashlib.sha256(raw).hexdigest()
+
     async def pinned(self, kind: type[Record], place: Place, key: str) -> bool:
         """Whether a record of ``kind`` under ``key`` carries the validation parameter its
         place requires, byte for byte (always true where none is required). The read puts
@@ -227,6 +235,8 @@ class Ledger:
         try:
             async for kv in iterator:
                 out.append((kv.key, kv.value))
+                # what a scan read is what this read-only transaction saw of the key
+                self._raw.setdefault((collection, kv.key), kv.value)
                 if len(out) >= limit:
                     break
         finally:

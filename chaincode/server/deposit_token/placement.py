@@ -14,6 +14,8 @@ record             lives in                      must say
 ``Opened``         ``pair-<payer>-<payee>``      key ``open/<at>/<its id>``
 ``Decision``       ``pair-<payee>-<payer>``      payee, payer; key ``dec/<its id>``
 ``Settlement``     ``pair-<creditor>-<debtor>``  creditor, debtor; key ``settle/...``
+``Cap``            ``pair-<creditor>-<debtor>``  creditor, debtor; key
+                                                 ``cap/<its currency>/<its seq>``
 ``Account``        ``acct-<bank>``               bank; key ``acct/<tag of its id>``
 ``SupplyRecord``   ``acct-<bank>``               key ``sup/<its currency>/...``; a
                                                  counterparty other than the bank itself
@@ -26,7 +28,10 @@ Records another bank relies on (transfers, decisions, refunds, settlements) are 
 created with a key-level endorsement policy that needs the peers of both banks of the pair
 for any later change, delete or purge (``pair_pin``). Fabric never checks what a parameter
 says, so a reader compares it byte for byte with the expected one; a record without it could
-be rewritten or purged by its writer alone, and counts for nobody (``unpinned``).
+be rewritten or purged by its writer alone, and counts for nobody (``unpinned``). A ``Cap``
+is not pinned: it is the creditor's limit on its own exposure, enforced by the creditor alone
+when it accepts, so only the creditor could gain or lose by rewriting it (and it could as
+well write a new one).
 
 A record that does not decode, is not pinned as it must be, or whose fields disagree with its
 place, is an :class:`Anomaly`: it names the collection, the key and the banks whose peers
@@ -51,6 +56,7 @@ from .keys import (
     TAG_RE,
     AccountKeys,
     acct_collection,
+    cap_key,
     decision_key,
     pair_collection,
     refund_key,
@@ -59,6 +65,7 @@ from .keys import (
 from .records import (
     Account,
     AccountKeysRecord,
+    Cap,
     Decision,
     Opened,
     Record,
@@ -191,6 +198,12 @@ def _settlement(r: Settlement, p: Place, key: str) -> str | None:
     return None if key.startswith("settle/") else "wrong_key"
 
 
+def _cap(r: Cap, p: Place, key: str) -> str | None:
+    if (r.creditor_bank, r.debtor_bank) != (p.writer, p.counterparty):
+        return "wrong_parties"
+    return None if key == cap_key(r.currency, r.seq) else "wrong_key"
+
+
 def _account(r: Account, p: Place, key: str) -> str | None:
     if r.bank != p.writer or p.counterparty is not None:
         return "wrong_parties"
@@ -218,6 +231,7 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Opened: _opened,  # type: ignore[dict-item]
     Decision: _decision,  # type: ignore[dict-item]
     Settlement: _settlement,  # type: ignore[dict-item]
+    Cap: _cap,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]
     SupplyRecord: _supply,  # type: ignore[dict-item]
     AccountKeysRecord: _account_keys,  # type: ignore[dict-item]

@@ -25,13 +25,14 @@ from dtoken_wire.fields import Fields
 from dtoken_wire.requests import Limits
 
 from .errors import CorruptState
-from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE, TAG_RE
+from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CAP_SEQ_MAX, CURRENCY_RE, TAG_RE
 from .registry import JsonObject, loads_object
 
 __all__ = [
     "RECORD_VERSION",
     "Account",
     "AccountKeysRecord",
+    "Cap",
     "Decision",
     "HistoryKind",
     "HistoryRecord",
@@ -540,3 +541,36 @@ class Settlement(StoredRecord):
             tx_id=_tx(f),
         )
 
+
+
+@dataclass(frozen=True)
+class Cap(StoredRecord):
+    """The most ``debtor_bank`` may owe ``creditor_bank`` unsettled in ``currency``, as the
+    creditor set it, in ``pair-<creditor>-<debtor>`` under ``cap/<currency>/<seq>``. Each
+    change is a new record with the next ``seq``; the highest is the cap in force.
+
+    Not pinned: it is the creditor's limit on its own exposure, enforced by the creditor
+    where it decides to accept. Rewriting or deleting it alone can only loosen or tighten
+    what the creditor itself accepts; no other bank's figures depend on it."""
+
+    TYPE: ClassVar[str] = "cap"
+
+    creditor_bank: str
+    debtor_bank: str
+    currency: str
+    cap: int
+    seq: int
+    set_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> Cap:
+        return cls(
+            creditor_bank=_bank(f, "creditor_bank"),
+            debtor_bank=_bank(f, "debtor_bank"),
+            currency=_cur(f),
+            cap=f.int_("cap"),
+            seq=f.int_("seq", lo=1, hi=CAP_SEQ_MAX),
+            set_at=f.str_("set_at", max_len=32),
+            tx_id=_tx(f),
+        )

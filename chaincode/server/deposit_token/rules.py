@@ -289,19 +289,23 @@ def classify(
     decision: Decision | None,
     refund: Refund | None,
     order: Mapping[str, LedgerPosition] | None = None,
+    hashes: tuple[str | None, str | None] = (None, None),
 ) -> Effect:
     """The effect of a transfer given its decision and refund records.
 
     If both an accept and a refund exist (possible only if a bank skipped the read its
     contract makes), ledger order decides: the earlier of the two transactions counts. The
-    positions come from blocks (``order``: transaction id -> (block, index)); without both,
-    the transfer is ``DISPUTED``.
+    positions come from blocks: ``order`` maps the SHA-256 (hex) of a record's exact stored
+    bytes to the (block, index) of the first valid transaction that wrote them, and
+    ``hashes`` are those of this decision's and this refund's stored bytes. No field a bank
+    wrote (its ``tx_id``) decides anything. Without both positions the transfer is
+    ``DISPUTED``.
     """
     accepted = decision is not None and decision.outcome is Outcome.ACCEPTED
     if accepted and refund is not None:
-        assert decision is not None
-        pos_accept = (order or {}).get(decision.tx_id)
-        pos_refund = (order or {}).get(refund.tx_id)
+        decision_hash, refund_hash = hashes
+        pos_accept = (order or {}).get(decision_hash or "")
+        pos_refund = (order or {}).get(refund_hash or "")
         if pos_accept is None or pos_refund is None:
             return Effect.DISPUTED
         return Effect.ACCEPTED if pos_accept < pos_refund else Effect.REFUNDED

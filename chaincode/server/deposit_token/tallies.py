@@ -45,6 +45,14 @@ class Tally:
         """Add ``amount`` (may be 0, to make the key appear) under ``key``."""
         self._sums[key] = self._sums.get(key, 0) + amount
 
+    def put(self, key: tuple[str, ...], amount: int) -> None:
+        """Set the value under ``key`` (a latest-wins figure, such as a cap)."""
+        self._sums[key] = amount
+
+    def has(self, *key: str) -> bool:
+        """Whether ``key`` was ever added or put."""
+        return key in self._sums
+
     def get(self, *key: str) -> int:
         """The sum under ``key`` (0 if none)."""
         return self._sums.get(key, 0)
@@ -85,6 +93,7 @@ class Tally:
 #   ("accepts", payer, payee, cur)                 sum of accept records (raw)
 #   ("refunds", payer, payee, cur)                 sum of refund records (raw)
 #   ("settled", debtor, creditor, cur)             sum of settlement confirmations
+#   ("cap", debtor, creditor, cur)                 the creditor's cap in force (latest wins)
 #   ("anomaly", writers, collection, what)         count of records that count for nobody
 #                                                  (deposit_token.placement.Anomaly)
 
@@ -95,8 +104,10 @@ def tally_transfer(
     decision: Decision | None,
     refund: Refund | None,
     order: Mapping[str, LedgerPosition] | None,
+    hashes: tuple[str | None, str | None] = (None, None),
 ) -> Effect:
-    """Count one transfer, with its decision and refund, into ``tally``.
+    """Count one transfer, with its decision and refund, into ``tally`` (``order`` and
+    ``hashes``: see :func:`~deposit_token.rules.classify`).
 
     The records must already be bound to where they live and the decision must describe the
     transfer (:mod:`deposit_token.placement`; the scans note the others as anomalies).
@@ -105,7 +116,7 @@ def tally_transfer(
         raise ValueError("a decision that does not describe its transfer is never counted")
     p, q, c = transfer.payer_bank, transfer.payee_bank, transfer.currency
     tally.add(("xfer", p, q, c, "initiated"), transfer.amount)
-    effect = classify(decision, refund, order)
+    effect = classify(decision, refund, order, hashes)
     tally.add(("xfer", p, q, c, effect.value), transfer.amount)
     if decision is not None and decision.outcome is Outcome.ACCEPTED:
         tally.add(("accepts", p, q, c), transfer.amount)
@@ -116,7 +127,8 @@ def tally_transfer(
 
 @dataclass(frozen=True)
 class PairObligation:
-    """What ``debtor`` owes ``creditor`` in ``currency``: accepted less settled."""
+    """What ``debtor`` owes ``creditor`` in ``currency``: accepted less settled; and the
+    creditor's exposure cap on the debtor (``None``: none set)."""
 
     debtor: str
     creditor: str
@@ -124,11 +136,26 @@ class PairObligation:
     accepted: int
     settled: int
     disputed: int
+    cap: int | None = None
 
     @property
     def owed(self) -> int:
         """Accepted less settled (negative if the debtor prepaid)."""
         return self.accepted - self.settled
+
+    @property
+    def headroom(self) -> int | None:
+        """What the creditor may still accept from the debtor under its cap: the cap less
+        what is owed and what is disputed (a disputed transfer was credited by the
+        creditor; counting it is the cautious side), never below 0; ``None`` without a cap."""
+        if self.cap is None:
+            return None
+        return max(0, self.cap - self.owed - self.disputed)
+
+    @property
+    def over_cap(self) -> bool:
+        """Whether what is owed (disputed included) exceeds the cap."""
+        return self.cap is not None and self.owed + self.disputed > self.cap
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -139,6 +166,8 @@ class PairObligation:
             "settled": self.settled,
             "disputed": self.disputed,
             "owed": self.owed,
+            "cap": self.cap,
+            "headroom": self.headroom,
         }
 
 
@@ -149,6 +178,7 @@ def obligations_report(tally: Tally, bank_a: str, bank_b: str) -> dict[str, obje
     """
     currencies = sorted(
         {k[3] for k in tally.keys_with("xfer")} | {k[3] for k in tally.keys_with("settled")}
+        | {k[3] for k in tally.keys_with("cap")}
     )
     pairs: list[PairObligation] = []
     for debtor, creditor in ((bank_a, bank_b), (bank_b, bank_a)):
@@ -160,8 +190,9 @@ def obligations_report(tally: Tally, bank_a: str, bank_b: str) -> dict[str, obje
                 accepted=tally.get("xfer", debtor, creditor, c, Effect.ACCEPTED.value),
                 settled=tally.get("settled", debtor, creditor, c),
                 disputed=tally.get("xfer", debtor, creditor, c, Effect.DISPUTED.value),
+                cap=_cap(tally, debtor, creditor, c),
             )
-            if ob.accepted or ob.settled or ob.disputed:
+            if ob.accepted or ob.settled or ob.disputed or ob.cap is not None:
                 pairs.append(ob)
     net: dict[str, int] = {}
     for ob in pairs:
@@ -178,6 +209,11 @@ def obligations_report(tally: Tally, bank_a: str, bank_b: str) -> dict[str, obje
     }
 
 
+def _cap(tally: Tally, debtor: str, creditor: str, currency: str) -> int | None:
+    return (tally.get("cap", debtor, creditor, currency)
+            if tally.has("cap", debtor, creditor, currency) else None)
+
+
 def _supply_signs(tally: Tally) -> list[tuple[tuple[str, ...], int]]:
     signs = {"mint": 1, "burn": -1, "internal": 0, "out": -1, "in": 1, "refund": 1}
     return [(k, signs[k[3]]) for k in tally.keys_with("supply") if len(k) == 5]
@@ -191,12 +227,15 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
       ``refund`` records its refunds, and the payee's ``in`` records its accepts;
     * per currency: supply of every bank plus what is in flight equals minted less burned
       (a transfer both accepted and refunded shows here as ``excess``);
-    * per pair and currency: obligations, accepted less settled.
+    * per pair and currency: obligations, accepted less settled;
+    * every exposure cap in force (``caps``), and those exceeded (``over_cap``: listed, not a
+      failure; see :func:`_caps_report`).
     """
     failures: list[str] = []
     currencies = sorted(
         {k[2] for k, _ in tally.items() if k[0] in ("balance", "accounts", "supply")}
-        | {k[3] for k, _ in tally.items() if k[0] in ("xfer", "settled", "accepts", "refunds")}
+        | {k[3] for k, _ in tally.items()
+           if k[0] in ("xfer", "settled", "accepts", "refunds", "cap")}
     )
     per_bank: list[dict[str, object]] = []
     for b in banks:
@@ -250,7 +289,8 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
                 per_pair.append(
                     {"payer": p, "payee": q, "currency": c, "initiated": initiated,
                      **effects, "settled": settled,
-                     "owed": effects[Effect.ACCEPTED.value] - settled, **checks}
+                     "owed": effects[Effect.ACCEPTED.value] - settled,
+                     "cap": _cap(tally, p, q, c), **checks}
                 )
     per_currency: list[dict[str, object]] = []
     for c in currencies:
@@ -275,6 +315,7 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
     anomalies = {"/".join(k[1:]): v for k, v in tally.items() if k[0] == "anomaly"}
     if anomalies:
         failures.append("inconsistent records found (see anomalies)")
+    caps = _caps_report(tally)
     return {
         "ok": not failures,
         "failures": failures,
@@ -282,4 +323,22 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
         "pairs": per_pair,
         "currencies": per_currency,
         "anomalies": anomalies,
+        "caps": [c.to_json() for c in caps],
+        "over_cap": [c.to_json() for c in caps if c.over_cap],
     }
+
+
+def _caps_report(tally: Tally) -> list[PairObligation]:
+    """Every cap in force, with what its debtor owes. A pair over its cap is listed, not
+    failed: a cap is the creditor's own limit, enforced by the creditor when it accepts
+    (a creditor may accept beyond it on purpose, or lower it below what is owed)."""
+    out: list[PairObligation] = []
+    for _, debtor, creditor, c in tally.keys_with("cap"):
+        out.append(PairObligation(
+            debtor, creditor, c,
+            accepted=tally.get("xfer", debtor, creditor, c, Effect.ACCEPTED.value),
+            settled=tally.get("settled", debtor, creditor, c),
+            disputed=tally.get("xfer", debtor, creditor, c, Effect.DISPUTED.value),
+            cap=tally.get("cap", debtor, creditor, c)))
+    return out
+

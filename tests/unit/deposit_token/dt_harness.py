@@ -163,7 +163,11 @@ class Submitted:
 
     def commit(self) -> int:
         self.stub.commit()
-        self.net.order[self.stub.tx_id] = (self.net.ledger.height, 0)
+        # what the SDK finds in the blocks: the first valid writer of each stored value
+        for value in self.stub.writes.values():
+            if value:
+                digest = hashlib.sha256(value).hexdigest()
+                self.net.order.setdefault(digest, (self.net.ledger.height, 0))
         return self.net.ledger.height
 
 

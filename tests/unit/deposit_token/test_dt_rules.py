@@ -178,9 +178,12 @@ def test_ledger_order_decides_between_an_accept_and_a_refund(pa: int, pr: int) -
     d, r = decision(t, Outcome.ACCEPTED, "A"), refund(t, "R")
     if pa == pr:
         return
-    effect = classify(d, r, {"A": (pa, 0), "R": (pr, 0)})
+    # positions are keyed by the hash of each record's stored bytes ("A", "R" here)
+    effect = classify(d, r, {"A": (pa, 0), "R": (pr, 0)}, ("A", "R"))
     assert effect is (Effect.ACCEPTED if pa < pr else Effect.REFUNDED)
-    assert classify(d, r, {"A": (pa, 0)}) is Effect.DISPUTED
+    assert classify(d, r, {"A": (pa, 0)}, ("A", "R")) is Effect.DISPUTED
+    # a tx_id field names nothing: without the hashes, the order is not used
+    assert classify(d, r, {"A": (pa, 0), "R": (pr, 0)}) is Effect.DISPUTED
     assert classify(d, None) is Effect.ACCEPTED
     assert classify(None, r) is Effect.REFUNDED
     assert classify(decision(t, Outcome.REJECTED), None) is Effect.IN_FLIGHT
@@ -278,7 +281,9 @@ def test_two_phase_transfer_under_mvcc(amount: int, plan: list[tuple[str, int, b
     both = dec is not None and dec.outcome is Outcome.ACCEPTED and ref is not None
     if honest:
         assert not both
-    effect = classify(dec, ref, order)
+    # in this model each value is written once, by its transaction: its tx id names it
+    hashes = (dec.tx_id if dec else None, ref.tx_id if ref else None)
+    effect = classify(dec, ref, order, hashes)
     assert effect is not Effect.DISPUTED
     if both:
         assert dec is not None
@@ -296,7 +301,7 @@ def test_two_phase_transfer_under_mvcc(amount: int, plan: list[tuple[str, int, b
     tally.add(("balance", "hkbank", "USD"), amount if ref is not None else 0)
     tally.add(("balance", "usbank", "USD"), amount if dec is not None and
               dec.outcome is Outcome.ACCEPTED else 0)
-    tally_transfer(tally, t, dec, ref, order)
+    tally_transfer(tally, t, dec, ref, order, hashes)
     report = audit_report(tally, ["hkbank", "usbank"])
     (usd,) = report["currencies"]  # type: ignore[misc]
     assert usd["excess"] == (amount if both else 0)

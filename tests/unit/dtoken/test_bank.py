@@ -3,7 +3,7 @@ endorsing organization, and the ids they derive; what they refuse before sending
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -13,17 +13,19 @@ from typing import Any
 import grpc
 import pytest
 from dtoken.bank import Bank, Regulator
-from dtoken.errors import ProfileError, UsageError
+from dtoken.errors import ExposureCapExceeded, ProfileError, UsageError
 from dtoken.models import Payee
 from dtoken.profile import Profile
+from fabric_protos.common import ledger_pb2
 from unit.dtoken.conftest import FAST, write_profile
-from unit.dtoken.sdk_fakes import ACCOUNT, SdkPeer, until
-from unit.fabgateway.gw_fakes import Invocation, Result, Server
+from unit.dtoken.sdk_fakes import ACCOUNT, SdkPeer
+from unit.fabgateway.block_builder import PrivateOp, Tx, block
+from unit.fabgateway.gw_fakes import ChaincodeFailure, Invocation, Result, Server
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 WRITES = ["open_account", "transfer", "initiate_transfer", "batch_payout", "accept_transfer",
           "reject_transfer", "refund_transfer", "confirm_settlement", "set_account_status",
-          "set_account_limits", "set_hold", "release_hold"]
+          "set_account_limits", "set_hold", "release_hold", "set_exposure_cap"]
 
 
 @pytest.fixture
@@ -130,9 +132,10 @@ async def test_decisions_and_refunds_derive_their_reference_from_the_transfer(
     bank: Bank, recorded: list[Invocation]
 ) -> None:
     tid = "t" * 32
-    accept = await bank.accept(tid, "usbank")
+    accept = await bank.accept(tid, "usbank", force=True)
     assert accept.reference == f"usbank/{tid}"
-    assert (await bank.accept(tid, "usbank")).replayed  # a second accept is the first one
+    # a second accept is the first one
+    assert (await bank.accept(tid, "usbank", force=True)).replayed
     await bank.reject(tid, "usbank")
     await bank.reject("r" * 32, "usbank", "unknown beneficiary")
     refund = await bank.refund(tid, "usbank")
@@ -208,26 +211,52 @@ def test_a_profile_of_another_kind_or_without_the_identity_is_refused(
         Bank.connect(profile, identity="teller")
 
 
-async def test_disputes_are_decided_by_the_ledger_order_of_their_transactions(
+async def test_disputes_are_decided_by_proven_ledger_positions_never_by_claims(
     bank: Bank, peer: SdkPeer
 ) -> None:
-    peer.hold_commits = True  # both writes land in one block
-    first = asyncio.create_task(bank.mint(ACCOUNT, 1, reference="order-a"))
-    second = asyncio.create_task(bank.mint(ACCOUNT, 2, reference="order-b"))
-    # Both must be held (not merely received) before the block is cut.
-    await until(lambda: peer.held == 2)
-    await peer.release_commits()
-    accept, refund = await first, await second
-    block = peer.blocks[-1]
-    order = [t[0] for t in block.transactions]
+    """The contract lists a transfer both accepted and refunded with where each record lives,
+    the hash of its bytes and the transaction its writer claims. The SDK asks the ledger
+    (qscc) for the block of each claimed transaction and counts a position only if that
+    transaction is VALID and its hashed write set holds exactly that key and value; a claim
+    that does not verify (a made-up id, or the id of a transaction that wrote something else)
+    is an anomaly naming the writer, and the transfer stays disputed."""
+    accept_bytes, refund_bytes = b'{"decision":1}', b'{"refund":1}'
+    dec_coll, ref_coll = "pair-usbank-hkbank", "pair-hkbank-usbank"
+    real = block(7, [
+        Tx("tx-refund", chaincode="dtoken",
+           private={ref_coll: [PrivateOp("refund/" + "t" * 24, refund_bytes)]}),
+        Tx("tx-accept", chaincode="dtoken",
+           private={dec_coll: [PrivateOp("dec/" + "t" * 24, accept_bytes)]}),
+        Tx("tx-other", chaincode="dtoken", private={ref_coll: [PrivateOp("x", b"y")]}),
+    ])
+
+    @peer.function("GetBlockByTxID")
+    def _block_by_tx(inv: Invocation) -> Result:
+        tx_id = inv.args[2].decode()
+        if tx_id in ("tx-refund", "tx-accept", "tx-other"):
+            return Result(payload=real.SerializeToString())
+        raise ChaincodeFailure(500, f"Failed to get block for txID {tx_id}, error no such "
+                                    f"transaction ID [{tx_id}] in index")
+
+    @peer.function("GetChainInfo")
+    def _chain_info(inv: Invocation) -> Result:  # no block to read: the scan finds nothing
+        return Result(payload=ledger_pb2.BlockchainInfo(height=0).SerializeToString())
+
+    def side(coll: str, key: str, value: bytes, writer: str, claim: str) -> dict[str, object]:
+        return {"collection": coll, "key": key, "value_hash": hashlib.sha256(value).hexdigest(),
+                "writer": writer, "claimed_tx_id": claim}
+
+    claims = {"accept": "tx-accept", "refund": "tx-refund"}
     asked: list[object] = []
 
     def obligations(invocation: Invocation) -> Result:
         request = json.loads(invocation.transient["request"])
         asked.append(request.get("ledger_order"))
-        disputes = [] if "ledger_order" in request else [
-            {"transfer_id": "t" * 32, "accept_tx_id": accept.tx_id,
-             "refund_tx_id": refund.tx_id}]
+        disputes = [] if "ledger_order" in request else [{
+            "transfer_id": "t" * 24,
+            "accept": side(dec_coll, "dec/" + "t" * 24, accept_bytes, "usbank", claims["accept"]),
+            "refund": side(ref_coll, "refund/" + "t" * 24, refund_bytes, "hkbank",
+                           claims["refund"])}]
         return Result(payload=json.dumps({"done": True, "cursor": None, "banks": [],
                                           "obligations": [], "net": {}, "anomalies": {},
                                           "disputes": disputes}).encode())
@@ -235,8 +264,54 @@ async def test_disputes_are_decided_by_the_ledger_order_of_their_transactions(
     peer.function("get_obligations")(obligations)
     result = await bank.obligations("usbank")
     assert result.disputes == ()
-    assert asked == [None, {tx: [block.number, order.index(tx)]
-                            for tx in (accept.tx_id, refund.tx_id)}]
-    assert sorted(order.index(tx) for tx in (accept.tx_id, refund.tx_id)) == [0, 1]
-    positions = await bank.ledger_positions([accept.tx_id])
-    assert positions == {accept.tx_id: (block.number, order.index(accept.tx_id))}
+    assert result.anomaly_records == ()
+    assert asked == [None, {hashlib.sha256(accept_bytes).hexdigest(): [7, 1],
+                            hashlib.sha256(refund_bytes).hexdigest(): [7, 0]}]
+    # The payer claims an earlier transaction for its refund, then a made-up one: neither
+    # verifies; only the accept's position is sent, and the refund is named.
+    for claim in ("tx-other", "not-a-transaction"):
+        claims["refund"] = claim
+        asked.clear()
+        result = await bank.obligations("usbank")
+        assert asked == [None, {hashlib.sha256(accept_bytes).hexdigest(): [7, 1]}]
+        (anomaly,) = result.anomaly_records
+        assert (anomaly.writers, anomaly.collection, anomaly.what) == (
+            ("hkbank",), ref_coll, "unverified_position")
+        assert result.anomalies == {f"hkbank/{ref_coll}/unverified_position": 1}
+
+
+async def test_accept_keeps_the_exposure_cap_unless_forced(
+    bank: Bank, peer: SdkPeer, recorded: list[Invocation]
+) -> None:
+    tid = "t" * 32
+
+    def get_transfer(invocation: Invocation) -> Result:
+        return Result(payload=json.dumps({"status": "pending", "transfer": {
+            "transfer_id": tid, "payer_bank": "usbank", "payee_bank": "hkbank",
+            "payee_account": ACCOUNT, "amount": 5_000, "currency": "USD"}}).encode())
+
+    def obligations(invocation: Invocation) -> Result:
+        return Result(payload=json.dumps({"done": True, "cursor": None, "obligations": [{
+            "debtor": "usbank", "creditor": "hkbank", "currency": "USD", "accepted": 7_000,
+            "settled": 0, "disputed": 0, "owed": 7_000, "cap": 10_000, "headroom": 3_000}],
+            "net": {"USD": -7_000}, "anomalies": {}, "disputes": []}).encode())
+
+    peer.function("get_transfer")(get_transfer)
+    peer.function("get_obligations")(obligations)
+    with pytest.raises(ExposureCapExceeded) as refused:
+        await bank.accept(tid, "usbank")
+    assert recorded == []  # nothing sent
+    assert (refused.value.payer_bank, refused.value.headroom) == ("usbank",
+                                                                  bank.money("30.00 USD"))
+    await bank.accept(tid, "usbank", force=True)
+    assert [sent(c)[0] for c in recorded] == ["accept_transfer"]
+    # hkbank's own view as a payer toward usbank: usbank set no cap on it
+    assert await bank.headroom("usbank", "USD") is None
+    assert (await bank.obligations("usbank")).headroom("usbank", "USD") == bank.money(
+        "30.00 USD")
+    await bank.set_exposure_cap("usbank", bank.money("100.00 USD"))
+    assert sent(recorded[-1]) == ("set_exposure_cap", {"debtor_bank": "usbank",
+                                                       "currency": "USD", "cap": 10_000},
+                                  ["HarbourBankMSP"])
+    with pytest.raises(UsageError):
+        await bank.set_exposure_cap("usbank", 10_000)  # type: ignore[arg-type]

@@ -62,7 +62,10 @@ def contract_reads(peer: SdkPeer) -> Reads:
     read("get_supply", lambda r: {"bank": r.get("bank", "hkbank"), "supply": 123456,
                                   "by_kind": {"mint": 123456}})
     read("get_pending", lambda r: {"transfers": []})
-    read("get_obligations", lambda r: {"obligations": [], "net": {}})
+    read("get_obligations", lambda r: {"obligations": [{
+        "debtor": "usbank", "creditor": "hkbank", "currency": "USD", "accepted": 5000,
+        "settled": 1000, "disputed": 0, "owed": 4000, "cap": 10000, "headroom": 6000}],
+        "net": {"USD": -4000}})
     peer.function("GetChainInfo")(lambda invocation: Result(
         payload=ledger_pb2.BlockchainInfo(height=len(peer.blocks)).SerializeToString()))
     return seen
@@ -320,6 +323,9 @@ async def test_a_banks_page_reads_only_its_own_collections(dash: Dashboard,
     assert [a["account_id"] for a in state["accounts"]] == ["acct-hkbank-1"]
     assert [(s["bank"], s["currency"]) for s in state["supply"]] == [
         ("hkbank", "USD"), ("hkbank", "HKD")]
+    (pair,) = state["obligations"]
+    (row,) = pair["obligations"]  # hkbank's cap on usbank, and the headroom it leaves
+    assert (row["cap"]["text"], row["headroom"]["text"]) == ("100.00 USD", "60.00 USD")
 
 
 async def test_the_regulators_page_reads_every_banks_collections(

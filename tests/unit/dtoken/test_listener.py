@@ -23,6 +23,8 @@ from dtoken.models import (
     Account,
     AccountLimits,
     AccountStatus,
+    Obligation,
+    Obligations,
     Transfer,
     TransferStatus,
     format_timestamp,
@@ -92,6 +94,9 @@ class FakeBank:
         self.profile = SimpleNamespace(chaincode="dtoken")
         self.incoming_calls = 0
         self.since: list[datetime | None] = []  # the window of every incoming and outgoing read
+        self.caps: dict[tuple[str, str], int] = {}  # (payer bank, currency) -> cap, minor units
+        self.obligation_reads: list[str] = []
+        self.forced: list[bool] = []
         self.add_account("payee-1")
 
     def add_account(self, account_id: str, status: AccountStatus = AccountStatus.ACTIVE,
@@ -135,7 +140,25 @@ class FakeBank:
         return SimpleNamespace(tx_id="tx-" + transfer_id, block_number=1, attempt=0,
                                replayed=False)
 
-    async def accept(self, transfer_id: str, payer_bank: str) -> Any:
+    async def obligations(self, other_bank: str) -> Obligations:
+        """The pair's obligations as the contract reports them: ``caps`` (this bank's cap per
+        payer bank and currency, in minor units) less what this bank accepted from it."""
+        self.obligation_reads.append(other_bank)
+        rows = []
+        for (payer, cur), cap in self.caps.items():
+            if payer != other_bank:
+                continue
+            owed = sum(t.amount.minor for t in self.transfers.values()
+                       if t.payer_bank == payer and t.amount.currency == cur
+                       and t.status is TransferStatus.ACCEPTED)
+            zero = Money(0, cur, 2)
+            rows.append(Obligation(payer, self.name, cur, Money(owed, cur, 2), zero, zero,
+                                   Money(owed, cur, 2), Money(cap, cur, 2),
+                                   Money(max(0, cap - owed), cur, 2)))
+        return Obligations((self.name, other_bank), tuple(rows), {}, {}, ())
+
+    async def accept(self, transfer_id: str, payer_bank: str, *, force: bool = False) -> Any:
+        self.forced.append(force)
         if self.accept_error is not None:
             raise self.accept_error
         return self._decide(transfer_id, TransferStatus.ACCEPTED, "accept", "")
@@ -237,7 +260,7 @@ async def test_transfers_to_one_account_are_decided_one_at_a_time(bank: FakeBank
     most = {"payee-1": 0, "payee-2": 0}
     accept = bank.accept
 
-    async def slow_accept(transfer_id: str, payer_bank: str) -> Any:
+    async def slow_accept(transfer_id: str, payer_bank: str, *, force: bool = False) -> Any:
         account = bank.transfers[transfer_id].payee_account
         active[account] += 1
         most[account] = max(most[account], active[account])
@@ -249,6 +272,54 @@ async def test_transfers_to_one_account_are_decided_one_at_a_time(bank: FakeBank
     handled = await listener(bank).process_pending()
     assert [h.action for h in handled] == ["accepted"] * 8
     assert most == {"payee-1": 1, "payee-2": 1}
+
+
+async def test_what_would_exceed_the_exposure_cap_is_left_pending_with_the_reason(
+    bank: FakeBank, caplog: pytest.LogCaptureFixture,
+) -> None:
+    bank.add_account("payee-2")
+    bank.caps[("hkbank", "USD")] = 2_500
+    for n in range(3):  # 3 x 1,000 to two accounts, decided concurrently: 2 fit
+        bank.add(transfer(n, account="payee-1" if n % 2 else "payee-2"))
+    bank.add(transfer(7, payer="cnbank"))  # no cap on cnbank
+    handled = await listener(bank).process_pending()
+    actions = sorted(h.action for h in handled)
+    assert actions == ["accepted", "accepted", "accepted", "held"]
+    (held,) = [h for h in handled if h.action == "held"]
+    assert held.transfer.payer_bank == "hkbank"
+    assert held.reason == ("exposure cap: usbank's cap on hkbank leaves 5.00 USD in this pass, "
+                           "the transfer is 10.00 USD")
+    assert "left pending: exposure cap" in caplog.text
+    assert sorted(bank.obligation_reads) == ["cnbank", "hkbank"]  # once per payer bank
+    assert bank.forced == [True, True, True]  # the pass checked; accept need not read again
+    assert bank.transfers[held.transfer.transfer_id].status is TransferStatus.PENDING
+
+    again = await listener(bank).process_pending()  # nothing settled: still held
+    assert [h.action for h in again] == ["held"]
+    bank.caps[("hkbank", "USD")] = 3_000  # raised, or the payer bank's settlement confirmed
+    last = await listener(bank).process_pending()
+    assert [h.action for h in last] == ["accepted"]
+
+
+async def test_a_refused_accept_gives_its_headroom_back(bank: FakeBank) -> None:
+    bank.caps[("hkbank", "USD")] = 1_000
+    bank.add(transfer(1))
+    bank.add(transfer(2, account="payee-2"))
+    bank.add_account("payee-2")
+    calls = 0
+    accept = bank.accept
+
+    async def refuse_first(transfer_id: str, payer_bank: str, *, force: bool = False) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise AccountFrozen("frozen since")
+        return await accept(transfer_id, payer_bank, force=force)
+
+    bank.accept = refuse_first  # type: ignore[method-assign]
+    handled = await listener(bank, concurrency=1).process_pending()
+    # without the refused one's headroom given back, the second would be held
+    assert sorted(h.action for h in handled) == ["accepted", "rejected"]
 
 
 async def run_until(task: asyncio.Task[None], probe: Any, seconds: float = 3.0) -> None:

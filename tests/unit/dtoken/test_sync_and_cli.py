@@ -8,9 +8,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from dtoken import cli_format as fmt
 from dtoken.bank import Bank
 from dtoken.cli import EXIT_CONTRACT, EXIT_FAULT, EXIT_USAGE, build_parser, main
 from dtoken.errors import InsufficientFunds
+from dtoken.models import AuditReport, Obligation, Obligations
 from dtoken.money import Money
 from dtoken.profile import Profile
 from dtoken.sync import SyncBank
@@ -87,3 +89,23 @@ def test_an_unreachable_peer_is_a_network_fault(
     assert main(["--profile", str(profile), "balance", "A" * 22]) == EXIT_FAULT
     assert "network fault" in capsys.readouterr().err
     assert EXIT_CONTRACT == 4
+
+
+def test_obligations_and_audit_text_show_caps_and_headroom() -> None:
+    def usd(minor: int) -> Money:
+        return Money(minor, "USD", 2)
+
+    capped = Obligation("hkbank", "usbank", "USD", usd(500), usd(0), usd(0), usd(500),
+                        usd(1_000), usd(500))
+    free = Obligation("usbank", "hkbank", "USD", usd(7), usd(0), usd(0), usd(7))
+    text = fmt.obligations_text(Obligations(("hkbank", "usbank"), (capped, free), {}, {}, ()))
+    header, first, second = text.splitlines()[:3]
+    assert header.split()[-2:] == ["CAP", "HEADROOM"]
+    assert first.split()[-4:] == ["10.00", "USD", "5.00", "USD"]
+    assert second.split()[-2:] == ["-", "-"]
+    over = {"debtor": "hkbank", "creditor": "usbank", "currency": "USD", "owed": 500,
+            "cap": 100, "headroom": 0}
+    report = AuditReport(True, (), (), (), (), {}, (), (), (over,), (over,))
+    audit = fmt.audit_text(report, {"USD": 2})
+    assert audit.startswith("audit: OK")  # over a cap is listed, not failed
+    assert audit.splitlines()[-1].split()[-1] == "OVER"

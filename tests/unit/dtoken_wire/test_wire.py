@@ -43,6 +43,7 @@ EXAMPLES: list[w.Request] = [
     w.RejectRequest("t" * 22, "hkbank", "no such customer"),
     w.RefundRequest("t" * 22, "usbank"),
     w.SettlementRequest("RTGS-1", "usbank", "USD", 50),
+    w.SetExposureCapRequest("hkbank", "USD", 0),
     w.HoldRequest("hkbank", ACCOUNT, True, 12, "screening"),
     w.ReleaseHoldRequest("hkbank", ACCOUNT),
     w.AccountRef(ACCOUNT, "hkbank"),
@@ -53,8 +54,8 @@ EXAMPLES: list[w.Request] = [
                      format_timestamp(datetime(2025, 1, 6, tzinfo=UTC))),
     w.TransferLookup("t" * 22, "hkbank", "usbank"),
     w.ReferenceRequest("ref-6"),
-    w.ObligationsRequest("hkbank", "usbank", 50, None, {"tx1": (3, 0)}),
-    w.AuditRequest(60, {"kind": "audit"}, {"tx2": (4, 1)}),
+    w.ObligationsRequest("hkbank", "usbank", 50, None, {"a" * 64: (3, 0)}),
+    w.AuditRequest(60, {"kind": "audit"}, {"0123456789abcdef" * 4: (4, 1)}),
 ]
 
 

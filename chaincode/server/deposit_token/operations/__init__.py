@@ -17,6 +17,7 @@ The modules, one concern each:
 * :mod:`.intrabank`: money in one bank (mint, burn, transfer);
 * :mod:`.crossbank`: payments across banks (initiate, batch payout, accept, reject, refund,
   settlement);
+* :mod:`.caps`: bilateral exposure caps (``set_exposure_cap``);
 * :mod:`.regulator`: the regulator's holds;
 * :mod:`.reads`: point reads;
 * :mod:`.scans`: paginated scans (accounts, supply, pending, obligations, audit).
@@ -53,6 +54,7 @@ from .access import (
     other_bank,
 )
 from .accounts import open_account, set_account_limits, set_account_status
+from .caps import set_exposure_cap
 from .crossbank import (
     accept_transfer,
     batch_payout,
@@ -114,6 +116,7 @@ __all__ = [
     "save_account",
     "set_account_limits",
     "set_account_status",
+    "set_exposure_cap",
     "set_hold",
     "transfer",
 ]

@@ -50,6 +50,7 @@ from ..placement import (
 )
 from ..records import (
     Account,
+    Cap,
     Decision,
     Hold,
     Opened,
@@ -351,17 +352,41 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
                                 "transfers": state.items})
 
 
-def _note_dispute(state: ScanState, t: Transfer, d: Decision | None, r: Refund | None) -> None:
-    state.disputes.append({"transfer_id": t.transfer_id, "payer_bank": t.payer_bank,
-                        "payee_bank": t.payee_bank, "currency": t.currency,
-                        "amount": t.amount, "accept_tx_id": d.tx_id if d else None,
-                        "refund_tx_id": r.tx_id if r else None})
+def _count(
+    tx: Tx,
+    state: ScanState,
+    t: Transfer,
+    d: Decision | None,
+    r: Refund | None,
+    order: Mapping[str, LedgerPosition],
+) -> None:
+    """Count one transfer; a transfer both accepted and refunded that ``order`` does not place
+    is listed as a dispute, with where each record lives and the hash of its stored bytes (the
+    SDK finds their positions in the blocks and asks again)."""
+    back, there = pair_collection(t.payee_bank, t.payer_bank), pair_collection(
+        t.payer_bank, t.payee_bank)
+    dkey, rkey = decision_key(t.transfer_id), refund_key(t.transfer_id)
+    hashes = (tx.ledger.value_hash(back, dkey) if d else None,
+              tx.ledger.value_hash(there, rkey) if r else None)
+    if tally_transfer(state.tally, t, d, r, order, hashes) is not Effect.DISPUTED:
+        return
+    assert d is not None
+    assert r is not None
+    state.disputes.append({
+        "transfer_id": t.transfer_id, "payer_bank": t.payer_bank, "payee_bank": t.payee_bank,
+        "currency": t.currency, "amount": t.amount,
+        "accept": {"collection": back, "key": dkey, "value_hash": hashes[0],
+                   "writer": t.payee_bank, "claimed_tx_id": d.tx_id},
+        "refund": {"collection": there, "key": rkey, "value_hash": hashes[1],
+                   "writer": t.payer_bank, "claimed_tx_id": r.tx_id},
+    })
 
 
 @declare(evaluate=True)
 async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
     """What two banks owe each other per currency: accepted less settled, read-only from the
-    directional collections (paginated). A transfer both accepted and refunded counts by
+    directional collections (paginated); with each creditor's exposure cap on the other and
+    the headroom it leaves. A transfer both accepted and refunded counts by
     ledger order if ``ledger_order`` places both transactions, else it is listed as disputed.
     """
     registry = await load_registry(tx)
@@ -377,6 +402,7 @@ async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
         segments.append(Segment(pair_collection(creditor.name, debtor.name), "settle",
                                 _settlements_handler(tx, state,
                                                      Place.between(creditor, debtor))))
+        segments.append(_caps_segment(tx, state, creditor, debtor))
     done = await _scan(tx, state, segments, req.page_size)
     report = obligations_report(state.tally, a.name, b.name) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
@@ -413,9 +439,7 @@ def _decisions_handler(
             if not decision_matches(transfer, d):
                 state.note(decision_mismatch(transfer, back, key))
                 continue
-            if tally_transfer(state.tally, transfer, d, _valid(state, r),
-                              order) is Effect.DISPUTED:
-                _note_dispute(state, transfer, d, _valid(state, r))
+            _count(tx, state, transfer, d, _valid(state, r), order)
 
     return handle
 
@@ -433,6 +457,20 @@ def _settlements_handler(
             state.tally.add(("settled", debtor, creditor, s.currency), s.amount)
 
     return handle
+
+
+def _caps_segment(tx: Tx, state: ScanState, creditor: BankInfo, debtor: BankInfo) -> Segment:
+    """The creditor's exposure caps on the debtor: only from ``pair-<creditor>-<debtor>``
+    (a "cap" the debtor writes in its own collection is its cap on the creditor, and one
+    naming other parties is noted). Keys sort by sequence number, so the last valid record
+    of a currency read is the cap in force. Not pinned (the creditor's own limit)."""
+    place = Place.pair(creditor.name, debtor.name)
+
+    async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
+        for cap in await _bound(tx, state, Cap, place, rows):
+            state.tally.put(("cap", debtor.name, creditor.name, cap.currency), cap.cap)
+
+    return Segment(place.collection, "cap", handle)
 
 
 @declare(evaluate=True, optional_request=True)
@@ -464,6 +502,7 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
             segments.append(Segment(place.collection, "dec", _orphans_handler(tx, state, place)))
             segments.append(Segment(place.collection, "settle",
                                     _settlements_handler(tx, state, place)))
+            segments.append(_caps_segment(tx, state, p, q))
     done = await _scan(tx, state, segments, req.page_size)
     report = audit_report(state.tally, registry.bank_names()) if done else {}
     return _paged(state, done, {**report, "disputes": state.disputes})
@@ -516,7 +555,6 @@ def _transfers_handler(
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
         transfers = await _bound(tx, state, Transfer, place, rows)
         for t, d, r in await _pair_lookups(tx, registry, state, transfers):
-            if tally_transfer(state.tally, t, d, r, order) is Effect.DISPUTED:
-                _note_dispute(state, t, d, r)
+            _count(tx, state, t, d, r, order)
 
     return handle

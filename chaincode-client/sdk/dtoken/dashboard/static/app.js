@@ -97,8 +97,10 @@ function renderTransfers(id, transfers) {
 }
 
 function renderObligations(state) {
+  // Cap: the creditor's exposure cap on the debtor; headroom: what it may still accept.
   const header = [["Debtor"], ["Creditor"], ["Currency"], ["Accepted", "num"],
-                  ["Settled", "num"], ["Owed", "num"], ["Net position"]];
+                  ["Settled", "num"], ["Owed", "num"], ["Cap", "num"], ["Headroom", "num"],
+                  ["Net position"]];
   const rows = [];
   state.obligations.forEach((o) => {
     const [a, b] = o.banks;
@@ -110,8 +112,10 @@ function renderObligations(state) {
           (net.minor > 0 ? a + " owes " + b : b + " owes " + a) + " " +
           net.text.replace(/^-/, "");
       }
+      const headroom = x.cap ? (x.headroom && x.headroom.minor === 0
+        ? badge("full " + money(x.headroom), "pending") : money(x.headroom)) : "no cap";
       rows.push([x.debtor, x.creditor, x.currency, money(x.accepted), money(x.settled),
-                 money(x.owed), netText]);
+                 money(x.owed), x.cap ? money(x.cap) : "no cap", headroom, netText]);
     });
   });
   fill(document.getElementById("obligations"), header, rows, "no obligations");
