@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from consortium import channel as channel_cfg
+from consortium.chaincodes import registry_argument
 
 from dtbench import loadgen
 from dtbench.cluster import NOOP_PY, Cluster, Shape, new_run_root
@@ -77,11 +78,13 @@ async def roundtrips(args: argparse.Namespace) -> dict[str, Any]:
         payer = await open_client(cluster, cluster.bank(0))
         payee = await open_client(cluster, cluster.bank(1))
         minter = await open_client(cluster, cluster.bank(0), "minter")
+        # init_network: by an admin, with the argument every server pinned (docs/security.md)
+        admin = await open_client(cluster, cluster.bank(0), "admin")
         ledgers: dict[str, Any] = {"noop": noop_op(payer, NOOP_PY)}
         for name, (module, _env) in variants.items():
             if module:
-                await payer.contract(name).submit(
-                    "init_network", arguments=[json.dumps(cluster.registry())],
+                await admin.contract(name).submit(
+                    "init_network", arguments=[registry_argument(cluster.consortium)],
                     endorsing_organizations=[payer.msp_id],
                 )  # fmt: skip
             ledgers[name] = Ledger(payer, payee, minter, currency="USD", chaincode=name)
@@ -108,7 +111,7 @@ async def roundtrips(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 rows[name].append(row)
                 _log(f"  round {r + 1} {name:<14} {json.dumps(row)}")
-        for c in (payer, payee, minter):
+        for c in (payer, payee, minter, admin):
             await c.close()
     finally:
         cluster.down()

@@ -25,9 +25,20 @@ from consortium.config import Consortium, Org
 from consortium.errors import NetworkError
 from consortium.layout import StateLayout
 
-__all__ = ["MAX_CHAINCODES", "ChaincodeCatalog", "Deployment", "registry"]
+__all__ = [
+    "MAX_CHAINCODES",
+    "REGISTRY_PIN_ENV",
+    "ChaincodeCatalog",
+    "Deployment",
+    "registry",
+    "registry_argument",
+    "registry_pin",
+]
 
 MAX_CHAINCODES = 7  # a peer's port slot has room for 7 chaincode servers (+3 .. +9)
+#: The chaincode server's setting that pins the ``init_network`` argument (read by
+#: ``deposit_token.config.ServerSettings``; this package does not import the chaincode).
+REGISTRY_PIN_ENV = "DTOKEN_REGISTRY_SHA256"
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,20 @@ def registry(consortium: Consortium) -> dict[str, Any]:
         "regulator_msp_id": consortium.regulator.msp_id if consortium.regulator else None,
         "currencies": dict(consortium.currencies),
     }
+
+
+def registry_argument(consortium: Consortium) -> str:
+    """The exact ``init_network`` argument: :func:`registry` as canonical JSON (sorted keys,
+    no spaces, UTF-8). Every invoke of ``init_network`` and every pin use this one function,
+    so the bytes a server hashes are the bytes its operator pinned."""
+    return json.dumps(registry(consortium), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def registry_pin(consortium: Consortium) -> str:
+    """What each organization's chaincode server is configured with (:data:`REGISTRY_PIN_ENV`):
+    the SHA-256, in hex, of the UTF-8 bytes of :func:`registry_argument`."""
+    return hashlib.sha256(registry_argument(consortium).encode("utf-8")).hexdigest()
 
 
 class ChaincodeCatalog:

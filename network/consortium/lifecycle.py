@@ -12,7 +12,6 @@ This module must not write node configurations nor join the channel.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -153,7 +152,9 @@ class ChaincodeLifecycle:
         if marker.exists() or d.init_function is None:
             return
         banks = self.consortium.banks
-        registry = json.dumps(chaincodes.registry(self.consortium))
+        # As the admin of the first bank (NodeOU admin: the chaincode requires it), with the
+        # argument every server pinned (chaincodes.registry_pin).
+        registry = chaincodes.registry_argument(self.consortium)
         try:
             self.admin.invoke(banks[0], d.name, [d.init_function, registry], banks)
         except FabricCommandError as exc:

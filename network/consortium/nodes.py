@@ -21,7 +21,13 @@ from pathlib import Path
 
 from consortium import nodeconfig, processes
 from consortium.binaries import FabricInstall
-from consortium.chaincodes import MAX_CHAINCODES, ChaincodeCatalog, Deployment
+from consortium.chaincodes import (
+    MAX_CHAINCODES,
+    REGISTRY_PIN_ENV,
+    ChaincodeCatalog,
+    Deployment,
+    registry_pin,
+)
 from consortium.config import Consortium, OrdererNode, PeerNode
 from consortium.processes import ProcessSpec
 
@@ -185,6 +191,8 @@ class NodeSet:
                 "CHAINCODE_CLIENT_CA_CERT": str(self.layout.tlsca(org.name)),
                 "DTOKEN_BANK_MSP": org.msp_id,
                 "DTOKEN_SECRET_FILE": str(self.layout.secret_file(org)),
+                # The init_network argument this organization's operator agreed to.
+                REGISTRY_PIN_ENV: registry_pin(self.consortium),
                 "PYTHONPATH": os.pathsep.join(pythonpath),
                 "PYTHONUNBUFFERED": "1",
                 **(json.loads(d.env_json) if d.env_json else {}),

@@ -36,10 +36,8 @@ from deposit_token import operations as ops
 from deposit_token.contract import DepositTokenContract
 from deposit_token.errors import NotFound
 from deposit_token.keys import (
-    account_key,
     acct_collection,
     decision_key,
-    hold_key,
     holds_collection,
     outgoing_key,
     pair_collection,
@@ -85,8 +83,11 @@ class DishonestTokenContract(DepositTokenContract):
     async def forge_foreign_credit(self, ctx: Context) -> dict[str, Any]:
         """(a) Overwrite an account in another bank's collection ``acct-<bank>``."""
         req = _request(ctx)
+        # It cannot know the other bank's account key: it aims at the key hash it can compute
+        # (the account keys under its own account key; the write is refused either way).
+        keys = self._service.settings.deriver.account_keys()
         await ctx.stub.put_private_data(
-            acct_collection(req["bank"]), account_key(req["account_id"]), FORGED
+            acct_collection(req["bank"]), keys.account(req["account_id"]), FORGED
         )
         return {"tx_id": ctx.stub.tx_id}
 
@@ -105,7 +106,9 @@ class DishonestTokenContract(DepositTokenContract):
     async def lift_regulator_hold(self, ctx: Context) -> dict[str, Any]:
         """(c) Overwrite (or delete) the regulator's hold in ``holds-<bank>``."""
         req = _request(ctx)
-        coll, key = holds_collection(req["bank"]), hold_key(req["account_id"])
+        # The hold on one of its own accounts: its server computes the key the regulator used.
+        keys = self._service.settings.deriver.account_keys()
+        coll, key = holds_collection(req["bank"]), keys.hold(req["account_id"])
         if req.get("delete"):
             await ctx.stub.del_private_data(coll, key)
         else:

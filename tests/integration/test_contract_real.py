@@ -26,6 +26,7 @@ from typing import Any
 
 import fabgateway
 import pytest
+from deposit_token.keys import Deriver
 from dtoken import errors
 from dtoken.bank import Bank, Regulator
 from dtoken.listener import Sweeper
@@ -324,6 +325,7 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
         bank(network, "hkbank", "minter") as hk,
         bank(network, "usbank", "minter") as us,
         bank(network, "cnbank") as cn,
+        regulator(network) as reg,
     ):
         hk_acct = await funded(hk, amounts[0], owners[0])
         us_acct = await funded(us, 0, owners[1])
@@ -343,8 +345,12 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
         internal = await hk.transfer(
             hk_acct, "hkbank", hk_second, amounts[2], reference=ref("conf")
         )
-        last = max(accepted.block_number, internal.receipt.block_number)
-        for tx_id in (accepted.tx_id, internal.receipt.tx_id):
+        # A hold on the payee's account: its key is written by the regulator's server.
+        held = await reg.freeze("usbank", us_acct, frozen=False, held_amount=1,
+                                reason="screening")
+        await us.wait_for_commit(held.tx_id)
+        last = max(accepted.block_number, internal.receipt.block_number, held.block_number)
+        for tx_id in (accepted.tx_id, internal.receipt.tx_id, held.tx_id):
             await cn.wait_for_commit(tx_id)
         first = min(sent.receipt.block_number, accepted.block_number) - 8
 
@@ -357,6 +363,22 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
             digest = hashlib.sha256(value.encode())
             needles[f"sha256({value})"] = digest.hexdigest().encode()
             needles[f"sha256({value}) raw"] = digest.digest()
+
+        # The keys of the old scheme: what a payer could compute from its payee's account id
+        # (and anyone from an id it learnt) to follow the account through the blocks.
+        old_keys = {}
+        for account in (hk_acct, us_acct, hk_second):
+            for key in (f"acct/{account}", f"hold/{account}",
+                        *(f"hist/{account}/{seq:012d}" for seq in range(4))):
+                digest = hashlib.sha256(key.encode())
+                old_keys[f"sha256({key})"] = digest.hexdigest().encode()
+                old_keys[f"sha256({key}) raw"] = digest.digest()
+        needles.update(old_keys)
+        # The keys as they are (under each bank's account key): the scan does find key hashes.
+        us_keys = Deriver(network.network.secret_file(network.consortium.org("usbank"))
+                          .read_bytes()).account_keys()
+        new_keys = {f"sha256({k})": hashlib.sha256(k.encode()).digest()
+                    for k in (us_keys.account(us_acct), us_keys.hold(us_acct))}
 
         def found_in(peer: str) -> set[str]:
             data_dir = network.state_dir / "nodes" / peer / "data"
@@ -374,13 +396,25 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
         )
         # ... and cnbank's holds none of it, nor any hash of it.
         assert found_in("peer0.cnbank.dtoken.example") == set()
+        # No peer's files (blocks included) hold a key hash of the old scheme; the keyed ones
+        # are in the blocks every member holds (the scan would see a key hash).
+        peers = sorted(p.name for p in (network.state_dir / "nodes").iterdir()
+                       if p.name.startswith("peer"))
+        assert len(peers) >= 4
+        for peer in peers:
+            assert not found_in(peer) & set(old_keys), peer
+        blocks_of_cn = [p for p in (network.state_dir / "nodes" / "peer0.cnbank.dtoken.example"
+                                    / "data").rglob("blockfile_*")]
+        assert blocks_of_cn
+        assert all(any(needle in p.read_bytes() for p in blocks_of_cn)
+                   for needle in new_keys.values())
 
         async with (
             gateway(network, "cnbank") as (_, cn_net),
             cn_net.block_events(start_block=max(first, 0)) as blocks,
         ):
             seen = 0
-            tx_ids = {sent.receipt.tx_id, accepted.tx_id, internal.receipt.tx_id}
+            tx_ids = {sent.receipt.tx_id, accepted.tx_id, internal.receipt.tx_id, held.tx_id}
             while True:
                 block = await asyncio.wait_for(anext(blocks), 15)
                 raw = block.SerializeToString()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from consortium.chaincodes import registry, registry_argument
 from harness import TestNetwork, consortium_variant
 from harness.network import DEFAULT_CONFIG
 
@@ -165,6 +167,48 @@ def test_fabric_peer_cli_invokes_and_queries_the_python_chaincode(network: TestN
     )  # fmt: skip
     assert refused.returncode != 0
     assert "NOT_AUTHORIZED" in refused.stderr or "WRONG_ENDORSER" in refused.stderr
+
+
+def test_init_network_is_refused_to_all_but_an_admin_with_the_agreed_registry(
+    network: TestNetwork,
+) -> None:
+    """The network came up through init_network with the pinned argument (every server has the
+    pin: get_registry answers above); afterwards, a bank's client identity is refused, an admin
+    with another registry is refused by the hash check, and the agreed one is already done."""
+    c = network.consortium
+    hk = c.org("hkbank")
+    status = json.loads(dtoken("status", "--json", config=c.source, state=network.state_dir).stdout)
+    admin = next(o for o in status["orgs"] if o["name"] == "hkbank")["admin"]
+    agreed = registry_argument(c)
+    rogue = json.dumps({**registry(c), "regulator_msp_id": None})
+
+    def attempt(argument: str, env: dict[str, str]) -> str:
+        ctor = json.dumps({"Args": ["init_network", argument]})
+        out = network.peer_cli(
+            hk,
+            ["chaincode", "invoke", *network.orderer_args(), "-C", c.channel,
+             "-n", c.chaincode.name, "-c", ctor, *network.peer_targets(list(c.banks)),
+             "--waitForEvent"],
+            env=env, check=False,
+        )  # fmt: skip
+        assert out.returncode != 0, out.stdout
+        return out.stderr
+
+    as_admin = {"CORE_PEER_MSPCONFIGPATH": admin["msp_dir"]}
+    # A client with every role but no admin NodeOU (read from its real certificate).
+    assert "NOT_AUTHORIZED: init_network needs an administrator" in attempt(
+        agreed, _as(network, "hkbank", "operator"))
+    # The bank's admin, with a registry its operator did not pin (no regulator).
+    refused = attempt(rogue, as_admin)
+    assert "NOT_AUTHORIZED: the registry is not the one" in refused
+    assert hashlib.sha256(rogue.encode()).hexdigest() not in refused
+    # The agreed registry, by an admin: it ran already (the bootstrap's own call).
+    assert "ALREADY_INITIALIZED" in attempt(agreed, as_admin)
+    query = network.peer_cli(
+        hk, ["chaincode", "query", "-C", c.channel, "-n", c.chaincode.name,
+             "-c", '{"Args":["get_registry"]}'], env=as_admin,
+    )  # fmt: skip
+    assert json.loads(query.stdout)["regulator_msp_id"] == registry(c)["regulator_msp_id"]
 
 
 def _get_account(network: TestNetwork, account_id: str) -> dict[str, object]:

@@ -1,9 +1,12 @@
 """The chaincode server's own identity: which organization it serves, and that one's secret.
 
-Owns: reading ``DTOKEN_BANK_MSP`` and ``DTOKEN_SECRET_FILE`` (the only place the contract
-reads the environment). Explicit arguments win over the environment. The secret (32 random
-bytes, the same on every peer of the organization) keys the HMACs that make ids, record tags
-and salts deterministic across that organization's endorsers.
+Owns: reading ``DTOKEN_BANK_MSP``, ``DTOKEN_SECRET_FILE`` and ``DTOKEN_REGISTRY_SHA256`` (the
+only place the contract reads the environment). Explicit arguments win over the environment.
+The secret (32 random bytes, the same on every peer of the organization) keys the HMACs that
+make ids, record tags and salts deterministic across that organization's endorsers. The
+registry pin is the SHA-256 (64 lowercase hex digits) of the exact ``init_network`` argument
+the organization's operator agreed to: this server endorses ``init_network`` with that argument
+only, and with no other (``SERVER_MISCONFIGURED`` when the pin is missing).
 
 Must not: log or return the secret, or name the secret file's path in an error (errors end up
 in blocks).
@@ -12,6 +15,7 @@ in blocks).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,18 +23,25 @@ from pathlib import Path
 from .errors import ServerMisconfigured
 from .keys import MSP_ID_RE, SECRET_LENGTH, Deriver
 
-__all__ = ["ENV_MSP", "ENV_SECRET_FILE", "ServerSettings"]
+__all__ = ["ENV_MSP", "ENV_REGISTRY_SHA256", "ENV_SECRET_FILE", "ServerSettings"]
 
 ENV_MSP = "DTOKEN_BANK_MSP"
 ENV_SECRET_FILE = "DTOKEN_SECRET_FILE"  # noqa: S105 (a variable name, not a secret)
+#: The network bootstrap (``consortium.chaincodes.REGISTRY_PIN_ENV``) sets it under this name.
+ENV_REGISTRY_SHA256 = "DTOKEN_REGISTRY_SHA256"
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """The organization a chaincode server endorses for, and its secret."""
+    """The organization a chaincode server endorses for, its secret, and the registry its
+    operator agreed to (``registry_sha256``; ``None``: this server endorses no
+    ``init_network``)."""
 
     msp_id: str
     secret: bytes = field(repr=False)
+    registry_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if not MSP_ID_RE.fullmatch(self.msp_id):
@@ -38,6 +49,8 @@ class ServerSettings:
         if len(self.secret) != SECRET_LENGTH:
             raise ServerMisconfigured(f"the secret in {ENV_SECRET_FILE} must be "
                                       f"{SECRET_LENGTH} bytes")
+        if self.registry_sha256 is not None and not _SHA256_HEX.fullmatch(self.registry_sha256):
+            raise ServerMisconfigured(f"{ENV_REGISTRY_SHA256} must be 64 lowercase hex digits")
 
     @property
     def deriver(self) -> Deriver:
@@ -51,6 +64,7 @@ class ServerSettings:
         *,
         msp_id: str | None = None,
         secret_file: str | Path | None = None,
+        registry_sha256: str | None = None,
     ) -> ServerSettings:
         """Settings from explicit arguments, else from the environment."""
         env = os.environ if environ is None else environ
@@ -65,4 +79,5 @@ class ServerSettings:
         except OSError:
             raise ServerMisconfigured(f"the file named by {ENV_SECRET_FILE} "
                                       "cannot be read") from None
-        return cls(msp, secret)
+        pin = registry_sha256 if registry_sha256 is not None else env.get(ENV_REGISTRY_SHA256)
+        return cls(msp, secret, pin or None)

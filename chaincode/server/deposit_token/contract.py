@@ -47,7 +47,8 @@ class DepositTokenContract(Contract):
     def _caller(ctx: Context) -> Caller:
         try:
             identity = ctx.client_identity
-            return Caller.from_identity(identity.msp_id, identity.get_attribute_value)
+            return Caller.from_identity(identity.msp_id, identity.get_attribute_value,
+                                        identity.has_ou_value)
         except Exception:
             raise NotAuthorized("the client identity cannot be read") from None
 

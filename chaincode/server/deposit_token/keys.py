@@ -16,8 +16,9 @@ key                             collection           opaque because
 ==============================  ===================  ==========================================
 ``registry``                    public state         (public)
 ``token/<bank>/<CUR>``          public state         (public)
-``acct/<account id>``           ``acct-<bank>``      the account id is >= 128 random bits
-``hist/<account id>/<seq>``     ``acct-<bank>``      carries the account id
+``acct/<account tag>``          ``acct-<bank>``      tag = HMAC(bank's account key, id)
+``hist/<account tag>/<seq>``    ``acct-<bank>``      as above
+``keys/accounts``               ``acct-<bank>``      (fixed) holds the bank's account key
 ``sup/<CUR>/<tag>``             ``acct-<bank>``      tag = HMAC(bank secret, tx id, ...)
 ``ref/<tag>``                   ``acct-<bank>``      tag = HMAC(bank secret, client reference)
 ``out/<transfer id>``           ``acct-<bank>``      transfer id = HMAC(bank secret, tx id)
@@ -27,8 +28,17 @@ key                             collection           opaque because
 ``dec/<transfer id>``           ``pair-<B>-<A>``     as above
 ``settle/<tag>``                ``pair-<B>-<A>``     tag = HMAC(B's secret, RTGS reference)
 ``cap/<CUR>/<seq>``             ``pair-<B>-<A>``     (B's cap on what A may owe it; no secret)
-``hold/<account id>``           ``holds-<bank>``     carries the account id
+``hold/<account tag>``          ``holds-<bank>``     as for the account
 ==============================  ===================  ==========================================
+
+Account keys are not ``acct/<account id>``: the key's SHA-256 is in every block that writes
+it, and whoever knows an account id (a payer knows its payee's) could follow that account
+through the blocks and see whether it is under a hold. They are keyed by the account's *tag*,
+``HMAC(account key, "account", id)`` (:class:`AccountKeys`), where the bank's *account key*
+(128 bits, derived from its secret) is shared with the regulator only: the bank writes it once
+under ``keys/accounts`` in its own ``acct-<bank>``, the one collection both their peers hold,
+so the regulator's server can key the holds it writes and read the accounts it checks without
+the bank's secret (docs/security.md, "Unlinkable account keys").
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from .errors import InvalidArgument, ServerMisconfigured
 
 __all__ = [
     "ACCOUNT_ID_RE",
+    "ACCOUNT_KEYS_KEY",
     "BANK_NAME_RE",
     "CAP_SEQ_MAX",
     "CURRENCY_RE",
@@ -50,6 +61,7 @@ __all__ = [
     "REGISTRY_KEY",
     "SECRET_LENGTH",
     "TAG_RE",
+    "AccountKeys",
     "Deriver",
     "account_key",
     "acct_collection",
@@ -81,6 +93,8 @@ SECRET_LENGTH = 32
 
 REGISTRY_KEY = "registry"
 _SEP = "/"
+#: Where a bank keeps its account key, in its own ``acct-<bank>`` (read by the regulator).
+ACCOUNT_KEYS_KEY = "keys/accounts"
 
 
 def check_bank_name(name: object, field: str = "bank") -> str:
@@ -135,14 +149,16 @@ def token_key(bank: str, currency: str) -> str:
     return _SEP.join(("token", bank, currency))
 
 
-def account_key(account_id: str) -> str:
-    """The account record, balance included (one key: a debit checks it by a point read)."""
-    return _SEP.join(("acct", account_id))
+def account_key(tag: str) -> str:
+    """The account record, balance included (one key: a debit checks it by a point read);
+    ``tag`` is :meth:`AccountKeys.tag` of the account id."""
+    return _SEP.join(("acct", tag))
 
 
-def history_key(account_id: str, seq: int) -> str:
-    """History record ``seq`` of an account; zero-padded so a range scan returns it in order."""
-    return _SEP.join(("hist", account_id, f"{seq:012d}"))
+def history_key(tag: str, seq: int) -> str:
+    """History record ``seq`` of the account tagged ``tag``; zero-padded so a range scan
+    returns it in order."""
+    return _SEP.join(("hist", tag, f"{seq:012d}"))
 
 
 def supply_key(currency: str, tag: str) -> str:
@@ -202,9 +218,9 @@ def cap_key(currency: str, seq: int) -> str:
     return _SEP.join(("cap", currency, f"{seq:012d}"))
 
 
-def hold_key(account_id: str) -> str:
-    """The regulator's hold on an account, in ``holds-<bank>``."""
-    return _SEP.join(("hold", account_id))
+def hold_key(tag: str) -> str:
+    """The regulator's hold on the account tagged ``tag``, in ``holds-<bank>``."""
+    return _SEP.join(("hold", tag))
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:
@@ -265,3 +281,58 @@ class Deriver:
     def reference_tag(self, kind: str, reference: str) -> str:
         """Tag of a client reference; ``kind`` separates namespaces (``payment``, ``rtgs``)."""
         return self.derive("reference", kind, reference)
+
+    def account_keys(self) -> AccountKeys:
+        """This organization's account key (the one it shares with the regulator)."""
+        return AccountKeys(self.derive("account-keys"))
+
+
+class AccountKeys:
+    """The keys of one bank's accounts, their history and the regulator's holds on them.
+
+    ``key`` (32 hex digits) is the bank's account key: derived from the bank's secret by its
+    own servers, read from ``keys/accounts`` in ``acct-<bank>`` by the regulator's. Knowing an
+    account id without it gives no key hash to look for in the blocks.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: str) -> None:
+        if not TAG_RE.fullmatch(key):
+            raise ServerMisconfigured("an account key is 32 hex digits")
+        self._key = key.encode("ascii")
+
+    def __repr__(self) -> str:  # never show the key
+        return "AccountKeys(<key>)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AccountKeys) and hmac.compare_digest(self._key, other._key)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    @property
+    def key(self) -> str:
+        """The account key, as the bank stores it for the regulator."""
+        return self._key.decode("ascii")
+
+    def tag(self, account_id: str) -> str:
+        """``HMAC(account key, "account", id)``: what the account's keys carry."""
+        digest = hmac.new(self._key, _encode(("account", account_id)), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    def account(self, account_id: str) -> str:
+        """The account record's key."""
+        return account_key(self.tag(account_id))
+
+    def history(self, account_id: str, seq: int) -> str:
+        """The key of the account's history record ``seq``."""
+        return history_key(self.tag(account_id), seq)
+
+    def history_prefix(self, account_id: str) -> str:
+        """The prefix under which every history record of the account lies."""
+        return _SEP.join(("hist", self.tag(account_id)))
+
+    def hold(self, account_id: str) -> str:
+        """The key of the regulator's hold on the account."""
+        return hold_key(self.tag(account_id))

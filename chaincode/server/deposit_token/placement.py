@@ -16,10 +16,13 @@ record             lives in                      must say
 ``Settlement``     ``pair-<creditor>-<debtor>``  creditor, debtor; key ``settle/...``
 ``Cap``            ``pair-<creditor>-<debtor>``  creditor, debtor; key
                                                  ``cap/<its currency>/<its seq>``
-``Account``        ``acct-<bank>``               bank; key ``acct/<its id>``
+``Account``        ``acct-<bank>``               bank; key ``acct/<tag of its id>``
 ``SupplyRecord``   ``acct-<bank>``               key ``sup/<its currency>/...``; a
                                                  counterparty other than the bank itself
 =================  ============================  =========================================
+
+The account key a bank shares with the regulator (``AccountKeysRecord``) lives in
+``acct-<bank>`` under ``keys/accounts``, pinned to the bank's and the regulator's peers.
 
 Records another bank relies on (transfers, decisions, refunds, settlements) are also *pinned*:
 created with a key-level endorsement policy that needs the peers of both banks of the pair
@@ -49,7 +52,9 @@ from fabshim.statebased import all_of_policy
 
 from .errors import CorruptState
 from .keys import (
-    account_key,
+    ACCOUNT_KEYS_KEY,
+    TAG_RE,
+    AccountKeys,
     acct_collection,
     cap_key,
     decision_key,
@@ -59,6 +64,7 @@ from .keys import (
 )
 from .records import (
     Account,
+    AccountKeysRecord,
     Cap,
     Decision,
     Opened,
@@ -97,7 +103,8 @@ def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
 
 
 #: The records that are pinned at creation and checked by every reader.
-PINNED: frozenset[type[Record]] = frozenset({Transfer, Decision, Refund, Settlement})
+PINNED: frozenset[type[Record]] = frozenset(
+    {Transfer, Decision, Refund, Settlement, AccountKeysRecord})
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,9 @@ class Place:
     writer: str
     counterparty: str | None = None
     pin: bytes | None = None
+    #: The bank's account keys (``acct-<bank>`` only): an account must lie under the key they
+    #: give its id. Without them (a reader that cannot know them) only the key's form is checked.
+    accounts: AccountKeys | None = None
 
     @classmethod
     def pair(cls, asserter: str, counterparty: str) -> Place:
@@ -123,9 +133,16 @@ class Place:
                    counterparty.name, pair_pin(asserter, counterparty))
 
     @classmethod
-    def acct(cls, bank: str) -> Place:
+    def shared_keys(cls, bank: BankInfo, regulator_msp_id: str) -> Place:
+        """``acct-<bank>`` as the place of the account key the bank shares with the regulator:
+        pinned to both their peers, so the bank cannot change it alone once written."""
+        return cls(acct_collection(bank.name), bank.name,
+                   pin=all_of_policy([bank.msp_id, regulator_msp_id]))
+
+    @classmethod
+    def acct(cls, bank: str, accounts: AccountKeys | None = None) -> Place:
         """``acct-<bank>``: the bank's accounts, supply and history."""
-        return cls(acct_collection(bank), bank)
+        return cls(acct_collection(bank), bank, accounts=accounts)
 
 
 @dataclass(frozen=True)
@@ -192,7 +209,16 @@ def _cap(r: Cap, p: Place, key: str) -> str | None:
 def _account(r: Account, p: Place, key: str) -> str | None:
     if r.bank != p.writer or p.counterparty is not None:
         return "wrong_parties"
-    return None if key == account_key(r.account_id) else "wrong_key"
+    if p.accounts is not None:
+        return None if key == p.accounts.account(r.account_id) else "wrong_key"
+    tag = key.removeprefix("acct/")
+    return None if key != tag and TAG_RE.fullmatch(tag) else "wrong_key"
+
+
+def _account_keys(r: AccountKeysRecord, p: Place, key: str) -> str | None:
+    if p.counterparty is not None:
+        return "wrong_parties"
+    return None if key == ACCOUNT_KEYS_KEY else "wrong_key"
 
 
 def _supply(r: SupplyRecord, p: Place, key: str) -> str | None:
@@ -210,6 +236,7 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Cap: _cap,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]
     SupplyRecord: _supply,  # type: ignore[dict-item]
+    AccountKeysRecord: _account_keys,  # type: ignore[dict-item]
 }
 
 

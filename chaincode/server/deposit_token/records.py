@@ -31,6 +31,7 @@ from .registry import JsonObject, loads_object
 __all__ = [
     "RECORD_VERSION",
     "Account",
+    "AccountKeysRecord",
     "Cap",
     "Decision",
     "HistoryKind",
@@ -184,6 +185,20 @@ class Account(StoredRecord):
             seq=f.int_("seq"),
             opened_at=f.str_("opened_at", max_len=32),
         )
+
+
+@dataclass(frozen=True)
+class AccountKeysRecord(StoredRecord):
+    """A bank's account key (:class:`~deposit_token.keys.AccountKeys`), which it shares with
+    the regulator in its own ``acct-<bank>`` (key ``keys/accounts``), written once."""
+
+    TYPE: ClassVar[str] = "account_keys"
+
+    key: str
+
+    @classmethod
+    def read(cls, f: Fields) -> AccountKeysRecord:
+        return cls(key=f.str_("key", pattern=TAG_RE))
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class Service:
             deriver=deriver,
             tx_id=stub.tx_id,
             now=stub.tx_datetime,
+            registry_sha256=settings.registry_sha256,
             registry=self._registries.get(stub.channel_id),
         )
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from consortium import channel as channel_cfg
+from consortium.chaincodes import registry_argument
 from consortium.config import Consortium, Org
 from consortium.deploy.folder import main_deployment, native_view, package_ids
 from consortium.deploy.model import TOOLS_IMAGE, Target, container_view
@@ -73,7 +74,8 @@ def bootstrap_script(c: Consortium, crypto_dir: Path, target: Target) -> str:
 
     oo = view.orderer_org
     admin_tls = f"$CRYPTO/{word(oo.name)}/users/Admin/tls"
-    ctor = json.dumps({"Args": [d.init_function or "init_network", json.dumps(net.registry())]})
+    # The argument every chaincode server pinned (chaincode_env), byte for byte.
+    ctor = json.dumps({"Args": [d.init_function or "init_network", registry_argument(c)]})
     first = view.application_orgs[0]
     who = f"{first.name} {first.msp_id} {word(first.peers[0].endpoint)}"
     lines = [

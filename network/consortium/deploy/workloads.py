@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from consortium.chaincodes import REGISTRY_PIN_ENV, registry_pin
 from consortium.config import Consortium, OrdererNode, Org, PeerNode
 from consortium.deploy.folder import package_ids
 from consortium.deploy.model import (
@@ -123,9 +124,9 @@ def peer_env(c: Consortium, p: PeerNode, chaincode_address: str) -> dict[str, st
     }
 
 
-def chaincode_env(org: Org, p: PeerNode, package_id: str) -> dict[str, str]:
+def chaincode_env(org: Org, p: PeerNode, package_id: str, pin: str) -> dict[str, str]:
     """The chaincode server's environment: what :meth:`consortium.nodes.NodeSet.chaincode`
-    sets natively."""
+    sets natively (``pin``: :func:`consortium.chaincodes.registry_pin`)."""
     return {
         "CHAINCODE_ID": package_id,
         "CHAINCODE_SERVER_ADDRESS": f"0.0.0.0:{p.chaincode_server_port}",
@@ -134,6 +135,7 @@ def chaincode_env(org: Org, p: PeerNode, package_id: str) -> dict[str, str]:
         "CHAINCODE_CLIENT_CA_CERT": f"{CC_TLS_DIR}/ca.crt",
         "DTOKEN_BANK_MSP": org.msp_id,
         "DTOKEN_SECRET_FILE": f"{CC_SECRET_DIR}/chaincode.key",
+        REGISTRY_PIN_ENV: pin,
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -232,7 +234,7 @@ def workloads(c: Consortium, net: Network, target: Target, chaincode_image: str)
                 org=org.name,
                 image=chaincode_image,
                 command=("python", "-m", "fabshim", "serve", c.chaincode.module),
-                env=chaincode_env(org, p, ids[org.name]),
+                env=chaincode_env(org, p, ids[org.name], registry_pin(c)),
                 ports=(("grpc", p.chaincode_server_port),),
                 mounts=(
                     Mount("tls", org_dir / "servers" / f"chaincode.{p.name}", CC_TLS_DIR),

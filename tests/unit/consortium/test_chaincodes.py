@@ -14,10 +14,19 @@ from pathlib import Path
 
 import pytest
 from consortium import config, identities
-from consortium.chaincodes import MAX_CHAINCODES, ChaincodeCatalog, registry
+from consortium.chaincodes import (
+    MAX_CHAINCODES,
+    REGISTRY_PIN_ENV,
+    ChaincodeCatalog,
+    registry,
+    registry_argument,
+    registry_pin,
+)
 from consortium.errors import NetworkError
 from consortium.layout import StateLayout
 from consortium.network import Network
+from consortium.nodes import NodeSet
+from deposit_token.config import ENV_REGISTRY_SHA256
 
 DEFAULT = Path(__file__).resolve().parents[3] / "config" / "consortium.yaml"
 
@@ -95,6 +104,23 @@ def test_the_registry_lists_the_banks_the_regulator_and_the_currencies() -> None
     assert [b["msp_id"] for b in reg["banks"]] == [b.msp_id for b in c.banks]
     assert reg["regulator_msp_id"] == (c.regulator.msp_id if c.regulator else None)
     assert reg["currencies"] == dict(c.currencies)
+
+
+def test_the_registry_argument_is_canonical_and_every_server_pins_its_hash(
+    tmp_path: Path,
+) -> None:
+    c = config.load(DEFAULT)
+    argument = registry_argument(c)
+    assert json.loads(argument) == registry(c)
+    assert argument == json.dumps(registry(c), sort_keys=True, separators=(",", ":"))
+    assert registry_pin(c) == hashlib.sha256(argument.encode()).hexdigest()
+    assert REGISTRY_PIN_ENV == ENV_REGISTRY_SHA256  # the name the chaincode server reads
+    # Every organization's chaincode server (the regulator's too) gets the pin natively.
+    layout = StateLayout(tmp_path)
+    nodes = NodeSet(c, ChaincodeCatalog(c, layout), fabric=lambda: pytest.fail("no binaries"))
+    for p in c.peers:
+        env = nodes.chaincode(p).spec.env
+        assert env[REGISTRY_PIN_ENV] == registry_pin(c)
 
 
 def test_a_state_folder_names_the_consortium_file_it_was_made_from(tmp_path: Path) -> None:

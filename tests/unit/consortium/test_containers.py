@@ -41,6 +41,7 @@ import pytest
 import yaml
 from consortium import channel, config, containers, crypto, processes
 from consortium.binaries import find_binaries
+from consortium.chaincodes import REGISTRY_PIN_ENV, registry_argument, registry_pin
 from consortium.config import Consortium
 from consortium.containers import Target
 from consortium.errors import NetworkError
@@ -348,6 +349,7 @@ def test_each_peer_dials_its_own_chaincode_server(gen: Generated) -> None:
         cc_env = server["environment"]
         assert cc_env["CHAINCODE_SERVER_ADDRESS"] == f"0.0.0.0:{port}"
         assert cc_env["DTOKEN_BANK_MSP"] == org.msp_id
+        assert cc_env[REGISTRY_PIN_ENV] == registry_pin(c)  # what init_network must carry
         assert cc_env["CHAINCODE_ID"] == net.package_id(org)
         # The peer checks the server's certificate against the host it dials.
         cert = host_path(gen.folder, server, cc_env["CHAINCODE_TLS_CERT"])
@@ -818,6 +820,9 @@ def check_bootstrap_calls(gen: Generated, target: Target, calls: list[dict[str, 
     (invoke,) = [x for x in calls if x["kind"] == "invoke"]
     assert invoke["ctor"]["Args"][0] == "init_network"
     assert json.loads(invoke["ctor"]["Args"][1]) == net.registry()
+    # byte for byte the argument whose hash every chaincode server pinned
+    assert invoke["ctor"]["Args"][1] == registry_argument(c)
+    assert hashlib.sha256(invoke["ctor"]["Args"][1].encode()).hexdigest() == registry_pin(c)
     assert invoke["peers"] == [b.peers[0].endpoint for b in view.banks]
     assert kinds.index("commit") > max(i for i, k in enumerate(kinds) if k == "approve")
     assert kinds[-1] == "invoke"

@@ -11,7 +11,9 @@ Every submitted transaction run through :meth:`Net.submit` is checked on the way
   of ``docs/token-model.md``;
 * a refused transaction wrote nothing, and its message starts with a stable code;
 * what reaches the block (return value, event, error message) carries no private value of
-  the request.
+  the request;
+* no key read or written (their SHA-256 is in the block) carries an account id of the
+  request: accounts, histories and holds are keyed by a tag under the bank's account key.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 from deposit_token.config import ServerSettings
 from deposit_token.errors import CODES, DepositTokenError
-from deposit_token.keys import BANK_NAME_RE
+from deposit_token.keys import BANK_NAME_RE, AccountKeys, Deriver
 from deposit_token.operations import ROLES, Caller
 from deposit_token.service import TRANSACTIONS, Service
 from fabshim.testing import MemoryLedger, MemoryStub
@@ -47,6 +49,11 @@ def init_payload(regulator: bool = True) -> str:
         "regulator_msp_id": REGULATOR if regulator else None,
         "currencies": CURRENCIES,
     })
+
+
+def registry_pin(argument: str) -> str:
+    """What each operator pins (``DTOKEN_REGISTRY_SHA256``): the SHA-256 of the argument."""
+    return hashlib.sha256(argument.encode("utf-8")).hexdigest()
 
 
 def msp_of(org: str) -> str:
@@ -71,6 +78,11 @@ def policy_org(collection: str) -> str:
 
 def secret_of(msp: str) -> bytes:
     return (msp.encode() * 8)[:32]
+
+
+def account_keys(org: str) -> AccountKeys:
+    """A bank's account keys, as its server derives them (and shares with the regulator)."""
+    return Deriver(secret_of(msp_of(org))).account_keys()
 
 
 def private_strings(request: Mapping[str, Any] | None) -> tuple[set[str], set[int]]:
@@ -98,6 +110,32 @@ def private_strings(request: Mapping[str, Any] | None) -> tuple[set[str], set[in
 
     walk(request or {})
     return strings, ints
+
+
+def account_ids(request: Mapping[str, Any] | None) -> set[str]:
+    """The account ids a request names (any field whose name says ``account``)."""
+    found: set[str] = set()
+
+    def walk(v: object, key: str = "") -> None:
+        if isinstance(v, Mapping):
+            for k, x in v.items():
+                walk(x, k)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, key)
+        elif isinstance(v, str) and "account" in key:
+            found.add(v)
+
+    walk(request or {})
+    return found
+
+
+def assert_keys_unlinkable(stub: MemoryStub, request: Mapping[str, Any] | None) -> None:
+    """No key the transaction read or wrote names an account id of the request."""
+    touched = {key for _c, key in stub.writes} | {key for _c, key in stub._reads}
+    for account in account_ids(request):
+        for key in touched:
+            assert account not in key, "a key in the block would name an account id"
 
 
 def assert_no_private(text: str, request: Mapping[str, Any] | None) -> None:
@@ -142,18 +180,30 @@ class Net:
     services: dict[str, Service] = field(default_factory=dict)
     blocks: list[str] = field(default_factory=list)  # block-visible texts, for privacy checks
     stub_wrapper: Any = None  # a callable (org, stub) -> stub, to model a dishonest server
+    #: The ``init_network`` argument every operator agreed to (pinned in every server's
+    #: settings); by default :func:`init_payload`.
+    agreed: str | None = None
 
     def __post_init__(self) -> None:
+        if self.agreed is None:
+            self.agreed = init_payload(self.regulator)
         orgs = [*BANKS, *(["regulator"] if self.regulator else [])]
         for org in orgs:
             msp = msp_of(org)
-            self.services[org] = Service(ServerSettings(msp, secret_of(msp)))
+            self.services[org] = Service(ServerSettings(msp, secret_of(msp),
+                                                        registry_pin(self.agreed)))
 
     # ------------------------------------------------------------------ identities
 
     @staticmethod
     def caller(org: str, *roles: str) -> Caller:
         return Caller(msp_of(org), frozenset(roles or ROLES))
+
+    @staticmethod
+    def admin(org: str) -> Caller:
+        """The organization's administrator (NodeOU ``admin``, no role attribute), as the
+        bootstrap invokes ``init_network``."""
+        return Caller(msp_of(org), frozenset(), admin=True)
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
@@ -190,7 +240,7 @@ class Net:
         when: datetime | None = None,
     ) -> Submitted:
         """Simulate a submit on ``org``'s server with every check; do not commit."""
-        caller = caller or self.caller(org)
+        caller = caller or (self.admin(org) if name == "init_network" else self.caller(org))
         when = when or self.now
         tx_id = self.ledger.new_tx_id()
         stub = self._stub(request, tx_id, when, org)
@@ -210,6 +260,7 @@ class Net:
         assert twin.writes == stub.writes, "write sets differ between two endorsers"
         assert twin.event == stub.event
         assert twin_result == result
+        assert_keys_unlinkable(stub, request)
         server_msp = msp_of(org)
         for collection, _key in stub.writes:
             if collection == "":
@@ -257,11 +308,12 @@ class Net:
     async def init(self) -> None:
         """``init_network``: simulated on every bank's server, identical write sets, one
         commit (the chaincode-level policy: every bank endorses)."""
-        payload = init_payload(self.regulator)
+        payload = self.agreed
+        assert payload is not None
         subs = []
         for bank in BANKS:
             stub = self.ledger.stub(tx_id="init-network-tx", timestamp=self.now)
-            await self.services[bank].init_network(stub, self.caller("hkbank"), payload)
+            await self.services[bank].init_network(stub, self.admin("hkbank"), payload)
             subs.append(stub)
         assert all(s.writes == subs[0].writes for s in subs)
         subs[0].commit()

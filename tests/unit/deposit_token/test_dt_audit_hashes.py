@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from deposit_token.keys import account_key, transfer_key
+from deposit_token.keys import transfer_key
 from fabshim.testing import MemoryStub
-from unit.deposit_token.dt_harness import BANKS, Net, ids
+from unit.deposit_token.dt_harness import BANKS, Net, account_keys, ids
 
 HK, US = "hkbank", "usbank"
 
@@ -41,7 +41,7 @@ async def test_an_honest_peer_passes_the_hash_check() -> None:
 
 async def test_a_stale_balance_on_the_regulators_peer_fails_the_audit() -> None:
     net, payer, _ = await _network()
-    key = account_key(payer)
+    key = account_keys(HK).account(payer)
     before = net.ledger.get_private_data("acct-hkbank", key)
     assert before is not None
     await net.submit(HK, "burn", {"reference": "burn-1", "account_id": payer, "amount": 200},

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from deposit_token.chaincode import chaincode
-from deposit_token.config import ENV_MSP, ENV_SECRET_FILE, ServerSettings
+from deposit_token.config import ENV_MSP, ENV_REGISTRY_SHA256, ENV_SECRET_FILE, ServerSettings
 from deposit_token.contract import CONTRACT_NAME, DepositTokenContract
 from deposit_token.errors import InsufficientFunds, ServerMisconfigured, refusal_from_message
 from deposit_token.operations import declare
@@ -20,7 +20,13 @@ from deposit_token.service import TRANSACTIONS
 from dtoken_wire.requests import MoveRequest
 from fabcontract import ContractChaincode
 from fabshim.testing import MemoryLedger, TestIdentity, make_identity
-from unit.deposit_token.dt_harness import BANKS, REGULATOR, init_payload, secret_of
+from unit.deposit_token.dt_harness import (
+    BANKS,
+    REGULATOR,
+    init_payload,
+    registry_pin,
+    secret_of,
+)
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 # Distinctive private values: none of them may appear in a block.
@@ -34,10 +40,12 @@ ORIGINATOR = {"name": "Kowloon Exporters Ltd", "address": "88 Canton Road"}
 
 def chaincodes() -> dict[str, ContractChaincode]:
     out = {}
+    pin = registry_pin(init_payload())
     for name, (msp, _) in BANKS.items():
-        out[name] = ContractChaincode(DepositTokenContract(ServerSettings(msp, secret_of(msp))))
+        out[name] = ContractChaincode(DepositTokenContract(
+            ServerSettings(msp, secret_of(msp), pin)))
     out["regulator"] = ContractChaincode(
-        DepositTokenContract(ServerSettings(REGULATOR, secret_of(REGULATOR))))
+        DepositTokenContract(ServerSettings(REGULATOR, secret_of(REGULATOR), pin)))
     return out
 
 
@@ -76,6 +84,9 @@ class Peer:
 HK_OPS = who("HarbourBankMSP", operator="true", minter="true")
 US_OPS = who("LibertyBankMSP", operator="true")
 REG = who(REGULATOR, auditor="true")
+# The bootstrap's identity: cryptogen-style Admin, NodeOU "admin", no role attribute.
+HK_ADMIN = make_identity("HarbourBankMSP", "Admin", organizational_units=("admin",))
+US_ADMIN = make_identity("LibertyBankMSP", "Admin", organizational_units=("admin",))
 
 
 async def test_module_chaincode_lists_every_transaction() -> None:
@@ -131,8 +142,18 @@ async def test_settings_come_from_the_environment(tmp_path: Any, monkeypatch: An
     settings = ServerSettings.from_env({ENV_MSP: "HarbourBankMSP", ENV_SECRET_FILE: str(secret)})
     assert settings.msp_id == "HarbourBankMSP"
     assert "secret" not in repr(settings).lower().replace("secret=", "")
-    explicit = ServerSettings.from_env({}, msp_id="X1MSP", secret_file=secret)
+    assert settings.registry_sha256 is None
+    pin = "ab" * 32
+    pinned = ServerSettings.from_env({ENV_MSP: "HarbourBankMSP", ENV_SECRET_FILE: str(secret),
+                                      ENV_REGISTRY_SHA256: pin})
+    assert pinned.registry_sha256 == pin
+    explicit = ServerSettings.from_env({ENV_REGISTRY_SHA256: pin}, msp_id="X1MSP",
+                                       secret_file=secret, registry_sha256="cd" * 32)
     assert explicit.msp_id == "X1MSP"
+    assert explicit.registry_sha256 == "cd" * 32
+    with pytest.raises(ServerMisconfigured, match=ENV_REGISTRY_SHA256):
+        ServerSettings.from_env({ENV_REGISTRY_SHA256: "not-a-digest"}, msp_id="X1MSP",
+                                secret_file=secret)
     with pytest.raises(ServerMisconfigured):
         ServerSettings.from_env({})
     with pytest.raises(ServerMisconfigured):
@@ -153,8 +174,11 @@ async def test_settings_come_from_the_environment(tmp_path: Any, monkeypatch: An
 async def test_payment_lifecycle_through_the_contract_leaks_nothing_to_blocks() -> None:
     p = Peer()
     payload = init_payload()
-    assert (await p.invoke("hkbank", HK_OPS, "init_network", payload))["tokens"] == 5
-    again = await p.invoke("usbank", US_OPS, "init_network", payload)
+    # The admin check reads the certificate's OU: an operator with every role is refused.
+    refused = await p.invoke("hkbank", HK_OPS, "init_network", payload)
+    assert refused.message.startswith("NOT_AUTHORIZED: ")
+    assert (await p.invoke("hkbank", HK_ADMIN, "init_network", payload))["tokens"] == 5
+    again = await p.invoke("usbank", US_ADMIN, "init_network", payload)
     assert again.message.startswith("ALREADY_INITIALIZED: ")
     p.block_texts.clear()  # the registry is public on purpose
 

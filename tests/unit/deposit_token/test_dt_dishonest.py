@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from deposit_token import errors as e
 from deposit_token.errors import CorruptState
 from deposit_token.keys import (
-    account_key,
+    ACCOUNT_KEYS_KEY,
     decision_key,
     opened_key,
     refund_key,
@@ -28,6 +29,7 @@ from deposit_token.keys import (
 )
 from deposit_token.records import (
     Account,
+    AccountKeysRecord,
     Decision,
     Outcome,
     Record,
@@ -39,7 +41,7 @@ from deposit_token.records import (
 )
 from fabshim.errors import EndorsementPolicyFailureError
 from fabshim.statebased import all_of_policy
-from unit.deposit_token.dt_harness import Net, ids, msp_of, policy_org
+from unit.deposit_token.dt_harness import Net, account_keys, ids, msp_of, policy_org
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 SALT = "5" * 32
@@ -254,7 +256,7 @@ async def test_fields_claiming_another_place_count_for_nobody(debt: tuple[Net, s
     collection, of a transfer that does not exist; an index entry to nowhere."""
     net, _ = debt
     (fake_acc, fake_tid, ghost) = ids("fake", 3)
-    await forge(net, "acct-hkbank", account_key(fake_acc), Account(
+    await forge(net, "acct-hkbank", account_keys(HK).account(fake_acc), Account(
         account_id=fake_acc, bank=US, currency="USD", owner_ref="x", balance=10**9,
         opened_at="2025-01-06T09:00:00.000000Z"))
     await forge(net, "pair-hkbank-usbank", transfer_key(fake_tid), Transfer(
@@ -287,3 +289,51 @@ async def test_fields_claiming_another_place_count_for_nobody(debt: tuple[Net, s
     assert us_row["balances"] == DEBT  # the forged account is nobody's money
     assert us_row["ok"]
     assert all(c["ok"] for c in audit["currencies"])
+
+
+async def test_a_bank_cannot_change_the_account_key_it_shared_with_the_regulator() -> None:
+    """Once shared (pinned to hkbank's and the regulator's peers), hkbank alone can neither
+    rewrite its account key (garbage or another key) nor delete it; holds keep working."""
+    net = Net()
+    await net.init()
+    (acc,) = ids("keep", 1)
+    await net.open(HK, "USD", acc)
+    await net.mint(HK, acc, 500, "keep-dep")
+    reg = Net.caller("regulator", "auditor")
+    for forged in (b"not a record", AccountKeysRecord(key="0" * 32), None):
+        with pytest.raises(EndorsementPolicyFailureError):
+            await forge(net, "acct-hkbank", ACCOUNT_KEYS_KEY, forged)
+    await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc, "frozen": True},
+                     caller=reg)
+    with pytest.raises(e.AccountFrozen):
+        await net.submit(HK, "burn", {"reference": "keep-burn", "account_id": acc, "amount": 1},
+                         caller=Net.caller(HK, "minter"))
+
+
+@pytest.mark.parametrize("shared", [b"not a record", AccountKeysRecord(key="0" * 32)],
+                         ids=["garbage", "another key"])
+async def test_a_bank_that_hides_its_account_key_from_the_regulator_is_seen(
+    shared: bytes | AccountKeysRecord,
+) -> None:
+    """A modified hkbank server shares no usable account key before its first account
+    (unpinned, or not one): the regulator's server cannot place a hold (NOT_FOUND, which the
+    regulator sees), its reads of hkbank's accounts and its audit go on."""
+    net = Net()
+    await net.init()
+    await forge(net, "acct-hkbank", ACCOUNT_KEYS_KEY, shared)
+    (acc,) = ids("hide", 1)
+    if isinstance(shared, bytes):
+        # the bank's own honest code refuses to work over garbage it wrote itself
+        with pytest.raises(e.CorruptState):
+            await net.open(HK, "USD", acc)
+        return
+    await net.open(HK, "USD", acc)
+    await net.mint(HK, acc, 500, "hide-dep")
+    reg = Net.caller("regulator", "auditor")
+    with pytest.raises(e.NotFound):
+        await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc,
+                                                   "frozen": True}, caller=reg)
+    listed = await net.evaluate("regulator", "list_accounts", {"bank": HK}, caller=reg)
+    assert [(a["account_id"], a["hold"]) for a in listed["accounts"]] == [(acc, None)]
+    report = await net.audit()
+    assert report["ok"] is True  # the money adds up; the hold is what the regulator lacks

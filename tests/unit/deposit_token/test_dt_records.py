@@ -11,6 +11,7 @@ import pytest
 from deposit_token.errors import CorruptState
 from deposit_token.records import (
     Account,
+    AccountKeysRecord,
     Decision,
     Outcome,
     ReferenceRecord,
@@ -55,6 +56,9 @@ PINNED = [
      '"accepted","payee_bank":"usbank","payer_bank":"hkbank","reason":"","salt":"' + SALT
      + '","transfer_id":"TTTTTTTTTTTTTTTTTTTTTT","tx_id":"' + "d" * 64 + '","type":"decision",'
      '"v":1}'),
+    # New with the keyed account keys (docs/security.md); no existing record's bytes changed.
+    (AccountKeysRecord(key="e" * 32),
+     '{"key":"' + "e" * 32 + '","salt":"' + SALT + '","type":"account_keys","v":1}'),
 ]  # fmt: skip
 
 

@@ -12,9 +12,22 @@ from typing import Any
 
 import pytest
 from deposit_token import errors as e
+from deposit_token.config import ServerSettings
 from deposit_token.keys import ACCOUNT_ID_RE, TAG_RE
 from deposit_token.operations import EVENT_DECIDED, EVENT_PENDING, Caller
-from unit.deposit_token.dt_harness import BANKS, REGULATOR, Net, ids
+from deposit_token.service import Service
+from fabshim.statebased import all_of_policy
+from fabshim.stub import VALIDATION_PARAMETER
+from unit.deposit_token.dt_harness import (
+    BANKS,
+    REGULATOR,
+    Net,
+    account_keys,
+    ids,
+    init_payload,
+    registry_pin,
+    secret_of,
+)
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 
@@ -50,7 +63,12 @@ async def test_init_network_writes_registry_and_tokens_once() -> None:
         (HK, "HKD"), (HK, "USD"), (US, "USD"), (CN, "CNH"), (CN, "USD")}
     assert net.ledger.get_state("token/hkbank/HKD") is not None
     with pytest.raises(e.AlreadyInitialized):
+        await net.submit(HK, "init_network", argument=net.agreed)
+    # Who may not initialize learns nothing more afterwards: refused as before.
+    with pytest.raises(e.NotAuthorized):
         await net.submit(HK, "init_network", argument="{}")
+    with pytest.raises(e.NotAuthorized):
+        await net.submit(US, "init_network", argument=net.agreed, caller=net.caller(US))
 
 
 @pytest.mark.parametrize(
@@ -73,19 +91,67 @@ async def test_init_network_writes_registry_and_tokens_once() -> None:
     ],
 )
 async def test_init_network_refuses_a_bad_registry(payload: str) -> None:
-    net = Net()
+    # Even one every operator pinned: the hash says it was agreed, not that it is sound.
+    net = Net(agreed=payload)
     with pytest.raises(e.InvalidArgument):
         await net.submit(HK, "init_network", argument=payload)
 
 
 async def test_init_network_refused_by_a_server_or_client_outside_the_registry() -> None:
-    net = Net()
     only_us = json.dumps({"banks": [{"name": "usbank", "msp_id": "LibertyBankMSP",
                                      "currencies": ["USD"]}], "currencies": {"USD": 2}})
+    net = Net(agreed=only_us)
     with pytest.raises(e.WrongEndorser):
         await net.submit(HK, "init_network", argument=only_us)
     with pytest.raises(e.NotAuthorized):
-        await net.submit(US, "init_network", argument=only_us, caller=Caller("OtherMSP"))
+        await net.submit(US, "init_network", argument=only_us,
+                         caller=Caller("OtherMSP", admin=True))
+
+
+async def test_init_network_racing_client_without_a_role_is_refused() -> None:
+    # A client of another organization (no role, not an admin) races the bootstrap with a
+    # registry of its own, one without a regulator: every bank's server refuses it.
+    net = Net()
+    rogue = init_payload(regulator=False)
+    for bank in BANKS:
+        with pytest.raises(e.NotAuthorized, match=r"^NOT_AUTHORIZED: .*administrator"):
+            await net.submit(bank, "init_network", argument=rogue, caller=Caller("OtherMSP"))
+        with pytest.raises(e.NotAuthorized, match="administrator"):
+            await net.submit(bank, "init_network", argument=rogue, caller=Caller(BANKS[bank][0]))
+    assert net.ledger.get_state("registry") is None
+
+
+async def test_init_network_needs_an_admin_not_a_role() -> None:
+    net = Net()
+    # A bank's operator with every role, but no admin NodeOU, even with the agreed registry.
+    with pytest.raises(e.NotAuthorized, match="administrator"):
+        await net.submit(HK, "init_network", argument=net.agreed, caller=net.caller(HK))
+    assert net.ledger.get_state("registry") is None
+    await net.submit(HK, "init_network", argument=net.agreed, caller=Net.admin(HK))
+    assert net.ledger.get_state("registry") is not None
+
+
+async def test_init_network_refuses_a_registry_other_than_the_pinned_one() -> None:
+    net = Net()
+    for other in (init_payload(regulator=False),
+                  # the agreed registry, but other bytes (re-serialized): the pin is of bytes
+                  json.dumps(json.loads(init_payload()), indent=1)):
+        for bank in BANKS:
+            with pytest.raises(e.NotAuthorized, match="agreed") as info:
+                await net.submit(bank, "init_network", argument=other, caller=Net.admin(bank))
+            assert registry_pin(other) not in str(info.value)
+    assert net.ledger.get_state("registry") is None
+
+
+async def test_init_network_refused_by_a_server_without_a_pin() -> None:
+    net = Net()
+    net.services[HK] = Service(ServerSettings(BANKS[HK][0], secret_of(BANKS[HK][0])))
+    with pytest.raises(e.ServerMisconfigured, match="pin"):
+        await net.submit(HK, "init_network", argument=net.agreed, caller=Net.admin(HK))
+    assert net.ledger.get_state("registry") is None
+    # The other servers serve every other transaction as before.
+    with pytest.raises(e.NotInitialized):
+        await net.evaluate(US, "get_registry")
 
 
 # --------------------------------------------------------------------------- accounts
@@ -444,7 +510,7 @@ async def test_batch_payout_one_debit_many_payees_several_banks(net: Net) -> Non
                                                  "payer_account": payer, "payments": payments})
     assert sub.stub.event == (EVENT_PENDING, b'{"payee_banks":["cnbank","usbank"]}')
     # one write of the payer's balance key for the whole batch
-    assert sum(1 for c, k in sub.stub.writes if k == f"acct/{payer}") == 1
+    assert sum(1 for c, k in sub.stub.writes if k == account_keys(HK).account(payer)) == 1
     sub.commit()
     assert await net.balance(HK, payer) == 90_000
     assert await net.balance(HK, hk1) == 4_000
@@ -569,13 +635,55 @@ async def test_regulator_holds(net: Net) -> None:
         await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc}, caller=reg)
 
 
+async def test_account_keys_do_not_name_the_account_and_the_regulator_shares_them(
+    net: Net,
+) -> None:
+    reg = Net.caller("regulator", "auditor")
+    (early,) = ids("early", 1)
+    # Before the bank opened any account, the regulator cannot know its account key.
+    with pytest.raises(e.NotFound):
+        await net.submit("regulator", "set_hold", {"bank": HK, "account_id": early,
+                                                   "frozen": True}, caller=reg)
+    acc = await funded(net, HK, "USD", 1_000)
+    keys = account_keys(HK)
+    # The bank shared its account key (not its secret) in acct-hkbank, once.
+    shared = json.loads(net.ledger.get_private_data("acct-hkbank", "keys/accounts") or b"{}")
+    assert shared["key"] == keys.key
+    assert secret_of(BANKS[HK][0]).hex() not in json.dumps(shared)
+    # pinned to hkbank's and the regulator's peers: hkbank alone cannot change it later
+    assert net.ledger.get_metadata("acct-hkbank", "keys/accounts") == {
+        VALIDATION_PARAMETER: all_of_policy([BANKS[HK][0], REGULATOR])}
+    await net.submit("regulator", "set_hold", {"bank": HK, "account_id": acc,
+                                               "held_amount": 900}, caller=reg)
+    # The regulator's server, without hkbank's secret, wrote where hkbank's server reads.
+    assert net.ledger.get_private_data("holds-hkbank", keys.hold(acc)) is not None
+    with pytest.raises(e.InsufficientFunds):
+        await net.submit(HK, "burn", {"reference": "uk-1", "account_id": acc, "amount": 101},
+                         caller=Net.caller(HK, "minter"))
+    listed = await net.evaluate("regulator", "list_accounts", {"bank": HK}, caller=reg)
+    assert listed["accounts"][0]["hold"]["held_amount"] == 900
+    history = await net.evaluate("regulator", "get_history", {"bank": HK, "account_id": acc},
+                                 caller=reg)
+    assert [r["kind"] for r in history["records"]] == ["opened", "mint"]
+    assert (await net.audit())["ok"] is True
+    # No key of any collection names the account id; the old keys are nowhere.
+    for collection in ("acct-hkbank", "holds-hkbank"):
+        stored = net.ledger.keys(collection)
+        assert stored
+        assert not [k for k in stored if acc in k]
+    assert keys.account(acc) in net.ledger.keys("acct-hkbank")
+    # Another bank's keys for the same id differ (each bank's own account key).
+    assert account_keys(US).tag(acc) != keys.tag(acc)
+
+
 async def test_a_network_without_regulator() -> None:
     net = Net(regulator=False)
     await net.init()
     acc = await funded(net, HK, "USD", 100)
     (to,) = ids("nr", 1)
     await net.open(HK, "USD", to)
-    # no holds collection is read (it does not exist)
+    # no account key is shared (no one to share it with), no holds collection is read
+    assert net.ledger.get_private_data("acct-hkbank", "keys/accounts") is None
     sub = await net.prepare(HK, "transfer", {"reference": "t", "from_account": acc,
                                              "to_account": to, "amount": 1})
     assert not any(c.startswith("holds-") for c, _ in sub.stub._reads)
@@ -621,7 +729,8 @@ async def test_unknown_transaction_and_internal_errors_carry_no_text(net: Net) -
     with pytest.raises(e.InvalidArgument, match="unknown transaction"):
         await net.services[HK].execute(net.ledger.stub(), Net.caller(HK), "steal")
     (acc,) = ids("corrupt", 1)
-    net.ledger.seed(private={"acct-hkbank": {f"acct/{acc}": b'{"secret-balance": 1}'}})
+    net.ledger.seed(private={"acct-hkbank": {account_keys(HK).account(acc):
+                                             b'{"secret-balance": 1}'}})
     with pytest.raises(e.CorruptState) as info:
         await net.evaluate(HK, "get_account", {"account_id": acc})
     assert "secret" not in str(info.value)

@@ -308,9 +308,9 @@ class _Network:
         return _Queries(len(self.blocks))
 
     def block_and_private_data_events(
-        self, *, start_block: int | None, checkpointer: MonitorState
+        self, *, start_block: int | None, checkpoint: MonitorState
     ) -> _Stream:
-        start = checkpointer.block_number
+        start = checkpoint.block_number
         start = start if start is not None else (start_block or 0)
         self.starts.append(start)
         return _Stream(self, start)

@@ -37,6 +37,7 @@ Must not: put a private value in a return value of a write, an event or an error
 from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
 
 from .access import (
+    ADMIN_OU,
     ROLE_AUDITOR,
     ROLE_MINTER,
     ROLE_OPERATOR,
@@ -70,6 +71,7 @@ from .scans import audit, get_obligations, get_pending, get_supply, list_account
 from .steps import read_account, record_history, record_supply, save_account
 
 __all__ = [
+    "ADMIN_OU",
     "EVENT_DECIDED",
     "EVENT_PENDING",
     "ROLES",

@@ -11,6 +11,8 @@ Must not: read or write an account, a transfer or any private record.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,10 +26,12 @@ from ..errors import (
     NotAuthorized,
     NotFound,
     NotInitialized,
+    ServerMisconfigured,
     WrongEndorser,
 )
 from ..keys import (
     REGISTRY_KEY,
+    AccountKeys,
     Deriver,
     token_key,
 )
@@ -41,18 +45,38 @@ ROLE_AUDITOR = "auditor"
 ROLES = (ROLE_MINTER, ROLE_OPERATOR, ROLE_AUDITOR)
 
 
+#: The NodeOU of an organization's administrators (``config.yaml`` of each MSP,
+#: ``AdminOUIdentifier``; ``consortium.crypto`` issues the ``Admin`` user with it).
+ADMIN_OU = "admin"
+
+
 @dataclass(frozen=True)
 class Caller:
-    """The client that signed the proposal: its MSP id and the roles its certificate carries
-    (a role is an attribute whose value is ``"true"``)."""
+    """The client that signed the proposal: its MSP id, the roles its certificate carries
+    (a role is an attribute whose value is ``"true"``), and whether it is an administrator of
+    its organization (its certificate's subject has the NodeOU ``admin``)."""
 
     msp_id: str
     roles: frozenset[str] = frozenset()
+    admin: bool = False
 
     @classmethod
-    def from_identity(cls, msp_id: str, get_attribute: Callable[[str], str | None]) -> Caller:
-        """Build from a ``ClientIdentity``-like pair."""
-        return cls(msp_id, frozenset(r for r in ROLES if get_attribute(r) == "true"))
+    def from_identity(
+        cls,
+        msp_id: str,
+        get_attribute: Callable[[str], str | None],
+        has_ou: Callable[[str], bool] | None = None,
+    ) -> Caller:
+        """Build from a ``ClientIdentity``-like triple.
+
+        ``has_ou`` tells whether the certificate's subject carries an organizational unit
+        (``ClientIdentity.has_ou_value``). The OU is read from the certificate the peer has
+        already validated against the creator's MSP (the proposal's signature and chain), and
+        with NodeOUs enabled that MSP accepts an ``admin`` OU only in certificates its own CA
+        issued as administrators': a client cannot give itself the OU.
+        """
+        roles = frozenset(r for r in ROLES if get_attribute(r) == "true")
+        return cls(msp_id, roles, has_ou is not None and has_ou(ADMIN_OU))
 
 
 @dataclass
@@ -65,9 +89,13 @@ class Tx:
     deriver: Deriver
     tx_id: str
     now: datetime
+    #: SHA-256 (hex) of the ``init_network`` argument this server's operator agreed to.
+    registry_sha256: str | None = None
     #: The registry, if the server already read it from the ledger in an earlier transaction
     #: (it never changes after ``init_network``); set by :func:`load_registry` otherwise.
     registry: Registry | None = None
+    #: Each bank's account keys, once known in this transaction (``steps.account_keys``).
+    keyrings: dict[str, AccountKeys] = field(default_factory=dict)
     _records: int = field(default=0, init=False)
 
     @property
@@ -190,7 +218,22 @@ async def load_registry(tx: Tx) -> Registry:
 
 
 async def init_network(tx: Tx, argument: str) -> dict[str, object]:
-    """Write the registry and every token definition, once, endorsed by every bank."""
+    """Write the registry and every token definition, once, endorsed by every bank.
+
+    Only as the consortium agreed: the server endorses only the argument whose SHA-256 (of its
+    UTF-8 bytes) its operator pinned (``DTOKEN_REGISTRY_SHA256``), and only for an
+    administrator (NodeOU ``admin``) of an organization in that registry. A client of any
+    organization could otherwise race the bootstrap with a registry of its own (one without a
+    regulator disables every hold for good). The chaincode-level policy makes every bank
+    endorse, so every bank's pin must agree.
+    """
+    if tx.registry_sha256 is None:
+        raise ServerMisconfigured("this server has no registry pin: it endorses no init_network")
+    if not tx.caller.admin:
+        raise NotAuthorized(f"init_network needs an administrator (NodeOU {ADMIN_OU})")
+    digest = hashlib.sha256(argument.encode("utf-8")).hexdigest()
+    if not hmac.compare_digest(digest, tx.registry_sha256):
+        raise NotAuthorized("the registry is not the one this server's operator agreed to")
     if await tx.ledger.get_public(REGISTRY_KEY) is not None:
         raise AlreadyInitialized("the registry exists already")
     registry = Registry.parse(loads_object(argument, "init_network argument", InvalidArgument),

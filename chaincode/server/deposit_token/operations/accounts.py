@@ -14,7 +14,6 @@ from ..errors import (
     CurrencyMismatch,
 )
 from ..keys import (
-    account_key,
     acct_collection,
 )
 from ..records import (
@@ -35,6 +34,7 @@ from .access import (
 from .declare import declare
 from .steps import (
     claim_reference,
+    own_account_keys,
     read_account,
     record_history,
     save_account,
@@ -52,7 +52,8 @@ async def open_account(tx: Tx, req: OpenAccountRequest) -> dict[str, object]:
     ref_key = await claim_reference(tx, bank, req.reference,
                                      accounts=(req.account_id,) if req.account_id else ())
     account_id = req.account_id or tx.deriver.account_id(tx.tx_id)
-    if await tx.ledger.get(Account, acct_collection(bank.name), account_key(account_id)):
+    keys = await own_account_keys(tx, registry, bank)  # shared with the regulator at first
+    if await tx.ledger.get(Account, acct_collection(bank.name), keys.account(account_id)):
         raise AlreadyExists("an account with that id exists")
     account = Account(account_id=account_id, bank=bank.name, currency=req.currency,
                       owner_ref=req.owner_ref, limits=req.limits, opened_at=tx.at)

@@ -15,7 +15,6 @@ from ..errors import (
 )
 from ..keys import (
     acct_collection,
-    history_key,
     prefix_range,
     reference_key,
 )
@@ -38,6 +37,7 @@ from .access import (
 )
 from .declare import declare
 from .steps import (
+    account_keys,
     read_account,
     read_hold,
     transfer_records,
@@ -68,8 +68,11 @@ async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = target_bank(tx, registry, req.bank)
     authorize_read(tx, registry, [bank])
-    start = history_key(req.account_id, req.from_seq)
-    _, end = prefix_range(f"hist/{req.account_id}")
+    keys = await account_keys(tx, bank)
+    if keys is None:  # the bank has no account (or hid its account key from the regulator)
+        return {"records": [], "next_seq": None}
+    start = keys.history(req.account_id, req.from_seq)
+    _, end = prefix_range(keys.history_prefix(req.account_id))
     rows = await tx.ledger.scan(acct_collection(bank.name), start, end, req.page_size + 1)
     records = [decode(HistoryRecord, value) for _, value in rows[: req.page_size]]
     return {

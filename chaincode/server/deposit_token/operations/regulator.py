@@ -14,7 +14,6 @@ from ..errors import (
     NotFound,
 )
 from ..keys import (
-    hold_key,
     holds_collection,
 )
 from ..records import (
@@ -29,6 +28,7 @@ from .access import (
 )
 from .declare import declare
 from .steps import (
+    account_keys,
     read_account,
 )
 
@@ -39,8 +39,10 @@ async def set_hold(tx: Tx, req: HoldRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     authorize_regulator_write(tx, registry)
     bank = member_bank(registry, req.bank, "bank")
-    await read_account(tx, bank, req.account_id)
-    tx.ledger.put(holds_collection(bank.name), hold_key(req.account_id), Hold(
+    await read_account(tx, bank, req.account_id)  # also learns the bank's account keys
+    keys = await account_keys(tx, bank)
+    assert keys is not None  # read_account found the account under them
+    tx.ledger.put(holds_collection(bank.name), keys.hold(req.account_id), Hold(
         account_id=req.account_id, frozen=req.frozen, held_amount=req.held_amount,
         reason=req.reason, set_at=tx.at, tx_id=tx.tx_id))
     return done(tx)
@@ -52,7 +54,10 @@ async def release_hold(tx: Tx, req: ReleaseHoldRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     authorize_regulator_write(tx, registry)
     bank = member_bank(registry, req.bank, "bank")
-    coll, key = holds_collection(bank.name), hold_key(req.account_id)
+    keys = await account_keys(tx, bank)
+    if keys is None:
+        raise NotFound("there is no hold on the account")
+    coll, key = holds_collection(bank.name), keys.hold(req.account_id)
     if await tx.ledger.get(Hold, coll, key) is None:
         raise NotFound("there is no hold on the account")
     tx.ledger.delete(coll, key)

@@ -33,7 +33,6 @@ from ..errors import (
 from ..keys import (
     acct_collection,
     decision_key,
-    hold_key,
     holds_collection,
     opened_key,
     pair_collection,
@@ -76,6 +75,7 @@ from .access import (
     target_bank,
 )
 from .declare import declare
+from .steps import account_keys
 
 _R = TypeVar("_R", bound=Record)
 
@@ -240,13 +240,16 @@ async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
     scope = f"{bank.name}/{req.currency or '*'}"
     state = ScanState.from_cursor("accounts", scope, req.cursor)
 
+    keys = await account_keys(tx, bank)
+
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        accounts = [acc for acc in await _bound(tx, state, Account, Place.acct(bank.name), rows)
+        place = Place.acct(bank.name, keys)
+        accounts = [acc for acc in await _bound(tx, state, Account, place, rows)
                     if req.currency is None or acc.currency == req.currency]
         holds: Sequence[Hold | None] = [None] * len(accounts)
-        if accounts and registry.regulator_msp_id is not None:
+        if accounts and keys is not None and registry.regulator_msp_id is not None:
             holds = await tx.ledger.get_many(Hold, holds_collection(bank.name),
-                                             [hold_key(a.account_id) for a in accounts])
+                                             [keys.hold(a.account_id) for a in accounts])
         for acc, hold in zip(accounts, holds, strict=True):
             state.items.append({
                 "account_id": acc.account_id, "currency": acc.currency,
@@ -486,7 +489,7 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
     state = ScanState.from_cursor("audit", "all", req.cursor)
     segments: list[Segment] = []
     for bank in registry.banks:
-        own = Place.acct(bank.name)
+        own = Place.acct(bank.name, await account_keys(tx, bank))
         segments.append(Segment(own.collection, "acct", _accounts_handler(tx, state, own)))
         segments.append(Segment(own.collection, "sup", _supply_handler(tx, state, own)))
     for p in registry.banks:

@@ -1,8 +1,9 @@
 """Steps several transactions share, so each is written once.
 
-Owns: claiming and writing an idempotency reference, reading an account (and the regulator's
-hold on it), saving it, appending its history and supply records, and reading a transfer with
-its decision and refund.
+Owns: claiming and writing an idempotency reference, a bank's account keys (its own server
+derives them, the regulator's reads them from ``keys/accounts``), reading an account (and the
+regulator's hold on it), saving it, appending its history and supply records, and reading a
+transfer with its decision and refund.
 
 Must not: check access (the transaction bodies do, before any step).
 """
@@ -18,11 +19,10 @@ from ..errors import (
     NotFound,
 )
 from ..keys import (
-    account_key,
+    ACCOUNT_KEYS_KEY,
+    AccountKeys,
     acct_collection,
     decision_key,
-    history_key,
-    hold_key,
     holds_collection,
     reference_key,
     refund_key,
@@ -32,6 +32,7 @@ from ..keys import (
 from ..placement import Anomaly, Place
 from ..records import (
     Account,
+    AccountKeysRecord,
     Decision,
     HistoryKind,
     Hold,
@@ -50,6 +51,54 @@ from .access import (
 )
 
 
+async def account_keys(tx: Tx, bank: BankInfo) -> AccountKeys | None:
+    """The keys of ``bank``'s accounts, or ``None`` if they cannot be known here.
+
+    The bank's own server derives them from its secret. Any other server (the regulator's:
+    the only other member of ``acct-<bank>``) reads the account key the bank wrote under
+    ``keys/accounts``; ``None`` if the bank has not written it (it has opened no account) or
+    wrote something that is not one (which only the bank's peer could: the bank's accounts
+    are then out of the regulator's reach, which its audit shows).
+    """
+    known = tx.keyrings.get(bank.name)
+    if known is not None:
+        return known
+    regulator = tx.registry.regulator_msp_id if tx.registry is not None else None
+    if bank.msp_id == tx.server_msp:
+        keys: AccountKeys | None = tx.deriver.account_keys()
+    elif regulator is None:
+        keys = None
+    else:
+        found = await tx.ledger.get_bound(AccountKeysRecord,
+                                          Place.shared_keys(bank, regulator), ACCOUNT_KEYS_KEY)
+        keys = None if found is None or isinstance(found, Anomaly) else AccountKeys(found.key)
+    if keys is not None:
+        tx.keyrings[bank.name] = keys
+    return keys
+
+
+async def own_account_keys(tx: Tx, registry: Registry, bank: BankInfo) -> AccountKeys:
+    """The serving bank's account keys, shared with the regulator on first use: written once
+    under ``keys/accounts`` (a point read first, so later transactions only read it), pinned
+    to the bank's and the regulator's peers (no later change by the bank alone)."""
+    keys = tx.deriver.account_keys()
+    coll = acct_collection(bank.name)
+    regulator = registry.regulator_msp_id
+    if regulator is not None and await tx.ledger.get(
+            AccountKeysRecord, coll, ACCOUNT_KEYS_KEY) is None:
+        tx.ledger.put(coll, ACCOUNT_KEYS_KEY, AccountKeysRecord(key=keys.key),
+                      pin=Place.shared_keys(bank, regulator).pin)
+    tx.keyrings[bank.name] = keys
+    return keys
+
+
+async def _keys_or_absent(tx: Tx, bank: BankInfo, role: str = "") -> AccountKeys:
+    keys = await account_keys(tx, bank)
+    if keys is None:
+        raise NotFound(f"the {role + ' ' if role else ''}account does not exist")
+    return keys
+
+
 async def claim_reference(
     tx: Tx, bank: BankInfo, reference: str, accounts: Sequence[str] = ()
 ) -> str:
@@ -60,8 +109,9 @@ async def claim_reference(
     """
     key = reference_key(tx.deriver.reference_tag("payment", reference))
     acct = acct_collection(bank.name)
+    keys = tx.deriver.account_keys()  # the serving bank's own
     await tx.ledger.prefetch(acct, {key: ReferenceRecord,
-                                    **{account_key(a): Account for a in accounts}})
+                                    **{keys.account(a): Account for a in accounts}})
     if await tx.ledger.get(ReferenceRecord, acct, key) is not None:
         raise DuplicateReference("the client reference was applied already")
     return key
@@ -73,7 +123,8 @@ def write_reference(tx: Tx, bank: BankInfo, key: str, kind: str, ids: Sequence[s
 
 
 async def read_account(tx: Tx, bank: BankInfo, account_id: str, role: str = "") -> Account:
-    acc = await tx.ledger.get(Account, acct_collection(bank.name), account_key(account_id))
+    keys = await _keys_or_absent(tx, bank, role)
+    acc = await tx.ledger.get(Account, acct_collection(bank.name), keys.account(account_id))
     if acc is None:
         raise NotFound(f"the {role + ' ' if role else ''}account does not exist")
     if acc.account_id != account_id or acc.bank != bank.name:
@@ -85,18 +136,23 @@ async def read_hold(tx: Tx, registry: Registry, bank: BankInfo, account_id: str)
     """The regulator's hold on an account (none if the network has no regulator)."""
     if registry.regulator_msp_id is None:
         return None
-    return await tx.ledger.get(Hold, holds_collection(bank.name), hold_key(account_id))
+    keys = await _keys_or_absent(tx, bank)
+    return await tx.ledger.get(Hold, holds_collection(bank.name), keys.hold(account_id))
 
 
 def save_account(tx: Tx, bank: BankInfo, account: Account) -> None:
-    tx.ledger.put(acct_collection(bank.name), account_key(account.account_id), account)
+    """Write an account of the serving bank (keyed under its own account key)."""
+    keys = tx.deriver.account_keys()
+    tx.ledger.put(acct_collection(bank.name), keys.account(account.account_id), account)
 
 
 def record_history(
     tx: Tx, bank: BankInfo, account: Account, kind: HistoryKind, delta: int, **extra: Any
 ) -> Account:
     account, record = add_history(account, kind, delta, tx_id=tx.tx_id, at=tx.at, **extra)
-    tx.ledger.put(acct_collection(bank.name), history_key(record.account_id, record.seq), record)
+    keys = tx.deriver.account_keys()  # only the serving bank writes its accounts' history
+    tx.ledger.put(acct_collection(bank.name), keys.history(record.account_id, record.seq),
+                  record)
     return account
 
 
