@@ -483,6 +483,42 @@ async def test_a_claimed_tx_id_decides_an_accept_refund_race(late: str, claim: s
     assert await owed_everywhere(net, debtor, creditor) == {expected}
 
 
+async def test_an_unbacked_transfer_is_its_payers_debt() -> None:
+    """cnbank writes (pinned, well placed) a transfer it never debited anyone for. usbank
+    accepts it and credits its customer: cnbank owes usbank the amount, by every bank's
+    figures (harmless to usbank: a transfer is its payer's word against itself), and the
+    audit fails on cnbank's books (its out-supply does not match its transfers)."""
+    net = await network((US, US_RCV, 0))
+    (tid,) = ids("cnxfer", 1)
+    await net.write(pair_collection(CN, US), transfer_key(tid), Transfer(
+        transfer_id=tid, payer_bank=CN, payee_bank=US, payee_account=US_RCV, amount=900,
+        currency="USD", created_at=AT, expires_at=FAR, tx_id="x"))
+    await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": CN})
+    assert await net.balance(US, US_RCV) == 900
+    assert await owed_everywhere(net, CN, US) == {900}
+    audit = await net.audit()
+    assert audit["failures"] == ["cnbank->usbank USD: out_matches_transfers fails",
+                                 "USD: supply plus in-flight differs from minted less burned"]
+
+
+async def test_a_late_accept_that_commits_before_the_refund_is_an_accept() -> None:
+    """cnbank's server accepts hkbank's transfer after it expired (its proposal time is its
+    own), before hkbank's sweeper refunds. It counts as an accept: hkbank owes cnbank and
+    can no longer refund. Harmless by the model (the payment reached the payee bank, which
+    is now owed nothing it did not accept), but expiry binds only the payee's own server:
+    a residual risk the payer bank takes until its refund commits (stated in the report)."""
+    net = await network((HK, HK_PAY, 1_000), (CN, CN_RCV, 0))
+    tid = await net.initiate(HK, HK_PAY, CN, CN_RCV, 400, "inv-1", ttl_seconds=60)
+    net.advance(seconds=3600)
+    late = net.now
+    net.advance(seconds=-3600)  # the proposal time its server claims
+    await net.submit(CN, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    net.now = late
+    with pytest.raises(DepositTokenError, match="INVALID_STATE"):
+        await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": CN})
+    assert await owed_everywhere(net, HK, CN) == {400}
+
+
 # ----------------------------------------------------------------------------- settlements
 
 
