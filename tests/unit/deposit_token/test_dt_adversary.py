@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -681,7 +681,7 @@ def judge(net: Adversary, kind: type[Any], collection: str, key: str) -> Any:
     except DepositTokenError:
         return None
     other = collection.split("-")[2] if collection.startswith("pair-") else None
-    ok = {
+    checks: dict[type[Any], Callable[[Any], bool]] = {
         Transfer: lambda r: (r.payer_bank, r.payee_bank) == (CN, other)
         and key == transfer_key(r.transfer_id),
         Refund: lambda r: (r.payer_bank, r.payee_bank) == (CN, other)
@@ -693,7 +693,8 @@ def judge(net: Adversary, kind: type[Any], collection: str, key: str) -> Any:
         Account: lambda r: r.bank == CN and other is None and key == account_key(r.account_id),
         SupplyRecord: lambda r: r.counterparty != CN and other is None
         and key.startswith(f"sup/{r.currency}/"),
-    }[kind](rec)
+    }
+    ok = checks[kind](rec)
     if ok and other is not None and not _pinned_both(net, collection, key):
         return None
     return rec if ok else None
@@ -732,7 +733,7 @@ def decided(net: Adversary, t: ModelTransfer) -> str | None:
         return None
     if d.outcome is Outcome.ACCEPTED and (d.amount, d.currency) != (t.amount, "USD"):
         return None  # an accept of something else is nobody's: the payer may refund
-    return d.outcome.value  # (a rejection of something else still lets the payer refund)
+    return str(d.outcome.value)  # (a rejection of something else still lets it refund)
 
 
 def refunded(net: Adversary, t: ModelTransfer) -> bool:
