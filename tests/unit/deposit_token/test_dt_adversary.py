@@ -67,7 +67,7 @@ from deposit_token.records import (
     encode,
 )
 from dtoken_wire.codec import MAX_AMOUNT, format_timestamp, parse_timestamp
-from fabshim.errors import EndorsementPolicyFailureError
+from fabshim.errors import EndorsementPolicyFailureError, ShimError
 from fabshim.statebased import all_of_policy, n_out_of_policy
 from fabshim.testing import MemoryStub
 from hypothesis import HealthCheck, example, given, settings
@@ -337,6 +337,31 @@ async def test_a_record_written_over_an_unpinned_key_of_its_own_counts_for_nobod
     assert await owed_everywhere(net, CN, US) == {0}
     assert await net.balance(US, US_RCV) == 0
     assert (await net.audit())["anomalies"] == {"cnbank/pair-cnbank-usbank/unpinned": 1}
+
+
+async def test_a_validation_parameter_that_does_not_parse_is_reported_then_halts() -> None:
+    """cnbank pins its accept with bytes that are no policy. Every reader reports it as
+    unpinned (nobody counts it, the payer refunds after expiry); cnbank's next write of that
+    key halts block processing on every peer (hyperledger/fabric#3105): the remaining denial
+    of service the issue lists, which only its own writes can trigger (no honest bank ever
+    writes a key in cnbank's collections)."""
+    net = await network((HK, HK_PAY, 1_000), (CN, CN_RCV, 0))
+    tid = await net.initiate(HK, HK_PAY, CN, CN_RCV, 400, "inv-1", ttl_seconds=60)
+    coll, key = pair_collection(CN, HK), decision_key(tid)
+    stub = net.ledger.stub(tx_id=net.ledger.new_tx_id(), timestamp=net.now,
+                           endorsers=[msp_of(CN)])
+    await stub.put_private_data(coll, key, encode(Decision(
+        transfer_id=tid, outcome=Outcome.ACCEPTED, payer_bank=HK, payee_bank=CN, amount=400,
+        currency="USD", decided_at=AT, tx_id=stub.tx_id), SALT))
+    await stub.set_private_data_validation_parameter(coll, key, b"\x0a\xff not a policy")
+    stub.commit()
+    assert await owed_everywhere(net, HK, CN) == {0}
+    assert (await net.audit())["anomalies"] == {"cnbank/pair-cnbank-hkbank/unpinned": 1}
+    net.advance(seconds=61)
+    await net.submit(HK, "refund_transfer", {"transfer_id": tid, "payee_bank": CN})
+    assert await net.balance(HK, HK_PAY) == 1_000
+    with pytest.raises(ShimError, match="3105"):
+        await net.write(coll, key, b"again", pin="none")
 
 
 # ---------------------------------------------------------------------- decisions and keys
