@@ -28,6 +28,10 @@ each bank of the pair and by the regulator) and their customers' balances equal 
 and that every dishonest write was invalid, legitimately counted, reported naming
 ``cnbank``, or harmless. Shapes that break it today are left out of its generator
 (:data:`KNOWN_GAPS`) and shown by their own xfail tests.
+
+One file although long: the targeted attacks and the property search share the
+:class:`Adversary` network and the verdicts on cnbank's records, and each attack of the
+property's explicit examples is the one a targeted test above tells in words.
 """
 
 from __future__ import annotations
