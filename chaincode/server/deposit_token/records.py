@@ -213,6 +213,10 @@ class Hold(StoredRecord):
     reason: str = ""
     set_at: str = ""
     tx_id: str = ""
+    floor: int = 0
+    """The lowest balance an honest bank can leave the account at while the hold stands:
+    ``min(held_amount, balance when the hold was set)`` (a debit must leave ``held_amount``;
+    below it, only credits come in). A balance under it is a breach the audit names."""
 
     @classmethod
     def read(cls, f: Fields) -> Hold:
@@ -220,6 +224,7 @@ class Hold(StoredRecord):
             account_id=_id(f, "account_id"),
             frozen=f.bool_("frozen"),
             held_amount=f.int_("held_amount"),
+            floor=f.int_("floor"),
             reason=f.str_("reason", min_len=0, max_len=256),
             set_at=f.str_("set_at", max_len=32),
             tx_id=_tx(f),

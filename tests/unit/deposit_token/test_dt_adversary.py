@@ -47,7 +47,6 @@ from typing import Any
 import pytest
 from deposit_token.errors import DepositTokenError
 from deposit_token.keys import (
-    account_key,
     acct_collection,
     decision_key,
     pair_collection,
@@ -72,11 +71,11 @@ from deposit_token.records import (
 )
 from dtoken_wire.codec import MAX_AMOUNT, format_timestamp, parse_timestamp
 from fabshim.errors import EndorsementPolicyFailureError, ShimError
-from fabshim.statebased import all_of_policy, n_out_of_policy
+from fabshim.statebased import RoleType, all_of_policy, n_out_of_policy, parse_n_out_of
 from fabshim.testing import MemoryStub
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from unit.deposit_token.dt_harness import Net, ids, msp_of, policy_org
+from unit.deposit_token.dt_harness import Net, account_keys, ids, msp_of, policy_org
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 HONEST = (HK, US)
@@ -88,11 +87,7 @@ FAR = "2099-01-01T00:00:00.000000Z"
 #: Attack shapes the property test's generator leaves out, because they break an honest bank
 #: today; each has its own ``xfail(strict=True)`` test below. Remove an entry when its test
 #: passes.
-KNOWN_GAPS = {
-    "mismatched_accept": "test_a_mismatched_accept_blocks_the_honest_payers_refund",
-    "claimed_tx_id": "test_a_claimed_tx_id_decides_an_accept_refund_race",
-    "unresolved_race": "test_a_refund_after_the_accept_is_reported_naming_its_writer",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 PinMode = str  # "both" | "self" | "one_of_two" | "none"
 
@@ -389,12 +384,6 @@ async def test_a_decision_under_another_transfers_key_counts_for_nobody() -> Non
     assert audit["anomalies"] == {"cnbank/pair-cnbank-hkbank/wrong_key": 1}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GAP: steps.transfer_records binds a decision to its place but never checks that it "
-    "describes the transfer (rules.decision_matches), so an accept pinned by the payee with "
-    "another amount or currency blocks the payer's refund (INVALID_STATE: accepted) while "
-    "every netting ignores it as decision_mismatch: the payer's customer is debited for "
-    "good and no bank owes anything"))
 @pytest.mark.parametrize("field_", ["amount", "currency"])
 async def test_a_mismatched_accept_blocks_the_honest_payers_refund(field_: str) -> None:
     net = await network((HK, HK_PAY, 1_000), (CN, CN_RCV, 0))
@@ -447,10 +436,6 @@ async def test_a_payer_that_skips_the_decision_read_still_owes_what_was_accepted
     assert not audit["ok"]  # the money exists twice, and the audit says so
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GAP: a refund committed after the accept (the payer's server skipped the decision "
-    "read) is counted right by ledger order but reported by no anomaly naming the payer: "
-    "the audit's only failure is an unattributed currency excess"))
 @pytest.mark.parametrize("late", ["refund", "accept"])
 async def test_a_refund_after_the_accept_is_reported_naming_its_writer(late: str) -> None:
     """The two races above, as the audit and the honest bank's obligations report them."""
@@ -476,12 +461,6 @@ async def test_a_refund_after_the_accept_is_reported_naming_its_writer(late: str
     assert names_bad(page["anomalies"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GAP (issue item 3): ledger order is read from the tx_id field the writer chose, so a "
-    "late record that names an earlier transaction (the initiate's) 'comes first', and one "
-    "naming a made-up id leaves the race disputed, which drops the accepted debt from "
-    "'owed'; order must come from the position of the first valid writer of the stored "
-    "bytes"))
 @pytest.mark.parametrize(("late", "claim"), [
     ("refund", "initiate"), ("refund", "made_up"), ("accept", "initiate")])
 async def test_a_claimed_tx_id_decides_an_accept_refund_race(late: str, claim: str) -> None:
@@ -641,11 +620,6 @@ async def test_a_forged_cursor_or_ledger_order_fools_only_the_client_that_sends_
 # ----------------------------------------------------------------------------------- holds
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GAP: the audit never reads the regulator's holds, so a bank whose server skips the hold "
-    "read and pays out an amount the regulator held shows OK; the audit can at least report "
-    "an account whose balance is below its held amount (a debit of a frozen account leaves "
-    "no trace in state: only the block monitor sees it)"))
 async def test_the_audit_reports_a_held_amount_paid_out() -> None:
     net = await network((CN, CN_PAY, 1_000), (US, US_RCV, 0))
     await net.submit("regulator", "set_hold", {"bank": CN, "account_id": CN_PAY,
@@ -719,7 +693,8 @@ def judge(net: Adversary, kind: type[Any], collection: str, key: str) -> Any:
         and key == decision_key(r.transfer_id),
         Settlement: lambda r: (r.creditor_bank, r.debtor_bank) == (CN, other)
         and key.startswith("settle/"),
-        Account: lambda r: r.bank == CN and other is None and key == account_key(r.account_id),
+        Account: lambda r: r.bank == CN and other is None
+        and key == account_keys(CN).account(r.account_id),
         SupplyRecord: lambda r: r.counterparty != CN and other is None
         and key.startswith(f"sup/{r.currency}/"),
     }
@@ -916,8 +891,18 @@ def _cn_keys(net: Adversary, collection: str) -> list[str]:
 
 
 def _expect_raise(net: Adversary, collection: str, key: str) -> bool:
-    return net.ledger.get_private_data(collection, key) is not None and _pinned_both(
-        net, collection, key)
+    """The key exists and carries a parameter cnbank's peer alone does not satisfy (pinned to
+    both banks of a pair, or, for the account key it shares, to it and the regulator)."""
+    if net.ledger.get_private_data(collection, key) is None:
+        return False
+    param = net.ledger.get_metadata(collection, key).get("VALIDATION_PARAMETER")
+    if param is None:
+        return False
+    try:
+        policy = parse_n_out_of(param)
+    except ValueError:
+        return False  # not a policy: reported as unpinned (fabric#3105 aside)
+    return not policy.is_satisfied_by([(msp_of(CN), RoleType.PEER)])
 
 
 async def _dishonest(net: Adversary, collection: str, key: str, value: bytes | Record | None,
@@ -1001,7 +986,7 @@ async def forge_step(net: Adversary, model: Model, args: tuple[Any, ...], n: int
         value = Account(account_id=fresh, bank=CN if variant % 2 else US, currency="USD",
                         owner_ref="x", balance=[0, 10**6, MAX_AMOUNT][variant % 3],
                         opened_at=AT)
-        key = key or account_key(fresh)
+        key = key or account_keys(CN).account(fresh)
     else:
         value = SupplyRecord(currency="USD", kind=SupplyKind.MINT, amount=10**6,
                              counterparty=None if variant % 2 else CN, tx_id=tx_id, at=AT)

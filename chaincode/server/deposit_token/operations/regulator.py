@@ -39,12 +39,13 @@ async def set_hold(tx: Tx, req: HoldRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     authorize_regulator_write(tx, registry)
     bank = member_bank(registry, req.bank, "bank")
-    await read_account(tx, bank, req.account_id)  # also learns the bank's account keys
+    account = await read_account(tx, bank, req.account_id)  # also learns the account keys
     keys = await account_keys(tx, bank)
     assert keys is not None  # read_account found the account under them
     tx.ledger.put(holds_collection(bank.name), keys.hold(req.account_id), Hold(
         account_id=req.account_id, frozen=req.frozen, held_amount=req.held_amount,
-        reason=req.reason, set_at=tx.at, tx_id=tx.tx_id))
+        reason=req.reason, set_at=tx.at, tx_id=tx.tx_id,
+        floor=min(req.held_amount, account.balance)))
     return done(tx)
 
 

@@ -369,7 +369,17 @@ def _count(
     dkey, rkey = decision_key(t.transfer_id), refund_key(t.transfer_id)
     hashes = (tx.ledger.value_hash(back, dkey) if d else None,
               tx.ledger.value_hash(there, rkey) if r else None)
-    if tally_transfer(state.tally, t, d, r, order, hashes) is not Effect.DISPUTED:
+    effect = tally_transfer(state.tally, t, d, r, order, hashes)
+    if d is not None and r is not None and d.outcome is Outcome.ACCEPTED and (
+        effect is not Effect.DISPUTED
+    ):
+        # Both stand: the later one's writer skipped the read its contract makes of the
+        # other's key (honest banks cannot both commit: MVCC). It counts for nobody; say so.
+        if effect is Effect.ACCEPTED:
+            state.note(Anomaly(there, rkey, (t.payer_bank,), "late_refund"))
+        else:
+            state.note(Anomaly(back, dkey, (t.payee_bank,), "late_accept"))
+    if effect is not Effect.DISPUTED:
         return
     assert d is not None
     assert r is not None
@@ -562,10 +572,25 @@ def _orphans_handler(
 
 def _accounts_handler(tx: Tx, state: ScanState, place: Place) -> Callable[
         [Sequence[tuple[str, bytes]]], Awaitable[None]]:
+    """Balances per bank and currency; and each account's balance against the regulator's
+    hold on it: a balance below the hold's floor (``Hold.floor``) means the bank's server paid
+    out what the regulator held (it skipped the hold read), which the state shows and the
+    audit names.
+    (A debit of a fully frozen account leaves no such trace: only the block monitor sees it.)
+    """
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
-        for acc in await _bound(tx, state, Account, place, rows):
+        accounts = await _bound(tx, state, Account, place, rows)
+        for acc in accounts:
             state.tally.add(("balance", place.writer, acc.currency), acc.balance)
             state.tally.add(("accounts", place.writer, acc.currency), 1)
+        if not accounts or place.accounts is None:
+            return
+        keys = [place.accounts.hold(a.account_id) for a in accounts]
+        holds = await tx.ledger.get_many(Hold, holds_collection(place.writer), keys)
+        for acc, hold in zip(accounts, holds, strict=True):
+            if hold is not None and acc.balance < hold.floor:
+                state.note(Anomaly(place.collection, place.accounts.account(acc.account_id),
+                                   (place.writer,), "held_amount_paid_out"))
 
     return handle
 

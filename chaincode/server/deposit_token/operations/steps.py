@@ -43,9 +43,7 @@ from ..records import (
     Transfer,
 )
 from ..registry import BankInfo, Registry
-from ..rules import (
-    add_history,
-)
+from ..rules import add_history, decision_matches
 from .access import (
     Tx,
 )
@@ -193,5 +191,11 @@ async def transfer_records(
     # could rewrite alone would be as unverifiable for the payee as an accept of it)
     decision = await tx.ledger.get_bound(Decision, back, decision_key(transfer_id))
     refund = await tx.ledger.get_bound(Refund, there, refund_key(transfer_id))
+    if decision is not None and not isinstance(decision, Anomaly) and not decision_matches(
+        record, decision
+    ):
+        # the netting counts it for nobody (decision_mismatch): it must not block the payer's
+        # refund either, or the payer's customer would be debited for good
+        decision = None
     return (record, None if isinstance(decision, Anomaly) else decision,
             None if isinstance(refund, Anomaly) else refund)
