@@ -20,7 +20,8 @@ The modules, one concern each:
 * :mod:`.caps`: bilateral exposure caps (``set_exposure_cap``);
 * :mod:`.regulator`: the regulator's holds;
 * :mod:`.reads`: point reads;
-* :mod:`.scans`: paginated scans (accounts, supply, pending, obligations, audit).
+* :mod:`.scans`: paginated scans and the cursor (accounts, supply, pending);
+* :mod:`.netting`: obligations between two banks; :mod:`.audit`: the regulator's audit.
 
 What each write transaction reads and writes (``A`` the payer's bank, ``B`` the payee's):
 
@@ -54,6 +55,7 @@ from .access import (
     other_bank,
 )
 from .accounts import open_account, set_account_limits, set_account_status
+from .audit import audit
 from .caps import set_exposure_cap
 from .crossbank import (
     accept_transfer,
@@ -65,9 +67,10 @@ from .crossbank import (
 )
 from .declare import TRANSACTIONS, TxSpec, declare
 from .intrabank import burn, mint, transfer
+from .netting import get_obligations
 from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
-from .scans import audit, get_obligations, get_pending, get_supply, list_accounts
+from .scans import get_pending, get_supply, list_accounts
 from .steps import read_account, record_history, record_supply, save_account
 
 __all__ = [
