@@ -121,6 +121,14 @@ class Handled:
     error: DTokenError | None = None
 
 
+def _expires_after(transfer: Transfer, moment: datetime) -> bool:
+    """Whether ``transfer`` expires after ``moment`` (an unreadable expiry: no)."""
+    try:
+        return parse_timestamp(transfer.expires_at) > moment
+    except ValueError:
+        return False
+
+
 class PendingWindow:
     """Which transfers a pass must read: all of them, or those created since a mark.
 
@@ -248,6 +256,12 @@ class IncomingListener:
     called after each (re)start's first full pass, with the event stream open.
     """
 
+    batch_decisions: bool = True
+    """Decide a pass's transfers in ``decide_transfers`` batches (``False``: one transaction
+    per transfer, the baseline)."""
+    expiry_margin: float = 120.0
+    """Seconds before its expiry from which a transfer is decided alone, not in a batch."""
+
     def __init__(
         self,
         bank: Bank,
@@ -297,16 +311,96 @@ class IncomingListener:
         by_account: dict[str, list[Transfer]] = {}
         for transfer in await self._bank.incoming(since=since):
             by_account.setdefault(transfer.payee_account, []).append(transfer)
-        # One account at a time (accepts crediting the same account would conflict), several
-        # accounts at once.
-        groups = await asyncio.gather(*(self._decide_all(ts) for ts in by_account.values()))
-        handled = [h for group in groups for h in group]
+        if self.batch_decisions:
+            handled = await self._decide_in_batches(by_account)
+        else:
+            # One account at a time (accepts crediting the same account would conflict),
+            # several accounts at once.
+            groups = await asyncio.gather(*(self._decide_all(ts) for ts in by_account.values()))
+            handled = [h for group in groups for h in group]
         # Still open: undecided and not expired (an expired one is the payer bank's to refund).
         self._window.passed(since, started, [
             h.transfer for h in handled
             if h.action == "failed" and h.transfer.status is TransferStatus.PENDING
         ])  # fmt: skip
         return handled
+
+    async def _decide_in_batches(self, by_account: dict[str, list[Transfer]]) -> list[Handled]:
+        """Decide a pass's transfers with ``decide_transfers``: one batch per payer bank (at
+        most 500 a transaction), sent one after the other so that at most one transaction
+        crediting a payee balance key is in flight. Each transfer is still decided by
+        :meth:`_verdict` (the payee account's checks, then the bank's rule). Left to the one by
+        one path: transfers not pending, those within ``expiry_margin`` of their expiry (a
+        refund of one, which the payer bank may send then, would invalidate the whole batch),
+        and every item a batch could not settle."""
+        margin = timedelta(seconds=self.expiry_margin)
+        soon = datetime.now(UTC) + margin
+        by_payer: dict[str, list[Transfer]] = {}
+        alone: list[Transfer] = []
+        for transfers in by_account.values():
+            for transfer in transfers:
+                if transfer.status is TransferStatus.PENDING and _expires_after(transfer, soon):
+                    by_payer.setdefault(transfer.payer_bank, []).append(transfer)
+                else:
+                    alone.append(transfer)
+        handled: list[Handled] = []
+        for transfers in by_payer.values():
+            for start in range(0, len(transfers), _MAX_BATCH):
+                chunk = transfers[start:start + _MAX_BATCH]
+                done, rest = await self._decide_batch(chunk)
+                handled.extend(done)
+                alone.extend(rest)
+        for handled_one in handled:
+            if self._on_handled is not None:
+                self._on_handled(handled_one)
+        grouped: dict[str, list[Transfer]] = {}
+        for transfer in alone:
+            grouped.setdefault(transfer.payee_account, []).append(transfer)
+        groups = await asyncio.gather(*(self._decide_all(ts) for ts in grouped.values()))
+        return handled + [h for group in groups for h in group]
+
+    async def _decide_batch(
+        self, transfers: Sequence[Transfer]
+    ) -> tuple[list[Handled], list[Transfer]]:
+        """One ``decide_transfers``: what it settled, and the transfers to decide alone."""
+        async def verdict(transfer: Transfer) -> Verdict | DTokenError:
+            async with self._limit:
+                try:
+                    return await self._verdict(transfer)
+                except DTokenError as error:
+                    return error
+
+        verdicts = await asyncio.gather(*(verdict(t) for t in transfers))
+        handled: list[Handled] = []
+        decide: list[tuple[Transfer, Verdict]] = []
+        for transfer, v in zip(transfers, verdicts, strict=True):
+            if isinstance(v, DTokenError):
+                handled.append(Handled(transfer, "failed", type(v).__name__, error=v))
+            else:
+                decide.append((transfer, v))
+        if not decide:
+            return handled, []
+        payer_bank = decide[0][0].payer_bank
+        try:
+            receipt, codes = await self._bank.decide(
+                payer_bank, [(t.transfer_id, v.accept, v.reason) for t, v in decide])
+        except DTokenError as error:
+            _log.info("batch decision of %d refused or failed (%s): one by one",
+                      len(decide), type(error).__name__)
+            return handled, [t for t, _v in decide]
+        if codes is None:  # a replay of this exact batch: let the single path read each
+            return handled, [t for t, _v in decide]
+        rest: list[Transfer] = []
+        for transfer, v in decide:
+            code = codes[transfer.transfer_id]
+            if code == "OK":
+                action = "accepted" if v.accept else "rejected"
+                handled.append(Handled(transfer, action, v.reason, receipt))
+            elif code in (InvalidState.code, Expired.code):
+                handled.append(Handled(transfer, "skipped", code))
+            else:  # the payee account refused the credit ...: the single path decides
+                rest.append(transfer)
+        return handled, rest
 
     async def _decide_all(self, transfers: Sequence[Transfer]) -> list[Handled]:
         async with self._limit:

@@ -17,6 +17,10 @@ The modules, one concern each:
 * :mod:`.intrabank`: money in one bank (mint, burn, transfer);
 * :mod:`.crossbank`: payments across banks (initiate, batch payout, accept, reject, refund,
   settlement);
+* :mod:`.payouts`: coalesced payouts (many payments of one payer, each with its own
+  reference and outcome: what the SDK sends for concurrent ``transfer()`` calls);
+* :mod:`.decisions`: decisions in bulk (many accepts/rejects of one payer bank's transfers,
+  credits summed per payee account: what the SDK's listener sends for a backlog);
 * :mod:`.regulator`: the regulator's holds;
 * :mod:`.reads`: point reads;
 * :mod:`.scans`: paginated scans (accounts, supply, pending, obligations, audit).
@@ -60,8 +64,10 @@ from .crossbank import (
     refund_transfer,
     reject_transfer,
 )
+from .decisions import decide_transfers
 from .declare import TRANSACTIONS, TxSpec, declare
 from .intrabank import burn, mint, transfer
+from .payouts import coalesced_payout
 from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
 from .scans import audit, get_obligations, get_pending, get_supply, list_accounts
@@ -85,7 +91,9 @@ __all__ = [
     "authorize_regulator_write",
     "batch_payout",
     "burn",
+    "coalesced_payout",
     "confirm_settlement",
+    "decide_transfers",
     "declare",
     "done",
     "get_account",
