@@ -22,6 +22,10 @@ What a batch's fate means for its items:
 * conflict, lost reply, unknown outcome, node fault: the items go back to the front of the
   queue and ride in the next batch (an item whose call has run out of time gets the fault:
   it is safe to call again with the same reference);
+* found committed already (the same batch, resent after an unknown outcome, is a replay
+  whose per-item codes are lost): each item is answered from its reference record, or, if
+  it was not applied there (refused), sent alone for its own answer; never resent as the
+  same batch, which would only replay again;
 * refused as a whole (the payer account does not exist, access): with one item, that is its
   answer; with several, each item is sent on its own through ``initiate_transfer`` so that
   one malformed item cannot sink the others;
@@ -179,10 +183,11 @@ class Coalescer:
             return []
         except NetworkFault as fault:
             return await self._again(batch, fault)
-        if not receipt.result:  # a replay of an identical batch: ask item by item
-            for entry in batch:
-                entry.unsure = True
-            return batch
+        if not receipt.result:
+            # This very batch had committed before (its outcome was unknown to this call):
+            # its per-item codes are lost, so each item is asked for on its own.
+            await asyncio.gather(*(self._after_replay(payer, entry) for entry in batch))
+            return []
         codes = json.loads(receipt.result).get("results")
         if not isinstance(codes, list) or len(codes) != len(batch):
             raise NetworkFault(f"{TRANSACTION}: the response has no result per item")
@@ -221,6 +226,19 @@ class Coalescer:
             entry.future.set_result(await self._single(payer, entry.wire))
         except Exception as error:
             entry.future.set_exception(error)
+
+    async def _after_replay(self, payer: str, entry: _Item) -> None:
+        """An item of a batch that had committed before: applied (then its receipt comes from
+        the reference record) or refused there (then it is sent alone, for its own answer)."""
+        try:
+            found = await self._lookup(entry.wire.reference)
+        except Exception as error:
+            entry.future.set_exception(error)
+            return
+        if found is None:
+            await self._alone(payer, entry)
+        else:  # a replay, unless this call had sent the batch (then ``unsure`` is set)
+            await self._applied_before(entry)
 
     async def _applied_before(self, entry: _Item) -> None:
         """The item's reference is applied: by this very item (an earlier batch, or a call

@@ -55,6 +55,8 @@ class FakeContract:
     max_in_flight: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    committed_batches: dict[str, str] = field(default_factory=dict)  # batch reference -> tx
+    replays: int = 0
     policy: RetryPolicy = POLICY
 
     def _apply(self, items: Sequence[dict[str, Any]], tx_id: str) -> list[str]:
@@ -78,6 +80,11 @@ class FakeContract:
     async def submit(self, name: str, request: dict[str, Any], *, reference: str,
                      endorsing_organizations: Sequence[str]) -> Receipt:
         assert name == TRANSACTION
+        if reference in self.committed_batches:  # Fabric: the id is in the ledger, a replay
+            self.replays += 1
+            assert self.replays < 50, "the same batch is resent in a loop"
+            tx_id = self.committed_batches[reference]
+            return Receipt(reference, name, tx_id, self.blocks[tx_id], 0, True)
         items = request["items"]
         refs = [i["reference"] for i in items]
         assert len(set(refs)) == len(refs), "a batch carries a reference twice"
@@ -96,6 +103,7 @@ class FakeContract:
             if fate == "lost":
                 raise OutcomeUnknown("lost", reference=reference, transaction_ids=(tx_id,))
             codes = self._apply(items, tx_id)
+            self.committed_batches[reference] = tx_id
             if fate == "applied":
                 raise OutcomeUnknown("lost", reference=reference, transaction_ids=(tx_id,))
             return Receipt(reference, name, tx_id, self.blocks[tx_id], 0, False,
@@ -172,6 +180,17 @@ async def test_after_an_unknown_outcome_that_applied_items_are_answered_once() -
     assert all(not r.replayed for r in out)  # this call's own batch applied them
     assert set(contract.applied_count.values()) == {1}
     assert contract.balance == 950
+
+
+async def test_a_batch_found_committed_on_resend_is_answered_item_by_item() -> None:
+    # the batch commits but its reply is lost; the resent batch (same items, same id) is a
+    # replay without per-item codes: each item is answered from the ledger, once
+    contract = FakeContract(balance=15, fates=["applied"])
+    out = await pay_all(coalescer(contract), [item("a", 10), item("b", 10)])
+    assert isinstance(out[0], Receipt)
+    assert not out[0].replayed
+    assert isinstance(out[1], InsufficientFunds)  # refused in the batch: asked alone
+    assert contract.applied_count == {"a": 1}
 
 
 async def test_a_reference_applied_by_another_call_is_a_replay() -> None:
