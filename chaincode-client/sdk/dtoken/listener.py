@@ -36,7 +36,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,7 +58,7 @@ from dtoken.errors import (
     NotExpired,
     NotFound,
 )
-from dtoken.models import AccountStatus, Transfer, TransferStatus, parse_timestamp
+from dtoken.models import Account, AccountStatus, Transfer, TransferStatus, parse_timestamp
 from dtoken.profile import Profile
 from dtoken.submitter import Receipt
 
@@ -363,10 +363,24 @@ class IncomingListener:
         self, transfers: Sequence[Transfer]
     ) -> tuple[list[Handled], list[Transfer]]:
         """One ``decide_transfers``: what it settled, and the transfers to decide alone."""
+        accounts: dict[str, Account | None] = {}
+
+        async def read(account_id: str) -> None:
+            async with self._limit:
+                try:
+                    accounts[account_id] = await self._bank.account(account_id)
+                except NotFound:
+                    accounts[account_id] = None
+                except DTokenError:
+                    pass  # read again, alone, by the transfer's verdict
+
+        # each payee account read once for the batch, not once per transfer
+        await asyncio.gather(*(read(a) for a in {t.payee_account for t in transfers}))
+
         async def verdict(transfer: Transfer) -> Verdict | DTokenError:
             async with self._limit:
                 try:
-                    return await self._verdict(transfer)
+                    return await self._verdict(transfer, accounts)
                 except DTokenError as error:
                     return error
 
@@ -434,11 +448,20 @@ class IncomingListener:
             _log.warning("transfer %s…: %s", transfer.transfer_id[:8], type(error).__name__)
             return Handled(transfer, "failed", type(error).__name__, error=error)
 
-    async def _verdict(self, transfer: Transfer) -> Verdict:
-        try:
-            account = await self._bank.account(transfer.payee_account)
-        except NotFound:
-            return Verdict.rejected("no such payee account")
+    async def _verdict(
+        self, transfer: Transfer, accounts: Mapping[str, Account | None] | None = None
+    ) -> Verdict:
+        """The payee account's checks, then the bank's rule. ``accounts`` holds the payee
+        accounts read once for a whole batch (``None``: no such account)."""
+        if accounts is not None and transfer.payee_account in accounts:
+            account = accounts[transfer.payee_account]
+            if account is None:
+                return Verdict.rejected("no such payee account")
+        else:
+            try:
+                account = await self._bank.account(transfer.payee_account)
+            except NotFound:
+                return Verdict.rejected("no such payee account")
         if account.status is not AccountStatus.ACTIVE:
             return Verdict.rejected(f"payee account is {account.status.value}")
         if account.currency != transfer.amount.currency:

@@ -451,6 +451,11 @@ class BatchingBank(FakeBank):
         super().__init__()
         self.batches: list[list[str]] = []
         self.refuse_credit: set[str] = set()  # transfer ids whose payee refuses the credit
+        self.account_reads = 0
+
+    async def account(self, account_id: str) -> Account:
+        self.account_reads += 1
+        return await super().account(account_id)
 
     async def decide(self, payer_bank: str, decisions: Any) -> Any:
         self.batches.append([tid for tid, _a, _r in decisions])
@@ -496,3 +501,7 @@ async def test_a_backlog_is_decided_in_batches_and_near_expiry_ones_alone() -> N
     assert actions[backlog[7].transfer_id] == "accepted"
     assert sum(1 for a in actions.values() if a == "accepted") == 600
     assert len(bank.decided) == 601  # each transfer decided once
+    # each payee account read once per batch (the first batch holds all 3 accounts, the
+    # second the rest of one), and once for each of the 2 transfers decided alone: not once
+    # per transfer
+    assert bank.account_reads == 3 + 1 + 2
