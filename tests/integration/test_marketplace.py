@@ -16,6 +16,7 @@ from collections import Counter
 
 import fabgateway
 import pytest
+from dtoken import errors
 from dtoken.bank import Bank
 from dtoken.listener import IncomingListener
 from dtoken.models import Payment
@@ -26,6 +27,7 @@ RUN = secrets.token_hex(3)
 
 _OTHER_PROCESS = """
 import asyncio, json, sys
+from dtoken import errors
 from dtoken.bank import Bank
 
 async def main() -> None:
@@ -109,6 +111,10 @@ async def test_concurrent_and_two_process_payments_from_one_account_apply_once(
         # a replay of every reference applies nothing new
         replays = await pay_at_once(hk, payer, payees[:16], refs("c16", 16))
         assert all(p.receipt.replayed for p in replays)
+        # a reference reused for another payment is refused, not taken for a replay
+        with pytest.raises(errors.DuplicateReference):
+            await hk.transfer(payer, payees[0][0], payees[0][1], 101,
+                              reference=refs("c16", 16)[0])
 
         # the payer's history: one payment_out per reference, each transfer id once
         history = [h for h in await hk.history(payer) if h.kind == "payment_out"]

@@ -402,12 +402,20 @@ class Bank(Member):
         if self._coalescer_instance is None:
             self._coalescer_instance = Coalescer(
                 self.submitter, self.msp_id, lookup=self._reference_parts,
-                single=self._initiate_item)
+                single=self._initiate_item, same_request=self._same_payment)
         return self._coalescer_instance
 
     async def _reference_parts(self, reference: str) -> tuple[str, str, tuple[str, ...]] | None:
         found = await self.lookup_reference(reference)
         return None if found is None else (found.kind, found.tx_id, found.ids)
+
+    async def _same_payment(self, item: w.CoalescedItem) -> bool:
+        """Whether the transfer ``item``'s reference made is ``item`` (the transfer id is
+        derived from the reference alone, so a reference reused for another payment finds
+        the first one's transfer: it must be told ``DuplicateReference``, not a replay)."""
+        found = await self.get_transfer(item.transfer_id, self.name, item.payee_bank)
+        return (found.payee_account, found.amount.minor, found.remittance) == (
+            item.payee_account, item.amount, item.remittance)
 
     async def _initiate_item(self, payer: str, item: w.CoalescedItem) -> Receipt:
         request = w.InitiateRequest(

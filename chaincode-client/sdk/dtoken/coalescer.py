@@ -26,9 +26,10 @@ What a batch's fate means for its items:
   whose per-item codes are lost): each item is answered from its reference record, or, if
   it was not applied there (refused), sent alone for its own answer; never resent as the
   same batch, which would only replay again;
-* refused as a whole (the payer account does not exist, access): with one item, that is its
-  answer; with several, each item is sent on its own through ``initiate_transfer`` so that
-  one malformed item cannot sink the others;
+* refused as a whole (no item applicable, the payer account does not exist, access): each
+  item is answered from its reference record if it was applied before, else sent on its own
+  through ``initiate_transfer`` for its own answer (one malformed item cannot sink the
+  others);
 * committed invalid for a reason retrying cannot cure: every item gets that error.
 
 Must not: send a second transaction debiting an account while one is in flight; answer an
@@ -69,6 +70,8 @@ TRANSACTION = "coalesced_payout"
 Lookup = Callable[[str], Awaitable[tuple[str, str, tuple[str, ...]] | None]]
 #: Sends one item on its own (``initiate_transfer``): the fallback of a batch refused whole.
 Single = Callable[[str, w.CoalescedItem], Awaitable[Receipt]]
+#: Whether the transfer an applied reference made is this item's (payee, amount ...).
+SameRequest = Callable[[w.CoalescedItem], Awaitable[bool]]
 
 
 @dataclass
@@ -97,6 +100,7 @@ class Coalescer:
         *,
         lookup: Lookup,
         single: Single,
+        same_request: SameRequest | None = None,
         max_batch: int = w.MAX_BATCH,
     ) -> None:
         if not 1 <= max_batch <= w.MAX_BATCH:
@@ -105,6 +109,7 @@ class Coalescer:
         self._msp_id = msp_id
         self._lookup = lookup
         self._single = single
+        self._same_request = same_request
         self.max_batch = max_batch
         self._queues: dict[str, _Queue] = {}
         self.batches = 0
@@ -170,12 +175,12 @@ class Coalescer:
                 endorsing_organizations=[self._msp_id],
             )
         except ContractError as refusal:
-            if len(batch) == 1:
-                batch[0].future.set_exception(refusal)
-                return []
-            _log.info("coalesced payout of %d refused whole (%s): sending each alone",
+            # Refused whole (no item applicable, the payer account missing ...): each item is
+            # answered from its reference record if applied, else sent alone for its own
+            # answer (one bad item cannot sink the others).
+            _log.info("coalesced payout of %d refused whole (%s): item by item",
                       len(batch), refusal.code)
-            await asyncio.gather(*(self._alone(payer, i) for i in batch))
+            await asyncio.gather(*(self._after_replay(payer, i) for i in batch))
             return []
         except CommitFailed as failed:
             for entry in batch:
@@ -245,7 +250,9 @@ class Coalescer:
         before a restart), or by another request that reused the reference."""
         try:
             found = await self._lookup(entry.wire.reference)
-            if found is None or found[2] != (entry.wire.transfer_id,):
+            if found is None or found[2] != (entry.wire.transfer_id,) or (
+                self._same_request is not None and not await self._same_request(entry.wire)
+            ):
                 entry.future.set_exception(DuplicateReference(
                     "the client reference was applied to another request",
                     original_tx_id=None if found is None else found[1]))

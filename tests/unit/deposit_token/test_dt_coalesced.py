@@ -74,9 +74,11 @@ async def test_an_item_applied_by_a_single_initiate_is_recognized(net: Net) -> N
     payer, payees = await setup(net, 5_000)
     await net.initiate(HK, payer, US, payees[0], 1_000, "solo")
     (tid,) = ids("mktid", 1)
-    result = await net.submit(HK, "coalesced_payout", {
-        "payer_account": payer, "items": [item("solo", US, payees[0], 1_000, tid)]})
-    assert result["results"] == ["DUPLICATE_REFERENCE"]
+    # nothing applies: refused whole (a transaction writing nothing would commit invalid,
+    # judged by the chaincode-level policy), the SDK then asks item by item
+    with pytest.raises(e.InvalidState):
+        await net.submit(HK, "coalesced_payout", {
+            "payer_account": payer, "items": [item("solo", US, payees[0], 1_000, tid)]})
     assert await net.balance(HK, payer) == 4_000
 
 

@@ -47,6 +47,8 @@ async def test_a_backlog_is_decided_in_one_transaction(net: Net) -> None:
     statuses = [(await net.evaluate(US, "get_transfer", {
         "transfer_id": t, "payer_bank": HK, "payee_bank": US}))["status"] for t in tids]
     assert statuses == ["accepted"] * 4 + ["rejected", "accepted"]
+    with pytest.raises(e.InvalidState):  # nothing decidable: refused whole, not an empty write
+        await net.submit(US, "decide_transfers", {"payer_bank": HK, "decisions": decisions})
     await net.submit(HK, "refund_transfer", {"transfer_id": tids[4], "payee_bank": US})
     audit = await net.audit()
     assert audit["ok"], audit["failures"]

@@ -206,6 +206,23 @@ async def test_a_reference_applied_by_another_call_is_a_replay() -> None:
     assert contract.balance == 990
 
 
+async def test_a_reference_reused_for_another_amount_is_a_duplicate_not_a_replay() -> None:
+    contract = FakeContract(balance=1_000)
+    paid: dict[str, int] = {}
+
+    async def same(it: w.CoalescedItem) -> bool:
+        return paid[it.reference] == it.amount
+
+    c = Coalescer(contract, "HarbourBankMSP", lookup=contract.lookup,  # type: ignore[arg-type]
+                  single=contract.single, same_request=same)
+    paid["r"] = 10
+    await c.pay(PAYER, item("r", 10))
+    with pytest.raises(DuplicateReference):
+        await c.pay(PAYER, item("r", 11))  # same reference (same transfer id), other amount
+    assert (await c.pay(PAYER, item("r", 10))).replayed
+    assert contract.balance == 990
+
+
 async def test_a_batch_refused_whole_is_sent_item_by_item() -> None:
     contract = FakeContract(balance=1_000, fates=["ok", "refused"])
     out = await pay_all(coalescer(contract), [item(f"r{i}", 10) for i in range(4)])

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dtoken_wire.events import EVENT_DECIDED
 from dtoken_wire.requests import DecideRequest, DecisionItem
 
-from ..errors import CurrencyMismatch, DepositTokenError
+from ..errors import CurrencyMismatch, DepositTokenError, InvalidState
 from ..keys import decision_key, pair_collection
 from ..placement import pair_pin
 from ..records import Account, Decision, HistoryKind, Outcome, SupplyKind
@@ -56,10 +56,13 @@ async def decide_transfers(tx: Tx, req: DecideRequest) -> dict[str, object]:
             results.append(refusal.code)
             continue
         results.append(OK)
+    if OK not in results:
+        # nothing to write: a transaction writing nothing would commit invalid (the
+        # chaincode-level policy judges it); refuse, the SDK decides item by item
+        raise InvalidState("none of the transfers can be decided")
     for account in payees.values():
         save_account(tx, bank, account)
-    if OK in results:
-        tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
+    tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
     return {"tx_id": tx.tx_id, "results": results}
 
 

@@ -16,7 +16,9 @@ but each item is what ``initiate_transfer`` would have been:
   since a write's response is written into the block.
 
 What refuses the whole transaction: access, the payer account missing or not an account of
-the serving bank, a malformed request.
+the serving bank, a malformed request, and no item applicable (``INVALID_STATE``: a
+transaction writing nothing would be judged by the chaincode-level policy and commit
+invalid).
 
 Must not: decide a transfer's state except through :mod:`deposit_token.rules`; write anything
 for a refused item.
@@ -36,6 +38,7 @@ from ..errors import (
     DepositTokenError,
     DuplicateReference,
     InvalidArgument,
+    InvalidState,
 )
 from ..keys import (
     account_key,
@@ -104,9 +107,13 @@ async def coalesced_payout(tx: Tx, req: CoalescedRequest) -> dict[str, object]:
             continue
         results.append(OK)
         payee_banks.add(item.payee_bank)
-    if payee_banks:
-        save_account(tx, bank, payer)
-        tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(payee_banks)})
+    if not payee_banks:
+        # A transaction that writes nothing is judged by the chaincode-level policy, which
+        # the payer bank alone does not satisfy: it would commit invalid. Refuse instead;
+        # the SDK then asks item by item.
+        raise InvalidState("none of the payments can be applied")
+    save_account(tx, bank, payer)
+    tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(payee_banks)})
     return {"tx_id": tx.tx_id, "results": results}
 
 
