@@ -87,3 +87,15 @@ def test_an_unreachable_peer_is_a_network_fault(
     assert main(["--profile", str(profile), "balance", "A" * 22]) == EXIT_FAULT
     assert "network fault" in capsys.readouterr().err
     assert EXIT_CONTRACT == 4
+
+
+def test_a_receipt_prints_as_json_without_its_raw_response() -> None:
+    import json as _json
+
+    from dtoken import cli_format
+    from dtoken.submitter import Receipt
+
+    receipt = Receipt("ref", "coalesced_payout", "tx", 3, 0, False, result=b'{"results":[]}')
+    data = _json.loads(cli_format.dumps(receipt))  # bytes would not serialize
+    assert data == {"reference": "ref", "transaction": "coalesced_payout", "tx_id": "tx",
+                    "block_number": 3, "attempt": 0, "replayed": False}
