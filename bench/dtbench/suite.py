@@ -59,7 +59,7 @@ from dtbench.workloads import (
 
 __all__ = ["SECTIONS", "Settings", "run_suite"]
 
-SECTIONS = ("ratios", "workloads", "batch", "scaling")
+SECTIONS = ("ratios", "workloads", "batch", "scaling", "marketplace")
 SCHEMA = "dtbench/1"
 
 
@@ -255,12 +255,15 @@ class Suite:
                 self.log(f"  ! Node anchors skipped: {exc}")
         else:
             self.node_error = "disabled (--no-node)"
-        main = self.new_cluster("benchmain", self.s.main_shape)
-        try:
-            await self.main_network(main)
-        finally:
-            self.log("  taking the main network down")
-            main.down()
+        if {"ratios", "workloads"} & set(self.s.sections):
+            main = self.new_cluster("benchmain", self.s.main_shape)
+            try:
+                await self.main_network(main)
+            finally:
+                self.log("  taking the main network down")
+                main.down()
+        if "marketplace" in self.s.sections:
+            record["marketplace"] = await self.marketplace_section()
         if "batch" in self.s.sections:
             await self.batch_section()
         if "scaling" in self.s.sections:
@@ -514,6 +517,27 @@ class Suite:
         self.log(f"  get_pending after {self.pending_scan['transfers_in_pair']} transfers: "
                  f"full {self.pending_scan['full_ms']:.0f} ms, last "
                  f"{self.pending_scan['window_s']:g} s {self.pending_scan['window_ms']:.0f} ms")
+
+    async def marketplace_section(self) -> dict[str, Any]:
+        """Issue 14: one payer account, 1,000 exporters, two paying processes
+        (:mod:`dtbench.marketplace`), on a network of its own (the default shape)."""
+        from dtbench.marketplace import MarketplaceSettings, run_marketplace
+
+        shape = Shape()
+        cluster = self.new_cluster("benchmarket", shape)
+        self.log(f"== marketplace: {shape.label()}")
+        try:
+            cluster.up()
+            settings = MarketplaceSettings()
+            if self.s.quick:
+                settings = MarketplaceSettings(rates=(20.0,), baseline_rates=(5.0,),
+                                               duration=2.0, exporters=20, burst=100)
+            result: dict[str, Any] = await run_marketplace(cluster, settings, self.log)
+        finally:
+            self.log("  taking the marketplace network down")
+            cluster.down()
+        self.networks.append(self._network_record(cluster, section="marketplace"))
+        return result
 
     async def batch_section(self) -> None:
         s = self.s

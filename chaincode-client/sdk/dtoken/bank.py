@@ -19,6 +19,7 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -31,6 +32,7 @@ import grpc
 from dtoken_wire import requests as w
 from dtoken_wire.enums import AccountStatus, Direction
 
+from dtoken.coalescer import Coalescer
 from dtoken.errors import ExposureCapExceeded, NetworkFault, NotFound, ProfileError, UsageError
 from dtoken.models import (
     Account,
@@ -435,6 +437,40 @@ class Bank(Member):
 
     KIND = "bank"
 
+    coalesce: bool = True
+    """Whether concurrent cross-bank ``transfer()`` calls from one account are gathered into
+    ``coalesced_payout`` transactions (docs/sdk.md, "Coalescing"); ``False`` sends each as its
+    own ``initiate_transfer`` (the one-payment-per-transaction baseline)."""
+
+    _coalescer_instance: Coalescer | None = None
+
+    @property
+    def coalescer(self) -> Coalescer:
+        """This bank client's :class:`~dtoken.coalescer.Coalescer` (made on first use)."""
+        if self._coalescer_instance is None:
+            self._coalescer_instance = Coalescer(
+                self.submitter, self.msp_id, lookup=self._reference_parts,
+                single=self._initiate_item, same_request=self._same_payment)
+        return self._coalescer_instance
+
+    async def _reference_parts(self, reference: str) -> tuple[str, str, tuple[str, ...]] | None:
+        found = await self.lookup_reference(reference)
+        return None if found is None else (found.kind, found.tx_id, found.ids)
+
+    async def _same_payment(self, item: w.CoalescedItem) -> bool:
+        """Whether the transfer ``item``'s reference made is ``item`` (the transfer id is
+        derived from the reference alone, so a reference reused for another payment finds
+        the first one's transfer: it must be told ``DuplicateReference``, not a replay)."""
+        found = await self.get_transfer(item.transfer_id, self.name, item.payee_bank)
+        return (found.payee_account, found.amount.minor, found.remittance) == (
+            item.payee_account, item.amount, item.remittance)
+
+    async def _initiate_item(self, payer: str, item: w.CoalescedItem) -> Receipt:
+        request = w.InitiateRequest(
+            item.reference, payer, item.payee_bank, item.payee_account, item.amount,
+            item.remittance, item.transfer_id, item.ttl_seconds, dict(item.originator))
+        return await self._write("initiate_transfer", request, item.reference)
+
     # --- accounts ---------------------------------------------------------------------------
 
     async def open_account(
@@ -552,11 +588,12 @@ class Bank(Member):
             return Payment("internal", to_bank, None, receipt)
         self.profile.bank(to_bank)
         transfer_id = self._derived_id("transfer", reference, "0")
-        initiate = w.InitiateRequest(
-            reference, from_account, to_bank, to_account, minor, remittance, transfer_id,
-            _ttl(ttl_seconds), dict(originator or {}),
-        )
-        receipt = await self._write("initiate_transfer", initiate, reference)
+        item = w.CoalescedItem(reference, to_bank, to_account, minor, transfer_id, remittance,
+                               _ttl(ttl_seconds), dict(originator or {}))
+        if self.coalesce:
+            receipt = await self.coalescer.pay(from_account, item)
+        else:
+            receipt = await self._initiate_item(from_account, item)
         return Payment("cross_bank", to_bank, transfer_id, receipt)
 
     async def batch_payout(
@@ -633,6 +670,31 @@ class Bank(Member):
         """Reject an incoming transfer (the payer bank refunds it); ``reason`` stays private."""
         request = w.RejectRequest(transfer_id, payer_bank, reason[:256])
         return await self._write("reject_transfer", request, f"{payer_bank}/{transfer_id}")
+
+    async def decide(
+        self, payer_bank: str, decisions: Sequence[tuple[str, bool, str]]
+    ) -> tuple[Receipt, dict[str, str] | None]:
+        """Accept or reject many incoming transfers of ``payer_bank`` in one transaction
+        (``decisions``: ``(transfer id, accept, reject reason)``, at most 500): credits are
+        summed per payee account, each decision is its own record. Returns the receipt and
+        each transfer's code (``OK``, or why it was skipped: ``INVALID_STATE``, ``EXPIRED``,
+        ``FROZEN`` ...); the codes are ``None`` when this exact batch had been applied before
+        (a replay: read the transfers to learn each one's state)."""
+        if not decisions:
+            raise UsageError("a batch decision needs at least one transfer")
+        items = tuple(w.DecisionItem(tid, accept, "" if accept else reason[:256])
+                      for tid, accept, reason in decisions)
+        request = w.DecideRequest(payer_bank, items)
+        digest = hashlib.sha256(
+            "\0".join(f"{i.transfer_id}:{int(i.accept)}" for i in items).encode()).hexdigest()
+        receipt = await self._write("decide_transfers", request,
+                                    f"{payer_bank}/decide/{digest[:48]}")
+        if not receipt.result:
+            return receipt, None
+        codes = json.loads(receipt.result).get("results")
+        if not isinstance(codes, list) or len(codes) != len(items):
+            raise NetworkFault("decide_transfers: the response has no result per transfer")
+        return receipt, {i.transfer_id: str(c) for i, c in zip(items, codes, strict=True)}
 
     async def refund(self, transfer_id: str, payee_bank: str) -> Receipt:
         """Refund an outgoing transfer that was rejected, or expired undecided."""

@@ -40,7 +40,9 @@ def as_data(value: object) -> Any:
     if isinstance(value, BaseException):
         return {"type": type(value).__name__, "message": str(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: as_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # a field kept out of repr (a receipt's raw response bytes) is kept out here too
+        return {f.name: as_data(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.repr}
     if isinstance(value, Mapping):
         return {str(k): as_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

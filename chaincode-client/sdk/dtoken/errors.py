@@ -38,10 +38,12 @@ there is no copy to drift.
     │   └── UnknownContractError                 any other code, or none
     ├── ExposureCapExceeded                an accept would take the payer bank over this
     │                                      bank's exposure cap (nothing sent; ``force=True``)
-    ├── CommitFailed                       committed invalid (not retryable, or retries spent)
+    ├── CommitFailed                       committed invalid for a reason retrying cannot cure
     └── NetworkFault                       the peer could not be reached or did not answer
-        └── OutcomeUnknown                 a write may or may not have been applied: retry it
-                                           with the same reference, it cannot apply twice
+        ├── OutcomeUnknown                 a write may or may not have been applied: retry it
+        │                                  with the same reference, it cannot apply twice
+        └── Contended                      every attempt this call sent lost a conflict; nothing
+                                           was applied: call again with the same reference
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ __all__ = [
     "AlreadyExists",
     "AlreadyInitialized",
     "CommitFailed",
+    "Contended",
     "ContractError",
     "CorruptState",
     "CurrencyMismatch",
@@ -177,3 +180,19 @@ def contract_error(message: str, *, transaction_id: str | None = None) -> Contra
     if refusal is None:
         return UnknownContractError(message, transaction_id=transaction_id)
     return refusal
+
+
+class Contended(NetworkFault):
+    """Every attempt this call sent was invalidated by a conflict (another transaction wrote
+    what it read) until the call's time ran out. Nothing was applied, and the reference is not
+    spent: a later call with the same reference walks past the invalidated attempts and goes
+    on. ``transaction_id`` is the last invalidated attempt, ``next_attempt`` the one a later
+    call will send."""
+
+    def __init__(
+        self, message: str, *, reference: str, transaction_id: str, next_attempt: int
+    ) -> None:
+        self.reference = reference
+        self.transaction_id = transaction_id
+        self.next_attempt = next_attempt
+        super().__init__(message)

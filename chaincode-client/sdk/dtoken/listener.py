@@ -41,7 +41,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,7 +63,7 @@ from dtoken.errors import (
     NotExpired,
     NotFound,
 )
-from dtoken.models import AccountStatus, Transfer, TransferStatus, parse_timestamp
+from dtoken.models import Account, AccountStatus, Transfer, TransferStatus, parse_timestamp
 from dtoken.money import Money
 from dtoken.profile import Profile
 from dtoken.submitter import Receipt
@@ -127,6 +127,14 @@ class Handled:
     reason: str = ""
     receipt: Receipt | None = None
     error: DTokenError | None = None
+
+
+def _expires_after(transfer: Transfer, moment: datetime) -> bool:
+    """Whether ``transfer`` expires after ``moment`` (an unreadable expiry: no)."""
+    try:
+        return parse_timestamp(transfer.expires_at) > moment
+    except ValueError:
+        return False
 
 
 class PendingWindow:
@@ -308,6 +316,12 @@ class IncomingListener:
     called after each (re)start's first full pass, with the event stream open.
     """
 
+    batch_decisions: bool = True
+    """Decide a pass's transfers in ``decide_transfers`` batches (``False``: one transaction
+    per transfer, the baseline)."""
+    expiry_margin: float = 120.0
+    """Seconds before its expiry from which a transfer is decided alone, not in a batch."""
+
     def __init__(
         self,
         bank: Bank,
@@ -359,17 +373,126 @@ class IncomingListener:
         for transfer in incoming:
             by_account.setdefault(transfer.payee_account, []).append(transfer)
         budget = await _Headroom.read(self._bank, incoming)
-        # One account at a time (accepts crediting the same account would conflict), several
-        # accounts at once.
-        groups = await asyncio.gather(*(self._decide_all(ts, budget)
-                                        for ts in by_account.values()))
-        handled = [h for group in groups for h in group]
+        if self.batch_decisions:
+            handled = await self._decide_in_batches(by_account, budget)
+        else:
+            # One account at a time (accepts crediting the same account would conflict),
+            # several accounts at once.
+            groups = await asyncio.gather(*(self._decide_all(ts, budget)
+                                            for ts in by_account.values()))
+            handled = [h for group in groups for h in group]
         # Still open: undecided and not expired (an expired one is the payer bank's to refund).
         self._window.passed(since, started, [
             h.transfer for h in handled
             if h.action in ("failed", "held") and h.transfer.status is TransferStatus.PENDING
         ])  # fmt: skip
         return handled
+
+    async def _decide_in_batches(
+        self, by_account: dict[str, list[Transfer]], budget: _Headroom
+    ) -> list[Handled]:
+        """Decide a pass's transfers with ``decide_transfers``: one batch per payer bank (at
+        most 500 a transaction), sent one after the other so that at most one transaction
+        crediting a payee balance key is in flight. Each transfer is still decided by
+        :meth:`_verdict` (the payee account's checks, then the bank's rule). Left to the one by
+        one path: transfers not pending, those within ``expiry_margin`` of their expiry (a
+        refund of one, which the payer bank may send then, would invalidate the whole batch),
+        and every item a batch could not settle."""
+        margin = timedelta(seconds=self.expiry_margin)
+        soon = datetime.now(UTC) + margin
+        by_payer: dict[str, list[Transfer]] = {}
+        alone: list[Transfer] = []
+        for transfers in by_account.values():
+            for transfer in transfers:
+                if transfer.status is TransferStatus.PENDING and _expires_after(transfer, soon):
+                    by_payer.setdefault(transfer.payer_bank, []).append(transfer)
+                else:
+                    alone.append(transfer)
+        handled: list[Handled] = []
+        for transfers in by_payer.values():
+            for start in range(0, len(transfers), _MAX_BATCH):
+                chunk = transfers[start:start + _MAX_BATCH]
+                done, rest = await self._decide_batch(chunk, budget)
+                handled.extend(done)
+                alone.extend(rest)
+        for handled_one in handled:
+            if self._on_handled is not None:
+                self._on_handled(handled_one)
+        grouped: dict[str, list[Transfer]] = {}
+        for transfer in alone:
+            grouped.setdefault(transfer.payee_account, []).append(transfer)
+        groups = await asyncio.gather(*(self._decide_all(ts, budget)
+                                        for ts in grouped.values()))
+        return handled + [h for group in groups for h in group]
+
+    async def _decide_batch(
+        self, transfers: Sequence[Transfer], budget: _Headroom
+    ) -> tuple[list[Handled], list[Transfer]]:
+        """One ``decide_transfers``: what it settled, and the transfers to decide alone. An
+        accept the exposure cap's headroom cannot take is held, as on the single path."""
+        accounts: dict[str, Account | None] = {}
+
+        async def read(account_id: str) -> None:
+            async with self._limit:
+                try:
+                    accounts[account_id] = await self._bank.account(account_id)
+                except NotFound:
+                    accounts[account_id] = None
+                except DTokenError:
+                    pass  # read again, alone, by the transfer's verdict
+
+        # each payee account read once for the batch, not once per transfer
+        await asyncio.gather(*(read(a) for a in {t.payee_account for t in transfers}))
+
+        async def verdict(transfer: Transfer) -> Verdict | DTokenError:
+            async with self._limit:
+                try:
+                    return await self._verdict(transfer, accounts)
+                except DTokenError as error:
+                    return error
+
+        verdicts = await asyncio.gather(*(verdict(t) for t in transfers))
+        handled: list[Handled] = []
+        decide: list[tuple[Transfer, Verdict]] = []
+        for transfer, v in zip(transfers, verdicts, strict=True):
+            if isinstance(v, DTokenError):
+                handled.append(Handled(transfer, "failed", type(v).__name__, error=v))
+            elif v.accept and (held := budget.take(transfer)) is not None:
+                _log.warning("transfer %s… held: %s", transfer.transfer_id[:8], held)
+                handled.append(Handled(transfer, "held", held))
+            else:
+                decide.append((transfer, v))
+        if not decide:
+            return handled, []
+        payer_bank = decide[0][0].payer_bank
+        try:
+            receipt, codes = await self._bank.decide(
+                payer_bank, [(t.transfer_id, v.accept, v.reason) for t, v in decide])
+        except DTokenError as error:
+            _log.info("batch decision of %d refused or failed (%s): one by one",
+                      len(decide), type(error).__name__)
+            for t, v in decide:
+                if v.accept:
+                    budget.give_back(t)  # the single path reserves it again
+            return handled, [t for t, _v in decide]
+        if codes is None:  # a replay of this exact batch: let the single path read each
+            for t, v in decide:
+                if v.accept:
+                    budget.give_back(t)
+            return handled, [t for t, _v in decide]
+        rest: list[Transfer] = []
+        for transfer, v in decide:
+            code = codes[transfer.transfer_id]
+            if code == "OK":
+                action = "accepted" if v.accept else "rejected"
+                handled.append(Handled(transfer, action, v.reason, receipt))
+            elif code in (InvalidState.code, Expired.code):
+                handled.append(Handled(transfer, "skipped", code))
+            else:  # the payee account refused the credit ...: the single path decides
+                if v.accept:
+                    budget.give_back(transfer)
+                rest.append(transfer)
+        return handled, rest
 
     async def _decide_all(self, transfers: Sequence[Transfer], budget: _Headroom
                           ) -> list[Handled]:
@@ -412,11 +535,20 @@ class IncomingListener:
             _log.warning("transfer %s…: %s", transfer.transfer_id[:8], type(error).__name__)
             return Handled(transfer, "failed", type(error).__name__, error=error)
 
-    async def _verdict(self, transfer: Transfer) -> Verdict:
-        try:
-            account = await self._bank.account(transfer.payee_account)
-        except NotFound:
-            return Verdict.rejected("no such payee account")
+    async def _verdict(
+        self, transfer: Transfer, accounts: Mapping[str, Account | None] | None = None
+    ) -> Verdict:
+        """The payee account's checks, then the bank's rule. ``accounts`` holds the payee
+        accounts read once for a whole batch (``None``: no such account)."""
+        if accounts is not None and transfer.payee_account in accounts:
+            account = accounts[transfer.payee_account]
+            if account is None:
+                return Verdict.rejected("no such payee account")
+        else:
+            try:
+                account = await self._bank.account(transfer.payee_account)
+            except NotFound:
+                return Verdict.rejected("no such payee account")
         if account.status is not AccountStatus.ACTIVE:
             return Verdict.rejected(f"payee account is {account.status.value}")
         if account.currency != transfer.amount.currency:

@@ -25,6 +25,14 @@ How (docs/sdk.md, "Retries and idempotency", says the same with the reasons):
   no funds). So a refusal is re-checked: if this call may have sent ``n`` already, the SDK
   waits for ``n``'s status; otherwise it asks the peer once more whether ``n`` is in the
   ledger (an evaluate with the same nonce is refused as a duplicate if it is).
+* **No reference dies of contention.** A call keeps walking after conflicts (with a jittered
+  pause, so that callers contending for one key spread out) until ``outcome_timeout``; then it
+  raises :class:`~dtoken.errors.Contended`, which says nothing was applied. A later call with
+  the same reference walks past every attempt the ledger holds as invalid (whatever code
+  invalidated it: an invalid transaction applied nothing) and goes on from the first attempt
+  the ledger does not hold. Only the contract's refusals, and a transaction *this* call sent
+  that committed invalid for a reason retrying cannot cure, end a call with an error that is
+  not worth retrying.
 """
 
 from __future__ import annotations
@@ -34,9 +42,10 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import fabgateway
@@ -45,6 +54,7 @@ from dtoken_wire import TRANSIENT_KEY, canonical_json
 
 from dtoken.errors import (
     CommitFailed,
+    Contended,
     ContractError,
     DuplicateReference,
     NetworkFault,
@@ -111,14 +121,19 @@ class Receipt:
     replayed: bool
     """True when the reference had already been applied before this call sent anything: the
     receipt is the first execution's, and this call executed nothing."""
+    result: bytes = field(default=b"", repr=False, compare=False)
+    """The contract's response as endorsed for the committed attempt (empty when this call
+    did not endorse it: a replay)."""
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard the SDK tries before giving up (seconds for times)."""
 
-    max_attempts: int = 8
-    """Derived ids to use for one reference (each after an MVCC-type invalidation)."""
+    max_attempts: int | None = None
+    """Attempts one call may *send* and see invalidated by a conflict before it raises
+    :class:`~dtoken.errors.Contended` (``None``: until ``outcome_timeout``). Attempts found
+    invalid in the ledger by a later call are walked past and do not count."""
     call_retries: int = 4
     """Retries of one gRPC step that failed in transport (peer unreachable, deadline)."""
     backoff: float = 0.1
@@ -211,6 +226,12 @@ class Submitter:
         run = _Run(self, name, body, reference, list(endorsing_organizations))
         return await run.execute()
 
+    async def status_of(self, tx_id: str) -> fabgateway.Status:
+        """The commit status of a transaction known to be in the ledger (``NetworkFault`` if
+        it does not come within ``commit_timeout``)."""
+        run = _Run(self, "status", b"", tx_id, [])
+        return await run.known_status(tx_id)
+
     # --- steps shared with _Run -----------------------------------------------------------
 
     async def _retrying(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
@@ -249,6 +270,8 @@ class _Run:
         self.started = time.monotonic()
         self.sent: dict[int, str] = {}  # attempts this call may have ordered, fate unknown
         self.ids: dict[int, str] = {}
+        self.results: dict[int, bytes] = {}  # endorsed responses, by attempt
+        self.conflicts = 0  # attempts this call sent that a conflict invalidated
 
     def proposal(self, attempt: int) -> fabgateway.Proposal:
         nonce = derive_nonce(self.owner._secret, self.name, self.reference, self.body, attempt)
@@ -269,6 +292,7 @@ class _Run:
             block_number=status.block_number,
             attempt=attempt,
             replayed=replayed,
+            result=b"" if replayed else self.results.get(attempt, b""),
         )
 
     def unknown(self, why: str) -> OutcomeUnknown:
@@ -285,16 +309,26 @@ class _Run:
     async def execute(self) -> Receipt:
         attempt = 0
         while True:
-            if attempt >= self.policy.max_attempts:
-                raise CommitFailed(
-                    f"{self.name}: {attempt} attempts were invalidated; giving up",
-                    transaction_id=self.ids[attempt - 1],
-                    code_name="RETRIES_EXHAUSTED",
-                )
             outcome = await self.try_attempt(attempt)
             if isinstance(outcome, Receipt):
                 return outcome
             attempt = outcome
+
+    async def after_conflict(self, attempt: int, tx_id: str) -> None:
+        """Attempt ``attempt``, sent by this call, lost a conflict: pause, or give the call up
+        (never the reference) with :class:`Contended`."""
+        self.conflicts += 1
+        cap = self.policy.max_attempts
+        if (cap is not None and self.conflicts >= cap) or self.out_of_time():
+            raise Contended(
+                f"{self.name}: {self.conflicts} attempts of reference {self.reference!r} lost "
+                f"a conflict; nothing was applied: call again with the same reference",
+                reference=self.reference,
+                transaction_id=tx_id,
+                next_attempt=attempt + 1,
+            )
+        pause = min(self.policy.backoff * 2 ** min(self.conflicts - 1, 5), 2.0)
+        await asyncio.sleep(random.uniform(0, pause))  # noqa: S311 (spreading, not secrecy)
 
     async def try_attempt(self, attempt: int) -> Receipt | int:
         """One round of attempt ``attempt``: a receipt, or the attempt number to go on with."""
@@ -314,6 +348,7 @@ class _Run:
                 raise self.unknown(str(fault)) from fault
             raise
         self.sent[attempt] = tx_id
+        self.results[attempt] = transaction.result
         try:
             await self.owner._retrying(lambda: transaction.submit(), f"submit {self.name}")
         except (NetworkFault, _Duplicate) as error:
@@ -333,9 +368,13 @@ class _Run:
         self.sent.pop(attempt, None)
         if status.successful:
             return self.receipt(status, attempt, replayed)
+        if replayed:
+            # An earlier call's attempt, invalid: it applied nothing; walk on past it.
+            return attempt + 1
         if status.code_name in RETRYABLE_CODES:
             _log.info("%s %s invalidated (%s): next attempt", self.name,
                       status.transaction_id[:12], status.code_name)
+            await self.after_conflict(attempt, status.transaction_id)
             return attempt + 1
         raise CommitFailed(
             f"{self.name}: transaction {status.transaction_id} committed invalid "

@@ -44,6 +44,10 @@ __all__ = [
     "AuditRequest",
     "BatchPayment",
     "BatchRequest",
+    "CoalescedItem",
+    "CoalescedRequest",
+    "DecideRequest",
+    "DecisionItem",
     "HistoryRequest",
     "HoldRequest",
     "InitiateRequest",
@@ -86,7 +90,7 @@ Cursor = Mapping[str, object]
 def _plain(value: object) -> object:
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, Limits | BatchPayment):
+    if isinstance(value, Limits | BatchPayment | CoalescedItem | DecisionItem):
         return value.to_json()
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
@@ -419,6 +423,64 @@ class BatchRequest(Request):
 
 
 @dataclass(frozen=True)
+class CoalescedItem:
+    """One payment of a coalesced payout: a cross-bank payment with its own reference (the
+    one its ``transfer()`` call was given), its own transfer id, expiry and originator."""
+
+    reference: str
+    payee_bank: str
+    payee_account: str
+    amount: int
+    transfer_id: str
+    remittance: str = ""
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+    originator: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return _fields_json(self)
+
+    @classmethod
+    def read(cls, f: Fields) -> CoalescedItem:
+        return cls(
+            reference=_reference(f),
+            payee_bank=_bank(f, "payee_bank"),
+            payee_account=_account(f, "payee_account"),
+            amount=f.amount(),
+            transfer_id=_account(f, "transfer_id"),
+            remittance=f.opt_str("remittance", max_len=1024) or "",
+            ttl_seconds=_ttl(f),
+            originator=f.str_map("originator", max_len=1024),
+        )
+
+
+@dataclass(frozen=True)
+class CoalescedRequest(Request):
+    """``coalesced_payout``: cross-bank payments of ``payer_account`` gathered by the SDK from
+    concurrent ``transfer()`` calls, one transaction. Unlike ``batch_payout`` each item is
+    applied or refused on its own: it claims its own reference, and a business refusal of one
+    item skips it (a per-item code in the response) while its neighbours go through."""
+
+    payer_account: str
+    items: tuple[CoalescedItem, ...]
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        payer = _account(f, "payer_account")
+        raw = f.objects("items", max_items=MAX_BATCH)
+        if not raw:
+            f.fail("items", "must hold at least one payment")
+        items: list[CoalescedItem] = []
+        for pf in raw:
+            items.append(CoalescedItem.read(pf))
+            pf.done()
+        if len({i.reference for i in items}) != len(items):
+            f.fail("items", "must not repeat a reference")
+        if len({i.transfer_id for i in items}) != len(items):
+            f.fail("items", "must not repeat a transfer_id")
+        return cls(payer, tuple(items))
+
+
+@dataclass(frozen=True)
 class AcceptRequest(Request):
     """``accept_transfer``: the payee bank credits its customer and records ``accepted``."""
 
@@ -444,6 +506,47 @@ class RejectRequest(Request):
     def _read(cls, f: Fields) -> Self:
         return cls(_account(f, "transfer_id"), _bank(f, "payer_bank"),
                    f.opt_str("reason", max_len=256) or "")
+
+
+@dataclass(frozen=True)
+class DecisionItem:
+    """One decision of ``decide_transfers``: accept ``transfer_id``, or reject it with
+    ``reason`` (private, as a single reject's)."""
+
+    transfer_id: str
+    accept: bool
+    reason: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return _fields_json(self)
+
+    @classmethod
+    def read(cls, f: Fields) -> DecisionItem:
+        return cls(_account(f, "transfer_id"), f.bool_("accept"),
+                   f.opt_str("reason", max_len=256) or "")
+
+
+@dataclass(frozen=True)
+class DecideRequest(Request):
+    """``decide_transfers``: the payee bank accepts or rejects many transfers of one payer bank
+    in one transaction (credits summed per payee account; each decision its own record)."""
+
+    payer_bank: str
+    decisions: tuple[DecisionItem, ...]
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        payer = _bank(f, "payer_bank")
+        raw = f.objects("decisions", max_items=MAX_BATCH)
+        if not raw:
+            f.fail("decisions", "must hold at least one decision")
+        items: list[DecisionItem] = []
+        for df in raw:
+            items.append(DecisionItem.read(df))
+            df.done()
+        if len({i.transfer_id for i in items}) != len(items):
+            f.fail("decisions", "must not repeat a transfer_id")
+        return cls(payer, tuple(items))
 
 
 @dataclass(frozen=True)
@@ -689,8 +792,8 @@ class AuditRequest(Request):
 #: Every request type.
 REQUESTS: tuple[type[Request], ...] = (
     OpenAccountRequest, SetStatusRequest, SetLimitsRequest, MoveRequest, TransferRequest,
-    InitiateRequest, BatchRequest, AcceptRequest, RejectRequest, RefundRequest,
-    SettlementRequest, SetExposureCapRequest, HoldRequest, ReleaseHoldRequest, AccountRef,
-    HistoryRequest, SupplyRequest, ListAccountsRequest, PendingRequest, TransferLookup,
-    ReferenceRequest, ObligationsRequest, AuditRequest,
+    InitiateRequest, BatchRequest, CoalescedRequest, AcceptRequest, DecideRequest,
+    RejectRequest, RefundRequest, SettlementRequest, SetExposureCapRequest, HoldRequest,
+    ReleaseHoldRequest, AccountRef, HistoryRequest, SupplyRequest, ListAccountsRequest,
+    PendingRequest, TransferLookup, ReferenceRequest, ObligationsRequest, AuditRequest,
 )

@@ -821,7 +821,11 @@ async def step(net: Adversary, model: Model, op: tuple[Any, ...], n: int) -> Non
             org = t.payer
             expect = (not refunded(net, t) and t.payer_account is not None
                       and (decided(net, t) == "rejected"
-                           or (decided(net, t) is None and expired(net, t))))
+                           or (decided(net, t) is None and expired(net, t)))
+                      # no balance may exceed MAX_AMOUNT, not even by a refund: the money
+                      # waits (in flight) until the account can take it
+                      and (org == CN or model.balances[(org, t.payer_account)]
+                           + t.amount <= MAX_AMOUNT))
             request = {"transfer_id": t.tid, "payee_bank": t.payee}
         else:
             org = t.payee

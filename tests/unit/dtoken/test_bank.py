@@ -23,7 +23,8 @@ from unit.fabgateway.block_builder import PrivateOp, Tx, block
 from unit.fabgateway.gw_fakes import ChaincodeFailure, Invocation, Result, Server
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
-WRITES = ["open_account", "transfer", "initiate_transfer", "batch_payout", "accept_transfer",
+WRITES = ["open_account", "transfer", "initiate_transfer", "batch_payout", "coalesced_payout",
+          "accept_transfer",
           "reject_transfer", "refund_transfer", "confirm_settlement", "set_account_status",
           "set_account_limits", "set_hold", "release_hold", "set_exposure_cap"]
 
@@ -35,7 +36,11 @@ def recorded(peer: SdkPeer) -> list[Invocation]:
     def record(invocation: Invocation) -> Result:
         assert invocation.args[1:] == [], "no argument may carry a private input"
         calls.append(invocation)
-        return Result(payload=json.dumps({"tx_id": invocation.transaction_id}).encode())
+        answer: dict[str, object] = {"tx_id": invocation.transaction_id}
+        if invocation.args[0] == b"coalesced_payout":
+            items = json.loads(invocation.transient["request"])["items"]
+            answer["results"] = ["OK"] * len(items)
+        return Result(payload=json.dumps(answer).encode())
 
     for name in WRITES:
         peer.function(name)(record)
@@ -88,10 +93,22 @@ async def test_transfer_picks_the_transaction_from_the_payees_bank(
     assert cross.transfer_id
     assert ID_RE.fullmatch(cross.transfer_id)
     name, request, endorsers = sent(recorded[1])
-    assert (name, endorsers) == ("initiate_transfer", ["HarbourBankMSP"])  # the payer alone
-    assert request == {"reference": "pay-2", "payer_account": ACCOUNT, "payee_bank": "usbank",
+    assert (name, endorsers) == ("coalesced_payout", ["HarbourBankMSP"])  # the payer alone
+    item = {"reference": "pay-2", "payee_bank": "usbank",
+            "payee_account": "acct-us01-xxxxxxxxxxxxxxxx", "amount": 1250,
+            "transfer_id": cross.transfer_id, "originator": {"name": "ACME Ltd"},
+            "ttl_seconds": 600}
+    assert request == {"payer_account": ACCOUNT, "items": [item]}
+    assert (cross.receipt.reference, cross.receipt.transaction) == ("pay-2", "coalesced_payout")
+    bank.coalesce = False  # one payment per transaction: the same payment, initiate_transfer
+    single = await bank.transfer(ACCOUNT, "usbank", "acct-us01-xxxxxxxxxxxxxxxx",
+                                 bank.money("12.50 USD"), reference="pay-3",
+                                 originator={"name": "ACME Ltd"}, ttl_seconds=600)
+    name, request, endorsers = sent(recorded[2])
+    assert (name, endorsers) == ("initiate_transfer", ["HarbourBankMSP"])
+    assert request == {"reference": "pay-3", "payer_account": ACCOUNT, "payee_bank": "usbank",
                        "payee_account": "acct-us01-xxxxxxxxxxxxxxxx", "amount": 1250,
-                       "transfer_id": cross.transfer_id, "originator": {"name": "ACME Ltd"},
+                       "transfer_id": single.transfer_id, "originator": {"name": "ACME Ltd"},
                        "ttl_seconds": 600}
     with pytest.raises(UsageError):
         await bank.transfer(ACCOUNT, "nobank", "acct-us01-xxxxxxxxxxxxxxxx", 1, reference="p3")
@@ -101,7 +118,7 @@ async def test_transfer_picks_the_transaction_from_the_payees_bank(
     for bad in (0, -5, True):
         with pytest.raises(UsageError):
             await bank.transfer(ACCOUNT, "usbank", "x" * 22, bad, reference="p5")
-    assert len(recorded) == 2
+    assert len(recorded) == 3
 
 
 async def test_batch_payout_is_one_debit_with_a_transfer_id_per_foreign_payee(

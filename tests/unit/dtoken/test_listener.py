@@ -513,3 +513,66 @@ def test_a_transfer_without_a_readable_creation_time_makes_the_next_pass_full() 
     assert win.since() is not None
     win.passed(win.since(), clock.wall, [transfer(1, created_at="yesterday")])
     assert win.since() is None  # no safe mark: read everything
+
+
+class BatchingBank(FakeBank):
+    """A fake bank that also decides in batches, as ``decide_transfers`` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+        self.refuse_credit: set[str] = set()  # transfer ids whose payee refuses the credit
+        self.account_reads = 0
+
+    async def account(self, account_id: str) -> Account:
+        self.account_reads += 1
+        return await super().account(account_id)
+
+    async def decide(self, payer_bank: str, decisions: Any) -> Any:
+        self.batches.append([tid for tid, _a, _r in decisions])
+        codes = {}
+        for tid, accept, reason in decisions:
+            if accept and tid in self.refuse_credit:
+                codes[tid] = "FROZEN"
+                continue
+            try:
+                status = TransferStatus.ACCEPTED if accept else TransferStatus.REJECTED
+                self._decide(tid, status, "accept" if accept else "reject", reason)
+                codes[tid] = "OK"
+            except InvalidState:
+                codes[tid] = "INVALID_STATE"
+        return SimpleNamespace(tx_id="tx-batch", block_number=2), codes
+
+
+async def test_a_backlog_is_decided_in_batches_and_near_expiry_ones_alone() -> None:
+    bank = BatchingBank()
+    later = stamp(datetime.now(UTC) + timedelta(hours=1))
+    soon = stamp(datetime.now(UTC) + timedelta(seconds=30))
+    backlog = [replace(transfer(n, account=f"payee-{n % 3}", amount=1000 + n),
+                       expires_at=later) for n in range(1, 601)]
+    for n in range(3):
+        bank.add_account(f"payee-{n}")
+    for t in backlog:
+        bank.add(t)
+    near = replace(transfer(900), expires_at=soon)
+    bank.add(near)
+    bank.refuse_credit.add(backlog[7].transfer_id)
+
+    def rule(t: Transfer) -> Verdict:
+        return Verdict.rejected("over the limit") if t.amount.minor == 1013 else Verdict.accepted()
+
+    handled = await listener(bank, rule=rule).process_pending()
+    assert [len(b) for b in bank.batches] == [500, 100]  # one in flight at a time, 500 max
+    assert near.transfer_id not in {tid for b in bank.batches for tid in b}
+    actions = {h.transfer.transfer_id: h.action for h in handled}
+    assert actions[near.transfer_id] == "accepted"  # decided alone
+    assert actions[backlog[12].transfer_id] == "rejected"  # the rule still decides each
+    # the payee refused the credit inside the batch: the single path accepts it (the fake's
+    # single accept does not refuse)
+    assert actions[backlog[7].transfer_id] == "accepted"
+    assert sum(1 for a in actions.values() if a == "accepted") == 600
+    assert len(bank.decided) == 601  # each transfer decided once
+    # each payee account read once per batch (the first batch holds all 3 accounts, the
+    # second the rest of one), and once for each of the 2 transfers decided alone: not once
+    # per transfer
+    assert bank.account_reads == 3 + 1 + 2

@@ -14,6 +14,7 @@ import pytest
 from dtoken.bank import Bank
 from dtoken.errors import (
     CommitFailed,
+    Contended,
     DuplicateReference,
     InsufficientFunds,
     NetworkFault,
@@ -77,16 +78,47 @@ async def test_an_attempt_invalidated_by_mvcc_is_retried_under_the_next_derived_
     assert peer.ledger.balances[ACCOUNT] == 500
 
 
-async def test_spent_attempts_end_in_commit_failed_with_nothing_applied(
+async def test_a_call_out_of_attempts_is_contended_and_a_later_call_walks_on(
     server: Any, peer: SdkPeer, connect: Any
 ) -> None:
     bank = connect(policy=RetryPolicy(max_attempts=3, backoff=0.01, commit_timeout=0.5))
     for n in range(3):
         peer.commit_codes[attempt_id(bank, n)] = MVCC
-    with pytest.raises(CommitFailed) as failed:
+    with pytest.raises(Contended) as contended:
         await bank.mint(ACCOUNT, 500, reference=REF)
-    assert failed.value.code_name == "RETRIES_EXHAUSTED"
+    assert isinstance(contended.value, NetworkFault)  # worth calling again, nothing applied
+    assert (contended.value.next_attempt, contended.value.transaction_id) == (
+        3, attempt_id(bank, 2))
     assert peer.ledger.applied == []
+    # The reference is not spent: a later call (same cap) walks past 0..2 and sends 3.
+    receipt = await connect(policy=RetryPolicy(max_attempts=3, backoff=0.01,
+                                               commit_timeout=0.5)).mint(
+        ACCOUNT, 500, reference=REF)
+    assert (receipt.attempt, receipt.replayed) == (3, False)
+    assert peer.ledger.applied == [attempt_id(bank, 3)]
+    assert len(peer.submit_requests) == 4  # the walk past 0..2 sent nothing
+    assert peer.ledger.balances[ACCOUNT] == 500
+
+
+async def test_conflicts_are_retried_past_eight_attempts_without_a_cap(
+    bank: Bank, peer: SdkPeer
+) -> None:
+    for n in range(12):
+        peer.commit_codes[attempt_id(bank, n)] = MVCC
+    receipt = await bank.mint(ACCOUNT, 500, reference=REF)
+    assert (receipt.attempt, receipt.replayed) == (12, False)
+    assert peer.ledger.applied == [attempt_id(bank, 12)]
+
+
+async def test_a_later_call_walks_past_an_attempt_invalid_for_any_reason(
+    bank: Bank, peer: SdkPeer, connect: Any
+) -> None:
+    peer.commit_codes[attempt_id(bank, 0)] = POLICY_FAILURE
+    with pytest.raises(CommitFailed):
+        await bank.mint(ACCOUNT, 500, reference=REF)
+    receipt = await connect().mint(ACCOUNT, 500, reference=REF)
+    assert (receipt.attempt, receipt.replayed) == (1, False)
+    assert peer.ledger.balances[ACCOUNT] == 500
 
 
 async def test_an_invalidation_retrying_cannot_cure_is_reported_not_retried(

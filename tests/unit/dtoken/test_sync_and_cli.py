@@ -109,3 +109,15 @@ def test_obligations_and_audit_text_show_caps_and_headroom() -> None:
     audit = fmt.audit_text(report, {"USD": 2})
     assert audit.startswith("audit: OK")  # over a cap is listed, not failed
     assert audit.splitlines()[-1].split()[-1] == "OVER"
+
+
+def test_a_receipt_prints_as_json_without_its_raw_response() -> None:
+    import json as _json
+
+    from dtoken import cli_format
+    from dtoken.submitter import Receipt
+
+    receipt = Receipt("ref", "coalesced_payout", "tx", 3, 0, False, result=b'{"results":[]}')
+    data = _json.loads(cli_format.dumps(receipt))  # bytes would not serialize
+    assert data == {"reference": "ref", "transaction": "coalesced_payout", "tx_id": "tx",
+                    "block_number": 3, "attempt": 0, "replayed": False}

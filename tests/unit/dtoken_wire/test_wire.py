@@ -38,7 +38,12 @@ EXAMPLES: list[w.Request] = [
                       {"name": "ACME"}),
     w.BatchRequest("ref-5", ACCOUNT, (w.BatchPayment("usbank", OTHER, 3, "", "u" * 22),
                                       w.BatchPayment("hkbank", OTHER, 4)), 120, {}),
+    w.CoalescedRequest(ACCOUNT, (
+        w.CoalescedItem("ref-7", "usbank", OTHER, 5, "v" * 22, "inv 2", 900, {"name": "M"}),
+        w.CoalescedItem("ref-8", "cnbank", OTHER, 6, "w" * 22))),
     w.AcceptRequest("t" * 22, "hkbank"),
+    w.DecideRequest("hkbank", (w.DecisionItem("t" * 22, True),
+                               w.DecisionItem("u" * 22, False, "no such customer"))),
     w.RejectRequest("t" * 22, "hkbank", "no such customer"),
     w.RefundRequest("t" * 22, "usbank"),
     w.SettlementRequest("RTGS-1", "usbank", "USD", 50),

@@ -18,6 +18,10 @@ The modules, one concern each:
 * :mod:`.crossbank`: payments across banks (initiate, batch payout, accept, reject, refund,
   settlement);
 * :mod:`.caps`: bilateral exposure caps (``set_exposure_cap``);
+* :mod:`.payouts`: coalesced payouts (many payments of one payer, each with its own
+  reference and outcome: what the SDK sends for concurrent ``transfer()`` calls);
+* :mod:`.decisions`: decisions in bulk (many accepts/rejects of one payer bank's transfers,
+  credits summed per payee account: what the SDK's listener sends for a backlog);
 * :mod:`.regulator`: the regulator's holds;
 * :mod:`.reads`: point reads;
 * :mod:`.scans`: paginated scans and the cursor (accounts, supply, pending);
@@ -65,9 +69,11 @@ from .crossbank import (
     refund_transfer,
     reject_transfer,
 )
+from .decisions import decide_transfers
 from .declare import TRANSACTIONS, TxSpec, declare
 from .intrabank import burn, mint, transfer
 from .netting import get_obligations
+from .payouts import coalesced_payout
 from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
 from .scans import get_pending, get_supply, list_accounts
@@ -92,7 +98,9 @@ __all__ = [
     "authorize_regulator_write",
     "batch_payout",
     "burn",
+    "coalesced_payout",
     "confirm_settlement",
+    "decide_transfers",
     "declare",
     "done",
     "get_account",

@@ -1,0 +1,165 @@
+"""Coalesced payouts: many cross-bank payments of one payer account, each on its own terms.
+
+Owns: ``coalesced_payout``, the transaction the bank SDK's coalescer sends for concurrent
+``transfer()`` calls from one account (docs/sdk.md, "Coalescing"). One debit of the payer's
+balance key per transaction (so one transaction's worth of MVCC contention for many payments),
+but each item is what ``initiate_transfer`` would have been:
+
+* it claims its **own reference** (the same record ``initiate_transfer`` writes, of kind
+  ``initiate_transfer`` with the transfer id): an item applied before, by a single initiate or
+  an earlier batch, is recognized and skipped (``DUPLICATE_REFERENCE``), so resending an item
+  in a later batch can never apply it twice;
+* a **business refusal** of one item (insufficient funds, frozen, limit, unknown payee bank,
+  an existing transfer id ...) skips that item, checked before it writes anything, and its
+  neighbours go through: items are applied in order against the running balance;
+* the response holds one code per item, in order (``OK`` or the refusal's code): codes only,
+  since a write's response is written into the block.
+
+What refuses the whole transaction: access, the payer account missing or not an account of
+the serving bank, a malformed request, and no item applicable (``INVALID_STATE``: a
+transaction writing nothing would be judged by the chaincode-level policy and commit
+invalid).
+
+Must not: decide a transfer's state except through :mod:`deposit_token.rules`; write anything
+for a refused item.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dtoken_wire.codec import format_timestamp
+from dtoken_wire.events import EVENT_PENDING
+from dtoken_wire.requests import CoalescedItem, CoalescedRequest
+
+from ..errors import (
+    AlreadyExists,
+    CurrencyMismatch,
+    DepositTokenError,
+    DuplicateReference,
+    InvalidArgument,
+    InvalidState,
+)
+from ..keys import (
+    acct_collection,
+    opened_key,
+    outgoing_key,
+    pair_collection,
+    reference_key,
+    transfer_key,
+)
+from ..placement import pair_pin
+from ..records import (
+    Account,
+    HistoryKind,
+    Hold,
+    Opened,
+    OutgoingRecord,
+    ReferenceRecord,
+    SupplyKind,
+    Transfer,
+)
+from ..registry import BankInfo, Registry, day_of
+from ..rules import debit
+from .access import (
+    ROLE_OPERATOR,
+    Tx,
+    authorize_bank_write,
+    load_registry,
+    member_bank,
+)
+from .declare import declare
+from .steps import (
+    read_account,
+    read_hold,
+    record_history,
+    record_supply,
+    save_account,
+    write_reference,
+)
+
+__all__ = ["OK", "coalesced_payout"]
+
+#: The per-item result of an applied item.
+OK = "OK"
+
+
+@declare()
+async def coalesced_payout(tx: Tx, req: CoalescedRequest) -> dict[str, object]:
+    """Cross-bank payments of one payer, each with its own reference and outcome."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    acct = acct_collection(bank.name)
+    ref_keys = [reference_key(tx.deriver.reference_tag("payment", i.reference))
+                for i in req.items]
+    keys = tx.deriver.account_keys()  # the serving bank's own
+    await tx.ledger.prefetch(acct, {keys.account(req.payer_account): Account,
+                                    **dict.fromkeys(ref_keys, ReferenceRecord)})
+    payer = await read_account(tx, bank, req.payer_account, "payer")
+    hold = await read_hold(tx, registry, bank, req.payer_account)
+    results: list[str] = []
+    payee_banks: set[str] = set()
+    for item, ref_key in zip(req.items, ref_keys, strict=True):
+        try:
+            payer = await _apply(tx, registry, bank, payer, hold, item, ref_key)
+        except DepositTokenError as refusal:
+            results.append(refusal.code)
+            continue
+        results.append(OK)
+        payee_banks.add(item.payee_bank)
+    if not payee_banks:
+        # A transaction that writes nothing is judged by the chaincode-level policy, which
+        # the payer bank alone does not satisfy: it would commit invalid. Refuse instead;
+        # the SDK then asks item by item.
+        raise InvalidState("none of the payments can be applied")
+    save_account(tx, bank, payer)
+    tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(payee_banks)})
+    return {"tx_id": tx.tx_id, "results": results}
+
+
+async def _apply(
+    tx: Tx,
+    registry: Registry,
+    bank: BankInfo,
+    payer: Account,
+    hold: Hold | None,
+    item: CoalescedItem,
+    ref_key: str,
+) -> Account:
+    """Check ``item`` (raising its refusal before any write), then write it as
+    ``initiate_transfer`` would; the payer after it."""
+    acct = acct_collection(bank.name)
+    if await tx.ledger.get(ReferenceRecord, acct, ref_key) is not None:
+        raise DuplicateReference("the client reference was applied already")
+    if item.payee_bank == bank.name:
+        raise InvalidArgument("request.payee_bank must be another bank (use transfer)")
+    other = member_bank(registry, item.payee_bank, "payee_bank")
+    if not registry.issues(other.name, payer.currency):
+        raise CurrencyMismatch("the payee bank issues no token in the payer's currency")
+    tid = item.transfer_id
+    pair = pair_collection(bank.name, other.name)
+    if (
+        await tx.ledger.get(Transfer, pair, transfer_key(tid)) is not None
+        or await tx.ledger.get(OutgoingRecord, acct, outgoing_key(tid)) is not None
+    ):
+        raise AlreadyExists("a transfer with that id exists")
+    after = debit(payer, [item.amount], day=day_of(tx.now), hold=hold)
+    # Nothing below refuses: the item's writes.
+    expires_at = format_timestamp(tx.now + timedelta(seconds=item.ttl_seconds))
+    record = Transfer(
+        transfer_id=tid, payer_bank=bank.name, payee_bank=other.name,
+        payee_account=item.payee_account, amount=item.amount, currency=payer.currency,
+        created_at=tx.at, expires_at=expires_at, originator=dict(item.originator),
+        remittance=item.remittance, tx_id=tx.tx_id,
+    )
+    tx.ledger.put(pair, transfer_key(tid), record, pin=pair_pin(bank, other))
+    tx.ledger.put(pair, opened_key(tx.at, tid), Opened(transfer_id=tid, tx_id=tx.tx_id))
+    tx.ledger.put(acct, outgoing_key(tid), OutgoingRecord(
+        transfer_id=tid, payer_account=payer.account_id, payee_bank=other.name,
+        amount=item.amount, currency=payer.currency, tx_id=tx.tx_id))
+    after = record_history(tx, bank, after, HistoryKind.PAYMENT_OUT, -item.amount,
+                           counterparty_bank=other.name,
+                           counterparty_account=item.payee_account, transfer_id=tid)
+    record_supply(tx, bank, payer.currency, SupplyKind.OUT, item.amount, other.name, tid)
+    write_reference(tx, bank, ref_key, "initiate_transfer", (tid,))
+    return after

@@ -1,0 +1,110 @@
+"""``coalesced_payout``: one debit for many payments, each with its own reference and outcome.
+
+What matters: each item is applied exactly once (its reference is the one a single
+``initiate_transfer`` claims, and a replayed item is skipped inside a later batch), a refused
+item writes nothing while its neighbours go through, the response holds codes only, and the
+audit stays OK.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deposit_token import errors as e
+from unit.deposit_token.dt_harness import Net, account_keys, ids
+
+HK, US, CN = "hkbank", "usbank", "cnbank"
+
+
+@pytest.fixture
+async def net() -> Net:
+    n = Net()
+    await n.init()
+    return n
+
+
+def item(ref: str, bank: str, payee: str, amount: int, tid: str) -> dict[str, Any]:
+    return {"reference": ref, "payee_bank": bank, "payee_account": payee, "amount": amount,
+            "transfer_id": tid, "originator": {"name": "Marketplace Ltd"}}
+
+
+async def setup(net: Net, funds: int) -> tuple[str, list[str]]:
+    (payer,) = ids("mkpay", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, funds, "dep-mk")
+    payees = list(ids("mkexp", 3))
+    for p in payees:
+        await net.open(US, "USD", p)
+    return payer, payees
+
+
+async def test_items_apply_on_their_own_and_a_refused_item_is_skipped(net: Net) -> None:
+    payer, payees = await setup(net, 5_000)
+    tids = list(ids("mktid", 4))
+    items = [item("r1", US, payees[0], 2_000, tids[0]),
+             item("r2", US, payees[1], 4_000, tids[1]),  # more than is left: refused
+             item("r3", US, payees[2], 3_000, tids[2]),
+             item("r4", "xxbank", payees[2], 1, tids[3])]  # no such bank: refused
+    sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": items})
+    assert sub.result["results"] == ["OK", "INSUFFICIENT_FUNDS", "OK", "NOT_FOUND"]
+    assert sum(1 for _c, k in sub.stub.writes if k == account_keys(HK).account(payer)) == 1
+    sub.commit()
+    assert await net.balance(HK, payer) == 0
+    for ref, tid in (("r1", tids[0]), ("r3", tids[2])):
+        got = await net.evaluate(HK, "get_reference", {"reference": ref})
+        assert (got["kind"], got["ids"]) == ("initiate_transfer", [tid])
+    with pytest.raises(e.NotFound):
+        await net.evaluate(HK, "get_reference", {"reference": "r2"})
+    # the refused item's reference is not spent: it goes through once funds arrive
+    await net.mint(HK, payer, 4_000, "dep-mk2")
+    again = await net.submit(HK, "coalesced_payout", {"payer_account": payer, "items": items})
+    assert again["results"] == ["DUPLICATE_REFERENCE", "OK", "DUPLICATE_REFERENCE", "NOT_FOUND"]
+    assert await net.balance(HK, payer) == 0
+    pending = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    for t in pending["transfers"]:
+        await net.submit(US, "accept_transfer", {
+            "transfer_id": t["transfer"]["transfer_id"], "payer_bank": HK})
+    assert [await net.balance(US, p) for p in payees] == [2_000, 4_000, 3_000]
+    audit = await net.audit()
+    assert audit["ok"], audit["failures"]
+
+
+async def test_an_item_applied_by_a_single_initiate_is_recognized(net: Net) -> None:
+    payer, payees = await setup(net, 5_000)
+    await net.initiate(HK, payer, US, payees[0], 1_000, "solo")
+    (tid,) = ids("mktid", 1)
+    # nothing applies: refused whole (a transaction writing nothing would commit invalid,
+    # judged by the chaincode-level policy), the SDK then asks item by item
+    with pytest.raises(e.InvalidState):
+        await net.submit(HK, "coalesced_payout", {
+            "payer_account": payer, "items": [item("solo", US, payees[0], 1_000, tid)]})
+    assert await net.balance(HK, payer) == 4_000
+
+
+async def test_limits_and_holds_count_item_by_item(net: Net) -> None:
+    payer, payees = await setup(net, 10_000)
+    await net.submit(HK, "set_account_limits", {"account_id": payer, "daily_outflow": 3_000,
+                                                "single_payment": 2_500})
+    tids = list(ids("mktid", 3))
+    result = await net.submit(HK, "coalesced_payout", {"payer_account": payer, "items": [
+        item("a", US, payees[0], 2_000, tids[0]),
+        item("b", US, payees[1], 2_600, tids[1]),  # over the single-payment limit
+        item("c", US, payees[2], 1_500, tids[2]),  # over the day's outflow left
+    ]})
+    assert result["results"] == ["OK", "LIMIT_EXCEEDED", "LIMIT_EXCEEDED"]
+    assert await net.balance(HK, payer) == 8_000
+
+
+async def test_whole_batch_refusals(net: Net) -> None:
+    payer, payees = await setup(net, 1_000)
+    (tid,) = ids("mktid", 1)
+    with pytest.raises(e.NotFound):
+        await net.submit(HK, "coalesced_payout", {
+            "payer_account": ids("nobody", 1)[0],
+            "items": [item("x", US, payees[0], 1, tid)]})
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(HK, "coalesced_payout", {"payer_account": payer, "items": [
+            item("x", US, payees[0], 1, tid), item("x", US, payees[1], 1, tid)]})
+    with pytest.raises(e.InvalidArgument):
+        await net.submit(HK, "coalesced_payout", {"payer_account": payer, "items": []})
