@@ -45,7 +45,7 @@ from deposit_token.keys import (
     supply_key,
     transfer_key,
 )
-from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, scans
+from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, conservation
 from deposit_token.placement import pair_pin
 from deposit_token.records import (
     Decision,
@@ -232,16 +232,16 @@ class DishonestTokenContract(DepositTokenContract):
     async def audit_unchecked(self, ctx: Context) -> dict[str, Any]:
         """The regulator's audit with every scanned value taken as the peer holds it, never
         compared with ``GetPrivateDataHash`` (what the audit did before that check)."""
-        checked = scans._hash_checked
+        checked = conservation._hash_checked
 
         def unchecked(tx: Tx, state: Any, segment: Any, writer: str) -> Any:
             return segment
 
-        scans._hash_checked = unchecked
+        conservation._hash_checked = unchecked
         try:
             return await self._run(ctx, "audit")
         finally:
-            scans._hash_checked = checked
+            conservation._hash_checked = checked
 
     @transaction()
     async def undo_dishonest_accept(self, ctx: Context) -> dict[str, Any]:

@@ -76,8 +76,14 @@ _T = TypeVar("_T")
 
 NONCE_LENGTH = 24
 _NONCE_LABEL = b"dtoken/nonce/v1"
-#: Invalidation codes after which the next attempt may succeed (the reads changed).
-RETRYABLE_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
+#: Invalidation codes after which the next attempt may succeed (the reads changed). An
+#: ``ENDORSEMENT_POLICY_FAILURE`` of this bank's own honest transaction is a conflict too: a key
+#: it writes was created and pinned (a key-level validation parameter) by another transaction
+#: after this one was simulated, and Fabric checks endorsement policies, with the committed
+#: parameter, before MVCC versions (two first account openings racing to share the bank's
+#: account key with the regulator, say). The next attempt is simulated on the new state.
+RETRYABLE_CODES = frozenset(
+    {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT", "ENDORSEMENT_POLICY_FAILURE"})
 _TRANSIENT_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,

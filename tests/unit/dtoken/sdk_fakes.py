@@ -40,6 +40,7 @@ from unit.fabgateway.gw_fakes import (
 VALID = transaction_pb2.TxValidationCode.Value("VALID")
 MVCC = transaction_pb2.TxValidationCode.Value("MVCC_READ_CONFLICT")
 POLICY_FAILURE = transaction_pb2.TxValidationCode.Value("ENDORSEMENT_POLICY_FAILURE")
+BAD_RWSET = transaction_pb2.TxValidationCode.Value("BAD_RWSET")
 DUPLICATE_TXID = transaction_pb2.TxValidationCode.Value("DUPLICATE_TXID")
 ACCOUNT = "acct-0001-xxxxxxxxxxxxxxxx"
 

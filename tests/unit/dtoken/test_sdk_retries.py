@@ -24,7 +24,7 @@ from dtoken.errors import (
 from dtoken.submitter import RetryPolicy, derive_nonce
 from dtoken_wire import canonical_json
 from unit.dtoken.conftest import FAST
-from unit.dtoken.sdk_fakes import ACCOUNT, MVCC, POLICY_FAILURE, SdkPeer
+from unit.dtoken.sdk_fakes import ACCOUNT, BAD_RWSET, MVCC, POLICY_FAILURE, SdkPeer
 
 REF = "dep-2024-0001"
 
@@ -113,7 +113,7 @@ async def test_conflicts_are_retried_past_eight_attempts_without_a_cap(
 async def test_a_later_call_walks_past_an_attempt_invalid_for_any_reason(
     bank: Bank, peer: SdkPeer, connect: Any
 ) -> None:
-    peer.commit_codes[attempt_id(bank, 0)] = POLICY_FAILURE
+    peer.commit_codes[attempt_id(bank, 0)] = BAD_RWSET
     with pytest.raises(CommitFailed):
         await bank.mint(ACCOUNT, 500, reference=REF)
     receipt = await connect().mint(ACCOUNT, 500, reference=REF)
@@ -124,12 +124,24 @@ async def test_a_later_call_walks_past_an_attempt_invalid_for_any_reason(
 async def test_an_invalidation_retrying_cannot_cure_is_reported_not_retried(
     bank: Bank, peer: SdkPeer
 ) -> None:
-    peer.commit_codes[attempt_id(bank, 0)] = POLICY_FAILURE
+    peer.commit_codes[attempt_id(bank, 0)] = BAD_RWSET
     with pytest.raises(CommitFailed) as failed:
         await bank.mint(ACCOUNT, 500, reference=REF)
-    assert failed.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+    assert failed.value.code_name == "BAD_RWSET"
     assert failed.value.transaction_id == attempt_id(bank, 0)
     assert len(peer.endorse_requests) == 1
+
+
+async def test_a_key_pinned_after_the_simulation_is_a_conflict_and_retried(
+    bank: Bank, peer: SdkPeer
+) -> None:
+    """Two first account openings race to share the account key with the regulator: the
+    second's write meets the first's pin, which Fabric checks before MVCC
+    (ENDORSEMENT_POLICY_FAILURE). The next attempt, simulated afresh, goes through."""
+    peer.commit_codes[attempt_id(bank, 0)] = POLICY_FAILURE
+    receipt = await bank.mint(ACCOUNT, 500, reference=REF)
+    assert (receipt.attempt, receipt.replayed) == (1, False)
+    assert peer.ledger.applied == [attempt_id(bank, 1)]
 
 
 async def test_a_submit_whose_reply_is_lost_is_settled_by_its_commit_status(

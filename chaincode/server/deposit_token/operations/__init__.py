@@ -25,7 +25,7 @@ The modules, one concern each:
 * :mod:`.regulator`: the regulator's holds;
 * :mod:`.reads`: point reads;
 * :mod:`.scans`: paginated scans and the cursor (accounts, supply, pending);
-* :mod:`.netting`: obligations between two banks; :mod:`.audit`: the regulator's audit.
+* :mod:`.netting`: obligations between two banks; :mod:`.conservation`: the regulator's audit.
 
 What each write transaction reads and writes (``A`` the payer's bank, ``B`` the payee's):
 
@@ -59,8 +59,8 @@ from .access import (
     other_bank,
 )
 from .accounts import open_account, set_account_limits, set_account_status
-from .audit import audit
 from .caps import set_exposure_cap
+from .conservation import audit
 from .crossbank import (
     accept_transfer,
     batch_payout,

@@ -5,7 +5,7 @@ finds its sequence number. A cap is the creditor's own limit on its own exposure
 written in ``pair-<creditor>-<debtor>`` (the debtor's peer and the regulator's can read it,
 only the creditor's can write it), one write-once key per change, ``cap/<CUR>/<seq>``; the
 highest ``seq`` is the cap in force, so a read-only scan of the range finds it last
-(:mod:`.netting` reports it with the obligations, :mod:`.audit` with the audit).
+(:mod:`.netting` reports it with the obligations, :mod:`.conservation` with the audit).
 
 Who enforces it: the creditor bank, where it decides, i.e. its SDK and listener before they
 accept (the chaincode's accept does not count: an accept writes, so it may not range-query

@@ -3,7 +3,7 @@
 Owns: :class:`Segment` and :class:`ScanState` (where a scan stands; it travels in the cursor),
 running one page of a scan (:func:`scan_page`), binding scanned rows to their place
 (:func:`bound_rows`), and ``list_accounts``, ``get_supply`` and ``get_pending``. The netting
-(:mod:`.netting`) and the regulator's audit (:mod:`.audit`) are built on them.
+(:mod:`.netting`) and the regulator's audit (:mod:`.conservation`) are built on them.
 
 Must not: write; trust a cursor (it comes from the client and is checked like any input).
 """
