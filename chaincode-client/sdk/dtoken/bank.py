@@ -11,6 +11,12 @@ Every write goes through :class:`~dtoken.submitter.Submitter`: money movements t
 ``reference`` from which the transaction ids are derived, so a retry (in this process or the
 next) can never apply twice. Accept, reject and refund derive their reference from the
 transfer; a settlement from its RTGS reference.
+
+One file of ~850 lines on purpose: ``Bank`` and ``Regulator`` are the SDK's two public
+classes, sharing ``Member``, each method one contract transaction (the verb table in
+docs/sdk.md), and their blocking twins with typed declarations are generated from this module
+(:mod:`dtoken.sync`). Split by theme, one class would be scattered over modules; the seam for
+the next split is the netting reads (obligations, proven positions, audit) as a mixin.
 """
 
 from __future__ import annotations

@@ -31,6 +31,11 @@ How nothing is missed and nothing decided twice:
   (``<payer bank>/<transfer id>``), so a restarted listener that accepts again sends the very
   same transaction id, which Fabric executes at most once; and the contract refuses a second
   decision on a transfer anyway (``INVALID_STATE``), which the listener counts as done.
+
+One file of ~700 lines on purpose: the listener's passes, its batch path, the exposure
+budget of one pass and the sweeper share the same view of pending transfers and the same
+rules about what is decided once; the seam for a split is the batch path (decisions in bulk)
+with the exposure budget.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ The decoding is :mod:`fabgateway.blocks`, the checks :mod:`fabgateway.ledger_ord
 What it must not do: write to the ledger, or prevent anything (an alert comes after the
 commit: see docs/security.md for what each alert cannot prevent); decode blocks itself; log a
 private value (an alert carries key hashes and balances only for the regulator's own output).
+
+One file of ~580 lines on purpose: the alerts, the state they are computed from and the loop
+that follows blocks into that state are one mechanism; the alerts alone are data classes.
 """
 
 from __future__ import annotations
