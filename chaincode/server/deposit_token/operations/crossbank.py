@@ -37,7 +37,6 @@ from ..errors import (
 )
 from ..keys import (
     acct_collection,
-    decision_key,
     opened_key,
     outgoing_key,
     pair_collection,
@@ -47,7 +46,6 @@ from ..keys import (
 )
 from ..placement import pair_pin
 from ..records import (
-    Decision,
     HistoryKind,
     Opened,
     Outcome,
@@ -79,6 +77,7 @@ from .steps import (
     claim_reference,
     read_account,
     read_hold,
+    record_decision,
     record_history,
     record_supply,
     save_account,
@@ -204,11 +203,7 @@ async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
     payee = record_history(tx, bank, payee, HistoryKind.PAYMENT_IN, record.amount,
                      counterparty_bank=payer.name, transfer_id=record.transfer_id)
     save_account(tx, bank, payee)
-    tx.ledger.put(pair_collection(bank.name, payer.name), decision_key(record.transfer_id),
-                  Decision(transfer_id=record.transfer_id, outcome=Outcome.ACCEPTED,
-                           payer_bank=payer.name, payee_bank=bank.name, amount=record.amount,
-                           currency=record.currency, decided_at=tx.at, tx_id=tx.tx_id),
-                  pin=pair_pin(bank, payer))
+    record_decision(tx, bank, payer, record, Outcome.ACCEPTED)
     record_supply(tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name,
             record.transfer_id)
     tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
@@ -223,12 +218,7 @@ async def reject_transfer(tx: Tx, req: RejectRequest) -> dict[str, object]:
     payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
     record, decision, refund = await transfer_records(tx, payer, bank, req.transfer_id)
     check_reject(record, decision, refund)
-    tx.ledger.put(pair_collection(bank.name, payer.name), decision_key(record.transfer_id),
-                  Decision(transfer_id=record.transfer_id, outcome=Outcome.REJECTED,
-                           payer_bank=payer.name, payee_bank=bank.name, amount=record.amount,
-                           currency=record.currency, decided_at=tx.at, reason=req.reason,
-                           tx_id=tx.tx_id),
-                  pin=pair_pin(bank, payer))
+    record_decision(tx, bank, payer, record, Outcome.REJECTED, req.reason)
     tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
     return done(tx)
 

@@ -28,15 +28,20 @@ from dtoken_wire.events import EVENT_DECIDED
 from dtoken_wire.requests import DecideRequest, DecisionItem
 
 from ..errors import CurrencyMismatch, DepositTokenError, InvalidState
-from ..keys import decision_key, pair_collection
-from ..placement import pair_pin
-from ..records import Account, Decision, HistoryKind, Outcome, SupplyKind
+from ..records import Account, HistoryKind, Outcome, SupplyKind
 from ..registry import BankInfo
 from ..rules import check_accept, check_reject, credit
 from .access import ROLE_OPERATOR, Tx, authorize_bank_write, load_registry, other_bank
 from .declare import declare
 from .payouts import OK
-from .steps import read_account, record_history, record_supply, save_account, transfer_records
+from .steps import (
+    read_account,
+    record_decision,
+    record_history,
+    record_supply,
+    save_account,
+    transfer_records,
+)
 
 __all__ = ["decide_transfers"]
 
@@ -92,9 +97,4 @@ async def _decide(
         check_reject(record, decision, refund)
         outcome = Outcome.REJECTED
         reason = item.reason
-    tx.ledger.put(pair_collection(bank.name, payer.name), decision_key(record.transfer_id),
-                  Decision(transfer_id=record.transfer_id, outcome=outcome,
-                           payer_bank=payer.name, payee_bank=bank.name, amount=record.amount,
-                           currency=record.currency, decided_at=tx.at, reason=reason,
-                           tx_id=tx.tx_id),
-                  pin=pair_pin(bank, payer))
+    record_decision(tx, bank, payer, record, outcome, reason)

@@ -24,18 +24,20 @@ from ..keys import (
     acct_collection,
     decision_key,
     holds_collection,
+    pair_collection,
     reference_key,
     refund_key,
     supply_key,
     transfer_key,
 )
-from ..placement import Anomaly, Place
+from ..placement import Anomaly, Place, pair_pin
 from ..records import (
     Account,
     AccountKeysRecord,
     Decision,
     HistoryKind,
     Hold,
+    Outcome,
     ReferenceRecord,
     Refund,
     SupplyKind,
@@ -199,3 +201,17 @@ async def transfer_records(
         decision = None
     return (record, None if isinstance(decision, Anomaly) else decision,
             None if isinstance(refund, Anomaly) else refund)
+
+
+def record_decision(
+    tx: Tx, bank: BankInfo, payer: BankInfo, transfer: Transfer, outcome: Outcome,
+    reason: str = "",
+) -> None:
+    """The payee bank's decision on ``transfer``, in ``pair-<payee>-<payer>``, pinned to both
+    banks (the payer relies on it: no later change by the payee alone)."""
+    tx.ledger.put(pair_collection(bank.name, payer.name), decision_key(transfer.transfer_id),
+                  Decision(transfer_id=transfer.transfer_id, outcome=outcome,
+                           payer_bank=payer.name, payee_bank=bank.name,
+                           amount=transfer.amount, currency=transfer.currency,
+                           decided_at=tx.at, reason=reason, tx_id=tx.tx_id),
+                  pin=pair_pin(bank, payer))
