@@ -29,7 +29,6 @@ from dtoken_wire.requests import (
 )
 
 from ..errors import (
-    AlreadyExists,
     CurrencyMismatch,
     DuplicateReference,
     InvalidArgument,
@@ -37,23 +36,19 @@ from ..errors import (
 )
 from ..keys import (
     acct_collection,
-    opened_key,
     outgoing_key,
     pair_collection,
     refund_key,
     settlement_key,
-    transfer_key,
 )
 from ..placement import pair_pin
 from ..records import (
     HistoryKind,
-    Opened,
     Outcome,
     OutgoingRecord,
     Refund,
     Settlement,
     SupplyKind,
-    Transfer,
 )
 from ..registry import day_of
 from ..rules import (
@@ -74,6 +69,7 @@ from .access import (
 )
 from .declare import declare
 from .steps import (
+    check_new_transfer_id,
     claim_reference,
     read_account,
     read_hold,
@@ -82,6 +78,7 @@ from .steps import (
     record_supply,
     save_account,
     transfer_records,
+    write_outgoing_transfer,
     write_reference,
 )
 
@@ -117,7 +114,6 @@ async def _payout(
     ref_key = await claim_reference(tx, bank, reference, accounts=(payer_id, *local))
     payer = await read_account(tx, bank, payer_id, "payer")
     hold = await read_hold(tx, registry, bank, payer_id)
-    acct = acct_collection(bank.name)
     expires_at = format_timestamp(tx.now + timedelta(seconds=ttl_seconds))
 
     # Validate every payment and read what it needs before debiting anything.
@@ -137,12 +133,7 @@ async def _payout(
         if not registry.issues(other.name, payer.currency):
             raise CurrencyMismatch("the payee bank issues no token in the payer's currency")
         transfer_id = p.transfer_id or tx.deriver.transfer_id(tx.tx_id, i)
-        pair = pair_collection(bank.name, other.name)
-        if (
-            await tx.ledger.get(Transfer, pair, transfer_key(transfer_id)) is not None
-            or await tx.ledger.get(OutgoingRecord, acct, outgoing_key(transfer_id)) is not None
-        ):
-            raise AlreadyExists("a transfer with that id exists")
+        await check_new_transfer_id(tx, bank, other, transfer_id)
         plan.append((p, transfer_id))
 
     after = debit(payer, [p.amount for p in payments], day=day_of(tx.now), hold=hold)
@@ -161,24 +152,10 @@ async def _payout(
             continue
         ids.append(tid)
         payee_banks.add(p.payee_bank)
-        record = Transfer(
-            transfer_id=tid, payer_bank=bank.name, payee_bank=p.payee_bank,
-            payee_account=p.payee_account, amount=p.amount, currency=payer.currency,
-            created_at=tx.at, expires_at=expires_at, originator=dict(originator),
-            remittance=p.remittance, tx_id=tx.tx_id,
-        )
-        payee_info = member_bank(registry, p.payee_bank, "payee_bank")
-        tx.ledger.put(pair_collection(bank.name, p.payee_bank), transfer_key(tid), record,
-                      pin=pair_pin(bank, payee_info))
-        tx.ledger.put(pair_collection(bank.name, p.payee_bank), opened_key(tx.at, tid),
-                      Opened(transfer_id=tid, tx_id=tx.tx_id))
-        tx.ledger.put(acct, outgoing_key(tid), OutgoingRecord(
-            transfer_id=tid, payer_account=payer_id, payee_bank=p.payee_bank,
-            amount=p.amount, currency=payer.currency, tx_id=tx.tx_id))
-        running = record_history(tx, bank, running, HistoryKind.PAYMENT_OUT, -p.amount,
-                           counterparty_bank=p.payee_bank, counterparty_account=p.payee_account,
-                           transfer_id=tid)
-        record_supply(tx, bank, payer.currency, SupplyKind.OUT, p.amount, p.payee_bank, tid)
+        running = write_outgoing_transfer(
+            tx, bank, member_bank(registry, p.payee_bank, "payee_bank"), running, tid,
+            payee_account=p.payee_account, amount=p.amount, expires_at=expires_at,
+            originator=originator, remittance=p.remittance)
     assert running.balance == after.balance
     save_account(tx, bank, running)
     write_reference(tx, bank, ref_key, kind, ids)

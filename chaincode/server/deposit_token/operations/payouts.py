@@ -33,7 +33,6 @@ from dtoken_wire.events import EVENT_PENDING
 from dtoken_wire.requests import CoalescedItem, CoalescedRequest
 
 from ..errors import (
-    AlreadyExists,
     CurrencyMismatch,
     DepositTokenError,
     DuplicateReference,
@@ -42,22 +41,12 @@ from ..errors import (
 )
 from ..keys import (
     acct_collection,
-    opened_key,
-    outgoing_key,
-    pair_collection,
     reference_key,
-    transfer_key,
 )
-from ..placement import pair_pin
 from ..records import (
     Account,
-    HistoryKind,
     Hold,
-    Opened,
-    OutgoingRecord,
     ReferenceRecord,
-    SupplyKind,
-    Transfer,
 )
 from ..registry import BankInfo, Registry, day_of
 from ..rules import debit
@@ -70,11 +59,11 @@ from .access import (
 )
 from .declare import declare
 from .steps import (
+    check_new_transfer_id,
     read_account,
     read_hold,
-    record_history,
-    record_supply,
     save_account,
+    write_outgoing_transfer,
     write_reference,
 )
 
@@ -137,29 +126,12 @@ async def _apply(
     if not registry.issues(other.name, payer.currency):
         raise CurrencyMismatch("the payee bank issues no token in the payer's currency")
     tid = item.transfer_id
-    pair = pair_collection(bank.name, other.name)
-    if (
-        await tx.ledger.get(Transfer, pair, transfer_key(tid)) is not None
-        or await tx.ledger.get(OutgoingRecord, acct, outgoing_key(tid)) is not None
-    ):
-        raise AlreadyExists("a transfer with that id exists")
+    await check_new_transfer_id(tx, bank, other, tid)
     after = debit(payer, [item.amount], day=day_of(tx.now), hold=hold)
     # Nothing below refuses: the item's writes.
-    expires_at = format_timestamp(tx.now + timedelta(seconds=item.ttl_seconds))
-    record = Transfer(
-        transfer_id=tid, payer_bank=bank.name, payee_bank=other.name,
-        payee_account=item.payee_account, amount=item.amount, currency=payer.currency,
-        created_at=tx.at, expires_at=expires_at, originator=dict(item.originator),
-        remittance=item.remittance, tx_id=tx.tx_id,
-    )
-    tx.ledger.put(pair, transfer_key(tid), record, pin=pair_pin(bank, other))
-    tx.ledger.put(pair, opened_key(tx.at, tid), Opened(transfer_id=tid, tx_id=tx.tx_id))
-    tx.ledger.put(acct, outgoing_key(tid), OutgoingRecord(
-        transfer_id=tid, payer_account=payer.account_id, payee_bank=other.name,
-        amount=item.amount, currency=payer.currency, tx_id=tx.tx_id))
-    after = record_history(tx, bank, after, HistoryKind.PAYMENT_OUT, -item.amount,
-                           counterparty_bank=other.name,
-                           counterparty_account=item.payee_account, transfer_id=tid)
-    record_supply(tx, bank, payer.currency, SupplyKind.OUT, item.amount, other.name, tid)
+    after = write_outgoing_transfer(
+        tx, bank, other, after, tid, payee_account=item.payee_account, amount=item.amount,
+        expires_at=format_timestamp(tx.now + timedelta(seconds=item.ttl_seconds)),
+        originator=item.originator, remittance=item.remittance)
     write_reference(tx, bank, ref_key, "initiate_transfer", (tid,))
     return after

@@ -10,10 +10,11 @@ Must not: check access (the transaction bodies do, before any step).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import (
+    AlreadyExists,
     CorruptState,
     DuplicateReference,
     NotFound,
@@ -24,6 +25,8 @@ from ..keys import (
     acct_collection,
     decision_key,
     holds_collection,
+    opened_key,
+    outgoing_key,
     pair_collection,
     reference_key,
     refund_key,
@@ -37,7 +40,9 @@ from ..records import (
     Decision,
     HistoryKind,
     Hold,
+    Opened,
     Outcome,
+    OutgoingRecord,
     ReferenceRecord,
     Refund,
     SupplyKind,
@@ -215,3 +220,51 @@ def record_decision(
                            amount=transfer.amount, currency=transfer.currency,
                            decided_at=tx.at, reason=reason, tx_id=tx.tx_id),
                   pin=pair_pin(bank, payer))
+
+
+async def check_new_transfer_id(tx: Tx, bank: BankInfo, payee: BankInfo, transfer_id: str) -> None:
+    """``ALREADY_EXISTS`` if the serving bank has a transfer with this id (its record or its
+    own note of it): transfer keys are written once."""
+    if (
+        await tx.ledger.get(Transfer, pair_collection(bank.name, payee.name),
+                            transfer_key(transfer_id)) is not None
+        or await tx.ledger.get(OutgoingRecord, acct_collection(bank.name),
+                               outgoing_key(transfer_id)) is not None
+    ):
+        raise AlreadyExists("a transfer with that id exists")
+
+
+def write_outgoing_transfer(
+    tx: Tx,
+    bank: BankInfo,
+    payee: BankInfo,
+    payer: Account,
+    transfer_id: str,
+    *,
+    payee_account: str,
+    amount: int,
+    expires_at: str,
+    originator: Mapping[str, str],
+    remittance: str,
+) -> Account:
+    """The payer bank's writes of one cross-bank transfer, its ``payer`` already debited:
+    the transfer pinned to both banks and its ``open/`` index in ``pair-<payer>-<payee>``,
+    the bank's own ``out/`` note, a history record, an ``out`` supply record. Returns the
+    payer account with its history record counted (the caller saves it)."""
+    pair = pair_collection(bank.name, payee.name)
+    tx.ledger.put(pair, transfer_key(transfer_id), Transfer(
+        transfer_id=transfer_id, payer_bank=bank.name, payee_bank=payee.name,
+        payee_account=payee_account, amount=amount, currency=payer.currency,
+        created_at=tx.at, expires_at=expires_at, originator=dict(originator),
+        remittance=remittance, tx_id=tx.tx_id,
+    ), pin=pair_pin(bank, payee))
+    tx.ledger.put(pair, opened_key(tx.at, transfer_id),
+                  Opened(transfer_id=transfer_id, tx_id=tx.tx_id))
+    tx.ledger.put(acct_collection(bank.name), outgoing_key(transfer_id), OutgoingRecord(
+        transfer_id=transfer_id, payer_account=payer.account_id, payee_bank=payee.name,
+        amount=amount, currency=payer.currency, tx_id=tx.tx_id))
+    payer = record_history(tx, bank, payer, HistoryKind.PAYMENT_OUT, -amount,
+                           counterparty_bank=payee.name, counterparty_account=payee_account,
+                           transfer_id=transfer_id)
+    record_supply(tx, bank, payer.currency, SupplyKind.OUT, amount, payee.name, transfer_id)
+    return payer
