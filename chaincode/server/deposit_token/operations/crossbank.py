@@ -43,8 +43,8 @@ from ..keys import (
 )
 from ..placement import pair_pin
 from ..records import (
+    Account,
     HistoryKind,
-    Outcome,
     OutgoingRecord,
     Refund,
     Settlement,
@@ -52,9 +52,7 @@ from ..records import (
 )
 from ..registry import day_of
 from ..rules import (
-    check_accept,
     check_refund,
-    check_reject,
     credit,
     debit,
 )
@@ -67,13 +65,13 @@ from .access import (
     member_bank,
     other_bank,
 )
+from .decisions import decide_one
 from .declare import declare
 from .steps import (
     check_new_transfer_id,
     claim_reference,
     read_account,
     read_hold,
-    record_decision,
     record_history,
     record_supply,
     save_account,
@@ -171,18 +169,10 @@ async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
-    record, decision, refund = await transfer_records(tx, payer, bank, req.transfer_id)
-    check_accept(record, decision, refund, tx.now)
-    payee = await read_account(tx, bank, record.payee_account, "payee")
-    if payee.currency != record.currency:
-        raise CurrencyMismatch("the payee account is not in the transfer's currency")
-    payee = credit(payee, record.amount)
-    payee = record_history(tx, bank, payee, HistoryKind.PAYMENT_IN, record.amount,
-                     counterparty_bank=payer.name, transfer_id=record.transfer_id)
+    payees: dict[str, Account] = {}
+    await decide_one(tx, bank, payer, req.transfer_id, True, "", payees)
+    (payee,) = payees.values()
     save_account(tx, bank, payee)
-    record_decision(tx, bank, payer, record, Outcome.ACCEPTED)
-    record_supply(tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name,
-            record.transfer_id)
     tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
     return done(tx)
 
@@ -193,9 +183,7 @@ async def reject_transfer(tx: Tx, req: RejectRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
-    record, decision, refund = await transfer_records(tx, payer, bank, req.transfer_id)
-    check_reject(record, decision, refund)
-    record_decision(tx, bank, payer, record, Outcome.REJECTED, req.reason)
+    await decide_one(tx, bank, payer, req.transfer_id, False, req.reason, {})
     tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
     return done(tx)
 

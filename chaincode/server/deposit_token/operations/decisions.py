@@ -25,7 +25,7 @@ for a skipped item.
 from __future__ import annotations
 
 from dtoken_wire.events import EVENT_DECIDED
-from dtoken_wire.requests import DecideRequest, DecisionItem
+from dtoken_wire.requests import DecideRequest
 
 from ..errors import CurrencyMismatch, DepositTokenError, InvalidState
 from ..records import Account, HistoryKind, Outcome, SupplyKind
@@ -43,7 +43,7 @@ from .steps import (
     transfer_records,
 )
 
-__all__ = ["decide_transfers"]
+__all__ = ["decide_one", "decide_transfers"]
 
 
 @declare()
@@ -56,7 +56,8 @@ async def decide_transfers(tx: Tx, req: DecideRequest) -> dict[str, object]:
     results: list[str] = []
     for item in req.decisions:
         try:
-            await _decide(tx, bank, payer, item, payees)
+            await decide_one(tx, bank, payer, item.transfer_id, item.accept,
+                             item.reason, payees)
         except DepositTokenError as refusal:
             results.append(refusal.code)
             continue
@@ -71,14 +72,16 @@ async def decide_transfers(tx: Tx, req: DecideRequest) -> dict[str, object]:
     return {"tx_id": tx.tx_id, "results": results}
 
 
-async def _decide(
-    tx: Tx, bank: BankInfo, payer: BankInfo, item: DecisionItem, payees: dict[str, Account]
+async def decide_one(
+    tx: Tx, bank: BankInfo, payer: BankInfo, transfer_id: str, accept: bool, reason: str,
+    payees: dict[str, Account],
 ) -> None:
     """Check (raising before any write), then write one decision and, for an accept, credit
-    the payee account held in ``payees`` (saved once, by the caller)."""
-    record, decision, refund = await transfer_records(tx, payer, bank, item.transfer_id)
-    reason = ""
-    if item.accept:
+    the payee account held in ``payees`` (saved once, by the caller). ``accept_transfer`` and
+    ``reject_transfer`` are this with one transfer."""
+    record, decision, refund = await transfer_records(tx, payer, bank, transfer_id)
+    if accept:
+        reason = ""
         check_accept(record, decision, refund, tx.now)
         payee = payees.get(record.payee_account)
         if payee is None:
@@ -96,5 +99,4 @@ async def _decide(
     else:
         check_reject(record, decision, refund)
         outcome = Outcome.REJECTED
-        reason = item.reason
     record_decision(tx, bank, payer, record, outcome, reason)
