@@ -12,8 +12,9 @@ Each attack ends in one of three outcomes, which its test shows:
 * **counted by nobody and reported**: the honest figures are unchanged and an anomaly names
   ``cnbank`` among the writers (or the write is provably harmless to honest banks: the
   test says why);
-* **breaks an honest bank**: written as ``xfail(strict=True)`` with the gap in its reason,
-  for the lead to fix (a strict xfail that starts passing fails the suite: remove the mark).
+* **breaks an honest bank**: the four found (a mismatched pinned accept blocking the refund,
+  ledger order taken from a claimed ``tx_id``, unattributed races, the audit ignoring holds)
+  were strict xfails until fixed; their tests now pass as plain tests.
 
 Ledger order. An honest SDK finds, in the blocks, the position of the first valid
 transaction that wrote each record's exact bytes (issue item 3). :class:`Adversary` keeps
@@ -26,8 +27,7 @@ generated interleavings of honest operations and dishonest writes against an hon
 kept here, and checks after every sequence that the honest banks' obligations (computed by
 each bank of the pair and by the regulator) and their customers' balances equal the model's,
 and that every dishonest write was invalid, legitimately counted, reported naming
-``cnbank``, or harmless. Shapes that break it today are left out of its generator
-(:data:`KNOWN_GAPS`) and shown by their own xfail tests.
+``cnbank``, or harmless; and that no race is left disputed (proven positions decide each).
 
 One file although long: the targeted attacks and the property search share the
 :class:`Adversary` network and the verdicts on cnbank's records, and each attack of the
@@ -83,11 +83,6 @@ BAD = CN
 SALT = "7" * 32
 AT = "2025-01-06T09:00:00.000000Z"
 FAR = "2099-01-01T00:00:00.000000Z"
-
-#: Attack shapes the property test's generator leaves out, because they break an honest bank
-#: today; each has its own ``xfail(strict=True)`` test below. Remove an entry when its test
-#: passes.
-KNOWN_GAPS: dict[str, str] = {}
 
 PinMode = str  # "both" | "self" | "one_of_two" | "none"
 
@@ -631,7 +626,9 @@ async def test_the_audit_reports_a_held_amount_paid_out() -> None:
     await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": CN})
     audit = await net.audit()
     assert not audit["ok"]
-    assert any(CN in f for f in audit["failures"]) or names_bad(audit["anomalies"])
+    assert audit["anomalies"].get("cnbank/acct-cnbank/held_amount_paid_out") == 1, audit
+    (breach,) = [a for a in audit["anomaly_records"] if a["what"] == "held_amount_paid_out"]
+    assert breach["writers"] == [CN]
 
 
 # ====================================================================== property-based search
@@ -666,7 +663,6 @@ class Model:
     accounts: dict[str, list[str]] = field(default_factory=dict)  # bank -> USD account ids
     transfers: list[ModelTransfer] = field(default_factory=list)
     settled: dict[tuple[str, str], int] = field(default_factory=dict)  # honest confirmations
-    unreported_races: set[str] = field(default_factory=set)  # KNOWN_GAPS["unresolved_race"]
 
 
 def _pinned_both(net: Adversary, collection: str, key: str) -> bool:
@@ -866,7 +862,6 @@ async def step(net: Adversary, model: Model, op: tuple[Any, ...], n: int) -> Non
         t = ts[op[1] % len(ts)]
         if CN not in (t.payer, t.payee):
             return
-        model.unreported_races.add(t.tid)
         net.skipped[CN] = _skip("refund/", "dec/")
         try:
             if t.payee == CN:
@@ -927,7 +922,7 @@ async def forge_step(net: Adversary, model: Model, args: tuple[Any, ...], n: int
     other, what, t_idx, variant, flaw, accept, pin, existing = args
     ts = model.transfers
     fresh = f"forged{n:04d}".ljust(24, "y")
-    tx_id = net.ledger.new_tx_id()  # the record's tx_id field is its writer's (KNOWN_GAPS)
+    tx_id = net.ledger.new_tx_id()  # the record's tx_id field is its writer's claim
     coll = acct_collection(CN) if what in ("account", "supply") else pair_collection(CN, other)
     keys = _cn_keys(net, coll)
     if existing and keys:
@@ -966,9 +961,6 @@ async def forge_step(net: Adversary, model: Model, args: tuple[Any, ...], n: int
         wrong = US if other == HK else HK
         if what == "decision":
             outcome = Outcome.ACCEPTED if accept else Outcome.REJECTED
-            if (flaw == "amount" and outcome is Outcome.ACCEPTED
-                    and "mismatched_accept" in KNOWN_GAPS):
-                amount = t.amount if t is not None else 7
             value = Decision(transfer_id=tid, outcome=outcome,
                              payer_bank=wrong if flaw == "parties" else other,
                              payee_bank=CN, amount=amount, currency="USD", decided_at=AT,
@@ -1069,15 +1061,12 @@ async def check(net: Adversary, model: Model) -> None:
     # obligations: by each bank of the pair and by the regulator, as the model says
     audit = await net.audit(page_size=50)
     for debtor, creditor in [(a, b) for a in (HK, US, CN) for b in (HK, US, CN) if a != b]:
-        if CN in (debtor, creditor) and (debtor, creditor) != (CN, CN):
-            pass
         expected = model_owed(net, model, debtor, creditor)
-        race = any(t.tid in model.unreported_races for t in model.transfers
-                   if (t.payer, t.payee) == (debtor, creditor))
         for org in (debtor, creditor):
             got, page = await owed(net, debtor, creditor, org)
             assert got == expected, (debtor, creditor, org, page)
-            assert not page["disputes"] or race
+            # every race is decided by proven ledger positions: none is left disputed
+            assert page["disputes"] == [], (debtor, creditor, org, page["disputes"])
         rows = [p for p in audit["pairs"] if (p["payer"], p["payee"]) == (debtor, creditor)]
         assert sum(p["owed"] for p in rows) == expected, (debtor, creditor, rows)
     # every anomaly names cnbank; every record of cnbank's that the audit scans and that is
@@ -1110,8 +1099,8 @@ async def check(net: Adversary, model: Model) -> None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ops=st.lists(OPS, min_size=8, max_size=40))
 # The attacks of the issue and of the targeted tests above, always run (prologue transfers:
-# 0 hkbank->cnbank, 1 usbank->cnbank, 2 cnbank->usbank, 3 cnbank->hkbank). The first one
-# becomes the known gap's reproduction once "mismatched_accept" leaves KNOWN_GAPS.
+# 0 hkbank->cnbank, 1 usbank->cnbank, 2 cnbank->usbank, 3 cnbank->hkbank). The first one is
+# the mismatched pinned accept that used to block the payer's refund.
 @example(ops=[("forge", HK, "decision", 0, 0, "amount", True, "both", False)])
 @example(ops=[("forge", US, "settlement", 0, 0, "none", False, "both", False),
               ("accept", 2)])  # the debtor's settlement in its own collection
