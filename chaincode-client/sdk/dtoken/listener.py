@@ -463,27 +463,24 @@ class IncomingListener:
             if isinstance(v, DTokenError):
                 handled.append(Handled(transfer, "failed", type(v).__name__, error=v))
             elif v.accept and (held := budget.take(transfer)) is not None:
-                _log.warning("transfer %s… held: %s", transfer.transfer_id[:8], held)
+                _log.warning("transfer %s… held by the exposure cap", transfer.transfer_id[:8])
                 handled.append(Handled(transfer, "held", held))
             else:
                 decide.append((transfer, v))
         if not decide:
             return handled, []
         payer_bank = decide[0][0].payer_bank
+        codes = None
         try:
             receipt, codes = await self._bank.decide(
                 payer_bank, [(t.transfer_id, v.accept, v.reason) for t, v in decide])
         except DTokenError as error:
             _log.info("batch decision of %d refused or failed (%s): one by one",
                       len(decide), type(error).__name__)
+        if codes is None:  # refused, failed, or a replay of this exact batch: one by one
             for t, v in decide:
                 if v.accept:
                     budget.give_back(t)  # the single path reserves it again
-            return handled, [t for t, _v in decide]
-        if codes is None:  # a replay of this exact batch: let the single path read each
-            for t, v in decide:
-                if v.accept:
-                    budget.give_back(t)
             return handled, [t for t, _v in decide]
         rest: list[Transfer] = []
         for transfer, v in decide:
@@ -518,7 +515,8 @@ class IncomingListener:
             if verdict.accept:
                 held = budget.take(transfer)
                 if held is not None:
-                    _log.warning("transfer %s… left pending: %s", transfer.transfer_id[:8], held)
+                    _log.warning("transfer %s… left pending by the exposure cap",
+                                 transfer.transfer_id[:8])
                     return Handled(transfer, "held", held)
                 try:
                     # the headroom was checked above, for this whole pass
