@@ -242,6 +242,22 @@ class ContainerRuntime:
         usage = stats.get("memory_stats", {}).get("usage")
         return round(int(usage) / 2**20, 1) if usage else None
 
+    def ledger_dir(self, node: NodeHandle) -> Path:
+        """The mount point of the node's ledger volume, when the engine runs here."""
+        if not node.ledger:
+            raise NodeError(f"{node.name} keeps no ledger")
+        try:
+            volume = self.client.volumes.get(self.volume_name(node))
+        except docker.errors.NotFound as exc:
+            raise NodeError(f"{node.name}: no ledger volume (it never started)") from exc
+        mountpoint = Path(str(volume.attrs.get("Mountpoint", "")))
+        if not mountpoint.is_dir():
+            raise NodeError(
+                f"{node.name}: its ledger volume {volume.name} is on the engine's machine "
+                f"({mountpoint}), not visible here"
+            )
+        return mountpoint
+
     # ------------------------------------------------------------------ the whole network
 
     def close(self, *, purge: bool = False) -> None:

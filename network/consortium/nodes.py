@@ -85,6 +85,10 @@ class NodeHandle:
         """Stop it (SIGKILL at once with ``kill``, as a crash would); True if it ran."""
         return self.runtime.stop(self, kill=kill, timeout=timeout)
 
+    def ledger_dir(self) -> Path:
+        """Its ledger on this machine (orderers and peers), for inspection."""
+        return self.runtime.ledger_dir(self)
+
     def alive(self) -> bool:
         return self.pid() is not None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 from consortium import processes
@@ -74,6 +75,11 @@ class Runtime(Protocol):
         """Resident memory of the node's process in MiB (None if it is not running)."""
         ...
 
+    def ledger_dir(self, node: NodeHandle) -> Path:
+        """Where the node's ledger (its ``data/`` folder) is on this machine, for
+        inspection; NodeError if this machine cannot see it."""
+        ...
+
     def close(self, *, purge: bool = False) -> None:
         """After every node stopped: release what the runtime holds for the network (with
         ``purge`` also the ledgers it keeps outside the state folder)."""
@@ -117,6 +123,9 @@ class NativeRuntime:
     def rss_mb(self, node: NodeHandle) -> float | None:
         pid = self.pid(node)
         return None if pid is None else processes.rss_mb(pid)
+
+    def ledger_dir(self, node: NodeHandle) -> Path:
+        return node.home / "data"
 
     def close(self, *, purge: bool = False) -> None:
         """Nothing: a native node's ledger is in its folder of the state folder."""

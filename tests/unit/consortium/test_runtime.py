@@ -83,6 +83,7 @@ def test_in_a_container_a_node_runs_the_image_programs_and_knows_host_names(
         native.peer_handle(p).spec.env["CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG"]
     )
     assert native_builder["cc0"] == f"{p.host}:{p.chaincode_server_port}"
+    assert native.peer_handle(p).ledger_dir() == native.node_dir(p.name) / "data"
 
 
 def test_a_chaincode_servers_certificate_names_every_slots_container_host(
