@@ -34,7 +34,9 @@ import docker
 import docker.errors
 
 from consortium.binaries import TOOLS, FabricInstall, cache_root
+from consortium.deploy.model import FabricImages
 from consortium.errors import NetworkError
+from consortium.nodeconfig import BUILDER_DIR
 
 __all__ = [
     "ENTRYPOINT",
@@ -68,6 +70,25 @@ COPY fabric /opt/fabric
 ENV FABRIC_CFG_PATH={config} PATH=/opt/fabric/bin:/opt/dtoken/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LABEL org.dtoken.image=node
 """
+
+
+#: The generated Compose and Kubernetes documents' Fabric images, made from the node image:
+#: the layout of Fabric's official images (configuration in /etc/hyperledger/fabric, the
+#: ccaas builder in /opt/hyperledger/ccaas_builder) and each role's default command.
+_FABRIC_ROLE_DOCKERFILE: Final = """\
+FROM {node}
+COPY ccaas_builder /opt/hyperledger/ccaas_builder
+RUN mkdir -p /etc/hyperledger && cp -r /opt/fabric/config /etc/hyperledger/fabric
+ENV FABRIC_CFG_PATH=/etc/hyperledger/fabric
+WORKDIR /opt/fabric
+CMD {cmd}
+LABEL org.dtoken.image=fabric-{role}
+"""
+_ROLE_COMMANDS: Final = {
+    "orderer": '["orderer"]',
+    "peer": '["peer", "node", "start"]',
+    "tools": '["bash"]',
+}
 
 
 class ImageError(NetworkError):
@@ -286,3 +307,40 @@ def ensure_node_image(
             log = "".join(str(x.get("stream", "")) for x in exc.build_log)[-3000:]
             raise ImageError(f"building {tag} failed: {exc}\n{log}") from exc
     return tag
+
+
+def ensure_fabric_images(
+    client: docker.DockerClient, fabric: FabricInstall, say: Callable[[str], None] | None = None
+) -> FabricImages:
+    """Images for the generated Compose and Kubernetes documents in place of Fabric's
+    official ones (which no registry serves here): ``dtoken-fabric-<role>:<sha256>`` built
+    from the node image, with the official images' layout and default commands."""
+    say = say or _say_default
+    node = ensure_node_image(client, fabric, say)
+    builder = BUILDER_DIR / "bin"
+    tags: dict[str, str] = {}
+    for role, cmd in _ROLE_COMMANDS.items():
+        dockerfile = _FABRIC_ROLE_DOCKERFILE.format(node=node, cmd=cmd, role=role)
+        h = hashlib.sha256(dockerfile.encode())
+        for path in sorted(builder.iterdir()):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+        tag = f"dtoken-fabric-{role}:{h.hexdigest()[:16]}"
+        tags[role] = tag
+        if _has(client, tag):
+            continue
+        say(f"  building {tag} ...")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = dockerfile.encode()
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            for path in sorted(builder.iterdir()):
+                tar.add(str(path), arcname=f"ccaas_builder/bin/{path.name}")
+        buf.seek(0)
+        try:
+            client.images.build(fileobj=buf, custom_context=True, tag=tag, rm=True,
+                                network_mode="none")  # fmt: skip
+        except docker.errors.BuildError as exc:
+            raise ImageError(f"building {tag} failed: {exc}") from exc
+    return FabricImages(orderer=tags["orderer"], peer=tags["peer"], tools=tags["tools"])
