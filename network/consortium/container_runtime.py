@@ -58,16 +58,20 @@ class EngineError(NetworkError):
 def engine_client() -> docker.DockerClient:
     """A client of the engine ``DOCKER_HOST`` names (the Docker SDK's defaults otherwise);
     EngineError, saying how to start one, if it does not answer."""
-    where = os.environ.get("DOCKER_HOST", "the default Docker socket")
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    how = (
+        'start one (in a checkout, `eval "$(scripts/container-engine start)"` runs Podman\'s '
+        "service and sets DOCKER_HOST; see docs/deployment.md)"
+    )
+    if where.startswith("unix://") and not Path(where.removeprefix("unix://")).exists():
+        raise EngineError(f"no container engine answers at {where}: no such socket; {how}")
+    # API 1.41: what a Podman 4 service speaks; a Docker Engine serves it too.
+    client = docker.from_env(timeout=120, version="1.41")
     try:
-        client = docker.from_env(timeout=120)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise EngineError(
-            f"no container engine answers at {where}: {exc}; start one "
-            f'(in a checkout, `eval "$(scripts/container-engine start)"` runs Podman\'s service '
-            f"and sets DOCKER_HOST; see docs/deployment.md)"
-        ) from exc
+        client.close()
+        raise EngineError(f"no container engine answers at {where}: {exc}; {how}") from exc
     return client
 
 

@@ -51,6 +51,10 @@ def compose_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed: scripts/container-engine install (as root)")
     pytest.importorskip("podman_compose", reason="podman-compose (the dev group) is missing")
+    if not os.environ.get("CONTAINERS_CONF"):
+        # podman-compose drives the podman CLI, which must see the images the engine built.
+        pytest.skip('podman-compose needs the Podman engine of scripts/container-engine: '
+                    'eval "$(scripts/container-engine start)" sets CONTAINERS_CONF and DOCKER_HOST')
     from consortium.binaries import ensure_binaries
     from consortium.container_runtime import engine_client
     from consortium.images import ensure_fabric_images, ensure_node_image
