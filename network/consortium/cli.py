@@ -22,6 +22,7 @@ from consortium import config as config_mod
 from consortium import containers
 from consortium.errors import ConfigError, CryptoError, NetworkError
 from consortium.network import Network
+from consortium.runtime import RUNTIMES
 
 __all__ = ["add_network_commands", "default_config_path", "default_state_dir", "load_network"]
 
@@ -45,7 +46,12 @@ def default_state_dir(network_name: str) -> Path:
     return Path(base) / "dtoken" / network_name
 
 
-def load_network(config_path: Path | None, state_dir: Path | None, quiet: bool = False) -> Network:
+def load_network(
+    config_path: Path | None,
+    state_dir: Path | None,
+    quiet: bool = False,
+    runtime: str | None = None,
+) -> Network:
     """The network of a consortium file and state folder.
 
     Without ``--config``, a state folder (given, or ``$DTOKEN_STATE_DIR``) that a
@@ -63,7 +69,10 @@ def load_network(config_path: Path | None, state_dir: Path | None, quiet: bool =
                                     "or run from the folder holding config/consortium.yaml")
     consortium = config_mod.load(path)
     progress = (lambda _msg: None) if quiet else None
-    return Network(consortium, state_dir or default_state_dir(consortium.name), progress=progress)
+    return Network(
+        consortium, state_dir or default_state_dir(consortium.name), progress=progress,
+        runtime=runtime,
+    )  # fmt: skip
 
 
 def add_network_commands(sub: Any) -> None:
@@ -72,7 +81,13 @@ def add_network_commands(sub: Any) -> None:
     net.add_argument("--config", type=Path, help="consortium file (default: %(default)s)")
     net.add_argument("--state-dir", type=Path, help="state folder (default: per network name)")
     cmds = net.add_subparsers(dest="network_command", required=True)
-    cmds.add_parser("up", help="from nothing to a committed chaincode (idempotent)")
+    up = cmds.add_parser("up", help="from nothing to a committed chaincode (idempotent)")
+    up.add_argument(
+        "--runtime", choices=RUNTIMES, default=None,
+        help="where the nodes run: native processes, or a container each through the Docker "
+             "Engine API ($DOCKER_HOST) (default: what the state folder was made with, else "
+             "native)",
+    )  # fmt: skip
     down = cmds.add_parser("down", help="stop the processes this network started")
     down.add_argument("--purge", action="store_true", help="also delete the state folder")
     status = cmds.add_parser("status", help="nodes, health and connection profiles")
@@ -107,7 +122,9 @@ def add_network_commands(sub: Any) -> None:
 
 def run_network_command(args: argparse.Namespace) -> int:
     try:
-        network = load_network(args.config, args.state_dir, quiet=False)
+        network = load_network(
+            args.config, args.state_dir, quiet=False, runtime=getattr(args, "runtime", None)
+        )
     except ConfigError as exc:
         print(f"dtoken: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -195,7 +212,7 @@ def _issue_identity(network: Network, args: argparse.Namespace) -> int:
 
 def _print_status(status: dict[str, Any]) -> None:
     print(f"network {status['name']}  channel {status['channel']}  chaincode {status['chaincode']}")
-    print(f"state   {status['state_dir']}")
+    print(f"state   {status['state_dir']}  runtime {status['runtime']}")
     rows = [("NODE", "ORG", "ENDPOINT", "STATE")]
     for o in status["orderers"]:
         rows.append((o["name"], "ordering", o["endpoint"], _state(o["healthy"])))

@@ -17,8 +17,10 @@ import secrets
 from pathlib import Path
 
 from consortium import crypto
+from consortium.chaincodes import MAX_CHAINCODES
 from consortium.config import Consortium, Org, OrgKind
 from consortium.layout import StateLayout
+from consortium.nodes import chaincode_alias
 
 __all__ = ["BANK_USERS", "REGULATOR_USERS", "ensure_crypto", "issue_identity", "write_new_secret"]
 
@@ -57,7 +59,9 @@ def ensure_crypto(consortium: Consortium, layout: StateLayout) -> None:
             clients=users,
         )
         for p in org.peers:
-            oc.issue_tls_server(f"chaincode.{p.name}", [p.host, "localhost"])
+            # Its host names on a container network too, one per chaincode port slot.
+            aliases = [chaincode_alias(p, slot) for slot in range(MAX_CHAINCODES)]
+            oc.issue_tls_server(f"chaincode.{p.name}", [p.host, "localhost", *aliases])
         oc.issue_tls_server("chaincode-client", ["chaincode-client"])
         secret = layout.secret_file(org)
         if not secret.exists():

@@ -19,8 +19,13 @@ __all__ = ["ChannelJoins"]
 class ChannelJoins:
     """Genesis and channel membership of one consortium's nodes."""
 
-    def __init__(self, consortium: Consortium, admin: FabricAdmin) -> None:
+    def __init__(
+        self, consortium: Consortium, admin: FabricAdmin, view: Consortium | None = None
+    ) -> None:
+        """``view`` is the consortium as the nodes see each other (their host names in the
+        channel configuration: consenters, orderer endpoints, anchor peers)."""
         self.consortium = consortium
+        self.view = view or consortium
         self.admin = admin
         self.layout = admin.layout
 
@@ -30,7 +35,7 @@ class ChannelJoins:
         if genesis.exists():
             return
         c = self.consortium
-        channel_cfg.write_configtx(c, self.layout.crypto_dir, self.layout.channel_dir)
+        channel_cfg.write_configtx(self.view, self.layout.crypto_dir, self.layout.channel_dir)
         tmp = genesis.with_suffix(".tmp")
         self.admin.run(
             [

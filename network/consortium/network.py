@@ -14,7 +14,9 @@ harness). What each part owns:
 * :mod:`consortium.layout`: the paths of the state folder (its layout is written there);
 * :mod:`consortium.identities`: crypto material, chaincode secrets, issued identities;
 * :mod:`consortium.nodeconfig`: each node's ``orderer.yaml`` / ``core.yaml``;
-* :mod:`consortium.nodes`: the processes (handles, start, wait, stop);
+* :mod:`consortium.nodes`: the nodes (handles, start, wait, stop), through a runtime:
+  :mod:`consortium.runtime` (native processes) or :mod:`consortium.container_runtime`
+  (a container per node, through the Docker Engine API);
 * :mod:`consortium.admin`: Fabric's tools run as an organization's admin;
 * :mod:`consortium.joins`: the genesis block and the channel joins;
 * :mod:`consortium.chaincodes`: deployments and their ccaas packages;
@@ -50,6 +52,7 @@ from consortium.lifecycle import ChaincodeLifecycle
 from consortium.nodeconfig import BUILDER_DIR as BUILDER_DIR  # importable from here, as before
 from consortium.nodes import NodeHandle, NodeSet
 from consortium.profiles import ConnectionProfiles
+from consortium.runtime import NATIVE, RUNTIMES, NativeRuntime, Runtime
 from consortium.status import NetworkMonitor
 
 __all__ = ["Network", "NodeHandle"]
@@ -66,9 +69,12 @@ class Network:
         progress: Callable[[str], None] | None = None,
         extra_pythonpath: Sequence[Path] = (),
         launcher: Callable[[str], Sequence[str]] | None = None,
+        runtime: str | None = None,
     ) -> None:
         """``launcher(host)`` returns a command prefix that runs a node on that host
-        and execs it there (tests use ``ip netns exec <ns>`` for multi-host networks)."""
+        and execs it there (tests use ``ip netns exec <ns>`` for multi-host networks).
+        ``runtime`` is where the nodes run (:data:`consortium.runtime.RUNTIMES`); without it,
+        the one the state folder was made with (native for a new one)."""
         self.consortium = consortium
         self.state_dir = state_dir.resolve()
         self.say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -76,6 +82,7 @@ class Network:
         self.launcher = launcher
         self._fabric: FabricInstall | None = None
         self.layout = StateLayout(self.state_dir)
+        self.runtime = self._make_runtime(runtime or self._recorded_runtime() or NATIVE)
         self.chaincodes = ChaincodeCatalog(consortium, self.layout)
         self.node_set = NodeSet(
             consortium,
@@ -83,14 +90,36 @@ class Network:
             lambda: self.fabric,
             extra_pythonpath=self.extra_pythonpath,
             launcher=launcher,
+            runtime=self.runtime,
         )
         self.admin = FabricAdmin(consortium, self.layout, lambda: self.fabric, self.node_set)
-        self.joins = ChannelJoins(consortium, self.admin)
+        self.joins = ChannelJoins(consortium, self.admin, self.node_set.view)
         self.lifecycle = ChaincodeLifecycle(consortium, self.chaincodes, self.node_set, self.admin)
         self.profiles = ConnectionProfiles(consortium, self.layout)
         self.monitor = NetworkMonitor(consortium, self.node_set)
 
     source_of = staticmethod(StateLayout.source_of)
+
+    def _recorded_runtime(self) -> str | None:
+        try:
+            recorded = json.loads(self.layout.fingerprint_file.read_text()).get("runtime")
+        except (OSError, ValueError):
+            return None
+        return recorded if isinstance(recorded, str) else NATIVE
+
+    def _make_runtime(self, name: str) -> Runtime:
+        if name == NATIVE:
+            return NativeRuntime(lambda: self.fabric, self.launcher)
+        if name == "containers":
+            if self.launcher is not None:
+                raise NetworkError("a launcher places native processes, not containers")
+            from consortium.container_runtime import ContainerRuntime  # needs the docker package
+
+            return ContainerRuntime(
+                self.consortium, self.layout, lambda: self.fabric,
+                extra_mounts=self.extra_pythonpath, progress=self.say,
+            )  # fmt: skip
+        raise NetworkError(f"unknown runtime {name!r}: one of {', '.join(RUNTIMES)}")
 
     @property
     def fabric(self) -> FabricInstall:
@@ -187,6 +216,7 @@ class Network:
             "name": self.consortium.name,
             "source": str(source.resolve()),
             "config_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+            "runtime": self.runtime.name,
         }
 
     def _check_fingerprint(self) -> None:
@@ -201,12 +231,20 @@ class Network:
                     f"not supported: take it down with --purge first, or use another state "
                     f"folder"
                 )
+            if old.get("runtime", NATIVE) != self.runtime.name:
+                raise NetworkError(
+                    f"the network in {self.state_dir} runs on the {old.get('runtime', NATIVE)} "
+                    f"runtime, not {self.runtime.name}: take it down with --purge first, or "
+                    f"use another state folder"
+                )
         else:
             path.write_text(json.dumps(fingerprint, indent=2) + "\n")
 
     def down(self, *, purge: bool = False) -> list[str]:
-        """Stop every process this state folder started; with ``purge`` delete the state."""
+        """Stop every node this state folder started; with ``purge`` delete the state
+        (and the runtime's ledger volumes)."""
         stopped = self.node_set.stop_all()
+        self.runtime.close(purge=purge)
         if purge and self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         return stopped

@@ -233,10 +233,13 @@ def wait_healthy(
     *,
     ca_file: Path | None = None,
     timeout: float = 60.0,
+    alive: Callable[[], bool] | None = None,
 ) -> None:
-    """Poll an operations endpoint until it answers 200, or raise NodeError."""
+    """Poll an operations endpoint until it answers 200, or raise NodeError.
+
+    ``alive()`` says whether the node still runs (default: its pid file's process)."""
     context = https_context(ca_file) if ca_file else None
-    _wait(spec, lambda: _health_ok(url, context), f"{url} to answer 200", timeout)
+    _wait(spec, lambda: _health_ok(url, context), f"{url} to answer 200", timeout, alive)
 
 
 def health(url: str, ca_file: Path | None) -> bool:
@@ -252,18 +255,33 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def wait_port(spec: ProcessSpec, host: str, port: int, *, timeout: float = 30.0) -> None:
+def wait_port(
+    spec: ProcessSpec,
+    host: str,
+    port: int,
+    *,
+    timeout: float = 30.0,
+    alive: Callable[[], bool] | None = None,
+) -> None:
     """Wait until something accepts TCP connections on host:port."""
-    _wait(spec, lambda: port_open(host, port), f"{host}:{port} to accept connections", timeout)
+    what = f"{host}:{port} to accept connections"
+    _wait(spec, lambda: port_open(host, port), what, timeout, alive)
 
 
-def _wait(spec: ProcessSpec, probe: Callable[[], bool], what: str, timeout: float) -> None:
+def _wait(
+    spec: ProcessSpec,
+    probe: Callable[[], bool],
+    what: str,
+    timeout: float,
+    alive: Callable[[], bool] | None = None,
+) -> None:
+    alive = alive or (lambda: running_pid(spec) is not None)
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         if probe():
             return
-        if running_pid(spec) is None:
+        if not alive():
             raise NodeError(
                 f"{spec.name} exited while waiting for {what}; its log {spec.log_file} ends:\n"
                 f"{tail(spec.log_file)}"

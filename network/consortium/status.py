@@ -69,6 +69,7 @@ class NetworkMonitor:
             orgs.append(entry)
         return {
             "name": c.name,
+            "runtime": self.nodes.runtime.name,
             "state_dir": str(layout.state_dir),
             "config": str(c.source.resolve()),
             "channel": c.channel,

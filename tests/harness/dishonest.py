@@ -8,11 +8,8 @@ without knowing. The honest server is back afterwards, whatever happened.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from consortium import processes
 
 from harness.network import TestNetwork
 
@@ -28,18 +25,20 @@ def chaincode_node(org: str, peer: str = "peer0") -> str:
 def dishonest_server(network: TestNetwork, node_name: str) -> Iterator[None]:
     """The organization of chaincode node ``node_name`` (see :func:`chaincode_node`) runs
     the dishonest server for the duration of the block."""
-    node = network.node(node_name)
-    honest = node.spec
+    honest = network.node(node_name)
+    python = honest.spec.argv[0]  # the runtime's Python (native, or in the node image)
     dishonest = dataclasses.replace(
-        honest, argv=[sys.executable, "-m", "fabshim", "serve", "dishonest_token:chaincode"]
+        honest,
+        spec=dataclasses.replace(
+            honest.spec, argv=[python, "-m", "fabshim", "serve", "dishonest_token:chaincode"]
+        ),
     )
-    host, port = node.endpoint.rsplit(":", 1)
-    processes.stop(honest)
+    honest.stop()
     try:
-        processes.start(dishonest)
-        processes.wait_port(dishonest, host, int(port))
+        dishonest.start()
+        dishonest.wait_ready(timeout=30)
         yield
     finally:
-        processes.stop(dishonest)
-        processes.start(honest)
-        processes.wait_port(honest, host, int(port))
+        dishonest.stop()
+        honest.start()
+        honest.wait_ready(timeout=30)

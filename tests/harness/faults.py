@@ -3,7 +3,8 @@ heights, and scanning every node's log for what must never appear in one.
 
 :func:`own_network` brings up a variant of the default consortium on ports
 ``DTOKEN_TEST_BASE_PORT + offset`` (faults +500, soak +600, security +700, key policies
-+800), in the test's temporary folder, so killing its nodes disturbs no other test. On the
++800, containers +900),
+in the test's temporary folder, so killing its nodes disturbs no other test. On the
 way out it prints the tail of every node's log if a test of the module failed, and takes
 the network down (its state is kept for inspection after a failure).
 """
@@ -56,14 +57,17 @@ def own_network(
     request: pytest.FixtureRequest,
     name: str,
     offset: int,
+    *,
+    runtime: str | None = None,
     **overrides: Any,
 ) -> Iterator[TestNetwork]:
-    """A network for one test module (see the module docstring)."""
+    """A network for one test module (see the module docstring); ``runtime`` as
+    :class:`TestNetwork`'s (default: the test run's)."""
     root = tmp_path_factory.mktemp(name)
     config = consortium_variant(
         root / "consortium.yaml", name=name, base_port=base_port(offset), **overrides
     )
-    net = TestNetwork(config, root / "state", _log)
+    net = TestNetwork(config, root / "state", _log, runtime=runtime)
     failed_before = request.session.testsfailed
     try:
         try:

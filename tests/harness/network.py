@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -50,7 +51,9 @@ class TestNetwork:
         state_dir: Path,
         log: Callable[[str], None],
         launcher: Callable[[str], Sequence[str]] | None = None,
+        runtime: str | None = None,
     ) -> None:
+        """``runtime``: where the nodes run (default: $DTOKEN_TEST_RUNTIME, else native)."""
         self.consortium: Consortium = config_mod.load(config_path)
         self.network = Network(
             self.consortium,
@@ -58,6 +61,7 @@ class TestNetwork:
             progress=log,
             extra_pythonpath=[TESTS_CHAINCODES],
             launcher=launcher,
+            runtime=runtime or (None if launcher else os.environ.get("DTOKEN_TEST_RUNTIME")),
         )
 
     # -- lifecycle
@@ -80,18 +84,15 @@ class TestNetwork:
 
     def kill(self, node: NodeHandle) -> None:
         """SIGKILL, as a crash would."""
-        processes.stop(node.spec, kill=True)
+        node.stop(kill=True)
 
     def stop(self, node: NodeHandle) -> None:
-        processes.stop(node.spec)
+        node.stop()
 
     def restart(self, node: NodeHandle, timeout: float = 60.0) -> None:
-        processes.start(node.spec)
-        if node.health_url:
-            processes.wait_healthy(node.spec, node.health_url, ca_file=node.tls_ca, timeout=timeout)
+        node.start()
         # Also for orderers and peers: /healthz answers before their gRPC server listens.
-        host, port = node.endpoint.rsplit(":", 1)
-        processes.wait_port(node.spec, host, int(port), timeout=timeout)
+        node.wait_ready(timeout=timeout)
 
     def unhealthy(self) -> list[NodeHandle]:
         return [n for n in self.nodes() if not n.healthy()]

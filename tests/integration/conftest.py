@@ -4,6 +4,11 @@ The session fixture brings the default consortium up (on its own ports and in
 its own state folder, so a demo network on the default ports is left alone),
 yields it, prints the logs of failed or unhealthy nodes when any test failed,
 and takes it down.
+
+``--runtime containers`` (or ``DTOKEN_TEST_RUNTIME=containers``) runs the networks the tests
+bring up in containers (``consortium.container_runtime``) instead of native processes; the
+multi-host tests (network namespaces) stay native. Without a container engine, the tests that
+need one are skipped with a message saying how to enable them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from harness import TestNetwork, consortium_variant
+from harness.engine import engine_problem
 
 TEST_BASE_PORT = int(os.environ.get("DTOKEN_TEST_BASE_PORT", "7400"))
 
@@ -56,8 +62,27 @@ def _dump_logs(net: TestNetwork, only_unhealthy: bool) -> None:
             _log(f"\n----- {node.name} ({node.log_file}) -----\n{tail}")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--runtime", choices=("native", "containers"),
+        default=os.environ.get("DTOKEN_TEST_RUNTIME") or "native",
+        help="where the integration networks run (default: $DTOKEN_TEST_RUNTIME, else native)",
+    )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The harness's TestNetwork reads it (own_network and the session network alike).
+    os.environ["DTOKEN_TEST_RUNTIME"] = str(config.getoption("--runtime"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
+    on_containers = config.getoption("--runtime") == "containers"
     for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.integration)
+        if here not in Path(str(item.fspath)).parents:
+            continue
+        item.add_marker(pytest.mark.integration)
+        if on_containers or item.get_closest_marker("containers"):
+            problem = engine_problem()
+            if problem is not None:
+                item.add_marker(pytest.mark.skip(reason=f"no container engine: {problem}"))

@@ -381,7 +381,7 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
                     for k in (us_keys.account(us_acct), us_keys.hold(us_acct))}
 
         def found_in(peer: str) -> set[str]:
-            data_dir = network.state_dir / "nodes" / peer / "data"
+            data_dir = network.node(peer).ledger_dir()  # a volume of its own in a container
             files = [p for p in data_dir.rglob("*") if p.is_file()]
             assert files
             return {
@@ -403,8 +403,8 @@ async def test_a_third_bank_sees_nothing_of_a_payment_between_two_others(
         assert len(peers) >= 4
         for peer in peers:
             assert not found_in(peer) & set(old_keys), peer
-        blocks_of_cn = [p for p in (network.state_dir / "nodes" / "peer0.cnbank.dtoken.example"
-                                    / "data").rglob("blockfile_*")]
+        blocks_of_cn = [p for p in network.node("peer0.cnbank.dtoken.example").ledger_dir()
+                        .rglob("blockfile_*")]
         assert blocks_of_cn
         assert all(any(needle in p.read_bytes() for p in blocks_of_cn)
                    for needle in new_keys.values())

@@ -27,8 +27,8 @@ from consortium.deploy.model import (
     CRYPTO_DIR,
     LEDGER_DIR,
     PACKAGES_DIR,
-    TOOLS_IMAGE,
     WORK_DIR,
+    FabricImages,
     Target,
     container_view,
     default_chaincode_image,
@@ -68,6 +68,7 @@ def compose(
     *,
     chaincode_image: str | None = None,
     source_dir: Path = Path(),
+    fabric_images: FabricImages | None = None,
 ) -> dict[str, Any]:
     """The Compose document of the consortium; ``compose.yaml`` lives in ``crypto_dir.parent``.
 
@@ -76,8 +77,10 @@ def compose(
     paths are relative to the deployment folder. ``source_dir`` is the repository the
     chaincode image is built from (the build context; default: the current directory). The
     folder must be prepared (:func:`~consortium.deploy.folder.prepare`); ``channel/`` and
-    ``bootstrap.sh`` are written by :func:`write_compose`.
+    ``bootstrap.sh`` are written by :func:`write_compose`. ``fabric_images``: the Fabric
+    images (default: Fabric's official ones).
     """
+    fabric_images = fabric_images or FabricImages()
     net = native_view(c, crypto_dir)
     folder = net.state_dir
     image = chaincode_image or default_chaincode_image(c)
@@ -87,7 +90,7 @@ def compose(
         "context": _rel(source_dir.resolve(), folder),
         "dockerfile": os.path.relpath(folder / "image" / "Dockerfile", source_dir.resolve()),
     }
-    for w in workloads(c, net, Target.COMPOSE, image):
+    for w in workloads(c, net, Target.COMPOSE, image, fabric_images):
         binds: list[dict[str, Any]] = [
             {
                 "type": "bind",
@@ -127,7 +130,7 @@ def compose(
 
     volumes["bootstrap"] = {}
     services["bootstrap"] = {
-        "image": TOOLS_IMAGE,
+        "image": fabric_images.tools,
         "command": ["bash", f"{BOOTSTRAP_DIR}/bootstrap.sh"],
         "depends_on": {name: {"condition": "service_healthy"} for name in services},
         "volumes": [
@@ -148,6 +151,7 @@ def write_compose(
     *,
     chaincode_image: str | None = None,
     source_dir: Path = Path(),
+    fabric_images: FabricImages | None = None,
 ) -> Path:
     """Prepare ``folder`` and write ``compose.yaml``, ``bootstrap.sh`` and ``channel/``.
 
@@ -170,7 +174,10 @@ def write_compose(
     write_text(channel_dir / f"collections-{d.name}.json", channel_cfg.collections_json(c))
     write_text(channel_dir / "tls-roots.pem", tls_roots(c, crypto_dir))
     write_text(folder / "bootstrap.sh", bootstrap_script(c, crypto_dir, Target.COMPOSE), 0o755)
-    doc = compose(c, crypto_dir, chaincode_image=chaincode_image, source_dir=source_dir)
+    doc = compose(
+        c, crypto_dir, chaincode_image=chaincode_image, source_dir=source_dir,
+        fabric_images=fabric_images,
+    )  # fmt: skip
     path = folder / "compose.yaml"
     write_text(path, header(c, "compose") + yaml.safe_dump(doc, sort_keys=False, width=120))
     return path

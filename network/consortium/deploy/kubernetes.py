@@ -31,8 +31,8 @@ from consortium.deploy.model import (
     CRYPTO_DIR,
     LEDGER_DIR,
     PACKAGES_DIR,
-    TOOLS_IMAGE,
     WORK_DIR,
+    FabricImages,
     Target,
     container_view,
     default_chaincode_image,
@@ -225,7 +225,7 @@ def _k8s_node(
 
 
 def _k8s_bootstrap(
-    m: _Manifests, c: Consortium, net: Network
+    m: _Manifests, c: Consortium, net: Network, tools_image: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """The bootstrap Job, its Secrets (the crypto it needs, the packages) and its PVC."""
     d = main_deployment(net)
@@ -248,7 +248,7 @@ def _k8s_bootstrap(
     }
     container = {
         "name": "bootstrap",
-        "image": TOOLS_IMAGE,
+        "image": tools_image,
         "command": ["bash", f"{BOOTSTRAP_DIR}/bootstrap.sh"],
         "volumeMounts": [
             {"name": "crypto", "mountPath": CRYPTO_DIR, "readOnly": True},
@@ -291,6 +291,7 @@ def kubernetes(
     chaincode_image: str | None = None,
     namespace: str | None = None,
     storage: str = "2Gi",
+    fabric_images: FabricImages | None = None,
 ) -> list[dict[str, Any]]:
     """The Kubernetes manifests of the consortium, in the order to apply them.
 
@@ -300,8 +301,10 @@ def kubernetes(
     where the cluster can pull it); ConfigMaps with the genesis inputs, collections, TLS
     root bundle and bootstrap script; and the one-shot bootstrap Job with a small PVC
     keeping the genesis block. The folder must be prepared
-    (:func:`~consortium.deploy.folder.prepare`).
+    (:func:`~consortium.deploy.folder.prepare`). ``fabric_images``: the Fabric images
+    (default: Fabric's official ones).
     """
+    fabric_images = fabric_images or FabricImages()
     net = native_view(c, crypto_dir)
     m = _Manifests(network=c.name, namespace=namespace or c.name)
     view = container_view(c, Target.KUBERNETES)
@@ -329,12 +332,12 @@ def kubernetes(
     services: list[dict[str, Any]] = []
     controllers: list[dict[str, Any]] = []
     image = chaincode_image or default_chaincode_image(c)
-    for w in workloads(c, net, Target.KUBERNETES, image):
+    for w in workloads(c, net, Target.KUBERNETES, image, fabric_images):
         node_secrets, service, workload = _k8s_node(m, w, net.state_dir, storage)
         secrets += node_secrets
         services.append(service)
         controllers.append(workload)
-    job_secrets, claim, job = _k8s_bootstrap(m, c, net)
+    job_secrets, claim, job = _k8s_bootstrap(m, c, net, fabric_images.tools)
     return [*config, *secrets, *job_secrets, *services, *controllers, claim, job]
 
 
@@ -345,6 +348,7 @@ def write_kubernetes(
     chaincode_image: str | None = None,
     namespace: str | None = None,
     storage: str = "2Gi",
+    fabric_images: FabricImages | None = None,
 ) -> Path:
     """Prepare ``folder`` and write ``kubernetes.yaml`` (every manifest, in apply order)."""
     net = prepare(c, folder)
@@ -354,6 +358,7 @@ def write_kubernetes(
         chaincode_image=chaincode_image,
         namespace=namespace,
         storage=storage,
+        fabric_images=fabric_images,
     )
     path = net.state_dir / "kubernetes.yaml"
     body = yaml.safe_dump_all(docs, sort_keys=False, width=120, explicit_start=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -38,6 +39,7 @@ __all__ = [
     "TLS_DIR",
     "TOOLS_IMAGE",
     "WORK_DIR",
+    "FabricImages",
     "Target",
     "chaincode_host",
     "container_view",
@@ -50,6 +52,21 @@ ORDERER_IMAGE: Final = f"hyperledger/fabric-orderer:{FABRIC_VERSION}"
 PEER_IMAGE: Final = f"hyperledger/fabric-peer:{FABRIC_VERSION}"
 TOOLS_IMAGE: Final = f"hyperledger/fabric-tools:{FABRIC_VERSION}"
 CHAINCODE_BASE_IMAGE: Final = "python:3.11-slim"
+
+
+@dataclass(frozen=True)
+class FabricImages:
+    """The Fabric images the documents name: Fabric's official ones at the pinned version by
+    default; any images with the same contract serve (the binaries on ``PATH``, the sample
+    configuration in ``FABRIC_CFG_PATH``, the peer's ccaas builder at :data:`CCAAS_BUILDER`,
+    ``bash``, and the node's program as the orderer's and the peer's default command), such as
+    the project's own (:func:`consortium.images.ensure_fabric_images`)."""
+
+    orderer: str = ORDERER_IMAGE
+    peer: str = PEER_IMAGE
+    tools: str = TOOLS_IMAGE
+
+
 #: The chaincode-as-a-service builder built into the official peer image.
 CCAAS_BUILDER: Final = "/opt/hyperledger/ccaas_builder"
 

@@ -25,10 +25,9 @@ from consortium.deploy.model import (
     CCAAS_BUILDER,
     LEDGER_DIR,
     MSP_DIR,
-    ORDERER_IMAGE,
-    PEER_IMAGE,
     ROOTS_DIR,
     TLS_DIR,
+    FabricImages,
     Target,
     chaincode_host,
     container_view,
@@ -171,7 +170,14 @@ class Workload:
     bind_host: str  # the config's host of the node (where Compose publishes its ports)
 
 
-def workloads(c: Consortium, net: Network, target: Target, chaincode_image: str) -> list[Workload]:
+def workloads(
+    c: Consortium,
+    net: Network,
+    target: Target,
+    chaincode_image: str,
+    fabric_images: FabricImages | None = None,
+) -> list[Workload]:
+    fabric_images = fabric_images or FabricImages()
     view = container_view(c, target)
     ids = package_ids(net)
     oo = c.orderer_org.name
@@ -183,7 +189,7 @@ def workloads(c: Consortium, net: Network, target: Target, chaincode_image: str)
                 kind="orderer",
                 name=ov.host,
                 org=oo,
-                image=ORDERER_IMAGE,
+                image=fabric_images.orderer,
                 command=None,
                 env=orderer_env(view, ov),
                 ports=(
@@ -205,7 +211,7 @@ def workloads(c: Consortium, net: Network, target: Target, chaincode_image: str)
                 kind="peer",
                 name=pv.host,
                 org=p.org,
-                image=PEER_IMAGE,
+                image=fabric_images.peer,
                 command=None,
                 env=peer_env(view, pv, cc_address),
                 ports=(
