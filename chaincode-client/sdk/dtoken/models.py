@@ -213,6 +213,10 @@ class Transfer:
     """``accepted`` or ``rejected`` once the payee bank decided."""
     reject_reason: str | None = None
     refunded: bool = False
+    lock: str = ""
+    """A hash-locked leg (PvP): SHA-256 (hex) of the preimage that claims it; empty if not."""
+    preimage: str = ""
+    """The preimage the payee bank's claim revealed (what the other leg's claimer needs)."""
 
     @classmethod
     def from_json(
@@ -239,6 +243,8 @@ class Transfer:
             decision=_opt_str(decision, "outcome") if decision else None,
             reject_reason=(_opt_str(decision, "reason") or None) if decision else None,
             refunded=refund is not None,
+            lock=str(record.get("lock", "")),
+            preimage=str(decision.get("preimage", "")) if decision else "",
         )
 
 
