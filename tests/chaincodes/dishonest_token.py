@@ -18,6 +18,9 @@ honest server (same package id, address and environment). What the real network 
   writes only the bank's own ``acct-<bank>`` and commits although the account is frozen; the
   regulator's monitor names the bank and the transaction
   (``tests/integration/test_monitor_real.py``).
+* ``rewrite_lock_alone`` is the payer's early expiry of a hash-locked leg (or a rewrite of its
+  lock), endorsed by its own peer alone: the lock and the transfer are pinned to both banks,
+  so the committers invalidate it (``tests/integration/test_pvp.py``).
 * ``audit_unchecked`` (on the regulator's peer) is the audit without the check of its scanned
   values against the committed hashes: only to measure what that check costs.
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
@@ -39,6 +42,7 @@ from deposit_token.keys import (
     acct_collection,
     decision_key,
     holds_collection,
+    lock_key,
     outgoing_key,
     pair_collection,
     refund_key,
@@ -274,6 +278,27 @@ class DishonestTokenContract(DepositTokenContract):
             return ops.done(tx)
 
         return await self._dishonest(ctx, "undo_dishonest_accept", body)
+
+
+    @transaction()
+    async def rewrite_lock_alone(self, ctx: Context) -> dict[str, Any]:
+        """(PvP) The payer bank's server, alone, turns a hash-locked leg's ``lock/<id>``
+        ``expired`` before its deadline (``what: "state"``), or rewrites the lock in the
+        transfer record (``what: "transfer"``), to refund while the leg can still be claimed.
+        Both keys are pinned to both banks: the committers invalidate it."""
+        req = _request(ctx)
+        coll = pair_collection(req["payer_bank"], req["payee_bank"])
+        if req["what"] == "state":
+            key = lock_key(req["transfer_id"])
+            old, new = b'"state":"locked"', b'"state":"expired"'
+        else:
+            key = transfer_key(req["transfer_id"])
+            old, new = f'"lock":"{req["lock"]}"'.encode(), b'"lock":"' + b"ab" * 32 + b'"'
+        raw = await ctx.stub.get_private_data(coll, key)
+        if raw is None or old not in raw:
+            raise NotFound("no such locked leg")
+        await ctx.stub.put_private_data(coll, key, raw.replace(old, new))
+        return {"tx_id": ctx.stub.tx_id}
 
 
 chaincode = ContractChaincode(DishonestTokenContract(), title="deposit-token", version="0.1.0")
