@@ -13,6 +13,7 @@ nobody and reported, and the honest side's money is where the rules say.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ from deposit_token.records import (
     decode,
 )
 from fabshim.errors import EndorsementPolicyFailureError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from unit.deposit_token.dt_harness import BANKS, CURRENCIES, REGULATOR, Net, ids, msp_of
 from unit.deposit_token.test_dt_dishonest import forge
 
@@ -378,3 +381,116 @@ async def test_an_unpinned_expired_lock_under_a_new_transfer_fools_nobody(
     with pytest.raises(e.NotFound):
         await claim(net, CN, HK, forged_tid)
 
+
+
+# --------------------------------------------------------------------------- property
+
+
+_ACTIONS = st.sampled_from([
+    "claim2",  # cnbank claims leg 2 with the preimage (the dealer's listener then claims leg 1)
+    "claim1_late",  # hkbank claims leg 1 only now (a slow dealer)
+    "advance",  # time passes (by a quarter of the margin)
+    "expire2", "expire1",  # the payer banks ask both peers to expire a lock
+    "refund2", "refund1",  # the payer banks refund
+    "forge_claim2",  # cnbank, dishonest: an accept of leg 2 without the preimage
+    "forge_refund1",  # usbank, dishonest: a refund of leg 1 before anything allows it
+    "reject2",  # cnbank rejects leg 2 (its customer did not want it)
+])
+
+
+async def _attempt(coro: Any) -> bool:
+    try:
+        await coro
+    except (e.DepositTokenError, EndorsementPolicyFailureError):
+        return False
+    return True
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(actions=st.lists(_ACTIONS, min_size=1, max_size=14), eager_dealer=st.booleans())
+def test_no_customer_loses_in_any_interleaving_of_legs_and_deadlines(
+    clock: list[datetime], actions: list[str], eager_dealer: bool,
+) -> None:
+    """Whatever order the claims, expiries, refunds, rejections, deadlines and a dishonest
+    bank's forged claim and early refund come in, once everything has settled (both deadlines
+    past, every payer expired and refunded what it could): each leg is credited exactly once,
+    to its payee or back to its payer; the buyer paid only if the exporter was paid; an
+    eager dealer (its listener claims leg 1 as soon as leg 2's claim reveals the preimage)
+    never pays CNH without getting USD; the audit's per-currency conservation holds, except
+    where a dishonest bank robbed its own customer (and then the audit says so)."""
+
+    async def run() -> None:
+        clock.clear()
+        t = await locked_trade(clock)
+        net = t.net
+        quarter = (TTL1 - TTL2) // 4
+
+        async def dealer_claims() -> None:
+            seen = await status(net, HK, HK, CN, t.leg2)
+            revealed = (seen.get("decision") or {}).get("preimage", "")
+            if revealed:
+                await _attempt(claim(net, HK, US, t.leg1, revealed))
+
+        for action in actions:
+            if action == "claim2":
+                if await _attempt(claim(net, CN, HK, t.leg2)) and eager_dealer:
+                    await dealer_claims()
+            elif action == "claim1_late":
+                await dealer_claims()
+            elif action == "advance":
+                later(net, clock, quarter)
+            elif action in ("expire1", "expire2"):
+                payer, payee, tid = (US, HK, t.leg1) if action == "expire1" else (HK, CN, t.leg2)
+                await _attempt(expire(net, payer, payee, tid))
+            elif action in ("refund1", "refund2"):
+                payer, payee, tid = (US, HK, t.leg1) if action == "refund1" else (HK, CN, t.leg2)
+                await _attempt(net.submit(payer, "refund_transfer",
+                                          {"transfer_id": tid, "payee_bank": payee}))
+            elif action == "forge_claim2":
+                await _attempt(forge(net, "pair-cnbank-hkbank", decision_key(t.leg2),
+                                     _decision(t.leg2, "09" * 32)))
+            elif action == "forge_refund1":
+                await _attempt(forge(net, "pair-usbank-hkbank", refund_key(t.leg1), Refund(
+                    transfer_id=t.leg1, payer_bank=US, payee_bank=HK, amount=PAY,
+                    currency="USD", cause=RefundCause.EXPIRED,
+                    refunded_at="2025-01-06T09:00:00.000000Z", tx_id="forged")))
+            elif action == "reject2":
+                await _attempt(net.submit(CN, "reject_transfer",
+                                          {"transfer_id": t.leg2, "payer_bank": HK}))
+        # everything settles: both deadlines pass, each payer expires and refunds what it may
+        later(net, clock, TTL1 + 60)
+        for payer, payee, tid in ((HK, CN, t.leg2), (US, HK, t.leg1)):
+            await _attempt(expire(net, payer, payee, tid))
+            await _attempt(net.submit(payer, "refund_transfer",
+                                      {"transfer_id": tid, "payee_bank": payee}))
+        owed1, _ = await owed(net, US, HK, HK)
+        owed2, _ = await owed(net, HK, CN, CN)
+        leg1_claimed, leg2_claimed = owed1 == PAY, owed2 == RECEIVE
+        assert owed1 in (0, PAY)
+        assert owed2 in (0, RECEIVE)
+        buyer, dealer_usd, dealer_cnh, exporter = await t.balances()
+        # each leg credited once: to its payee (claimed, counted) or back to its payer;
+        # a forged claim credits the dishonest bank's own customer, counted by nobody
+        # (usbank's own forged refund, which credits nobody, ripens once both banks expired
+        # the lock: it robs usbank's own customer, which no rule between banks can prevent;
+        # the audit names it as a USD supply gap)
+        self_robbed = "forge_refund1" in actions and not leg1_claimed
+        if not self_robbed:
+            assert buyer == (4 * PAY if leg1_claimed else 5 * PAY)
+        assert dealer_usd == (PAY if leg1_claimed else 0)
+        assert dealer_cnh == (4 * RECEIVE if leg2_claimed else 5 * RECEIVE)
+        # the buyer paid only if the exporter was paid (the preimage came from leg 2's claim)
+        assert not leg1_claimed or leg2_claimed
+        # an eager dealer never pays CNH without getting USD
+        if eager_dealer:
+            assert leg1_claimed == leg2_claimed
+        audit = await net.audit()
+        assert exporter == (RECEIVE if leg2_claimed else 0)
+        # conservation per issuer and currency: minted less burned = supply plus in flight
+        for currency in audit["currencies"]:
+            assert currency["ok"] or (self_robbed and currency["currency"] == "USD"), currency
+        assert all("usbank" in a["writers"] or "cnbank" in a["writers"]
+                   for a in audit["anomaly_records"])
+
+    asyncio.run(run())
