@@ -407,9 +407,10 @@ class Member:
             "get_transfer",
             w.TransferLookup(transfer_id, payer_bank, payee_bank),
         )
+        state = data.get("lock_state")
         return Transfer.from_json(
             data["transfer"], data["status"], self.currencies, data.get("decision"),
-            data.get("refund"),
+            data.get("refund"), str(state) if state is not None else None,
         )
 
     async def _pending(

@@ -217,6 +217,9 @@ class Transfer:
     """A hash-locked leg (PvP): SHA-256 (hex) of the preimage that claims it; empty if not."""
     preimage: str = ""
     """The preimage the payee bank's claim revealed (what the other leg's claimer needs)."""
+    lock_state: str | None = None
+    """A hash-locked leg's lock, as :meth:`dtoken.bank.Bank.get_transfer` reads it:
+    ``locked`` (it can be claimed), ``expired`` (both banks expired it), or ``None``."""
 
     @classmethod
     def from_json(
@@ -226,6 +229,7 @@ class Transfer:
         currencies: Currencies,
         decision: Mapping[str, Any] | None = None,
         refund: Mapping[str, Any] | None = None,
+        lock_state: str | None = None,
     ) -> Transfer:
         cur = _get(record, "currency", str)
         originator = record.get("originator") or {}
@@ -245,6 +249,7 @@ class Transfer:
             refunded=refund is not None,
             lock=str(record.get("lock", "")),
             preimage=str(decision.get("preimage", "")) if decision else "",
+            lock_state=lock_state,
         )
 
 

@@ -82,13 +82,19 @@ def check_leg(
     leg: Transfer, *, lock: str, amount: Money, payee_account: str,
     deadline_after: str | None = None,
 ) -> None:
-    """Refuse to act on ``leg`` unless it is pending, locked under ``lock``, for exactly
+    """Refuse to act on ``leg`` (read with ``get_transfer``) unless it is pending, locked
+    under ``lock`` with its lock record standing ``locked``, for exactly
     ``amount`` to ``payee_account``, and (``deadline_after``: a stored timestamp) its deadline
     is later than that one (the dealer checks leg 1 outlives the leg 2 it is about to lock)."""
     if leg.status is not TransferStatus.PENDING:
         raise LegRefused(f"leg {leg.transfer_id} is {leg.status.value}, not pending")
     if not leg.lock or not hmac.compare_digest(leg.lock, lock):
         raise LegRefused(f"leg {leg.transfer_id} is not locked under the trade's lock")
+    if leg.lock_state != "locked":
+        # a payer bank's server could create the lock record already ``expired`` (it creates
+        # the key alone): such a leg can never be claimed, and it refunds at once. Once seen
+        # ``locked``, the pin keeps it so until both banks expire it.
+        raise LegRefused(f"leg {leg.transfer_id}'s lock does not stand ({leg.lock_state})")
     if leg.amount != amount or leg.payee_account != payee_account:
         raise LegRefused(f"leg {leg.transfer_id} does not pay what the trade says")
     if deadline_after is not None and not leg.expires_at > deadline_after:

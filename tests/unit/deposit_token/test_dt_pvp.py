@@ -32,6 +32,7 @@ from deposit_token.records import (
     Outcome,
     Refund,
     RefundCause,
+    Transfer,
     decode,
 )
 from fabshim.errors import EndorsementPolicyFailureError
@@ -365,22 +366,31 @@ async def test_the_payer_alone_cannot_rewrite_a_lock(
     assert (await t.balances())[3] == RECEIVE
 
 
-async def test_an_unpinned_expired_lock_under_a_new_transfer_fools_nobody(
+async def test_a_leg_created_with_its_lock_already_expired_is_shown_so_and_never_claimed(
     clock: list[datetime],
 ) -> None:
-    """hkbank locks a leg whose lock record says ``expired`` from the start (a modified
-    server): cnbank's honest server refuses to claim it (nothing stands locked), so the
-    exporter's bank never reveals the preimage on it; the dealer cannot use it to get paid."""
+    """hkbank's modified server creates a leg (pinned, as honest ones are) whose lock record
+    says ``expired`` from the start: it creates both keys alone, so Fabric cannot stop it.
+    cnbank sees ``lock_state: expired`` (the SDK's ``check_leg`` refuses to act on such a
+    leg), its claim is refused, so the preimage is never revealed on it."""
     t = await locked_trade(clock)
     net = t.net
     forged_tid = "f" * 22
-    await forge(net, "pair-hkbank-cnbank", lock_key(forged_tid), LockRecord(
+    pair = "pair-hkbank-cnbank"
+    await forge(net, pair, transfer_key(forged_tid), Transfer(
+        transfer_id=forged_tid, payer_bank=HK, payee_bank=CN, payee_account=t.exporter,
+        amount=RECEIVE, currency="CNH", created_at="2025-01-06T09:00:00.000000Z",
+        expires_at="2025-01-06T10:00:00.000000Z", tx_id="forged", lock=LOCK))
+    await forge(net, pair, lock_key(forged_tid), LockRecord(
         transfer_id=forged_tid, payer_bank=HK, payee_bank=CN, lock=LOCK,
         deadline="2025-01-06T10:00:00.000000Z", state=LockState.EXPIRED,
         at="2025-01-06T09:00:00.000000Z", tx_id="forged"))
-    with pytest.raises(e.NotFound):
+    seen = await status(net, CN, HK, CN, forged_tid)
+    assert seen["lock_state"] == "expired"
+    honest = await status(net, CN, HK, CN, t.leg2)
+    assert honest["lock_state"] == "locked"
+    with pytest.raises(e.InvalidState, match="lock is not standing"):
         await claim(net, CN, HK, forged_tid)
-
 
 
 # --------------------------------------------------------------------------- property

@@ -21,7 +21,7 @@ def leg(**kw: object) -> Transfer:
                     payee_account="dealer-usd", amount=Money.of(100_000, "USD", CURRENCIES),
                     created_at="2025-01-06T09:00:00.000000Z",
                     expires_at="2025-01-06T11:00:00.000000Z", originator={}, remittance="",
-                    status=TransferStatus.PENDING, lock=LOCK)
+                    status=TransferStatus.PENDING, lock=LOCK, lock_state="locked")
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -50,6 +50,8 @@ def test_a_leg_is_acted_on_only_if_it_says_what_the_trade_says() -> None:
     refusals = [
         (leg(lock=""), "not locked"),
         (leg(lock="ab" * 32), "not locked"),
+        (leg(lock_state="expired"), "lock does not stand"),
+        (leg(lock_state=None), "lock does not stand"),
         (leg(status=TransferStatus.ACCEPTED), "not pending"),
         (leg(amount=Money.of(99_999, "USD", CURRENCIES)), "does not pay"),
         (leg(amount=Money.of(100_000, "CNH", CURRENCIES)), "does not pay"),
