@@ -22,6 +22,7 @@ from dtoken.models import TransferStatus
 from dtoken.pvp import LegRefused, PreimageBook, check_leg, leg_ttls, lock_of, new_secret, pvp
 from harness import TestNetwork
 from harness.dishonest import chaincode_node, dishonest_server
+from harness.faults import own_network
 from harness.sdk import bank, regulator
 
 RUN = secrets.token_hex(3)
@@ -191,3 +192,52 @@ async def test_a_dishonest_payer_cannot_expire_or_rewrite_a_lock_alone(
             await hk.refund(leg.transfer_id, "cnbank")
         await cn.claim(leg.transfer_id, "hkbank", preimage)
         assert (await cn.balance(exporter)).minor == 10_000
+
+
+async def test_a_claim_without_the_preimage_commits_and_counts_for_nobody(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest,
+) -> None:
+    """cnbank's modified server claims hkbank's locked leg with a wrong preimage, crediting
+    its customer, pinned like an honest claim: it commits (cnbank's own collections). On a
+    network of its own (the record can never be undone). hkbank owes nothing for it, every
+    bank and the regulator report it naming cnbank, and after the deadline hkbank (with
+    cnbank's honest peer back) expires the lock and refunds its customer."""
+    with own_network(tmp_path_factory, request, "pvpliar", 700,
+                     ordering={"orderers": 1}) as net:
+        async with (
+            bank(net, "hkbank", "minter") as hk,
+            bank(net, "cnbank", "minter") as cn,
+            regulator(net) as reg,
+        ):
+            dealer_cnh = await funded(hk, "CNH", "500.00", "FX-DEALER-5")
+            exporter = await funded(cn, "CNH", "", "CN-EXPORTER-5")
+            _, lock = new_secret()
+            leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("500.00", "CNH"),
+                                lock=lock, ttl_seconds=60, reference=ref("leg"))
+            assert leg.transfer_id is not None
+            await cn.wait_for_commit(leg.receipt.tx_id)
+            contract = cn.network.get_contract(cn.profile.chaincode)
+            with dishonest_server(net, chaincode_node("cnbank")):
+                raw = await contract.submit_transaction(
+                    "claim_without_preimage", transient_data={"request": json.dumps({
+                        "payer_bank": "hkbank", "transfer_id": leg.transfer_id}).encode()},
+                    endorsing_organizations=[cn.msp_id])
+            forged_tx = str(json.loads(raw)["tx_id"])
+            for client in (hk, reg):
+                await client.wait_for_commit(forged_tx)
+            assert (await cn.balance(exporter)).minor == 50_000  # cnbank's own books
+            named = {"cnbank/pair-cnbank-hkbank/claim_without_preimage": 1}
+            for owed in (await hk.obligations("cnbank"), await cn.obligations("hkbank"),
+                         await reg.obligations("hkbank", "cnbank")):
+                assert owed.owed("hkbank", "CNH") == 0
+                assert owed.anomalies == named
+                assert {a.writers for a in owed.anomaly_records} == {("cnbank",)}
+            assert (await hk.get_transfer(leg.transfer_id, "hkbank", "cnbank")).status in (
+                TransferStatus.PENDING, TransferStatus.EXPIRED)
+            await asyncio.sleep(62)
+            expired = await hk.expire_lock(leg.transfer_id, "cnbank")
+            await hk.wait_for_commit(expired.tx_id)
+            await hk.refund(leg.transfer_id, "cnbank")
+            assert (await hk.balance(dealer_cnh)).minor == 50_000
+            report = await reg.audit()
+            assert report.anomalies == named
