@@ -18,6 +18,12 @@ honest server (same package id, address and environment). What the real network 
   writes only the bank's own ``acct-<bank>`` and commits although the account is frozen; the
   regulator's monitor names the bank and the transaction
   (``tests/integration/test_monitor_real.py``).
+* ``claim_without_preimage`` is the payee's claim of a hash-locked leg with a wrong
+  preimage, pinned as an honest claim: it commits (the bank's own collections) and counts
+  for nobody (``claim_without_preimage``); the payer still expires and refunds.
+* ``rewrite_lock_alone`` is the payer's early expiry of a hash-locked leg (or a rewrite of its
+  lock), endorsed by its own peer alone: the lock and the transfer are pinned to both banks,
+  so the committers invalidate it (``tests/integration/test_pvp.py``).
 * ``audit_unchecked`` (on the regulator's peer) is the audit without the check of its scanned
   values against the committed hashes: only to measure what that check costs.
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
@@ -39,6 +45,7 @@ from deposit_token.keys import (
     acct_collection,
     decision_key,
     holds_collection,
+    lock_key,
     outgoing_key,
     pair_collection,
     refund_key,
@@ -46,6 +53,7 @@ from deposit_token.keys import (
     transfer_key,
 )
 from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, conservation
+from deposit_token.operations.steps import record_decision
 from deposit_token.placement import pair_pin
 from deposit_token.records import (
     Decision,
@@ -274,6 +282,57 @@ class DishonestTokenContract(DepositTokenContract):
             return ops.done(tx)
 
         return await self._dishonest(ctx, "undo_dishonest_accept", body)
+
+
+    @transaction()
+    async def claim_without_preimage(self, ctx: Context) -> dict[str, Any]:
+        """(PvP) The payee's claim of a hash-locked leg with a preimage that does not open its
+        lock: credit, ``in`` supply record and a decision pinned to both banks as an honest
+        claim's, all in this bank's own collections, so it commits. Every reader hashes the
+        preimage: it counts for nobody and is reported (``claim_without_preimage``)."""
+        req = _request(ctx)
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
+            payer = ops.other_bank(registry, bank, req["payer_bank"], "payer_bank")
+            tid = req["transfer_id"]
+            record = await tx.ledger.get(
+                Transfer, pair_collection(payer.name, bank.name), transfer_key(tid)
+            )
+            if record is None:
+                raise NotFound("no such transfer")
+            payee = await ops.read_account(tx, bank, record.payee_account, "payee")
+            payee = ops.record_history(tx, bank, credit(payee, record.amount),
+                                       HistoryKind.PAYMENT_IN, record.amount,
+                                       counterparty_bank=payer.name, transfer_id=tid)
+            ops.save_account(tx, bank, payee)
+            ops.record_supply(tx, bank, record.currency, SupplyKind.IN, record.amount,
+                              payer.name, tid)
+            record_decision(tx, bank, payer, record, Outcome.ACCEPTED, "", "00" * 32)
+            return ops.done(tx)
+
+        return await self._dishonest(ctx, "claim_without_preimage", body)
+
+    @transaction()
+    async def rewrite_lock_alone(self, ctx: Context) -> dict[str, Any]:
+        """(PvP) The payer bank's server, alone, turns a hash-locked leg's ``lock/<id>``
+        ``expired`` before its deadline (``what: "state"``), or rewrites the lock in the
+        transfer record (``what: "transfer"``), to refund while the leg can still be claimed.
+        Both keys are pinned to both banks: the committers invalidate it."""
+        req = _request(ctx)
+        coll = pair_collection(req["payer_bank"], req["payee_bank"])
+        if req["what"] == "state":
+            key = lock_key(req["transfer_id"])
+            old, new = b'"state":"locked"', b'"state":"expired"'
+        else:
+            key = transfer_key(req["transfer_id"])
+            old, new = f'"lock":"{req["lock"]}"'.encode(), b'"lock":"' + b"ab" * 32 + b'"'
+        raw = await ctx.stub.get_private_data(coll, key)
+        if raw is None or old not in raw:
+            raise NotFound("no such locked leg")
+        await ctx.stub.put_private_data(coll, key, raw.replace(old, new))
+        return {"tx_id": ctx.stub.tx_id}
 
 
 chaincode = ContractChaincode(DishonestTokenContract(), title="deposit-token", version="0.1.0")

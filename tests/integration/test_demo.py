@@ -45,6 +45,12 @@ def test_the_story_completes_and_the_audit_passes(
         "textiles": "88,000.00 CNH",
         "gadgets": "8,000.00 USD",  # 5,000 + 4,200 - 1,200 fees
     }
+    # a US buyer's USD became a mainland exporter's CNH through the dealer at hkbank (PvP)
+    assert result.pvp == {"leg1": TransferStatus.ACCEPTED, "leg2": TransferStatus.ACCEPTED}
+    assert {key: money.format() for key, money in result.pvp_balances.items()} == {
+        "buyer": "8,000.00 USD", "dealer_usd": "2,000.00 USD",
+        "dealer_cnh": "485,600.00 CNH", "ceramics": "14,400.00 CNH",
+    }
     text = "\n".join(lines)
     for step in ("Accounts opened, deposits minted", "Payments decided automatically",
                  "Interbank obligations netted", "The regulator freezes an account",

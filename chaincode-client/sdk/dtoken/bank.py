@@ -407,9 +407,10 @@ class Member:
             "get_transfer",
             w.TransferLookup(transfer_id, payer_bank, payee_bank),
         )
+        state = data.get("lock_state")
         return Transfer.from_json(
             data["transfer"], data["status"], self.currencies, data.get("decision"),
-            data.get("refund"),
+            data.get("refund"), str(state) if state is not None else None,
         )
 
     async def _pending(
@@ -706,6 +707,50 @@ class Bank(Member):
         """Refund an outgoing transfer that was rejected, or expired undecided."""
         request = w.RefundRequest(transfer_id, payee_bank)
         return await self._write("refund_transfer", request, f"{payee_bank}/{transfer_id}")
+
+    # --- payment versus payment (hash-locked legs) -------------------------------------------
+
+    async def lock(
+        self,
+        from_account: str,
+        to_bank: str,
+        to_account: str,
+        amount: int | Money,
+        *,
+        lock: str,
+        ttl_seconds: int,
+        reference: str,
+        remittance: str = "",
+        originator: Mapping[str, str] | None = None,
+    ) -> Payment:
+        """Pay ``to_account`` at ``to_bank`` under a hash lock: the payee bank can accept
+        only with the preimage of ``lock`` (:func:`dtoken.pvp.lock_of`) within
+        ``ttl_seconds`` (the deadline); after it, :meth:`expire_lock` then :meth:`refund`.
+        One leg of a PvP (:func:`dtoken.pvp.pvp`)."""
+        minor = await self._minor(amount, from_account)
+        self.profile.bank(to_bank)
+        transfer_id = self._derived_id("transfer", reference, "0")
+        request = w.LockRequest(reference, from_account, to_bank, to_account, minor, lock,
+                                _ttl(ttl_seconds), remittance, transfer_id,
+                                dict(originator or {}))
+        receipt = await self._write("lock_transfer", request, reference)
+        return Payment("cross_bank", to_bank, transfer_id, receipt)
+
+    async def claim(self, transfer_id: str, payer_bank: str, preimage: str) -> Receipt:
+        """Accept a hash-locked incoming transfer with the preimage of its lock (which the
+        decision then reveals to the payer bank, and so to the other leg's claimer)."""
+        request = w.ClaimRequest(transfer_id, payer_bank, preimage)
+        return await self._write("claim_transfer", request, f"{payer_bank}/{transfer_id}")
+
+    async def expire_lock(self, transfer_id: str, payee_bank: str) -> Receipt:
+        """After its deadline, expire an outgoing hash-locked transfer's lock: endorsed by
+        this bank's and the payee bank's peers (the payee's judges the deadline on its own
+        clock, and refuses once it claimed). Then :meth:`refund` pays the customer back."""
+        payee = self.profile.bank(payee_bank)
+        request = w.ExpireLockRequest(transfer_id, self.name, payee_bank)
+        return await self.submitter.submit(
+            "expire_lock", request.to_json(), reference=f"{payee_bank}/{transfer_id}/expire",
+            endorsing_organizations=[self.msp_id, payee.msp_id])
 
     # --- supply and settlement --------------------------------------------------------------
 

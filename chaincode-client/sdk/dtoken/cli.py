@@ -46,6 +46,7 @@ import fabgateway
 
 from dtoken import cli_format as fmt
 from dtoken import plugins as plugins_mod
+from dtoken import pvp as pvp_mod
 from dtoken.bank import Bank, Member, Regulator
 from dtoken.errors import (
     CommitFailed,
@@ -173,6 +174,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("transfer")
     p.add_argument("--to-bank", required=True, help="the payee's bank")
     command("sweep", cmd_sweep, "refund every rejected or expired outgoing transfer, once")
+
+    pvp = sub.add_parser("pvp", help="payment versus payment: hash-locked legs")
+    legs = pvp.add_subparsers(dest="pvp_command", required=True, metavar="ACTION")
+    p = legs.add_parser("secret", help="draw a preimage and its lock (the exporter's bank)",
+                        description="draw a preimage and its lock (the exporter's bank)")
+    p.set_defaults(handler=cmd_pvp_secret)
+    p = command("lock", cmd_pvp_lock, "pay under a hash lock (one leg of a PvP)", legs)
+    p.add_argument("from_account")
+    p.add_argument("to_account")
+    p.add_argument("amount")
+    p.add_argument("--to-bank", required=True, help="the payee's bank")
+    p.add_argument("--lock", required=True, help="SHA-256 (hex) of the preimage")
+    p.add_argument("--ttl", type=int, required=True, metavar="SECONDS",
+                   help="the deadline (the leg claimed last needs the later one)")
+    p.add_argument("--reference", required=True, help="idempotency reference")
+    p = command("claim", cmd_pvp_claim, "accept a hash-locked incoming leg with the preimage",
+                legs)
+    p.add_argument("transfer")
+    p.add_argument("--from-bank", required=True, help="the payer's bank")
+    p.add_argument("--preimage", required=True, help="64 hex digits")
+    p = command("expire", cmd_pvp_expire,
+                "after the deadline, expire an outgoing leg's lock (both banks endorse); "
+                "then refund", legs)
+    p.add_argument("transfer")
+    p.add_argument("--to-bank", required=True, help="the payee's bank")
 
     p = command("balance", cmd_balance, "an account's balance")
     p.add_argument("account")
@@ -515,6 +541,33 @@ async def cmd_reject(ctx: Context, args: argparse.Namespace) -> None:
 async def cmd_refund(ctx: Context, args: argparse.Namespace) -> None:
     receipt = await ctx.bank.refund(args.transfer, args.to_bank)
     ctx.out(receipt, f"refunded transfer {args.transfer} to {args.to_bank} "
+                     f"{fmt.receipt_note(receipt)}")
+
+
+def cmd_pvp_secret(args: argparse.Namespace) -> int:
+    preimage, lock = pvp_mod.new_secret()
+    print(json.dumps({"preimage": preimage, "lock": lock}))
+    return 0
+
+
+async def cmd_pvp_lock(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    amount = await _amount(bank, args.amount, args.from_account)
+    payment = await bank.lock(args.from_account, args.to_bank, args.to_account, amount,
+                              lock=args.lock, ttl_seconds=args.ttl, reference=args.reference)
+    ctx.out(payment, f"locked {amount} to {args.to_bank}/{args.to_account}: transfer "
+                     f"{payment.transfer_id} {fmt.receipt_note(payment.receipt)}")
+
+
+async def cmd_pvp_claim(ctx: Context, args: argparse.Namespace) -> None:
+    receipt = await ctx.bank.claim(args.transfer, args.from_bank, args.preimage)
+    ctx.out(receipt, f"claimed transfer {args.transfer} from {args.from_bank} "
+                     f"{fmt.receipt_note(receipt)}")
+
+
+async def cmd_pvp_expire(ctx: Context, args: argparse.Namespace) -> None:
+    receipt = await ctx.bank.expire_lock(args.transfer, args.to_bank)
+    ctx.out(receipt, f"expired the lock of transfer {args.transfer} to {args.to_bank} "
                      f"{fmt.receipt_note(receipt)}")
 
 

@@ -50,6 +50,7 @@ from typing import Protocol
 import fabgateway
 
 from dtoken import cli_format as fmt
+from dtoken import pvp as pvp_mod
 from dtoken.bank import Bank, Member, Regulator
 from dtoken.errors import ContractError, DTokenError, UsageError
 from dtoken.listener import Handled, IncomingListener, Sweeper, Verdict, accept_all
@@ -108,6 +109,10 @@ class DemoResult:
     net_after: dict[tuple[str, str, str], int] = field(default_factory=dict)
     """(bank a, bank b, currency) -> net minor units owed after the settlements."""
     audit: AuditReport | None = None
+    pvp: dict[str, TransferStatus] = field(default_factory=dict)
+    """PvP leg (``leg1`` USD, ``leg2`` CNH) -> final status."""
+    pvp_balances: dict[str, Money] = field(default_factory=dict)
+    """PvP party name -> balance after the trade."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,15 @@ _PARTIES = (
     _Party("organics", "Boston Organics LLC", "usbank", "USD"),
     _Party("textiles", "Pearl Textiles Co", "cnbank", "CNH"),
     _Party("gadgets", "Shenzhen Gadgets Ltd", "cnbank", "USD"),
+)
+
+
+# The PvP trade's cast (issue 17): kept apart from the main story's balances.
+_PVP_PARTIES = (
+    _Party("buyer", "Ohio Outfitters Inc", "usbank", "USD"),
+    _Party("dealer_usd", "Harbour FX Dealing (USD)", "hkbank", "USD"),
+    _Party("dealer_cnh", "Harbour FX Dealing (CNH)", "hkbank", "CNH"),
+    _Party("ceramics", "Yiwu Ceramics Co", "cnbank", "CNH"),
 )
 
 
@@ -148,7 +162,7 @@ class _Story:
         self.banks: dict[str, Bank] = {}
         self.tellers: dict[str, Bank] = {}
         self.reg: Regulator | None = None
-        self.parties: dict[str, _Party] = {p.key: p for p in _PARTIES}
+        self.parties: dict[str, _Party] = {p.key: p for p in (*_PARTIES, *_PVP_PARTIES)}
         self.ids: dict[str, str] = {}
         self.transfer_ids: dict[str, str] = {}
         self._step = 0
@@ -471,6 +485,46 @@ class _Story:
             self.say(f"  sees:   {party.bank}'s {party.name:<30} "
                      f"{full.balance.format():>15}{hold}")
 
+    async def pvp_trade(self) -> None:
+        """A US buyer's USD becomes a mainland exporter's CNH through an FX dealer at hkbank:
+        two hash-locked legs that settle both or neither (docs/token-model.md)."""
+        self.step("A US buyer pays USD, a mainland exporter receives CNH (PvP)")
+        for party in _PVP_PARTIES:
+            opened = await self.banks[party.bank].open_account(
+                party.currency, f"{party.key.upper()}-{self.run}",
+                reference=self.ref(f"open-{party.key}"))
+            self.ids[party.key] = opened.account_id
+            self.result.accounts[party.key] = (party.bank, opened.account_id)
+        for key, amount in (("buyer", "10,000.00 USD"), ("dealer_cnh", "500,000.00 CNH")):
+            bank = self.tellers[self.parties[key].bank]
+            await bank.mint(self.ids[key], bank.money(amount), reference=self.ref(f"dep-{key}"))
+            self.say(f"{bank.name:<7} minted {amount:>15} to {self.who(key)}")
+        us, hk, cn = self.banks["usbank"], self.banks["hkbank"], self.banks["cnbank"]
+        pay, receive = us.money("2,000.00 USD"), cn.money("14,400.00 CNH")
+        self.say(f"cnbank draws a secret for {self.who('ceramics')} and hands out its lock;")
+        self.say(f"leg 1: {pay} usbank -> hkbank (the dealer), deadline in 2 h;")
+        self.say(f"leg 2: {receive} hkbank -> cnbank (the exporter), deadline in 1 h:")
+        self.say("the leg claimed last (leg 1, by the dealer) outlives the one claimed first.")
+        done = await pvp_mod.pvp(us, self.ids["buyer"], hk, self.ids["dealer_usd"],
+                                 self.ids["dealer_cnh"], cn, self.ids["ceramics"], pay, receive,
+                                 reference=self.ref("pvp"), ttl_seconds=3600, margin=3600)
+        await us.wait_for_commit(done.claim1.tx_id)
+        self.say(f"cnbank claimed leg 2 with the preimage (block {done.claim2.block_number});")
+        self.say(f"hkbank read it in that claim and claimed leg 1 (block "
+                 f"{done.claim1.block_number}).")
+        for label, leg, reader in (("leg1", done.leg1, us), ("leg2", done.leg2, cn)):
+            final = await reader.get_transfer(leg.transfer_id, leg.payer_bank, leg.payee_bank)
+            self.result.pvp[label] = final.status
+        rows = []
+        for party in _PVP_PARTIES:
+            balance = await self.banks[party.bank].balance(self.ids[party.key])
+            self.result.pvp_balances[party.key] = balance
+            rows.append([party.bank, party.name, balance.format()])
+        for line in fmt.table(rows, ["BANK", "CUSTOMER", "BALANCE"]).splitlines():
+            self.say(line)
+        self.say("no bank could take one leg without giving the other: a claim needs the")
+        self.say("preimage, a refund needs both banks to expire the lock after its deadline.")
+
     async def audit(self) -> None:
         self.step("The regulator's audit")
         report = await self.regulator.audit()
@@ -508,6 +562,7 @@ class _Story:
                 stop.set()
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+            await self.pvp_trade()  # its legs are netted and settled with the rest
             await self.net_and_settle()
             await self.freeze()
             await self.visibility()

@@ -233,6 +233,10 @@ class Sweeper:
                 still_open.append(transfer)  # undecided: it may be rejected or expire
                 continue
             try:
+                if transfer.lock and transfer.status is TransferStatus.EXPIRED:
+                    # a hash-locked leg: both banks' peers expire its lock first (the payee's
+                    # refuses while its own clock says the deadline has not passed)
+                    await self._bank.expire_lock(transfer.transfer_id, transfer.payee_bank)
                 receipt = await self._bank.refund(transfer.transfer_id, transfer.payee_bank)
                 handled = Handled(transfer, "refunded", transfer.status.value, receipt)
             except (InvalidState, NotExpired) as error:
@@ -319,6 +323,8 @@ class IncomingListener:
     accept). ``sweeper``, if given, also runs when this bank's transfers get decided and on
     every rescan. ``on_handled`` sees every decision (the CLI prints them); ``on_ready`` is
     called after each (re)start's first full pass, with the event stream open.
+    ``preimages`` gives the preimage of a hash-locked incoming leg when this bank knows it
+    (:class:`dtoken.pvp.PreimageBook`): such legs are claimed, never decided by ``rule``.
     """
 
     batch_decisions: bool = True
@@ -340,8 +346,10 @@ class IncomingListener:
         on_handled: Callable[[Handled], None] | None = None,
         on_ready: Callable[[], None] | None = None,
         window: PendingWindow | None = None,
+        preimages: Callable[[Transfer], Awaitable[str | None]] | None = None,
     ) -> None:
         self._bank = bank
+        self._preimages = preimages
         self._on_ready = on_ready
         self._window = window or PendingWindow()
         if checkpointer is None:
@@ -375,8 +383,11 @@ class IncomingListener:
         since, started = self._window.start()
         by_account: dict[str, list[Transfer]] = {}
         incoming = await self._bank.incoming(since=since)
+        locked = [t for t in incoming if t.lock]
+        incoming = [t for t in incoming if not t.lock]
         for transfer in incoming:
             by_account.setdefault(transfer.payee_account, []).append(transfer)
+        claimed = [await self._claim(t) for t in locked]
         budget = await _Headroom.read(self._bank, incoming)
         if self.batch_decisions:
             handled = await self._decide_in_batches(by_account, budget)
@@ -386,6 +397,7 @@ class IncomingListener:
             groups = await asyncio.gather(*(self._decide_all(ts, budget)
                                             for ts in by_account.values()))
             handled = [h for group in groups for h in group]
+        handled.extend(claimed)
         # Still open: undecided and not expired (an expired one is the payer bank's to refund).
         self._window.passed(since, started, [
             h.transfer for h in handled
@@ -506,6 +518,28 @@ class IncomingListener:
                 if self._on_handled is not None:
                     self._on_handled(handled)
             return out
+
+    async def _claim(self, transfer: Transfer) -> Handled:
+        """A hash-locked leg is never accepted by the rule: it is claimed with its preimage
+        when ``preimages`` knows it (the exporter's bank drew it; the dealer's bank read it in
+        the claim of the other leg), else left pending (its payer refunds after the deadline)."""
+        preimage = None
+        if self._preimages is not None and transfer.status is TransferStatus.PENDING:
+            preimage = await self._preimages(transfer)
+        if preimage is None:
+            handled = Handled(transfer, "skipped", "locked: no preimage known")
+        else:
+            try:
+                receipt = await self._bank.claim(transfer.transfer_id, transfer.payer_bank,
+                                                 preimage)
+                handled = Handled(transfer, "accepted", "claimed", receipt)
+            except (InvalidState, Expired) as error:
+                handled = Handled(transfer, "skipped", error.code, error=error)
+            except DTokenError as error:
+                handled = Handled(transfer, "failed", type(error).__name__, error=error)
+        if self._on_handled is not None:
+            self._on_handled(handled)
+        return handled
 
     async def _decide(self, transfer: Transfer, budget: _Headroom) -> Handled:
         if transfer.status is not TransferStatus.PENDING:

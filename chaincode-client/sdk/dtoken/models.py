@@ -213,6 +213,13 @@ class Transfer:
     """``accepted`` or ``rejected`` once the payee bank decided."""
     reject_reason: str | None = None
     refunded: bool = False
+    lock: str = ""
+    """A hash-locked leg (PvP): SHA-256 (hex) of the preimage that claims it; empty if not."""
+    preimage: str = ""
+    """The preimage the payee bank's claim revealed (what the other leg's claimer needs)."""
+    lock_state: str | None = None
+    """A hash-locked leg's lock, as :meth:`dtoken.bank.Bank.get_transfer` reads it:
+    ``locked`` (it can be claimed), ``expired`` (both banks expired it), or ``None``."""
 
     @classmethod
     def from_json(
@@ -222,6 +229,7 @@ class Transfer:
         currencies: Currencies,
         decision: Mapping[str, Any] | None = None,
         refund: Mapping[str, Any] | None = None,
+        lock_state: str | None = None,
     ) -> Transfer:
         cur = _get(record, "currency", str)
         originator = record.get("originator") or {}
@@ -239,6 +247,9 @@ class Transfer:
             decision=_opt_str(decision, "outcome") if decision else None,
             reject_reason=(_opt_str(decision, "reason") or None) if decision else None,
             refunded=refund is not None,
+            lock=str(record.get("lock", "")),
+            preimage=str(decision.get("preimage", "")) if decision else "",
+            lock_state=lock_state,
         )
 
 

@@ -44,16 +44,19 @@ __all__ = [
     "AuditRequest",
     "BatchPayment",
     "BatchRequest",
+    "ClaimRequest",
     "CoalescedItem",
     "CoalescedRequest",
     "DecideRequest",
     "DecisionItem",
+    "ExpireLockRequest",
     "HistoryRequest",
     "HoldRequest",
     "InitiateRequest",
     "LedgerPosition",
     "Limits",
     "ListAccountsRequest",
+    "LockRequest",
     "MoveRequest",
     "ObligationsRequest",
     "OpenAccountRequest",
@@ -480,6 +483,79 @@ class CoalescedRequest(Request):
         return cls(payer, tuple(items))
 
 
+def _hex32(f: Fields, name: str) -> str:
+    return f.str_(name, max_len=64, min_len=64, pattern=_VALUE_HASH,
+                  rule="must be 64 lowercase hex digits (32 bytes)")
+
+
+@dataclass(frozen=True)
+class LockRequest(Request):
+    """``lock_transfer``: one leg of a payment-versus-payment, at the payer's bank.
+
+    An ``initiate_transfer`` whose transfer the payee bank can accept only with the preimage
+    of ``lock`` (SHA-256, hex), before the deadline ``ttl_seconds`` from now; after it, both
+    banks expire the lock (``expire_lock``) and the payer bank refunds (docs/token-model.md,
+    "Payment versus payment").
+    """
+
+    reference: str
+    payer_account: str
+    payee_bank: str
+    payee_account: str
+    amount: int
+    lock: str
+    ttl_seconds: int
+    remittance: str = ""
+    transfer_id: str | None = None
+    originator: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def payment(self) -> BatchPayment:
+        """The one payment, as a batch payout's item."""
+        return BatchPayment(self.payee_bank, self.payee_account, self.amount, self.remittance,
+                            self.transfer_id)
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        reference = _reference(f)
+        payer = _account(f, "payer_account")
+        p = BatchPayment.read(f)
+        lock = _hex32(f, "lock")
+        ttl = f.int_("ttl_seconds", lo=MIN_TTL_SECONDS, hi=MAX_TTL_SECONDS)
+        return cls(reference, payer, p.payee_bank, p.payee_account, p.amount, lock, ttl,
+                   p.remittance, p.transfer_id, f.str_map("originator", max_len=1024))
+
+
+@dataclass(frozen=True)
+class ClaimRequest(Request):
+    """``claim_transfer``: the payee bank accepts a hash-locked transfer with its preimage
+    (hex of 32 bytes), which the decision then carries for every reader to check."""
+
+    transfer_id: str
+    payer_bank: str
+    preimage: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f, "transfer_id"), _bank(f, "payer_bank"), _hex32(f, "preimage"))
+
+
+@dataclass(frozen=True)
+class ExpireLockRequest(Request):
+    """``expire_lock``: the payer bank, after the deadline, asks both banks' peers to turn a
+    hash-locked transfer's lock ``expired`` (then ``refund_transfer`` pays its customer back).
+    Endorsed by the payer's and the payee's peers: the payee's judges the deadline on its own
+    clock."""
+
+    transfer_id: str
+    payer_bank: str
+    payee_bank: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f, "transfer_id"), _bank(f, "payer_bank"), _bank(f, "payee_bank"))
+
+
 @dataclass(frozen=True)
 class AcceptRequest(Request):
     """``accept_transfer``: the payee bank credits its customer and records ``accepted``."""
@@ -796,4 +872,5 @@ REQUESTS: tuple[type[Request], ...] = (
     RejectRequest, RefundRequest, SettlementRequest, SetExposureCapRequest, HoldRequest,
     ReleaseHoldRequest, AccountRef, HistoryRequest, SupplyRequest, ListAccountsRequest,
     PendingRequest, TransferLookup, ReferenceRequest, ObligationsRequest, AuditRequest,
+    LockRequest, ClaimRequest, ExpireLockRequest,
 )

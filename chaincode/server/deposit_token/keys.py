@@ -26,6 +26,7 @@ key                             collection           opaque because
 ``open/<created at>/<id>``      ``pair-<A>-<B>``     carries the transfer id (an index by time)
 ``refund/<transfer id>``        ``pair-<A>-<B>``     as above
 ``dec/<transfer id>``           ``pair-<B>-<A>``     as above
+``lock/<transfer id>``          ``pair-<A>-<B>``     as above (a hash-locked leg's state)
 ``settle/<tag>``                ``pair-<B>-<A>``     tag = HMAC(B's secret, RTGS reference)
 ``cap/<CUR>/<seq>``             ``pair-<B>-<A>``     (B's cap on what A may owe it; no secret)
 ``hold/<account tag>``          ``holds-<bank>``     as for the account
@@ -57,6 +58,7 @@ __all__ = [
     "BANK_NAME_RE",
     "CAP_SEQ_MAX",
     "CURRENCY_RE",
+    "HEX32_RE",
     "MSP_ID_RE",
     "REGISTRY_KEY",
     "SECRET_LENGTH",
@@ -74,6 +76,7 @@ __all__ = [
     "history_key",
     "hold_key",
     "holds_collection",
+    "lock_key",
     "opened_key",
     "outgoing_key",
     "pair_collection",
@@ -88,6 +91,8 @@ __all__ = [
 
 #: Tags and derived ids: 32 lowercase hex digits (128 bits of HMAC-SHA256).
 TAG_RE = re.compile(r"^[0-9a-f]{32}$")
+#: A SHA-256 digest or a 32-byte preimage, as lowercase hex.
+HEX32_RE = re.compile(r"^[0-9a-f]{64}$")
 #: Length of an organization's secret (``DTOKEN_SECRET_FILE``).
 SECRET_LENGTH = 32
 
@@ -193,6 +198,11 @@ def opened_key(created_at: str, transfer_id: str) -> str:
 def refund_key(transfer_id: str) -> str:
     """The payer bank's refund of a transfer, in ``pair-<payer>-<payee>``."""
     return _SEP.join(("refund", transfer_id))
+
+
+def lock_key(transfer_id: str) -> str:
+    """The state of a hash-locked transfer (locked, expired), in ``pair-<payer>-<payee>``."""
+    return _SEP.join(("lock", transfer_id))
 
 
 def decision_key(transfer_id: str) -> str:

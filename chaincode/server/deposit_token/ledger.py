@@ -85,6 +85,7 @@ class _Pending:
     record: Record | None  # None: delete
     public: bytes | None = None
     pin: bytes | None = None  # a validation parameter set with the write
+    salt: str | None = None  # given: a write several organizations endorse (same bytes)
 
 
 _PUBLIC = ""  # the "collection" of public state in the cache
@@ -257,16 +258,19 @@ class Ledger:
         if self._flushed:
             raise InternalError("a write after the flush")
 
-    def put(self, collection: str, key: str, record: Record, *, pin: bytes | None = None) -> None:
+    def put(self, collection: str, key: str, record: Record, *, pin: bytes | None = None,
+            salt: str | None = None) -> None:
         """Buffer a private write (sent, salted, at :meth:`flush`); with ``pin``, the key's
         validation parameter is set in the same transaction (the collection's policy governs
-        a key without one, so its writer alone can create and pin it)."""
+        a key without one, so its writer alone can create and pin it). ``salt`` is given only
+        for a write two organizations' peers endorse: each derives its own salt from its own
+        secret otherwise, and their write sets would differ."""
         self._check_writable()
         if self._deriver is None:
             raise InternalError("no organization secret to salt a write")
         if pin is None and type(record) in PINNED:
             raise InternalError(f"a {record.TYPE} record is written with its pin")
-        self._pending[(collection, key)] = _Pending(record, pin=pin)
+        self._pending[(collection, key)] = _Pending(record, pin=pin, salt=salt)
 
     def delete(self, collection: str, key: str) -> None:
         """Buffer a private delete."""
@@ -306,7 +310,7 @@ class Ledger:
                 await stub.del_private_data(collection, key)
             else:
                 assert self._deriver is not None
-                salt = self._deriver.salt(self._tx_id, collection, key)
+                salt = pend.salt or self._deriver.salt(self._tx_id, collection, key)
                 await stub.put_private_data(collection, key, encode(pend.record, salt))
                 if pend.pin is not None:
                     await stub.set_private_data_validation_parameter(collection, key, pend.pin)

@@ -13,6 +13,7 @@ record             lives in                      must say
 ``Refund``         ``pair-<payer>-<payee>``      payer, payee; key ``refund/<its id>``
 ``Opened``         ``pair-<payer>-<payee>``      key ``open/<at>/<its id>``
 ``Decision``       ``pair-<payee>-<payer>``      payee, payer; key ``dec/<its id>``
+``LockRecord``     ``pair-<payer>-<payee>``      payer, payee; key ``lock/<its id>``
 ``Settlement``     ``pair-<creditor>-<debtor>``  creditor, debtor; key ``settle/...``
 ``Cap``            ``pair-<creditor>-<debtor>``  creditor, debtor; key
                                                  ``cap/<its currency>/<its seq>``
@@ -24,7 +25,8 @@ record             lives in                      must say
 The account key a bank shares with the regulator (``AccountKeysRecord``) lives in
 ``acct-<bank>`` under ``keys/accounts``, pinned to the bank's and the regulator's peers.
 
-Records another bank relies on (transfers, decisions, refunds, settlements) are also *pinned*:
+Records another bank relies on (transfers, decisions, refunds, settlements, locks) are also
+*pinned*:
 created with a key-level endorsement policy that needs the peers of both banks of the pair
 for any later change, delete or purge (``pair_pin``). Fabric never checks what a parameter
 says, so a reader compares it byte for byte with the expected one; a record without it could
@@ -58,6 +60,7 @@ from .keys import (
     acct_collection,
     cap_key,
     decision_key,
+    lock_key,
     pair_collection,
     refund_key,
     transfer_key,
@@ -67,6 +70,7 @@ from .records import (
     AccountKeysRecord,
     Cap,
     Decision,
+    LockRecord,
     Opened,
     Record,
     Refund,
@@ -84,6 +88,7 @@ __all__ = [
     "Place",
     "bind",
     "decision_mismatch",
+    "lock_anomaly",
     "missing_transfer",
     "pair_pin",
     "unpinned",
@@ -104,7 +109,7 @@ def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
 
 #: The records that are pinned at creation and checked by every reader.
 PINNED: frozenset[type[Record]] = frozenset(
-    {Transfer, Decision, Refund, Settlement, AccountKeysRecord})
+    {Transfer, Decision, Refund, Settlement, AccountKeysRecord, LockRecord})
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,11 @@ class Anomaly:
     ``decision_mismatch`` (a decision that does not describe the transfer it names),
     ``accept_without_transfer`` (an accept naming a transfer its payer's collection lacks),
     ``hash_mismatch`` (a value the audit scanned that does not hash to the committed hash:
-    this peer's private data was withheld or tampered with).
+    this peer's private data was withheld or tampered with);
+    for hash-locked transfers (:func:`deposit_token.rules.gate_lock`): ``claim_without_preimage``
+    (an accept whose preimage does not open the lock), ``late_claim`` (an accept of a transfer
+    whose lock both banks expired), ``refund_before_deadline`` (a refund of a locked transfer
+    whose lock was never expired by both banks, and that the payee did not reject).
     """
 
     collection: str
@@ -192,6 +201,12 @@ def _decision(r: Decision, p: Place, key: str) -> str | None:
     if (r.payee_bank, r.payer_bank) != (p.writer, p.counterparty):
         return "wrong_parties"
     return None if key == decision_key(r.transfer_id) else "wrong_key"
+
+
+def _lock(r: LockRecord, p: Place, key: str) -> str | None:
+    if (r.payer_bank, r.payee_bank) != (p.writer, p.counterparty):
+        return "wrong_parties"
+    return None if key == lock_key(r.transfer_id) else "wrong_key"
 
 
 def _settlement(r: Settlement, p: Place, key: str) -> str | None:
@@ -232,6 +247,7 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Refund: _refund,  # type: ignore[dict-item]
     Opened: _opened,  # type: ignore[dict-item]
     Decision: _decision,  # type: ignore[dict-item]
+    LockRecord: _lock,  # type: ignore[dict-item]
     Settlement: _settlement,  # type: ignore[dict-item]
     Cap: _cap,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]
@@ -269,6 +285,17 @@ def missing_transfer(decision_place: Place, key: str) -> Anomaly:
     return Anomaly(decision_place.collection, key,
                    (decision_place.writer, decision_place.counterparty),
                    "accept_without_transfer")
+
+
+def lock_anomaly(transfer: Transfer, what: str) -> Anomaly:
+    """A record of a hash-locked transfer that :func:`deposit_token.rules.gate_lock` set aside
+    (``what`` is its code): an accept names the payee bank's ``dec/`` key, a refund the payer
+    bank's ``refund/`` key; only that bank's peer wrote it."""
+    if what == "refund_before_deadline":
+        return Anomaly(pair_collection(transfer.payer_bank, transfer.payee_bank),
+                       refund_key(transfer.transfer_id), (transfer.payer_bank,), what)
+    return Anomaly(pair_collection(transfer.payee_bank, transfer.payer_bank),
+                   decision_key(transfer.transfer_id), (transfer.payee_bank,), what)
 
 
 def unpinned(place: Place, key: str) -> Anomaly:

@@ -25,7 +25,7 @@ from dtoken_wire.fields import Fields
 from dtoken_wire.requests import Limits
 
 from .errors import CorruptState
-from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CAP_SEQ_MAX, CURRENCY_RE, TAG_RE
+from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CAP_SEQ_MAX, CURRENCY_RE, HEX32_RE, TAG_RE
 from .registry import JsonObject, loads_object
 
 __all__ = [
@@ -37,6 +37,8 @@ __all__ = [
     "HistoryKind",
     "HistoryRecord",
     "Hold",
+    "LockRecord",
+    "LockState",
     "Opened",
     "Outcome",
     "OutgoingRecord",
@@ -138,6 +140,10 @@ def _cur(f: Fields, name: str = "currency") -> str:
 
 def _tx(f: Fields) -> str:
     return f.str_("tx_id", max_len=256)
+
+
+def _opt_hex(f: Fields, name: str) -> str:
+    return f.opt_str(name, max_len=64, pattern=HEX32_RE, rule="must be 64 hex digits") or ""
 
 
 # --------------------------------------------------------------------------- accounts
@@ -411,6 +417,16 @@ class Transfer(StoredRecord):
     originator: Mapping[str, str] = field(default_factory=dict)
     remittance: str = ""
     tx_id: str = ""
+    #: A hash-locked leg (PvP): SHA-256 (hex) of the preimage that alone lets the payee bank
+    #: accept it, before ``expires_at`` (its deadline). Empty: an ordinary transfer, stored
+    #: without the field (the bytes of every transfer written before locks existed stand).
+    lock: str = ""
+
+    def to_json(self) -> JsonObject:
+        out = super().to_json()
+        if not self.lock:
+            del out["lock"]
+        return out
 
     @classmethod
     def read(cls, f: Fields) -> Transfer:
@@ -426,6 +442,7 @@ class Transfer(StoredRecord):
             originator=f.str_map("originator", max_len=1024),
             remittance=f.str_("remittance", min_len=0, max_len=1024),
             tx_id=_tx(f),
+            lock=_opt_hex(f, "lock"),
         )
 
 
@@ -467,6 +484,16 @@ class Decision(StoredRecord):
     decided_at: str
     reason: str = ""
     tx_id: str = ""
+    #: The accept of a hash-locked transfer: the preimage of its lock (hex), which every
+    #: reader hashes (the claim counts only if it opens the lock). Empty otherwise, and then
+    #: not stored.
+    preimage: str = ""
+
+    def to_json(self) -> JsonObject:
+        out = super().to_json()
+        if not self.preimage:
+            del out["preimage"]
+        return out
 
     @classmethod
     def read(cls, f: Fields) -> Decision:
@@ -480,6 +507,7 @@ class Decision(StoredRecord):
             decided_at=f.str_("decided_at", max_len=32),
             reason=f.str_("reason", min_len=0, max_len=256),
             tx_id=_tx(f),
+            preimage=_opt_hex(f, "preimage"),
         )
 
 
@@ -577,5 +605,47 @@ class Cap(StoredRecord):
             cap=f.int_("cap"),
             seq=f.int_("seq", lo=1, hi=CAP_SEQ_MAX),
             set_at=f.str_("set_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+class LockState(StrEnum):
+    """Where a hash-locked transfer's lock stands (its ``lock/<id>`` record)."""
+
+    LOCKED = "locked"  # written with the transfer, by the payer bank
+    EXPIRED = "expired"  # rewritten after the deadline: needs BOTH banks' peers (the pin)
+
+
+@dataclass(frozen=True)
+class LockRecord(StoredRecord):
+    """The state of a hash-locked transfer, in ``pair-<payer>-<payee>`` under ``lock/<id>``.
+
+    Written ``locked`` by the payer bank with the transfer and pinned to both banks' peers, so
+    only a transaction both endorse can turn it ``expired``: the payee bank's server endorses
+    that only once the deadline has passed on its own clock and it holds no claim. A refund of
+    a locked transfer counts only once its lock is ``expired`` (or the payee rejected it).
+    """
+
+    TYPE: ClassVar[str] = "lock"
+
+    transfer_id: str
+    payer_bank: str
+    payee_bank: str
+    lock: str
+    deadline: str
+    state: LockState
+    at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> LockRecord:
+        return cls(
+            transfer_id=_id(f, "transfer_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            lock=f.str_("lock", max_len=64, pattern=HEX32_RE, rule="must be 64 hex digits"),
+            deadline=f.str_("deadline", max_len=32),
+            state=f.enum("state", LockState),
+            at=f.str_("at", max_len=32),
             tx_id=_tx(f),
         )

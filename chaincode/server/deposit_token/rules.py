@@ -13,6 +13,8 @@ no value.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -40,6 +42,8 @@ from .records import (
     HistoryKind,
     HistoryRecord,
     Hold,
+    LockRecord,
+    LockState,
     Outcome,
     Refund,
     RefundCause,
@@ -325,3 +329,108 @@ def decision_matches(transfer: Transfer, decision: Decision) -> bool:
         and decision.amount == transfer.amount
         and decision.currency == transfer.currency
     )
+
+
+# --------------------------------------------------------------------------- hash locks (PvP)
+
+
+def lock_of(preimage: str) -> str:
+    """The lock a preimage opens: SHA-256 of its bytes (hex in, hex out)."""
+    try:
+        raw = bytes.fromhex(preimage)
+    except ValueError:
+        raise InvalidArgument("request.preimage must be 64 hex digits") from None
+    if len(raw) != 32:
+        raise InvalidArgument("request.preimage must be 64 hex digits")
+    return hashlib.sha256(raw).hexdigest()
+
+
+def opens(lock: str, preimage: str) -> bool:
+    """Whether ``preimage`` opens ``lock`` (never raises: a reader judges what others wrote)."""
+    try:
+        return hmac.compare_digest(lock_of(preimage), lock)
+    except InvalidArgument:
+        return False
+
+
+def lock_expired(lock: LockRecord | None) -> bool:
+    """Whether both banks expired the lock (a missing or set-aside record: no)."""
+    return lock is not None and lock.state is LockState.EXPIRED
+
+
+def gate_lock(
+    transfer: Transfer, decision: Decision | None, refund: Refund | None,
+    lock: LockRecord | None,
+) -> tuple[Decision | None, Refund | None, tuple[str, ...]]:
+    """What of a hash-locked transfer's decision and refund counts, and the anomaly code of
+    each record set aside (an ordinary transfer passes through unchanged).
+
+    * an accept counts only if its preimage opens the lock (``claim_without_preimage``) and
+      the lock was not expired by both banks (``late_claim``: the expiry, endorsed by the
+      payee's own peer after it read that no decision existed, came first);
+    * a refund counts only after the payee rejected or the lock was expired by both banks
+      (``refund_before_deadline``: the payer's peer alone wrote it).
+
+    ``lock`` is the ``lock/<id>`` record, already bound to its place and pin-checked.
+    """
+    if not transfer.lock:
+        return decision, refund, ()
+    problems: list[str] = []
+    expired = lock_expired(lock)
+    if decision is not None and decision.outcome is Outcome.ACCEPTED:
+        if not opens(transfer.lock, decision.preimage):
+            problems.append("claim_without_preimage")
+            decision = None
+        elif expired:
+            problems.append("late_claim")
+            decision = None
+    rejected = decision is not None and decision.outcome is Outcome.REJECTED
+    if refund is not None and not expired and not rejected:
+        problems.append("refund_before_deadline")
+        refund = None
+    return decision, refund, tuple(problems)
+
+
+def check_claim(
+    transfer: Transfer, decision: Decision | None, refund: Refund | None,
+    lock: LockRecord | None, preimage: str, now: datetime,
+) -> None:
+    """Refuse a claim (the accept of a hash-locked transfer) unless the preimage opens the
+    lock, the lock stands ``locked`` and the transfer may be accepted (before its deadline)."""
+    if not transfer.lock:
+        raise InvalidState("the transfer is not hash-locked (accept it)")
+    if not preimage:
+        raise InvalidState("the transfer is hash-locked: only a claim with its preimage takes it")
+    if not hmac.compare_digest(lock_of(preimage), transfer.lock):
+        raise InvalidArgument("request.preimage does not open the transfer's lock")
+    if lock is None or lock.state is not LockState.LOCKED:
+        raise InvalidState("the transfer's lock is not standing")
+    check_accept(transfer, decision, refund, now)
+
+
+def check_expire(
+    transfer: Transfer, decision: Decision | None, lock: LockRecord | None, now: datetime,
+) -> None:
+    """Refuse to expire a lock before its deadline (by ``now``: each endorsing bank passes its
+    own clock), once decided, or if it does not stand ``locked``."""
+    if not transfer.lock:
+        raise InvalidState("the transfer is not hash-locked")
+    if lock is None or lock.state is not LockState.LOCKED:
+        raise InvalidState("the transfer's lock is not standing")
+    if decision is not None:
+        raise InvalidState("the payee bank decided the transfer")
+    if not _expired(transfer, now):
+        raise NotExpired("the lock's deadline has not passed")
+
+
+def check_lock_refund(
+    transfer: Transfer, decision: Decision | None, lock: LockRecord | None
+) -> None:
+    """A hash-locked transfer is refunded only once rejected or expired by both banks (the
+    transaction timestamp, which the payer's client sets, decides nothing here)."""
+    if not transfer.lock:
+        return
+    if decision is not None and decision.outcome is Outcome.REJECTED:
+        return
+    if not lock_expired(lock):
+        raise NotExpired("the lock has not been expired by both banks (expire_lock)")

@@ -46,6 +46,10 @@ EXAMPLES: list[w.Request] = [
                                w.DecisionItem("u" * 22, False, "no such customer"))),
     w.RejectRequest("t" * 22, "hkbank", "no such customer"),
     w.RefundRequest("t" * 22, "usbank"),
+    w.LockRequest("ref-9", ACCOUNT, "cnbank", OTHER, 13, "ab" * 32, 7200, "po 7", "t" * 22,
+                  {"name": "Buyer Inc"}),
+    w.ClaimRequest("t" * 22, "usbank", "0f" * 32),
+    w.ExpireLockRequest("t" * 22, "usbank", "cnbank"),
     w.SettlementRequest("RTGS-1", "usbank", "USD", 50),
     w.SetExposureCapRequest("hkbank", "USD", 0),
     w.HoldRequest("hkbank", ACCOUNT, True, 12, "screening"),
@@ -180,3 +184,19 @@ def test_the_wire_package_imports_only_the_standard_library() -> None:
 def test_requests_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         w.MoveRequest("r", ACCOUNT, 1).amount = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("lock", "AB" * 32), ("lock", "ab" * 31), ("lock", "zz" * 32),
+])
+def test_a_lock_is_64_lowercase_hex_digits(field: str, value: str) -> None:
+    good = w.LockRequest("ref-9", ACCOUNT, "cnbank", OTHER, 13, "ab" * 32, 7200).to_json()
+    with pytest.raises(WireError, match=rf"request\.{field} "):
+        w.LockRequest.from_json({**good, field: value})
+
+
+def test_a_lock_request_needs_its_deadline() -> None:
+    good = w.LockRequest("ref-9", ACCOUNT, "cnbank", OTHER, 13, "ab" * 32, 7200).to_json()
+    del good["ttl_seconds"]
+    with pytest.raises(WireError, match="ttl_seconds"):
+        w.LockRequest.from_json(good)

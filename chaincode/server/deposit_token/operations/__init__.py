@@ -20,6 +20,7 @@ The modules, one concern each:
 * :mod:`.caps`: bilateral exposure caps (``set_exposure_cap``);
 * :mod:`.payouts`: coalesced payouts (many payments of one payer, each with its own
   reference and outcome: what the SDK sends for concurrent ``transfer()`` calls);
+* :mod:`.pvp`: payment versus payment (hash-locked transfers: lock, claim, expire);
 * :mod:`.decisions`: decisions in bulk (many accepts/rejects of one payer bank's transfers,
   credits summed per payee account: what the SDK's listener sends for a backlog);
 * :mod:`.regulator`: the regulator's holds;
@@ -32,6 +33,8 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
 * a debit point-reads the account key and the regulator's hold key before it writes;
 * ``accept`` reads ``refund/<id>`` in ``pair-A-B``; ``refund`` reads ``dec/<id>`` in
   ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
+* a hash-locked transfer's ``claim`` reads ``lock/<id>`` (pinned to A and B); ``expire_lock``
+  (endorsed by both) reads ``dec/<id>`` and rewrites ``lock/<id>``: at most one commits;
 * supply records, history records, transfer records and their ``open/`` index entries are
   new keys nobody else writes;
 * no public key is written except by ``init_network``.
@@ -74,6 +77,7 @@ from .declare import TRANSACTIONS, TxSpec, declare
 from .intrabank import burn, mint, transfer
 from .netting import get_obligations
 from .payouts import coalesced_payout
+from .pvp import claim_transfer, expire_lock, lock_transfer
 from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
 from .scans import get_pending, get_supply, list_accounts
@@ -98,11 +102,13 @@ __all__ = [
     "authorize_regulator_write",
     "batch_payout",
     "burn",
+    "claim_transfer",
     "coalesced_payout",
     "confirm_settlement",
     "decide_transfers",
     "declare",
     "done",
+    "expire_lock",
     "get_account",
     "get_history",
     "get_obligations",
@@ -115,6 +121,7 @@ __all__ = [
     "initiate_transfer",
     "list_accounts",
     "load_registry",
+    "lock_transfer",
     "mint",
     "open_account",
     "other_bank",

@@ -52,6 +52,7 @@ from ..records import (
 )
 from ..registry import day_of
 from ..rules import (
+    check_lock_refund,
     check_refund,
     credit,
     debit,
@@ -72,6 +73,7 @@ from .steps import (
     claim_reference,
     read_account,
     read_hold,
+    read_lock,
     record_history,
     record_supply,
     save_account,
@@ -105,6 +107,7 @@ async def _payout(
     originator: Mapping[str, str],
     *,
     cross_only: bool,
+    lock: str = "",
 ) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
@@ -153,7 +156,7 @@ async def _payout(
         running = write_outgoing_transfer(
             tx, bank, member_bank(registry, p.payee_bank, "payee_bank"), running, tid,
             payee_account=p.payee_account, amount=p.amount, expires_at=expires_at,
-            originator=originator, remittance=p.remittance)
+            originator=originator, remittance=p.remittance, lock=lock)
     assert running.balance == after.balance
     save_account(tx, bank, running)
     write_reference(tx, bank, ref_key, kind, ids)
@@ -200,6 +203,9 @@ async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
         raise NotFound("the bank initiated no such transfer")
     record, decision, refund = await transfer_records(tx, bank, payee_bank, req.transfer_id)
     cause = check_refund(record, decision, refund, tx.now)
+    if record.lock:
+        check_lock_refund(record, decision, await read_lock(tx, bank, payee_bank,
+                                                            req.transfer_id))
     payer = credit(await read_account(tx, bank, out.payer_account, "payer"), record.amount,
                    refund=True)
     payer = record_history(tx, bank, payer, HistoryKind.REFUND, record.amount,

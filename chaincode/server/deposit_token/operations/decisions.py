@@ -30,12 +30,13 @@ from dtoken_wire.requests import DecideRequest
 from ..errors import CurrencyMismatch, DepositTokenError, InvalidState
 from ..records import Account, HistoryKind, Outcome, SupplyKind
 from ..registry import BankInfo
-from ..rules import check_accept, check_reject, credit
+from ..rules import check_accept, check_claim, check_reject, credit
 from .access import ROLE_OPERATOR, Tx, authorize_bank_write, load_registry, other_bank
 from .declare import declare
 from .payouts import OK
 from .steps import (
     read_account,
+    read_lock,
     record_decision,
     record_history,
     record_supply,
@@ -74,14 +75,18 @@ async def decide_transfers(tx: Tx, req: DecideRequest) -> dict[str, object]:
 
 async def decide_one(
     tx: Tx, bank: BankInfo, payer: BankInfo, transfer_id: str, accept: bool, reason: str,
-    payees: dict[str, Account],
+    payees: dict[str, Account], preimage: str = "",
 ) -> None:
     """Check (raising before any write), then write one decision and, for an accept, credit
     the payee account held in ``payees`` (saved once, by the caller). ``accept_transfer`` and
-    ``reject_transfer`` are this with one transfer."""
+    ``reject_transfer`` are this with one transfer; ``claim_transfer`` is this with the
+    preimage of a hash-locked transfer (which no other accept may take)."""
     record, decision, refund = await transfer_records(tx, payer, bank, transfer_id)
     if accept:
         reason = ""
+        if record.lock or preimage:
+            check_claim(record, decision, refund, await read_lock(tx, payer, bank, transfer_id),
+                        preimage, tx.now)
         check_accept(record, decision, refund, tx.now)
         payee = payees.get(record.payee_account)
         if payee is None:
@@ -99,4 +104,4 @@ async def decide_one(
     else:
         check_reject(record, decision, refund)
         outcome = Outcome.REJECTED
-    record_decision(tx, bank, payer, record, outcome, reason)
+    record_decision(tx, bank, payer, record, outcome, reason, preimage)

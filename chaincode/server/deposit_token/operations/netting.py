@@ -24,6 +24,7 @@ from ..placement import (
     Anomaly,
     Place,
     decision_mismatch,
+    lock_anomaly,
     missing_transfer,
 )
 from ..records import (
@@ -35,7 +36,7 @@ from ..records import (
     Transfer,
 )
 from ..registry import BankInfo
-from ..rules import Effect, decision_matches
+from ..rules import Effect, decision_matches, gate_lock
 from ..tallies import obligations_report, tally_transfer
 from .access import (
     Tx,
@@ -53,6 +54,7 @@ from .scans import (
     scan_page,
     valid,
 )
+from .steps import read_lock
 
 
 def count_transfer(
@@ -152,9 +154,28 @@ def _decisions_handler(
             if not decision_matches(transfer, d):
                 state.note(decision_mismatch(transfer, back, key))
                 continue
-            count_transfer(tx, state, transfer, d, valid(state, r), order)
+            decision, refund = await gated(tx, state, debtor, creditor, transfer, d,
+                                           valid(state, r))
+            if decision is None:
+                continue
+            count_transfer(tx, state, transfer, decision, refund, order)
 
     return handle
+
+
+async def gated(
+    tx: Tx, state: ScanState, payer: BankInfo, payee: BankInfo, transfer: Transfer,
+    decision: Decision | None, refund: Refund | None,
+) -> tuple[Decision | None, Refund | None]:
+    """The decision and refund of ``transfer`` that count, once its hash lock (if any) is
+    applied (:func:`deposit_token.rules.gate_lock`); what it sets aside is noted."""
+    if not transfer.lock:
+        return decision, refund
+    lock = await read_lock(tx, payer, payee, transfer.transfer_id)
+    decision, refund, problems = gate_lock(transfer, decision, refund, lock)
+    for what in problems:
+        state.note(lock_anomaly(transfer, what))
+    return decision, refund
 
 
 def settlements_handler(

@@ -40,6 +40,7 @@ from .steps import (
     account_keys,
     read_account,
     read_hold,
+    read_lock,
     transfer_records,
 )
 
@@ -102,9 +103,16 @@ async def get_transfer(tx: Tx, req: TransferLookup) -> dict[str, object]:
     payee = other_bank(registry, payer, req.payee_bank, "payee_bank")
     authorize_read(tx, registry, [payer, payee])
     record, decision, refund = await transfer_records(tx, payer, payee, req.transfer_id)
-    return {
+    out: dict[str, object] = {
         "transfer": record.to_json(),
         "decision": decision.to_json() if decision else None,
         "refund": refund.to_json() if refund else None,
         "status": transfer_status(record, decision, refund, tx.now).value,
     }
+    if record.lock:
+        # a hash-locked leg: the state of its lock (``locked``, ``expired``; null if its
+        # record is missing or not valid where it lives): a leg whose lock does not stand
+        # cannot be claimed, so nobody should pay the other leg against it
+        lock = await read_lock(tx, payer, payee, req.transfer_id)
+        out["lock_state"] = lock.state.value if lock else None
+    return out

@@ -29,6 +29,7 @@ from ..keys import (
     acct_collection,
     decision_key,
     holds_collection,
+    lock_key,
     opened_key,
     prefix_range,
     refund_key,
@@ -40,12 +41,14 @@ from ..placement import (
     Place,
     bind,
     decision_mismatch,
+    lock_anomaly,
     unpinned,
 )
 from ..records import (
     Account,
     Decision,
     Hold,
+    LockRecord,
     Opened,
     Record,
     Refund,
@@ -53,7 +56,7 @@ from ..records import (
     Transfer,
 )
 from ..registry import Registry
-from ..rules import decision_matches, transfer_status
+from ..rules import decision_matches, gate_lock, transfer_status
 from ..tallies import Tally
 from .access import (
     Tx,
@@ -273,7 +276,14 @@ async def pair_lookups(
             if decision is not None and not decision_matches(t, decision):
                 state.note(decision_mismatch(t, back, decision_key(t.transfer_id)))
                 decision = None
-            found[t.transfer_id] = (decision, valid(state, r))
+            refund = valid(state, r)
+            if t.lock:
+                lock = valid(state, await tx.ledger.get_bound(
+                    LockRecord, there, lock_key(t.transfer_id)))
+                decision, refund, problems = gate_lock(t, decision, refund, lock)
+                for what in problems:
+                    state.note(lock_anomaly(t, what))
+            found[t.transfer_id] = (decision, refund)
     return [(t, *found[t.transfer_id]) for t in transfers]
 
 

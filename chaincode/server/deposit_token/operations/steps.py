@@ -25,6 +25,7 @@ from ..keys import (
     acct_collection,
     decision_key,
     holds_collection,
+    lock_key,
     opened_key,
     outgoing_key,
     pair_collection,
@@ -40,6 +41,8 @@ from ..records import (
     Decision,
     HistoryKind,
     Hold,
+    LockRecord,
+    LockState,
     Opened,
     Outcome,
     OutgoingRecord,
@@ -50,7 +53,7 @@ from ..records import (
     Transfer,
 )
 from ..registry import BankInfo, Registry
-from ..rules import add_history, decision_matches
+from ..rules import add_history, decision_matches, gate_lock
 from .access import (
     Tx,
 )
@@ -204,13 +207,29 @@ async def transfer_records(
         # the netting counts it for nobody (decision_mismatch): it must not block the payer's
         # refund either, or the payer's customer would be debited for good
         decision = None
-    return (record, None if isinstance(decision, Anomaly) else decision,
-            None if isinstance(refund, Anomaly) else refund)
+    decision = None if isinstance(decision, Anomaly) else decision
+    refund = None if isinstance(refund, Anomaly) else refund
+    if record.lock:
+        # a hash-locked leg: a claim that does not open the lock, a late claim, a refund the
+        # payer wrote alone before both banks expired the lock, count as absent here too
+        decision, refund, _ = gate_lock(record, decision, refund,
+                                        await read_lock(tx, payer, payee, transfer_id))
+    return record, decision, refund
+
+
+async def read_lock(
+    tx: Tx, payer: BankInfo, payee: BankInfo, transfer_id: str
+) -> LockRecord | None:
+    """The ``lock/<id>`` record of a hash-locked transfer, bound to ``pair-<payer>-<payee>``
+    and pin-checked (one that is not valid there reads as absent: it stands for nothing)."""
+    found = await tx.ledger.get_bound(LockRecord, Place.between(payer, payee),
+                                      lock_key(transfer_id))
+    return None if isinstance(found, Anomaly) else found
 
 
 def record_decision(
     tx: Tx, bank: BankInfo, payer: BankInfo, transfer: Transfer, outcome: Outcome,
-    reason: str = "",
+    reason: str = "", preimage: str = "",
 ) -> None:
     """The payee bank's decision on ``transfer``, in ``pair-<payee>-<payer>``, pinned to both
     banks (the payer relies on it: no later change by the payee alone)."""
@@ -218,7 +237,8 @@ def record_decision(
                   Decision(transfer_id=transfer.transfer_id, outcome=outcome,
                            payer_bank=payer.name, payee_bank=bank.name,
                            amount=transfer.amount, currency=transfer.currency,
-                           decided_at=tx.at, reason=reason, tx_id=tx.tx_id),
+                           decided_at=tx.at, reason=reason, tx_id=tx.tx_id,
+                           preimage=preimage),
                   pin=pair_pin(bank, payer))
 
 
@@ -246,18 +266,27 @@ def write_outgoing_transfer(
     expires_at: str,
     originator: Mapping[str, str],
     remittance: str,
+    lock: str = "",
 ) -> Account:
     """The payer bank's writes of one cross-bank transfer, its ``payer`` already debited:
     the transfer pinned to both banks and its ``open/`` index in ``pair-<payer>-<payee>``,
-    the bank's own ``out/`` note, a history record, an ``out`` supply record. Returns the
+    the bank's own ``out/`` note, a history record, an ``out`` supply record (and, for a
+    hash-locked leg, its ``lock/`` record, pinned to both banks). Returns the
     payer account with its history record counted (the caller saves it)."""
     pair = pair_collection(bank.name, payee.name)
     tx.ledger.put(pair, transfer_key(transfer_id), Transfer(
         transfer_id=transfer_id, payer_bank=bank.name, payee_bank=payee.name,
         payee_account=payee_account, amount=amount, currency=payer.currency,
         created_at=tx.at, expires_at=expires_at, originator=dict(originator),
-        remittance=remittance, tx_id=tx.tx_id,
+        remittance=remittance, tx_id=tx.tx_id, lock=lock,
     ), pin=pair_pin(bank, payee))
+    if lock:
+        # the lock's state, pinned with the transfer: from now on only a transaction both
+        # banks' peers endorse can change it (expire_lock)
+        tx.ledger.put(pair, lock_key(transfer_id), LockRecord(
+            transfer_id=transfer_id, payer_bank=bank.name, payee_bank=payee.name, lock=lock,
+            deadline=expires_at, state=LockState.LOCKED, at=tx.at, tx_id=tx.tx_id),
+            pin=pair_pin(bank, payee))
     tx.ledger.put(pair, opened_key(tx.at, transfer_id),
                   Opened(transfer_id=transfer_id, tx_id=tx.tx_id))
     tx.ledger.put(acct_collection(bank.name), outgoing_key(transfer_id), OutgoingRecord(

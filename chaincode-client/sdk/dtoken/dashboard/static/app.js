@@ -88,10 +88,12 @@ function renderAccounts(state) {
 
 function renderTransfers(id, transfers) {
   const header = [["Transfer", "id"], ["From → to"], ["Payee account", "id"],
-                  ["Amount", "num"], ["Status"], ["Remittance"]];
+                  ["Amount", "num"], ["Status"], ["Hash lock (PvP leg)"], ["Remittance"]];
+  // A PvP leg: taken only with the preimage of its lock, before its deadline.
   const rows = transfers.map((t) => [
     short(t.transfer_id), t.payer_bank + " → " + t.payee_bank, short(t.payee_account),
-    money(t.amount), badge(t.status), t.remittance,
+    money(t.amount), badge(t.status),
+    t.lock ? short(t.lock) + " until " + t.expires_at : "", t.remittance,
   ]);
   fill(document.getElementById(id), header, rows, "nothing waiting");
 }

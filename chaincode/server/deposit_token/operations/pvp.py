@@ -1,0 +1,121 @@
+"""Payment versus payment: hash-locked cross-bank transfers (issue 17, item 2).
+
+Owns: ``lock_transfer`` (the payer bank debits its customer into a transfer that the payee
+bank can accept only with the preimage of its lock, before its deadline), ``claim_transfer``
+(the payee bank accepts it with the preimage, which its decision then carries for every
+reader to hash) and ``expire_lock`` (after the deadline, a transaction the payer's AND the
+payee's peers endorse turns the lock ``expired``; only then does ``refund_transfer`` pay the
+payer's customer back). Two legs locked under one hash settle both or neither
+(docs/token-model.md, "Payment versus payment", works out the deadlines).
+
+Why each rule holds against a dishonest bank (its peer writes anything in its own
+collections):
+
+* the lock and the deadline are fields of the transfer, pinned to both banks at creation: a
+  rewrite needs both peers (Fabric invalidates it);
+* a claim whose preimage does not open the lock, or written after both banks expired the
+  lock, counts for nobody (``claim_without_preimage``, ``late_claim``:
+  :func:`deposit_token.rules.gate_lock`, applied by every reader);
+* a refund counts only once the lock record, pinned to both banks, says ``expired``; the
+  payee bank's server endorses that only once the deadline passed **on its own clock** (the
+  transaction timestamp is the payer's client's word) and it holds no claim; a refund the
+  payer's peer writes alone before that is ``refund_before_deadline``, counted by nobody.
+
+Must not: decide through anything but :mod:`deposit_token.rules`; trust a timestamp a
+counterparty's client chose for a deadline the counterparty gains from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from dtoken_wire.events import EVENT_DECIDED
+from dtoken_wire.requests import ClaimRequest, ExpireLockRequest, LockRequest
+
+from ..errors import NotAuthorized, WrongEndorser
+from ..keys import lock_key, pair_collection
+from ..placement import pair_pin
+from ..records import Account, LockRecord, LockState
+from ..rules import check_expire
+from .access import (
+    ROLE_OPERATOR,
+    Tx,
+    authorize_bank_write,
+    done,
+    load_registry,
+    member_bank,
+    other_bank,
+    serving_bank,
+)
+from .crossbank import _payout
+from .decisions import decide_one
+from .declare import declare
+from .steps import read_lock, save_account, transfer_records
+
+__all__ = ["claim_transfer", "expire_lock", "lock_transfer", "wall_clock"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+#: This server's own clock (``expire_lock`` judges a deadline by it; tests replace it).
+wall_clock: Callable[[], datetime] = _utc_now
+
+
+@declare()
+async def lock_transfer(tx: Tx, req: LockRequest) -> dict[str, object]:
+    """One leg of a PvP at the payer's bank: a transfer only the lock's preimage can claim."""
+    return await _payout(tx, "lock_transfer", req.reference, req.payer_account,
+                         (req.payment,), req.ttl_seconds, req.originator, cross_only=True,
+                         lock=req.lock)
+
+
+@declare()
+async def claim_transfer(tx: Tx, req: ClaimRequest) -> dict[str, object]:
+    """At the payee's bank: accept a hash-locked transfer with its lock's preimage."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
+    payees: dict[str, Account] = {}
+    await decide_one(tx, bank, payer, req.transfer_id, True, "", payees,
+                     preimage=req.preimage)
+    (payee,) = payees.values()
+    save_account(tx, bank, payee)
+    tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
+    return done(tx)
+
+
+@declare()
+async def expire_lock(tx: Tx, req: ExpireLockRequest) -> dict[str, object]:
+    """After the deadline: turn a lock ``expired``, endorsed by the payer's and the payee's
+    peers (each judging the deadline on its own clock); the payer bank then refunds."""
+    registry = await load_registry(tx)
+    server = serving_bank(tx, registry)
+    payer = member_bank(registry, req.payer_bank, "payer_bank")
+    payee = other_bank(registry, payer, req.payee_bank, "payee_bank")
+    if server.name not in (payer.name, payee.name):
+        raise WrongEndorser("only the two banks of the transfer endorse its expiry")
+    if tx.caller.msp_id != payer.msp_id:
+        raise NotAuthorized("only the payer bank expires its transfer's lock")
+    if ROLE_OPERATOR not in tx.caller.roles:
+        raise NotAuthorized(f"the {ROLE_OPERATOR} role is required")
+    record, decision, _refund = await transfer_records(tx, payer, payee, req.transfer_id)
+    lock = await read_lock(tx, payer, payee, req.transfer_id)
+    # the earlier of the transaction's timestamp and this server's own clock: neither the
+    # client nor a skewed peer can bring the deadline forward
+    check_expire(record, decision, lock, min(tx.now, wall_clock()))
+    assert lock is not None
+    pair = pair_collection(payer.name, payee.name)
+    key = lock_key(req.transfer_id)
+    # Both banks' peers must write the same bytes, so the salt cannot come from either's
+    # secret; it is derived from the transaction id and the lock (a 256-bit value only the
+    # banks of the legs know), which keeps the stored hash unguessable to everyone else.
+    salt = hashlib.sha256(f"lock-salt/{tx.tx_id}/{pair}/{key}/{lock.lock}".encode()).hexdigest()
+    tx.ledger.put(pair, key, LockRecord(
+        transfer_id=lock.transfer_id, payer_bank=payer.name, payee_bank=payee.name,
+        lock=lock.lock, deadline=lock.deadline, state=LockState.EXPIRED, at=tx.at,
+        tx_id=tx.tx_id), pin=pair_pin(payer, payee), salt=salt[:32])
+    return done(tx)

@@ -1,0 +1,243 @@
+"""Payment versus payment on the real network (issue 17, item 2): a US buyer's USD becomes a
+mainland exporter's CNH through a dealer at hkbank, both legs hash-locked; and the failure
+paths: a wrong preimage, a refund before the deadline, a preimage never revealed (the
+deadline passes, both banks' peers expire the lock, the payer refunds), a claim after that.
+
+``expire_lock`` is the one transaction two banks' peers endorse with private writes: this is
+where the identical write sets (the salt both derive) are proven on Fabric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+
+import fabgateway
+import pytest
+from dtoken import errors
+from dtoken.bank import Bank
+from dtoken.listener import IncomingListener
+from dtoken.models import TransferStatus
+from dtoken.pvp import LegRefused, PreimageBook, check_leg, leg_ttls, lock_of, new_secret, pvp
+from harness import TestNetwork
+from harness.dishonest import chaincode_node, dishonest_server
+from harness.faults import own_network
+from harness.sdk import bank, regulator
+
+RUN = secrets.token_hex(3)
+
+
+def ref(tag: str) -> str:
+    return f"{tag}-{RUN}-{secrets.token_hex(3)}"
+
+
+async def funded(client: Bank, currency: str, amount: str, owner: str) -> str:
+    account = (await client.open_account(currency, owner, reference=ref("open"))).account_id
+    if amount:
+        await client.mint(account, client.money(amount, currency), reference=ref("dep"))
+    return account
+
+
+async def test_a_us_buyers_usd_becomes_a_mainland_exporters_cnh(network: TestNetwork) -> None:
+    async with (
+        bank(network, "usbank", "minter") as us,
+        bank(network, "hkbank", "minter") as hk,
+        bank(network, "cnbank", "minter") as cn,
+        regulator(network) as reg,
+    ):
+        buyer = await funded(us, "USD", "5000.00", "US-BUYER")
+        dealer_usd = await funded(hk, "USD", "", "FX-DEALER")
+        dealer_cnh = await funded(hk, "CNH", "100000.00", "FX-DEALER")
+        exporter = await funded(cn, "CNH", "", "CN-EXPORTER")
+        owed_us_hk = (await hk.obligations("usbank")).owed("usbank", "USD")
+        owed_hk_cn = (await cn.obligations("hkbank")).owed("hkbank", "CNH")
+        result = await pvp(us, buyer, hk, dealer_usd, dealer_cnh, cn, exporter,
+                           us.money("1000.00", "USD"), cn.money("7200.00", "CNH"),
+                           reference=ref("trade"), ttl_seconds=600, margin=600)
+        await hk.wait_for_commit(result.claim1.tx_id)
+        assert (await us.balance(buyer)).minor == 400_000
+        assert (await hk.balance(dealer_usd)).minor == 100_000
+        assert (await hk.balance(dealer_cnh)).minor == 9_280_000
+        assert (await cn.balance(exporter)).minor == 720_000
+        assert result.leg1.expires_at > result.leg2.expires_at
+        leg1 = await us.get_transfer(result.leg1.transfer_id, "usbank", "hkbank")
+        assert leg1.status is TransferStatus.ACCEPTED
+        assert lock_of(leg1.preimage) == leg1.lock
+        assert (await hk.obligations("usbank")).owed("usbank", "USD") - owed_us_hk == 100_000
+        assert (await cn.obligations("hkbank")).owed("hkbank", "CNH") - owed_hk_cn == 720_000
+        await reg.wait_for_commit(result.claim1.tx_id)
+        report = await reg.audit()
+        assert not any("preimage" in k or "deadline" in k or "late_claim" in k
+                       for k in report.anomalies), report.anomalies
+
+
+async def test_a_preimage_never_revealed_refunds_after_both_banks_expire_the_lock(
+    network: TestNetwork,
+) -> None:
+    async with (
+        bank(network, "hkbank", "minter") as hk,
+        bank(network, "cnbank", "minter") as cn,
+    ):
+        dealer_cnh = await funded(hk, "CNH", "1000.00", "FX-DEALER-2")
+        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-2")
+        preimage, lock = new_secret()
+        leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("720.00", "CNH"),
+                            lock=lock, ttl_seconds=60, reference=ref("leg"))
+        assert leg.transfer_id is not None
+        await cn.wait_for_commit(leg.receipt.tx_id)
+        seen = await cn.get_transfer(leg.transfer_id, "hkbank", "cnbank")
+        check_leg(seen, lock=lock, amount=cn.money("720.00", "CNH"), payee_account=exporter)
+        with pytest.raises(LegRefused):
+            check_leg(seen, lock=lock_of("00" * 32), amount=seen.amount,
+                      payee_account=exporter)
+        with pytest.raises(errors.InvalidState):  # a plain accept cannot take a locked leg
+            await cn.accept(leg.transfer_id, "hkbank", force=True)
+        with pytest.raises(errors.InvalidArgument):
+            await cn.claim(leg.transfer_id, "hkbank", "11" * 32)
+        with pytest.raises(errors.NotExpired):
+            await hk.refund(leg.transfer_id, "cnbank")
+        with pytest.raises(errors.NotExpired):  # cnbank's peer refuses before the deadline
+            await hk.expire_lock(leg.transfer_id, "cnbank")
+        await asyncio.sleep(62)
+        with pytest.raises(errors.Expired):  # the exporter's bank is too late to claim
+            await cn.claim(leg.transfer_id, "hkbank", preimage)
+        with pytest.raises(errors.NotExpired):  # still no refund before both banks expire
+            await hk.refund(leg.transfer_id, "cnbank")
+        expired = await hk.expire_lock(leg.transfer_id, "cnbank")
+        await hk.wait_for_commit(expired.tx_id)
+        await hk.refund(leg.transfer_id, "cnbank")
+        assert (await hk.balance(dealer_cnh)).minor == 100_000
+        await cn.wait_for_commit(expired.tx_id)
+        final = await cn.get_transfer(leg.transfer_id, "hkbank", "cnbank")
+        assert final.status in (TransferStatus.REFUNDED, TransferStatus.EXPIRED)
+        assert (await cn.balance(exporter)).minor == 0
+
+
+async def test_the_exporters_and_the_dealers_listeners_claim_both_legs(
+    network: TestNetwork,
+) -> None:
+    """cnbank's listener knows the preimage it drew; hkbank's learns it from cnbank's claim of
+    the leg it watches. Neither accepts a locked leg by rule; each claims when it can."""
+    async with (
+        bank(network, "usbank", "minter") as us,
+        bank(network, "hkbank", "minter") as hk,
+        bank(network, "cnbank", "minter") as cn,
+    ):
+        buyer = await funded(us, "USD", "300.00", "US-BUYER-3")
+        dealer_usd = await funded(hk, "USD", "", "FX-DEALER-3")
+        dealer_cnh = await funded(hk, "CNH", "3000.00", "FX-DEALER-3")
+        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-3")
+        cn_book, hk_book = PreimageBook(cn), PreimageBook(hk)
+        preimage, lock = new_secret()
+        cn_book.remember(preimage)
+        ttl1, ttl2 = leg_ttls(600, margin=600)
+        p1 = await us.lock(buyer, "hkbank", dealer_usd, us.money("300.00", "USD"), lock=lock,
+                           ttl_seconds=ttl1, reference=ref("leg1"))
+        p2 = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("2160.00", "CNH"),
+                           lock=lock, ttl_seconds=ttl2, reference=ref("leg2"))
+        assert p1.transfer_id is not None
+        assert p2.transfer_id is not None
+        hk_book.watch(p2.transfer_id, "cnbank", lock)
+        hk_listener = IncomingListener(hk, checkpointer=fabgateway.InMemoryCheckpointer(),
+                                       preimages=hk_book)
+        cn_listener = IncomingListener(cn, checkpointer=fabgateway.InMemoryCheckpointer(),
+                                       preimages=cn_book)
+        await hk.wait_for_commit(p1.receipt.tx_id)
+        handled = await hk_listener.process_pending(full=True)
+        assert [h.action for h in handled if h.transfer.transfer_id == p1.transfer_id] == [
+            "skipped"]  # no preimage yet: leg 1 stays pending
+        await cn.wait_for_commit(p2.receipt.tx_id)
+        handled = await cn_listener.process_pending(full=True)
+        (h2,) = [h for h in handled if h.transfer.transfer_id == p2.transfer_id]
+        assert h2.action == "accepted"
+        assert h2.receipt is not None
+        await hk.wait_for_commit(h2.receipt.tx_id)
+        handled = await hk_listener.process_pending(full=True)
+        (h1,) = [h for h in handled if h.transfer.transfer_id == p1.transfer_id]
+        assert h1.action == "accepted"
+        assert (await hk.balance(dealer_usd)).minor == 30_000
+        assert (await cn.balance(exporter)).minor == 216_000
+        assert (await us.balance(buyer)).minor == 0
+
+
+@pytest.mark.parametrize("what", ["state", "transfer"])
+async def test_a_dishonest_payer_cannot_expire_or_rewrite_a_lock_alone(
+    network: TestNetwork, what: str,
+) -> None:
+    """hkbank's modified server turns leg 2's lock ``expired`` (or rewrites the transfer's
+    lock) before the deadline, endorsed by its own peer: Fabric invalidates it (the pins),
+    and cnbank's claim with the preimage still goes through."""
+    async with (
+        bank(network, "hkbank", "minter") as hk,
+        bank(network, "cnbank", "minter") as cn,
+    ):
+        dealer_cnh = await funded(hk, "CNH", "100.00", "FX-DEALER-4")
+        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-4")
+        preimage, lock = new_secret()
+        leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("100.00", "CNH"),
+                            lock=lock, ttl_seconds=600, reference=ref("leg"))
+        assert leg.transfer_id is not None
+        contract = hk.network.get_contract(hk.profile.chaincode)
+        with (dishonest_server(network, chaincode_node("hkbank")),
+              pytest.raises(fabgateway.CommitError) as invalid):
+            await contract.submit_transaction(
+                "rewrite_lock_alone", transient_data={"request": json.dumps({
+                    "payer_bank": "hkbank", "payee_bank": "cnbank", "what": what,
+                    "transfer_id": leg.transfer_id, "lock": lock}).encode()},
+                endorsing_organizations=[hk.msp_id])
+        assert invalid.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+        await cn.wait_for_commit(invalid.value.transaction_id)
+        with pytest.raises(errors.NotExpired):
+            await hk.refund(leg.transfer_id, "cnbank")
+        await cn.claim(leg.transfer_id, "hkbank", preimage)
+        assert (await cn.balance(exporter)).minor == 10_000
+
+
+async def test_a_claim_without_the_preimage_commits_and_counts_for_nobody(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest,
+) -> None:
+    """cnbank's modified server claims hkbank's locked leg with a wrong preimage, crediting
+    its customer, pinned like an honest claim: it commits (cnbank's own collections). On a
+    network of its own (the record can never be undone). hkbank owes nothing for it, every
+    bank and the regulator report it naming cnbank, and after the deadline hkbank (with
+    cnbank's honest peer back) expires the lock and refunds its customer."""
+    with own_network(tmp_path_factory, request, "pvpliar", 700,
+                     ordering={"orderers": 1}) as net:
+        async with (
+            bank(net, "hkbank", "minter") as hk,
+            bank(net, "cnbank", "minter") as cn,
+            regulator(net) as reg,
+        ):
+            dealer_cnh = await funded(hk, "CNH", "500.00", "FX-DEALER-5")
+            exporter = await funded(cn, "CNH", "", "CN-EXPORTER-5")
+            _, lock = new_secret()
+            leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("500.00", "CNH"),
+                                lock=lock, ttl_seconds=60, reference=ref("leg"))
+            assert leg.transfer_id is not None
+            await cn.wait_for_commit(leg.receipt.tx_id)
+            contract = cn.network.get_contract(cn.profile.chaincode)
+            with dishonest_server(net, chaincode_node("cnbank")):
+                raw = await contract.submit_transaction(
+                    "claim_without_preimage", transient_data={"request": json.dumps({
+                        "payer_bank": "hkbank", "transfer_id": leg.transfer_id}).encode()},
+                    endorsing_organizations=[cn.msp_id])
+            forged_tx = str(json.loads(raw)["tx_id"])
+            for client in (hk, reg):
+                await client.wait_for_commit(forged_tx)
+            assert (await cn.balance(exporter)).minor == 50_000  # cnbank's own books
+            named = {"cnbank/pair-cnbank-hkbank/claim_without_preimage": 1}
+            for owed in (await hk.obligations("cnbank"), await cn.obligations("hkbank"),
+                         await reg.obligations("hkbank", "cnbank")):
+                assert owed.owed("hkbank", "CNH") == 0
+                assert owed.anomalies == named
+                assert {a.writers for a in owed.anomaly_records} == {("cnbank",)}
+            assert (await hk.get_transfer(leg.transfer_id, "hkbank", "cnbank")).status in (
+                TransferStatus.PENDING, TransferStatus.EXPIRED)
+            await asyncio.sleep(62)
+            expired = await hk.expire_lock(leg.transfer_id, "cnbank")
+            await hk.wait_for_commit(expired.tx_id)
+            await hk.refund(leg.transfer_id, "cnbank")
+            assert (await hk.balance(dealer_cnh)).minor == 50_000
+            report = await reg.audit()
+            assert report.anomalies == named
