@@ -12,13 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import fabgateway
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from dtoken import errors
 from dtoken.bank import Bank
+from dtoken.cli import main
 from dtoken.conditional import Attester, EscrowState, PaymentRequestStatus
 from dtoken.models import TransferStatus
 from harness import TestNetwork
@@ -276,3 +282,81 @@ async def test_the_dishonest_bank_cannot_release_or_pay_twice(net: TestNetwork) 
         assert report.anomalies == {
             "usbank/pair-usbank-hkbank/escrow_claim_unproven": 1,
             "hkbank/pair-hkbank-usbank/escrow_refund_against_release": 1}
+
+
+def test_the_cli_commands(net: TestNetwork, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Every conditional-payment command of ``dtoken``, in-process as ``test_cli`` runs them:
+    register an attester, escrow, list, a refused claim (exit 4), sign a delivery, claim on
+    it; request a payment, list it, approve it, decline another; one conditional pass."""
+
+    def run(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(["--state-dir", str(net.state_dir), *args])
+        out, err = capsys.readouterr()
+        return code, out if code == 0 else err
+
+    def data(*args: str) -> Any:
+        code, out = run("--json", *args)
+        assert code == 0, out
+        return json.loads(out)
+
+    def eventually(ids: set[str], field: str, *args: str) -> list[dict[str, Any]]:
+        """The items of a listing with these ids, once another bank's write reached this
+        bank's peer (it may be a block behind)."""
+        for _ in range(40):
+            code, out = run("--json", *args)
+            found = [x for x in (json.loads(out) if code == 0 else []) if x[field] in ids]
+            if len(found) == len(ids):
+                return found
+            time.sleep(0.25)
+        raise AssertionError(f"{args}: {out}")
+
+    def account(bank_name: str, deposit: str | None) -> str:
+        opened = data("--bank", bank_name, "account", "open", "--currency", "USD",
+                      "--owner", f"CLI-{secrets.token_hex(3)}")
+        if deposit:
+            data("--bank", bank_name, "--identity", "minter", "mint", opened["account_id"],
+                 deposit, "--reference", ref("dep"))
+        return str(opened["account_id"])
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = tmp_path / "mkt.key.pem", tmp_path / "mkt.pub.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    name = f"mkt-cli-{RUN}"
+    buyer, seller = account("hkbank", "500.00 USD"), account("usbank", None)
+    data("--bank", "hkbank", "attester", "register", name, str(public))
+    opened = data("--bank", "hkbank", "escrow", buyer, seller, "100.00 USD", "--to-bank",
+                  "usbank", "--days", "3", "--attester", name, "--reference", ref("order"))
+    eid = opened["escrow_id"]
+    listed = eventually({eid}, "escrow_id", "--bank", "usbank", "escrows", "--with", "hkbank",
+                        "--incoming")
+    assert [(e["escrow_id"], e["state"]) for e in listed] == [(eid, "held")]
+    code, err = run("--bank", "usbank", "claim", eid, "--from-bank", "hkbank")
+    assert code == 4, err
+    assert "INVALID_STATE" in err
+    code, statement = run("--bank", "usbank", "attester", "sign", eid, "--payer-bank",
+                          "hkbank", "--name", name, "--key", str(private))
+    assert code == 0, statement
+    (tmp_path / "delivered.json").write_text(statement)
+    data("--bank", "usbank", "claim", eid, "--from-bank", "hkbank", "--statement",
+         str(tmp_path / "delivered.json"))
+    assert data("--bank", "usbank", "balance", seller)["balance"]["text"] == "100.00 USD"
+
+    asked = data("--bank", "usbank", "request-payment", buyer, seller, "5.00 USD",
+                 "--payer-bank", "hkbank", "--invoice", "INV-CLI", "--reference", ref("inv"))
+    other = data("--bank", "usbank", "request-payment", buyer, seller, "6.00 USD",
+                 "--payer-bank", "hkbank", "--invoice", "INV-CLI-2", "--reference",
+                 ref("inv"))
+    pending = eventually({asked["request_id"], other["request_id"]}, "request_id",
+                         "--bank", "hkbank", "requests", "--with", "usbank")
+    assert {r["status"] for r in pending} == {"pending"}
+    data("--bank", "hkbank", "approve-request", asked["request_id"], "--to-bank", "usbank")
+    data("--bank", "hkbank", "decline-request", other["request_id"], "--to-bank", "usbank",
+         "--reason", "duplicate invoice")
+    code, out = run("--bank", "usbank", "watch-conditional", "--once")
+    assert code == 0, out
