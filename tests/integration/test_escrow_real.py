@@ -66,7 +66,8 @@ def soon(seconds: float) -> datetime:
 async def test_escrow_flows_end_to_end(net: TestNetwork) -> None:
     """An order paid into escrow is released by the marketplace's signed delivery; a forged
     or unregistered attestation releases nothing; the buyer's confirmation releases; the
-    deadline refunds (and not before); within one bank too; the audit balances."""
+    deadline refunds (and not before); within one bank too; three released escrows claimed
+    in one transaction; the audit balances."""
     market, fake = Attester.generate("marketplace"), Attester.generate("marketplace")
     async with (
         bank(net, "hkbank", "minter") as hk,
@@ -136,6 +137,16 @@ async def test_escrow_flows_end_to_end(net: TestNetwork) -> None:
                                  deadline=soon(3600))
         await hk.release(inside.escrow_id, "hkbank")
         assert (await hk.balance(local)).minor == PRICE
+
+        # one seller paid from many escrows: one claim_escrows, credits summed
+        batch = [await hk.escrow(buyer, "usbank", seller, PRICE, reference=ref("order"),
+                                 deadline=soon(3600)) for _ in range(3)]
+        releases = [await hk.release(b.escrow_id, "usbank") for b in batch]
+        await on(us, releases[-1].tx_id)
+        before = (await us.balance(seller)).minor
+        _, codes = await us.claim_escrows("hkbank", [(b.escrow_id, None) for b in batch])
+        assert codes == {b.escrow_id: "OK" for b in batch}
+        assert (await us.balance(seller)).minor == before + 3 * PRICE
 
         # no third bank reads an escrow
         with pytest.raises(errors.NotAuthorized):

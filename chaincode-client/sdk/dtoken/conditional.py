@@ -4,8 +4,8 @@ Owns:
 
 * :class:`ConditionalPayments`, the ``Bank`` methods of these flows (``Bank`` inherits them;
   each is one contract transaction, listed in the verb table of docs/sdk.md): ``escrow``,
-  ``release``, ``claim_escrow``, ``refund_escrow``, ``register_attester``, ``get_escrow``,
-  ``escrows``; ``request_payment``, ``approve_request``, ``decline_request``,
+  ``release``, ``claim_escrow``, ``claim_escrows``, ``refund_escrow``, ``register_attester``,
+  ``get_escrow``, ``escrows``; ``request_payment``, ``approve_request``, ``decline_request``,
   ``get_payment_request``, ``payment_requests``;
 * :class:`Attester`: what a marketplace, a logistics company or an arbiter runs to sign a
   statement about an escrow (``attest``), with its P-256 key;
@@ -24,7 +24,9 @@ same verdict); hold a private key of a bank.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,7 @@ else:
     _Base = object
 
 __all__ = [
+    "MAX_CLAIMS",
     "Attester",
     "ConditionalPayments",
     "DeadlineAction",
@@ -58,6 +61,7 @@ __all__ = [
     "Verdict",
 ]
 
+MAX_CLAIMS = c.MAX_CLAIMS
 DeadlineAction = c.DeadlineAction
 EscrowState = c.EscrowState
 PaymentRequestStatus = c.PaymentRequestStatus
@@ -299,6 +303,27 @@ class ConditionalPayments(_Base):
         (the attester's delivery, the arbiter's ruling)."""
         request = c.ClaimEscrowRequest(escrow_id, payer_bank, statement)
         return await self._write("claim_escrow", request, f"escrow/{escrow_id}/claim")
+
+    async def claim_escrows(
+        self, payer_bank: str, items: Sequence[tuple[str, c.Statement | None]]
+    ) -> tuple[Receipt, dict[str, str] | None]:
+        """Claim many escrows of ``payer_bank`` in one transaction (``items``: escrow id and
+        the statement it is claimed on, ``None`` for the payer bank's release; at most 500):
+        the credits are summed per payee account, so one seller paid from many escrows is
+        not a hot key. Returns the receipt and each escrow's code (``OK`` or why it was
+        skipped); ``None`` when this exact batch had been applied before (a replay)."""
+        if not items:
+            raise UsageError("a batch claim needs at least one escrow")
+        request = c.ClaimEscrowsRequest(payer_bank, tuple(c.ClaimItem(e, st) for e, st in items))
+        digest = hashlib.sha256("\0".join(e for e, _ in items).encode()).hexdigest()
+        receipt = await self._write("claim_escrows", request,
+                                    f"escrow/{payer_bank}/claims/{digest[:48]}")
+        if not receipt.result:
+            return receipt, None
+        codes = json.loads(receipt.result).get("results")
+        if not isinstance(codes, list) or len(codes) != len(items):
+            raise NetworkFault("claim_escrows: the response has no result per escrow")
+        return receipt, {e: str(code) for (e, _), code in zip(items, codes, strict=True)}
 
     async def refund_escrow(self, escrow_id: str, payee_bank: str,
                             statement: c.Statement | None = None) -> Receipt:

@@ -4,7 +4,8 @@
 this bank's conditional payments wait on, from its own peer, and acts:
 
 * **incoming escrows released** by the payer bank (the buyer confirmed; the terms released at
-  the deadline): claim them, crediting the seller (``claim_escrow`` on the release);
+  the deadline): claim them, crediting the seller (``claim_escrow`` on the release; several
+  of one payer bank in one ``claim_escrows``, the credits summed per seller account);
 * **outgoing escrows due** (the deadline passed, nothing decided): as the terms say, release
   them to the payee, or refund the buyer once ``refund_grace`` has passed after the deadline
   (the grace gives the payee bank time to present a delivery attested in time, which would
@@ -35,6 +36,7 @@ from dtoken_wire.codec import parse_timestamp
 
 from dtoken.bank import Bank
 from dtoken.conditional import (
+    MAX_CLAIMS,
     DeadlineAction,
     Escrow,
     EscrowState,
@@ -134,11 +136,9 @@ class ConditionalWatcher:
         done: list[ConditionalHandled] = []
         for other in self._banks():
             if other != self._bank.name:
-                for escrow in await self._bank.escrows(other, incoming=True):
-                    if escrow.state is EscrowState.RELEASED:
-                        done.append(await self._act("escrow", escrow.escrow_id, other,
-                                                    "claimed", self._bank.claim_escrow(
-                                                        escrow.escrow_id, other)))
+                released = [e.escrow_id for e in await self._bank.escrows(other, incoming=True)
+                            if e.state is EscrowState.RELEASED]
+                done += await self._claim(other, released)
                 for request in await self._bank.payment_requests(other):
                     if request.status is PaymentRequestStatus.PENDING:
                         handled = await self._answer(request)
@@ -151,6 +151,31 @@ class ConditionalWatcher:
         for handled in done:
             if self._on_handled is not None:
                 self._on_handled(handled)
+        return done
+
+    async def _claim(self, payer_bank: str, ids: Sequence[str]) -> list[ConditionalHandled]:
+        """Claim released escrows: one alone, several in batches of :data:`MAX_CLAIMS`
+        (credits summed per payee account); a batch refused whole or replayed falls back to
+        one by one."""
+        if len(ids) == 1:
+            return [await self._act("escrow", ids[0], payer_bank, "claimed",
+                                    self._bank.claim_escrow(ids[0], payer_bank))]
+        done: list[ConditionalHandled] = []
+        for start in range(0, len(ids), MAX_CLAIMS):
+            chunk = ids[start:start + MAX_CLAIMS]
+            try:
+                receipt, codes = await self._bank.claim_escrows(
+                    payer_bank, [(i, None) for i in chunk])
+            except DTokenError:
+                codes, receipt = None, None
+            if codes is None:
+                done += [await self._act("escrow", i, payer_bank, "claimed",
+                                         self._bank.claim_escrow(i, payer_bank)) for i in chunk]
+                continue
+            done += [ConditionalHandled("escrow", i, payer_bank,
+                                        "claimed" if codes[i] == "OK" else "skipped",
+                                        "" if codes[i] == "OK" else codes[i], receipt)
+                     for i in chunk]
         return done
 
     async def _settle_due(self, escrow: Escrow) -> ConditionalHandled | None:

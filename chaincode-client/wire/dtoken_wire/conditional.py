@@ -1,8 +1,8 @@
 """The wire half of conditional payments: escrow until a condition, and payment requests.
 
 Owns: the requests of the escrow transactions (``register_attester``, ``open_escrow``,
-``release_escrow``, ``claim_escrow``, ``refund_escrow``, ``get_escrow``, ``list_escrows``) and
-of the payment-request transactions (``request_payment``, ``approve_request``,
+``release_escrow``, ``claim_escrow``, ``claim_escrows``, ``refund_escrow``, ``get_escrow``,
+``list_escrows``) and of the payment-request transactions (``request_payment``, ``approve_request``,
 ``decline_request``, ``get_payment_request``, ``list_payment_requests``); their enums; and the
 **statement** format: what an attester (a marketplace, a logistics company) or an arbiter signs
 about one escrow, as canonical JSON bytes (:func:`statement_message`), so that the chaincode
@@ -42,10 +42,13 @@ from .requests import (
 
 __all__ = [
     "CONDITIONAL_REQUESTS",
+    "MAX_CLAIMS",
     "PARTY_NAME_RE",
     "STATEMENT_KIND",
     "ApproveRequestRequest",
     "ClaimEscrowRequest",
+    "ClaimEscrowsRequest",
+    "ClaimItem",
     "DeadlineAction",
     "DeclineRequestRequest",
     "EscrowLookup",
@@ -284,6 +287,53 @@ class ClaimEscrowRequest(Request):
 
 
 @dataclass(frozen=True)
+class ClaimItem:
+    """One escrow of a ``claim_escrows`` batch, with the statement it is claimed on (none:
+    on the payer bank's release)."""
+
+    escrow_id: str
+    statement: Statement | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"escrow_id": self.escrow_id}
+        if self.statement is not None:
+            out["statement"] = self.statement.to_json()
+        return out
+
+
+#: Most escrows claimed in one transaction (bounds its write set).
+MAX_CLAIMS = 500
+
+
+@dataclass(frozen=True)
+class ClaimEscrowsRequest(Request):
+    """``claim_escrows`` (the payee's bank): many escrows of one payer bank at once, each
+    judged as ``claim_escrow`` judges one, the credits summed per payee account (one seller
+    paid from many escrows is not a hot key)."""
+
+    payer_bank: str
+    items: tuple[ClaimItem, ...]
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        payer = _bank(f, "payer_bank")
+        items: list[ClaimItem] = []
+        for item in f.objects("items", max_items=MAX_CLAIMS):
+            eid = _account(item, "escrow_id")
+            st = _statement(item)
+            item.done()
+            items.append(ClaimItem(eid, st))
+        if not items:
+            f.fail("items", "must hold at least one escrow")
+        if len({i.escrow_id for i in items}) != len(items):
+            f.fail("items", "must name each escrow once")
+        return cls(payer, tuple(items))
+
+    def to_json(self) -> dict[str, object]:
+        return {"payer_bank": self.payer_bank, "items": [i.to_json() for i in self.items]}
+
+
+@dataclass(frozen=True)
 class RefundEscrowRequest(Request):
     """``refund_escrow`` (the payer's bank): credit the payer back, after the deadline (if the
     terms say refund) or on the arbiter's signed ``refund`` ruling."""
@@ -426,7 +476,7 @@ class ListPaymentRequestsRequest(Request):
 #: Every request type of this module.
 CONDITIONAL_REQUESTS: tuple[type[Request], ...] = (
     RegisterAttesterRequest, OpenEscrowRequest, ReleaseEscrowRequest, ClaimEscrowRequest,
-    RefundEscrowRequest, EscrowLookup, ListEscrowsRequest, RequestPaymentRequest,
-    ApproveRequestRequest, DeclineRequestRequest, PaymentRequestLookup,
+    ClaimEscrowsRequest, RefundEscrowRequest, EscrowLookup, ListEscrowsRequest,
+    RequestPaymentRequest, ApproveRequestRequest, DeclineRequestRequest, PaymentRequestLookup,
     ListPaymentRequestsRequest,
 )

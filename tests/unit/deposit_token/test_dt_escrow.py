@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from deposit_token import errors as e
+from unit.deposit_token.dt_harness import account_keys
 from unit.deposit_token.escrow_fixtures import CN, FUNDS, HK, PRICE, US, Signer, trade
 
 
@@ -250,3 +251,31 @@ async def test_the_attester_can_sign_that_the_deadline_passed_undelivered() -> N
     with pytest.raises(e.InvalidState, match="paid back"):
         await t.claim(escrow, t.attester.sign(escrow, "release",
                                               t.net.now - timedelta(days=1)))
+
+
+async def test_one_seller_claims_many_escrows_in_one_transaction() -> None:
+    """claim_escrows: each escrow judged on its own (one unproven is skipped with its code and
+    writes nothing), the seller's balance written once with the sum, each claim its own
+    pinned record counted as owed."""
+    t = await trade()
+    escrows = [await t.open() for _ in range(5)]
+    for x in escrows[:3]:
+        await t.release(x)
+    items: list[dict[str, Any]] = [{"escrow_id": x["escrow_id"]} for x in escrows[:3]]
+    items.append({"escrow_id": escrows[3]["escrow_id"],
+                  "statement": t.attester.sign(escrows[3], "release", t.net.now)})
+    items.append({"escrow_id": escrows[4]["escrow_id"]})  # not released: skipped
+    sub = await t.net.prepare(US, "claim_escrows", {"payer_bank": HK, "items": items})
+    assert sub.result["results"] == ["OK", "OK", "OK", "OK", "INVALID_STATE"]
+    seller_key = ("acct-usbank", account_keys(US).account(t.seller))
+    assert seller_key in sub.stub.writes
+    sub.commit()
+    assert await t.balances() == (FUNDS - 5 * PRICE, 4 * PRICE)
+    assert await owed(t) == 4 * PRICE
+    assert [v["state"] for v in [await t.view(x["escrow_id"]) for x in escrows]] == [
+        "paid", "paid", "paid", "paid", "held"]
+    with pytest.raises(e.InvalidState, match="none of the escrows"):
+        await t.net.submit(US, "claim_escrows", {"payer_bank": HK, "items": items[:2]})
+    with pytest.raises(e.InvalidArgument, match="another bank"):
+        await t.net.submit(US, "claim_escrows", {"payer_bank": US, "items": items[:1]})
+    assert (await t.net.audit())["ok"]

@@ -62,6 +62,11 @@ class FakeBank:
     async def claim_escrow(self, eid: str, payer: str) -> Any:
         return await self._call("claim", eid, payer)
 
+    async def claim_escrows(self, payer: str, items: Sequence[tuple[str, Any]]
+                            ) -> tuple[Any, dict[str, str]]:
+        self.calls.append(("claims", payer, *(i for i, _ in items)))
+        return None, {i: ("INVALID_STATE" if i in self.refuse else "OK") for i, _ in items}
+
     async def release(self, eid: str, payee: str) -> Any:
         return await self._call("release", eid, payee)
 
@@ -116,3 +121,13 @@ async def test_requests_are_answered_by_the_rule_and_a_refusal_is_a_skip() -> No
     bank.calls.clear()
     await watcher(bank, request_rule=decline_all).pass_once()
     assert ("decline", "large", "usbank", "unknown supplier") in bank.calls
+
+
+async def test_several_released_escrows_of_one_payer_bank_are_claimed_in_one_batch() -> None:
+    bank = FakeBank(incoming={"usbank": [
+        escrow(f"in-{i}", "usbank", "hkbank", EscrowState.RELEASED) for i in range(3)]},
+        refuse={"in-2"})
+    done = await watcher(bank).pass_once()
+    assert bank.calls == [("claims", "usbank", "in-0", "in-1", "in-2")]
+    assert [(h.item_id, h.action, h.reason) for h in done] == [
+        ("in-0", "claimed", ""), ("in-1", "claimed", ""), ("in-2", "skipped", "INVALID_STATE")]

@@ -75,6 +75,7 @@ from .decisions import decide_transfers
 from .declare import TRANSACTIONS, TxSpec, declare
 from .escrow import (
     claim_escrow,
+    claim_escrows,
     get_escrow,
     list_escrows,
     open_escrow,
@@ -118,6 +119,7 @@ __all__ = [
     "batch_payout",
     "burn",
     "claim_escrow",
+    "claim_escrows",
     "coalesced_payout",
     "confirm_settlement",
     "decide_transfers",

@@ -4,7 +4,8 @@ Owns: ``register_attester`` (a party the bank trusts to sign statements about it
 escrows), ``open_escrow`` (the payer's bank debits its customer into escrow),
 ``release_escrow`` (the payer's bank: the buyer confirmed, or the deadline released it),
 ``claim_escrow`` (the payee's bank credits its customer on the payer bank's release or on a
-signed statement), ``refund_escrow`` (the payer's bank credits its customer back after the
+signed statement; ``claim_escrows``, many at once, credits summed per payee account),
+``refund_escrow`` (the payer's bank credits its customer back after the
 deadline or on the arbiter's ruling), and the reads ``get_escrow`` and ``list_escrows``.
 
 Each bank writes only its own records, each pinned to both banks at creation
@@ -27,6 +28,7 @@ from typing import TypeVar
 from dtoken_wire.codec import parse_timestamp
 from dtoken_wire.conditional import (
     ClaimEscrowRequest,
+    ClaimEscrowsRequest,
     DeadlineAction,
     EscrowLookup,
     ListEscrowsRequest,
@@ -44,6 +46,7 @@ from ..errors import (
     AlreadyExists,
     CorruptState,
     CurrencyMismatch,
+    DepositTokenError,
     InvalidArgument,
     InvalidState,
     NotExpired,
@@ -81,8 +84,10 @@ from .access import (
     done,
     load_registry,
     member_bank,
+    other_bank,
 )
 from .declare import declare
+from .payouts import OK
 from .steps import (
     claim_reference,
     read_account,
@@ -97,6 +102,7 @@ __all__ = [
     "MAX_ESCROW_DAYS",
     "EscrowRecords",
     "claim_escrow",
+    "claim_escrows",
     "escrow_records",
     "get_escrow",
     "list_escrows",
@@ -309,8 +315,47 @@ async def claim_escrow(tx: Tx, req: ClaimEscrowRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payer_bank = member_bank(registry, req.payer_bank, "payer_bank")
+    payees: dict[str, Account] = {}
+    await _claim_one(tx, bank, payer_bank, req.escrow_id, req.statement, payees)
+    for account in payees.values():
+        save_account(tx, bank, account)
+    _event(tx, bank, payer_bank)
+    return done(tx)
+
+
+@declare()
+async def claim_escrows(tx: Tx, req: ClaimEscrowsRequest) -> dict[str, object]:
+    """Claim many escrows of one payer bank; credits summed per payee account; one code per
+    escrow (``OK`` or why it was skipped: a skipped escrow writes nothing)."""
+    registry = await load_registry(tx)
+    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    payer_bank = other_bank(registry, bank, req.payer_bank, "payer_bank")
+    payees: dict[str, Account] = {}
+    results: list[str] = []
+    for item in req.items:
+        try:
+            await _claim_one(tx, bank, payer_bank, item.escrow_id, item.statement, payees)
+        except DepositTokenError as refusal:
+            results.append(refusal.code)
+            continue
+        results.append(OK)
+    if OK not in results:
+        # a transaction writing nothing would commit invalid: refuse it whole
+        raise InvalidState("none of the escrows can be claimed")
+    for account in payees.values():
+        save_account(tx, bank, account)
+    _event(tx, bank, payer_bank)
+    return {"tx_id": tx.tx_id, "results": results}
+
+
+async def _claim_one(
+    tx: Tx, bank: BankInfo, payer_bank: BankInfo, escrow_id: str,
+    statement: Statement | None, payees: dict[str, Account],
+) -> None:
+    """Check (raising before any write), then credit the payee account held in ``payees``
+    (saved once, by the caller) and write the claim and its supply record."""
     within = payer_bank.name == bank.name
-    escrow, release, refund, claim = await escrow_records(tx, payer_bank, bank, req.escrow_id)
+    escrow, release, refund, claim = await escrow_records(tx, payer_bank, bank, escrow_id)
     if claim is not None or (within and release is not None):
         raise InvalidState("the escrow was paid already")
     if refund is not None and (within or refund.cause == "statement") and resolve(
@@ -319,31 +364,29 @@ async def claim_escrow(tx: Tx, req: ClaimEscrowRequest) -> dict[str, object]:
         # one bank; one on the payer bank's own word at the deadline can still be outranked
         # by a delivery attested in time: see deposit_token.conditions)
         raise InvalidState("the escrow was paid back")
-    if within and req.statement is None:
+    if within and statement is None:
         raise InvalidArgument("request.statement is required within a bank "
                               "(a release credits the payee at once)")
     candidate = EscrowClaim(
         escrow_id=escrow.escrow_id, payer_bank=payer_bank.name, payee_bank=bank.name,
         amount=escrow.amount, currency=escrow.currency,
-        basis="statement" if req.statement is not None else "release", claimed_at=tx.at,
-        statement=req.statement.to_json() if req.statement is not None else {},
-        tx_id=tx.tx_id)
+        basis="statement" if statement is not None else "release", claimed_at=tx.at,
+        statement=statement.to_json() if statement is not None else {}, tx_id=tx.tx_id)
     resolution = resolve(escrow, release, refund, candidate, tx.now)
     if not resolution.claim_counts:
-        _statement_refusal(escrow, req.statement)
+        _statement_refusal(escrow, statement)
         raise InvalidState("the condition to pay the escrow out is not proven")
-    payee = _credit_payee(tx, bank, await read_account(tx, bank, escrow.payee_account,
-                                                       "payee"), escrow)
+    payee = payees.get(escrow.payee_account)
+    if payee is None:
+        payee = await read_account(tx, bank, escrow.payee_account, "payee")
+    payees[escrow.payee_account] = _credit_payee(tx, bank, payee, escrow)
     # Nothing below refuses.
-    save_account(tx, bank, payee)
     _, back = _places(payer_bank, bank)
     tx.ledger.put(back.collection, escrow_claim_key(escrow.escrow_id), candidate,
                   pin=_pin(bank, payer_bank))
     if not within:
         record_supply(tx, bank, escrow.currency, SupplyKind.IN, escrow.amount,
                       payer_bank.name, escrow.escrow_id)
-    _event(tx, bank, payer_bank)
-    return done(tx)
 
 
 @declare()
