@@ -44,6 +44,7 @@ from typing import Any
 
 import fabgateway
 
+from dtoken import cli_conditional
 from dtoken import cli_format as fmt
 from dtoken import plugins as plugins_mod
 from dtoken import pvp as pvp_mod
@@ -263,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first block when there is no state yet (default: %(default)s)")
     p.add_argument("--once", action="store_true",
                    help="inspect the blocks committed so far, then exit")
+
+    cli_conditional.add_commands(command, sub)  # escrow and payment requests
 
     host = CommandHost(common=common, organization=_organization, roles=ROLES)
     for plugin in plugins_mod.plugins():

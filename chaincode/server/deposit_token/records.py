@@ -20,6 +20,7 @@ from enum import Enum, StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from dtoken_wire.codec import MAX_AMOUNT, canonical_json
+from dtoken_wire.conditional import PARTY_NAME_RE, DeadlineAction
 from dtoken_wire.enums import AccountStatus
 from dtoken_wire.fields import Fields
 from dtoken_wire.requests import Limits
@@ -32,8 +33,14 @@ __all__ = [
     "RECORD_VERSION",
     "Account",
     "AccountKeysRecord",
+    "Attester",
     "Cap",
     "Decision",
+    "Escrow",
+    "EscrowClaim",
+    "EscrowNote",
+    "EscrowRefund",
+    "EscrowRelease",
     "HistoryKind",
     "HistoryRecord",
     "Hold",
@@ -42,10 +49,12 @@ __all__ = [
     "Opened",
     "Outcome",
     "OutgoingRecord",
+    "PaymentRequest",
     "Record",
     "ReferenceRecord",
     "Refund",
     "RefundCause",
+    "RequestDecline",
     "Settlement",
     "StoredRecord",
     "SupplyKind",
@@ -306,6 +315,10 @@ class HistoryKind(StrEnum):
     REFUND = "refund"  # cross-bank, refunded to the payer
     STATUS = "status"
     LIMITS = "limits"
+    ESCROW_OUT = "escrow_out"  # debited into escrow (the money is "in escrow")
+    ESCROW_RELEASED = "escrow_released"  # the payer's escrow released to the payee (delta 0)
+    ESCROW_IN = "escrow_in"  # credited from an escrow
+    ESCROW_REFUND = "escrow_refund"  # credited back from the payer's own escrow
 
 
 @dataclass(frozen=True)
@@ -647,5 +660,291 @@ class LockRecord(StoredRecord):
             deadline=f.str_("deadline", max_len=32),
             state=f.enum("state", LockState),
             at=f.str_("at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+# --------------------------------------------------------------------------- conditional payments
+# (escrow until a condition, payment requests: docs/token-model.md "Escrow", "Payment requests")
+
+
+def _party(f: Fields, name: str) -> str:
+    value = f.str_(name, min_len=0, max_len=32)
+    if value and not PARTY_NAME_RE.fullmatch(value):
+        f.fail(name, "must be a party name or empty")
+    return value
+
+
+def _statement_map(f: Fields) -> dict[str, str]:
+    return f.str_map("statement", max_items=4, max_len=200)
+
+
+@dataclass(frozen=True)
+class Attester(StoredRecord):
+    """A party the bank trusts to sign statements about its customers' escrows (a delivery
+    attester, an arbiter): its P-256 public key (PEM), in ``acct-<bank>`` under
+    ``attester/<name>``, written once. An escrow copies the key into its terms."""
+
+    TYPE: ClassVar[str] = "attester"
+
+    name: str
+    public_key_pem: str
+    registered_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> Attester:
+        return cls(
+            name=f.str_("name", max_len=32, pattern=PARTY_NAME_RE, rule="must be a party name"),
+            public_key_pem=f.str_("public_key_pem", max_len=1024),
+            registered_at=f.str_("registered_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class Escrow(StoredRecord):
+    """An escrow as the payer bank opened it: the money left the payer's account and waits
+    on the terms. Across banks in ``pair-<payer>-<payee>`` under ``esc/<id>``, pinned to both
+    banks (without the payer's account id); within a bank in ``acct-<bank>`` (with it).
+
+    The terms: ``deadline`` and ``on_deadline`` (where the money goes if nothing decided it
+    by then); ``attester`` and ``arbiter`` (names, ``""`` for none) with the public keys the
+    payer bank had registered for them when the escrow opened."""
+
+    TYPE: ClassVar[str] = "escrow"
+
+    escrow_id: str
+    payer_bank: str
+    payee_bank: str
+    payee_account: str
+    amount: int
+    currency: str
+    created_at: str
+    deadline: str
+    on_deadline: DeadlineAction
+    attester: str = ""
+    attester_key: str = ""
+    arbiter: str = ""
+    arbiter_key: str = ""
+    remittance: str = ""
+    originator: Mapping[str, str] = field(default_factory=dict)
+    payer_account: str | None = None
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> Escrow:
+        return cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            payee_account=_id(f, "payee_account"),
+            amount=f.amount(),
+            currency=_cur(f),
+            created_at=f.str_("created_at", max_len=32),
+            deadline=f.str_("deadline", max_len=32),
+            on_deadline=f.enum("on_deadline", DeadlineAction),
+            attester=_party(f, "attester"),
+            attester_key=f.str_("attester_key", min_len=0, max_len=1024),
+            arbiter=_party(f, "arbiter"),
+            arbiter_key=f.str_("arbiter_key", min_len=0, max_len=1024),
+            remittance=f.str_("remittance", min_len=0, max_len=1024),
+            originator=f.str_map("originator", max_len=1024),
+            payer_account=_opt_id(f, "payer_account"),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class EscrowNote(StoredRecord):
+    """The payer bank's own note of a cross-bank escrow (``escnote/<id>`` in ``acct-<bank>``):
+    the account to refund, which the pair's record does not carry."""
+
+    TYPE: ClassVar[str] = "escrow_note"
+
+    escrow_id: str
+    payer_account: str
+    payee_bank: str
+    amount: int
+    currency: str
+    tx_id: str
+
+    @classmethod
+    def read(cls, f: Fields) -> EscrowNote:
+        return cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_account=_id(f, "payer_account"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class EscrowRelease(StoredRecord):
+    """The payer bank releases its customer's escrow to the payee (``cause``: ``buyer``, the
+    customer confirmed; ``deadline``, the terms release at the deadline): in
+    ``pair-<payer>-<payee>`` under ``escrel/<id>``, pinned (its word, against its own side)."""
+
+    TYPE: ClassVar[str] = "escrow_release"
+
+    escrow_id: str
+    payer_bank: str
+    payee_bank: str
+    amount: int
+    currency: str
+    cause: str
+    released_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> EscrowRelease:
+        rec = cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            cause=f.str_("cause", max_len=16),
+            released_at=f.str_("released_at", max_len=32),
+            tx_id=_tx(f),
+        )
+        if rec.cause not in ("buyer", "deadline"):
+            f.fail("cause", "must be buyer or deadline")
+        return rec
+
+
+@dataclass(frozen=True)
+class EscrowClaim(StoredRecord):
+    """The payee bank credited its customer from an escrow (``pair-<payee>-<payer>`` under
+    ``escclaim/<id>``, pinned), with what it relied on: ``basis`` ``release`` (the payer
+    bank's release record) or ``statement`` (the signed statement it carries)."""
+
+    TYPE: ClassVar[str] = "escrow_claim"
+
+    escrow_id: str
+    payer_bank: str
+    payee_bank: str
+    amount: int
+    currency: str
+    basis: str
+    claimed_at: str
+    statement: Mapping[str, str] = field(default_factory=dict)
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> EscrowClaim:
+        rec = cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            basis=f.str_("basis", max_len=16),
+            claimed_at=f.str_("claimed_at", max_len=32),
+            statement=_statement_map(f),
+            tx_id=_tx(f),
+        )
+        if rec.basis not in ("release", "statement"):
+            f.fail("basis", "must be release or statement")
+        return rec
+
+
+@dataclass(frozen=True)
+class EscrowRefund(StoredRecord):
+    """The payer bank credited its customer back from an escrow (``pair-<payer>-<payee>``
+    under ``escref/<id>``, pinned): ``cause`` ``deadline`` or ``statement`` (the arbiter's
+    signed ruling it carries)."""
+
+    TYPE: ClassVar[str] = "escrow_refund"
+
+    escrow_id: str
+    payer_bank: str
+    payee_bank: str
+    amount: int
+    currency: str
+    cause: str
+    refunded_at: str
+    statement: Mapping[str, str] = field(default_factory=dict)
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> EscrowRefund:
+        rec = cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            cause=f.str_("cause", max_len=16),
+            refunded_at=f.str_("refunded_at", max_len=32),
+            statement=_statement_map(f),
+            tx_id=_tx(f),
+        )
+        if rec.cause not in ("deadline", "statement"):
+            f.fail("cause", "must be deadline or statement")
+        return rec
+
+
+@dataclass(frozen=True)
+class PaymentRequest(StoredRecord):
+    """A request to pay, as the payee bank (the exporter's) sent it: in
+    ``pair-<payee>-<payer>`` under ``payreq/<id>``, pinned to both banks. Paying it is a
+    transfer whose id is the request's id (so it can be paid once)."""
+
+    TYPE: ClassVar[str] = "payment_request"
+
+    request_id: str
+    payer_bank: str
+    payee_bank: str
+    payer_account: str
+    payee_account: str
+    amount: int
+    currency: str
+    invoice_ref: str
+    due: str
+    created_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> PaymentRequest:
+        return cls(
+            request_id=_id(f, "request_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            payer_account=_id(f, "payer_account"),
+            payee_account=_id(f, "payee_account"),
+            amount=f.amount(),
+            currency=_cur(f),
+            invoice_ref=f.str_("invoice_ref", max_len=128),
+            due=f.str_("due", max_len=32),
+            created_at=f.str_("created_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class RequestDecline(StoredRecord):
+    """The payer bank declined a payment request (``pair-<payer>-<payee>`` under
+    ``reqdecl/<id>``, pinned)."""
+
+    TYPE: ClassVar[str] = "request_decline"
+
+    request_id: str
+    payer_bank: str
+    payee_bank: str
+    reason: str
+    declined_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> RequestDecline:
+        return cls(
+            request_id=_id(f, "request_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            reason=f.str_("reason", min_len=0, max_len=256),
+            declined_at=f.str_("declined_at", max_len=32),
             tx_id=_tx(f),
         )

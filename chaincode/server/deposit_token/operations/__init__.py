@@ -23,6 +23,8 @@ The modules, one concern each:
 * :mod:`.pvp`: payment versus payment (hash-locked transfers: lock, claim, expire);
 * :mod:`.decisions`: decisions in bulk (many accepts/rejects of one payer bank's transfers,
   credits summed per payee account: what the SDK's listener sends for a backlog);
+* :mod:`.escrow`: escrow until a condition (attesters, open, release, claim, refund);
+* :mod:`.payment_requests`: payment requests (request, approve once, decline);
 * :mod:`.regulator`: the regulator's holds;
 * :mod:`.reads`: point reads;
 * :mod:`.scans`: paginated scans and the cursor (accounts, supply, pending);
@@ -74,8 +76,25 @@ from .crossbank import (
 )
 from .decisions import decide_transfers
 from .declare import TRANSACTIONS, TxSpec, declare
+from .escrow import (
+    claim_escrow,
+    claim_escrows,
+    get_escrow,
+    list_escrows,
+    open_escrow,
+    refund_escrow,
+    register_attester,
+    release_escrow,
+)
 from .intrabank import burn, mint, transfer
 from .netting import get_obligations
+from .payment_requests import (
+    approve_request,
+    decline_request,
+    get_payment_request,
+    list_payment_requests,
+    request_payment,
+)
 from .payouts import coalesced_payout
 from .pvp import claim_transfer, expire_lock, lock_transfer
 from .reads import get_account, get_history, get_reference, get_transfer
@@ -96,22 +115,28 @@ __all__ = [
     "Tx",
     "TxSpec",
     "accept_transfer",
+    "approve_request",
     "audit",
     "authorize_bank_write",
     "authorize_read",
     "authorize_regulator_write",
     "batch_payout",
     "burn",
+    "claim_escrow",
+    "claim_escrows",
     "claim_transfer",
     "coalesced_payout",
     "confirm_settlement",
     "decide_transfers",
     "declare",
+    "decline_request",
     "done",
     "expire_lock",
     "get_account",
+    "get_escrow",
     "get_history",
     "get_obligations",
+    "get_payment_request",
     "get_pending",
     "get_reference",
     "get_registry",
@@ -120,17 +145,24 @@ __all__ = [
     "init_network",
     "initiate_transfer",
     "list_accounts",
+    "list_escrows",
+    "list_payment_requests",
     "load_registry",
     "lock_transfer",
     "mint",
     "open_account",
+    "open_escrow",
     "other_bank",
     "read_account",
     "record_history",
     "record_supply",
+    "refund_escrow",
     "refund_transfer",
+    "register_attester",
     "reject_transfer",
+    "release_escrow",
     "release_hold",
+    "request_payment",
     "save_account",
     "set_account_limits",
     "set_account_status",

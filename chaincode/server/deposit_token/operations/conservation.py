@@ -47,6 +47,7 @@ from .access import (
     load_registry,
 )
 from .declare import declare
+from .escrow_counts import escrows_segment, orphan_claims_segment, own_escrows_segment
 from .netting import caps_segment, count_transfer, settlements_handler
 from .scans import (
     ScanState,
@@ -77,6 +78,7 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
         own = Place.acct(bank.name, await account_keys(tx, bank))
         segments.append(Segment(own.collection, "acct", _accounts_handler(tx, state, own)))
         segments.append(Segment(own.collection, "sup", _supply_handler(tx, state, own)))
+        segments.append(own_escrows_segment(tx, state, bank))
     for p in registry.banks:
         for q in registry.banks:
             if p.name == q.name:
@@ -89,6 +91,8 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
             segments.append(Segment(place.collection, "settle",
                                     settlements_handler(tx, state, place)))
             segments.append(caps_segment(tx, state, p, q))
+            segments.append(escrows_segment(tx, state, p, q))
+            segments.append(orphan_claims_segment(tx, state, q, p))
     writers = {acct_collection(b.name): b.name for b in registry.banks}
     writers.update({pair_collection(p.name, q.name): p.name
                     for p in registry.banks for q in registry.banks if p.name != q.name})
