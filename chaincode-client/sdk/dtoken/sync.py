@@ -161,6 +161,8 @@ class SyncBank(_SyncMember[Bank]):
             *,
             since: datetime | None = None,
         ) -> list[Transfer]: ...
+        @property
+        def lane(self) -> int | None: ...
         def lookup_reference(self, reference: str) -> ReferenceInfo | None: ...
         def mint(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt: ...
         def money(self, amount: str | int, currency: str | None = None) -> Money: ...
@@ -186,6 +188,14 @@ class SyncBank(_SyncMember[Bank]):
             *,
             since: datetime | None = None,
         ) -> list[Transfer]: ...
+        def rebalance_lanes(
+            self,
+            account_id: str,
+            lane: int,
+            amount: int | Money,
+            *,
+            reference: str | None = None,
+        ) -> Receipt: ...
         def record_position(
             self,
             collection: str,
@@ -203,6 +213,13 @@ class SyncBank(_SyncMember[Bank]):
         def refund(self, transfer_id: str, payee_bank: str) -> Receipt: ...
         def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt: ...
         def set_exposure_cap(self, debtor_bank: str, cap: Money) -> Receipt: ...
+        def set_lanes(
+            self,
+            account_id: str,
+            lanes: int,
+            *,
+            reference: str | None = None,
+        ) -> Receipt: ...
         def set_limits(
             self,
             account_id: str,

@@ -17,6 +17,7 @@ record             lives in                      must say
 ``Cap``            ``pair-<creditor>-<debtor>``  creditor, debtor; key
                                                  ``cap/<its currency>/<its seq>``
 ``Account``        ``acct-<bank>``               bank; key ``acct/<tag of its id>``
+``Lane``           ``acct-<bank>``               bank; key ``lane/<tag of its id>/<lane>``
 ``SupplyRecord``   ``acct-<bank>``               key ``sup/<its currency>/...``; a
                                                  counterparty other than the bank itself
 =================  ============================  =========================================
@@ -67,6 +68,7 @@ from .records import (
     AccountKeysRecord,
     Cap,
     Decision,
+    Lane,
     Opened,
     Record,
     Refund,
@@ -153,6 +155,7 @@ class Anomaly:
     ``unpinned`` (a record two banks rely on, without both banks' validation parameter),
     ``decision_mismatch`` (a decision that does not describe the transfer it names),
     ``accept_without_transfer`` (an accept naming a transfer its payer's collection lacks),
+    ``missing_lane`` (a balance lane its account record counts is not there),
     ``hash_mismatch`` (a value the audit scanned that does not hash to the committed hash:
     this peer's private data was withheld or tampered with).
     """
@@ -215,6 +218,17 @@ def _account(r: Account, p: Place, key: str) -> str | None:
     return None if key != tag and TAG_RE.fullmatch(tag) else "wrong_key"
 
 
+def _lane(r: Lane, p: Place, key: str) -> str | None:
+    if r.bank != p.writer or p.counterparty is not None:
+        return "wrong_parties"
+    if p.accounts is not None:
+        return None if key == p.accounts.lane(r.account_id, r.lane) else "wrong_key"
+    parts = key.split("/")
+    ok = len(parts) == 3 and parts[0] == "lane" and bool(TAG_RE.fullmatch(parts[1])) \
+        and parts[2] == f"{r.lane:02d}"
+    return None if ok else "wrong_key"
+
+
 def _account_keys(r: AccountKeysRecord, p: Place, key: str) -> str | None:
     if p.counterparty is not None:
         return "wrong_parties"
@@ -235,6 +249,7 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Settlement: _settlement,  # type: ignore[dict-item]
     Cap: _cap,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]
+    Lane: _lane,  # type: ignore[dict-item]
     SupplyRecord: _supply,  # type: ignore[dict-item]
     AccountKeysRecord: _account_keys,  # type: ignore[dict-item]
 }

@@ -14,6 +14,8 @@ The modules, one concern each:
 * :mod:`.steps`: steps several transactions share (idempotency references, account reads and
   saves, history and supply records, a transfer's records);
 * :mod:`.accounts`: opening accounts, their status and limits;
+* :mod:`.lanes`: balance lanes (``set_lanes``, ``rebalance_lanes``, reading the lane a debit
+  or a credit touches);
 * :mod:`.intrabank`: money in one bank (mint, burn, transfer);
 * :mod:`.crossbank`: payments across banks (initiate, batch payout, accept, reject, refund,
   settlement);
@@ -29,7 +31,8 @@ The modules, one concern each:
 
 What each write transaction reads and writes (``A`` the payer's bank, ``B`` the payee's):
 
-* a debit point-reads the account key and the regulator's hold key before it writes;
+* a debit point-reads the account key (or its own balance lane's key) and the regulator's
+  hold key before it writes;
 * ``accept`` reads ``refund/<id>`` in ``pair-A-B``; ``refund`` reads ``dec/<id>`` in
   ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
 * supply records, history records, transfer records and their ``open/`` index entries are
@@ -72,6 +75,7 @@ from .crossbank import (
 from .decisions import decide_transfers
 from .declare import TRANSACTIONS, TxSpec, declare
 from .intrabank import burn, mint, transfer
+from .lanes import rebalance_lanes, set_lanes
 from .netting import get_obligations
 from .payouts import coalesced_payout
 from .reads import get_account, get_history, get_reference, get_transfer
@@ -119,6 +123,7 @@ __all__ = [
     "open_account",
     "other_bank",
     "read_account",
+    "rebalance_lanes",
     "record_history",
     "record_supply",
     "refund_transfer",
@@ -129,5 +134,6 @@ __all__ = [
     "set_account_status",
     "set_exposure_cap",
     "set_hold",
+    "set_lanes",
     "transfer",
 ]

@@ -33,9 +33,9 @@ from ..registry import BankInfo
 from ..rules import check_accept, check_reject, credit
 from .access import ROLE_OPERATOR, Tx, authorize_bank_write, load_registry, other_bank
 from .declare import declare
+from .lanes import read_credit_lane
 from .payouts import OK
 from .steps import (
-    read_account,
     record_decision,
     record_history,
     record_supply,
@@ -85,7 +85,7 @@ async def decide_one(
         check_accept(record, decision, refund, tx.now)
         payee = payees.get(record.payee_account)
         if payee is None:
-            payee = await read_account(tx, bank, record.payee_account, "payee")
+            payee = await read_credit_lane(tx, bank, record.payee_account, "payee")
         if payee.currency != record.currency:
             raise CurrencyMismatch("the payee account is not in the transfer's currency")
         payee = credit(payee, record.amount)

@@ -2,7 +2,8 @@
 
 Owns: ``coalesced_payout``, the transaction the bank SDK's coalescer sends for concurrent
 ``transfer()`` calls from one account (docs/sdk.md, "Coalescing"). One debit of the payer's
-balance key per transaction (so one transaction's worth of MVCC contention for many payments),
+balance key per transaction (so one transaction's worth of MVCC contention for many payments;
+the key is the payer's balance lane ``payer_lane``, docs/token-model.md "Balance lanes"),
 but each item is what ``initiate_transfer`` would have been:
 
 * it claims its **own reference** (the same record ``initiate_transfer`` writes, of kind
@@ -58,10 +59,9 @@ from .access import (
     member_bank,
 )
 from .declare import declare
+from .lanes import debit_hold, read_lane
 from .steps import (
     check_new_transfer_id,
-    read_account,
-    read_hold,
     save_account,
     write_outgoing_transfer,
     write_reference,
@@ -84,8 +84,8 @@ async def coalesced_payout(tx: Tx, req: CoalescedRequest) -> dict[str, object]:
     keys = tx.deriver.account_keys()  # the serving bank's own
     await tx.ledger.prefetch(acct, {keys.account(req.payer_account): Account,
                                     **dict.fromkeys(ref_keys, ReferenceRecord)})
-    payer = await read_account(tx, bank, req.payer_account, "payer")
-    hold = await read_hold(tx, registry, bank, req.payer_account)
+    payer = await read_lane(tx, bank, req.payer_account, req.payer_lane, "payer")
+    hold = await debit_hold(tx, registry, bank, payer)
     results: list[str] = []
     payee_banks: set[str] = set()
     for item, ref_key in zip(req.items, ref_keys, strict=True):
