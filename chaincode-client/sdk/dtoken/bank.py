@@ -824,6 +824,18 @@ class Bank(Member):
                                  w.SetExposureCapRequest(debtor_bank, cap.currency, cap.minor),
                                  None)
 
+    async def exposure_cap(self, debtor_bank: str, currency: str) -> Money | None:
+        """The exposure cap this bank set on ``debtor_bank`` in ``currency`` (``None``: no
+        cap): a short read, without the obligations' scan of every transfer."""
+        self.profile.bank(debtor_bank)
+        data = await self._evaluate("get_exposure_cap", w.CapRequest(debtor_bank, currency))
+        cap = data.get("cap")
+        if cap is None:
+            return None
+        if type(cap) is not int:
+            raise NetworkFault("the contract's answer has no valid 'cap'")
+        return Money.of(cap, currency, self.currencies)
+
     async def headroom(self, payee_bank: str, currency: str) -> Money | None:
         """What this bank may still owe ``payee_bank`` in ``currency`` under the exposure cap
         ``payee_bank`` set on it (``None``: no cap). A payment beyond it is not refused here:

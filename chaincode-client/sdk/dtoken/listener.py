@@ -275,14 +275,19 @@ class _Headroom:
 
     @classmethod
     async def read(cls, bank: Bank, transfers: Iterable[Transfer]) -> _Headroom:
-        """The headroom of every payer bank and currency among ``transfers`` still pending
-        (one obligations query per payer bank)."""
+        """The headroom of every payer bank and currency among ``transfers`` still pending:
+        first the caps (a short read each); one obligations query per payer bank that has a
+        cap (it scans every transfer of the pair, which a bank without caps need not pay)."""
         wanted: dict[str, set[str]] = {}
         for t in transfers:
             if t.status is TransferStatus.PENDING:
                 wanted.setdefault(t.payer_bank, set()).add(t.amount.currency)
         room: dict[tuple[str, str], Money | None] = {}
         for payer, currencies in sorted(wanted.items()):
+            caps = [await bank.exposure_cap(payer, c) for c in sorted(currencies)]
+            if all(cap is None for cap in caps):
+                room.update({(payer, c): None for c in currencies})
+                continue
             obligations = await bank.obligations(payer)
             for currency in currencies:
                 room[(payer, currency)] = obligations.headroom(payer, currency)

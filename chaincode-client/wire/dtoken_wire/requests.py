@@ -45,6 +45,7 @@ __all__ = [
     "AuditRequest",
     "BatchPayment",
     "BatchRequest",
+    "CapRequest",
     "CoalescedItem",
     "CoalescedRequest",
     "DecideRequest",
@@ -637,6 +638,19 @@ class SetExposureCapRequest(Request):
 
 
 @dataclass(frozen=True)
+class CapRequest(Request):
+    """``get_exposure_cap``: the cap the serving bank set on ``debtor_bank`` in ``currency``
+    (a short read, without the obligations' scan of every transfer)."""
+
+    debtor_bank: str
+    currency: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "debtor_bank"), _currency(f))
+
+
+@dataclass(frozen=True)
 class HoldRequest(Request):
     """``set_hold`` (regulator): freeze an account and/or hold an amount on it."""
 
@@ -836,7 +850,8 @@ REQUESTS: tuple[type[Request], ...] = (
     OpenAccountRequest, SetStatusRequest, SetLimitsRequest, SetLanesRequest, RebalanceRequest,
     MoveRequest, TransferRequest,
     InitiateRequest, BatchRequest, CoalescedRequest, AcceptRequest, DecideRequest,
-    RejectRequest, RefundRequest, SettlementRequest, SetExposureCapRequest, HoldRequest,
+    RejectRequest, RefundRequest, SettlementRequest, SetExposureCapRequest, CapRequest,
+    HoldRequest,
     ReleaseHoldRequest, AccountRef, HistoryRequest, SupplyRequest, ListAccountsRequest,
     PendingRequest, TransferLookup, ReferenceRequest, ObligationsRequest, AuditRequest,
 )

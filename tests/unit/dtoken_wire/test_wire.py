@@ -34,6 +34,7 @@ EXAMPLES: list[w.Request] = [
     w.SetLimitsRequest(ACCOUNT, 5, None),
     w.SetLanesRequest(ACCOUNT, 4),
     w.RebalanceRequest(ACCOUNT, 3, 250),
+    w.CapRequest("usbank", "USD"),
     w.MoveRequest("ref-2", ACCOUNT, 7),
     w.TransferRequest("ref-3", ACCOUNT, OTHER, 9),
     w.InitiateRequest("ref-4", ACCOUNT, "usbank", OTHER, 11, "inv 1", "t" * 22, 600,

@@ -62,7 +62,7 @@ from .access import (
     other_bank,
 )
 from .accounts import open_account, set_account_limits, set_account_status
-from .caps import set_exposure_cap
+from .caps import get_exposure_cap, set_exposure_cap
 from .conservation import audit
 from .crossbank import (
     accept_transfer,
@@ -108,6 +108,7 @@ __all__ = [
     "declare",
     "done",
     "get_account",
+    "get_exposure_cap",
     "get_history",
     "get_obligations",
     "get_pending",
