@@ -21,6 +21,7 @@ the next split is the netting reads (obligations, proven positions, audit) as a 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -480,6 +481,7 @@ class Bank(Member):
 
     _coalescer_instance: Coalescer | None = None
     _lane_counts: dict[str, tuple[float, int]] | None = None
+    _lane_reads: dict[str, asyncio.Future[tuple[float, int]]] | None = None
 
     @property
     def coalescer(self) -> Coalescer:
@@ -495,12 +497,20 @@ class Bank(Member):
         """``(lane this client debits, the account's lane count)`` for ``account_id``."""
         if self._lane_counts is None:
             self._lane_counts = {}
-        now = time.monotonic()
+        if self._lane_reads is None:
+            self._lane_reads = {}
         cached = self._lane_counts.get(account_id)
-        if cached is None or now - cached[0] > self.lane_cache_seconds:
-            data = await self._evaluate("get_account", w.AccountRef(account_id))
-            cached = (now, int(data.get("lanes", 1)))
-            self._lane_counts[account_id] = cached
+        if cached is None or time.monotonic() - cached[0] > self.lane_cache_seconds:
+            # one read per account however many calls arrive at once (a burst of thousands
+            # of transfer() calls must not become thousands of get_account queries)
+            reading = self._lane_reads.get(account_id)
+            if reading is None:
+                reading = asyncio.ensure_future(self._read_lane_count(account_id))
+                self._lane_reads[account_id] = reading
+                reading.add_done_callback(
+                    lambda _t: self._lane_reads.pop(account_id, None)  # type: ignore[union-attr]
+                )
+            cached = await asyncio.shield(reading)
         count = cached[1]
         if count <= 1:
             return 0, 1
@@ -515,6 +525,13 @@ class Bank(Member):
         if not 0 <= chosen < count:
             raise UsageError(f"lane {chosen} is not a lane of the account (it has {count})")
         return chosen, count
+
+    async def _read_lane_count(self, account_id: str) -> tuple[float, int]:
+        data = await self._evaluate("get_account", w.AccountRef(account_id))
+        cached = (time.monotonic(), int(data.get("lanes", 1)))
+        assert self._lane_counts is not None
+        self._lane_counts[account_id] = cached
+        return cached
 
     async def _rebalance(self, account_id: str, lane: int, amount: int) -> None:
         await self.rebalance_lanes(account_id, lane, amount)

@@ -199,3 +199,28 @@ def test_refused_only_when_the_account_cannot_pay_and_applied_at_most_once(
         assert all(n == 1 for n in contract.applied_count.values())
 
     asyncio.run(scenario())
+
+
+async def test_a_burst_of_calls_reads_the_lane_count_once(monkeypatch: Any) -> None:
+    """Thousands of transfer() calls at once must not become thousands of get_account
+    queries: the lane count of an account is read once and shared."""
+    from dtoken.bank import Bank
+
+    bank = Bank.__new__(Bank)  # only the lane assignment is exercised
+    reads: list[str] = []
+
+    async def evaluate(name: str, request: Any) -> dict[str, Any]:
+        reads.append(name)
+        await asyncio.sleep(0.01)
+        return {"lanes": 4}
+
+    monkeypatch.setattr(bank, "_evaluate", evaluate)
+    monkeypatch.delenv("DTOKEN_LANE", raising=False)
+    bank.lane = 3
+    got = await asyncio.gather(*(bank._payer_lane(PAYER) for _ in range(500)))
+    assert set(got) == {(3, 4)}
+    assert reads == ["get_account"]
+    monkeypatch.setenv("DTOKEN_LANE", "2")
+    bank.lane = None
+    assert await bank._payer_lane(PAYER) == (2, 4)
+    assert reads == ["get_account"]  # remembered
