@@ -212,6 +212,8 @@ def _cap(r: Cap, p: Place, key: str) -> str | None:
 def _account(r: Account, p: Place, key: str) -> str | None:
     if r.bank != p.writer or p.counterparty is not None:
         return "wrong_parties"
+    if r.lane != 0:  # a lane record's fields under an account key
+        return "wrong_key"
     if p.accounts is not None:
         return None if key == p.accounts.account(r.account_id) else "wrong_key"
     tag = key.removeprefix("acct/")
@@ -221,6 +223,8 @@ def _account(r: Account, p: Place, key: str) -> str | None:
 def _lane(r: Lane, p: Place, key: str) -> str | None:
     if r.bank != p.writer or p.counterparty is not None:
         return "wrong_parties"
+    if not 1 <= r.lane < r.lanes:  # lane 0 is the account record, never a lane record
+        return "wrong_key"
     if p.accounts is not None:
         return None if key == p.accounts.lane(r.account_id, r.lane) else "wrong_key"
     parts = key.split("/")

@@ -271,7 +271,7 @@ async def test_the_daily_limit_holds_across_lanes_under_any_interleaving(data: A
 # --------------------------------------------------------------------------- a dishonest bank
 
 
-@pytest.mark.parametrize("forged", ["garbage", "inflated", "elsewhere"])
+@pytest.mark.parametrize("forged", ["garbage", "inflated", "elsewhere", "lane0", "beyond"])
 async def test_a_forged_lane_counts_for_nobody_and_the_audit_names_it(
         net: Net, forged: str) -> None:
     """hkbank's own server rewrites lane 1 of its account (its peer alone endorses
@@ -288,6 +288,8 @@ async def test_a_forged_lane_counts_for_nobody_and_the_audit_names_it(
         "garbage": b"[1, 2, 3]",
         "inflated": replace(good, balance=10**9),
         "elsewhere": replace(good, account_id="z" * 24),
+        "lane0": replace(good, lane=0),  # decodes, but no lane record is lane 0
+        "beyond": replace(good, lane=5),
     }[forged]
     await forge(net, f"acct-{HK}", key, encode(value, SALT) if isinstance(value, Lane)
                 else value)
