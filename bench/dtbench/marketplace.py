@@ -281,7 +281,13 @@ async def run_marketplace(cluster: Cluster, settings: MarketplaceSettings,
                     drain_timeout=settings.drain_timeout, log=log, lanes=True))
         finally:
             stop.set()
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+            try:
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+            except TimeoutError:  # a listener stuck in a query on a saturated machine
+                log("  the listeners did not stop within 30 s: cancelled")
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
     best_base = max((p["committed_per_s"] for p in points if not p["coalesce"]), default=0.0)
     best = max((p["committed_per_s"] for p in points if p["coalesce"] and not p["lanes"]),
                default=0.0)
