@@ -193,6 +193,7 @@ class SyncBank(_SyncMember[Bank]):
         ) -> EscrowOpened: ...
         def escrows(self, counterparty: str, *, incoming: bool = False) -> list[Escrow]: ...
         def expire_lock(self, transfer_id: str, payee_bank: str) -> Receipt: ...
+        def exposure_cap(self, debtor_bank: str, currency: str) -> Money | None: ...
         def freeze(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
         def get_escrow(self, escrow_id: str, payer_bank: str, payee_bank: str) -> Escrow: ...
         def get_payment_request(
@@ -216,6 +217,8 @@ class SyncBank(_SyncMember[Bank]):
             *,
             since: datetime | None = None,
         ) -> list[Transfer]: ...
+        @property
+        def lane(self) -> int | None: ...
         def lock(
             self,
             from_account: str,
@@ -260,6 +263,14 @@ class SyncBank(_SyncMember[Bank]):
             *,
             incoming: bool = True,
         ) -> list[PaymentRequest]: ...
+        def rebalance_lanes(
+            self,
+            account_id: str,
+            lane: int,
+            amount: int | Money,
+            *,
+            reference: str | None = None,
+        ) -> Receipt: ...
         def record_position(
             self,
             collection: str,
@@ -296,6 +307,13 @@ class SyncBank(_SyncMember[Bank]):
             reference: str,
         ) -> PaymentRequested: ...
         def set_exposure_cap(self, debtor_bank: str, cap: Money) -> Receipt: ...
+        def set_lanes(
+            self,
+            account_id: str,
+            lanes: int,
+            *,
+            reference: str | None = None,
+        ) -> Receipt: ...
         def set_limits(
             self,
             account_id: str,

@@ -18,6 +18,7 @@ key                             collection           opaque because
 ``token/<bank>/<CUR>``          public state         (public)
 ``acct/<account tag>``          ``acct-<bank>``      tag = HMAC(bank's account key, id)
 ``hist/<account tag>/<seq>``    ``acct-<bank>``      as above
+``lane/<account tag>/<lane>``   ``acct-<bank>``      as above (balance lanes 1, 2 ...)
 ``keys/accounts``               ``acct-<bank>``      (fixed) holds the bank's account key
 ``sup/<CUR>/<tag>``             ``acct-<bank>``      tag = HMAC(bank secret, tx id, ...)
 ``ref/<tag>``                   ``acct-<bank>``      tag = HMAC(bank secret, client reference)
@@ -91,6 +92,7 @@ __all__ = [
     "history_key",
     "hold_key",
     "holds_collection",
+    "lane_key",
     "lock_key",
     "opened_key",
     "outgoing_key",
@@ -175,6 +177,14 @@ def account_key(tag: str) -> str:
     """The account record, balance included (one key: a debit checks it by a point read);
     ``tag`` is :meth:`AccountKeys.tag` of the account id."""
     return _SEP.join(("acct", tag))
+
+
+def lane_key(tag: str, lane: int) -> str:
+    """Balance lane ``lane`` (1, 2 ...) of the account tagged ``tag`` (lane 0 is the account
+    record itself)."""
+    if not 1 <= lane <= 99:
+        raise InvalidArgument("a lane number is 1 to 99")
+    return _SEP.join(("lane", tag, f"{lane:02d}"))
 
 
 def history_key(tag: str, seq: int) -> str:
@@ -400,6 +410,10 @@ class AccountKeys:
     def account(self, account_id: str) -> str:
         """The account record's key."""
         return account_key(self.tag(account_id))
+
+    def lane(self, account_id: str, lane: int) -> str:
+        """The key of the account's balance lane ``lane`` (1, 2 ...)."""
+        return lane_key(self.tag(account_id), lane)
 
     def history(self, account_id: str, seq: int) -> str:
         """The key of the account's history record ``seq``."""

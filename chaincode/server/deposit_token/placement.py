@@ -18,6 +18,7 @@ record             lives in                      must say
 ``Cap``            ``pair-<creditor>-<debtor>``  creditor, debtor; key
                                                  ``cap/<its currency>/<its seq>``
 ``Account``        ``acct-<bank>``               bank; key ``acct/<tag of its id>``
+``Lane``           ``acct-<bank>``               bank; key ``lane/<tag of its id>/<lane>``
 ``SupplyRecord``   ``acct-<bank>``               key ``sup/<its currency>/...``; a
                                                  counterparty other than the bank itself
 ``Escrow``         ``pair-<payer>-<payee>``      payer, payee, no payer account; key
@@ -92,6 +93,7 @@ from .records import (
     EscrowClaim,
     EscrowRefund,
     EscrowRelease,
+    Lane,
     LockRecord,
     Opened,
     PaymentRequest,
@@ -183,6 +185,7 @@ class Anomaly:
     ``unpinned`` (a record two banks rely on, without both banks' validation parameter),
     ``decision_mismatch`` (a decision that does not describe the transfer it names),
     ``accept_without_transfer`` (an accept naming a transfer its payer's collection lacks),
+    ``missing_lane`` (a balance lane its account record counts is not there),
     ``hash_mismatch`` (a value the audit scanned that does not hash to the committed hash:
     this peer's private data was withheld or tampered with);
     for hash-locked transfers (:func:`deposit_token.rules.gate_lock`): ``claim_without_preimage``
@@ -249,10 +252,25 @@ def _cap(r: Cap, p: Place, key: str) -> str | None:
 def _account(r: Account, p: Place, key: str) -> str | None:
     if r.bank != p.writer or p.counterparty is not None:
         return "wrong_parties"
+    if r.lane != 0:  # a lane record's fields under an account key
+        return "wrong_key"
     if p.accounts is not None:
         return None if key == p.accounts.account(r.account_id) else "wrong_key"
     tag = key.removeprefix("acct/")
     return None if key != tag and TAG_RE.fullmatch(tag) else "wrong_key"
+
+
+def _lane(r: Lane, p: Place, key: str) -> str | None:
+    if r.bank != p.writer or p.counterparty is not None:
+        return "wrong_parties"
+    if not 1 <= r.lane < r.lanes:  # lane 0 is the account record, never a lane record
+        return "wrong_key"
+    if p.accounts is not None:
+        return None if key == p.accounts.lane(r.account_id, r.lane) else "wrong_key"
+    parts = key.split("/")
+    ok = len(parts) == 3 and parts[0] == "lane" and bool(TAG_RE.fullmatch(parts[1])) \
+        and parts[2] == f"{r.lane:02d}"
+    return None if ok else "wrong_key"
 
 
 def _account_keys(r: AccountKeysRecord, p: Place, key: str) -> str | None:
@@ -322,6 +340,7 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Settlement: _settlement,  # type: ignore[dict-item]
     Cap: _cap,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]
+    Lane: _lane,  # type: ignore[dict-item]
     SupplyRecord: _supply,  # type: ignore[dict-item]
     AccountKeysRecord: _account_keys,  # type: ignore[dict-item]
     Escrow: _escrow,  # type: ignore[dict-item]

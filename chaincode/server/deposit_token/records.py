@@ -17,12 +17,13 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from dtoken_wire.codec import MAX_AMOUNT, canonical_json
 from dtoken_wire.conditional import PARTY_NAME_RE, DeadlineAction
 from dtoken_wire.enums import AccountStatus
 from dtoken_wire.fields import Fields
+from dtoken_wire.requests import MAX_LANES as WIRE_MAX_LANES
 from dtoken_wire.requests import Limits
 
 from .errors import CorruptState
@@ -30,6 +31,8 @@ from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CAP_SEQ_MAX, CURRENCY_RE, HEX32_R
 from .registry import JsonObject, loads_object
 
 __all__ = [
+    "LANE_SEQ_BASE",
+    "MAX_LANES",
     "RECORD_VERSION",
     "Account",
     "AccountKeysRecord",
@@ -44,6 +47,7 @@ __all__ = [
     "HistoryKind",
     "HistoryRecord",
     "Hold",
+    "Lane",
     "LockRecord",
     "LockState",
     "Opened",
@@ -179,9 +183,26 @@ class Account(StoredRecord):
     outflow: int = 0
     seq: int = 0
     opened_at: str = ""
+    lane: int = 0
+    """Which balance lane this record is (0: the account record itself; docs/token-model.md,
+    "Balance lanes")."""
+    lanes: int = 1
+    """How many balance lanes the account has (every lane record carries the count, so a
+    debit finds it with the point read of its own lane)."""
+    share: int | None = None
+    """This lane's part of the daily-outflow limit when the account has lanes and a daily
+    limit (the shares of all lanes add up to the limit); ``None`` otherwise."""
+
+    def to_json(self) -> JsonObject:
+        # An account without lanes is stored exactly as before lanes existed.
+        out = super().to_json()
+        for name, default in (("lane", 0), ("lanes", 1), ("share", None)):
+            if out[name] == default:
+                del out[name]
+        return out
 
     @classmethod
-    def read(cls, f: Fields) -> Account:
+    def read(cls, f: Fields) -> Self:
         limits_obj = f.obj("limits")
         assert limits_obj is not None
         lf = Fields(limits_obj, "account.limits", CorruptState)
@@ -199,7 +220,28 @@ class Account(StoredRecord):
             outflow=f.int_("outflow"),
             seq=f.int_("seq"),
             opened_at=f.str_("opened_at", max_len=32),
+            lane=f.opt_int("lane", hi=MAX_LANES - 1) or 0,
+            lanes=f.opt_int("lanes", lo=2, hi=MAX_LANES) or 1,
+            share=f.opt_int("share"),
         )
+
+
+#: The most balance lanes an account may have (each lane is one more point read for what
+#: reads them all: a rebalance, a debit under a held amount, a balance).
+MAX_LANES = WIRE_MAX_LANES
+#: History records of lane ``k`` are numbered from ``k * LANE_SEQ_BASE`` (keys of 12 digits):
+#: each lane numbers its own records, without sharing a counter with the other lanes.
+LANE_SEQ_BASE = 10**10
+
+
+@dataclass(frozen=True)
+class Lane(Account):
+    """Balance lane ``lane`` (1 to ``lanes - 1``) of an account: the account's fields that a
+    debit needs (status, limits, the lane count, copied from the account record by every
+    change of them), its own balance, daily outflow and share of the daily limit, and its own
+    history numbering. Stored under ``lane/<account tag>/<lane>`` in ``acct-<bank>``."""
+
+    TYPE: ClassVar[str] = "lane"
 
 
 @dataclass(frozen=True)

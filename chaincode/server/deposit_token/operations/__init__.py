@@ -14,6 +14,8 @@ The modules, one concern each:
 * :mod:`.steps`: steps several transactions share (idempotency references, account reads and
   saves, history and supply records, a transfer's records);
 * :mod:`.accounts`: opening accounts, their status and limits;
+* :mod:`.lanes`: balance lanes (``set_lanes``, ``rebalance_lanes``, reading the lane a debit
+  or a credit touches);
 * :mod:`.intrabank`: money in one bank (mint, burn, transfer);
 * :mod:`.crossbank`: payments across banks (initiate, batch payout, accept, reject, refund,
   settlement);
@@ -32,7 +34,8 @@ The modules, one concern each:
 
 What each write transaction reads and writes (``A`` the payer's bank, ``B`` the payee's):
 
-* a debit point-reads the account key and the regulator's hold key before it writes;
+* a debit point-reads the account key (or its own balance lane's key) and the regulator's
+  hold key before it writes;
 * ``accept`` reads ``refund/<id>`` in ``pair-A-B``; ``refund`` reads ``dec/<id>`` in
   ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
 * a hash-locked transfer's ``claim`` reads ``lock/<id>`` (pinned to A and B); ``expire_lock``
@@ -64,7 +67,7 @@ from .access import (
     other_bank,
 )
 from .accounts import open_account, set_account_limits, set_account_status
-from .caps import set_exposure_cap
+from .caps import get_exposure_cap, set_exposure_cap
 from .conservation import audit
 from .crossbank import (
     accept_transfer,
@@ -87,6 +90,7 @@ from .escrow import (
     release_escrow,
 )
 from .intrabank import burn, mint, transfer
+from .lanes import rebalance_lanes, set_lanes
 from .netting import get_obligations
 from .payment_requests import (
     approve_request,
@@ -134,6 +138,7 @@ __all__ = [
     "expire_lock",
     "get_account",
     "get_escrow",
+    "get_exposure_cap",
     "get_history",
     "get_obligations",
     "get_payment_request",
@@ -154,6 +159,7 @@ __all__ = [
     "open_escrow",
     "other_bank",
     "read_account",
+    "rebalance_lanes",
     "record_history",
     "record_supply",
     "refund_escrow",
@@ -168,5 +174,6 @@ __all__ = [
     "set_account_status",
     "set_exposure_cap",
     "set_hold",
+    "set_lanes",
     "transfer",
 ]

@@ -87,11 +87,11 @@ from .access import (
     other_bank,
 )
 from .declare import declare
+from .lanes import debit_hold
 from .payouts import OK
 from .steps import (
     claim_reference,
     read_account,
-    read_hold,
     record_history,
     record_supply,
     save_account,
@@ -215,7 +215,7 @@ async def open_escrow(tx: Tx, req: OpenEscrowRequest) -> dict[str, object]:
     ref_key = await claim_reference(tx, bank, req.reference, accounts=(
         req.payer_account, *((req.payee_account,) if within else ())))
     payer = await read_account(tx, bank, req.payer_account, "payer")
-    hold = await read_hold(tx, registry, bank, req.payer_account)
+    hold = await debit_hold(tx, registry, bank, payer)
     deadline = parse_timestamp(req.deadline)
     if deadline <= tx.now:
         raise InvalidArgument("request.deadline must be after the transaction's time")

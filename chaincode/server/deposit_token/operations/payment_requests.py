@@ -62,11 +62,11 @@ from .access import (
     other_bank,
 )
 from .declare import declare
+from .lanes import debit_hold
 from .steps import (
     check_new_transfer_id,
     claim_reference,
     read_account,
-    read_hold,
     save_account,
     transfer_records,
     write_outgoing_transfer,
@@ -165,7 +165,7 @@ async def approve_request(tx: Tx, req: ApproveRequestRequest) -> dict[str, objec
     payer = await read_account(tx, bank, request.payer_account, "payer")
     if payer.currency != request.currency:
         raise CurrencyMismatch("the payer account is not in the request's currency")
-    hold = await read_hold(tx, registry, bank, request.payer_account)
+    hold = await debit_hold(tx, registry, bank, payer)
     payer = debit(payer, [request.amount], day=day_of(tx.now), hold=hold)
     # Nothing below refuses.
     payer = write_outgoing_transfer(
