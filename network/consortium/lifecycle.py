@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -175,7 +176,10 @@ class ChaincodeLifecycle:
         ]  # fmt: skip
         if d.collections:
             path = self.layout.collections_file(d.name)
-            path.write_text(json.dumps(list(d.collections), indent=2))
+            if not path.exists():  # written once, atomically: approvals run in parallel
+                tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_text(json.dumps(list(d.collections), indent=2))
+                tmp.replace(path)
             args += ["--collections-config", str(path)]
         return args
 
@@ -197,14 +201,20 @@ class ChaincodeLifecycle:
             package = d.package_of(org_name)
             flags = [] if package is None else [
                 "--package-id", self.catalog.package_id(org, packages[package])]
-            self.admin.run_retrying(
-                [
-                    peer_bin, "lifecycle", "chaincode", "approveformyorg",
-                    *self.admin.orderer_args(), *self.namespace_args(d), *flags,
-                    "--waitForEvent",
-                ],
-                env=self.admin.admin_env(org),
-            )  # fmt: skip
+            try:
+                self.admin.run_retrying(
+                    [
+                        peer_bin, "lifecycle", "chaincode", "approveformyorg",
+                        *self.admin.orderer_args(), *self.namespace_args(d), *flags,
+                        "--waitForEvent",
+                    ],
+                    env=self.admin.admin_env(org),
+                )  # fmt: skip
+            except FabricCommandError as exc:
+                # approved already (an earlier run, or a retry after a slow commit event):
+                # Fabric refuses the same approval twice, which is what we wanted anyway
+                if "with unchanged content" not in exc.output:
+                    raise
 
         def commit(d: namespaces.Definition) -> None:
             approvers = [self.consortium.org(o) for o in d.approvers]
@@ -217,6 +227,8 @@ class ChaincodeLifecycle:
                 env=self.admin.admin_env(approvers[0]),
             )  # fmt: skip
 
+        for d in todo:
+            self.namespace_args(d)  # the collections files, before any approval reads them
         parallel(approve, [(d, o) for d in todo for o in d.approvers])
         parallel(commit, todo)
         return len(todo)
