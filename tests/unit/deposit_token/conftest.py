@@ -14,6 +14,9 @@ from unit.deposit_token import dt_harness
 def namespace_layout(request: pytest.FixtureRequest) -> Iterator[bool]:
     if getattr(request.module, "LAYOUT_ONLY", False) and not request.param:
         pytest.skip("a test of the namespace layout itself")
+    not_on_layout = getattr(request.module, "NOT_ON_LAYOUT", "")
+    if not_on_layout and request.param:
+        pytest.skip(not_on_layout)
     previous = dt_harness.DEFAULT_LAYOUT
     dt_harness.DEFAULT_LAYOUT = bool(request.param)
     try:
