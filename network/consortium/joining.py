@@ -1,0 +1,197 @@
+"""A bank joins the running network: ``dtoken network add-bank NAME``.
+
+The operator adds the bank's block under ``joined_banks:`` in the consortium file (its ports
+come after every running node's, see :mod:`consortium.config`), then :meth:`BankJoin.run`:
+
+1. the new organization's crypto material (its CAs, peer, admin and bank users);
+2. the channel's current configuration block, fetched from the orderer;
+3. the configuration update adding the organization (its MSP, policies and anchor peers),
+   computed by :mod:`consortium.channel_update`, signed by a majority of the channel's
+   application organizations' admins (``/Channel/Application/Admins`` is
+   ``MAJORITY Admins``) and broadcast; then wait until the channel's config lists it;
+4. its peers started, joined to the channel from the genesis block (they catch up by
+   replaying the chain: measured and reported) and gossiping with every other peer;
+5. its chaincode: each deployment's package installed on its peers, its chaincode servers
+   started, and the committed definitions approved for the new organization (no definition
+   is changed, so no existing sequence moves and no transaction in flight is invalidated);
+6. the connection profiles written and the state folder's record of the consortium file
+   updated, so ``up``, ``down`` and ``status`` know the bank.
+
+Every step looks first and does only what is missing: running it again changes nothing.
+
+Must not: change the configuration of anything but the application group (no orderer, no
+channel-level value), upgrade a chaincode definition, or stop a running node.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from consortium import channel_update as cu
+from consortium import identities
+from consortium.config import Org, PeerNode
+from consortium.errors import ConfigError, NodeError
+
+if TYPE_CHECKING:  # network.py builds a BankJoin: import it for types only
+    from consortium.network import Network
+
+__all__ = ["BankJoin", "JoinReport", "majority"]
+
+
+def majority(n: int) -> int:
+    """How many signatures ``MAJORITY`` needs among ``n`` organizations (Fabric: n/2 + 1)."""
+    return n // 2 + 1
+
+
+@dataclass
+class JoinReport:
+    """What a join did and how long each step took (seconds)."""
+
+    bank: str
+    steps: dict[str, float] = field(default_factory=dict)
+    signed_by: list[str] = field(default_factory=list)
+    config_updated: bool = False
+    chain_height: int = 0
+    catch_up_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bank": self.bank,
+            "steps": {k: round(v, 2) for k, v in self.steps.items()},
+            "signed_by": self.signed_by,
+            "config_updated": self.config_updated,
+            "chain_height": self.chain_height,
+            "catch_up_seconds": round(self.catch_up_seconds, 2),
+        }
+
+
+class BankJoin:
+    """Adds one bank of ``network.consortium.joined_banks`` to the running channel."""
+
+    def __init__(self, network: Network, bank_name: str) -> None:
+        self.network = network
+        c = network.consortium
+        joined = {b.name: b for b in c.joined_banks}
+        if bank_name not in joined:
+            known = ", ".join(joined) or "none"
+            raise ConfigError(c.source, "joined_banks",
+                              f"{bank_name!r} is not listed there (listed: {known}); a bank "
+                              f"joins a running network from its block there")
+        self.bank: Org = joined[bank_name]
+        self.report = JoinReport(bank_name)
+
+    # ------------------------------------------------------------------ steps
+
+    def run(self) -> JoinReport:
+        """Every step in order (each a no-op when already done); the report."""
+        net = self.network
+        step = self._step
+        step("crypto material", lambda: identities.ensure_crypto(net.consortium, net.layout))
+        step("channel configuration update", self.update_channel)
+        step("peers started", net.node_set.ensure_fabric_nodes)
+        step("peers joined and caught up", self.join_and_catch_up)
+        for d in net.deployments():
+            step(f"chaincode {d.name} installed", partial(net.lifecycle.install, d))
+            step(f"chaincode {d.name} servers", partial(net.node_set.ensure_chaincode_servers, d))
+        step("connection profiles", net.profiles.write_all)
+        step("state folder records the bank", self.record)
+        step("gossip membership converged", net.monitor.wait_gossip)
+        return self.report
+
+    def _step(self, what: str, fn: Callable[[], object]) -> None:
+        t0 = time.monotonic()
+        fn()
+        self.report.steps[what] = time.monotonic() - t0
+        self.network.say(f"  ✓ {what} ({self.report.steps[what]:.1f} s)")
+
+    def current_config(self) -> Any:
+        """The channel's configuration, from its latest configuration block on the orderer."""
+        net = self.network
+        founder = net.consortium.founding_banks[0]
+        with tempfile.TemporaryDirectory(dir=net.state_dir) as tmp:
+            out = Path(tmp) / "config.block"
+            net.admin.run_retrying(
+                [net.admin.tool("peer"), "channel", "fetch", "config", str(out),
+                 "-c", net.consortium.channel, *net.admin.orderer_args()],
+                env=net.admin.admin_env(founder),
+            )  # fmt: skip
+            return cu.config_from_block(out.read_bytes())
+
+    def update_channel(self) -> None:
+        """Add the organization to the channel unless its configuration lists it already."""
+        net, bank = self.network, self.bank
+        config = self.current_config()
+        members = cu.application_orgs(config)
+        if bank.msp_id in members:
+            return
+        group = cu.application_org_group(
+            bank.msp_id,
+            net.layout.org_crypto(bank).msp_dir,
+            [(p.host, p.port) for p in bank.peers],
+        )
+        updated = cu.with_application_org(config, bank.msp_id, group)
+        update = cu.compute_update(net.consortium.channel, config, updated)
+        signers = [self._admin_signer(net.consortium.org_by_msp(m)) for m in members]
+        needed = signers[: majority(len(members))]
+        signatures = [cu.sign_update(update, s) for s in needed]
+        self.report.signed_by = [s.msp_id for s in needed]
+        envelope = cu.update_envelope(update, signatures, needed[0])
+        orderer = net.admin.orderer_args()[1]
+        cu.broadcast(orderer, net.layout.tlsca(net.consortium.orderer_org.name), envelope)
+        deadline = time.monotonic() + 60
+        while bank.msp_id not in cu.application_orgs(self.current_config()):
+            if time.monotonic() > deadline:
+                raise NodeError(f"the channel's configuration does not list {bank.msp_id} "
+                                f"60 s after the update was accepted")
+            time.sleep(0.5)
+        self.report.config_updated = True
+
+    def _admin_signer(self, org: Org) -> cu.AdminSigner:
+        admin = self.network.layout.org_crypto(org).user("Admin")
+        return cu.AdminSigner.from_files(org.msp_id, admin.cert, admin.key)
+
+    def height(self, p: PeerNode) -> int:
+        """The channel's block height on peer ``p`` (its ``ledger_blockchain_height`` metric;
+        0 before it has the channel). A joining peer cannot answer its own admin through
+        ``peer channel getinfo`` until it has replayed the block that added its organization."""
+        samples = self.network.monitor.peer_metrics(p, timeout=5.0)
+        if samples is None:
+            raise NodeError(f"{p.name}: the operations endpoint does not answer")
+        for s in samples:
+            if (s.name == "ledger_blockchain_height"
+                    and s.labels.get("channel") == self.network.consortium.channel):
+                return int(s.value)
+        return 0
+
+    def join_and_catch_up(self, timeout: float = 300.0) -> None:
+        """Join the new peers from the genesis block; wait until each has replayed the
+        chain up to the height a founding peer had when the join started."""
+        net = self.network
+        target = self.height(net.consortium.founding_banks[0].peers[0])
+        t0 = time.monotonic()
+        net.joins.join_peers()
+        for p in self.bank.peers:
+            while self.height(p) < target:
+                if time.monotonic() - t0 > timeout:
+                    raise NodeError(f"{p.name} did not reach height {target} in {timeout:.0f} s")
+                time.sleep(0.2)
+        self.report.chain_height = target
+        self.report.catch_up_seconds = time.monotonic() - t0
+
+    def record(self) -> None:
+        """The state folder now belongs to the consortium file that lists the bank."""
+        net = self.network
+        path = net.layout.fingerprint_file
+        fingerprint = json.loads(path.read_text()) if path.exists() else {}
+        fingerprint.update(net.fingerprint())
+        joined = fingerprint.setdefault("joined_banks", [])
+        if self.bank.name not in joined:
+            joined.append(self.bank.name)
+        path.write_text(json.dumps(fingerprint, indent=2) + "\n")
