@@ -10,25 +10,36 @@ its banks while ``Network.add_bank`` adds a fourth from its block under ``joined
   gossips with every other peer; its profile is written; ``network.json`` records the file
   that lists it, so ``up`` on the same state folder changes nothing;
 * the join is idempotent: running it again does nothing.
+
+Then the regulator suspends usbank: hkbank's contract refuses payments to it and accepts of
+its transfers, usbank's own contract refuses its clients' payments; usbank's peer running a
+dishonest server cannot lift the suspension (its writes into the holds collections commit
+invalid: ENDORSEMENT_POLICY_FAILURE); resumed, usbank pays and is paid again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fabgateway
 import pytest
 import yaml
 from consortium import channel_update as cu
 from consortium import config as config_mod
 from consortium.network import Network
+from dtoken import errors
+from harness.dishonest import chaincode_node, dishonest_server
 from harness.faults import clients_for, own_network
 from harness.network import TestNetwork
 from harness.payments import Client, PaymentLoad, Route, assert_invariants, audit_totals
+from harness.sdk import bank, regulator
 
 NEW_BANK = {
     "name": "sgbank",
@@ -173,3 +184,102 @@ def _height(net: Network, org: config_mod.Org) -> int:
         env=net.admin.admin_env(org),
     )
     return int(json.loads(out.split("Blockchain info:", 1)[1])["height"])
+
+
+# --------------------------------------------------------------------------- suspension
+
+
+def _ref(tag: str) -> str:
+    return f"{tag}-{secrets.token_hex(4)}"
+
+
+async def _submit_as(net: TestNetwork, org: str, name: str, request: dict[str, Any],
+                     *, creator: str | None = None) -> str:  # fmt: skip
+    """Submit ``name`` endorsed by ``org``'s peer alone, by a client of ``creator`` (default
+    ``org``) through its own gateway; the transaction id. Raises ``fabgateway.CommitError``
+    if it committed invalid."""
+    endorser = net.profile(net.consortium.org(org))["msp_id"]
+    profile = net.profile(net.consortium.org(creator or org))
+    ident = profile["identities"]["operator"]
+    identity = fabgateway.identity_from_pem_file(profile["msp_id"], ident["cert"])
+    signer = fabgateway.signer_from_pem_file(ident["key"])
+    gw = profile["gateway"]
+    ca = await asyncio.to_thread(Path(gw["tls_ca_cert"]).read_bytes)
+    async with fabgateway.tls_channel(gw["endpoint"], ca, gw["server_name"]) as channel:
+        contract = fabgateway.connect(channel, identity, signer).get_network(
+            profile["channel"]).get_contract(profile["chaincode"])
+        result = await contract.submit_transaction(
+            name, transient_data={"request": json.dumps(request).encode()},
+            endorsing_organizations=[endorser])
+    return str(json.loads(result)["tx_id"])
+
+
+async def test_a_suspended_bank_is_refused_cannot_lift_it_and_works_again_resumed(
+    net: TestNetwork,
+) -> None:
+    async with (
+        bank(net, "hkbank", "minter") as hk,
+        bank(net, "usbank", "minter") as us,
+        regulator(net) as reg,
+    ):
+        hk_pay = (await hk.open_account("USD", "SUSP-HK-PAY", reference=_ref("o"))).account_id
+        await hk.mint(hk_pay, 50_000, reference=_ref("m"))
+        hk_rcv = (await hk.open_account("USD", "SUSP-HK-RCV", reference=_ref("o"))).account_id
+        us_pay = (await us.open_account("USD", "SUSP-US-PAY", reference=_ref("o"))).account_id
+        await us.mint(us_pay, 50_000, reference=_ref("m"))
+        us_rcv = (await us.open_account("USD", "SUSP-US-RCV", reference=_ref("o"))).account_id
+        pending = await us.transfer(us_pay, "hkbank", hk_rcv, 1_500, reference=_ref("p"))
+        assert pending.transfer_id
+        await hk.wait_for_commit(pending.receipt.tx_id)
+
+        t0 = time.monotonic()
+        suspended = await reg.suspend("usbank", reason="capital call missed")
+        for client in (hk, us):
+            await client.wait_for_commit(suspended.tx_id)
+        print(f"\nsuspend: committed and seen by both banks in {time.monotonic() - t0:.2f} s")
+
+        # hkbank's contract: no payment into usbank, no accept of usbank's transfer.
+        with pytest.raises(errors.BankSuspended):
+            await hk.transfer(hk_pay, "usbank", us_rcv, 100, reference=_ref("x"))
+        with pytest.raises(errors.BankSuspended):
+            await hk.accept(pending.transfer_id, "usbank")
+        # usbank's own (honest) contract refuses its client too.
+        with pytest.raises(errors.BankSuspended):
+            await us.transfer(us_pay, "hkbank", hk_rcv, 100, reference=_ref("x"))
+        # Its obligations stay visible to the regulator.
+        assert (await reg.audit()).ok
+
+        # usbank's peer runs a dishonest server: it cannot lift its suspension, in its own
+        # holds collection or in hkbank's, by rewriting or deleting the flag. Into hkbank's,
+        # usbank's own client cannot even have it endorsed (memberOnlyWrite); a proposal whose
+        # creator is hkbank's client, endorsed by usbank's peer alone, is what usbank could
+        # send if its peer skipped that check: the committers invalidate it.
+        with dishonest_server(net, chaincode_node("usbank")):
+            lift = {"bank": "hkbank", "suspended": "usbank"}
+            with pytest.raises(fabgateway.EndorseError) as refused:
+                await _submit_as(net, "usbank", "lift_own_suspension", lift)
+            assert "does not have write access permission" in str(refused.value)
+            for holds, creator in (("usbank", "usbank"), ("hkbank", "hkbank")):
+                for delete in (False, True):
+                    request = {"bank": holds, "suspended": "usbank", "delete": delete}
+                    with pytest.raises(fabgateway.CommitError) as invalid:
+                        await _submit_as(net, "usbank", "lift_own_suspension", request,
+                                         creator=creator)
+                    assert invalid.value.code_name == "ENDORSEMENT_POLICY_FAILURE", request
+                    await hk.wait_for_commit(invalid.value.transaction_id)
+        with pytest.raises(errors.BankSuspended):
+            await hk.accept(pending.transfer_id, "usbank")
+
+        t0 = time.monotonic()
+        resumed = await reg.resume("usbank")
+        for client in (hk, us):
+            await client.wait_for_commit(resumed.tx_id)
+        print(f"resume: committed and seen by both banks in {time.monotonic() - t0:.2f} s")
+        await hk.accept(pending.transfer_id, "usbank")
+        sent = await hk.transfer(hk_pay, "usbank", us_rcv, 100, reference=_ref("x"))
+        assert sent.transfer_id
+        await us.wait_for_commit(sent.receipt.tx_id)
+        await us.accept(sent.transfer_id, "hkbank")
+        assert (await us.balance(us_rcv)).minor == 100
+        assert (await hk.balance(hk_rcv)).minor == 1_500
+        assert (await reg.audit()).ok

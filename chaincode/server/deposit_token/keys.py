@@ -29,6 +29,7 @@ key                             collection           opaque because
 ``settle/<tag>``                ``pair-<B>-<A>``     tag = HMAC(B's secret, RTGS reference)
 ``cap/<CUR>/<seq>``             ``pair-<B>-<A>``     (B's cap on what A may owe it; no secret)
 ``hold/<account tag>``          ``holds-<bank>``     as for the account
+``suspension/<bank>``           ``holds-<bank>``     (none: every bank is told of a suspension)
 ==============================  ===================  ==========================================
 
 Account keys are not ``acct/<account id>``: the key's SHA-256 is in every block that writes
@@ -82,6 +83,7 @@ __all__ = [
     "refund_key",
     "settlement_key",
     "supply_key",
+    "suspension_key",
     "token_key",
     "transfer_key",
 ]
@@ -221,6 +223,11 @@ def cap_key(currency: str, seq: int) -> str:
 def hold_key(tag: str) -> str:
     """The regulator's hold on the account tagged ``tag``, in ``holds-<bank>``."""
     return _SEP.join(("hold", tag))
+
+
+def suspension_key(bank: str) -> str:
+    """The regulator's suspension of ``bank``, in every bank's ``holds-<bank>``."""
+    return _SEP.join(("suspension", check_bank_name(bank)))
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ The modules, one concern each:
 * :mod:`.decisions`: decisions in bulk (many accepts/rejects of one payer bank's transfers,
   credits summed per payee account: what the SDK's listener sends for a backlog);
 * :mod:`.regulator`: the regulator's holds;
+* :mod:`.suspension`: the regulator's suspension of a bank, and the check every bank makes;
 * :mod:`.reads`: point reads;
 * :mod:`.scans`: paginated scans and the cursor (accounts, supply, pending);
 * :mod:`.netting`: obligations between two banks; :mod:`.conservation`: the regulator's audit.
@@ -34,7 +35,9 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
   ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
 * supply records, history records, transfer records and their ``open/`` index entries are
   new keys nobody else writes;
-* no public key is written except by ``init_network``.
+* no public key is written except by ``init_network``;
+* a new cross-bank payment or an accept reads ``suspension/<bank>`` of the banks involved in
+  the serving bank's ``holds-<bank>`` (only the regulator writes there).
 
 Must not: put a private value in a return value of a write, an event or an error message.
 """
@@ -78,6 +81,7 @@ from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
 from .scans import get_pending, get_supply, list_accounts
 from .steps import read_account, record_history, record_supply, save_account
+from .suspension import get_suspensions, refuse_suspended, resume_bank, suspend_bank
 
 __all__ = [
     "ADMIN_OU",
@@ -110,6 +114,7 @@ __all__ = [
     "get_reference",
     "get_registry",
     "get_supply",
+    "get_suspensions",
     "get_transfer",
     "init_network",
     "initiate_transfer",
@@ -122,12 +127,15 @@ __all__ = [
     "record_history",
     "record_supply",
     "refund_transfer",
+    "refuse_suspended",
     "reject_transfer",
     "release_hold",
+    "resume_bank",
     "save_account",
     "set_account_limits",
     "set_account_status",
     "set_exposure_cap",
     "set_hold",
+    "suspend_bank",
     "transfer",
 ]

@@ -42,6 +42,7 @@ from .steps import (
     save_account,
     transfer_records,
 )
+from .suspension import refuse_suspended
 
 __all__ = ["decide_one", "decide_transfers"]
 
@@ -82,6 +83,8 @@ async def decide_one(
     record, decision, refund = await transfer_records(tx, payer, bank, transfer_id)
     if accept:
         reason = ""
+        # an accept makes the payer's bank owe this one: none toward a suspended bank
+        await refuse_suspended(tx, await load_registry(tx), bank, [payer], "accept")
         check_accept(record, decision, refund, tx.now)
         payee = payees.get(record.payee_account)
         if payee is None:
