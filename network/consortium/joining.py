@@ -42,12 +42,13 @@ from consortium.errors import ConfigError, NodeError
 if TYPE_CHECKING:  # network.py builds a BankJoin: import it for types only
     from consortium.network import Network
 
-__all__ = ["BankJoin", "JoinReport", "majority"]
+__all__ = ["BankJoin", "JoinReport", "signatures_needed"]
 
 
-def majority(n: int) -> int:
-    """How many signatures ``MAJORITY`` needs among ``n`` organizations (Fabric: n/2 + 1)."""
-    return n // 2 + 1
+def signatures_needed(members: int) -> int:
+    """How many admins' signatures the channel's ``MAJORITY Admins`` needs among ``members``
+    application organizations (Fabric: members / 2 + 1)."""
+    return members // 2 + 1
 
 
 @dataclass
@@ -139,7 +140,7 @@ class BankJoin:
         updated = cu.with_application_org(config, bank.msp_id, group)
         update = cu.compute_update(net.consortium.channel, config, updated)
         signers = [self._admin_signer(net.consortium.org_by_msp(m)) for m in members]
-        needed = signers[: majority(len(members))]
+        needed = signers[: signatures_needed(len(members))]
         signatures = [cu.sign_update(update, s) for s in needed]
         self.report.signed_by = [s.msp_id for s in needed]
         envelope = cu.update_envelope(update, signatures, needed[0])

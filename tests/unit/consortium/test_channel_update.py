@@ -18,7 +18,7 @@ import pytest
 from consortium import channel, config, identities
 from consortium import channel_update as cu
 from consortium.binaries import find_binaries
-from consortium.joining import majority
+from consortium.joining import signatures_needed
 from consortium.layout import StateLayout
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -197,7 +197,7 @@ def _with_anchor(original: Any) -> Any:
 
 @pytest.mark.parametrize(("orgs", "needed"), [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (21, 11)])
 def test_majority_is_fabrics(orgs: int, needed: int) -> None:
-    assert majority(orgs) == needed
+    assert signatures_needed(orgs) == needed
 
 
 def test_signature_policy_is_policydsls_or() -> None:
