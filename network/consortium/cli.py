@@ -85,6 +85,9 @@ def add_network_commands(sub: Any) -> None:
     )
     add.add_argument("bank", help="the bank's name (its block under joined_banks)")
     add.add_argument("--json", action="store_true", help="print the join's report as JSON")
+    add.add_argument("--from-snapshot", action="store_true",
+                     help="join its peers from a founding peer's ledger snapshot, not by "
+                          "replaying the chain")
     ident = cmds.add_parser("identity", help="issue a client identity for an organization")
     ident_cmds = ident.add_subparsers(dest="identity_command", required=True)
     issue = ident_cmds.add_parser("issue", help="a new certificate with roles as attributes")
@@ -132,7 +135,7 @@ def run_network_command(args: argparse.Namespace) -> int:
             return _issue_identity(network, args)
         elif args.network_command == "add-bank":
             try:
-                report = network.add_bank(args.bank)
+                report = network.add_bank(args.bank, from_snapshot=args.from_snapshot)
             except ConfigError as exc:
                 print(f"dtoken: configuration error: {exc}", file=sys.stderr)
                 return EXIT_USAGE

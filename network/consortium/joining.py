@@ -9,8 +9,10 @@ come after every running node's, see :mod:`consortium.config`), then :meth:`Bank
    computed by :mod:`consortium.channel_update`, signed by a majority of the channel's
    application organizations' admins (``/Channel/Application/Admins`` is
    ``MAJORITY Admins``) and broadcast; then wait until the channel's config lists it;
-4. its peers started, joined to the channel from the genesis block (they catch up by
-   replaying the chain: measured and reported) and gossiping with every other peer;
+4. its peers started, joined to the channel and gossiping with every other peer: from the
+   genesis block, replaying the chain (the default), or with ``from_snapshot`` from a ledger
+   snapshot that a founding bank's peer takes at its last block (``peer snapshot
+   submitrequest``, then ``peer channel joinbysnapshot``); either is measured and reported;
 5. its chaincode: each deployment's package installed on its peers, its chaincode servers
    started, and the committed definitions approved for the new organization (no definition
    is changed, so no existing sequence moves and no transaction in flight is invalidated);
@@ -26,6 +28,7 @@ channel-level value), upgrade a chaincode definition, or stop a running node.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -61,6 +64,7 @@ class JoinReport:
     config_updated: bool = False
     chain_height: int = 0
     catch_up_seconds: float = 0.0
+    from_snapshot: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,14 +74,16 @@ class JoinReport:
             "config_updated": self.config_updated,
             "chain_height": self.chain_height,
             "catch_up_seconds": round(self.catch_up_seconds, 2),
+            "from_snapshot": self.from_snapshot,
         }
 
 
 class BankJoin:
     """Adds one bank of ``network.consortium.joined_banks`` to the running channel."""
 
-    def __init__(self, network: Network, bank_name: str) -> None:
+    def __init__(self, network: Network, bank_name: str, *, from_snapshot: bool = False) -> None:
         self.network = network
+        self.from_snapshot = from_snapshot
         c = network.consortium
         joined = {b.name: b for b in c.joined_banks}
         if bank_name not in joined:
@@ -172,12 +178,16 @@ class BankJoin:
         return 0
 
     def join_and_catch_up(self, timeout: float = 300.0) -> None:
-        """Join the new peers from the genesis block; wait until each has replayed the
-        chain up to the height a founding peer had when the join started."""
+        """Join the new peers (from the genesis block, or from a snapshot); wait until each
+        has the chain up to the height a founding peer had when the join started."""
         net = self.network
-        target = self.height(net.consortium.founding_banks[0].peers[0])
+        founder = net.consortium.founding_banks[0]
+        target = self.height(founder.peers[0])
         t0 = time.monotonic()
-        net.joins.join_peers()
+        if self.from_snapshot:
+            self._join_by_snapshot(founder, timeout)
+        else:
+            net.joins.join_peers()
         for p in self.bank.peers:
             while self.height(p) < target:
                 if time.monotonic() - t0 > timeout:
@@ -185,6 +195,45 @@ class BankJoin:
                 time.sleep(0.2)
         self.report.chain_height = target
         self.report.catch_up_seconds = time.monotonic() - t0
+        self.report.from_snapshot = self.from_snapshot
+
+    def _join_by_snapshot(self, founder: Org, timeout: float) -> None:
+        """A snapshot of the founder's first peer at its last block, copied to the state
+        folder's ``channel/snapshots/`` (what the new bank is handed), joined by each new peer
+        that is not in the channel yet."""
+        net, channel = self.network, self.network.consortium.channel
+        peer_bin = net.admin.tool("peer")
+        pending = [p for p in self.bank.peers if not self._in_channel(p)]
+        if not pending:
+            return
+        source = founder.peers[0]
+        completed = (net.layout.node_dir(source.name) / "data" / "snapshots" / "completed"
+                     / channel)  # fmt: skip
+        before = set(completed.iterdir()) if completed.is_dir() else set()
+        net.admin.run(
+            [peer_bin, "snapshot", "submitrequest", "-c", channel, "-b", "0",
+             "--peerAddress", source.endpoint,
+             "--tlsRootCertFile", str(net.layout.tlsca(founder.name))],
+            env=net.admin.admin_env(founder, source),
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not (made := set(completed.iterdir()) - before if completed.is_dir() else set()):
+            if time.monotonic() > deadline:
+                raise NodeError(f"{source.name} made no snapshot in {timeout:.0f} s")
+            time.sleep(0.2)
+        snapshot = max(made, key=lambda d: int(d.name))  # a block number; renamed in whole
+        handed = net.layout.channel_dir / "snapshots" / snapshot.name
+        if not handed.exists():
+            shutil.copytree(snapshot, handed)
+        for p in pending:
+            net.admin.run([peer_bin, "channel", "joinbysnapshot", "--snapshotpath", str(handed)],
+                          env=net.admin.admin_env(self.bank, p))
+
+    def _in_channel(self, p: PeerNode) -> bool:
+        net = self.network
+        listing = net.admin.run([net.admin.tool("peer"), "channel", "list"],
+                                env=net.admin.admin_env(self.bank, p))
+        return net.consortium.channel in listing.split()
 
     def record(self) -> None:
         """The state folder now belongs to the consortium file that lists the bank."""

@@ -183,14 +183,15 @@ class Network:
         fn()
         self.say(f"  ✓ {what} ({time.monotonic() - t0:.1f} s)")
 
-    def add_bank(self, name: str) -> JoinReport:
+    def add_bank(self, name: str, *, from_snapshot: bool = False) -> JoinReport:
         """Add the bank ``name`` of the consortium file's ``joined_banks`` to the running
         network (see :mod:`consortium.joining`); idempotent; the report of what it took."""
         started = time.monotonic()
-        report = BankJoin(self, name).run()
+        report = BankJoin(self, name, from_snapshot=from_snapshot).run()
+        how = "from a snapshot" if from_snapshot else "by replay"
         self.say(f"bank {name} joined {self.consortium.name} "
-                 f"({time.monotonic() - started:.1f} s; replayed {report.chain_height} blocks "
-                 f"in {report.catch_up_seconds:.1f} s)")
+                 f"({time.monotonic() - started:.1f} s; caught up with {report.chain_height} "
+                 f"blocks {how} in {report.catch_up_seconds:.1f} s)")
         return report
 
     def fingerprint(self) -> dict[str, Any]:

@@ -9,7 +9,9 @@ its banks while ``Network.add_bank`` adds a fourth from its block under ``joined
   majority of the application organizations' admins; its peer replayed the chain and
   gossips with every other peer; its profile is written; ``network.json`` records the file
   that lists it, so ``up`` on the same state folder changes nothing;
-* the join is idempotent: running it again does nothing.
+* the join is idempotent: running it again does nothing;
+* a fifth bank joins from a founding peer's ledger snapshot (``--from-snapshot``), signed
+  by three of the five organizations now in the channel (the fourth bank among them).
 
 Then the regulator suspends usbank: hkbank's contract refuses payments to it and accepts of
 its transfers, usbank's own contract refuses its clients' payments; usbank's peer running a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import time
@@ -48,6 +51,13 @@ NEW_BANK = {
     "jurisdiction": "SG",
     "currencies": ["USD"],
 }
+FIFTH_BANK = {
+    "name": "jpbank",
+    "display_name": "Rising Sun Bank (Tokyo)",
+    "msp_id": "RisingSunMSP",
+    "jurisdiction": "JP",
+    "currencies": ["USD"],
+}
 ROUTES = [
     Route("hkbank", "usbank"),
     Route("usbank", "cnbank"),
@@ -68,11 +78,11 @@ def net(
                 _joined_network(network).down()
 
 
-def _with_new_bank(net: TestNetwork) -> Path:
+def _with_new_bank(net: TestNetwork, block: dict[str, Any] = NEW_BANK) -> Path:
     """The operator's edit: the consortium file with the new bank's block added."""
     source = net.consortium.source
     data = yaml.safe_load(source.read_text())
-    data.setdefault("joined_banks", []).append(NEW_BANK)
+    data.setdefault("joined_banks", []).append(block)
     source.write_text(yaml.safe_dump(data, sort_keys=False))
     return source
 
@@ -167,6 +177,40 @@ def test_joining_again_changes_nothing(net: TestNetwork) -> None:
     assert _channel_config(joined).sequence == before.sequence
 
 
+def test_a_fifth_bank_joins_from_a_snapshot(net: TestNetwork) -> None:
+    _with_new_bank(net, FIFTH_BANK)
+    joined = _joined_network(net)
+    report = joined.add_bank("jpbank", from_snapshot=True)
+    print(f"\nadd-bank --from-snapshot: steps {json.dumps(report.to_json()['steps'])}; "
+          f"caught up with {report.chain_height} blocks in {report.catch_up_seconds:.2f} s")
+    assert report.from_snapshot
+    assert report.config_updated
+    assert len(report.signed_by) == 3  # a majority of the five organizations in the channel
+    assert "LionCityMSP" in report.signed_by  # the bank that joined before signs too
+    assert "RisingSunMSP" in cu.application_orgs(_channel_config(joined))
+    handed = list((joined.layout.channel_dir / "snapshots").iterdir())
+    assert len(handed) == 1
+    assert int(handed[0].name) + 1 <= report.chain_height
+    jp = joined.consortium.org("jpbank")
+    height = _height(joined, joined.consortium.founding_banks[0])
+    net.wait_for(lambda: _height(joined, jp) >= height, "jpbank's peer at the founders' height")
+    # Its peer has no block before the snapshot (why replay stays the default); sgbank's,
+    # which replayed the chain, has them all.
+    from_snapshot = _block_zero(joined, jp)
+    assert from_snapshot.returncode != 0
+    assert b"bootstrapped from a snapshot" in from_snapshot.stdout + from_snapshot.stderr
+    replayed = _block_zero(joined, joined.consortium.org("sgbank"))
+    assert replayed.returncode == 0, replayed.stderr
+    assert len(replayed.stdout) > 1000  # the genesis block
+    assert all(
+        joined.gossip_peers_known(p) == len(joined.consortium.peers) - 1
+        for p in joined.consortium.peers
+    )
+    again = joined.add_bank("jpbank", from_snapshot=True)
+    assert not again.config_updated
+    assert len(list((joined.layout.channel_dir / "snapshots").iterdir())) == 1
+
+
 def test_the_cli_refuses_a_bank_that_is_not_listed(net: TestNetwork) -> None:
     proc = subprocess.run(
         [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dtoken"), "network",
@@ -176,6 +220,16 @@ def test_the_cli_refuses_a_bank_that_is_not_listed(net: TestNetwork) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "joined_banks" in proc.stderr
     assert "'nobank' is not listed there" in proc.stderr
+
+
+def _block_zero(net: Network, org: config_mod.Org) -> subprocess.CompletedProcess[bytes]:
+    """Block 0 as ``org``'s peer serves it (``qscc GetBlockByNumber``, as its admin)."""
+    ctor = json.dumps({"Args": ["GetBlockByNumber", net.consortium.channel, "0"]})
+    return subprocess.run(
+        [net.admin.tool("peer"), "chaincode", "query", "-C", net.consortium.channel,
+         "-n", "qscc", "-c", ctor],
+        env={**os.environ, **net.admin.admin_env(org)}, capture_output=True, check=False,
+    )  # fmt: skip
 
 
 def _height(net: Network, org: config_mod.Org) -> int:
