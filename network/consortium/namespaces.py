@@ -5,15 +5,18 @@ this module adds what only the network tooling needs: each definition's collecti
 chaincode-level policy, the package that serves it, the organizations whose peers install
 and run it, and the organizations that approve it (docs/architecture.md, "Namespace layout").
 
-* ``<cc>-<bank>`` (package :attr:`Package.CONTRACT`, the deposit-token contract):
-  ``acct-<bank>`` (members the bank and the regulator, endorsed by the bank's peers) and
-  ``holds-<bank>`` (members the bank and the regulator, endorsed by the regulator's peers);
-  chaincode-level policy ``OR('<bank>.peer')``. Installed by the bank and the regulator.
-* ``<cc>-pairs-<bank>-<chunk>`` (package :attr:`Package.STORAGE`, the thin storage
-  chaincode reached by chaincode-to-chaincode calls): ``pair-<a>-<b>`` for each pair it
-  holds (members *a*, *b* and the regulator, endorsed by *a*'s peers); chaincode-level policy
-  ``AND`` of its banks' peers (no honest write is ever checked against it: every write has a
-  collection policy). Installed by its banks and the regulator.
+* ``<cc>-<bank>``: ``acct-<bank>`` (members the bank and the regulator, endorsed by the
+  bank's peers) and ``holds-<bank>`` (members the bank and the regulator, endorsed by the
+  regulator's peers); chaincode-level policy ``OR('<bank>.peer')``. The bank runs the
+  contract there (:attr:`Package.CONTRACT`); the regulator runs the storage chaincode there
+  (:attr:`Package.STORAGE`: it reaches the bank's collections from its own namespace).
+* ``<cc>-pairs-<bank>-<chunk>``: ``pair-<a>-<b>`` for each pair it holds (members *a*, *b*
+  and the regulator, endorsed by *a*'s peers); chaincode-level policy ``AND`` of its banks'
+  peers (no honest write is ever checked against it: every write has a collection policy).
+  Its banks and the regulator run the storage chaincode there.
+* ``<cc>-<regulator>`` (with a regulator): no collection; chaincode-level policy
+  ``OR('<regulator>.peer')``; the regulator runs the contract there: the top level of its
+  transactions and its own copy of the registry.
 
 Every definition is approved by the organizations that install it (with their own package
 id) and, to reach the channel's ``LifecycleEndorsement`` (``MAJORITY Endorsement``), by the
@@ -53,19 +56,31 @@ class Package(StrEnum):
 
 @dataclass(frozen=True)
 class Definition:
-    """One chaincode definition (sequence 1, never upgraded) of the layout."""
+    """One chaincode definition (sequence 1, never upgraded) of the layout.
+
+    ``bank`` is the organization whose namespace it is (a bank or the regulator), or the
+    bank that brought the pair namespace. ``installers`` are the organizations whose peers
+    install a package for it and run it, each with the package :meth:`package_of` names;
+    ``approvers`` are the installers first, then the others needed for a majority."""
 
     name: str
-    package: Package
-    bank: str  # the bank whose namespace it is, or that brought the pair namespace
+    bank: str
     policy: str  # chaincode-level signature policy
     collections: tuple[dict[str, Any], ...]
-    installers: tuple[str, ...]  # organizations whose peers install and run it
-    approvers: tuple[str, ...]  # installers first, then the others needed for a majority
+    installers: tuple[str, ...]
+    approvers: tuple[str, ...]
+    contract_runner: str | None = None  # the organization that runs the contract here
 
     @property
     def collection_names(self) -> list[str]:
         return [c["name"] for c in self.collections]
+
+    def package_of(self, org: str) -> Package | None:
+        """The package ``org`` installs and approves for this namespace (``None``: it only
+        approves, without a package)."""
+        if org == self.contract_runner:
+            return Package.CONTRACT
+        return Package.STORAGE if org in self.installers else None
 
 
 def majority(consortium: Consortium) -> int:
@@ -100,12 +115,24 @@ def _bank_definition(c: Consortium, bank: Org) -> Definition:
     installers = [bank, *reg]
     return Definition(
         name=bank_namespace(c.chaincode.name, bank.name),
-        package=Package.CONTRACT,
         bank=bank.name,
         policy=_or_peer(bank),
         collections=tuple(collections),
         installers=tuple(o.name for o in installers),
         approvers=_approvers(c, installers),
+        contract_runner=bank.name,
+    )
+
+
+def _regulator_definition(c: Consortium, regulator: Org) -> Definition:
+    return Definition(
+        name=bank_namespace(c.chaincode.name, regulator.name),
+        bank=regulator.name,
+        policy=_or_peer(regulator),
+        collections=(),
+        installers=(regulator.name,),
+        approvers=_approvers(c, [regulator]),
+        contract_runner=regulator.name,
     )
 
 
@@ -125,7 +152,6 @@ def _pair_definitions(c: Consortium, bank: Org) -> list[Definition]:
         installers = [*banks, *reg]
         out.append(Definition(
             name=ns.name,
-            package=Package.STORAGE,
             bank=bank.name,
             policy=_and_peers(banks),
             collections=tuple(collections),
@@ -140,9 +166,11 @@ def _brought_by(c: Consortium, bank: Org) -> list[Definition]:
 
 
 def definitions(consortium: Consortium) -> list[Definition]:
-    """Every definition of the layout, bank by bank in the consortium's order (each bank's
-    namespace, then the pair namespaces it brought)."""
-    return [d for bank in consortium.banks for d in _brought_by(consortium, bank)]
+    """Every definition of the layout: the regulator's namespace (if any), then bank by bank
+    in the consortium's order, each bank's namespace and the pair namespaces it brought."""
+    reg = consortium.regulator
+    first = [_regulator_definition(consortium, reg)] if reg is not None else []
+    return first + [d for bank in consortium.banks for d in _brought_by(consortium, bank)]
 
 
 def added_by(consortium: Consortium, new_bank: str) -> list[Definition]:
@@ -159,5 +187,6 @@ def added_by(consortium: Consortium, new_bank: str) -> list[Definition]:
 
 
 def installed_by(consortium: Consortium, org: str) -> list[Definition]:
-    """The definitions whose package ``org``'s peers install and run."""
+    """The definitions ``org``'s peers install a package for and run (see
+    :meth:`Definition.package_of`)."""
     return [d for d in definitions(consortium) if org in d.installers]

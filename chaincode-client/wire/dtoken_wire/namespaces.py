@@ -28,6 +28,7 @@ __all__ = [
     "PairNamespace",
     "bank_namespace",
     "collection_namespace",
+    "is_pair_namespace",
     "pair_namespace",
     "pair_namespaces_of",
 ]
@@ -58,6 +59,13 @@ class PairNamespace:
 def bank_namespace(base: str, bank: str) -> str:
     """The bank's own namespace (its accounts and the regulator's holds on them)."""
     return f"{base}-{bank}"
+
+
+def is_pair_namespace(name: str) -> bool:
+    """Whether ``name`` has the form of a pair namespace (``<base>-pairs-<bank>-<chunk>``)."""
+    head, sep, chunk = name.rpartition("-")
+    head, sep2, _bank = head.rpartition("-")
+    return bool(sep and sep2 and chunk.isdigit() and head.endswith("-pairs"))
 
 
 def _index(banks: Sequence[str], bank: str) -> int:

@@ -33,12 +33,14 @@ def test_no_namespace_grows_with_the_consortium(n: int) -> None:
     c = consortium_of(n)
     defs = namespaces.definitions(c)
     assert max(len(d.collections) for d in defs) <= 2 * PAIR_CHUNK
+    assert defs[0].name == "dtoken-regulator"
+    assert defs[0].collections == ()
     names = [d.name for d in defs]
     assert len(names) == len(set(names))
     # every collection of the old single namespace exists exactly once in the layout
     held = [x for d in defs for x in d.collection_names]
     assert len(held) == len(set(held)) == n * n + n
-    for d in defs:
+    for d in defs[1:]:
         for coll in d.collection_names:
             assert collection_namespace("dtoken", [b.name for b in c.banks], coll) == d.name
 
@@ -49,7 +51,8 @@ def test_each_bank_namespace_holds_only_its_accounts_and_holds() -> None:
     assert reg is not None
     for bank in c.banks:
         (d,) = [d for d in namespaces.definitions(c) if d.name == f"dtoken-{bank.name}"]
-        assert d.package is Package.CONTRACT
+        assert d.package_of(bank.name) is Package.CONTRACT
+        assert d.package_of(reg.name) is Package.STORAGE
         assert d.policy == f"OR('{bank.msp_id}.peer')"
         cols = {x["name"]: x for x in d.collections}
         assert set(cols) == {f"acct-{bank.name}", f"holds-{bank.name}"}
@@ -65,7 +68,7 @@ def test_pair_collections_are_the_asserters_word_readable_by_the_pair_and_regula
     c = consortium_of(10)
     reg = c.regulator
     assert reg is not None
-    pairs = [d for d in namespaces.definitions(c) if d.package is Package.STORAGE]
+    pairs = [d for d in namespaces.definitions(c) if "-pairs-" in d.name]
     seen = 0
     for d in pairs:
         for x in d.collections:
@@ -81,6 +84,7 @@ def test_pair_collections_are_the_asserters_word_readable_by_the_pair_and_regula
         # only the banks of its pairs and the regulator run it
         banks_in = {n for x in d.collection_names for n in x.split("-")[1:]}
         assert set(d.installers) == banks_in | {reg.name}
+        assert {d.package_of(o) for o in d.installers} == {Package.STORAGE}
         assert d.policy.startswith("AND(")
     assert seen == 10 * 9
 
@@ -97,13 +101,13 @@ def test_approvers_are_the_installers_then_a_majority(n: int) -> None:
 
 def test_definition_count_at_three_ten_and_twenty_banks() -> None:
     # a bank k (0-based) brings its namespace and ceil(k / PAIR_CHUNK) pair namespaces
-    def expected(n: int) -> int:
-        return n + sum(-(-k // PAIR_CHUNK) for k in range(n))
+    def expected(n: int) -> int:  # + 1: the regulator's namespace
+        return 1 + n + sum(-(-k // PAIR_CHUNK) for k in range(n))
 
     for n in (3, 10, 20):
         assert len(namespaces.definitions(consortium_of(n))) == expected(n)
-    assert expected(3) == 5
-    assert expected(20) == 75
+    assert expected(3) == 6
+    assert expected(20) == 76
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 8, 9, 19])
@@ -135,8 +139,12 @@ def test_installed_by_is_what_each_peer_serves() -> None:
     reg = c.regulator
     assert reg is not None
     assert len(namespaces.installed_by(c, reg.name)) == len(namespaces.definitions(c))
+    contract = [d.name for d in namespaces.definitions(c)
+                if d.package_of(reg.name) is Package.CONTRACT]
+    assert contract == ["dtoken-regulator"]
     mine = namespaces.installed_by(c, "bank03")
-    assert [d.name for d in mine if d.package is Package.CONTRACT] == ["dtoken-bank03"]
+    assert [d.name for d in mine if d.package_of("bank03") is Package.CONTRACT] == [
+        "dtoken-bank03"]
     # every pair of bank03 is reachable from what its peer runs
     held = {x for d in mine for x in d.collection_names}
     for other in c.banks:
@@ -146,5 +154,8 @@ def test_installed_by_is_what_each_peer_serves() -> None:
 
 def test_without_a_regulator_no_holds_collection() -> None:
     c = consortium_of(3, regulator=False)
-    for d in namespaces.definitions(c):
+    defs = namespaces.definitions(c)
+    assert defs[0].name == "dtoken-bank00"
+    for d in defs:
         assert not any(x.startswith("holds-") for x in d.collection_names)
+    assert defs[1].package_of("bank00") is None  # approves bank01's namespace, runs nothing there
