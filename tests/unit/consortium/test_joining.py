@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ SG = ("\njoined_banks:\n  - name: sgbank\n    msp_id: LionCityMSP\n    jurisdict
 
 
 def _network(tmp_path: Path, extra: str = "") -> Network:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     source = tmp_path / "consortium.yaml"
     source.write_text(DEFAULT.read_text() + extra)
     return Network(config.load(source), tmp_path / "state", progress=lambda _m: None)
@@ -42,3 +44,24 @@ def test_a_listed_bank_is_accepted_and_its_report_starts_empty(tmp_path: Path) -
         "bank": "sgbank", "steps": {}, "signed_by": [], "config_updated": False,
         "chain_height": 0, "catch_up_seconds": 0.0, "from_snapshot": False,
     }
+
+
+def test_a_bank_under_joined_banks_adds_definitions_and_changes_none(tmp_path: Path) -> None:
+    """The join's chaincode part on the namespace layout: what the founders run is defined
+    the same with the new bank's block in the file; the new bank brings only its own
+    namespace and pair namespaces that name it (``consortium.namespaces.added_by``)."""
+    from consortium import namespaces
+
+    before = _network(tmp_path / "a").consortium
+    after = _network(tmp_path / "b", SG).consortium
+
+    def essence(d: namespaces.Definition) -> str:
+        return json.dumps([d.name, d.policy, d.collections, d.installers, d.contract_runner],
+                          sort_keys=True)
+
+    added = namespaces.added_by(after, "sgbank")
+    assert {essence(d) for d in namespaces.definitions(after)} == (
+        {essence(d) for d in namespaces.definitions(before)} | {essence(d) for d in added})
+    assert added[0].name == "dtoken-sgbank"
+    for d in added:
+        assert "sgbank" in d.name or any("sgbank" in c["name"] for c in d.collections)
