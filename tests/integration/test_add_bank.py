@@ -44,6 +44,7 @@ from harness.network import TestNetwork
 from harness.payments import Client, PaymentLoad, Route, assert_invariants, audit_totals
 from harness.sdk import bank, regulator
 
+DTOKEN = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dtoken"
 NEW_BANK = {
     "name": "sgbank",
     "display_name": "Lion City Bank (Singapore)",
@@ -180,17 +181,24 @@ def test_joining_again_changes_nothing(net: TestNetwork) -> None:
 def test_a_fifth_bank_joins_from_a_snapshot(net: TestNetwork) -> None:
     _with_new_bank(net, FIFTH_BANK)
     joined = _joined_network(net)
-    report = joined.add_bank("jpbank", from_snapshot=True)
-    print(f"\nadd-bank --from-snapshot: steps {json.dumps(report.to_json()['steps'])}; "
-          f"caught up with {report.chain_height} blocks in {report.catch_up_seconds:.2f} s")
-    assert report.from_snapshot
-    assert report.config_updated
-    assert len(report.signed_by) == 3  # a majority of the five organizations in the channel
-    assert "LionCityMSP" in report.signed_by  # the bank that joined before signs too
+    # As the operator runs it: the CLI finds the consortium file from the state folder.
+    proc = subprocess.run(
+        [str(DTOKEN), "network", "--state-dir", str(net.state_dir), "add-bank", "jpbank",
+         "--from-snapshot", "--json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    print(f"\nadd-bank --from-snapshot: steps {json.dumps(report['steps'])}; "
+          f"caught up with {report['chain_height']} blocks in {report['catch_up_seconds']:.2f} s")
+    assert report["from_snapshot"]
+    assert report["config_updated"]
+    assert len(report["signed_by"]) == 3  # a majority of the five organizations in the channel
+    assert "LionCityMSP" in report["signed_by"]  # the bank that joined before signs too
     assert "RisingSunMSP" in cu.application_orgs(_channel_config(joined))
     handed = list((joined.layout.channel_dir / "snapshots").iterdir())
     assert len(handed) == 1
-    assert int(handed[0].name) + 1 <= report.chain_height
+    assert int(handed[0].name) + 1 <= report["chain_height"]
     jp = joined.consortium.org("jpbank")
     height = _height(joined, joined.consortium.founding_banks[0])
     net.wait_for(lambda: _height(joined, jp) >= height, "jpbank's peer at the founders' height")
@@ -213,7 +221,7 @@ def test_a_fifth_bank_joins_from_a_snapshot(net: TestNetwork) -> None:
 
 def test_the_cli_refuses_a_bank_that_is_not_listed(net: TestNetwork) -> None:
     proc = subprocess.run(
-        [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dtoken"), "network",
+        [str(DTOKEN), "network",
          "--state-dir", str(net.state_dir), "add-bank", "nobank"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
