@@ -34,6 +34,7 @@ __all__ = [
     "Bank",
     "ChaincodeSpec",
     "Consortium",
+    "NamespaceLayout",
     "OrdererNode",
     "Ordering",
     "Org",
@@ -131,11 +132,19 @@ class Ordering:
     tick_interval_ms: int
 
 
+class NamespaceLayout(StrEnum):
+    """How the chaincode's collections are spread over namespaces (docs/architecture.md)."""
+
+    SINGLE = "single"  # one namespace holding every collection
+    NAMESPACES = "namespaces"  # one per bank, bounded pair namespaces (consortium.namespaces)
+
+
 @dataclass(frozen=True)
 class ChaincodeSpec:
     name: str
     version: str
     module: str  # MODULE:ATTR served by ``python -m fabshim serve``
+    layout: NamespaceLayout = NamespaceLayout.SINGLE
 
 
 @dataclass(frozen=True)
@@ -296,11 +305,13 @@ def parse(data: Any, source: Path = Path("<memory>")) -> Consortium:
     base_port = top.integer("base_port", 1024, 65000)
 
     cc = top.child("chaincode")
-    cc.check_keys(["name", "version", "module"])
+    cc.check_keys(["name", "version", "module", "layout"])
+    layout_text = cc.text("layout", re.compile(r"^(single|namespaces)$"), default="single")
     chaincode = ChaincodeSpec(
         name=cc.text("name", _CC_NAME),
         version=str(cc.text("version", re.compile(r"^[\w.+-]{1,32}$"))),
         module=cc.text("module", _MODULE),
+        layout=NamespaceLayout(layout_text),
     )
 
     currencies_raw = top.get("currencies", dict)

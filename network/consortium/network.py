@@ -39,7 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from consortium import crypto, identities, metrics
+from consortium import crypto, identities, metrics, namespaces
 from consortium.admin import FabricAdmin
 from consortium.binaries import FabricInstall, ensure_binaries
 from consortium.chaincodes import ChaincodeCatalog, Deployment, registry
@@ -165,10 +165,16 @@ class Network:
         step("orderers and peers", self.node_set.ensure_fabric_nodes)
         step("orderers join the channel", self.joins.join_orderers)
         step("peers join the channel", self.joins.join_peers)
+        layout = self.chaincodes.namespaced
         for d in self.deployments():
             step(f"chaincode {d.name} installed", partial(lifecycle.install, d))
             step(f"chaincode {d.name} servers", partial(self.node_set.ensure_chaincode_servers, d))
-            step(f"chaincode {d.name} approved and committed", partial(lifecycle.define, d))
+            if not (layout and d.slot < 2):  # the layout's packages serve its definitions
+                step(f"chaincode {d.name} approved and committed", partial(lifecycle.define, d))
+        if layout:
+            count = len(namespaces.definitions(self.consortium))
+            step(f"namespaces approved and committed ({count} definitions)",
+                 lifecycle.define_namespaces)
         step("chaincode initialized", lifecycle.initialize)
         step("connection profiles", self.profiles.write_all)
         step("gossip membership converged", self.monitor.wait_gossip)
