@@ -13,9 +13,12 @@ come after every running node's, see :mod:`consortium.config`), then :meth:`Bank
    genesis block, replaying the chain (the default), or with ``from_snapshot`` from a ledger
    snapshot that a founding bank's peer takes at its last block (``peer snapshot
    submitrequest``, then ``peer channel joinbysnapshot``); either is measured and reported;
-5. its chaincode: each deployment's package installed on its peers, its chaincode servers
-   started, and the committed definitions approved for the new organization (no definition
-   is changed, so no existing sequence moves and no transaction in flight is invalidated);
+5. its chaincode: each deployment's package installed on its peers and its chaincode
+   servers started; on the namespace layout (``chaincode.layout: namespaces``) the
+   definitions it adds (``consortium.namespaces.added_by``: its own namespace and the pair
+   namespaces it brings) approved and committed, and ``init_network`` run in its namespace.
+   No existing definition is changed, so no sequence moves and no transaction in flight is
+   invalidated;
 6. the connection profiles written and the state folder's record of the consortium file
    updated, so ``up``, ``down`` and ``status`` know the bank.
 
@@ -37,10 +40,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from consortium import chaincodes, identities, namespaces
 from consortium import channel_update as cu
-from consortium import identities
 from consortium.config import Org, PeerNode
-from consortium.errors import ConfigError, NodeError
+from consortium.errors import ConfigError, FabricCommandError, NodeError
 
 if TYPE_CHECKING:  # network.py builds a BankJoin: import it for types only
     from consortium.network import Network
@@ -65,6 +68,7 @@ class JoinReport:
     chain_height: int = 0
     catch_up_seconds: float = 0.0
     from_snapshot: bool = False
+    namespaces: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +79,7 @@ class JoinReport:
             "chain_height": self.chain_height,
             "catch_up_seconds": round(self.catch_up_seconds, 2),
             "from_snapshot": self.from_snapshot,
+            "namespaces": self.namespaces,
         }
 
 
@@ -107,6 +112,9 @@ class BankJoin:
         for d in net.deployments():
             step(f"chaincode {d.name} installed", partial(net.lifecycle.install, d))
             step(f"chaincode {d.name} servers", partial(net.node_set.ensure_chaincode_servers, d))
+        if net.chaincodes.namespaced:
+            step("its namespaces approved and committed", self.define_namespaces)
+            step("its namespace initialized", self.initialize_namespace)
         step("connection profiles", net.profiles.write_all)
         step("state folder records the bank", self.record)
         step("gossip membership converged", net.monitor.wait_gossip)
@@ -234,6 +242,30 @@ class BankJoin:
         listing = net.admin.run([net.admin.tool("peer"), "channel", "list"],
                                 env=net.admin.admin_env(self.bank, p))
         return net.consortium.channel in listing.split()
+
+    def added(self) -> list[namespaces.Definition]:
+        """The definitions the bank adds on the namespace layout, and nothing else."""
+        return namespaces.added_by(self.network.consortium, self.bank.name)
+
+    def define_namespaces(self) -> None:
+        """Its own namespace and the pair namespaces it brings, approved by their approvers
+        (each with the package it runs there) and committed; no existing definition moves."""
+        self.report.namespaces = [d.name for d in self.added()]
+        self.network.lifecycle.define_namespaces(self.added())
+
+    def initialize_namespace(self) -> None:
+        """``init_network`` in the bank's own namespace, endorsed by its own peer, with the
+        registry that lists it (the argument its server is pinned to)."""
+        net = self.network
+        registry = chaincodes.registry_argument(net.consortium)
+        for d in self.added():
+            if d.contract_runner != self.bank.name:
+                continue
+            try:
+                net.admin.invoke(self.bank, d.name, ["init_network", registry], [self.bank])
+            except FabricCommandError as exc:
+                if "ALREADY_INITIALIZED" not in exc.output:
+                    raise
 
     def record(self) -> None:
         """The state folder now belongs to the consortium file that lists the bank."""

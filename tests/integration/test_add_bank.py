@@ -38,6 +38,7 @@ from consortium import channel_update as cu
 from consortium import config as config_mod
 from consortium.network import Network
 from dtoken import errors
+from dtoken.bank import Bank
 from harness.dishonest import chaincode_node, dishonest_server
 from harness.faults import clients_for, own_network
 from harness.network import TestNetwork
@@ -345,3 +346,48 @@ async def test_a_suspended_bank_is_refused_cannot_lift_it_and_works_again_resume
         assert (await us.balance(us_rcv)).minor == 100
         assert (await hk.balance(hk_rcv)).minor == 1_500
         assert (await reg.audit()).ok
+
+
+# --------------------------------------------------------------------------- namespace layout
+
+
+@pytest.fixture(scope="module")
+def layout_net(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[TestNetwork]:
+    """A 3-bank network on the namespace layout (``DTOKEN_TEST_BASE_PORT + 400``)."""
+    with own_network(tmp_path_factory, request, "addbanklayout", 400,
+                     chaincode={"layout": "namespaces"}) as network:
+        try:
+            yield network
+        finally:
+            if config_mod.load(network.consortium.source).joined_banks:
+                _joined_network(network).down()
+
+
+async def test_on_the_layout_a_bank_adds_its_namespaces_and_nothing_else(
+    layout_net: TestNetwork,
+) -> None:
+    from consortium import namespaces
+
+    before = layout_net.network.lifecycle.committed_names()
+    _with_new_bank(layout_net)
+    joined = _joined_network(layout_net)
+    report = joined.add_bank("sgbank")
+    print(f"\nadd-bank (layout): steps {json.dumps(report.to_json()['steps'])}")
+    added = [d.name for d in namespaces.added_by(joined.consortium, "sgbank")]
+    assert report.namespaces == added
+    assert "dtoken-sgbank" in added
+    after = joined.lifecycle.committed_names()
+    assert after == before | set(added)  # every new definition committed, nothing else
+    # Its own namespace runs: its client opens, mints and pays inside the bank.
+    profile = json.loads(joined.profile_path(joined.consortium.org("sgbank")).read_text())
+    assert profile["chaincode"] == "dtoken-sgbank"
+    sg_profile = joined.profile_path(joined.consortium.org("sgbank"))
+    async with Bank.connect(sg_profile, identity="minter") as sg:
+        a = (await sg.open_account("USD", "SG-1", reference=_ref("o"))).account_id
+        b = (await sg.open_account("USD", "SG-2", reference=_ref("o"))).account_id
+        await sg.mint(a, 5_000, reference=_ref("m"))
+        paid = await sg.transfer(a, "sgbank", b, 1_250, reference=_ref("t"))
+        assert paid.kind == "internal"
+        assert (await sg.balance(b)).minor == 1_250

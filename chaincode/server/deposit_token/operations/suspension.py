@@ -106,8 +106,9 @@ async def refuse_suspended(
     regulator told the serving bank (in its own holds collection; none without a regulator)."""
     if registry.regulator_msp_id is None:
         return
-    for bank in [serving, *others]:
-        told = await tx.ledger.get(Suspension, holds_collection(serving.name),
-                                   suspension_key(bank.name))  # fmt: skip
-        if told is not None and told.suspended:
+    banks = [serving, *others]
+    told = await tx.ledger.get_many(Suspension, holds_collection(serving.name),
+                                    [suspension_key(b.name) for b in banks])  # one round trip
+    for bank, flag in zip(banks, told, strict=True):
+        if flag is not None and flag.suspended:
             raise BankSuspended(f"bank {bank.name} is suspended by the regulator: no {what}")
