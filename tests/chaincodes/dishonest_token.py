@@ -7,6 +7,9 @@ honest server (same package id, address and environment). What the real network 
 * ``forge_foreign_credit``, ``forge_counterparty_decision``, ``lift_regulator_hold`` write into
   collections whose policy this bank does not satisfy alone: the peer endorses them (it runs
   any code), the committers invalidate them (ENDORSEMENT_POLICY_FAILURE).
+* ``lift_own_suspension`` writes "resumed" over the regulator's suspension of this bank, in
+  a bank's ``holds-<bank>`` (its own, or another's), or deletes it: invalidated likewise
+  (``tests/integration/test_add_bank.py``).
 * ``accept_skipping_refund_read`` is the payee's accept without the point read of
   ``refund/<id>`` and without pinning its decision to both banks: it writes only the bank's
   own collections and commits, so a refunded transfer ends up also "accepted"; the decision
@@ -64,6 +67,7 @@ from deposit_token.keys import (
     pair_collection,
     refund_key,
     supply_key,
+    suspension_key,
     transfer_key,
 )
 from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, conservation
@@ -82,6 +86,7 @@ from deposit_token.records import (
     RefundCause,
     SupplyKind,
     SupplyRecord,
+    Suspension,
     Transfer,
     encode,
 )
@@ -126,6 +131,19 @@ class DishonestTokenContract(DepositTokenContract):
             decision_key(req["transfer_id"]),
             FORGED,
         )
+        return {"tx_id": ctx.stub.tx_id}
+
+    @transaction()
+    async def lift_own_suspension(self, ctx: Context) -> dict[str, Any]:
+        """Write "resumed" over the regulator's suspension of this bank in ``holds-<bank>``
+        (``req["bank"]``: whose holds collection), or delete it."""
+        req = _request(ctx)
+        coll, key = holds_collection(req["bank"]), suspension_key(req["suspended"])
+        if req.get("delete"):
+            await ctx.stub.del_private_data(coll, key)
+        else:
+            lifted = Suspension(bank=req["suspended"], suspended=False, tx_id=ctx.stub.tx_id)
+            await ctx.stub.put_private_data(coll, key, encode(lifted, "7" * 32))
         return {"tx_id": ctx.stub.tx_id}
 
     @transaction()

@@ -609,6 +609,13 @@ class Bank(ConditionalPayments, Member):
         """An account's balance."""
         return (await self.account(account_id)).balance
 
+    async def suspensions(self) -> list[dict[str, str]]:
+        """The banks the regulator has suspended, as this bank was told (``bank``, ``since``,
+        ``reason``): no new payment to or from them is accepted."""
+        data = await self._evaluate("get_suspensions", None)
+        return [{"bank": str(x["bank"]), "since": str(x["since"]), "reason": str(x["reason"])}
+                for x in data["suspended"]]
+
     async def history(
         self, account_id: str, *, from_seq: int = 0, limit: int | None = None
     ) -> list[HistoryEntry]:
@@ -921,7 +928,8 @@ class Bank(ConditionalPayments, Member):
 
 
 class Regulator(Member):
-    """The regulator's client: holds (freezes) on any bank's accounts, reads, the audit."""
+    """The regulator's client: holds (freezes) on any bank's accounts, a bank's suspension,
+    reads, the audit."""
 
     KIND = "regulator"
     DEFAULT_IDENTITY = "auditor"
@@ -950,6 +958,19 @@ class Regulator(Member):
         return await self._write(
             "release_hold", w.ReleaseHoldRequest(bank, account_id), reference
         )
+
+    async def suspend(
+        self, bank: str, *, reason: str = "", reference: str | None = None
+    ) -> Receipt:
+        """Suspend a bank: every bank's contract refuses new payments to or from it (refunds
+        and settlements of what is in flight go on) until :meth:`resume`."""
+        self.profile.bank(bank)
+        return await self._write("suspend_bank", w.SuspendRequest(bank, reason), reference)
+
+    async def resume(self, bank: str, *, reference: str | None = None) -> Receipt:
+        """Lift the suspension of a bank (``INVALID_STATE`` if it is not suspended)."""
+        self.profile.bank(bank)
+        return await self._write("resume_bank", w.ResumeRequest(bank), reference)
 
     async def audit(self) -> AuditReport:
         """Conservation over every bank and pair of banks (every page). A transfer both

@@ -69,12 +69,14 @@ __all__ = [
     "RejectRequest",
     "ReleaseHoldRequest",
     "Request",
+    "ResumeRequest",
     "SetExposureCapRequest",
     "SetLanesRequest",
     "SetLimitsRequest",
     "SetStatusRequest",
     "SettlementRequest",
     "SupplyRequest",
+    "SuspendRequest",
     "TransferLookup",
     "TransferRequest",
 ]
@@ -766,6 +768,32 @@ class ReleaseHoldRequest(Request):
         return cls(_bank(f, "bank"), _account(f))
 
 
+@dataclass(frozen=True)
+class SuspendRequest(Request):
+    """``suspend_bank`` (regulator): no new payment to or from ``bank`` until it is resumed;
+    what is in flight still refunds and settles."""
+
+
+    bank: str
+    reason: str = ""
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "bank"), f.opt_str("reason", max_len=256) or "")
+
+
+@dataclass(frozen=True)
+class ResumeRequest(Request):
+    """``resume_bank`` (regulator): lift the suspension of ``bank``."""
+
+
+    bank: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "bank"))
+
+
 # --------------------------------------------------------------------------- reads
 
 
@@ -927,8 +955,8 @@ REQUESTS: tuple[type[Request], ...] = (
     MoveRequest, TransferRequest,
     InitiateRequest, BatchRequest, CoalescedRequest, AcceptRequest, DecideRequest,
     RejectRequest, RefundRequest, SettlementRequest, SetExposureCapRequest, CapRequest,
-    HoldRequest,
-    ReleaseHoldRequest, AccountRef, HistoryRequest, SupplyRequest, ListAccountsRequest,
+    HoldRequest, ReleaseHoldRequest, SuspendRequest, ResumeRequest, AccountRef,
+    HistoryRequest, SupplyRequest, ListAccountsRequest,
     PendingRequest, TransferLookup, ReferenceRequest, ObligationsRequest, AuditRequest,
     LockRequest, ClaimRequest, ExpireLockRequest,
 )

@@ -40,6 +40,7 @@ key                             collection           opaque because
 ``escclaim/<escrow id>``        ``pair-<B>-<A>``     as above
 ``payreq/<request id>``         ``pair-<B>-<A>``     request id = HMAC(B's secret, tx id)
 ``reqdecl/<request id>``        ``pair-<A>-<B>``     as above
+``suspension/<bank>``           ``holds-<bank>``     (none: every bank is told of a suspension)
 ==============================  ===================  ==========================================
 
 Account keys are not ``acct/<account id>``: the key's SHA-256 is in every block that writes
@@ -104,6 +105,7 @@ __all__ = [
     "request_decline_key",
     "settlement_key",
     "supply_key",
+    "suspension_key",
     "token_key",
     "transfer_key",
 ]
@@ -299,6 +301,11 @@ def payment_request_key(request_id: str) -> str:
 def request_decline_key(request_id: str) -> str:
     """The payer bank's decline of a payment request, in ``pair-<payer>-<payee>``."""
     return _SEP.join(("reqdecl", request_id))
+
+
+def suspension_key(bank: str) -> str:
+    """The regulator's suspension of ``bank``, in every bank's ``holds-<bank>``."""
+    return _SEP.join(("suspension", check_bank_name(bank)))
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:

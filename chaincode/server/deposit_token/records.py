@@ -63,6 +63,7 @@ __all__ = [
     "StoredRecord",
     "SupplyKind",
     "SupplyRecord",
+    "Suspension",
     "Transfer",
     "decode",
     "encode",
@@ -282,6 +283,30 @@ class Hold(StoredRecord):
             frozen=f.bool_("frozen"),
             held_amount=f.int_("held_amount"),
             floor=f.int_("floor"),
+            reason=f.str_("reason", min_len=0, max_len=256),
+            set_at=f.str_("set_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class Suspension(StoredRecord):
+    """The regulator's suspension of a bank, as told to one bank (in its holds collection):
+    no new payment to or from ``bank`` while ``suspended``; ``suspended=False`` resumes it."""
+
+    TYPE: ClassVar[str] = "suspension"
+
+    bank: str
+    suspended: bool
+    reason: str = ""
+    set_at: str = ""
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> Suspension:
+        return cls(
+            bank=_bank(f, "bank"),
+            suspended=f.bool_("suspended"),
             reason=f.str_("reason", min_len=0, max_len=256),
             set_at=f.str_("set_at", max_len=32),
             tx_id=_tx(f),

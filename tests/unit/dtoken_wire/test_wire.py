@@ -57,6 +57,8 @@ EXAMPLES: list[w.Request] = [
     w.SetExposureCapRequest("hkbank", "USD", 0),
     w.HoldRequest("hkbank", ACCOUNT, True, 12, "screening"),
     w.ReleaseHoldRequest("hkbank", ACCOUNT),
+    w.SuspendRequest("usbank", "capital call missed"),
+    w.ResumeRequest("usbank"),
     w.AccountRef(ACCOUNT, "hkbank"),
     w.HistoryRequest(ACCOUNT, None, 3, 10),
     w.SupplyRequest("USD", "hkbank", 20, {"kind": "supply"}),

@@ -28,6 +28,7 @@ The modules, one concern each:
 * :mod:`.escrow`: escrow until a condition (attesters, open, release, claim, refund);
 * :mod:`.payment_requests`: payment requests (request, approve once, decline);
 * :mod:`.regulator`: the regulator's holds;
+* :mod:`.suspension`: the regulator's suspension of a bank, and the check every bank makes;
 * :mod:`.reads`: point reads;
 * :mod:`.scans`: paginated scans and the cursor (accounts, supply, pending);
 * :mod:`.netting`: obligations between two banks; :mod:`.conservation`: the regulator's audit.
@@ -42,7 +43,9 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
   (endorsed by both) reads ``dec/<id>`` and rewrites ``lock/<id>``: at most one commits;
 * supply records, history records, transfer records and their ``open/`` index entries are
   new keys nobody else writes;
-* no public key is written except by ``init_network``.
+* no public key is written except by ``init_network``;
+* a new cross-bank payment or an accept reads ``suspension/<bank>`` of the banks involved in
+  the serving bank's ``holds-<bank>`` (only the regulator writes there).
 
 Must not: put a private value in a return value of a write, an event or an error message.
 """
@@ -105,6 +108,7 @@ from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
 from .scans import get_pending, get_supply, list_accounts
 from .steps import read_account, record_history, record_supply, save_account
+from .suspension import get_suspensions, refuse_suspended, resume_bank, suspend_bank
 
 __all__ = [
     "ADMIN_OU",
@@ -146,6 +150,7 @@ __all__ = [
     "get_reference",
     "get_registry",
     "get_supply",
+    "get_suspensions",
     "get_transfer",
     "init_network",
     "initiate_transfer",
@@ -164,16 +169,19 @@ __all__ = [
     "record_supply",
     "refund_escrow",
     "refund_transfer",
+    "refuse_suspended",
     "register_attester",
     "reject_transfer",
     "release_escrow",
     "release_hold",
     "request_payment",
+    "resume_bank",
     "save_account",
     "set_account_limits",
     "set_account_status",
     "set_exposure_cap",
     "set_hold",
     "set_lanes",
+    "suspend_bank",
     "transfer",
 ]

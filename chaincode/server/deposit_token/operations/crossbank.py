@@ -81,6 +81,7 @@ from .steps import (
     write_outgoing_transfer,
     write_reference,
 )
+from .suspension import refuse_suspended
 
 
 @declare()
@@ -114,6 +115,10 @@ async def _payout(
 ) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    await refuse_suspended(tx, registry, bank, [
+        member_bank(registry, name, "payee_bank")
+        for name in sorted({p.payee_bank for p in payments if p.payee_bank != bank.name})
+    ], "new payment")
     local = [p.payee_account for p in payments if p.payee_bank == bank.name]
     ref_key = await claim_reference(tx, bank, reference, accounts=(payer_id, *local))
     payer = await read_lane(tx, bank, payer_id, lane, "payer")

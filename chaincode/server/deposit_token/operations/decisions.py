@@ -45,6 +45,7 @@ from .steps import (
     save_account,
     transfer_records,
 )
+from .suspension import refuse_suspended
 
 __all__ = ["decide_one", "decide_transfers"]
 
@@ -109,6 +110,8 @@ async def decide_one(
         if record.lock or preimage:
             check_claim(record, decision, refund, await read_lock(tx, payer, bank, transfer_id),
                         preimage, tx.now)
+        # an accept makes the payer's bank owe this one: none toward a suspended bank
+        await refuse_suspended(tx, await load_registry(tx), bank, [payer], "accept")
         check_accept(record, decision, refund, tx.now)
         payee = payees.get(record.payee_account)
         if payee is None:

@@ -97,6 +97,7 @@ from .steps import (
     save_account,
     write_reference,
 )
+from .suspension import refuse_suspended
 
 __all__ = [
     "MAX_ESCROW_DAYS",
@@ -212,6 +213,7 @@ async def open_escrow(tx: Tx, req: OpenEscrowRequest) -> dict[str, object]:
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payee_bank = member_bank(registry, req.payee_bank, "payee_bank")
     within = payee_bank.name == bank.name
+    await refuse_suspended(tx, registry, bank, [] if within else [payee_bank], "new payment")
     ref_key = await claim_reference(tx, bank, req.reference, accounts=(
         req.payer_account, *((req.payee_account,) if within else ())))
     payer = await read_account(tx, bank, req.payer_account, "payer")
@@ -315,6 +317,9 @@ async def claim_escrow(tx: Tx, req: ClaimEscrowRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payer_bank = member_bank(registry, req.payer_bank, "payer_bank")
+    # a claim makes the payer's bank owe this one: none toward a suspended bank
+    await refuse_suspended(tx, registry, bank, [] if payer_bank == bank else [payer_bank],
+                           "accept")
     payees: dict[str, Account] = {}
     await _claim_one(tx, bank, payer_bank, req.escrow_id, req.statement, payees)
     for account in payees.values():
@@ -330,6 +335,7 @@ async def claim_escrows(tx: Tx, req: ClaimEscrowsRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payer_bank = other_bank(registry, bank, req.payer_bank, "payer_bank")
+    await refuse_suspended(tx, registry, bank, [payer_bank], "accept")
     payees: dict[str, Account] = {}
     results: list[str] = []
     for item in req.items:

@@ -72,6 +72,7 @@ from .steps import (
     write_outgoing_transfer,
     write_reference,
 )
+from .suspension import refuse_suspended
 
 __all__ = [
     "MAX_DUE_DAYS",
@@ -121,6 +122,7 @@ async def request_payment(tx: Tx, req: RequestPaymentRequest) -> dict[str, objec
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
+    await refuse_suspended(tx, registry, bank, [payer], "payment request")
     ref_key = await claim_reference(tx, bank, req.reference, accounts=(req.payee_account,))
     payee_account = await read_account(tx, bank, req.payee_account, "payee")
     if payee_account.currency != req.currency:
@@ -152,6 +154,7 @@ async def approve_request(tx: Tx, req: ApproveRequestRequest) -> dict[str, objec
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payee = other_bank(registry, bank, req.payee_bank, "payee_bank")
+    await refuse_suspended(tx, registry, bank, [payee], "new payment")
     request = await read_request(tx, bank, payee, req.request_id)
     ref_key = await claim_reference(tx, bank, req.reference, accounts=(request.payer_account,))
     if await _decline(tx, bank, payee, request.request_id) is not None:

@@ -72,6 +72,7 @@ from .steps import (
     write_outgoing_transfer,
     write_reference,
 )
+from .suspension import refuse_suspended
 
 __all__ = ["OK", "coalesced_payout"]
 
@@ -143,6 +144,7 @@ async def _apply(
     if item.payee_bank == bank.name:
         raise InvalidArgument("request.payee_bank must be another bank (use transfer)")
     other = member_bank(registry, item.payee_bank, "payee_bank")
+    await refuse_suspended(tx, registry, bank, [other], "new payment")
     if not registry.issues(other.name, payer.currency):
         raise CurrencyMismatch("the payee bank issues no token in the payer's currency")
     tid = item.transfer_id
