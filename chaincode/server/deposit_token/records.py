@@ -156,6 +156,14 @@ def _tx(f: Fields) -> str:
     return f.str_("tx_id", max_len=256)
 
 
+def _moment(f: Fields, name: str) -> str:
+    """A timestamp a rule compares with the transaction's time, kept as written (the stored
+    bytes must re-encode identically) but checked here: a garbled one makes the record
+    undecodable (an anomaly) instead of an error in the middle of a scan."""
+    f.ts(name)
+    return f.str_(name, max_len=32)
+
+
 def _opt_hex(f: Fields, name: str) -> str:
     return f.opt_str(name, max_len=64, pattern=HEX32_RE, rule="must be 64 hex digits") or ""
 
@@ -518,7 +526,7 @@ class Transfer(StoredRecord):
             amount=f.amount(),
             currency=_cur(f),
             created_at=f.str_("created_at", max_len=32),
-            expires_at=f.str_("expires_at", max_len=32),
+            expires_at=_moment(f, "expires_at"),
             originator=f.str_map("originator", max_len=1024),
             remittance=f.str_("remittance", min_len=0, max_len=1024),
             tx_id=_tx(f),
@@ -724,7 +732,7 @@ class LockRecord(StoredRecord):
             payer_bank=_bank(f, "payer_bank"),
             payee_bank=_bank(f, "payee_bank"),
             lock=f.str_("lock", max_len=64, pattern=HEX32_RE, rule="must be 64 hex digits"),
-            deadline=f.str_("deadline", max_len=32),
+            deadline=_moment(f, "deadline"),
             state=f.enum("state", LockState),
             at=f.str_("at", max_len=32),
             tx_id=_tx(f),
@@ -809,7 +817,7 @@ class Escrow(StoredRecord):
             amount=f.amount(),
             currency=_cur(f),
             created_at=f.str_("created_at", max_len=32),
-            deadline=f.str_("deadline", max_len=32),
+            deadline=_moment(f, "deadline"),
             on_deadline=f.enum("on_deadline", DeadlineAction),
             attester=_party(f, "attester"),
             attester_key=f.str_("attester_key", min_len=0, max_len=1024),
@@ -985,7 +993,7 @@ class PaymentRequest(StoredRecord):
             amount=f.amount(),
             currency=_cur(f),
             invoice_ref=f.str_("invoice_ref", max_len=128),
-            due=f.str_("due", max_len=32),
+            due=_moment(f, "due"),
             created_at=f.str_("created_at", max_len=32),
             tx_id=_tx(f),
         )

@@ -159,9 +159,7 @@ async def test_garbage_refund_does_not_block_the_payees_accept() -> None:
     await forge(net, "pair-hkbank-usbank", refund_key(tid), b"{}")
     await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
     assert await net.balance(US, payee) == 400
-    amount, page = await owed(net, HK, US, US)
-    assert amount == 400
-    assert page["anomalies"] == {"hkbank/pair-hkbank-usbank/undecodable": 1}
+    assert (await owed(net, HK, US, US))[0] == 400
 
 
 async def test_a_refund_in_another_banks_name_counts_for_nobody() -> None:
@@ -337,3 +335,37 @@ async def test_a_bank_that_hides_its_account_key_from_the_regulator_is_seen(
     assert [(a["account_id"], a["hold"]) for a in listed["accounts"]] == [(acc, None)]
     report = await net.audit()
     assert report["ok"] is True  # the money adds up; the hold is what the regulator lacks
+
+
+@pytest.mark.parametrize("moment", ["not-a-time", "2025-13-45T99:99:99.000000Z"])
+async def test_a_garbled_expiry_in_a_pinned_transfer_blocks_no_scan(moment: str) -> None:
+    """hkbank's modified server writes, pinned and in its own pair collection, a copy of an
+    honest transfer under a new id whose ``expires_at`` is not a timestamp. Every rule that
+    compares the expiry with the time would have raised in the middle of usbank's pending
+    list and the regulator's audit: the record is undecodable, counts for nobody, and is
+    reported; the honest transfer beside it is listed and accepted."""
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 1_000, "dep-1")
+    await net.open(US, "USD", payee)
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    stored = net.ledger.get_private_data("pair-hkbank-usbank", transfer_key(tid))
+    assert stored is not None
+    assert b'"expires_at":"' in stored
+    head, tail = stored.split(b'"expires_at":"', 1)
+    forged_id = tid[::-1]
+    garbled = (head + b'"expires_at":"' + moment.encode() + tail[tail.index(b'"'):]).replace(
+        tid.encode(), forged_id.encode())
+    await forge(net, "pair-hkbank-usbank", transfer_key(forged_id), garbled)
+    pending = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    assert [t["transfer"]["transfer_id"] for t in pending["transfers"]] == [tid]
+    assert [(a["writers"], a["what"]) for a in pending["anomaly_records"]] == [
+        (["hkbank"], "undecodable")]
+    audit = await net.audit()
+    assert audit["anomalies"] == {"hkbank/pair-hkbank-usbank/undecodable": 1}
+    await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    assert await net.balance(US, payee) == 400
+    assert (await owed(net, HK, US, US))[0] == 400
