@@ -126,6 +126,11 @@ class Ledger:
         return self._tx_id
 
     @property
+    def namespaced(self) -> bool:
+        """Whether collections are routed by the namespace layout (docs/architecture.md)."""
+        return self._router is not None
+
+    @property
     def storage_calls(self) -> int:
         """Chaincode-to-chaincode calls made to pair storage so far (0 without a layout)."""
         return sum(s.calls for s in self._storages.values())

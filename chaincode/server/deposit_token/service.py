@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Protocol
 
 from dtoken_wire.codec import TRANSIENT_KEY
+from fabshim.errors import PeerError
 
 from . import operations as ops
 from . import requests as rq
@@ -130,6 +131,11 @@ class Service:
             return result
         except DepositTokenError:
             raise
+        except PeerError as exc:
+            # The peer's own words name the request and keys (tags), never a value.
+            _log.error("[%s] %s failed: the peer refused %s: %s", stub.tx_id[:8], name,
+                       exc.request, exc.message[:300])
+            raise InternalError(f"unexpected {type(exc).__name__}") from None
         except Exception as exc:
             # Type only: the text of an arbitrary exception may quote a value.
             _log.error("[%s] %s failed: %s", stub.tx_id[:8], name, type(exc).__name__)
