@@ -178,11 +178,18 @@ async def _payout(
 @declare()
 async def accept_transfer(tx: Tx, req: AcceptRequest) -> dict[str, object]:
     """Phase two at the payee's bank: record ``accepted`` and credit the payee."""
+    return await accept_one(tx, req.payer_bank, req.transfer_id)
+
+
+async def accept_one(tx: Tx, payer_bank: str, transfer_id: str,
+                     preimage: str = "") -> dict[str, object]:
+    """Accept one transfer of ``payer_bank`` and credit its payee (``preimage``: the lock's,
+    for a hash-locked transfer)."""
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
-    payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
+    payer = other_bank(registry, bank, payer_bank, "payer_bank")
     payees: dict[str, Account] = {}
-    await decide_one(tx, bank, payer, req.transfer_id, True, "", payees)
+    await decide_one(tx, bank, payer, transfer_id, True, "", payees, preimage=preimage)
     (payee,) = payees.values()
     save_account(tx, bank, payee)
     tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})

@@ -25,9 +25,9 @@ for a skipped item.
 from __future__ import annotations
 
 from dtoken_wire.events import EVENT_DECIDED
-from dtoken_wire.requests import DecideRequest
+from dtoken_wire.requests import DecideRequest, DecisionItem
 
-from ..errors import CurrencyMismatch, DepositTokenError, InvalidState
+from ..errors import CurrencyMismatch
 from ..keys import acct_collection, decision_key, pair_collection, refund_key, transfer_key
 from ..placement import Anomaly, Place
 from ..records import Account, Decision, HistoryKind, Outcome, Refund, SupplyKind, Transfer
@@ -36,7 +36,7 @@ from ..rules import check_accept, check_claim, check_reject, credit
 from .access import ROLE_OPERATOR, Tx, authorize_bank_write, load_registry, other_bank
 from .declare import declare
 from .lanes import read_credit_lane
-from .payouts import OK
+from .payouts import each_on_its_own
 from .steps import (
     read_lock,
     record_decision,
@@ -58,19 +58,12 @@ async def decide_transfers(tx: Tx, req: DecideRequest) -> dict[str, object]:
     payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
     payees: dict[str, Account] = {}  # credited so far in this transaction
     await _prefetch(tx, bank, payer, req)
-    results: list[str] = []
-    for item in req.decisions:
-        try:
-            await decide_one(tx, bank, payer, item.transfer_id, item.accept,
-                             item.reason, payees)
-        except DepositTokenError as refusal:
-            results.append(refusal.code)
-            continue
-        results.append(OK)
-    if OK not in results:
-        # nothing to write: a transaction writing nothing would commit invalid (the
-        # chaincode-level policy judges it); refuse, the SDK decides item by item
-        raise InvalidState("none of the transfers can be decided")
+
+    async def decide(item: DecisionItem) -> None:
+        await decide_one(tx, bank, payer, item.transfer_id, item.accept, item.reason, payees)
+
+    results = await each_on_its_own(req.decisions, decide,
+                                    "none of the transfers can be decided")
     for account in payees.values():
         save_account(tx, bank, account)
     tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})

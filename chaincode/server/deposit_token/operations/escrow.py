@@ -29,6 +29,7 @@ from dtoken_wire.codec import parse_timestamp
 from dtoken_wire.conditional import (
     ClaimEscrowRequest,
     ClaimEscrowsRequest,
+    ClaimItem,
     DeadlineAction,
     EscrowLookup,
     ListEscrowsRequest,
@@ -46,7 +47,6 @@ from ..errors import (
     AlreadyExists,
     CorruptState,
     CurrencyMismatch,
-    DepositTokenError,
     InvalidArgument,
     InvalidState,
     NotExpired,
@@ -88,7 +88,7 @@ from .access import (
 )
 from .declare import declare
 from .lanes import debit_hold
-from .payouts import OK
+from .payouts import each_on_its_own
 from .steps import (
     claim_reference,
     read_account,
@@ -337,17 +337,11 @@ async def claim_escrows(tx: Tx, req: ClaimEscrowsRequest) -> dict[str, object]:
     payer_bank = other_bank(registry, bank, req.payer_bank, "payer_bank")
     await refuse_suspended(tx, registry, bank, [payer_bank], "accept")
     payees: dict[str, Account] = {}
-    results: list[str] = []
-    for item in req.items:
-        try:
-            await _claim_one(tx, bank, payer_bank, item.escrow_id, item.statement, payees)
-        except DepositTokenError as refusal:
-            results.append(refusal.code)
-            continue
-        results.append(OK)
-    if OK not in results:
-        # a transaction writing nothing would commit invalid: refuse it whole
-        raise InvalidState("none of the escrows can be claimed")
+
+    async def claim(item: ClaimItem) -> None:
+        await _claim_one(tx, bank, payer_bank, item.escrow_id, item.statement, payees)
+
+    results = await each_on_its_own(req.items, claim, "none of the escrows can be claimed")
     for account in payees.values():
         save_account(tx, bank, account)
     _event(tx, bank, payer_bank)

@@ -27,7 +27,9 @@ for a refused item.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
+from typing import TypeVar
 
 from dtoken_wire.codec import format_timestamp
 from dtoken_wire.events import EVENT_PENDING
@@ -74,10 +76,33 @@ from .steps import (
 )
 from .suspension import refuse_suspended
 
-__all__ = ["OK", "coalesced_payout"]
+__all__ = ["OK", "coalesced_payout", "each_on_its_own"]
 
 #: The per-item result of an applied item.
 OK = "OK"
+
+_I = TypeVar("_I")
+
+
+async def each_on_its_own(
+    items: Iterable[_I], apply: Callable[[_I], Awaitable[None]], nothing: str
+) -> list[str]:
+    """Apply each item of a batch: ``OK``, or the code of the refusal that skipped it (an
+    item's checks all come before its writes, so a skipped item wrote nothing) while its
+    neighbours go on. If no item applies the whole transaction is refused (``nothing``): one
+    that writes nothing is judged by the chaincode-level policy, which the acting bank alone
+    does not satisfy, so it would commit invalid; the SDK then asks item by item."""
+    results: list[str] = []
+    for item in items:
+        try:
+            await apply(item)
+        except DepositTokenError as refusal:
+            results.append(refusal.code)
+            continue
+        results.append(OK)
+    if OK not in results:
+        raise InvalidState(nothing)
+    return results
 
 
 @declare()
@@ -107,21 +132,16 @@ async def coalesced_payout(tx: Tx, req: CoalescedRequest) -> dict[str, object]:
         await tx.ledger.prefetch(collection, dict.fromkeys(transfer_keys, Transfer))
     payer = await read_lane(tx, bank, req.payer_account, req.payer_lane, "payer")
     hold = await debit_hold(tx, registry, bank, payer)
-    results: list[str] = []
     payee_banks: set[str] = set()
-    for item, ref_key in zip(req.items, ref_keys, strict=True):
-        try:
-            payer = await _apply(tx, registry, bank, payer, hold, item, ref_key)
-        except DepositTokenError as refusal:
-            results.append(refusal.code)
-            continue
-        results.append(OK)
+
+    async def pay(entry: tuple[CoalescedItem, str]) -> None:
+        nonlocal payer
+        item, ref_key = entry
+        payer = await _apply(tx, registry, bank, payer, hold, item, ref_key)
         payee_banks.add(item.payee_bank)
-    if not payee_banks:
-        # A transaction that writes nothing is judged by the chaincode-level policy, which
-        # the payer bank alone does not satisfy: it would commit invalid. Refuse instead;
-        # the SDK then asks item by item.
-        raise InvalidState("none of the payments can be applied")
+
+    results = await each_on_its_own(zip(req.items, ref_keys, strict=True), pay,
+                                    "none of the payments can be applied")
     save_account(tx, bank, payer)
     tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(payee_banks)})
     return {"tx_id": tx.tx_id, "results": results}

@@ -31,28 +31,25 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from dtoken_wire.events import EVENT_DECIDED
 from dtoken_wire.requests import ClaimRequest, ExpireLockRequest, LockRequest
 
 from ..errors import InvalidState, NotAuthorized, WrongEndorser
 from ..keys import lock_key, pair_collection
 from ..placement import pair_pin
-from ..records import Account, LockRecord, LockState
+from ..records import LockRecord, LockState
 from ..rules import check_expire
 from .access import (
     ROLE_OPERATOR,
     Tx,
-    authorize_bank_write,
     done,
     load_registry,
     member_bank,
     other_bank,
     serving_bank,
 )
-from .crossbank import _payout
-from .decisions import decide_one
+from .crossbank import _payout, accept_one
 from .declare import declare
-from .steps import read_lock, save_account, transfer_records
+from .steps import read_lock, transfer_records
 
 __all__ = ["claim_transfer", "expire_lock", "lock_transfer", "wall_clock"]
 
@@ -81,16 +78,7 @@ async def lock_transfer(tx: Tx, req: LockRequest) -> dict[str, object]:
 @declare()
 async def claim_transfer(tx: Tx, req: ClaimRequest) -> dict[str, object]:
     """At the payee's bank: accept a hash-locked transfer with its lock's preimage."""
-    registry = await load_registry(tx)
-    bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
-    payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
-    payees: dict[str, Account] = {}
-    await decide_one(tx, bank, payer, req.transfer_id, True, "", payees,
-                     preimage=req.preimage)
-    (payee,) = payees.values()
-    save_account(tx, bank, payee)
-    tx.ledger.set_event(EVENT_DECIDED, {"payer_bank": payer.name})
-    return done(tx)
+    return await accept_one(tx, req.payer_bank, req.transfer_id, req.preimage)
 
 
 @declare()
