@@ -43,6 +43,7 @@ from fabgateway import sync
 from harness.network import TestNetwork
 
 __all__ = [
+    "MIXED_ROUTES",
     "Acked",
     "Book",
     "Client",
@@ -836,3 +837,13 @@ def assert_invariants(
     except AssertionError:
         raise AssertionError("invariants do not hold:\n  " + "\n  ".join(last)) from None
     assert book.counts.lost == 0
+
+
+#: One route of each kind on the default consortium: three cross-bank directions (a cycle,
+#: so every bank pays and is paid) and one inside a bank.
+MIXED_ROUTES = [
+    Route("hkbank", "usbank"),
+    Route("usbank", "cnbank"),
+    Route("cnbank", "hkbank"),
+    Route("hkbank", "hkbank"),
+]

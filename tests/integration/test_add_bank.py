@@ -42,7 +42,13 @@ from dtoken.bank import Bank
 from harness.dishonest import chaincode_node, dishonest_server
 from harness.faults import clients_for, own_network
 from harness.network import TestNetwork
-from harness.payments import Client, PaymentLoad, Route, assert_invariants, audit_totals
+from harness.payments import (
+    MIXED_ROUTES,
+    Client,
+    PaymentLoad,
+    assert_invariants,
+    audit_totals,
+)
 from harness.sdk import bank, regulator
 
 DTOKEN = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dtoken"
@@ -60,12 +66,6 @@ FIFTH_BANK = {
     "jurisdiction": "JP",
     "currencies": ["USD"],
 }
-ROUTES = [
-    Route("hkbank", "usbank"),
-    Route("usbank", "cnbank"),
-    Route("cnbank", "hkbank"),
-    Route("hkbank", "hkbank"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def _channel_config(net: Network) -> Any:
 def test_a_fourth_bank_joins_while_payments_run(net: TestNetwork) -> None:
     clients: dict[str, Client] = clients_for(net)
     baseline = audit_totals(clients["regulator"])
-    load = PaymentLoad(net, ROUTES).start()
+    load = PaymentLoad(net, MIXED_ROUTES).start()
     try:
         load.wait_payments(8)  # the load is running before the join starts
         _with_new_bank(net)

@@ -26,16 +26,16 @@ import pytest
 import yaml
 from harness import TestNetwork
 from harness.faults import clients_for, own_network
-from harness.payments import Client, PaymentLoad, Route, assert_invariants, audit_totals
+from harness.payments import (
+    MIXED_ROUTES,
+    Client,
+    PaymentLoad,
+    assert_invariants,
+    audit_totals,
+)
 
 pytestmark = pytest.mark.containers
 
-ROUTES = [
-    Route("hkbank", "usbank"),
-    Route("usbank", "cnbank"),
-    Route("cnbank", "hkbank"),
-    Route("hkbank", "hkbank"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_peer_and_chaincode_containers_killed_mid_load_lose_nothing_and_audit_ho
 ) -> None:
     runtime = _engine(net)
     baseline = audit_totals(clients["regulator"])
-    load = PaymentLoad(net, ROUTES)
+    load = PaymentLoad(net, MIXED_ROUTES)
     book = None
     try:
         load.start()

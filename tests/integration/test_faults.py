@@ -20,6 +20,7 @@ from consortium import processes
 from harness import TestNetwork
 from harness.faults import clients_for, orderer_height, own_network, raft_leader
 from harness.payments import (
+    MIXED_ROUTES,
     Client,
     PaymentLoad,
     Refused,
@@ -28,13 +29,6 @@ from harness.payments import (
     audit_totals,
     refusal_code,
 )
-
-ROUTES = [
-    Route("hkbank", "usbank"),
-    Route("usbank", "cnbank"),
-    Route("cnbank", "hkbank"),
-    Route("hkbank", "hkbank"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +50,7 @@ def clients(net: TestNetwork) -> Iterator[dict[str, Client]]:
 @pytest.fixture
 def load(net: TestNetwork) -> Iterator[PaymentLoad]:
     """A payment load over every route; a test starts it (after taking its baseline)."""
-    payments = PaymentLoad(net, ROUTES)
+    payments = PaymentLoad(net, MIXED_ROUTES)
     yield payments
     payments.stop()
     payments.close()
