@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import fabgateway
+from dtoken_wire.errors import PeerUnavailable
 from fabgateway import sync
 
 from harness.network import TestNetwork
@@ -64,6 +65,8 @@ __all__ = [
 _CODE = re.compile(r"^([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*): ")
 #: Validation codes after which the transaction certainly did not apply: endorse anew.
 _RETRY_NEW_ATTEMPT = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"}
+#: Refusals that are node faults (the peer could not read its ledger): retried, as the SDK does.
+_NODE_FAULTS = {PeerUnavailable.code}
 
 
 def request_transient(request: Mapping[str, Any] | bytes | None) -> dict[str, bytes]:
@@ -291,7 +294,7 @@ class Client:
                         found = _ask(resolve)
                         if found is not None:
                             return self._committed(found, tries)
-                    if code in retry_codes:
+                    if code in retry_codes or code in _NODE_FAULTS:
                         time.sleep(0.3)
                         continue
                     if code is not None:

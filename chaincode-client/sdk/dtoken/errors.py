@@ -35,6 +35,7 @@ there is no copy to drift.
     │   ├── CorruptState                         CORRUPT_STATE
     │   ├── ServerMisconfigured                  SERVER_MISCONFIGURED
     │   ├── InternalError                        INTERNAL
+    │   ├── PeerUnavailable                      PEER_UNAVAILABLE (retried: a node fault)
     │   ├── UnknownTransaction                   UNKNOWN_TRANSACTION
     │   └── UnknownContractError                 any other code, or none
     ├── ExposureCapExceeded                an accept would take the payer bank over this
@@ -72,6 +73,7 @@ from dtoken_wire.errors import (
     NotExpired,
     NotFound,
     NotInitialized,
+    PeerUnavailable,
     ServerMisconfigured,
     UnknownTransaction,
     WrongEndorser,
@@ -107,6 +109,7 @@ __all__ = [
     "NotFound",
     "NotInitialized",
     "OutcomeUnknown",
+    "PeerUnavailable",
     "ProfileError",
     "ServerMisconfigured",
     "UnknownContractError",

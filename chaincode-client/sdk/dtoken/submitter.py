@@ -59,6 +59,7 @@ from dtoken.errors import (
     DuplicateReference,
     NetworkFault,
     OutcomeUnknown,
+    PeerUnavailable,
     UsageError,
     contract_error,
 )
@@ -248,12 +249,16 @@ class Submitter:
                 return await call()
             except fabgateway.CallError as error:
                 if error.chaincode_message is not None:
-                    raise contract_error(
-                        error.chaincode_message, transaction_id=_tx_id(error)
-                    ) from None
-                if error.is_duplicate_transaction:
+                    refusal = contract_error(error.chaincode_message, transaction_id=_tx_id(error))
+                    # A peer that could not read its ledger refused nothing: a node fault.
+                    if not isinstance(refusal, PeerUnavailable):
+                        raise refusal from None
+                    transient = True
+                elif error.is_duplicate_transaction:
                     raise _Duplicate(str(error)) from None
-                if error.code not in _TRANSIENT_CODES or attempt == self.policy.call_retries:
+                else:
+                    transient = error.code in _TRANSIENT_CODES
+                if not transient or attempt == self.policy.call_retries:
                     raise NetworkFault(f"{what}: {_first_line(error)}") from error
                 _log.info("%s: %s; retrying", what, error.code.name)
             await asyncio.sleep(delay)

@@ -35,6 +35,7 @@ the SDK hangs its own branches (usage errors, network faults) under it.
         ├── CorruptState                     CORRUPT_STATE
         ├── ServerMisconfigured              SERVER_MISCONFIGURED
         ├── InternalError                    INTERNAL
+        ├── PeerUnavailable                  PEER_UNAVAILABLE (a node fault: retried)
         └── UnknownTransaction               UNKNOWN_TRANSACTION (raised by fabcontract)
 
 :data:`ERROR_CODES` is the same tree as a table (code, class name, parent, builtin base, what it
@@ -80,6 +81,7 @@ __all__ = [
     "NotExpired",
     "NotFound",
     "NotInitialized",
+    "PeerUnavailable",
     "ServerMisconfigured",
     "UnknownTransaction",
     "WireError",
@@ -248,6 +250,14 @@ class InternalError(ContractError):
     code = "INTERNAL"
 
 
+class PeerUnavailable(ContractError):
+    """The serving peer refused a read of the ledger while the transaction ran (for example
+    private data it has not received yet, after a restart): nothing was endorsed, nothing is
+    wrong with the request. A node fault, not a refusal of the payment: the SDK retries it."""
+
+    code = "PEER_UNAVAILABLE"
+
+
 class UnknownTransaction(ContractError):
     """The chaincode has no such transaction (a client newer than the deployed contract);
     raised by the contract framework (``fabcontract``, under this code)."""
@@ -261,7 +271,7 @@ REFUSALS: tuple[type[ContractError], ...] = (
     BankSuspended, NotFound,
     AlreadyExists, DuplicateReference, InsufficientFunds, LimitExceeded, AccountFrozen,
     AccountClosed, Expired, NotExpired, InvalidState, NotInitialized, AlreadyInitialized,
-    CorruptState, ServerMisconfigured, InternalError, UnknownTransaction,
+    CorruptState, ServerMisconfigured, InternalError, PeerUnavailable, UnknownTransaction,
 )
 
 _BY_CODE: dict[str, type[ContractError]] = {cls.code: cls for cls in REFUSALS}

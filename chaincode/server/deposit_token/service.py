@@ -24,7 +24,7 @@ from fabshim.errors import PeerError
 from . import operations as ops
 from . import requests as rq
 from .config import ServerSettings
-from .errors import DepositTokenError, InternalError, InvalidArgument
+from .errors import DepositTokenError, InternalError, InvalidArgument, PeerUnavailable
 from .ledger import Ledger, LedgerStub
 from .operations import TRANSACTIONS, Caller, Tx, TxSpec
 from .registry import Registry, loads_object
@@ -135,7 +135,7 @@ class Service:
             # The peer's own words name the request and keys (tags), never a value.
             _log.error("[%s] %s failed: the peer refused %s: %s", stub.tx_id[:8], name,
                        exc.request, exc.message[:300])
-            raise InternalError(f"unexpected {type(exc).__name__}") from None
+            raise PeerUnavailable("the peer could not answer a ledger read") from None
         except Exception as exc:
             # Type only: the text of an arbitrary exception may quote a value.
             _log.error("[%s] %s failed: %s", stub.tx_id[:8], name, type(exc).__name__)

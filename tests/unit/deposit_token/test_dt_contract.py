@@ -14,15 +14,23 @@ import pytest
 from deposit_token.chaincode import chaincode
 from deposit_token.config import ENV_MSP, ENV_REGISTRY_SHA256, ENV_SECRET_FILE, ServerSettings
 from deposit_token.contract import CONTRACT_NAME, DepositTokenContract
-from deposit_token.errors import InsufficientFunds, ServerMisconfigured, refusal_from_message
+from deposit_token.errors import (
+    InsufficientFunds,
+    PeerUnavailable,
+    ServerMisconfigured,
+    refusal_from_message,
+)
 from deposit_token.operations import declare
 from deposit_token.service import TRANSACTIONS
 from dtoken_wire.requests import MoveRequest
 from fabcontract import ContractChaincode
+from fabshim.errors import PeerError
 from fabshim.testing import MemoryLedger, TestIdentity, make_identity
 from unit.deposit_token.dt_harness import (
     BANKS,
     REGULATOR,
+    Net,
+    ids,
     init_payload,
     registry_pin,
     secret_of,
@@ -242,3 +250,31 @@ async def test_payment_lifecycle_through_the_contract_leaks_nothing_to_blocks() 
             assert str(AMOUNT) not in key
             value = json.loads(p.ledger.get_private_data(collection, key) or b"{}")
             assert len(value["salt"]) == 32
+
+
+async def test_a_peer_that_cannot_read_its_ledger_is_peer_unavailable_not_internal() -> None:
+    """A read the peer answers with ERROR (e.g. private data it has not received yet after
+    a restart) is a node fault the client retries, not a refusal of the payment."""
+    net = Net()
+    await net.init()
+    (account,) = ids("pu", 1)
+    await net.open("hkbank", "USD", account)
+
+    class Unreadable:
+        def __init__(self, stub: Any) -> None:
+            self._stub = stub
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._stub, name)
+
+        async def get_private_data(self, collection: str, key: str) -> bytes | None:
+            raise PeerError("GET_STATE", "private data matching public hash version is not "
+                                         "available")
+
+        async def get_multiple_private_data(self, collection: str, keys: Any) -> Any:
+            raise PeerError("GET_STATE_MULTIPLE", "not available")
+
+    net.stub_wrapper = lambda org, stub: Unreadable(stub)
+    with pytest.raises(PeerUnavailable, match="could not answer a ledger read"):
+        await net.submit("hkbank", "mint", {"reference": "m-1", "account_id": account,
+                                            "amount": 5}, caller=net.caller("hkbank", "minter"))

@@ -25,6 +25,7 @@ from dtoken.submitter import RetryPolicy, derive_nonce
 from dtoken_wire import canonical_json
 from unit.dtoken.conftest import FAST
 from unit.dtoken.sdk_fakes import ACCOUNT, BAD_RWSET, MVCC, POLICY_FAILURE, SdkPeer
+from unit.fabgateway.gw_fakes import ChaincodeFailure, Invocation, Result
 
 REF = "dep-2024-0001"
 
@@ -251,6 +252,42 @@ async def test_a_transient_endorse_failure_is_retried_with_the_same_id(
     peer.before_endorse = heal
     receipt = await bank.mint(ACCOUNT, 500, reference=REF)
     assert {r.transaction_id for r in peer.endorse_requests} == {receipt.tx_id}
+    assert receipt.tx_id == attempt_id(bank, 0)
+
+
+def peer_unavailable_for(peer: SdkPeer, times: int) -> None:
+    """The peer's chaincode cannot read its ledger for the next ``times`` mints (what the
+    contract answers as ``PEER_UNAVAILABLE``, e.g. private data not received yet)."""
+    mint = peer.functions["mint"]
+    left = [times]
+
+    def flaky(invocation: Invocation) -> Result:
+        if left[0] > 0:
+            left[0] -= 1
+            raise ChaincodeFailure(500, "PEER_UNAVAILABLE: the peer could not answer a ledger read")
+        return mint(invocation)
+
+    peer.functions["mint"] = flaky
+
+
+async def test_a_peer_that_cannot_read_its_ledger_is_a_node_fault_retried(
+    bank: Bank, peer: SdkPeer
+) -> None:
+    peer_unavailable_for(peer, 2)
+    receipt = await bank.mint(ACCOUNT, 500, reference=REF)
+    assert (receipt.tx_id, receipt.replayed) == (attempt_id(bank, 0), False)
+    assert peer.ledger.balances[ACCOUNT] == 500
+
+
+async def test_a_peer_that_never_can_read_its_ledger_is_a_network_fault_not_a_refusal(
+    bank: Bank, peer: SdkPeer
+) -> None:
+    peer_unavailable_for(peer, FAST.call_retries + 1)
+    with pytest.raises(NetworkFault) as fault:
+        await bank.mint(ACCOUNT, 500, reference=REF)
+    assert not isinstance(fault.value, OutcomeUnknown)  # nothing was sent
+    assert peer.ledger.applied == []
+    receipt = await bank.mint(ACCOUNT, 500, reference=REF)  # the reference is not spent
     assert receipt.tx_id == attempt_id(bank, 0)
 
 
