@@ -47,6 +47,20 @@ CLAIM_WITHOUT_ESCROW = "escrow_claim_without_escrow"
 Handler = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
 
 
+async def _beside(
+    tx: Tx, state: ScanState, escrow_id: str, there: Place, back: Place
+) -> tuple[EscrowRelease | None, EscrowRefund | None, EscrowClaim | None]:
+    """The release and refund beside an escrow (``there``) and the claim of it (``back``),
+    each only if valid where it lives (an invalid one is noted and counts as absent)."""
+    release = valid(state, await tx.ledger.get_bound(
+        EscrowRelease, there, escrow_release_key(escrow_id)))
+    refund = valid(state, await tx.ledger.get_bound(
+        EscrowRefund, there, escrow_refund_key(escrow_id)))
+    claim = valid(state, await tx.ledger.get_bound(
+        EscrowClaim, back, escrow_claim_key(escrow_id)))
+    return release, refund, claim
+
+
 def escrow_claims_segment(tx: Tx, state: ScanState, debtor: BankInfo,
                           creditor: BankInfo) -> Segment:
     """For ``get_obligations``: the creditor's (payee's) claims of the debtor's escrows, from
@@ -90,12 +104,7 @@ def escrows_segment(tx: Tx, state: ScanState, payer: BankInfo, payee: BankInfo) 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
         for escrow in await bound_rows(tx, state, Escrow, there, rows):
             eid = escrow.escrow_id
-            release = valid(state, await tx.ledger.get_bound(
-                EscrowRelease, there, escrow_release_key(eid)))
-            refund = valid(state, await tx.ledger.get_bound(
-                EscrowRefund, there, escrow_refund_key(eid)))
-            claim = valid(state, await tx.ledger.get_bound(
-                EscrowClaim, back, escrow_claim_key(eid)))
+            release, refund, claim = await _beside(tx, state, eid, there, back)
             res = resolve(escrow, release, refund, claim, tx.now)
             key = (payer.name, payee.name, escrow.currency)
             effect = (Effect.ACCEPTED if res.claim_counts else
@@ -140,14 +149,11 @@ def own_escrows_segment(tx: Tx, state: ScanState, bank: BankInfo) -> Segment:
 
     async def handle(rows: Sequence[tuple[str, bytes]]) -> None:
         for escrow in await bound_rows(tx, state, Escrow, own, rows):
-            eid = escrow.escrow_id
-            release = valid(state, await tx.ledger.get_bound(
-                EscrowRelease, own, escrow_release_key(eid)))
-            refund = valid(state, await tx.ledger.get_bound(
-                EscrowRefund, own, escrow_refund_key(eid)))
-            claim = valid(state, await tx.ledger.get_bound(
-                EscrowClaim, own, escrow_claim_key(eid)))
+            # Within a bank every record is the bank's own word and a release credits the
+            # payee at once: any of the three means the money left the escrow (a false one
+            # can only make the bank's own balances fall short of its supply).
+            moved = any(await _beside(tx, state, escrow.escrow_id, own, own))
             state.tally.add(("escrowed", bank.name, escrow.currency),
-                            0 if (release or refund or claim) else escrow.amount)
+                            0 if moved else escrow.amount)
 
     return Segment(own.collection, "esc", handle)
