@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: $DTOKEN_STATE_DIR)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Handler, help: str, parent: Any = sub) -> Any:
-        p = parent.add_parser(name, parents=[common], help=help, description=help)
+    def command(name: str, handler: Handler, help: str, parent: Any = sub,
+                **options: Any) -> Any:
+        p = parent.add_parser(name, parents=[common], help=help, description=help, **options)
         p.set_defaults(handler=_bank_command(handler))
         return p
 
@@ -190,11 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, required=True, metavar="SECONDS",
                    help="the deadline (the leg claimed last needs the later one)")
     p.add_argument("--reference", required=True, help="idempotency reference")
+    # no abbreviations: "--preimage HEX" must be refused, not read as a file name
     p = command("claim", cmd_pvp_claim, "accept a hash-locked incoming leg with the preimage",
-                legs)
+                legs, allow_abbrev=False)
     p.add_argument("transfer")
     p.add_argument("--from-bank", required=True, help="the payer's bank")
-    p.add_argument("--preimage", required=True, help="64 hex digits")
+    p.add_argument("--preimage-file", required=True, metavar="FILE",
+                   help="the file holding the preimage (64 hex digits; '-': standard input). "
+                        "Never an argument: any local user can read a process's arguments")
     p = command("expire", cmd_pvp_expire,
                 "after the deadline, expire an outgoing leg's lock (both banks endorse); "
                 "then refund", legs)
@@ -560,6 +564,18 @@ def cmd_pvp_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_secret(path: str, what: str) -> str:
+    """A secret from a file (``-``: standard input), stripped of surrounding white space."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        # not the path: a secret passed by mistake in its place must not be echoed
+        raise UsageError(f"cannot read {what} file: {exc.strerror}") from None
+    if not text.strip():
+        raise UsageError(f"{what} file is empty")
+    return text.strip()
+
+
 async def cmd_pvp_lock(ctx: Context, args: argparse.Namespace) -> None:
     bank = ctx.bank
     amount = await _amount(bank, args.amount, args.from_account)
@@ -570,7 +586,8 @@ async def cmd_pvp_lock(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def cmd_pvp_claim(ctx: Context, args: argparse.Namespace) -> None:
-    receipt = await ctx.bank.claim(args.transfer, args.from_bank, args.preimage)
+    receipt = await ctx.bank.claim(args.transfer, args.from_bank,
+                                   read_secret(args.preimage_file, "the preimage"))
     ctx.out(receipt, f"claimed transfer {args.transfer} from {args.from_bank} "
                      f"{fmt.receipt_note(receipt)}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from pathlib import Path
@@ -10,8 +11,15 @@ import grpc
 import pytest
 from dtoken import cli_format as fmt
 from dtoken.bank import Bank
-from dtoken.cli import EXIT_CONTRACT, EXIT_FAULT, EXIT_USAGE, build_parser, main
-from dtoken.errors import InsufficientFunds
+from dtoken.cli import (
+    EXIT_CONTRACT,
+    EXIT_FAULT,
+    EXIT_USAGE,
+    build_parser,
+    main,
+    read_secret,
+)
+from dtoken.errors import InsufficientFunds, UsageError
 from dtoken.models import AuditReport, Obligation, Obligations
 from dtoken.money import Money
 from dtoken.profile import Profile
@@ -121,3 +129,27 @@ def test_a_receipt_prints_as_json_without_its_raw_response() -> None:
     data = _json.loads(cli_format.dumps(receipt))  # bytes would not serialize
     assert data == {"reference": "ref", "transaction": "coalesced_payout", "tx_id": "tx",
                     "block_number": 3, "attempt": 0, "replayed": False}
+
+
+def test_a_pvp_claim_reads_its_preimage_from_a_file_never_an_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever knows the preimage can claim the leg: it must not sit in the process list."""
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["pvp", "claim", "T" * 22, "--from-bank", "usbank",
+                           "--preimage", "ab" * 32])
+    args = parser.parse_args(["pvp", "claim", "T" * 22, "--from-bank", "usbank",
+                              "--preimage-file", "-"])
+    assert args.preimage_file == "-"
+    secret = tmp_path / "preimage"
+    secret.write_text("ab" * 32 + "\n")
+    assert read_secret(str(secret), "the preimage") == "ab" * 32
+    monkeypatch.setattr("sys.stdin", io.StringIO(" cd\n"))
+    assert read_secret("-", "the preimage") == "cd"
+    with pytest.raises(UsageError, match="cannot read the preimage file") as missing:
+        read_secret("ab" * 32, "the preimage")  # the secret given in the file's place
+    assert "ab" * 32 not in str(missing.value)
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(UsageError, match="is empty"):
+        read_secret(str(tmp_path / "empty"), "the preimage")
