@@ -14,6 +14,7 @@ record             lives in                      must say
 ``Opened``         ``pair-<payer>-<payee>``      key ``open/<at>/<its id>``
 ``Decision``       ``pair-<payee>-<payer>``      payee, payer; key ``dec/<its id>``
 ``LockRecord``     ``pair-<payer>-<payee>``      payer, payee; key ``lock/<its id>``
+``Quote``          ``pair-<payee>-<payer>``      payee, payer; key ``quote/<its id>``
 ``Settlement``     ``pair-<creditor>-<debtor>``  creditor, debtor; key ``settle/...``
 ``Cap``            ``pair-<creditor>-<debtor>``  creditor, debtor; key
                                                  ``cap/<its currency>/<its seq>``
@@ -25,7 +26,8 @@ record             lives in                      must say
 The account key a bank shares with the regulator (``AccountKeysRecord``) lives in
 ``acct-<bank>`` under ``keys/accounts``, pinned to the bank's and the regulator's peers.
 
-Records another bank relies on (transfers, decisions, refunds, settlements, locks) are also
+Records another bank relies on (transfers, decisions, refunds, settlements, locks, quotes)
+are also
 *pinned*:
 created with a key-level endorsement policy that needs the peers of both banks of the pair
 for any later change, delete or purge (``pair_pin``). Fabric never checks what a parameter
@@ -62,6 +64,7 @@ from .keys import (
     decision_key,
     lock_key,
     pair_collection,
+    quote_key,
     refund_key,
     transfer_key,
 )
@@ -72,6 +75,7 @@ from .records import (
     Decision,
     LockRecord,
     Opened,
+    Quote,
     Record,
     Refund,
     Settlement,
@@ -109,7 +113,7 @@ def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
 
 #: The records that are pinned at creation and checked by every reader.
 PINNED: frozenset[type[Record]] = frozenset(
-    {Transfer, Decision, Refund, Settlement, AccountKeysRecord, LockRecord})
+    {Transfer, Decision, Refund, Settlement, AccountKeysRecord, LockRecord, Quote})
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,12 @@ def _lock(r: LockRecord, p: Place, key: str) -> str | None:
     return None if key == lock_key(r.transfer_id) else "wrong_key"
 
 
+def _quote(r: Quote, p: Place, key: str) -> str | None:
+    if (r.payee_bank, r.payer_bank) != (p.writer, p.counterparty):
+        return "wrong_parties"
+    return None if key == quote_key(r.quote_id) else "wrong_key"
+
+
 def _settlement(r: Settlement, p: Place, key: str) -> str | None:
     if (r.creditor_bank, r.debtor_bank) != (p.writer, p.counterparty):
         return "wrong_parties"
@@ -248,6 +258,7 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Opened: _opened,  # type: ignore[dict-item]
     Decision: _decision,  # type: ignore[dict-item]
     LockRecord: _lock,  # type: ignore[dict-item]
+    Quote: _quote,  # type: ignore[dict-item]
     Settlement: _settlement,  # type: ignore[dict-item]
     Cap: _cap,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dtoken_wire.events import EVENT_DECIDED
 from dtoken_wire.requests import DecideRequest
 
+from ..conversion import check_quoted_accept
 from ..errors import CurrencyMismatch, DepositTokenError, InvalidState
 from ..records import Account, HistoryKind, Outcome, SupplyKind
 from ..registry import BankInfo
@@ -37,11 +38,14 @@ from .payouts import OK
 from .steps import (
     read_account,
     read_lock,
+    read_quote,
+    read_quote_use,
     record_decision,
     record_history,
     record_supply,
     save_account,
     transfer_records,
+    write_quote_use,
 )
 
 __all__ = ["decide_one", "decide_transfers"]
@@ -80,7 +84,9 @@ async def decide_one(
     """Check (raising before any write), then write one decision and, for an accept, credit
     the payee account held in ``payees`` (saved once, by the caller). ``accept_transfer`` and
     ``reject_transfer`` are this with one transfer; ``claim_transfer`` is this with the
-    preimage of a hash-locked transfer (which no other accept may take)."""
+    preimage of a hash-locked transfer (which no other accept may take). A converted
+    transfer (paid with this bank's quote) is credited its ``payee_amount`` in its
+    ``payee_currency`` once :func:`~deposit_token.conversion.check_quoted_accept` passes."""
     record, decision, refund = await transfer_records(tx, payer, bank, transfer_id)
     if accept:
         reason = ""
@@ -88,18 +94,30 @@ async def decide_one(
             check_claim(record, decision, refund, await read_lock(tx, payer, bank, transfer_id),
                         preimage, tx.now)
         check_accept(record, decision, refund, tx.now)
+        if record.quote_id:
+            # converted: the quote must be this bank's own, word for word (a payer bank's
+            # server can write any rate into its transfer), and used once
+            check_quoted_accept(record, await read_quote(tx, bank, payer, record.quote_id),
+                                tx.now)
+            used = await read_quote_use(tx, bank, record.quote_id)
+            if used is not None:
+                raise InvalidState("the transfer's quote was used by another transfer")
         payee = payees.get(record.payee_account)
         if payee is None:
             payee = await read_account(tx, bank, record.payee_account, "payee")
-        if payee.currency != record.currency:
-            raise CurrencyMismatch("the payee account is not in the transfer's currency")
-        payee = credit(payee, record.amount)
+        if payee.currency != record.credit_currency:
+            raise CurrencyMismatch("the payee account is not in the currency it is paid in")
+        payee = credit(payee, record.credit_amount)
         # Nothing below refuses.
         payees[record.payee_account] = record_history(
-            tx, bank, payee, HistoryKind.PAYMENT_IN, record.amount,
+            tx, bank, payee, HistoryKind.PAYMENT_IN, record.credit_amount,
             counterparty_bank=payer.name, transfer_id=record.transfer_id)
-        record_supply(tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name,
-                      record.transfer_id)
+        # a converted transfer's credit is covered by an ``in`` record in the payee currency
+        # (against the payer-currency claim on the payer bank): the audit pairs the two
+        record_supply(tx, bank, record.credit_currency, SupplyKind.IN, record.credit_amount,
+                      payer.name, record.transfer_id)
+        if record.quote_id:
+            write_quote_use(tx, bank, record.quote_id, record.transfer_id)
         outcome = Outcome.ACCEPTED
     else:
         check_reject(record, decision, refund)
