@@ -12,12 +12,14 @@ import asyncio
 import dataclasses
 import json
 import secrets
+import time
 from fractions import Fraction
 
 import fabgateway
 import pytest
 from dtoken import errors
 from dtoken.bank import Bank
+from dtoken.cli import main
 from dtoken.listener import IncomingListener
 from dtoken.models import Quote, TransferStatus
 from harness import TestNetwork
@@ -160,3 +162,54 @@ async def test_a_payer_bank_claiming_a_better_rate_is_refused_and_refunds(
         assert (await cn.balance(exporter)).minor == 0
         final = await us.get_transfer(tid, "usbank", "cnbank")
         assert final.status is TransferStatus.REFUNDED
+
+
+def test_the_quote_commands(network: TestNetwork, capsys: pytest.CaptureFixture[str]) -> None:
+    """``dtoken quote offer`` at the payee's bank, ``quote show`` and ``quote pay`` at the
+    payer's, ``accept`` at the payee's; exit 2 for a rate that is not exact, 4 for a quote
+    used twice."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--state-dir", str(network.state_dir), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def ok(*args: str) -> str:
+        code, out, err = run(*args)
+        assert code == 0, err
+        return out
+
+    buyer = json.loads(ok("--bank", "usbank", "--json", "account", "open", "--currency", "USD",
+                          "--owner", f"CIF-{RUN}-Q4"))["account_id"]
+    ok("--bank", "usbank", "mint", buyer, "100.00 USD", "--reference", ref("dep"))
+    exporter = json.loads(ok("--bank", "cnbank", "--json", "account", "open", "--currency",
+                             "CNH", "--owner", f"CIF-{RUN}-Q4"))["account_id"]
+    assert run("--bank", "cnbank", "quote", "offer", "usbank", "100.00 USD", "CNH",
+               "seven", "--reference", ref("q"))[0] == 2
+    offered = json.loads(ok("--bank", "cnbank", "--json", "quote", "offer", "usbank",
+                            "100.00 USD", "CNH", "7.2345", "--reference", ref("q"),
+                            "--rounding", "payee"))
+    assert offered["payee_amount"]["text"] == "723.45 CNH"
+    assert offered["rate"] == "14469/2000"
+    quote_id = offered["quote_id"]
+    for _ in range(50):  # the payer bank's peer may receive the private write a moment later
+        code, shown, _err = run("--bank", "usbank", "quote", "show", quote_id,
+                                "--payee-bank", "cnbank")
+        if code == 0:
+            break
+        time.sleep(0.2)
+    assert "100.00 USD -> 723.45 CNH" in shown
+    paid = json.loads(ok("--bank", "usbank", "--json", "quote", "pay", buyer, exporter,
+                         quote_id, "--to-bank", "cnbank", "--reference", ref("po")))
+    transfer_id = paid["transfer_id"]
+    assert run("--bank", "usbank", "quote", "pay", buyer, exporter, quote_id, "--to-bank",
+               "cnbank", "--reference", ref("po"))[0] == 4  # a quote pays once
+    for _ in range(50):
+        code, _out, _err = run("--bank", "cnbank", "accept", transfer_id, "--from-bank",
+                               "usbank")
+        if code == 0:
+            break
+        time.sleep(0.2)
+    assert code == 0
+    assert ok("--bank", "cnbank", "balance", exporter).startswith("723.45 CNH")
