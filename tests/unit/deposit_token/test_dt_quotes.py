@@ -19,6 +19,7 @@ from deposit_token.conversion import check_quoted_accept, convert
 from deposit_token.keys import quote_key, transfer_key
 from deposit_token.records import Quote, Transfer
 from dtoken_wire.enums import Rounding
+from fabshim.errors import EndorsementPolicyFailureError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unit.deposit_token.dt_harness import Net, ids
@@ -306,6 +307,28 @@ async def test_a_quote_the_payee_bank_left_unpinned_is_refused_by_the_payer() ->
     await forge(net, f"pair-{CN}-{US}", quote_key(QID), forged, pin=False)
     with pytest.raises(e.NotFound):
         await pay(net, buyer, exporter, QID, "po-1")
+
+
+@pytest.mark.parametrize("rewrite", ["worse_rate", "delete"])
+async def test_the_payee_bank_cannot_alter_or_withdraw_its_quote_alone(rewrite: str) -> None:
+    """cnbank's server, once usbank's customer paid with the quote, rewrites it at a worse
+    rate (or deletes it) endorsed by its own peer alone: the quote is pinned to both banks,
+    so the write is invalidated, the quote stands, and cnbank's own honest accept pays the
+    quoted amount."""
+    net, buyer, exporter = await setup()
+    await offer(net, QID)
+    tid = await pay(net, buyer, exporter, QID, "po-1")
+    pair, key = f"pair-{CN}-{US}", quote_key(QID)
+    stored = net.ledger.get_private_data(pair, key)
+    assert stored is not None
+    value = None if rewrite == "delete" else stored.replace(
+        f'"payee_amount":{RECEIVE}'.encode(), f'"payee_amount":{RECEIVE // 2}'.encode())
+    assert value != stored
+    with pytest.raises(EndorsementPolicyFailureError):
+        await forge(net, pair, key, value, pin=False)
+    assert net.ledger.get_private_data(pair, key) == stored
+    await accept(net, tid)
+    assert await net.balance(CN, exporter) == RECEIVE
 
 
 # --------------------------------------------------------------------------- the property
