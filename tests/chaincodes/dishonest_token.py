@@ -28,6 +28,9 @@ honest server (same package id, address and environment). What the real network 
   twice the quote's payee amount (a better rate than the payee bank gave), pinned as an
   honest transfer: it commits (the payer's own collections); the payee bank's accept compares
   it with its own quote and refuses (``tests/integration/test_quotes.py``).
+* ``rewrite_quote_alone`` is the payee bank's rewrite of a quote it gave (a smaller payee
+  amount), endorsed by its own peer alone: the quote is pinned to both banks, so the
+  committers invalidate it (``tests/integration/test_quotes.py``).
 * ``audit_unchecked`` (on the regulator's peer) is the audit without the check of its scanned
   values against the committed hashes: only to measure what that check costs.
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
@@ -52,6 +55,7 @@ from deposit_token.keys import (
     lock_key,
     outgoing_key,
     pair_collection,
+    quote_key,
     refund_key,
     supply_key,
     transfer_key,
@@ -360,6 +364,22 @@ class DishonestTokenContract(DepositTokenContract):
                                  cross_only=True, quote=better)
 
         return await self._dishonest(ctx, "pay_with_better_rate", body)
+
+    @transaction()
+    async def rewrite_quote_alone(self, ctx: Context) -> dict[str, Any]:
+        """(FX quotes) The payee bank's server halves the payee amount of a quote it gave
+        (``quote/<id>`` in ``pair-<payee>-<payer>``), endorsed by its own peer alone. The
+        quote is pinned to both banks: the committers invalidate it."""
+        req = _request(ctx)
+        coll = pair_collection(req["payee_bank"], req["payer_bank"])
+        key = quote_key(req["quote_id"])
+        raw = await ctx.stub.get_private_data(coll, key)
+        old = f'"payee_amount":{req["payee_amount"]}'.encode()
+        if raw is None or old not in raw:
+            raise NotFound("no such quote")
+        new = f'"payee_amount":{int(req["payee_amount"]) // 2}'.encode()
+        await ctx.stub.put_private_data(coll, key, raw.replace(old, new))
+        return {"tx_id": ctx.stub.tx_id}
 
 
 chaincode = ContractChaincode(DishonestTokenContract(), title="deposit-token", version="0.1.0")

@@ -164,6 +164,39 @@ async def test_a_payer_bank_claiming_a_better_rate_is_refused_and_refunds(
         assert final.status is TransferStatus.REFUNDED
 
 
+async def test_a_payee_bank_cannot_rewrite_its_quote_alone(network: TestNetwork) -> None:
+    """cnbank's modified server halves the payee amount of a quote it gave, endorsed by its
+    own peer alone: Fabric invalidates it (the quote is pinned to both banks); usbank's
+    customer pays with the quote as given and the exporter is credited what it said."""
+    async with (
+        bank(network, "usbank", "minter") as us,
+        bank(network, "cnbank", "minter") as cn,
+    ):
+        buyer = await funded(us, "USD", "20.00", "US-BUYER-Q5")
+        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-Q5")
+        quote = await cn.offer_quote("usbank", cn.money("20.00", "USD"), "CNH", "7.25",
+                                     reference=ref("quote"))
+        contract = cn.network.get_contract(cn.profile.chaincode)
+        with (dishonest_server(network, chaincode_node("cnbank")),
+              pytest.raises(fabgateway.CommitError) as invalid):
+            await contract.submit_transaction(
+                "rewrite_quote_alone", transient_data={"request": json.dumps({
+                    "payee_bank": "cnbank", "payer_bank": "usbank",
+                    "quote_id": quote.quote_id,
+                    "payee_amount": quote.payee_amount.minor}).encode()},
+                endorsing_organizations=[cn.msp_id])
+        assert invalid.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+        assert await cn.quote(quote.quote_id, payee_bank="cnbank",
+                              payer_bank="usbank") == quote
+        seen = await _read_quote(us, quote.quote_id)
+        assert seen.payee_amount == cn.money("145.00", "CNH")
+        payment = await us.pay_with_quote(buyer, exporter, seen, reference=ref("po"))
+        assert payment.transfer_id is not None
+        await cn.wait_for_commit(payment.receipt.tx_id)
+        await cn.accept(payment.transfer_id, "usbank", force=True)
+        assert (await cn.balance(exporter)).minor == 14_500
+
+
 def test_the_quote_commands(network: TestNetwork, capsys: pytest.CaptureFixture[str]) -> None:
     """``dtoken quote offer`` at the payee's bank, ``quote show`` and ``quote pay`` at the
     payer's, ``accept`` at the payee's; exit 2 for a rate that is not exact, 4 for a quote
