@@ -148,6 +148,32 @@ async def test_the_listeners_batch_path_accepts_a_quoted_transfer_too() -> None:
     assert (await net.audit())["ok"]
 
 
+async def test_one_exporter_receiving_a_backlog_of_quoted_payments_in_one_batch() -> None:
+    """The shape an exporter's bank sees: many buyers' payments, each at its own quote and
+    rounding, decided in one ``decide_transfers``; one credit of the exporter's balance key,
+    each payment credited exactly its quote's amount, one payment refused in the batch (its
+    quote's accept window closed) without stopping its neighbours."""
+    net, buyer, exporter = await setup()
+    await net.mint(US, buyer, 50 * PAY, "dep-more")
+    expected, tids = 0, []
+    for i in range(40):
+        qid = f"quote-burst-{i:04d}-usbank-cnbank"
+        amount, rounding = 1_000 + 37 * i, ("bank", "payee")[i % 2]
+        quote = await offer(net, qid, amount=amount, rate=(72345 + i, 10000),
+                            rounding=rounding, accept_seconds=600 if i == 7 else 7200)
+        tids.append(await pay(net, buyer, exporter, qid, f"po-burst-{i}", amount=amount))
+        if i != 7:
+            expected += int(quote["payee_amount"])
+    net.advance(seconds=1300)  # past quote 7's accept window, inside every other one's
+    got = await net.submit(CN, "decide_transfers", {"payer_bank": US, "decisions": [
+        {"transfer_id": t, "accept": True} for t in tids]})
+    assert got["results"] == ["OK"] * 7 + ["EXPIRED"] + ["OK"] * 32
+    assert await net.balance(CN, exporter) == expected
+    audit = await net.audit()
+    assert audit["ok"], audit
+    assert currency_row(audit, "CNH")["converted_in"] == expected
+
+
 async def test_a_rejected_quoted_transfer_refunds_in_the_payers_currency() -> None:
     net, buyer, exporter = await setup()
     await offer(net, QID)
