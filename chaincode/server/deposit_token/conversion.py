@@ -69,7 +69,12 @@ def quote_consistent(quote: Quote, from_decimals: int, to_decimals: int) -> bool
 
 
 def _within(at: datetime, quote: Quote) -> bool:
-    return parse_timestamp(quote.valid_from) <= at <= parse_timestamp(quote.valid_until)
+    """Whether ``at`` lies in the quote's window (a window that does not parse: never; the
+    payee bank's server wrote it, and a reader judges what another bank wrote)."""
+    try:
+        return parse_timestamp(quote.valid_from) <= at <= parse_timestamp(quote.valid_until)
+    except ValueError:
+        return False
 
 
 def check_payment(
@@ -111,7 +116,15 @@ def check_quoted_accept(transfer: Transfer, quote: Quote | None, now: datetime) 
     ):
         if claimed != given:
             raise InvalidArgument(f"the transfer's {name} is not its quote's")
-    if not _within(parse_timestamp(transfer.created_at), quote):
+    try:
+        created = parse_timestamp(transfer.created_at)
+    except ValueError:  # a payer bank's server may write anything there
+        raise InvalidArgument("the transfer's created_at is not a timestamp") from None
+    if not _within(created, quote):
         raise Expired("the transfer was not made while its quote was open")
-    if now > parse_timestamp(quote.accept_until):
+    try:
+        closed = now > parse_timestamp(quote.accept_until)
+    except ValueError:
+        closed = True
+    if closed:
         raise Expired("the quote's accept window has closed")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from deposit_token import errors as e
-from deposit_token.conversion import check_quoted_accept, convert
+from deposit_token.conversion import check_payment, check_quoted_accept, convert
 from deposit_token.keys import quote_key, transfer_key
 from deposit_token.records import Quote, Transfer
 from dtoken_wire.enums import Rounding
@@ -269,6 +269,7 @@ async def dishonest_transfer(net: Net, tid: str, exporter: str, **changes: Any) 
     ({"quote_id": "quote-9999-never-given"}, e.NotFound, "no quote"),
     ({"created_at": "2025-01-06T10:00:00.000000Z"}, e.Expired, "while its quote was open"),
     ({"created_at": "2025-01-06T08:00:00.000000Z"}, e.Expired, "while its quote was open"),
+    ({"created_at": "yesterday"}, e.InvalidArgument, "created_at"),
 ])
 async def test_the_payees_accept_refuses_a_transfer_that_alters_its_quote(
     changes: dict[str, Any], refusal: type[Exception], match: str,
@@ -430,3 +431,22 @@ def test_check_quoted_accept_is_pure_and_names_the_field() -> None:
         check_quoted_accept(transfer, quote, now)
     with pytest.raises(e.NotFound):
         check_quoted_accept(transfer, None, now)
+
+
+def test_a_quote_whose_window_does_not_parse_is_open_to_nobody() -> None:
+    """The payee bank's server may write anything into its own quote: a window that is not
+    made of timestamps is never open (a refusal, never an internal error)."""
+    quote = Quote(quote_id=QID, payee_bank=CN, payer_bank=US, from_currency="USD",
+                  to_currency="CNH", amount=PAY, payee_amount=RECEIVE,
+                  rate_numerator=RATE[0], rate_denominator=RATE[1], rounding=Rounding.BANK,
+                  valid_from="always", valid_until="never", accept_until="later")
+    now = datetime(2025, 1, 6, 9, 5, tzinfo=UTC)
+    with pytest.raises(e.Expired):
+        check_payment(quote, currency="USD", amount=PAY, decimals=(2, 2), now=now)
+    transfer = Transfer(transfer_id=ids("t", 1)[0], payer_bank=US, payee_bank=CN,
+                        payee_account=ids("x", 1)[0], amount=PAY, currency="USD",
+                        created_at="2025-01-06T09:05:00.000000Z",
+                        expires_at="2025-01-07T09:05:00.000000Z", quote_id=QID,
+                        payee_currency="CNH", payee_amount=RECEIVE)
+    with pytest.raises(e.Expired):
+        check_quoted_accept(transfer, quote, now)
