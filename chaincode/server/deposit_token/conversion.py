@@ -29,7 +29,7 @@ from dtoken_wire.enums import Rounding
 from .errors import CurrencyMismatch, Expired, InvalidAmount, InvalidArgument, NotFound
 from .records import Quote, Transfer
 
-__all__ = ["check_payment", "check_quoted_accept", "convert", "quote_consistent"]
+__all__ = ["check_payment", "check_quoted_accept", "convert", "matches_quote", "quote_consistent"]
 
 
 def convert(
@@ -66,6 +66,16 @@ def quote_consistent(quote: Quote, from_decimals: int, to_decimals: int) -> bool
                                              to_decimals, quote.rounding)
     except InvalidAmount:
         return False
+
+
+def matches_quote(transfer: Transfer, quote: Quote | None) -> bool:
+    """Whether a converted transfer states its quote's terms (what a reader checks of an
+    accepted one; never raises)."""
+    return quote is not None and (
+        quote.payer_bank, quote.payee_bank, quote.from_currency, quote.amount,
+        quote.to_currency, quote.payee_amount,
+    ) == (transfer.payer_bank, transfer.payee_bank, transfer.currency, transfer.amount,
+          transfer.payee_currency, transfer.payee_amount)
 
 
 def _within(at: datetime, quote: Quote) -> bool:

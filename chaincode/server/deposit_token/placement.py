@@ -167,7 +167,10 @@ class Anomaly:
     for hash-locked transfers (:func:`deposit_token.rules.gate_lock`): ``claim_without_preimage``
     (an accept whose preimage does not open the lock), ``late_claim`` (an accept of a transfer
     whose lock both banks expired), ``refund_before_deadline`` (a refund of a locked transfer
-    whose lock was never expired by both banks, and that the payee did not reject).
+    whose lock was never expired by both banks, and that the payee did not reject);
+    for converted transfers (:func:`deposit_token.conversion.matches_quote`):
+    ``accept_off_quote`` (an accept of a transfer that does not state its quote's terms: the
+    payer's server wrote it so and the payee's accepted it; writers: both).
     """
 
     collection: str

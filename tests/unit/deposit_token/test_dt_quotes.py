@@ -290,6 +290,32 @@ async def test_the_payees_accept_refuses_a_transfer_that_alters_its_quote(
     assert (await owed(net, US, CN, CN))[0] == 0
 
 
+async def test_an_accept_off_the_quote_is_reported_by_the_audit() -> None:
+    """Both banks' servers modified: usbank writes a transfer claiming twice the quoted CNH,
+    cnbank accepts it and credits its customer (with its own ``in`` record). Each bank's
+    books balance, but the regulator's audit compares the accepted transfer with cnbank's
+    pinned quote and reports it, naming both banks; an honest conversion beside it is not."""
+    net, buyer, exporter = await setup()
+    await offer(net, QID, ttl_seconds=600)
+    await offer(net, "quote-0002-usbank-cnbank")
+    honest = await pay(net, buyer, exporter, "quote-0002-usbank-cnbank", "po-ok")
+    await accept(net, honest)
+    tid = ids("forged", 1)[0]
+    await dishonest_transfer(net, tid, exporter, payee_amount=RECEIVE * 2)
+    # cnbank's server skips the quote check: the honest accept with the check patched out
+    import deposit_token.operations.decisions as decisions
+    saved = decisions.check_quoted_accept
+    decisions.check_quoted_accept = lambda *_a: None  # type: ignore[assignment]
+    try:
+        await accept(net, tid)
+    finally:
+        decisions.check_quoted_accept = saved
+    assert await net.balance(CN, exporter) == RECEIVE * 3
+    audit = await net.audit()
+    assert audit["anomalies"] == {"usbank+cnbank/pair-cnbank-usbank/accept_off_quote": 1}
+    assert not audit["ok"]
+
+
 async def test_a_quote_the_payer_bank_writes_itself_is_no_quote() -> None:
     """usbank's server writes a 'quote' at a rate it likes, in its own pair-usbank-cnbank
     (the only pair collection it can write), and a transfer claiming it: cnbank reads quotes
