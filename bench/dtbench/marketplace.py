@@ -13,7 +13,10 @@ other banks; payments offered **open-loop** at increasing rates through plain
 
 The same is measured for the one-payment-per-transaction baseline (``Bank.coalesce =
 False``, each payment its own ``initiate_transfer``) in the same run, and a burst of 5,000
-payments offered at once. Figures are printed and recorded, never asserted.
+payments offered at once. Then again with **balance lanes** (issue 14 item 3): a second payer
+account with two lanes, each paying process on its own lane (``DTOKEN_LANE``), so the two
+processes' batches no longer contend for one balance key. Figures are printed and recorded,
+never asserted.
 
 ``python -m dtbench.marketplace pay ...`` is the paying process (internal).
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import sys
 import time
@@ -57,8 +61,14 @@ class MarketplaceSettings:
         exporters: int = 1_000,
         burst: int = 5_000,
         drain_timeout: float = 60.0,
+        lane_rates: Sequence[float] | None = None,
+        one_key: bool = True,
     ) -> None:
         self.rates = tuple(rates)
+        self.lane_rates = tuple(rates if lane_rates is None else lane_rates)
+        """Rates offered to the account with two lanes (empty: no lane points)."""
+        self.one_key = one_key
+        """Whether the coalesced points on the one-key account run too."""
         self.baseline_rates = tuple(baseline_rates)
         self.duration = duration
         self.exporters = exporters
@@ -70,9 +80,9 @@ class MarketplaceSettings:
 
 
 async def _pay(profile: Path, payer: str, exporters: list[list[str]], rate: float,
-               count: int, tag: str, coalesce: bool) -> tuple[list[dict[str, Any]], int]:
-    """Offer ``count`` payments at ``rate``/s (0: all at once): a row each, and how many
-    payer transactions carried them."""
+               count: int, tag: str, coalesce: bool) -> tuple[list[dict[str, Any]], int, int]:
+    """Offer ``count`` payments at ``rate``/s (0: all at once): a row each, how many payer
+    transactions carried them and how many lane rebalances were sent."""
     async with Bank.connect(profile) as bank:
         bank.coalesce = coalesce
         started = time.time() + 0.5
@@ -106,7 +116,8 @@ async def _pay(profile: Path, payer: str, exporters: list[list[str]], rate: floa
 
         rows = await asyncio.gather(*(one(i) for i in range(count)))
         batches = bank.coalescer.batches if coalesce else len(rows)
-    return list(rows), batches
+        rebalances = bank.coalescer.rebalances
+    return list(rows), batches, rebalances
 
 
 # --------------------------------------------------------------------------- the section
@@ -125,8 +136,9 @@ class _Credits:
 
 async def _point(cluster: Cluster, payer: str, exporters: list[list[str]], credits: _Credits,
                  *, rate: float, count: int, coalesce: bool, label: str,
-                 drain_timeout: float, log: Log) -> dict[str, Any]:
-    """One load point: two paying processes, then wait for the credits."""
+                 drain_timeout: float, log: Log, lanes: bool = False) -> dict[str, Any]:
+    """One load point: two paying processes (with ``lanes``, each on its own lane of the
+    payer account), then wait for the credits."""
     slug = "".join(c if c.isalnum() else "-" for c in label)
     tag = f"mk-{slug}-{secrets.token_hex(3)}"
     folder = cluster.dir / "marketplace"
@@ -141,15 +153,18 @@ async def _point(cluster: Cluster, payer: str, exporters: list[list[str]], credi
             sys.executable, "-m", "dtbench.marketplace", "pay", str(profile), payer,
             json.dumps(exporters[p::2]), str(rate / 2), str(count // 2), f"{tag}-p{p}",
             "1" if coalesce else "0", str(out),
-            stderr=asyncio.subprocess.PIPE))
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "DTOKEN_LANE": str(p) if lanes else ""}))
     errors = [(await proc.communicate())[1] for proc in procs]
     rows: list[dict[str, Any]] = []
     batches = 0
+    rebalances = 0
     for proc, out, err in zip(procs, outs, errors, strict=True):
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"a paying process failed: {err.decode()[-1500:]}")
         lines = [json.loads(line) for line in out.read_text().splitlines() if line]
         batches += int(lines[-1]["batches"])
+        rebalances += int(lines[-1].get("rebalances", 0))
         rows.extend(lines[:-1])
     paid = {r["transfer_id"]: r for r in rows if "transfer_id" in r}
     deadline = time.monotonic() + drain_timeout
@@ -163,7 +178,8 @@ async def _point(cluster: Cluster, payer: str, exporters: list[list[str]], credi
     latencies = sorted(credited)
     returned = sorted(r["returned"] - r["called"] for r in paid.values())
     result = {
-        "label": label, "coalesce": coalesce, "offered_rate": rate, "offered": len(rows),
+        "label": label, "coalesce": coalesce, "lanes": lanes, "offered_rate": rate,
+        "offered": len(rows),
         "credited": len(credited),
         "committed_per_s": round(len(credited) / max(last - first, 1e-9), 1),
         "p50_s": _pct(latencies, 0.5),
@@ -175,13 +191,20 @@ async def _point(cluster: Cluster, payer: str, exporters: list[list[str]], credi
         "retryable_faults": sum(int(r.get("faults", 0)) for r in rows),
         "not_credited_in_time": len(paid) - len(credited),
         "payer_transactions": batches,
+        "rebalances": rebalances,
     }
     log(f"    {label:>22}: offered {result['offered']:>5} at {rate:>6.0f}/s -> "
         f"{result['committed_per_s']:>6.1f}/s credited, p50 {result['p50_s']} s, "
         f"p99 {result['p99_s']} s (transfer() returned: p50 {result['payer_p50_s']} s), "
         f"permanent {result['permanent_failures']}, "
-        f"unfinished {result['unfinished']}, payer txs {batches}")
+        f"unfinished {result['unfinished']}, payer txs {batches}, rebalances {rebalances}"
+        f" (load {_load()})")
     return result
+
+
+def _load() -> str:
+    """The machine's load averages (1, 5, 15 min): other engineers share it."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -203,6 +226,11 @@ async def run_marketplace(cluster: Cluster, settings: MarketplaceSettings,
         payer = (await payer_bank.open_account("USD", "MARKETPLACE",
                                                reference=f"mk-{run}")).account_id
         await payer_bank.mint(payer, 10**12, reference=f"mk-dep-{run}")
+        laned = (await payer_bank.open_account("USD", "MARKETPLACE-LANES",
+                                               reference=f"mk-lanes-{run}")).account_id
+        await payer_bank.mint(laned, 10**12, reference=f"mk-lanes-dep-{run}")
+        await payer_bank.set_lanes(laned, 2)
+        await payer_bank.rebalance_lanes(laned, 1, 10**12 // 2)  # both lanes funded
         log(f"  opening {settings.exporters} exporter accounts")
         semaphore = asyncio.Semaphore(64)
 
@@ -229,26 +257,92 @@ async def run_marketplace(cluster: Cluster, settings: MarketplaceSettings,
                     count=max(int(rate * settings.duration), 2), coalesce=False,
                     label=f"baseline {rate:g}/s", drain_timeout=settings.drain_timeout,
                     log=log))
-            for rate in settings.rates:
+            for rate in settings.rates if settings.one_key else ():
                 points.append(await _point(
                     cluster, payer, exporters, credits, rate=rate,
                     count=max(int(rate * settings.duration), 2), coalesce=True,
                     label=f"coalesced {rate:g}/s", drain_timeout=settings.drain_timeout,
                     log=log))
-            points.append(await _point(
-                cluster, payer, exporters, credits, rate=0, count=settings.burst,
-                coalesce=True, label=f"burst {settings.burst}",
-                drain_timeout=settings.drain_timeout, log=log))
+            if settings.one_key:
+                points.append(await _point(
+                    cluster, payer, exporters, credits, rate=0, count=settings.burst,
+                    coalesce=True, label=f"burst {settings.burst}",
+                    drain_timeout=settings.drain_timeout, log=log))
+            for rate in settings.lane_rates:
+                points.append(await _point(
+                    cluster, laned, exporters, credits, rate=rate,
+                    count=max(int(rate * settings.duration), 2), coalesce=True,
+                    label=f"2 lanes {rate:g}/s", drain_timeout=settings.drain_timeout,
+                    log=log, lanes=True))
+            if settings.lane_rates:
+                points.append(await _point(
+                    cluster, laned, exporters, credits, rate=0, count=settings.burst,
+                    coalesce=True, label=f"2 lanes burst {settings.burst}",
+                    drain_timeout=settings.drain_timeout, log=log, lanes=True))
         finally:
             stop.set()
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+            try:
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+            except TimeoutError:  # a listener stuck in a query on a saturated machine
+                log("  the listeners did not stop within 30 s: cancelled")
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
     best_base = max((p["committed_per_s"] for p in points if not p["coalesce"]), default=0.0)
-    best = max((p["committed_per_s"] for p in points if p["coalesce"]), default=0.0)
+    best = max((p["committed_per_s"] for p in points if p["coalesce"] and not p["lanes"]),
+               default=0.0)
+    best_lanes = max((p["committed_per_s"] for p in points if p["lanes"]), default=0.0)
     return {"points": points, "best_baseline_per_s": best_base, "best_coalesced_per_s": best,
-            "ratio": round(best / best_base, 1) if best_base else None}
+            "best_lanes_per_s": best_lanes,
+            "ratio": round(best / best_base, 1) if best_base else None,
+            "lanes_ratio": round(best_lanes / best_base, 1) if best_base else None}
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x)
+
+
+async def _run_alone(args: argparse.Namespace) -> dict[str, Any]:
+    """The section on a network of its own (``run``): what ``bench/run --sections
+    marketplace`` does, with its rates chosen on the command line."""
+    import tempfile
+
+    from dtbench.cluster import Shape
+
+    root = Path(tempfile.mkdtemp(prefix="dtbench-market-"))
+    cluster = Cluster(root, name="benchmarket", base_port=args.base_port, shape=Shape(),
+                      log=print)
+    settings = MarketplaceSettings(
+        rates=args.rates, baseline_rates=args.baseline_rates, lane_rates=args.lane_rates,
+        duration=args.duration, exporters=args.exporters, burst=args.burst,
+        one_key=bool(args.rates))
+    print(f"load before: {_load()}")
+    try:
+        cluster.up()
+        return await run_marketplace(cluster, settings, print)
+    finally:
+        print(f"load after: {_load()}")
+        cluster.down()
 
 
 def main(argv: Sequence[str]) -> int:
+    if argv[:1] == ["run"]:
+        run = argparse.ArgumentParser(prog="python -m dtbench.marketplace run")
+        run.add_argument("command")
+        run.add_argument("--base-port", type=int, required=True)
+        run.add_argument("--rates", type=_floats, default=(100.0, 200.0))
+        run.add_argument("--lane-rates", type=_floats, default=(100.0, 200.0, 400.0))
+        run.add_argument("--baseline-rates", type=_floats, default=(5.0, 10.0))
+        run.add_argument("--duration", type=float, default=10.0)
+        run.add_argument("--exporters", type=int, default=1_000)
+        run.add_argument("--burst", type=int, default=5_000)
+        run.add_argument("--out", type=Path)
+        result = asyncio.run(_run_alone(run.parse_args(argv)))
+        text = json.dumps(result, indent=1)
+        if run.parse_args(argv).out is not None:
+            run.parse_args(argv).out.write_text(text)
+        print(text)
+        return 0
     parser = argparse.ArgumentParser(prog="python -m dtbench.marketplace")
     parser.add_argument("command", choices=["pay"])
     parser.add_argument("profile", type=Path)
@@ -260,10 +354,11 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("coalesce")
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)
-    rows, batches = asyncio.run(_pay(args.profile, args.payer, json.loads(args.exporters),
-                                     args.rate, args.count, args.tag, args.coalesce == "1"))
+    rows, batches, rebalances = asyncio.run(_pay(
+        args.profile, args.payer, json.loads(args.exporters), args.rate, args.count, args.tag,
+        args.coalesce == "1"))
     args.out.write_text("\n".join(json.dumps(r) for r in rows) + "\n" +
-                        json.dumps({"batches": batches}) + "\n")
+                        json.dumps({"batches": batches, "rebalances": rebalances}) + "\n")
     return 0
 
 

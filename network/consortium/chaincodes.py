@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from consortium import channel as channel_cfg
-from consortium.config import Consortium, Org
+from consortium.config import Consortium, NamespaceLayout, Org
 from consortium.errors import NetworkError
 from consortium.layout import StateLayout
 
 __all__ = [
+    "LAYOUT_ENV",
     "MAX_CHAINCODES",
     "REGISTRY_PIN_ENV",
+    "STORAGE_MODULE",
     "ChaincodeCatalog",
     "Deployment",
     "registry",
@@ -39,6 +41,10 @@ MAX_CHAINCODES = 7  # a peer's port slot has room for 7 chaincode servers (+3 ..
 #: The chaincode server's setting that pins the ``init_network`` argument (read by
 #: ``deposit_token.config.ServerSettings``; this package does not import the chaincode).
 REGISTRY_PIN_ENV = "DTOKEN_REGISTRY_SHA256"
+#: The chaincode server's switch to the namespace layout (``deposit_token.config.ENV_LAYOUT``).
+LAYOUT_ENV = "DTOKEN_NAMESPACE_LAYOUT"
+#: The pair storage chaincode every peer serves under the namespace layout (slot 1).
+STORAGE_MODULE = "deposit_token.storage:chaincode"
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,18 @@ class ChaincodeCatalog:
         self.consortium = consortium
         self.layout = layout
 
+    @property
+    def namespaced(self) -> bool:
+        """Whether the consortium uses the namespace layout (``consortium.namespaces``)."""
+        return self.consortium.chaincode.layout is NamespaceLayout.NAMESPACES
+
     def deployments(self) -> list[Deployment]:
-        """The consortium's chaincode (slot 0), then any deployed with ``deploy``."""
+        """The consortium's chaincode (slot 0), under the namespace layout the pair storage
+        (slot 1), then any deployed with ``deploy``.
+
+        Under the layout, slots 0 and 1 are *packages* and their servers: the chaincode
+        definitions they serve are ``consortium.namespaces.definitions``, and their own
+        ``policy`` and ``collections_json`` are unused."""
         c = self.consortium
         main = Deployment(
             name=c.chaincode.name,
@@ -102,14 +118,32 @@ class ChaincodeCatalog:
             module=c.chaincode.module,
             slot=0,
             policy=channel_cfg.chaincode_policy(c),
-            collections_json=channel_cfg.collections_json(c),
+            collections_json=None if self.namespaced else channel_cfg.collections_json(c),
             init_function="init_network",
+            env_json=json.dumps({LAYOUT_ENV: "true"}) if self.namespaced else None,
         )
+        own = [main]
+        if self.namespaced:
+            own.append(Deployment(
+                name=f"{c.chaincode.name}-storage",
+                version=c.chaincode.version,
+                module=STORAGE_MODULE,
+                slot=1,
+                policy=channel_cfg.chaincode_policy(c),
+                collections_json=None,
+                init_function=None,
+            ))
         extra_file = self.layout.chaincodes_file
         extras = []
         if extra_file.exists():
             extras = [Deployment(**d) for d in json.loads(extra_file.read_text())]
-        return [main, *extras]
+        return [*own, *extras]
+
+    def storage(self) -> Deployment:
+        """The pair storage package (namespace layout only)."""
+        if not self.namespaced:
+            raise NetworkError("the pair storage exists under the namespace layout only")
+        return self.deployments()[1]
 
     def main(self) -> Deployment:
         """The consortium's own chaincode (slot 0)."""

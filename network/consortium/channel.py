@@ -22,6 +22,7 @@ from consortium.config import Consortium, Org
 
 __all__ = [
     "chaincode_policy",
+    "collection_entry",
     "collection_names",
     "collections_config",
     "configtx",
@@ -148,7 +149,9 @@ def _member_policy(*orgs: Org) -> str:
     return "OR(" + ", ".join(f"'{o.msp_id}.member'" for o in orgs) + ")"
 
 
-def _collection(name: str, members: list[Org], endorser: Org) -> dict[str, Any]:
+def collection_entry(name: str, members: list[Org], endorser: Org) -> dict[str, Any]:
+    """One collection's entry in a collections config: readable by ``members`` only, written
+    only with the endorsement of ``endorser``'s peers."""
     other_peers = sum(len(o.peers) for o in members) - 1
     return {
         "name": name,
@@ -177,14 +180,14 @@ def collections_config(c: Consortium) -> list[dict[str, Any]]:
     reg = [c.regulator] if c.regulator else []
     out = []
     for bank in c.banks:
-        out.append(_collection(f"acct-{bank.name}", [bank, *reg], bank))
+        out.append(collection_entry(f"acct-{bank.name}", [bank, *reg], bank))
     for a in c.banks:
         for b in c.banks:
             if a is not b:
-                out.append(_collection(f"pair-{a.name}-{b.name}", [a, b, *reg], a))
+                out.append(collection_entry(f"pair-{a.name}-{b.name}", [a, b, *reg], a))
     if c.regulator is not None:
         for bank in c.banks:
-            out.append(_collection(f"holds-{bank.name}", [bank, c.regulator], c.regulator))
+            out.append(collection_entry(f"holds-{bank.name}", [bank, c.regulator], c.regulator))
     return out
 
 

@@ -1,4 +1,7 @@
-"""``dtoken network up|down|status|generate``: the operator's commands for the network itself.
+"""``dtoken network up|down|status|generate|add-bank``: the operator's commands for the network.
+
+``add-bank NAME`` adds a bank listed under ``joined_banks`` in the consortium file to the
+running network (``consortium.joining``; docs/operations.md).
 
 ``generate compose|kubernetes --out DIR`` writes the same network for a container engine
 (see ``consortium.containers`` and docs/deployment.md); it starts nothing.
@@ -92,6 +95,14 @@ def add_network_commands(sub: Any) -> None:
     down.add_argument("--purge", action="store_true", help="also delete the state folder")
     status = cmds.add_parser("status", help="nodes, health and connection profiles")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    add = cmds.add_parser(
+        "add-bank", help="a bank listed under joined_banks joins the running network"
+    )
+    add.add_argument("bank", help="the bank's name (its block under joined_banks)")
+    add.add_argument("--json", action="store_true", help="print the join's report as JSON")
+    add.add_argument("--from-snapshot", action="store_true",
+                     help="join its peers from a founding peer's ledger snapshot, not by "
+                          "replaying the chain")
     ident = cmds.add_parser("identity", help="issue a client identity for an organization")
     ident_cmds = ident.add_subparsers(dest="identity_command", required=True)
     issue = ident_cmds.add_parser("issue", help="a new certificate with roles as attributes")
@@ -139,6 +150,14 @@ def run_network_command(args: argparse.Namespace) -> int:
             )
         elif args.network_command == "identity":
             return _issue_identity(network, args)
+        elif args.network_command == "add-bank":
+            try:
+                report = network.add_bank(args.bank, from_snapshot=args.from_snapshot)
+            except ConfigError as exc:
+                print(f"dtoken: configuration error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            if args.json:
+                print(json.dumps(report.to_json(), indent=2))
         elif args.network_command == "generate":
             return _generate(network, args)
         else:

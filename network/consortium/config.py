@@ -9,7 +9,10 @@ Slot layout (``port = base_port + 10 * slot + offset``):
 
 * orderer *i* is slot *i*: listen +0, admin +1, operations +2;
 * then every peer, bank by bank, then the regulator's: listen +0,
-  peer chaincode listener +1, operations +2, the chaincode server it dials +3.
+  peer chaincode listener +1, operations +2, the chaincode server it dials +3;
+* then the peers of ``joined_banks``: the banks added to a running network by
+  ``dtoken network add-bank``, in the order they joined. They come last so that no
+  running node's port moves when a bank joins.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = [
     "Bank",
     "ChaincodeSpec",
     "Consortium",
+    "NamespaceLayout",
     "OrdererNode",
     "Ordering",
     "Org",
@@ -128,11 +132,19 @@ class Ordering:
     tick_interval_ms: int
 
 
+class NamespaceLayout(StrEnum):
+    """How the chaincode's collections are spread over namespaces (docs/architecture.md)."""
+
+    SINGLE = "single"  # one namespace holding every collection
+    NAMESPACES = "namespaces"  # one per bank, bounded pair namespaces (consortium.namespaces)
+
+
 @dataclass(frozen=True)
 class ChaincodeSpec:
     name: str
     version: str
     module: str  # MODULE:ATTR served by ``python -m fabshim serve``
+    layout: NamespaceLayout = NamespaceLayout.SINGLE
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,19 @@ class Consortium:
     banks: tuple[Org, ...]
     regulator: Org | None
     currencies: Mapping[str, int]
+    #: How many of ``banks`` (the last ones) are listed under ``joined_banks``: they joined
+    #: the running network after it was made (``dtoken network add-bank``).
+    joined: int = 0
+
+    @property
+    def founding_banks(self) -> tuple[Org, ...]:
+        """The banks the channel was created with (``banks:`` in the file)."""
+        return self.banks[: len(self.banks) - self.joined]
+
+    @property
+    def joined_banks(self) -> tuple[Org, ...]:
+        """The banks that joined the running network, in the order they joined."""
+        return self.banks[len(self.banks) - self.joined :]
 
     @property
     def application_orgs(self) -> tuple[Org, ...]:
@@ -270,6 +295,7 @@ def parse(data: Any, source: Path = Path("<memory>")) -> Consortium:
             "currencies",
             "banks",
             "regulator",
+            "joined_banks",
         ]
     )
     name = top.text("name", _NAME)
@@ -279,11 +305,13 @@ def parse(data: Any, source: Path = Path("<memory>")) -> Consortium:
     base_port = top.integer("base_port", 1024, 65000)
 
     cc = top.child("chaincode")
-    cc.check_keys(["name", "version", "module"])
+    cc.check_keys(["name", "version", "module", "layout"])
+    layout_text = cc.text("layout", re.compile(r"^(single|namespaces)$"), default="single")
     chaincode = ChaincodeSpec(
         name=cc.text("name", _CC_NAME),
         version=str(cc.text("version", re.compile(r"^[\w.+-]{1,32}$"))),
         module=cc.text("module", _MODULE),
+        layout=NamespaceLayout(layout_text),
     )
 
     currencies_raw = top.get("currencies", dict)
@@ -370,40 +398,46 @@ def parse(data: Any, source: Path = Path("<memory>")) -> Consortium:
             )
         return tuple(out)
 
-    banks_raw = top.get("banks", list)
-    if not banks_raw:
-        raise top.fail("banks", "must list at least one bank")
-    banks: list[Org] = []
-    for i, raw in enumerate(banks_raw):
-        if not isinstance(raw, dict):
-            raise top.fail(f"banks[{i}]", "must be a mapping")
-        b = _Reader(source, raw, f"banks[{i}]")
-        b.check_keys(
-            ["name", "display_name", "msp_id", "jurisdiction", "currencies", "peers", "host"]
-        )
-        bank_name = b.text("name", _NAME)
-        bank_currencies = b.get("currencies", list)
-        if not bank_currencies:
-            raise b.fail("currencies", "a bank issues at least one currency")
-        for code in bank_currencies:
-            if not isinstance(code, str) or code not in currencies:
-                raise b.fail("currencies", f"{code!r} is not listed under the top-level currencies")
-        if len(set(bank_currencies)) != len(bank_currencies):
-            raise b.fail("currencies", "lists a currency twice")
-        bank_host = _host(b, "host", host)
-        banks.append(
-            Org(
-                name=bank_name,
-                display_name=b.text("display_name", default=bank_name),
-                msp_id=b.text("msp_id", _MSP_ID),
-                kind=OrgKind.BANK,
-                domain=f"{bank_name}.{domain}",
-                host=bank_host,
-                peers=peers_of(b, bank_name, bank_host, b.integer("peers", 1, 4, 1)),
-                jurisdiction=b.text("jurisdiction", re.compile(r"^[A-Z]{2}$")),
-                currencies=tuple(bank_currencies),
+    def banks_of(key: str, required: bool) -> list[Org]:
+        raw_list = top.get(key, list, ... if required else [])
+        if required and not raw_list:
+            raise top.fail(key, "must list at least one bank")
+        out: list[Org] = []
+        for i, raw in enumerate(raw_list):
+            if not isinstance(raw, dict):
+                raise top.fail(f"{key}[{i}]", "must be a mapping")
+            b = _Reader(source, raw, f"{key}[{i}]")
+            b.check_keys(
+                ["name", "display_name", "msp_id", "jurisdiction", "currencies", "peers", "host"]
             )
-        )
+            bank_name = b.text("name", _NAME)
+            bank_currencies = b.get("currencies", list)
+            if not bank_currencies:
+                raise b.fail("currencies", "a bank issues at least one currency")
+            for code in bank_currencies:
+                if not isinstance(code, str) or code not in currencies:
+                    raise b.fail(
+                        "currencies", f"{code!r} is not listed under the top-level currencies"
+                    )
+            if len(set(bank_currencies)) != len(bank_currencies):
+                raise b.fail("currencies", "lists a currency twice")
+            bank_host = _host(b, "host", host)
+            out.append(
+                Org(
+                    name=bank_name,
+                    display_name=b.text("display_name", default=bank_name),
+                    msp_id=b.text("msp_id", _MSP_ID),
+                    kind=OrgKind.BANK,
+                    domain=f"{bank_name}.{domain}",
+                    host=bank_host,
+                    peers=peers_of(b, bank_name, bank_host, b.integer("peers", 1, 4, 1)),
+                    jurisdiction=b.text("jurisdiction", re.compile(r"^[A-Z]{2}$")),
+                    currencies=tuple(bank_currencies),
+                )
+            )
+        return out
+
+    banks = banks_of("banks", required=True)
 
     regulator: Org | None = None
     reg_raw = top.get("regulator", dict, None)
@@ -423,6 +457,8 @@ def parse(data: Any, source: Path = Path("<memory>")) -> Consortium:
                 peers=peers_of(r, reg_name, reg_host, r.integer("peers", 1, 4, 1)),
             )
 
+    # Slots after every node above: a joining bank moves no running node's port.
+    joined = banks_of("joined_banks", required=False)
     consortium = Consortium(
         source=source,
         name=name,
@@ -433,9 +469,10 @@ def parse(data: Any, source: Path = Path("<memory>")) -> Consortium:
         chaincode=chaincode,
         ordering=ordering,
         orderer_org=orderer_org,
-        banks=tuple(banks),
+        banks=tuple(banks + joined),
         regulator=regulator,
         currencies=currencies,
+        joined=len(joined),
     )
     _check_unique(consortium, top)
     return consortium

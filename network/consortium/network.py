@@ -22,7 +22,8 @@ harness). What each part owns:
 * :mod:`consortium.chaincodes`: deployments and their ccaas packages;
 * :mod:`consortium.lifecycle`: install, approve, commit, chaincode servers, ``init_network``;
 * :mod:`consortium.profiles`: the bank SDK's connection profiles;
-* :mod:`consortium.status`: the status report, peer metrics, gossip convergence.
+* :mod:`consortium.status`: the status report, peer metrics, gossip convergence;
+* :mod:`consortium.joining`: a bank joining the running network (``add_bank``).
 
 This module owns the order of ``up``, ``down`` and the state folder's fingerprint; it
 must not grow steps of its own: a new step belongs in the module that owns its job.
@@ -40,12 +41,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from consortium import crypto, identities, metrics
+from consortium import crypto, identities, metrics, namespaces
 from consortium.admin import FabricAdmin
 from consortium.binaries import FabricInstall, ensure_binaries
 from consortium.chaincodes import ChaincodeCatalog, Deployment, registry
 from consortium.config import Consortium, OrdererNode, Org, PeerNode
 from consortium.errors import NetworkError
+from consortium.joining import BankJoin, JoinReport
 from consortium.joins import ChannelJoins
 from consortium.layout import StateLayout
 from consortium.lifecycle import ChaincodeLifecycle
@@ -192,10 +194,16 @@ class Network:
         step("orderers and peers", self.node_set.ensure_fabric_nodes)
         step("orderers join the channel", self.joins.join_orderers)
         step("peers join the channel", self.joins.join_peers)
+        layout = self.chaincodes.namespaced
         for d in self.deployments():
             step(f"chaincode {d.name} installed", partial(lifecycle.install, d))
             step(f"chaincode {d.name} servers", partial(self.node_set.ensure_chaincode_servers, d))
-            step(f"chaincode {d.name} approved and committed", partial(lifecycle.define, d))
+            if not (layout and d.slot < 2):  # the layout's packages serve its definitions
+                step(f"chaincode {d.name} approved and committed", partial(lifecycle.define, d))
+        if layout:
+            count = len(namespaces.definitions(self.consortium))
+            step(f"namespaces approved and committed ({count} definitions)",
+                 lifecycle.define_namespaces)
         step("chaincode initialized", lifecycle.initialize)
         step("connection profiles", self.profiles.write_all)
         step("gossip membership converged", self.monitor.wait_gossip)
@@ -209,6 +217,21 @@ class Network:
         t0 = time.monotonic()
         fn()
         self.say(f"  ✓ {what} ({time.monotonic() - t0:.1f} s)")
+
+    def add_bank(self, name: str, *, from_snapshot: bool = False) -> JoinReport:
+        """Add the bank ``name`` of the consortium file's ``joined_banks`` to the running
+        network (see :mod:`consortium.joining`); idempotent; the report of what it took."""
+        started = time.monotonic()
+        report = BankJoin(self, name, from_snapshot=from_snapshot).run()
+        how = "from a snapshot" if from_snapshot else "by replay"
+        self.say(f"bank {name} joined {self.consortium.name} "
+                 f"({time.monotonic() - started:.1f} s; caught up with {report.chain_height} "
+                 f"blocks {how} in {report.catch_up_seconds:.1f} s)")
+        return report
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What ``network.json`` records of the consortium file the network runs."""
+        return self._fingerprint()
 
     def _fingerprint(self) -> dict[str, Any]:
         source = self.consortium.source
@@ -228,8 +251,9 @@ class Network:
                 raise NetworkError(
                     f"{self.consortium.source} has changed since the network in "
                     f"{self.state_dir} was created from it; changing a running network is "
-                    f"not supported: take it down with --purge first, or use another state "
-                    f"folder"
+                    f"not supported (a bank added under joined_banks joins with "
+                    f"`dtoken network add-bank NAME`): take it down with --purge first, or use "
+                    f"another state folder"
                 )
             if old.get("runtime", NATIVE) != self.runtime.name:
                 raise NetworkError(

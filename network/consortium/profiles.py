@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dtoken_wire.namespaces import bank_namespace
+
 from consortium import crypto
-from consortium.config import Consortium, Org
+from consortium.config import Consortium, NamespaceLayout, Org
 from consortium.identities import write_new_secret
 from consortium.layout import StateLayout
 
@@ -50,7 +52,12 @@ class ConnectionProfiles:
             "msp_id": org.msp_id,
             "kind": org.kind.value,
             "channel": c.channel,
-            "chaincode": c.chaincode.name,
+            # under the namespace layout, the organization's own namespace: every
+            # transaction it submits starts there (docs/architecture.md)
+            "chaincode": (bank_namespace(c.chaincode.name, org.name)
+                          if c.chaincode.layout is NamespaceLayout.NAMESPACES
+                          else c.chaincode.name),
+            "namespace_layout": c.chaincode.layout.value,
             "gateway": {
                 "endpoint": gateway.endpoint,
                 "server_name": gateway.name,

@@ -7,6 +7,9 @@ honest server (same package id, address and environment). What the real network 
 * ``forge_foreign_credit``, ``forge_counterparty_decision``, ``lift_regulator_hold`` write into
   collections whose policy this bank does not satisfy alone: the peer endorses them (it runs
   any code), the committers invalidate them (ENDORSEMENT_POLICY_FAILURE).
+* ``lift_own_suspension`` writes "resumed" over the regulator's suspension of this bank, in
+  a bank's ``holds-<bank>`` (its own, or another's), or deletes it: invalidated likewise
+  (``tests/integration/test_add_bank.py``).
 * ``accept_skipping_refund_read`` is the payee's accept without the point read of
   ``refund/<id>`` and without pinning its decision to both banks: it writes only the bank's
   own collections and commits, so a refunded transfer ends up also "accepted"; the decision
@@ -36,6 +39,17 @@ honest server (same package id, address and environment). What the real network 
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
   credit), again in the bank's own collections only, so the shared test ledger conserves again.
 
+* ``claim_escrow_unconditionally`` is the payee bank's claim of an escrow without the
+  condition (no release, a statement that does not verify): pinned like an honest one, it
+  commits (its own collections); it counts for nobody and is reported
+  (``tests/integration/test_escrow_real.py``).
+* ``refund_escrow_early`` is the payer bank's refund of an escrow before its deadline, on its
+  own word: it commits; a delivery attested in time still pays the seller, the payer bank
+  owes, and the refund is reported.
+* ``rewrite_pinned`` rewrites a record the bank created in its own pair collection (an
+  escrow's terms, the transfer that paid a payment request): the record was pinned to both
+  banks, so the committers invalidate it.
+
 Every request is JSON under transient key ``"request"``; nothing here is used in production.
 """
 
@@ -51,6 +65,9 @@ from deposit_token.errors import NotFound
 from deposit_token.keys import (
     acct_collection,
     decision_key,
+    escrow_claim_key,
+    escrow_note_key,
+    escrow_refund_key,
     holds_collection,
     lock_key,
     outgoing_key,
@@ -58,14 +75,19 @@ from deposit_token.keys import (
     quote_key,
     refund_key,
     supply_key,
+    suspension_key,
     transfer_key,
 )
 from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, conservation
 from deposit_token.operations.crossbank import _payout
+from deposit_token.operations.escrow import escrow_records
 from deposit_token.operations.steps import read_quote, record_decision
 from deposit_token.placement import pair_pin
 from deposit_token.records import (
     Decision,
+    EscrowClaim,
+    EscrowNote,
+    EscrowRefund,
     HistoryKind,
     Outcome,
     OutgoingRecord,
@@ -73,6 +95,7 @@ from deposit_token.records import (
     RefundCause,
     SupplyKind,
     SupplyRecord,
+    Suspension,
     Transfer,
     encode,
 )
@@ -118,6 +141,19 @@ class DishonestTokenContract(DepositTokenContract):
             decision_key(req["transfer_id"]),
             FORGED,
         )
+        return {"tx_id": ctx.stub.tx_id}
+
+    @transaction()
+    async def lift_own_suspension(self, ctx: Context) -> dict[str, Any]:
+        """Write "resumed" over the regulator's suspension of this bank in ``holds-<bank>``
+        (``req["bank"]``: whose holds collection), or delete it."""
+        req = _request(ctx)
+        coll, key = holds_collection(req["bank"]), suspension_key(req["suspended"])
+        if req.get("delete"):
+            await ctx.stub.del_private_data(coll, key)
+        else:
+            lifted = Suspension(bank=req["suspended"], suspended=False, tx_id=ctx.stub.tx_id)
+            await ctx.stub.put_private_data(coll, key, encode(lifted, "7" * 32))
         return {"tx_id": ctx.stub.tx_id}
 
     @transaction()
@@ -292,6 +328,80 @@ class DishonestTokenContract(DepositTokenContract):
             return ops.done(tx)
 
         return await self._dishonest(ctx, "undo_dishonest_accept", body)
+
+    @transaction()
+    async def claim_escrow_unconditionally(self, ctx: Context) -> dict[str, Any]:
+        """The payee bank credits its customer from an escrow and records a pinned claim,
+        skipping the check that the condition holds (``basis`` as requested)."""
+        req = _request(ctx)
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
+            payer = ops.other_bank(registry, bank, req["payer_bank"], "payer_bank")
+            escrow, _, _, _ = await escrow_records(tx, payer, bank, req["escrow_id"])
+            payee = await ops.read_account(tx, bank, escrow.payee_account, "payee")
+            payee = ops.record_history(tx, bank, credit(payee, escrow.amount),
+                                       HistoryKind.ESCROW_IN, escrow.amount,
+                                       counterparty_bank=payer.name,
+                                       transfer_id=escrow.escrow_id)
+            ops.save_account(tx, bank, payee)
+            statement = req.get("statement") or {}
+            tx.ledger.put(pair_collection(bank.name, payer.name),
+                          escrow_claim_key(escrow.escrow_id), EscrowClaim(
+                              escrow_id=escrow.escrow_id, payer_bank=payer.name,
+                              payee_bank=bank.name, amount=escrow.amount,
+                              currency=escrow.currency,
+                              basis="statement" if statement else "release",
+                              claimed_at=tx.at, statement=statement, tx_id=tx.tx_id),
+                          pin=pair_pin(bank, payer))
+            ops.record_supply(tx, bank, escrow.currency, SupplyKind.IN, escrow.amount,
+                              payer.name, escrow.escrow_id)
+            return ops.done(tx)
+
+        return await self._dishonest(ctx, "claim_escrow_unconditionally", body)
+
+    @transaction()
+    async def refund_escrow_early(self, ctx: Context) -> dict[str, Any]:
+        """The payer bank refunds its customer from an escrow before the deadline, claiming
+        the deadline passed (its own word)."""
+        req = _request(ctx)
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
+            payee = ops.other_bank(registry, bank, req["payee_bank"], "payee_bank")
+            escrow, _, _, _ = await escrow_records(tx, bank, payee, req["escrow_id"])
+            note = await tx.ledger.get(EscrowNote, acct_collection(bank.name),
+                                       escrow_note_key(escrow.escrow_id))
+            if note is None:
+                raise NotFound("no such escrow")
+            payer = await ops.read_account(tx, bank, note.payer_account, "payer")
+            payer = ops.record_history(tx, bank, credit(payer, escrow.amount, refund=True),
+                                       HistoryKind.ESCROW_REFUND, escrow.amount,
+                                       counterparty_bank=payee.name,
+                                       transfer_id=escrow.escrow_id, detail="deadline")
+            ops.save_account(tx, bank, payer)
+            tx.ledger.put(pair_collection(bank.name, payee.name),
+                          escrow_refund_key(escrow.escrow_id), EscrowRefund(
+                              escrow_id=escrow.escrow_id, payer_bank=bank.name,
+                              payee_bank=payee.name, amount=escrow.amount,
+                              currency=escrow.currency, cause="deadline", refunded_at=tx.at,
+                              tx_id=tx.tx_id), pin=pair_pin(bank, payee))
+            ops.record_supply(tx, bank, escrow.currency, SupplyKind.REFUND, escrow.amount,
+                              payee.name, escrow.escrow_id)
+            return ops.done(tx)
+
+        return await self._dishonest(ctx, "refund_escrow_early", body)
+
+    @transaction()
+    async def rewrite_pinned(self, ctx: Context) -> dict[str, Any]:
+        """Overwrite ``key`` in ``pair-<this bank>-<counterparty>`` with ``value`` (JSON text,
+        salted as the contract salts): a record pinned to both banks at creation."""
+        req = _request(ctx)
+        coll = pair_collection(req["bank"], req["counterparty"])
+        await ctx.stub.put_private_data(coll, req["key"], req["value"].encode())
+        return {"tx_id": ctx.stub.tx_id}
 
 
     @transaction()

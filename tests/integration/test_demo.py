@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from dtoken.conditional import EscrowState, PaymentRequestStatus
 from dtoken.demo import DemoResult, run_demo
 from dtoken.models import TransferStatus
 from dtoken.sync import SyncRegulator
@@ -55,8 +56,12 @@ def test_the_story_completes_and_the_audit_passes(
     assert result.quoted is TransferStatus.ACCEPTED
     assert {key: money.format() for key, money in result.quoted_balances.items()} == {
         "apparel": "2,000.00 USD", "furniture": "21,703.50 CNH"}
+    assert result.escrows == {"order": EscrowState.PAID}
+    assert result.requests == {"invoice": PaymentRequestStatus.PAID}
     text = "\n".join(lines)
     for step in ("Accounts opened, deposits minted", "Payments decided automatically",
+                 "An order paid into escrow, released by the marketplace's delivery",
+                 "An exporter's invoice paid by request, once",
                  "Interbank obligations netted", "The regulator freezes an account",
                  "What each bank can and cannot see", "The regulator's audit"):
         assert step in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -152,6 +153,78 @@ async def test_concurrent_and_two_process_payments_from_one_account_apply_once(
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 20)
+
+    async with regulator(network) as reg:
+        report = await reg.audit()
+        assert report.ok, report.failures
+
+
+_LANE_PROCESS = """
+import asyncio, json, sys
+from dtoken.bank import Bank
+
+async def main() -> None:
+    profile, payer, payees = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    refs, amounts = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+    async with Bank.connect(profile) as hk:  # its lane comes from DTOKEN_LANE
+        results = await asyncio.gather(*(
+            hk.transfer(payer, bank, account, amount, reference=ref)
+            for (bank, account), ref, amount in zip(payees, refs, amounts)),
+            return_exceptions=True)
+        rebalances = hk.coalescer.rebalances
+    print(json.dumps({"ids": [r.transfer_id if not isinstance(r, BaseException) else repr(r)
+                              for r in results], "rebalances": rebalances}))
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_on_their_own_lanes_of_one_account(network: TestNetwork) -> None:
+    """Issue 14 item 3: an account with two balance lanes, one process on each, paying at
+    once (one payment larger than its lane, so a rebalance runs between the payments), with a
+    daily limit: 0 permanent failures, each reference applied once, the day's outflow within
+    the limit (a payment past it refused), the audit OK."""
+    limit = 900_000
+    async with (bank(network, "hkbank", "minter") as hk, bank(network, "usbank") as us,
+                bank(network, "cnbank") as cn):
+        payer = (await hk.open_account("USD", "MARKETPLACE-LANES", reference=f"mkl-{RUN}",
+                                       daily_outflow_limit=limit)).account_id
+        await hk.mint(payer, 1_000_000, reference=f"mkl-dep-{RUN}")
+        await hk.set_lanes(payer, 2)
+        assert [m.minor for m in (await hk.account(payer)).lane_balances] == [1_000_000, 0]
+        hk.lane = 0
+        payees = await exporters(us, cn, 40)
+        mine, theirs = refs("l0", 40), refs("l1", 41)
+        their_amounts = [100] * 40 + [500_000]  # the last is larger than lane 1 ever held
+        other = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _LANE_PROCESS, str(network.profile_path("hkbank")), payer,
+            json.dumps([*payees, payees[0]]), json.dumps(theirs), json.dumps(their_amounts),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "DTOKEN_LANE": "1"})
+        payments = await pay_at_once(hk, payer, payees, mine)
+        out, err = await asyncio.wait_for(other.communicate(), 240)
+        assert other.returncode == 0, err.decode()[-2000:]
+        result = json.loads(out)
+        their_ids = result["ids"]
+        assert all(not t.startswith("<") and "Error" not in t and "(" not in t
+                   for t in their_ids), their_ids  # 0 permanent failures
+        assert result["rebalances"] >= 1  # lane 1 started empty, and the large payment
+        paid = {r: p.transfer_id for r, p in zip(mine, payments, strict=True)}
+        paid.update(zip(theirs, their_ids, strict=True))
+        assert len(set(paid.values())) == 81
+        spent = 100 * 80 + 500_000
+
+        account = await hk.account(payer)
+        assert account.balance.minor == 1_000_000 - spent
+        assert account.outflow_today.minor == spent <= limit
+        # the daily limit holds across lanes: a payment past it is refused (after the
+        # coalescer tried to rebalance headroom), whatever lane it comes from
+        with pytest.raises(errors.LimitExceeded):
+            await hk.transfer(payer, payees[1][0], payees[1][1], limit - spent + 1,
+                              reference=f"mkl-over-{RUN}")
+        history = [h for h in await hk.history(payer) if h.kind == "payment_out"]
+        counted = Counter(h.transfer_id for h in history)
+        assert set(counted) == set(paid.values())
+        assert set(counted.values()) == {1}
 
     async with regulator(network) as reg:
         report = await reg.audit()

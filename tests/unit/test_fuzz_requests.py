@@ -98,7 +98,10 @@ def _distinct_strings(obj: object) -> list[str]:
     elif isinstance(obj, list):
         for v in obj:
             out += _distinct_strings(v)
-    elif isinstance(obj, str) and len(obj) >= 6 and not set(obj) <= set(string.ascii_lowercase):
+    # (field names, of lowercase letters and "_", are quoted in fixed messages)
+    elif isinstance(obj, str) and len(obj) >= 6 and not set(obj) <= set(
+        string.ascii_lowercase + "_"
+    ):
         out.append(obj)
     return out
 

@@ -12,6 +12,9 @@ Every write goes through :class:`~dtoken.submitter.Submitter`: money movements t
 next) can never apply twice. Accept, reject and refund derive their reference from the
 transfer; a settlement from its RTGS reference.
 
+Escrow and payment requests are :class:`dtoken.conditional.ConditionalPayments`, a mixin
+``Bank`` inherits (the seam this file's size asked for).
+
 One file of ~850 lines on purpose: ``Bank`` and ``Regulator`` are the SDK's two public
 classes, sharing ``Member``, each method one contract transaction (the verb table in
 docs/sdk.md), and their blocking twins with typed declarations are generated from this module
@@ -21,12 +24,15 @@ the next split is the netting reads (obligations, proven positions, audit) as a 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -41,7 +47,16 @@ from dtoken_wire import requests as w
 from dtoken_wire.enums import AccountStatus, Direction, Rounding
 
 from dtoken.coalescer import Coalescer
-from dtoken.errors import ExposureCapExceeded, NetworkFault, NotFound, ProfileError, UsageError
+from dtoken.conditional import ConditionalPayments
+from dtoken.errors import (
+    ExposureCapExceeded,
+    InsufficientFunds,
+    LimitExceeded,
+    NetworkFault,
+    NotFound,
+    ProfileError,
+    UsageError,
+)
 from dtoken.models import (
     Account,
     AccountSummary,
@@ -278,6 +293,14 @@ class Member:
         self._currency_cache[(account.bank, account_id)] = account.currency
         return account
 
+    async def _minor(self, amount: int | Money, account_id: str) -> int:
+        if isinstance(amount, Money):
+            currency = await self._currency_of(account_id)
+            if amount.currency != currency:
+                raise UsageError(f"the amount is in {amount.currency}, the account in {currency}")
+            return _positive(amount.minor)
+        return _positive(amount)
+
     async def _currency_of(self, account_id: str, bank: str | None = None) -> str:
         key = (bank or self.name, account_id)
         if key not in self._currency_cache:
@@ -434,7 +457,7 @@ class Member:
         return out
 
 
-class Bank(Member):
+class Bank(ConditionalPayments, Member):
     """A member bank's client: accounts, money movements, cross-bank payments, settlement.
 
     ::
@@ -452,7 +475,29 @@ class Bank(Member):
     ``coalesced_payout`` transactions (docs/sdk.md, "Coalescing"); ``False`` sends each as its
     own ``initiate_transfer`` (the one-payment-per-transaction baseline)."""
 
+    _lane: int | None = None
+
+    @property
+    def lane(self) -> int | None:
+        """Which balance lane of a payer account with lanes this client debits (docs/sdk.md,
+        "Balance lanes"): give each process of an application its own (``bank.lane = 2``, or
+        the ``DTOKEN_LANE`` environment variable); ``None`` derives it from the process id
+        (the process id modulo the account's lane count). Ignored for an account without
+        lanes."""
+        return self._lane
+
+    @lane.setter
+    def lane(self, value: int | None) -> None:
+        if value is not None and (type(value) is not int or not 0 <= value < w.MAX_LANES):
+            raise UsageError(f"a lane is a number from 0 to {w.MAX_LANES - 1}")
+        self._lane = value
+
+    lane_cache_seconds: float = 60.0
+    """How long an account's lane count is remembered (a ``set_lanes`` is seen after it)."""
+
     _coalescer_instance: Coalescer | None = None
+    _lane_counts: dict[str, tuple[float, int]] | None = None
+    _lane_reads: dict[str, asyncio.Future[tuple[float, int]]] | None = None
 
     @property
     def coalescer(self) -> Coalescer:
@@ -460,8 +505,52 @@ class Bank(Member):
         if self._coalescer_instance is None:
             self._coalescer_instance = Coalescer(
                 self.submitter, self.msp_id, lookup=self._reference_parts,
-                single=self._initiate_item, same_request=self._same_payment)
+                single=self._initiate_item, same_request=self._same_payment,
+                lane_of=self._payer_lane, rebalance=self._rebalance)
         return self._coalescer_instance
+
+    async def _payer_lane(self, account_id: str) -> tuple[int, int]:
+        """``(lane this client debits, the account's lane count)`` for ``account_id``."""
+        if self._lane_counts is None:
+            self._lane_counts = {}
+        if self._lane_reads is None:
+            self._lane_reads = {}
+        cached = self._lane_counts.get(account_id)
+        if cached is None or time.monotonic() - cached[0] > self.lane_cache_seconds:
+            # one read per account however many calls arrive at once (a burst of thousands
+            # of transfer() calls must not become thousands of get_account queries)
+            reading = self._lane_reads.get(account_id)
+            if reading is None:
+                reading = asyncio.ensure_future(self._read_lane_count(account_id))
+                self._lane_reads[account_id] = reading
+                reading.add_done_callback(
+                    lambda _t: self._lane_reads.pop(account_id, None)  # type: ignore[union-attr]
+                )
+            cached = await asyncio.shield(reading)
+        count = cached[1]
+        if count <= 1:
+            return 0, 1
+        chosen = self.lane
+        if chosen is None and os.environ.get("DTOKEN_LANE", "").strip():
+            try:
+                chosen = int(os.environ["DTOKEN_LANE"])
+            except ValueError as error:
+                raise UsageError("DTOKEN_LANE must be a lane number") from error
+        if chosen is None:
+            return os.getpid() % count, count
+        if not 0 <= chosen < count:
+            raise UsageError(f"lane {chosen} is not a lane of the account (it has {count})")
+        return chosen, count
+
+    async def _read_lane_count(self, account_id: str) -> tuple[float, int]:
+        data = await self._evaluate("get_account", w.AccountRef(account_id))
+        cached = (time.monotonic(), int(data.get("lanes", 1)))
+        assert self._lane_counts is not None
+        self._lane_counts[account_id] = cached
+        return cached
+
+    async def _rebalance(self, account_id: str, lane: int, amount: int) -> None:
+        await self.rebalance_lanes(account_id, lane, amount)
 
     async def _reference_parts(self, reference: str) -> tuple[str, str, tuple[str, ...]] | None:
         found = await self.lookup_reference(reference)
@@ -476,9 +565,17 @@ class Bank(Member):
             item.payee_account, item.amount, item.remittance)
 
     async def _initiate_item(self, payer: str, item: w.CoalescedItem) -> Receipt:
+        lane, count = await self._payer_lane(payer)
         request = w.InitiateRequest(
             item.reference, payer, item.payee_bank, item.payee_account, item.amount,
-            item.remittance, item.transfer_id, item.ttl_seconds, dict(item.originator))
+            item.remittance, item.transfer_id, item.ttl_seconds, dict(item.originator), lane)
+        try:
+            return await self._write("initiate_transfer", request, item.reference)
+        except (InsufficientFunds, LimitExceeded):
+            if count <= 1:
+                raise
+        # short on this lane: a rebalance first (its refusal says the account cannot pay)
+        await self._rebalance(payer, lane, item.amount)
         return await self._write("initiate_transfer", request, item.reference)
 
     # --- accounts ---------------------------------------------------------------------------
@@ -514,6 +611,13 @@ class Bank(Member):
     async def balance(self, account_id: str) -> Money:
         """An account's balance."""
         return (await self.account(account_id)).balance
+
+    async def suspensions(self) -> list[dict[str, str]]:
+        """The banks the regulator has suspended, as this bank was told (``bank``, ``since``,
+        ``reason``): no new payment to or from them is accepted."""
+        data = await self._evaluate("get_suspensions", None)
+        return [{"bank": str(x["bank"]), "since": str(x["since"]), "reason": str(x["reason"])}
+                for x in data["suspended"]]
 
     async def history(
         self, account_id: str, *, from_seq: int = 0, limit: int | None = None
@@ -553,15 +657,31 @@ class Bank(Member):
                                      _limit(daily_outflow, currency))
         return await self._write("set_account_limits", request, reference)
 
-    # --- money ------------------------------------------------------------------------------
+    async def set_lanes(
+        self, account_id: str, lanes: int, *, reference: str | None = None
+    ) -> Receipt:
+        """Give an account ``lanes`` balance lanes (2 to 16; only ever more), so several
+        processes can pay from it at once, each debiting its own lane (docs/sdk.md, "Balance
+        lanes"). The balance stays where it is; the daily limit is split over the lanes."""
+        if not 1 <= lanes <= w.MAX_LANES:
+            raise UsageError(f"lanes must be 1 to {w.MAX_LANES}")
+        receipt = await self._write("set_lanes", w.SetLanesRequest(account_id, lanes),
+                                    reference)
+        if self._lane_counts is not None:
+            self._lane_counts.pop(account_id, None)
+        return receipt
 
-    async def _minor(self, amount: int | Money, account_id: str) -> int:
-        if isinstance(amount, Money):
-            currency = await self._currency_of(account_id)
-            if amount.currency != currency:
-                raise UsageError(f"the amount is in {amount.currency}, the account in {currency}")
-            return _positive(amount.minor)
-        return _positive(amount)
+    async def rebalance_lanes(
+        self, account_id: str, lane: int, amount: int | Money, *, reference: str | None = None
+    ) -> Receipt:
+        """Bring lane ``lane`` of an account up to ``amount`` of balance (and of unspent
+        daily limit), taken from its other lanes; the SDK does it by itself before a payment
+        larger than its lane."""
+        minor = await self._minor(amount, account_id)
+        return await self._write("rebalance_lanes",
+                                 w.RebalanceRequest(account_id, lane, minor), reference)
+
+    # --- money ------------------------------------------------------------------------------
 
     async def mint(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt:
         """Credit new tokens: a deposit arrived (needs the ``minter`` role)."""
@@ -630,8 +750,9 @@ class Bank(Member):
                 ids.append(self._derived_id("transfer", reference, str(i)))
             payments.append(w.BatchPayment(payee.bank, payee.account_id, minor,
                                            payee.remittance, ids[-1]))
+        lane, _count = await self._payer_lane(from_account)
         request = w.BatchRequest(reference, from_account, tuple(payments), _ttl(ttl_seconds),
-                                 dict(originator or {}))
+                                 dict(originator or {}), lane)
         receipt = await self._write("batch_payout", request, reference)
         return Payout(tuple(ids), receipt, tuple(payees))
 
@@ -846,6 +967,18 @@ class Bank(Member):
                                  w.SetExposureCapRequest(debtor_bank, cap.currency, cap.minor),
                                  None)
 
+    async def exposure_cap(self, debtor_bank: str, currency: str) -> Money | None:
+        """The exposure cap this bank set on ``debtor_bank`` in ``currency`` (``None``: no
+        cap): a short read, without the obligations' scan of every transfer."""
+        self.profile.bank(debtor_bank)
+        data = await self._evaluate("get_exposure_cap", w.CapRequest(debtor_bank, currency))
+        cap = data.get("cap")
+        if cap is None:
+            return None
+        if type(cap) is not int:
+            raise NetworkFault("the contract's answer has no valid 'cap'")
+        return Money.of(cap, currency, self.currencies)
+
     async def headroom(self, payee_bank: str, currency: str) -> Money | None:
         """What this bank may still owe ``payee_bank`` in ``currency`` under the exposure cap
         ``payee_bank`` set on it (``None``: no cap). A payment beyond it is not refused here:
@@ -865,7 +998,8 @@ class Bank(Member):
 
 
 class Regulator(Member):
-    """The regulator's client: holds (freezes) on any bank's accounts, reads, the audit."""
+    """The regulator's client: holds (freezes) on any bank's accounts, a bank's suspension,
+    reads, the audit."""
 
     KIND = "regulator"
     DEFAULT_IDENTITY = "auditor"
@@ -894,6 +1028,19 @@ class Regulator(Member):
         return await self._write(
             "release_hold", w.ReleaseHoldRequest(bank, account_id), reference
         )
+
+    async def suspend(
+        self, bank: str, *, reason: str = "", reference: str | None = None
+    ) -> Receipt:
+        """Suspend a bank: every bank's contract refuses new payments to or from it (refunds
+        and settlements of what is in flight go on) until :meth:`resume`."""
+        self.profile.bank(bank)
+        return await self._write("suspend_bank", w.SuspendRequest(bank, reason), reference)
+
+    async def resume(self, bank: str, *, reference: str | None = None) -> Receipt:
+        """Lift the suspension of a bank (``INVALID_STATE`` if it is not suspended)."""
+        self.profile.bank(bank)
+        return await self._write("resume_bank", w.ResumeRequest(bank), reference)
 
     async def audit(self) -> AuditReport:
         """Conservation over every bank and pair of banks (every page). A transfer both

@@ -44,6 +44,7 @@ from typing import Any
 
 import fabgateway
 
+from dtoken import cli_conditional
 from dtoken import cli_format as fmt
 from dtoken import plugins as plugins_mod
 from dtoken import pvp as pvp_mod
@@ -260,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold", metavar="AMOUNT", help="(regulator) hold an amount, no freeze")
     p.add_argument("--release", action="store_true", help="(regulator) remove the hold")
     p.add_argument("--reason", default="")
+    p = command("suspend", cmd_suspend,
+                "(regulator) suspend a bank: no new payment to or from it until resumed")
+    p.add_argument("of_bank", metavar="BANK")
+    p.add_argument("--reason", default="")
+    p = command("resume", cmd_resume, "(regulator) lift a bank's suspension")
+    p.add_argument("of_bank", metavar="BANK")
+    command("suspensions", cmd_suspensions, "the banks suspended, as this bank was told")
     command("audit", cmd_audit, "(regulator) the conservation audit")
     p = command("dashboard", cmd_dashboard,
                 "a live web page of what this bank (or the regulator) may see, on 127.0.0.1")
@@ -290,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first block when there is no state yet (default: %(default)s)")
     p.add_argument("--once", action="store_true",
                    help="inspect the blocks committed so far, then exit")
+
+    cli_conditional.add_commands(command, sub)  # escrow and payment requests
 
     host = CommandHost(common=common, organization=_organization, roles=ROLES)
     for plugin in plugins_mod.plugins():
@@ -718,6 +728,29 @@ async def cmd_freeze(ctx: Context, args: argparse.Namespace) -> None:
             receipt = await bank_client.freeze(args.account)
             text = f"froze {args.account}"
     ctx.out(receipt, f"{text} {fmt.receipt_note(receipt)}")
+
+
+async def cmd_suspend(ctx: Context, args: argparse.Namespace) -> None:
+    reg = ctx.regulator
+    if reg is None:
+        raise UsageError("suspending a bank is the regulator's: use --bank <regulator>")
+    receipt = await reg.suspend(args.of_bank, reason=args.reason)
+    ctx.out(receipt, f"suspended {args.of_bank}: no new payment to or from it "
+                     f"{fmt.receipt_note(receipt)}")
+
+
+async def cmd_suspensions(ctx: Context, args: argparse.Namespace) -> None:
+    told = await ctx.bank.suspensions()
+    ctx.out(told, "\n".join(f"{s['bank']} suspended since {s['since']}: {s['reason']}"
+                            for s in told) or "no bank is suspended")
+
+
+async def cmd_resume(ctx: Context, args: argparse.Namespace) -> None:
+    reg = ctx.regulator
+    if reg is None:
+        raise UsageError("resuming a bank is the regulator's: use --bank <regulator>")
+    receipt = await reg.resume(args.of_bank)
+    ctx.out(receipt, f"resumed {args.of_bank} {fmt.receipt_note(receipt)}")
 
 
 async def cmd_audit(ctx: Context, args: argparse.Namespace) -> None:

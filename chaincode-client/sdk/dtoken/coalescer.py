@@ -32,8 +32,18 @@ What a batch's fate means for its items:
   others);
 * committed invalid for a reason retrying cannot cure: every item gets that error.
 
-Must not: send a second transaction debiting an account while one is in flight; answer an
-item from anything but the ledger (a response, or the reference record).
+**Balance lanes** (docs/sdk.md, "Balance lanes"): for a payer account with several lanes, the
+queue is per ``(account, lane)`` and each batch debits this process's lane only (``lane_of``
+says which), so processes on different lanes never invalidate each other. An item refused
+for ``INSUFFICIENT_FUNDS`` or ``LIMIT_EXCEEDED`` by its lane is not refused yet: the coalescer
+sends a ``rebalance_lanes`` (value and daily headroom from the account's other lanes into
+this one, its own transaction, while no batch of this lane is in flight), first for all such
+items of the batch together, then for each alone, and the item rides in the next batch; only
+when the rebalance itself is refused (the account as a whole cannot pay it) is the refusal the
+item's.
+
+Must not: send a second transaction debiting an account's lane while one is in flight; answer
+an item from anything but the ledger (a response, or the reference record).
 """
 
 from __future__ import annotations
@@ -72,6 +82,17 @@ Lookup = Callable[[str], Awaitable[tuple[str, str, tuple[str, ...]] | None]]
 Single = Callable[[str, w.CoalescedItem], Awaitable[Receipt]]
 #: Whether the transfer an applied reference made is this item's (payee, amount ...).
 SameRequest = Callable[[w.CoalescedItem], Awaitable[bool]]
+#: ``(the lane this client debits, the account's lane count)`` of a payer account.
+LaneOf = Callable[[str], Awaitable[tuple[int, int]]]
+#: ``rebalance_lanes(account, lane, amount)``: raises the contract's refusal if it cannot.
+Rebalance = Callable[[str, int, int], Awaitable[None]]
+
+#: The refusals of a lane that a rebalance may cure (the account's other lanes may have it).
+_LANE_SHORT = frozenset({"INSUFFICIENT_FUNDS", "LIMIT_EXCEEDED"})
+#: Rebalances tried for the items of a batch refused whole (its per-item codes are lost, so
+#: the items may be short on their lane, or refused for good: frozen ...) before they are
+#: sent alone for their own answer.
+_MAX_REBALANCES = 2
 
 
 @dataclass
@@ -82,6 +103,8 @@ class _Item:
     unsure: bool = False
     """A batch carrying this item had an unknown outcome: if the item turns out applied, it
     was this call's own doing (not a replay)."""
+    rebalanced: int = 0
+    """How many rebalances of its lane were made for this item."""
 
 
 @dataclass
@@ -102,6 +125,8 @@ class Coalescer:
         single: Single,
         same_request: SameRequest | None = None,
         max_batch: int = w.MAX_BATCH,
+        lane_of: LaneOf | None = None,
+        rebalance: Rebalance | None = None,
     ) -> None:
         if not 1 <= max_batch <= w.MAX_BATCH:
             raise ValueError(f"max_batch must be 1 to {w.MAX_BATCH}")
@@ -110,29 +135,34 @@ class Coalescer:
         self._lookup = lookup
         self._single = single
         self._same_request = same_request
+        self._lane_of = lane_of
+        self._rebalance = rebalance
         self.max_batch = max_batch
-        self._queues: dict[str, _Queue] = {}
+        self._queues: dict[tuple[str, int], _Queue] = {}
         self.batches = 0
         """How many batch transactions were sent (for tests and benchmarks)."""
+        self.rebalances = 0
+        """How many lane rebalances were sent (for tests and benchmarks)."""
 
     async def pay(self, payer_account: str, item: w.CoalescedItem) -> Receipt:
         """Apply ``item`` once, debiting ``payer_account``; its receipt, or its refusal."""
         loop = asyncio.get_running_loop()
         entry = _Item(item, loop.create_future(),
                       time.monotonic() + self._submitter.policy.outcome_timeout)
-        queue = self._queues.setdefault(payer_account, _Queue())
+        lane, count = (0, 1) if self._lane_of is None else await self._lane_of(payer_account)
+        queue = self._queues.setdefault((payer_account, lane), _Queue())
         queue.items.append(entry)
         if queue.runner is None:
-            queue.runner = asyncio.create_task(self._run(payer_account, queue))
+            queue.runner = asyncio.create_task(self._run(payer_account, lane, count, queue))
         return await asyncio.shield(entry.future)
 
-    async def _run(self, payer: str, queue: _Queue) -> None:
+    async def _run(self, payer: str, lane: int, count: int, queue: _Queue) -> None:
         """Send the queue's items, one batch in flight at a time, until it is empty."""
         try:
             while queue.items:
                 batch, queue.items = self._take(queue.items)
                 if batch:
-                    again = await self._send(payer, batch)
+                    again = await self._send(payer, lane, count, batch)
                     queue.items[:0] = again
         except BaseException as error:  # never leave a caller waiting
             for entry in queue.items:
@@ -144,9 +174,9 @@ class Coalescer:
         finally:
             queue.runner = None
             if queue.items:  # arrived while the runner was ending
-                queue.runner = asyncio.create_task(self._run(payer, queue))
-            elif self._queues.get(payer) is queue:
-                del self._queues[payer]
+                queue.runner = asyncio.create_task(self._run(payer, lane, count, queue))
+            elif self._queues.get((payer, lane)) is queue:
+                del self._queues[(payer, lane)]
 
     def _take(self, items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
         """The next batch (at most ``max_batch`` items, each reference once: a second call
@@ -164,9 +194,9 @@ class Coalescer:
                 rest.append(entry)
         return batch, rest
 
-    async def _send(self, payer: str, batch: list[_Item]) -> list[_Item]:
+    async def _send(self, payer: str, lane: int, count: int, batch: list[_Item]) -> list[_Item]:
         """One batch transaction; the items to send again."""
-        request = w.CoalescedRequest(payer, tuple(i.wire for i in batch))
+        request = w.CoalescedRequest(payer, tuple(i.wire for i in batch), lane)
         digest = hashlib.sha256(canonical_json(request.to_json())).hexdigest()[:48]
         self.batches += 1
         try:
@@ -175,6 +205,11 @@ class Coalescer:
                 endorsing_organizations=[self._msp_id],
             )
         except ContractError as refusal:
+            if (refusal.code == "INVALID_STATE" and count > 1 and self._rebalance is not None
+                    and all(e.rebalanced < _MAX_REBALANCES for e in batch)):
+                # no item applicable on this lane: it may only be short (the codes are lost
+                # with a refusal), so the lane is rebalanced for them before they go alone
+                return await self._refill(payer, lane, batch)
             # Refused whole (no item applicable, the payer account missing ...): each item is
             # answered from its reference record if applied, else sent alone for its own
             # answer (one bad item cannot sink the others).
@@ -197,6 +232,7 @@ class Coalescer:
         if not isinstance(codes, list) or len(codes) != len(batch):
             raise NetworkFault(f"{TRANSACTION}: the response has no result per item")
         duplicates: list[Awaitable[None]] = []
+        short: list[_Item] = []
         for entry, code in zip(batch, codes, strict=True):
             if code == "OK":
                 entry.future.set_result(Receipt(
@@ -205,11 +241,56 @@ class Coalescer:
                     attempt=receipt.attempt, replayed=False))
             elif code == DuplicateReference.code:
                 duplicates.append(self._applied_before(entry))
+            elif code in _LANE_SHORT and count > 1 and self._rebalance is not None:
+                short.append(entry)
             else:
                 entry.future.set_exception(contract_error(
                     f"{code}: refused inside a coalesced payout", transaction_id=receipt.tx_id))
         await asyncio.gather(*duplicates)
-        return []
+        return await self._refill(payer, lane, short)
+
+    async def _refill(self, payer: str, lane: int, short: list[_Item]) -> list[_Item]:
+        """Rebalance ``lane`` for the items its balance or daily share could not cover: the
+        first time all of them together, then each alone; the items to send again. An item
+        whose own rebalance is refused gets that refusal (the account as a whole cannot pay
+        it); one whose time ran out while other lanes kept taking the funds back gets a
+        fault (nothing applied: safe to call again with the same reference)."""
+        if not short or self._rebalance is None:
+            return []
+        now = time.monotonic()
+        for entry in short:
+            if now >= entry.deadline:
+                entry.future.set_exception(NetworkFault(
+                    "the account's lanes kept contending for this payment's funds until its "
+                    "time ran out; nothing was applied: call again with the same reference"))
+        live = [e for e in short if not e.future.done()]
+        again: list[_Item] = []
+        first = [e for e in live if e.rebalanced == 0]
+        if len(first) > 1:
+            for entry in first:
+                entry.rebalanced = 1
+            try:
+                self.rebalances += 1
+                await self._rebalance(payer, lane, sum(e.wire.amount for e in first))
+            except ContractError:
+                pass  # too much together: each gets its own rebalance below
+            except Exception as error:
+                for entry in first:
+                    entry.future.set_exception(error)
+            else:
+                again.extend(first)
+        for entry in live:
+            if entry in again or entry.future.done():
+                continue
+            entry.rebalanced += 1
+            try:
+                self.rebalances += 1
+                await self._rebalance(payer, lane, entry.wire.amount)
+            except Exception as error:
+                entry.future.set_exception(error)
+                continue
+            again.append(entry)
+        return again
 
     async def _again(self, batch: list[_Item], fault: NetworkFault) -> list[_Item]:
         """The batch's fate is unknown or it lost every conflict: its items go again, but

@@ -18,6 +18,10 @@ what happened and what each bank can and cannot see:
 7. each bank reads what it may, and is refused what belongs to another bank's customers;
 8. the regulator's audit.
 
+Between steps 4 and 5, the conditional-payment chapters (:mod:`dtoken.demo_conditional`): an
+order paid into escrow is released by the marketplace's signed delivery, and an exporter's
+invoice is paid by request, once.
+
 Everything is fresh per run (a run id in every reference and owner reference), so the demo
 runs again on a network that is already up. :func:`run_demo` is the story as a function (the
 integration test calls it on its own network); ``main`` wraps it for ``scripts/demo``.
@@ -52,6 +56,8 @@ import fabgateway
 from dtoken import cli_format as fmt
 from dtoken import pvp as pvp_mod
 from dtoken.bank import Bank, Member, Regulator
+from dtoken.conditional import EscrowState, PaymentRequestStatus
+from dtoken.demo_conditional import conditional_chapters
 from dtoken.errors import ContractError, DTokenError, UsageError
 from dtoken.listener import Handled, IncomingListener, Sweeper, Verdict, accept_all
 from dtoken.models import AuditReport, Payee, Transfer, TransferStatus
@@ -117,6 +123,10 @@ class DemoResult:
     """The payment converted at cnbank's quote: its final status."""
     quoted_balances: dict[str, Money] = field(default_factory=dict)
     """Quoted payment's party name -> balance after it."""
+    escrows: dict[str, EscrowState] = field(default_factory=dict)
+    """Escrow label -> final state (the conditional-payment chapters)."""
+    requests: dict[str, PaymentRequestStatus] = field(default_factory=dict)
+    """Payment-request label -> final status."""
 
 
 @dataclass(frozen=True)
@@ -611,6 +621,7 @@ class _Story:
                 await self.show_balances(["market_usd", "market_cnh", "tools", "organics",
                                           "textiles", "gadgets"])
                 await self.fees_and_redemption()
+                await conditional_chapters(self)
             finally:
                 stop.set()
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):

@@ -18,7 +18,8 @@ there is no copy to drift.
     │   │   ├── InvalidAmount                    INVALID_AMOUNT
     │   │   └── CurrencyMismatch                 CURRENCY_MISMATCH
     │   ├── NotAuthorized (PermissionError)      NOT_AUTHORIZED
-    │   │   └── WrongEndorser                    WRONG_ENDORSER
+    │   │   ├── WrongEndorser                    WRONG_ENDORSER
+    │   │   └── BankSuspended                    SUSPENDED
     │   ├── NotFound (LookupError)               NOT_FOUND
     │   ├── AlreadyExists                        ALREADY_EXISTS
     │   ├── DuplicateReference                   DUPLICATE_REFERENCE (+ original_tx_id)
@@ -54,6 +55,7 @@ from dtoken_wire.errors import (
     AccountFrozen,
     AlreadyExists,
     AlreadyInitialized,
+    BankSuspended,
     ContractError,
     CorruptState,
     CurrencyMismatch,
@@ -82,6 +84,7 @@ __all__ = [
     "AccountFrozen",
     "AlreadyExists",
     "AlreadyInitialized",
+    "BankSuspended",
     "CommitFailed",
     "Contended",
     "ContractError",

@@ -113,7 +113,9 @@ class Verdict:
 
 
 Rule = Callable[[Transfer], "Verdict | Awaitable[Verdict]"]
-"""The bank's rule for an incoming transfer whose payee account is fine (sync or async)."""
+"""The bank's rule for an incoming transfer (sync or async). Alone, a transfer is put to it
+after its payee account's checks; in a batch, before them (the contract checks the account of
+each accept, and a transfer it refuses is decided alone, its account checked then)."""
 
 
 def accept_all(transfer: Transfer) -> Verdict:
@@ -281,14 +283,19 @@ class _Headroom:
 
     @classmethod
     async def read(cls, bank: Bank, transfers: Iterable[Transfer]) -> _Headroom:
-        """The headroom of every payer bank and currency among ``transfers`` still pending
-        (one obligations query per payer bank)."""
+        """The headroom of every payer bank and currency among ``transfers`` still pending:
+        first the caps (a short read each); one obligations query per payer bank that has a
+        cap (it scans every transfer of the pair, which a bank without caps need not pay)."""
         wanted: dict[str, set[str]] = {}
         for t in transfers:
             if t.status is TransferStatus.PENDING:
                 wanted.setdefault(t.payer_bank, set()).add(t.amount.currency)
         room: dict[tuple[str, str], Money | None] = {}
         for payer, currencies in sorted(wanted.items()):
+            caps = [await bank.exposure_cap(payer, c) for c in sorted(currencies)]
+            if all(cap is None for cap in caps):
+                room.update({(payer, c): None for c in currencies})
+                continue
             obligations = await bank.obligations(payer)
             for currency in currencies:
                 room[(payer, currency)] = obligations.headroom(payer, currency)
@@ -450,25 +457,19 @@ class IncomingListener:
         self, transfers: Sequence[Transfer], budget: _Headroom
     ) -> tuple[list[Handled], list[Transfer]]:
         """One ``decide_transfers``: what it settled, and the transfers to decide alone. An
-        accept the exposure cap's headroom cannot take is held, as on the single path."""
-        accounts: dict[str, Account | None] = {}
+        accept the exposure cap's headroom cannot take is held, as on the single path.
 
-        async def read(account_id: str) -> None:
-            async with self._limit:
-                try:
-                    accounts[account_id] = await self._bank.account(account_id)
-                except NotFound:
-                    accounts[account_id] = None
-                except DTokenError:
-                    pass  # read again, alone, by the transfer's verdict
-
-        # each payee account read once for the batch, not once per transfer
-        await asyncio.gather(*(read(a) for a in {t.payee_account for t in transfers}))
+        The payee accounts are not read first: ``decide_transfers`` checks each accept's payee
+        account itself (it exists, takes credits, is in the transfer's currency) and answers
+        a refused item with its code; such an item is then decided alone, where its account
+        is read and the transfer rejected with the reason. (Reading every payee account of a
+        batch cost one query per exporter: most of a pass, for checks the contract makes.)
+        """
 
         async def verdict(transfer: Transfer) -> Verdict | DTokenError:
             async with self._limit:
                 try:
-                    return await self._verdict(transfer, accounts)
+                    return await self._rule_verdict(transfer)
                 except DTokenError as error:
                     return error
 
@@ -603,6 +604,10 @@ class IncomingListener:
         if account.currency != transfer.credit.currency:
             # (a converted transfer is credited in the quote's currency, not the payer's)
             return Verdict.rejected("payee account is in another currency")
+        return await self._rule_verdict(transfer)
+
+    async def _rule_verdict(self, transfer: Transfer) -> Verdict:
+        """The bank's rule on ``transfer`` (sync or async)."""
         verdict = self._rule(transfer)
         if inspect.isawaitable(verdict):
             verdict = await verdict

@@ -110,6 +110,14 @@ class Account:
     hold: Hold | None
     opened_at: str
     history_length: int
+    """How many history records lane 0 (the account record) has written."""
+    lane_balances: tuple[Money, ...] = ()
+    """The balance of each balance lane (one item for an account without lanes)."""
+
+    @property
+    def lanes(self) -> int:
+        """How many balance lanes the account has (docs/sdk.md, "Balance lanes")."""
+        return max(1, len(self.lane_balances))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], currencies: Currencies) -> Account:
@@ -133,6 +141,9 @@ class Account:
             hold=Hold.from_json(data.get("hold"), cur, currencies),
             opened_at=str(data.get("opened_at", "")),
             history_length=_get(data, "seq", int),
+            lane_balances=tuple(
+                _money({"lane": v}, "lane", cur, currencies)
+                for v in _get({"l": data.get("lane_balances", [])}, "l", list)),
         )
 
 

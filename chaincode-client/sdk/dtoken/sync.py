@@ -37,11 +37,16 @@ __all__ = ["SyncBank", "SyncRegulator", "connect"]
 
 if TYPE_CHECKING:
     # <declarations: imports> generated: python -m fabgateway._declarations dtoken.sync
-    from collections.abc import Mapping  # noqa: I001 - generated, one import a line
+    import dtoken_wire.conditional as c  # noqa: I001 - generated, one import a line
+    from collections.abc import Mapping
     from collections.abc import Sequence
     from datetime import datetime
     from decimal import Decimal
     from dtoken.coalescer import Coalescer
+    from dtoken.conditional import Escrow
+    from dtoken.conditional import EscrowOpened
+    from dtoken.conditional import PaymentRequest
+    from dtoken.conditional import PaymentRequested
     from dtoken.models import Account
     from dtoken.models import AccountSummary
     from dtoken.models import AuditReport
@@ -128,6 +133,14 @@ class SyncBank(_SyncMember[Bank]):
         def accept(self, transfer_id: str, payer_bank: str, *, force: bool = False) -> Receipt: ...
         def account(self, account_id: str) -> Account: ...
         def accounts(self, currency: str | None = None) -> list[AccountSummary]: ...
+        def approve_request(
+            self,
+            request_id: str,
+            payee_bank: str,
+            *,
+            originator: Mapping[str, str] | None = None,
+            ttl_seconds: int | None = None,
+        ) -> Receipt: ...
         def balance(self, account_id: str) -> Money: ...
         def batch_payout(
             self,
@@ -140,6 +153,17 @@ class SyncBank(_SyncMember[Bank]):
         ) -> Payout: ...
         def burn(self, account_id: str, amount: int | Money, *, reference: str) -> Receipt: ...
         def claim(self, transfer_id: str, payer_bank: str, preimage: str) -> Receipt: ...
+        def claim_escrow(
+            self,
+            escrow_id: str,
+            payer_bank: str,
+            statement: c.Statement | None = None,
+        ) -> Receipt: ...
+        def claim_escrows(
+            self,
+            payer_bank: str,
+            items: Sequence[tuple[str, c.Statement | None]],
+        ) -> tuple[Receipt, dict[str, str] | None]: ...
         def close_account(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
         @property
         def coalescer(self) -> Coalescer: ...
@@ -150,8 +174,38 @@ class SyncBank(_SyncMember[Bank]):
             payer_bank: str,
             decisions: Sequence[tuple[str, bool, str]],
         ) -> tuple[Receipt, dict[str, str] | None]: ...
+        def decline_request(
+            self,
+            request_id: str,
+            payee_bank: str,
+            reason: str = "",
+        ) -> Receipt: ...
+        def escrow(
+            self,
+            from_account: str,
+            to_bank: str,
+            to_account: str,
+            amount: int | Money,
+            *,
+            reference: str,
+            deadline: datetime,
+            on_deadline: c.DeadlineAction | str = "refund",
+            attester: str | None = None,
+            arbiter: str | None = None,
+            remittance: str = "",
+            originator: Mapping[str, str] | None = None,
+        ) -> EscrowOpened: ...
+        def escrows(self, counterparty: str, *, incoming: bool = False) -> list[Escrow]: ...
         def expire_lock(self, transfer_id: str, payee_bank: str) -> Receipt: ...
+        def exposure_cap(self, debtor_bank: str, currency: str) -> Money | None: ...
         def freeze(self, account_id: str, *, reference: str | None = None) -> Receipt: ...
+        def get_escrow(self, escrow_id: str, payer_bank: str, payee_bank: str) -> Escrow: ...
+        def get_payment_request(
+            self,
+            request_id: str,
+            payer_bank: str,
+            payee_bank: str,
+        ) -> PaymentRequest: ...
         def get_transfer(self, transfer_id: str, payer_bank: str, payee_bank: str) -> Transfer: ...
         def headroom(self, payee_bank: str, currency: str) -> Money | None: ...
         def history(
@@ -167,6 +221,8 @@ class SyncBank(_SyncMember[Bank]):
             *,
             since: datetime | None = None,
         ) -> list[Transfer]: ...
+        @property
+        def lane(self) -> int | None: ...
         def lock(
             self,
             from_account: str,
@@ -228,6 +284,12 @@ class SyncBank(_SyncMember[Bank]):
             originator: Mapping[str, str] | None = None,
             ttl_seconds: int | None = None,
         ) -> Payment: ...
+        def payment_requests(
+            self,
+            counterparty: str,
+            *,
+            incoming: bool = True,
+        ) -> list[PaymentRequest]: ...
         def quote(
             self,
             quote_id: str,
@@ -235,6 +297,14 @@ class SyncBank(_SyncMember[Bank]):
             payee_bank: str,
             payer_bank: str | None = None,
         ) -> Quote: ...
+        def rebalance_lanes(
+            self,
+            account_id: str,
+            lane: int,
+            amount: int | Money,
+            *,
+            reference: str | None = None,
+        ) -> Receipt: ...
         def record_position(
             self,
             collection: str,
@@ -250,8 +320,34 @@ class SyncBank(_SyncMember[Bank]):
             rtgs_reference: str,
         ) -> Receipt: ...
         def refund(self, transfer_id: str, payee_bank: str) -> Receipt: ...
+        def refund_escrow(
+            self,
+            escrow_id: str,
+            payee_bank: str,
+            statement: c.Statement | None = None,
+        ) -> Receipt: ...
+        def register_attester(self, name: str, public_key_pem: str) -> Receipt: ...
         def reject(self, transfer_id: str, payer_bank: str, reason: str = "") -> Receipt: ...
+        def release(self, escrow_id: str, payee_bank: str) -> Receipt: ...
+        def request_payment(
+            self,
+            payer_bank: str,
+            payer_account: str,
+            to_account: str,
+            amount: Money,
+            *,
+            invoice_ref: str,
+            due: datetime,
+            reference: str,
+        ) -> PaymentRequested: ...
         def set_exposure_cap(self, debtor_bank: str, cap: Money) -> Receipt: ...
+        def set_lanes(
+            self,
+            account_id: str,
+            lanes: int,
+            *,
+            reference: str | None = None,
+        ) -> Receipt: ...
         def set_limits(
             self,
             account_id: str,
@@ -261,6 +357,7 @@ class SyncBank(_SyncMember[Bank]):
             reference: str | None = None,
         ) -> Receipt: ...
         def supply(self, currency: str) -> Supply: ...
+        def suspensions(self) -> list[dict[str, str]]: ...
         def transfer(
             self,
             from_account: str,
@@ -335,7 +432,15 @@ class SyncRegulator(_SyncMember[Regulator]):
             *,
             reference: str | None = None,
         ) -> Receipt: ...
+        def resume(self, bank: str, *, reference: str | None = None) -> Receipt: ...
         def supply(self, bank: str, currency: str) -> Supply: ...
+        def suspend(
+            self,
+            bank: str,
+            *,
+            reason: str = "",
+            reference: str | None = None,
+        ) -> Receipt: ...
         def wait_for_commit(self, tx_id: str, *, timeout: float = 30.0) -> int: ...
         # </declarations>
 

@@ -5,7 +5,8 @@ canonical JSON, the timestamp format and amount bound (:mod:`.codec`), the statu
 (:mod:`.enums`), the chaincode event names (:mod:`.events`), the refusal classes, one per
 error code (:mod:`.errors`), the strict JSON reader and name formats (:mod:`.fields`), and one
 frozen dataclass per request with ``to_json``/``from_json`` (:mod:`.requests`, including
-:class:`~dtoken_wire.requests.Limits`).
+:class:`~dtoken_wire.requests.Limits`), and the namespace layout's naming rule
+(:mod:`.namespaces`: which chaincode name holds which collection).
 
 Must not: import anything of the project (an import-linter contract keeps it so), or anything
 outside the standard library.

@@ -18,7 +18,8 @@ the SDK hangs its own branches (usage errors, network faults) under it.
         │   ├── InvalidAmount                INVALID_AMOUNT
         │   └── CurrencyMismatch             CURRENCY_MISMATCH
         ├── NotAuthorized (PermissionError)  NOT_AUTHORIZED
-        │   └── WrongEndorser                WRONG_ENDORSER
+        │   ├── WrongEndorser                WRONG_ENDORSER
+        │   └── BankSuspended                SUSPENDED
         ├── NotFound (LookupError)           NOT_FOUND
         ├── AlreadyExists                    ALREADY_EXISTS
         ├── DuplicateReference               DUPLICATE_REFERENCE (+ original_tx_id, SDK side)
@@ -61,6 +62,7 @@ __all__ = [
     "AccountFrozen",
     "AlreadyExists",
     "AlreadyInitialized",
+    "BankSuspended",
     "ContractError",
     "CorruptState",
     "CurrencyMismatch",
@@ -134,6 +136,13 @@ class WrongEndorser(NotAuthorized):
     """The peer asked does not endorse writes for that organization's collections."""
 
     code = "WRONG_ENDORSER"
+
+
+class BankSuspended(NotAuthorized):
+    """The regulator suspended a bank of the transaction: no new payment to or from it
+    (refunds and settlements of what is in flight go on)."""
+
+    code = "SUSPENDED"
 
 
 class NotFound(ContractError, LookupError):
@@ -248,7 +257,8 @@ class UnknownTransaction(ContractError):
 
 #: Every refusal class, parents before children.
 REFUSALS: tuple[type[ContractError], ...] = (
-    InvalidArgument, InvalidAmount, CurrencyMismatch, NotAuthorized, WrongEndorser, NotFound,
+    InvalidArgument, InvalidAmount, CurrencyMismatch, NotAuthorized, WrongEndorser,
+    BankSuspended, NotFound,
     AlreadyExists, DuplicateReference, InsufficientFunds, LimitExceeded, AccountFrozen,
     AccountClosed, Expired, NotExpired, InvalidState, NotInitialized, AlreadyInitialized,
     CorruptState, ServerMisconfigured, InternalError, UnknownTransaction,

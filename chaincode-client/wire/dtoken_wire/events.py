@@ -10,9 +10,16 @@ Must not: import anything outside the standard library.
 
 from __future__ import annotations
 
-__all__ = ["EVENT_DECIDED", "EVENT_PENDING"]
+__all__ = ["EVENT_DECIDED", "EVENT_ESCROW", "EVENT_PAYMENT_REQUEST", "EVENT_PENDING"]
 
 #: A transfer waits on the payee banks named in the payload.
 EVENT_PENDING = "TransferPending"
 #: The payee bank decided a transfer of the payer bank named in the payload.
 EVENT_DECIDED = "TransferDecided"
+#: Something changed on an escrow between the serving bank and the banks named in the payload
+#: (``{"banks": [<bank>, ...]}``: opened, released, claimed or refunded).
+EVENT_ESCROW = "EscrowChanged"
+#: A payment request waits on the payer bank named in the payload (``{"payer_bank": <bank>}``),
+#: or was answered (the same event, set by the payer bank, names the payee bank:
+#: ``{"payee_bank": <bank>}``).
+EVENT_PAYMENT_REQUEST = "PaymentRequest"

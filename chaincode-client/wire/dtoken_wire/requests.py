@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_TTL_SECONDS",
     "MAX_BATCH",
+    "MAX_LANES",
     "MAX_PAGE_SIZE",
     "MAX_QUOTE_RATE_TERM",
     "MAX_TTL_SECONDS",
@@ -45,6 +46,7 @@ __all__ = [
     "AuditRequest",
     "BatchPayment",
     "BatchRequest",
+    "CapRequest",
     "ClaimRequest",
     "CoalescedItem",
     "CoalescedRequest",
@@ -65,16 +67,20 @@ __all__ = [
     "PayWithQuoteRequest",
     "PendingRequest",
     "QuoteLookup",
+    "RebalanceRequest",
     "ReferenceRequest",
     "RefundRequest",
     "RejectRequest",
     "ReleaseHoldRequest",
     "Request",
+    "ResumeRequest",
     "SetExposureCapRequest",
+    "SetLanesRequest",
     "SetLimitsRequest",
     "SetStatusRequest",
     "SettlementRequest",
     "SupplyRequest",
+    "SuspendRequest",
     "TransferLookup",
     "TransferRequest",
 ]
@@ -89,6 +95,8 @@ MAX_QUOTE_RATE_TERM = 10**12
 MAX_QUOTE_SECONDS = 7 * 24 * 3600
 #: Most payments in one batch payout (bounds the write set of one transaction).
 MAX_BATCH = 500
+#: The most balance lanes an account may have (docs/token-model.md, "Balance lanes").
+MAX_LANES = 16
 DEFAULT_PAGE_SIZE = 500
 #: Well under the peer's ``totalQueryLimit`` (100,000 by default).
 MAX_PAGE_SIZE = 10_000
@@ -222,6 +230,11 @@ def _ledger_order(f: Fields) -> dict[str, LedgerPosition]:
     return out
 
 
+def _lane(f: Fields, name: str = "payer_lane") -> int:
+    value = f.opt_int(name, hi=MAX_LANES - 1)
+    return 0 if value is None else value
+
+
 def _ttl(f: Fields) -> int:
     ttl = f.opt_int("ttl_seconds", lo=MIN_TTL_SECONDS, hi=MAX_TTL_SECONDS)
     return DEFAULT_TTL_SECONDS if ttl is None else ttl
@@ -335,6 +348,34 @@ class SetLimitsRequest(Request):
 
 
 @dataclass(frozen=True)
+class SetLanesRequest(Request):
+    """``set_lanes``: give an account ``lanes`` balance lanes (2 to :data:`MAX_LANES`; lanes
+    are only added). Its balance stays where it is; its daily limit is split over the
+    lanes."""
+
+    account_id: str
+    lanes: int
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f), f.int_("lanes", lo=1, hi=MAX_LANES))
+
+
+@dataclass(frozen=True)
+class RebalanceRequest(Request):
+    """``rebalance_lanes``: bring lane ``lane`` of an account up to ``amount`` of balance
+    (and of unspent daily limit), taken from its other lanes."""
+
+    account_id: str
+    lane: int
+    amount: int
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f), f.int_("lane", hi=MAX_LANES - 1), f.amount())
+
+
+@dataclass(frozen=True)
 class MoveRequest(Request):
     """``mint`` and ``burn``: one account, one amount, one client reference."""
 
@@ -388,6 +429,8 @@ class InitiateRequest(Request):
     transfer_id: str | None = None
     ttl_seconds: int = DEFAULT_TTL_SECONDS
     originator: Mapping[str, str] = field(default_factory=dict)
+    payer_lane: int = 0
+    """The balance lane of ``payer_account`` to debit (0: the account record itself)."""
 
     @property
     def payment(self) -> BatchPayment:
@@ -401,7 +444,7 @@ class InitiateRequest(Request):
         payer = _account(f, "payer_account")
         p = BatchPayment.read(f)
         return cls(reference, payer, p.payee_bank, p.payee_account, p.amount, p.remittance,
-                   p.transfer_id, _ttl(f), f.str_map("originator", max_len=1024))
+                   p.transfer_id, _ttl(f), f.str_map("originator", max_len=1024), _lane(f))
 
 
 @dataclass(frozen=True)
@@ -415,6 +458,7 @@ class BatchRequest(Request):
     payments: tuple[BatchPayment, ...]
     ttl_seconds: int = DEFAULT_TTL_SECONDS
     originator: Mapping[str, str] = field(default_factory=dict)
+    payer_lane: int = 0
 
     @classmethod
     def _read(cls, f: Fields) -> Self:
@@ -431,7 +475,7 @@ class BatchRequest(Request):
         if len(set(ids)) != len(ids):
             f.fail("payments", "must not repeat a transfer_id")
         return cls(reference, payer, tuple(payments), _ttl(f),
-                   f.str_map("originator", max_len=1024))
+                   f.str_map("originator", max_len=1024), _lane(f))
 
 
 @dataclass(frozen=True)
@@ -474,6 +518,7 @@ class CoalescedRequest(Request):
 
     payer_account: str
     items: tuple[CoalescedItem, ...]
+    payer_lane: int = 0
 
     @classmethod
     def _read(cls, f: Fields) -> Self:
@@ -489,7 +534,7 @@ class CoalescedRequest(Request):
             f.fail("items", "must not repeat a reference")
         if len({i.transfer_id for i in items}) != len(items):
             f.fail("items", "must not repeat a transfer_id")
-        return cls(payer, tuple(items))
+        return cls(payer, tuple(items), _lane(f))
 
 
 def _hex32(f: Fields, name: str) -> str:
@@ -773,6 +818,19 @@ class SetExposureCapRequest(Request):
 
 
 @dataclass(frozen=True)
+class CapRequest(Request):
+    """``get_exposure_cap``: the cap the serving bank set on ``debtor_bank`` in ``currency``
+    (a short read, without the obligations' scan of every transfer)."""
+
+    debtor_bank: str
+    currency: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "debtor_bank"), _currency(f))
+
+
+@dataclass(frozen=True)
 class HoldRequest(Request):
     """``set_hold`` (regulator): freeze an account and/or hold an amount on it."""
 
@@ -810,6 +868,32 @@ class ReleaseHoldRequest(Request):
     @classmethod
     def _read(cls, f: Fields) -> Self:
         return cls(_bank(f, "bank"), _account(f))
+
+
+@dataclass(frozen=True)
+class SuspendRequest(Request):
+    """``suspend_bank`` (regulator): no new payment to or from ``bank`` until it is resumed;
+    what is in flight still refunds and settles."""
+
+
+    bank: str
+    reason: str = ""
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "bank"), f.opt_str("reason", max_len=256) or "")
+
+
+@dataclass(frozen=True)
+class ResumeRequest(Request):
+    """``resume_bank`` (regulator): lift the suspension of ``bank``."""
+
+
+    bank: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_bank(f, "bank"))
 
 
 # --------------------------------------------------------------------------- reads
@@ -969,10 +1053,12 @@ class AuditRequest(Request):
 
 #: Every request type.
 REQUESTS: tuple[type[Request], ...] = (
-    OpenAccountRequest, SetStatusRequest, SetLimitsRequest, MoveRequest, TransferRequest,
+    OpenAccountRequest, SetStatusRequest, SetLimitsRequest, SetLanesRequest, RebalanceRequest,
+    MoveRequest, TransferRequest,
     InitiateRequest, BatchRequest, CoalescedRequest, AcceptRequest, DecideRequest,
-    RejectRequest, RefundRequest, SettlementRequest, SetExposureCapRequest, HoldRequest,
-    ReleaseHoldRequest, AccountRef, HistoryRequest, SupplyRequest, ListAccountsRequest,
+    RejectRequest, RefundRequest, SettlementRequest, SetExposureCapRequest, CapRequest,
+    HoldRequest, ReleaseHoldRequest, SuspendRequest, ResumeRequest, AccountRef,
+    HistoryRequest, SupplyRequest, ListAccountsRequest,
     PendingRequest, TransferLookup, ReferenceRequest, ObligationsRequest, AuditRequest,
     LockRequest, ClaimRequest, ExpireLockRequest, OfferQuoteRequest, PayWithQuoteRequest,
     QuoteLookup,

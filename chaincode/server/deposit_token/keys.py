@@ -18,6 +18,7 @@ key                             collection           opaque because
 ``token/<bank>/<CUR>``          public state         (public)
 ``acct/<account tag>``          ``acct-<bank>``      tag = HMAC(bank's account key, id)
 ``hist/<account tag>/<seq>``    ``acct-<bank>``      as above
+``lane/<account tag>/<lane>``   ``acct-<bank>``      as above (balance lanes 1, 2 ...)
 ``keys/accounts``               ``acct-<bank>``      (fixed) holds the bank's account key
 ``sup/<CUR>/<tag>``             ``acct-<bank>``      tag = HMAC(bank secret, tx id, ...)
 ``ref/<tag>``                   ``acct-<bank>``      tag = HMAC(bank secret, client reference)
@@ -32,6 +33,16 @@ key                             collection           opaque because
 ``settle/<tag>``                ``pair-<B>-<A>``     tag = HMAC(B's secret, RTGS reference)
 ``cap/<CUR>/<seq>``             ``pair-<B>-<A>``     (B's cap on what A may owe it; no secret)
 ``hold/<account tag>``          ``holds-<bank>``     as for the account
+``attester/<name>``             ``acct-<bank>``      (a party the bank trusts; no secret)
+``esc/<escrow id>``             ``pair-<A>-<B>``     escrow id = HMAC(bank secret, tx id)
+                                (or ``acct-<A>``)
+``escnote/<escrow id>``         ``acct-<A>``         as above
+``escrel/<escrow id>``          ``pair-<A>-<B>``     as above
+``escref/<escrow id>``          ``pair-<A>-<B>``     as above
+``escclaim/<escrow id>``        ``pair-<B>-<A>``     as above
+``payreq/<request id>``         ``pair-<B>-<A>``     request id = HMAC(B's secret, tx id)
+``reqdecl/<request id>``        ``pair-<A>-<B>``     as above
+``suspension/<bank>``           ``holds-<bank>``     (none: every bank is told of a suspension)
 ==============================  ===================  ==========================================
 
 Account keys are not ``acct/<account id>``: the key's SHA-256 is in every block that writes
@@ -69,26 +80,36 @@ __all__ = [
     "Deriver",
     "account_key",
     "acct_collection",
+    "attester_key",
     "cap_key",
     "check_account_id",
     "check_bank_name",
     "check_currency",
     "check_transfer_id",
     "decision_key",
+    "escrow_claim_key",
+    "escrow_key",
+    "escrow_note_key",
+    "escrow_refund_key",
+    "escrow_release_key",
     "history_key",
     "hold_key",
     "holds_collection",
+    "lane_key",
     "lock_key",
     "opened_key",
     "outgoing_key",
     "pair_collection",
+    "payment_request_key",
     "prefix_range",
     "quote_key",
     "quote_use_key",
     "reference_key",
     "refund_key",
+    "request_decline_key",
     "settlement_key",
     "supply_key",
+    "suspension_key",
     "token_key",
     "transfer_key",
 ]
@@ -162,6 +183,14 @@ def account_key(tag: str) -> str:
     """The account record, balance included (one key: a debit checks it by a point read);
     ``tag`` is :meth:`AccountKeys.tag` of the account id."""
     return _SEP.join(("acct", tag))
+
+
+def lane_key(tag: str, lane: int) -> str:
+    """Balance lane ``lane`` (1, 2 ...) of the account tagged ``tag`` (lane 0 is the account
+    record itself)."""
+    if not 1 <= lane <= 99:
+        raise InvalidArgument("a lane number is 1 to 99")
+    return _SEP.join(("lane", tag, f"{lane:02d}"))
 
 
 def history_key(tag: str, seq: int) -> str:
@@ -248,6 +277,52 @@ def hold_key(tag: str) -> str:
     return _SEP.join(("hold", tag))
 
 
+def attester_key(name: str) -> str:
+    """A party the bank trusts to sign escrow statements, in ``acct-<bank>``."""
+    return _SEP.join(("attester", name))
+
+
+def escrow_key(escrow_id: str) -> str:
+    """An escrow: in ``pair-<payer>-<payee>`` across banks, ``acct-<bank>`` within one."""
+    return _SEP.join(("esc", escrow_id))
+
+
+def escrow_note_key(escrow_id: str) -> str:
+    """The payer bank's own note of a cross-bank escrow (the account), in ``acct-<payer>``."""
+    return _SEP.join(("escnote", escrow_id))
+
+
+def escrow_release_key(escrow_id: str) -> str:
+    """The payer bank's release of an escrow (beside the escrow)."""
+    return _SEP.join(("escrel", escrow_id))
+
+
+def escrow_refund_key(escrow_id: str) -> str:
+    """The payer bank's refund of an escrow (beside the escrow)."""
+    return _SEP.join(("escref", escrow_id))
+
+
+def escrow_claim_key(escrow_id: str) -> str:
+    """The payee bank's claim of an escrow: ``pair-<payee>-<payer>`` (``acct-<bank>`` within
+    one bank)."""
+    return _SEP.join(("escclaim", escrow_id))
+
+
+def payment_request_key(request_id: str) -> str:
+    """A payment request, in ``pair-<payee>-<payer>``."""
+    return _SEP.join(("payreq", request_id))
+
+
+def request_decline_key(request_id: str) -> str:
+    """The payer bank's decline of a payment request, in ``pair-<payer>-<payee>``."""
+    return _SEP.join(("reqdecl", request_id))
+
+
+def suspension_key(bank: str) -> str:
+    """The regulator's suspension of ``bank``, in every bank's ``holds-<bank>``."""
+    return _SEP.join(("suspension", check_bank_name(bank)))
+
+
 def prefix_range(prefix: str) -> tuple[str, str]:
     """The ``[start, end)`` range of every simple key beginning with ``prefix + "/"``."""
     return prefix + _SEP, prefix + chr(ord(_SEP) + 1)
@@ -303,6 +378,14 @@ class Deriver:
         """Id of an account opened without a client-drawn id."""
         return self.derive("account", tx_id)
 
+    def escrow_id(self, tx_id: str) -> str:
+        """Id of the escrow a transaction opens (no client-drawn id)."""
+        return self.derive("escrow", tx_id)
+
+    def request_id(self, tx_id: str) -> str:
+        """Id of the payment request a transaction sends (no client-drawn id)."""
+        return self.derive("payment-request", tx_id)
+
     def reference_tag(self, kind: str, reference: str) -> str:
         """Tag of a client reference; ``kind`` separates namespaces (``payment``, ``rtgs``)."""
         return self.derive("reference", kind, reference)
@@ -349,6 +432,10 @@ class AccountKeys:
     def account(self, account_id: str) -> str:
         """The account record's key."""
         return account_key(self.tag(account_id))
+
+    def lane(self, account_id: str, lane: int) -> str:
+        """The key of the account's balance lane ``lane`` (1, 2 ...)."""
+        return lane_key(self.tag(account_id), lane)
 
     def history(self, account_id: str, seq: int) -> str:
         """The key of the account's history record ``seq``."""

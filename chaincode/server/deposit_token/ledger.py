@@ -12,7 +12,12 @@ Owns: how the contract talks to the stub. One :class:`Ledger` serves one transac
   that ran a range scan may not write, and one that wrote may not scan (DESIGN §8);
 * a record another bank wrote is read with :meth:`Ledger.get_bound`, which binds it to its
   place (:mod:`deposit_token.placement`) and answers an :class:`~deposit_token.placement.Anomaly`
-  instead of raising when it does not decode or disagrees with where it lives.
+  instead of raising when it does not decode or disagrees with where it lives;
+* with a :class:`~deposit_token.routing.Router` (the namespace layout), each collection is
+  reached where it lives: the transaction's own namespace directly, a pair namespace through
+  its storage chaincode (:class:`~deposit_token.routing.PairStorage`: one call per multi-key
+  read, one call per namespace for every buffered write at :meth:`Ledger.flush`). Callers
+  keep naming collections; nothing else changes for them.
 
 Must not: decide anything about money (that is :mod:`deposit_token.rules`).
 """
@@ -30,6 +35,7 @@ from .errors import InternalError
 from .keys import Deriver
 from .placement import PINNED, Anomaly, Place, bind, unpinned
 from .records import Record, decode, encode
+from .routing import PairStorage, Router
 
 __all__ = ["KeyValue", "Ledger", "LedgerStub", "QueryOrderError"]
 
@@ -74,6 +80,8 @@ class LedgerStub(Protocol):
         self, collection: str, start_key: str, end_key: str
     ) -> Any: ...
     def set_event(self, name: str, payload: bytes) -> None: ...
+    async def invoke_chaincode(self, name: str, args: Sequence[bytes | str],
+                               channel: str = "") -> Any: ...
 
 
 class QueryOrderError(InternalError):
@@ -94,8 +102,13 @@ _PUBLIC = ""  # the "collection" of public state in the cache
 class Ledger:
     """One transaction's view of the ledger (see the module docstring)."""
 
-    def __init__(self, stub: LedgerStub, tx_id: str, deriver: Deriver | None) -> None:
+    def __init__(
+        self, stub: LedgerStub, tx_id: str, deriver: Deriver | None,
+        router: Router | None = None,
+    ) -> None:
         self._stub = stub
+        self._router = router
+        self._storages: dict[str, PairStorage] = {}
         self._tx_id = tx_id
         self._deriver = deriver
         self._public: dict[str, bytes | None] = {}
@@ -112,6 +125,25 @@ class Ledger:
         """The transaction id."""
         return self._tx_id
 
+    @property
+    def storage_calls(self) -> int:
+        """Chaincode-to-chaincode calls made to pair storage so far (0 without a layout)."""
+        return sum(s.calls for s in self._storages.values())
+
+    def _storage(self, collection: str) -> PairStorage | None:
+        """The pair storage holding ``collection``, or None where it is this namespace's."""
+        if self._router is None:
+            return None
+        ns = self._router.remote(collection)
+        if ns is None:
+            return None
+        if ns not in self._storages:
+            self._storages[ns] = PairStorage(self._stub, ns)
+        return self._storages[ns]
+
+    def _reader(self, collection: str) -> LedgerStub | PairStorage:
+        return self._storage(collection) or self._stub
+
     # ---------------------------------------------------------------- reads
 
     async def get_public(self, key: str) -> bytes | None:
@@ -126,7 +158,7 @@ class Ledger:
     async def committed_hash(self, collection: str, key: str) -> bytes | None:
         """The committed hash of a private key's value (the peer's hashed state: what the
         block committed, whatever value this peer holds), or None if the key does not exist."""
-        return await self._stub.get_private_data_hash(collection, key)
+        return await self._reader(collection).get_private_data_hash(collection, key)
 
     async def get(self, kind: type[_R], collection: str, key: str) -> _R | None:
         """A private record by point read (its key hash and version enter the read set).
@@ -138,7 +170,7 @@ class Ledger:
         if pend is not None:
             return self._as(kind, pend.record)
         if ck not in self._raw:
-            self._raw[ck] = await self._stub.get_private_data(collection, key)
+            self._raw[ck] = await self._reader(collection).get_private_data(collection, key)
         if ck not in self._decoded:
             raw = self._raw[ck]
             self._decoded[ck] = None if raw is None else decode(kind, raw)
@@ -153,7 +185,8 @@ class Ledger:
         if pend is not None:
             return self._as(kind, pend.record)
         if ck not in self._raw:
-            self._raw[ck] = await self._stub.get_private_data(place.collection, key)
+            self._raw[ck] = await self._reader(place.collection).get_private_data(
+                place.collection, key)
         raw = self._raw[ck]
         if raw is None:
             return None
@@ -180,8 +213,8 @@ class Ledger:
             return True
         ck = (place.collection, key)
         if ck not in self._params:
-            self._params[ck] = await self._stub.get_private_data_validation_parameter(
-                place.collection, key)
+            self._params[ck] = await self._reader(
+                place.collection).get_private_data_validation_parameter(place.collection, key)
         return self._params[ck] == place.pin
 
     async def get_many(
@@ -212,7 +245,7 @@ class Ledger:
         ]  # fmt: skip
         if not missing:
             return
-        raws = await self._stub.get_multiple_private_data(collection, missing)
+        raws = await self._reader(collection).get_multiple_private_data(collection, missing)
         for k, raw in zip(missing, raws, strict=True):
             self._raw[(collection, k)] = raw
 
@@ -238,7 +271,12 @@ class Ledger:
         out: list[tuple[str, bytes]] = []
         if limit <= 0:
             return out
-        iterator = await self._stub.get_private_data_by_range(collection, start, end)
+        storage = self._storage(collection)
+        if storage is not None:
+            iterator: Any = await storage.get_private_data_by_range(collection, start, end,
+                                                                    limit)
+        else:
+            iterator = await self._stub.get_private_data_by_range(collection, start, end)
         try:
             async for kv in iterator:
                 out.append((kv.key, kv.value))
@@ -298,11 +336,23 @@ class Ledger:
             raise InternalError("the ledger was flushed twice")
         self._flushed = True
         stub = self._stub
+        local: list[tuple[tuple[str, str], _Pending]] = []
+        remote: dict[str, list[tuple[str, str, bytes | None, bytes | None]]] = {}
+        for (collection, key), pend in self._pending.items():
+            storage = None if collection == _PUBLIC else self._storage(collection)
+            if storage is None:
+                local.append(((collection, key), pend))
+                continue
+            value = None
+            if pend.record is not None:
+                assert self._deriver is not None
+                value = encode(pend.record, self._deriver.salt(self._tx_id, collection, key))
+            remote.setdefault(storage.namespace, []).append((collection, key, value, pend.pin))
         start = getattr(stub, "start_write_batch", None)
         finish = getattr(stub, "finish_write_batch", None)
-        if start is not None and finish is not None and self._pending:
+        if start is not None and finish is not None and local:
             start()
-        for (collection, key), pend in self._pending.items():
+        for (collection, key), pend in local:
             if collection == _PUBLIC:
                 assert pend.public is not None
                 await stub.put_state(key, pend.public)
@@ -314,7 +364,10 @@ class Ledger:
                 await stub.put_private_data(collection, key, encode(pend.record, salt))
                 if pend.pin is not None:
                     await stub.set_private_data_validation_parameter(collection, key, pend.pin)
-        if start is not None and finish is not None and self._pending:
+        if start is not None and finish is not None and local:
             await finish()
+        for namespace, ops in remote.items():
+            # one call per pair namespace; a failure raises, so the transaction fails
+            await self._storages[namespace].write(ops)
         if self._event is not None:
             stub.set_event(*self._event)

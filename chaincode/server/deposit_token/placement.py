@@ -19,9 +19,22 @@ record             lives in                      must say
 ``Cap``            ``pair-<creditor>-<debtor>``  creditor, debtor; key
                                                  ``cap/<its currency>/<its seq>``
 ``Account``        ``acct-<bank>``               bank; key ``acct/<tag of its id>``
+``Lane``           ``acct-<bank>``               bank; key ``lane/<tag of its id>/<lane>``
 ``SupplyRecord``   ``acct-<bank>``               key ``sup/<its currency>/...``; a
                                                  counterparty other than the bank itself
+``Escrow``         ``pair-<payer>-<payee>``      payer, payee, no payer account; key
+                   (``acct-<bank>`` within one)  ``esc/<its id>`` (within: both the bank,
+                                                 with the payer account)
+``EscrowRelease``  ``pair-<payer>-<payee>``      payer, payee; key ``escrel/<its id>``
+``EscrowRefund``   ``pair-<payer>-<payee>``      payer, payee; key ``escref/<its id>``
+``EscrowClaim``    ``pair-<payee>-<payer>``      payee, payer; key ``escclaim/<its id>``
+``PaymentRequest`` ``pair-<payee>-<payer>``      payee, payer; key ``payreq/<its id>``
+``RequestDecline`` ``pair-<payer>-<payee>``      payer, payee; key ``reqdecl/<its id>``
 =================  ============================  =========================================
+
+The escrow records and the payment-request records are pinned as transfers are (within one
+bank, an escrow's records live in ``acct-<bank>`` and are the bank's own word: no pin is
+checked there).
 
 The account key a bank shares with the regulator (``AccountKeysRecord``) lives in
 ``acct-<bank>`` under ``keys/accounts``, pinned to the bank's and the regulator's peers.
@@ -62,10 +75,16 @@ from .keys import (
     acct_collection,
     cap_key,
     decision_key,
+    escrow_claim_key,
+    escrow_key,
+    escrow_refund_key,
+    escrow_release_key,
     lock_key,
     pair_collection,
+    payment_request_key,
     quote_key,
     refund_key,
+    request_decline_key,
     transfer_key,
 )
 from .records import (
@@ -73,11 +92,18 @@ from .records import (
     AccountKeysRecord,
     Cap,
     Decision,
+    Escrow,
+    EscrowClaim,
+    EscrowRefund,
+    EscrowRelease,
+    Lane,
     LockRecord,
     Opened,
+    PaymentRequest,
     Quote,
     Record,
     Refund,
+    RequestDecline,
     Settlement,
     SupplyRecord,
     Transfer,
@@ -113,7 +139,8 @@ def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
 
 #: The records that are pinned at creation and checked by every reader.
 PINNED: frozenset[type[Record]] = frozenset(
-    {Transfer, Decision, Refund, Settlement, AccountKeysRecord, LockRecord, Quote})
+    {Transfer, Decision, Refund, Settlement, AccountKeysRecord, LockRecord, Escrow,
+     EscrowRelease, EscrowRefund, EscrowClaim, PaymentRequest, RequestDecline, Quote})
 
 
 @dataclass(frozen=True)
@@ -162,6 +189,7 @@ class Anomaly:
     ``unpinned`` (a record two banks rely on, without both banks' validation parameter),
     ``decision_mismatch`` (a decision that does not describe the transfer it names),
     ``accept_without_transfer`` (an accept naming a transfer its payer's collection lacks),
+    ``missing_lane`` (a balance lane its account record counts is not there),
     ``hash_mismatch`` (a value the audit scanned that does not hash to the committed hash:
     this peer's private data was withheld or tampered with);
     for hash-locked transfers (:func:`deposit_token.rules.gate_lock`): ``claim_without_preimage``
@@ -237,10 +265,25 @@ def _cap(r: Cap, p: Place, key: str) -> str | None:
 def _account(r: Account, p: Place, key: str) -> str | None:
     if r.bank != p.writer or p.counterparty is not None:
         return "wrong_parties"
+    if r.lane != 0:  # a lane record's fields under an account key
+        return "wrong_key"
     if p.accounts is not None:
         return None if key == p.accounts.account(r.account_id) else "wrong_key"
     tag = key.removeprefix("acct/")
     return None if key != tag and TAG_RE.fullmatch(tag) else "wrong_key"
+
+
+def _lane(r: Lane, p: Place, key: str) -> str | None:
+    if r.bank != p.writer or p.counterparty is not None:
+        return "wrong_parties"
+    if not 1 <= r.lane < r.lanes:  # lane 0 is the account record, never a lane record
+        return "wrong_key"
+    if p.accounts is not None:
+        return None if key == p.accounts.lane(r.account_id, r.lane) else "wrong_key"
+    parts = key.split("/")
+    ok = len(parts) == 3 and parts[0] == "lane" and bool(TAG_RE.fullmatch(parts[1])) \
+        and parts[2] == f"{r.lane:02d}"
+    return None if ok else "wrong_key"
 
 
 def _account_keys(r: AccountKeysRecord, p: Place, key: str) -> str | None:
@@ -255,6 +298,52 @@ def _supply(r: SupplyRecord, p: Place, key: str) -> str | None:
     return None if key.startswith(f"sup/{r.currency}/") else "wrong_key"
 
 
+def _parties(asserter: str, other: str, p: Place) -> bool:
+    """Whether a record asserted by ``asserter`` about ``other`` sits where it must: the
+    pair collection of those two, or (both the same bank) that bank's own collection."""
+    if p.counterparty is None:
+        return asserter == other == p.writer
+    return (asserter, other) == (p.writer, p.counterparty)
+
+
+def _escrow(r: Escrow, p: Place, key: str) -> str | None:
+    if not _parties(r.payer_bank, r.payee_bank, p):
+        return "wrong_parties"
+    if (r.payer_account is None) != (p.counterparty is not None):
+        return "wrong_parties"  # across banks the payer's account stays with the payer bank
+    return None if key == escrow_key(r.escrow_id) else "wrong_key"
+
+
+def _escrow_release(r: EscrowRelease, p: Place, key: str) -> str | None:
+    if not _parties(r.payer_bank, r.payee_bank, p):
+        return "wrong_parties"
+    return None if key == escrow_release_key(r.escrow_id) else "wrong_key"
+
+
+def _escrow_refund(r: EscrowRefund, p: Place, key: str) -> str | None:
+    if not _parties(r.payer_bank, r.payee_bank, p):
+        return "wrong_parties"
+    return None if key == escrow_refund_key(r.escrow_id) else "wrong_key"
+
+
+def _escrow_claim(r: EscrowClaim, p: Place, key: str) -> str | None:
+    if not _parties(r.payee_bank, r.payer_bank, p):
+        return "wrong_parties"
+    return None if key == escrow_claim_key(r.escrow_id) else "wrong_key"
+
+
+def _payment_request(r: PaymentRequest, p: Place, key: str) -> str | None:
+    if p.counterparty is None or not _parties(r.payee_bank, r.payer_bank, p):
+        return "wrong_parties"
+    return None if key == payment_request_key(r.request_id) else "wrong_key"
+
+
+def _request_decline(r: RequestDecline, p: Place, key: str) -> str | None:
+    if p.counterparty is None or not _parties(r.payer_bank, r.payee_bank, p):
+        return "wrong_parties"
+    return None if key == request_decline_key(r.request_id) else "wrong_key"
+
+
 _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Transfer: _transfer,  # type: ignore[dict-item]
     Refund: _refund,  # type: ignore[dict-item]
@@ -265,8 +354,15 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Settlement: _settlement,  # type: ignore[dict-item]
     Cap: _cap,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]
+    Lane: _lane,  # type: ignore[dict-item]
     SupplyRecord: _supply,  # type: ignore[dict-item]
     AccountKeysRecord: _account_keys,  # type: ignore[dict-item]
+    Escrow: _escrow,  # type: ignore[dict-item]
+    EscrowRelease: _escrow_release,  # type: ignore[dict-item]
+    EscrowRefund: _escrow_refund,  # type: ignore[dict-item]
+    EscrowClaim: _escrow_claim,  # type: ignore[dict-item]
+    PaymentRequest: _payment_request,  # type: ignore[dict-item]
+    RequestDecline: _request_decline,  # type: ignore[dict-item]
 }
 
 

@@ -17,11 +17,13 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from dtoken_wire.codec import MAX_AMOUNT, canonical_json
+from dtoken_wire.conditional import PARTY_NAME_RE, DeadlineAction
 from dtoken_wire.enums import AccountStatus, Rounding
 from dtoken_wire.fields import Fields
+from dtoken_wire.requests import MAX_LANES as WIRE_MAX_LANES
 from dtoken_wire.requests import MAX_QUOTE_RATE_TERM, Limits
 
 from .errors import CorruptState
@@ -29,29 +31,41 @@ from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CAP_SEQ_MAX, CURRENCY_RE, HEX32_R
 from .registry import JsonObject, loads_object
 
 __all__ = [
+    "LANE_SEQ_BASE",
+    "MAX_LANES",
     "RECORD_VERSION",
     "Account",
     "AccountKeysRecord",
+    "Attester",
     "Cap",
     "Decision",
+    "Escrow",
+    "EscrowClaim",
+    "EscrowNote",
+    "EscrowRefund",
+    "EscrowRelease",
     "HistoryKind",
     "HistoryRecord",
     "Hold",
+    "Lane",
     "LockRecord",
     "LockState",
     "Opened",
     "Outcome",
     "OutgoingRecord",
+    "PaymentRequest",
     "Quote",
     "QuoteUse",
     "Record",
     "ReferenceRecord",
     "Refund",
     "RefundCause",
+    "RequestDecline",
     "Settlement",
     "StoredRecord",
     "SupplyKind",
     "SupplyRecord",
+    "Suspension",
     "Transfer",
     "decode",
     "encode",
@@ -172,9 +186,26 @@ class Account(StoredRecord):
     outflow: int = 0
     seq: int = 0
     opened_at: str = ""
+    lane: int = 0
+    """Which balance lane this record is (0: the account record itself; docs/token-model.md,
+    "Balance lanes")."""
+    lanes: int = 1
+    """How many balance lanes the account has (every lane record carries the count, so a
+    debit finds it with the point read of its own lane)."""
+    share: int | None = None
+    """This lane's part of the daily-outflow limit when the account has lanes and a daily
+    limit (the shares of all lanes add up to the limit); ``None`` otherwise."""
+
+    def to_json(self) -> JsonObject:
+        # An account without lanes is stored exactly as before lanes existed.
+        out = super().to_json()
+        for name, default in (("lane", 0), ("lanes", 1), ("share", None)):
+            if out[name] == default:
+                del out[name]
+        return out
 
     @classmethod
-    def read(cls, f: Fields) -> Account:
+    def read(cls, f: Fields) -> Self:
         limits_obj = f.obj("limits")
         assert limits_obj is not None
         lf = Fields(limits_obj, "account.limits", CorruptState)
@@ -192,7 +223,28 @@ class Account(StoredRecord):
             outflow=f.int_("outflow"),
             seq=f.int_("seq"),
             opened_at=f.str_("opened_at", max_len=32),
+            lane=f.opt_int("lane", hi=MAX_LANES - 1) or 0,
+            lanes=f.opt_int("lanes", lo=2, hi=MAX_LANES) or 1,
+            share=f.opt_int("share"),
         )
+
+
+#: The most balance lanes an account may have (each lane is one more point read for what
+#: reads them all: a rebalance, a debit under a held amount, a balance).
+MAX_LANES = WIRE_MAX_LANES
+#: History records of lane ``k`` are numbered from ``k * LANE_SEQ_BASE`` (keys of 12 digits):
+#: each lane numbers its own records, without sharing a counter with the other lanes.
+LANE_SEQ_BASE = 10**10
+
+
+@dataclass(frozen=True)
+class Lane(Account):
+    """Balance lane ``lane`` (1 to ``lanes - 1``) of an account: the account's fields that a
+    debit needs (status, limits, the lane count, copied from the account record by every
+    change of them), its own balance, daily outflow and share of the daily limit, and its own
+    history numbering. Stored under ``lane/<account tag>/<lane>`` in ``acct-<bank>``."""
+
+    TYPE: ClassVar[str] = "lane"
 
 
 @dataclass(frozen=True)
@@ -233,6 +285,30 @@ class Hold(StoredRecord):
             frozen=f.bool_("frozen"),
             held_amount=f.int_("held_amount"),
             floor=f.int_("floor"),
+            reason=f.str_("reason", min_len=0, max_len=256),
+            set_at=f.str_("set_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class Suspension(StoredRecord):
+    """The regulator's suspension of a bank, as told to one bank (in its holds collection):
+    no new payment to or from ``bank`` while ``suspended``; ``suspended=False`` resumes it."""
+
+    TYPE: ClassVar[str] = "suspension"
+
+    bank: str
+    suspended: bool
+    reason: str = ""
+    set_at: str = ""
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> Suspension:
+        return cls(
+            bank=_bank(f, "bank"),
+            suspended=f.bool_("suspended"),
             reason=f.str_("reason", min_len=0, max_len=256),
             set_at=f.str_("set_at", max_len=32),
             tx_id=_tx(f),
@@ -308,6 +384,10 @@ class HistoryKind(StrEnum):
     REFUND = "refund"  # cross-bank, refunded to the payer
     STATUS = "status"
     LIMITS = "limits"
+    ESCROW_OUT = "escrow_out"  # debited into escrow (the money is "in escrow")
+    ESCROW_RELEASED = "escrow_released"  # the payer's escrow released to the payee (delta 0)
+    ESCROW_IN = "escrow_in"  # credited from an escrow
+    ESCROW_REFUND = "escrow_refund"  # credited back from the payer's own escrow
 
 
 @dataclass(frozen=True)
@@ -676,6 +756,292 @@ class LockRecord(StoredRecord):
             deadline=f.str_("deadline", max_len=32),
             state=f.enum("state", LockState),
             at=f.str_("at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+# --------------------------------------------------------------------------- conditional payments
+# (escrow until a condition, payment requests: docs/token-model.md "Escrow", "Payment requests")
+
+
+def _party(f: Fields, name: str) -> str:
+    value = f.str_(name, min_len=0, max_len=32)
+    if value and not PARTY_NAME_RE.fullmatch(value):
+        f.fail(name, "must be a party name or empty")
+    return value
+
+
+def _statement_map(f: Fields) -> dict[str, str]:
+    return f.str_map("statement", max_items=4, max_len=200)
+
+
+@dataclass(frozen=True)
+class Attester(StoredRecord):
+    """A party the bank trusts to sign statements about its customers' escrows (a delivery
+    attester, an arbiter): its P-256 public key (PEM), in ``acct-<bank>`` under
+    ``attester/<name>``, written once. An escrow copies the key into its terms."""
+
+    TYPE: ClassVar[str] = "attester"
+
+    name: str
+    public_key_pem: str
+    registered_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> Attester:
+        return cls(
+            name=f.str_("name", max_len=32, pattern=PARTY_NAME_RE, rule="must be a party name"),
+            public_key_pem=f.str_("public_key_pem", max_len=1024),
+            registered_at=f.str_("registered_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class Escrow(StoredRecord):
+    """An escrow as the payer bank opened it: the money left the payer's account and waits
+    on the terms. Across banks in ``pair-<payer>-<payee>`` under ``esc/<id>``, pinned to both
+    banks (without the payer's account id); within a bank in ``acct-<bank>`` (with it).
+
+    The terms: ``deadline`` and ``on_deadline`` (where the money goes if nothing decided it
+    by then); ``attester`` and ``arbiter`` (names, ``""`` for none) with the public keys the
+    payer bank had registered for them when the escrow opened."""
+
+    TYPE: ClassVar[str] = "escrow"
+
+    escrow_id: str
+    payer_bank: str
+    payee_bank: str
+    payee_account: str
+    amount: int
+    currency: str
+    created_at: str
+    deadline: str
+    on_deadline: DeadlineAction
+    attester: str = ""
+    attester_key: str = ""
+    arbiter: str = ""
+    arbiter_key: str = ""
+    remittance: str = ""
+    originator: Mapping[str, str] = field(default_factory=dict)
+    payer_account: str | None = None
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> Escrow:
+        return cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            payee_account=_id(f, "payee_account"),
+            amount=f.amount(),
+            currency=_cur(f),
+            created_at=f.str_("created_at", max_len=32),
+            deadline=f.str_("deadline", max_len=32),
+            on_deadline=f.enum("on_deadline", DeadlineAction),
+            attester=_party(f, "attester"),
+            attester_key=f.str_("attester_key", min_len=0, max_len=1024),
+            arbiter=_party(f, "arbiter"),
+            arbiter_key=f.str_("arbiter_key", min_len=0, max_len=1024),
+            remittance=f.str_("remittance", min_len=0, max_len=1024),
+            originator=f.str_map("originator", max_len=1024),
+            payer_account=_opt_id(f, "payer_account"),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class EscrowNote(StoredRecord):
+    """The payer bank's own note of a cross-bank escrow (``escnote/<id>`` in ``acct-<bank>``):
+    the account to refund, which the pair's record does not carry."""
+
+    TYPE: ClassVar[str] = "escrow_note"
+
+    escrow_id: str
+    payer_account: str
+    payee_bank: str
+    amount: int
+    currency: str
+    tx_id: str
+
+    @classmethod
+    def read(cls, f: Fields) -> EscrowNote:
+        return cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_account=_id(f, "payer_account"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class EscrowRelease(StoredRecord):
+    """The payer bank releases its customer's escrow to the payee (``cause``: ``buyer``, the
+    customer confirmed; ``deadline``, the terms release at the deadline): in
+    ``pair-<payer>-<payee>`` under ``escrel/<id>``, pinned (its word, against its own side)."""
+
+    TYPE: ClassVar[str] = "escrow_release"
+
+    escrow_id: str
+    payer_bank: str
+    payee_bank: str
+    amount: int
+    currency: str
+    cause: str
+    released_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> EscrowRelease:
+        rec = cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            cause=f.str_("cause", max_len=16),
+            released_at=f.str_("released_at", max_len=32),
+            tx_id=_tx(f),
+        )
+        if rec.cause not in ("buyer", "deadline"):
+            f.fail("cause", "must be buyer or deadline")
+        return rec
+
+
+@dataclass(frozen=True)
+class EscrowClaim(StoredRecord):
+    """The payee bank credited its customer from an escrow (``pair-<payee>-<payer>`` under
+    ``escclaim/<id>``, pinned), with what it relied on: ``basis`` ``release`` (the payer
+    bank's release record) or ``statement`` (the signed statement it carries)."""
+
+    TYPE: ClassVar[str] = "escrow_claim"
+
+    escrow_id: str
+    payer_bank: str
+    payee_bank: str
+    amount: int
+    currency: str
+    basis: str
+    claimed_at: str
+    statement: Mapping[str, str] = field(default_factory=dict)
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> EscrowClaim:
+        rec = cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            basis=f.str_("basis", max_len=16),
+            claimed_at=f.str_("claimed_at", max_len=32),
+            statement=_statement_map(f),
+            tx_id=_tx(f),
+        )
+        if rec.basis not in ("release", "statement"):
+            f.fail("basis", "must be release or statement")
+        return rec
+
+
+@dataclass(frozen=True)
+class EscrowRefund(StoredRecord):
+    """The payer bank credited its customer back from an escrow (``pair-<payer>-<payee>``
+    under ``escref/<id>``, pinned): ``cause`` ``deadline`` or ``statement`` (the arbiter's
+    signed ruling it carries)."""
+
+    TYPE: ClassVar[str] = "escrow_refund"
+
+    escrow_id: str
+    payer_bank: str
+    payee_bank: str
+    amount: int
+    currency: str
+    cause: str
+    refunded_at: str
+    statement: Mapping[str, str] = field(default_factory=dict)
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> EscrowRefund:
+        rec = cls(
+            escrow_id=_id(f, "escrow_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            amount=f.amount(),
+            currency=_cur(f),
+            cause=f.str_("cause", max_len=16),
+            refunded_at=f.str_("refunded_at", max_len=32),
+            statement=_statement_map(f),
+            tx_id=_tx(f),
+        )
+        if rec.cause not in ("deadline", "statement"):
+            f.fail("cause", "must be deadline or statement")
+        return rec
+
+
+@dataclass(frozen=True)
+class PaymentRequest(StoredRecord):
+    """A request to pay, as the payee bank (the exporter's) sent it: in
+    ``pair-<payee>-<payer>`` under ``payreq/<id>``, pinned to both banks. Paying it is a
+    transfer whose id is the request's id (so it can be paid once)."""
+
+    TYPE: ClassVar[str] = "payment_request"
+
+    request_id: str
+    payer_bank: str
+    payee_bank: str
+    payer_account: str
+    payee_account: str
+    amount: int
+    currency: str
+    invoice_ref: str
+    due: str
+    created_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> PaymentRequest:
+        return cls(
+            request_id=_id(f, "request_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            payer_account=_id(f, "payer_account"),
+            payee_account=_id(f, "payee_account"),
+            amount=f.amount(),
+            currency=_cur(f),
+            invoice_ref=f.str_("invoice_ref", max_len=128),
+            due=f.str_("due", max_len=32),
+            created_at=f.str_("created_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class RequestDecline(StoredRecord):
+    """The payer bank declined a payment request (``pair-<payer>-<payee>`` under
+    ``reqdecl/<id>``, pinned)."""
+
+    TYPE: ClassVar[str] = "request_decline"
+
+    request_id: str
+    payer_bank: str
+    payee_bank: str
+    reason: str
+    declined_at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> RequestDecline:
+        return cls(
+            request_id=_id(f, "request_id"),
+            payer_bank=_bank(f, "payer_bank"),
+            payee_bank=_bank(f, "payee_bank"),
+            reason=f.str_("reason", min_len=0, max_len=256),
+            declined_at=f.str_("declined_at", max_len=32),
             tx_id=_tx(f),
         )
 

@@ -97,6 +97,9 @@ class Registry:
     banks: tuple[BankInfo, ...]
     regulator_msp_id: str | None
     currencies: tuple[tuple[str, int], ...]  # (code, decimals), sorted by code
+    #: Bank names in the order they joined (the consortium file's order; the namespace
+    #: layout places pair collections by it). Empty: the order of ``banks``.
+    join_order: tuple[str, ...] = ()
     _by_name: Mapping[str, BankInfo] = field(init=False, repr=False, compare=False)
     _by_msp: Mapping[str, BankInfo] = field(init=False, repr=False, compare=False)
 
@@ -143,11 +146,18 @@ class Registry:
         regulator = f.opt_str("regulator_msp_id", max_len=64, pattern=MSP_ID_RE)
         if regulator is not None and regulator in {b.msp_id for b in banks}:
             f.fail("regulator_msp_id", "must differ from every bank's MSP id")
+        order: list[object] = [b.name for b in banks]
+        if f.has("join_order"):
+            order = f.list_("join_order", max_items=256)
+            if sorted(str(x) for x in order) != sorted(b.name for b in banks) or any(
+                    not isinstance(x, str) for x in order):
+                f.fail("join_order", "must name every bank once")
         f.done()
         return cls(
             tuple(sorted(banks, key=lambda b: b.name)),
             regulator,
             tuple(sorted(currencies.items())),
+            tuple(str(x) for x in order),
         )
 
     def to_json(self) -> JsonObject:
@@ -155,6 +165,7 @@ class Registry:
             "banks": [b.to_json() for b in self.banks],
             "regulator_msp_id": self.regulator_msp_id,
             "currencies": dict(self.currencies),
+            "join_order": list(self.joined()),
         }
 
     # -- look-ups
@@ -190,6 +201,10 @@ class Registry:
     def bank_names(self) -> Sequence[str]:
         """Member bank names, sorted."""
         return [b.name for b in self.banks]
+
+    def joined(self) -> Sequence[str]:
+        """Member bank names in the order they joined (what the namespace layout uses)."""
+        return list(self.join_order) or [b.name for b in self.banks]
 
 
 def day_of(moment: datetime) -> date:

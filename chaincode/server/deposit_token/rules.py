@@ -124,7 +124,10 @@ def debit(
         limits = account.limits
         if limits.single_payment is not None and max(amounts) > limits.single_payment:
             raise LimitExceeded("the amount exceeds the account's single-payment limit")
-        if limits.daily_outflow is not None and outflow + total > limits.daily_outflow:
+        # a lane of a laned account spends its own share of the daily limit (the shares add
+        # up to the limit: docs/token-model.md, "Balance lanes")
+        daily = account.share if account.lanes > 1 else limits.daily_outflow
+        if daily is not None and outflow + total > daily:
             raise LimitExceeded("the payment exceeds the account's daily outflow limit")
         outflow += total
     held = hold.held_amount if hold is not None else 0

@@ -27,6 +27,7 @@ from .errors import DepositTokenError, InternalError, InvalidArgument
 from .ledger import Ledger, LedgerStub
 from .operations import TRANSACTIONS, Caller, Tx, TxSpec
 from .registry import Registry, loads_object
+from .routing import Router
 
 __all__ = ["TRANSACTIONS", "Service", "TxSpec", "TxStub"]
 
@@ -42,6 +43,8 @@ class TxStub(LedgerStub, Protocol):
     def channel_id(self) -> str: ...
     @property
     def tx_datetime(self) -> datetime: ...
+    @property
+    def chaincode_name(self) -> str: ...
     def get_transient(self) -> Mapping[str, bytes]: ...
 
 
@@ -54,8 +57,9 @@ class Service:
 
     def __init__(self, settings: ServerSettings | None = None) -> None:
         self._settings = settings
-        # channel id -> the registry as committed there (it never changes once written)
-        self._registries: dict[str, Registry] = {}
+        # (channel id, namespace) -> the registry as committed there (it never changes once
+        # written); under the layout each bank namespace holds its own copy
+        self._registries: dict[tuple[str, str], Registry] = {}
 
     @property
     def settings(self) -> ServerSettings:
@@ -67,16 +71,22 @@ class Service:
     def _tx(self, stub: TxStub, caller: Caller) -> Tx:
         settings = self.settings
         deriver = settings.deriver
-        return Tx(
-            ledger=Ledger(stub, stub.tx_id, deriver),
+        made: list[Tx] = []
+        router = None
+        if settings.layout:
+            router = Router(stub.chaincode_name, lambda: _bank_names(made[0]))
+        tx = Tx(
+            ledger=Ledger(stub, stub.tx_id, deriver, router),
             caller=caller,
             server_msp=settings.msp_id,
             deriver=deriver,
             tx_id=stub.tx_id,
             now=stub.tx_datetime,
             registry_sha256=settings.registry_sha256,
-            registry=self._registries.get(stub.channel_id),
+            registry=self._registries.get((stub.channel_id, stub.chaincode_name)),
         )
+        made.append(tx)
+        return tx
 
     async def execute(self, stub: TxStub, caller: Caller, name: str) -> dict[str, object]:
         """Run transaction ``name`` with its request from the transient map."""
@@ -115,7 +125,8 @@ class Service:
             if tx.registry is not None:
                 # Only load_registry sets it, from committed state (init_network writes the
                 # registry without setting it: its own write is not committed yet).
-                self._registries.setdefault(stub.channel_id, tx.registry)
+                self._registries.setdefault((stub.channel_id, stub.chaincode_name),
+                                            tx.registry)
             return result
         except DepositTokenError:
             raise
@@ -123,6 +134,13 @@ class Service:
             # Type only: the text of an arbitrary exception may quote a value.
             _log.error("[%s] %s failed: %s", stub.tx_id[:8], name, type(exc).__name__)
             raise InternalError(f"unexpected {type(exc).__name__}") from None
+
+
+def _bank_names(tx: Tx) -> list[str]:
+    """The registry's banks in join order (what places a pair collection in the layout)."""
+    if tx.registry is None:
+        raise InternalError("a pair collection was reached before the registry was read")
+    return list(tx.registry.joined())
 
 
 def _transient_request(stub: TxStub, optional: bool) -> Mapping[str, object]:

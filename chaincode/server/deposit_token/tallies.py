@@ -98,6 +98,8 @@ class Tally:
 #                                                  the payer currency leaving token supply
 #   ("fxin", payer, payee, cur)                    the same transfers' payee amounts, in the
 #                                                  payee currency: entering token supply
+#   ("escrowed", bank, cur)                        escrows within the bank still held
+#   ("escrow", payer, payee, cur, state)           cross-bank escrows by EscrowState
 #   ("anomaly", writers, collection, what)         count of records that count for nobody
 #                                                  (deposit_token.placement.Anomaly)
 
@@ -232,7 +234,8 @@ def _supply_signs(tally: Tally) -> list[tuple[tuple[str, ...], int]]:
 def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
     """The regulator's checks over a complete tally (DESIGN §5 "Conservation", §7).
 
-    * per bank and currency: the accounts' balances equal the bank's supply records;
+    * per bank and currency: the accounts' balances, plus what is held in escrows within the
+      bank (``escrowed``), equal the bank's supply records;
     * per pair and currency: the payer's ``out`` supply records equal its transfers, its
       ``refund`` records its refunds, and the payee's ``in`` records its accepts;
     * per currency: supply of every bank plus what is in flight equals minted less burned,
@@ -261,14 +264,16 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
             supply = (
                 deltas["mint"] - deltas["burn"] - deltas["out"] + deltas["in"] + deltas["refund"]
             )
-            balance = tally.get("balance", b, c)
+            escrowed = tally.get("escrowed", b, c)
+            balance = tally.get("balance", b, c) + escrowed
             if not (supply or balance or any(deltas.values()) or tally.get("accounts", b, c)):
                 continue
             ok = supply == balance
             if not ok:
                 failures.append(f"balances of {b} in {c} differ from its supply records")
             per_bank.append(
-                {"bank": b, "currency": c, "supply": supply, "balances": balance,
+                {"bank": b, "currency": c, "supply": supply, "balances": balance - escrowed,
+                 "escrowed": escrowed,
                  "accounts": tally.get("accounts", b, c), "minted": deltas["mint"],
                  "burned": deltas["burn"], "ok": ok}
             )
@@ -301,6 +306,8 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
                 per_pair.append(
                     {"payer": p, "payee": q, "currency": c, "initiated": initiated,
                      **effects, "settled": settled,
+                     "in_escrow": sum(tally.get("escrow", p, q, c, s)
+                                      for s in ("held", "due", "released")),
                      "owed": effects[Effect.ACCEPTED.value] - settled,
                      "cap": _cap(tally, p, q, c), **checks}
                 )

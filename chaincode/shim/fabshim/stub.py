@@ -73,13 +73,14 @@ def _ser(message: pb.Message) -> bytes:
 class _Proposal:
     """The fields a stub extracts from the signed proposal."""
 
-    __slots__ = ("binding", "creator", "signed", "timestamp", "transient")
+    __slots__ = ("binding", "chaincode_name", "creator", "signed", "timestamp", "transient")
 
     def __init__(self, signed: pb.Message | None) -> None:
         self.signed = signed
         self.creator = b""
         self.transient: dict[str, bytes] = {}
         self.binding = b""
+        self.chaincode_name = ""
         self.timestamp: Timestamp | None = None
         if signed is None:
             return
@@ -94,10 +95,12 @@ class _Proposal:
                 raise ProtocolError(f"invalid channel header type {channel_header.type}")
             signature_header = pb.common.SignatureHeader.FromString(header.signature_header)
             payload = pb.proposal.ChaincodeProposalPayload.FromString(proposal.payload)
+            invocation = pb.chaincode.ChaincodeInvocationSpec.FromString(payload.input)
         except pb.DecodeError as exc:
             raise ProtocolError(f"cannot decode the signed proposal: {exc}") from exc
         self.creator = bytes(signature_header.creator)
         self.transient = {str(k): bytes(v) for k, v in payload.TransientMap.items()}
+        self.chaincode_name = str(invocation.chaincode_spec.chaincode_id.name)
         epoch = int(channel_header.epoch).to_bytes(8, "little")
         self.binding = hashlib.sha256(bytes(signature_header.nonce) + self.creator + epoch).digest()
         timestamp = Timestamp()
@@ -189,6 +192,13 @@ class ProposalView:
     def get_transient(self) -> Mapping[str, bytes]:
         """The transient map (private inputs; never written to the ledger)."""
         return dict(self._proposal.transient)
+
+    @property
+    def chaincode_name(self) -> str:
+        """The name of the chaincode the client's proposal invokes: the transaction's top
+        level. A chaincode called with ``invoke_chaincode`` sees its caller's proposal, so
+        this is the caller's name there, never its own (``""`` without a proposal)."""
+        return self._proposal.chaincode_name
 
 
 class ChaincodeStub(ProposalView):

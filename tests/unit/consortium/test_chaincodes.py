@@ -132,3 +132,41 @@ def test_a_state_folder_names_the_consortium_file_it_was_made_from(tmp_path: Pat
     assert Network.source_of(net.state_dir) == c.source.resolve()
     (net.state_dir / "network.json").write_text("not json")
     assert StateLayout.source_of(net.state_dir) is None
+
+
+def test_the_namespace_layout_serves_two_packages_and_names_the_orgs_namespace(
+    tmp_path: Path,
+) -> None:
+    import yaml
+    from consortium.chaincodes import LAYOUT_ENV, STORAGE_MODULE
+    from consortium.profiles import ConnectionProfiles
+    from deposit_token.config import ENV_LAYOUT
+
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["chaincode"]["layout"] = "namespaces"
+    c = config.parse(data)
+    cat = ChaincodeCatalog(c, StateLayout(tmp_path))
+    main, storage = cat.deployments()
+    assert (main.slot, storage.slot) == (0, 1)
+    assert main.collections_json is None  # the layout's definitions carry the collections
+    assert json.loads(main.env_json or "{}") == {LAYOUT_ENV: "true"}
+    assert LAYOUT_ENV == ENV_LAYOUT  # the server reads what the bootstrap sets
+    assert storage.module == STORAGE_MODULE
+    assert cat.storage() == storage
+    hk = c.org("hkbank")
+    identities.ensure_crypto(c, cat.layout)
+    assert cat.package_id(hk, main) != cat.package_id(hk, storage)  # two handlers
+    profile = ConnectionProfiles(c, cat.layout).profile(hk)
+    assert (profile["chaincode"], profile["namespace_layout"]) == ("dtoken-hkbank", "namespaces")
+    with pytest.raises(NetworkError, match="namespace layout only"):
+        ChaincodeCatalog(config.load(DEFAULT), StateLayout(tmp_path / "x")).storage()
+
+
+def test_the_layout_key_is_checked() -> None:
+    import yaml
+    from consortium.errors import ConfigError
+
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["chaincode"]["layout"] = "sharded"
+    with pytest.raises(ConfigError, match="layout"):
+        config.parse(data)

@@ -74,6 +74,34 @@ def test_adding_a_bank_is_adding_a_block(tmp_path: Path) -> None:
     assert c.banks[-1].peers[0].port > c.banks[-2].peers[0].port
 
 
+SGBANK = {"name": "sgbank", "msp_id": "LionCityMSP", "jurisdiction": "SG", "currencies": ["USD"]}
+
+
+def test_a_joined_bank_moves_no_running_node_port(tmp_path: Path) -> None:
+    before = config.load(DEFAULT)
+    data = default_data()
+    data["joined_banks"] = [SGBANK]
+    after = config.load(write(tmp_path, data))
+    assert [b.name for b in after.banks] == ["hkbank", "usbank", "cnbank", "sgbank"]
+    assert [b.name for b in after.joined_banks] == ["sgbank"]
+    assert after.founding_banks == before.banks
+    assert after.regulator == before.regulator  # its ports did not move
+    new_ports = {after.banks[-1].peers[0].port}
+    old_ports = {p.port for p in before.peers}
+    assert max(old_ports) < min(new_ports)
+    assert after.application_orgs[-1].name == "regulator"  # the channel's org order is kept
+
+
+def test_a_joined_bank_is_checked_like_any_bank(tmp_path: Path) -> None:
+    data = default_data()
+    data["joined_banks"] = [{**SGBANK, "msp_id": data["banks"][0]["msp_id"]}]
+    with pytest.raises(ConfigError, match="used twice"):
+        config.load(write(tmp_path, data))
+    data["joined_banks"] = [{**SGBANK, "currencies": ["EUR"]}]
+    with pytest.raises(ConfigError, match=r"joined_banks\[0\]\.currencies"):
+        config.load(write(tmp_path, data))
+
+
 @pytest.mark.parametrize(
     ("mutate", "field", "problem"),
     [

@@ -1015,6 +1015,16 @@ def _wait_healthy(url: str, ca: Path, log: Path) -> None:
         time.sleep(0.2)
 
 
+def _wait_listening(port: int, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert time.monotonic() < deadline, f"port {port} never opened:\n{processes.tail(log)}"
+        time.sleep(0.2)
+
+
 @pytest.mark.skipif(
     FABRIC is None,
     reason="the pinned Fabric binaries are not built (python -m consortium.binaries)",
@@ -1094,6 +1104,9 @@ def test_fabric_accepts_the_generated_inputs_and_environment(
         )
     org_tlsca = folder / "crypto" / org.name / "tlsca" / "tlsca-cert.pem"
     _wait_healthy(f"https://127.0.0.1:{p.operations_port}/healthz", org_tlsca, log)
+    # The peer serves its operations endpoint before its gRPC listener: under load the
+    # join below would find the port closed.
+    _wait_listening(p.port, log)
     admin_env = {
         **base_env,
         "FABRIC_LOGGING_SPEC": "warning",

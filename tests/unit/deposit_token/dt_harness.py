@@ -14,6 +14,15 @@ Every submitted transaction run through :meth:`Net.submit` is checked on the way
   the request;
 * no key read or written (their SHA-256 is in the block) carries an account id of the
   request: accounts, histories and holds are keyed by a tag under the bank's account key.
+
+With ``layout=True`` (the default is :data:`DEFAULT_LAYOUT`, which the package's conftest
+sets for each run of the suite) the servers run under the namespace layout: each
+transaction's top level is its organization's namespace (``dtoken-<org>``), and every
+collection of another namespace is reached through the storage chaincode
+(:mod:`deposit_token.storage`) by chaincode-to-chaincode calls, registered under every
+namespace of the layout. The collections all stay in one ``MemoryLedger`` (their names are
+unique across namespaces), so tests inspect them as before; each collection's endorsement
+policy is modelled there, so a write no endorser may make is refused at commit.
 """
 
 from __future__ import annotations
@@ -31,6 +40,10 @@ from deposit_token.errors import CODES, DepositTokenError
 from deposit_token.keys import BANK_NAME_RE, AccountKeys, Deriver
 from deposit_token.operations import ROLES, Caller
 from deposit_token.service import TRANSACTIONS, Service
+from deposit_token.storage import PairStorageChaincode
+from dtoken_wire.namespaces import bank_namespace, pair_namespaces_of
+from fabshim import Response, Stub
+from fabshim.statebased import n_out_of_policy
 from fabshim.testing import MemoryLedger, MemoryStub
 
 BANKS: dict[str, tuple[str, list[str]]] = {
@@ -74,6 +87,44 @@ def policy_org(collection: str) -> str:
     if kind == "holds":
         return REGULATOR
     raise AssertionError(f"unknown collection {collection}")
+
+
+#: ``Net(layout=None)`` runs under the namespace layout when this is true.
+DEFAULT_LAYOUT = False
+
+
+def namespace_of(org: str) -> str:
+    """The namespace an organization's transactions start in, under the layout."""
+    return bank_namespace("dtoken", org)
+
+
+def all_writes(stub: MemoryStub) -> dict[tuple[str, str], bytes | None]:
+    """A transaction's writes, with those of the chaincodes it called."""
+    out = dict(stub.writes)
+    for child in stub._all_children():
+        out.update(child.writes)
+    return out
+
+
+def all_reads(stub: MemoryStub) -> set[tuple[str, str]]:
+    return set(stub._reads).union(*(set(c._reads) for c in stub._all_children()))
+
+
+class _ServedStorage:
+    """The storage chaincode as the serving organization runs it (through the net's
+    ``stub_wrapper``, so a dishonest server's storage is as dishonest as its contract)."""
+
+    def __init__(self, net: Net) -> None:
+        self.net = net
+        self.inner = PairStorageChaincode()
+
+    async def init(self, stub: Stub) -> Response:
+        return await self.inner.init(stub)
+
+    async def invoke(self, stub: Stub) -> Response:
+        org = self.net.serving
+        wrapped = self.net.stub_wrapper(org, stub) if self.net.stub_wrapper and org else stub
+        return await self.inner.invoke(wrapped)
 
 
 def secret_of(msp: str) -> bytes:
@@ -132,7 +183,7 @@ def account_ids(request: Mapping[str, Any] | None) -> set[str]:
 
 def assert_keys_unlinkable(stub: MemoryStub, request: Mapping[str, Any] | None) -> None:
     """No key the transaction read or wrote names an account id of the request."""
-    touched = {key for _c, key in stub.writes} | {key for _c, key in stub._reads}
+    touched = {key for _c, key in all_writes(stub)} | {key for _c, key in all_reads(stub)}
     for account in account_ids(request):
         for key in touched:
             assert account not in key, "a key in the block would name an account id"
@@ -161,10 +212,20 @@ class Submitted:
     result: dict[str, object]
     net: Net
 
+    @property
+    def writes(self) -> dict[tuple[str, str], bytes | None]:
+        """Every write of the transaction, in whatever namespace (:func:`all_writes`)."""
+        return all_writes(self.stub)
+
+    @property
+    def reads(self) -> set[tuple[str, str]]:
+        """Every key the transaction read, in whatever namespace."""
+        return all_reads(self.stub)
+
     def commit(self) -> int:
         self.stub.commit()
         # what the SDK finds in the blocks: the first valid writer of each stored value
-        for value in self.stub.writes.values():
+        for value in all_writes(self.stub).values():
             if value:
                 digest = hashlib.sha256(value).hexdigest()
                 self.net.order.setdefault(digest, (self.net.ledger.height, 0))
@@ -183,15 +244,35 @@ class Net:
     #: The ``init_network`` argument every operator agreed to (pinned in every server's
     #: settings); by default :func:`init_payload`.
     agreed: str | None = None
+    #: The namespace layout (``None``: :data:`DEFAULT_LAYOUT`).
+    layout: bool | None = None
+    serving: str | None = None  # the organization whose server runs the current transaction
 
     def __post_init__(self) -> None:
         if self.agreed is None:
             self.agreed = init_payload(self.regulator)
+        if self.layout is None:
+            self.layout = DEFAULT_LAYOUT
         orgs = [*BANKS, *(["regulator"] if self.regulator else [])]
         for org in orgs:
             msp = msp_of(org)
             self.services[org] = Service(ServerSettings(msp, secret_of(msp),
-                                                        registry_pin(self.agreed)))
+                                                        registry_pin(self.agreed),
+                                                        layout=self.layout))
+        if self.layout:
+            storage = _ServedStorage(self)
+            names = [namespace_of(o) for o in orgs]
+            for bank in BANKS:
+                names += [ns.name for ns in pair_namespaces_of("dtoken", list(BANKS), bank)]
+            for name in names:
+                self.ledger.register_chaincode(name, storage, self.ledger)
+            policies = self.ledger.collection_policies
+            for bank in BANKS:
+                policies[f"acct-{bank}"] = n_out_of_policy(1, [msp_of(bank)])
+                policies[f"holds-{bank}"] = n_out_of_policy(1, [REGULATOR])
+                for other in BANKS:
+                    if other != bank:
+                        policies[f"pair-{bank}-{other}"] = n_out_of_policy(1, [msp_of(bank)])
 
     # ------------------------------------------------------------------ identities
 
@@ -211,23 +292,30 @@ class Net:
     # ------------------------------------------------------------------ running
 
     def _stub(self, request: Mapping[str, Any] | None, tx_id: str, when: datetime,
-              org: str | None = None) -> MemoryStub:
+              org: str | None = None, *, serving: str | None = None) -> MemoryStub:
         """A stub for one transaction; with ``org``, endorsed by that organization's peer alone
-        (so the commit refuses a change of a key pinned to more banks)."""
+        (so the commit refuses a change of a key pinned to more banks). Under the layout it
+        starts in the namespace of ``org`` (or ``serving``)."""
         transient = {"request": json.dumps(request).encode()} if request is not None else None
         endorsers = None if org is None else [msp_of(org)]
+        where = org or serving
+        name = namespace_of(where) if self.layout and where else "chaincode"
         return self.ledger.stub(transient=transient, tx_id=tx_id, timestamp=when,
-                                endorsers=endorsers)
+                                endorsers=endorsers, chaincode_name=name)
 
     async def _execute(
         self, org: str, name: str, stub: MemoryStub, caller: Caller, argument: str | None
     ) -> dict[str, object]:
         service = self.services[org]
         wrapped = self.stub_wrapper(org, stub) if self.stub_wrapper else stub
-        if name == "init_network":
-            assert argument is not None
-            return await service.init_network(wrapped, caller, argument)
-        return await service.execute(wrapped, caller, name)
+        self.serving = org
+        try:
+            if name == "init_network":
+                assert argument is not None
+                return await service.init_network(wrapped, caller, argument)
+            return await service.execute(wrapped, caller, name)
+        finally:
+            self.serving = None
 
     async def prepare(
         self,
@@ -249,20 +337,20 @@ class Net:
         except DepositTokenError as exc:
             message = str(exc)
             assert message.split(":", 1)[0] in CODES, message
-            assert stub.writes == {}, "a refused transaction wrote something"
+            assert all_writes(stub) == {}, "a refused transaction wrote something"
             assert stub.event is None
             assert_no_private(message, request)
             self.blocks.append(message)
             raise
         # A second peer of the same organization computes the same write set.
-        twin = self._stub(request, tx_id, when)
+        twin = self._stub(request, tx_id, when, serving=org)
         twin_result = await self._execute(org, name, twin, caller, argument)
-        assert twin.writes == stub.writes, "write sets differ between two endorsers"
+        assert all_writes(twin) == all_writes(stub), "write sets differ between two endorsers"
         assert twin.event == stub.event
         assert twin_result == result
         assert_keys_unlinkable(stub, request)
         server_msp = msp_of(org)
-        for collection, _key in stub.writes:
+        for collection, _key in all_writes(stub):
             if collection == "":
                 assert name == "init_network", "only init_network writes public state"
             else:
@@ -300,9 +388,9 @@ class Net:
     ) -> dict[str, Any]:
         """Run a read on ``org``'s server; it must write nothing."""
         assert TRANSACTIONS[name].evaluate
-        stub = self._stub(request, self.ledger.new_tx_id(), when or self.now)
+        stub = self._stub(request, self.ledger.new_tx_id(), when or self.now, serving=org)
         result = await self._execute(org, name, stub, caller or self.caller(org), None)
-        assert stub.writes == {}
+        assert all_writes(stub) == {}
         return result
 
     async def init(self) -> None:
@@ -312,7 +400,7 @@ class Net:
         assert payload is not None
         subs = []
         for bank in BANKS:
-            stub = self.ledger.stub(tx_id="init-network-tx", timestamp=self.now)
+            stub = self._stub(None, "init-network-tx", self.now, serving=bank)
             await self.services[bank].init_network(stub, self.admin("hkbank"), payload)
             subs.append(stub)
         assert all(s.writes == subs[0].writes for s in subs)

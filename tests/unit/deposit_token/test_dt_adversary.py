@@ -75,7 +75,14 @@ from fabshim.statebased import RoleType, all_of_policy, n_out_of_policy, parse_n
 from fabshim.testing import MemoryStub
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from unit.deposit_token.dt_harness import Net, account_keys, ids, msp_of, policy_org
+from unit.deposit_token.dt_harness import (
+    Net,
+    account_keys,
+    all_writes,
+    ids,
+    msp_of,
+    policy_org,
+)
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 HONEST = (HK, US)
@@ -143,7 +150,7 @@ class Adversary(Net):
         """Positions of what ``stub`` committed: by transaction id and by value hash (the
         first valid writer of those bytes, as an honest SDK finds it in the blocks)."""
         pos = self.order.setdefault(stub.tx_id, (self.ledger.height, 0))
-        for value in stub.writes.values():
+        for value in all_writes(stub).values():
             if value:
                 self.order.setdefault(hashlib.sha256(value).hexdigest(), pos)
 

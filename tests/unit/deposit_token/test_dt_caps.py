@@ -71,6 +71,21 @@ async def test_the_latest_cap_is_in_force_for_both_banks_and_the_regulator(net: 
     assert audit["over_cap"] == []
 
 
+async def test_the_cap_read_alone_is_the_one_in_force_and_skips_garbage(net: Net) -> None:
+    async def cap(currency: str = "USD") -> object:
+        got = await net.evaluate(US, "get_exposure_cap", {"debtor_bank": HK,
+                                                          "currency": currency})
+        return got["cap"]
+
+    assert await cap() is None
+    for value in (1_000, 5_000, 700):
+        await set_cap(net, US, HK, value)
+        assert await cap() == value
+    assert await cap("HKD") is None
+    await forge(net, "pair-usbank-hkbank", "cap/USD/000000000004", b"not a cap")
+    assert await cap() == 700  # a record that does not decode counts for nobody
+
+
 async def test_every_change_is_a_new_key_numbered_without_gaps(net: Net) -> None:
     for cap in range(1, 12):
         await set_cap(net, US, HK, cap * 100)

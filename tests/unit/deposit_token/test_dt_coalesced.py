@@ -48,7 +48,7 @@ async def test_items_apply_on_their_own_and_a_refused_item_is_skipped(net: Net) 
              item("r4", "xxbank", payees[2], 1, tids[3])]  # no such bank: refused
     sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": items})
     assert sub.result["results"] == ["OK", "INSUFFICIENT_FUNDS", "OK", "NOT_FOUND"]
-    assert sum(1 for _c, k in sub.stub.writes if k == account_keys(HK).account(payer)) == 1
+    assert sum(1 for _c, k in sub.writes if k == account_keys(HK).account(payer)) == 1
     sub.commit()
     assert await net.balance(HK, payer) == 0
     for ref, tid in (("r1", tids[0]), ("r3", tids[2])):

@@ -38,8 +38,8 @@ async def test_a_backlog_is_decided_in_one_transaction(net: Net) -> None:
     sub = await net.prepare(US, "decide_transfers", {"payer_bank": HK, "decisions": decisions})
     assert sub.result["results"] == ["OK"] * 5 + ["INVALID_STATE"]
     for account in exporters:  # one write of each payee's balance key
-        assert sum(1 for _c, k in sub.stub.writes if k == account_keys(US).account(account)) == 1
-    decided = {k for c, k in sub.stub.writes if c == pair_collection(US, HK)}
+        assert sum(1 for _c, k in sub.writes if k == account_keys(US).account(account)) == 1
+    decided = {k for c, k in sub.writes if c == pair_collection(US, HK)}
     assert decided == {decision_key(t) for t in tids[:5]}
     sub.commit()
     assert await net.balance(US, exporters[0]) == 1_000 + 1_002  # 1_004 rejected

@@ -365,7 +365,7 @@ async def test_cross_bank_accept(net: Net) -> None:
         "amount": 2_500, "originator": {"name": "Kowloon Exporters"}})
     assert sub.result == {"tx_id": sub.stub.tx_id}
     assert sub.stub.event == (EVENT_PENDING, b'{"payee_banks":["usbank"]}')
-    assert {c for c, _ in sub.stub.writes} == {"acct-hkbank", "pair-hkbank-usbank"}
+    assert {c for c, _ in sub.writes} == {"acct-hkbank", "pair-hkbank-usbank"}
     sub.commit()
     (tid,) = (await net.evaluate(HK, "get_reference", {"reference": "inv-1"}))["ids"]
     assert await net.balance(HK, payer) == 7_500
@@ -381,7 +381,7 @@ async def test_cross_bank_accept(net: Net) -> None:
                                                 "payee_bank": US}, caller=Net.caller(CN))
     acc = await net.prepare(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
     assert acc.stub.event == (EVENT_DECIDED, b'{"payer_bank":"hkbank"}')
-    assert {c for c, _ in acc.stub.writes} == {"acct-usbank", "pair-usbank-hkbank"}
+    assert {c for c, _ in acc.writes} == {"acct-usbank", "pair-usbank-hkbank"}
     acc.commit()
     assert await net.balance(US, payee) == 2_500
     got = await net.evaluate(US, "get_transfer", {"transfer_id": tid, "payer_bank": HK,
@@ -510,7 +510,7 @@ async def test_batch_payout_one_debit_many_payees_several_banks(net: Net) -> Non
                                                  "payer_account": payer, "payments": payments})
     assert sub.stub.event == (EVENT_PENDING, b'{"payee_banks":["cnbank","usbank"]}')
     # one write of the payer's balance key for the whole batch
-    assert sum(1 for c, k in sub.stub.writes if k == account_keys(HK).account(payer)) == 1
+    assert sum(1 for c, k in sub.writes if k == account_keys(HK).account(payer)) == 1
     sub.commit()
     assert await net.balance(HK, payer) == 90_000
     assert await net.balance(HK, hk1) == 4_000
@@ -686,7 +686,7 @@ async def test_a_network_without_regulator() -> None:
     assert net.ledger.get_private_data("acct-hkbank", "keys/accounts") is None
     sub = await net.prepare(HK, "transfer", {"reference": "t", "from_account": acc,
                                              "to_account": to, "amount": 1})
-    assert not any(c.startswith("holds-") for c, _ in sub.stub._reads)
+    assert not any(c.startswith("holds-") for c, _ in sub.reads)
     with pytest.raises(e.NotAuthorized):
         await net.submit(HK, "set_hold", {"bank": HK, "account_id": acc, "frozen": True})
 
@@ -867,7 +867,7 @@ async def test_initiate_writes_the_time_index_in_the_pair_collection(net: Net) -
     sub = await net.prepare(HK, "initiate_transfer", {
         "reference": "idx-1", "payer_account": payer, "payee_bank": US, "payee_account": payee,
         "amount": 10})
-    keys = {key for coll, key in sub.stub.writes if coll == "pair-hkbank-usbank"}
+    keys = {key for coll, key in sub.writes if coll == "pair-hkbank-usbank"}
     assert len(keys) == 2
     (index,) = [k for k in keys if k.startswith("open/")]
     (xfer,) = [k for k in keys if k.startswith("xfer/")]

@@ -66,6 +66,30 @@ def contract_reads(peer: SdkPeer) -> Reads:
         "debtor": "usbank", "creditor": "hkbank", "currency": "USD", "accepted": 5000,
         "settled": 1000, "disputed": 0, "owed": 4000, "cap": 10000, "headroom": 6000}],
         "net": {"USD": -4000}})
+    def escrows(r: dict[str, Any]) -> dict[str, Any]:
+        if (r["payer_bank"], r["payee_bank"]) != ("hkbank", "usbank"):
+            return {"escrows": [], "next": None}
+        return {"next": None, "escrows": [{"state": "held", "anomalies": [],
+                                           "release": None, "claim": None, "refund": None,
+                                           "escrow": {
+            "escrow_id": "esc-hk-us-1", "payer_bank": "hkbank", "payee_bank": "usbank",
+            "payee_account": "acct-usbank-1", "amount": 120000, "currency": "USD",
+            "created_at": "2026-01-02T03:04:05.000000Z",
+            "deadline": "2026-01-16T03:04:05.000000Z", "on_deadline": "refund",
+            "attester": "marketplace", "arbiter": "", "remittance": "order 1"}}]}
+
+    def requests(r: dict[str, Any]) -> dict[str, Any]:
+        if (r["payer_bank"], r["payee_bank"]) != ("hkbank", "usbank"):
+            return {"requests": [], "next": None}
+        return {"next": None, "requests": [{
+            "status": "pending", "payment_status": None, "decline": None, "anomalies": [],
+            "request": {"request_id": "req-us-hk-1", "payer_bank": "hkbank",
+                        "payee_bank": "usbank", "payer_account": "acct-hkbank-1",
+                        "payee_account": "acct-usbank-1", "amount": 45000, "currency": "USD",
+                        "invoice_ref": "INV-77", "due": "2026-02-01T00:00:00.000000Z"}}]}
+
+    read("list_escrows", escrows)
+    read("list_payment_requests", requests)
     peer.function("GetChainInfo")(lambda invocation: Result(
         payload=ledger_pb2.BlockchainInfo(height=len(peer.blocks)).SerializeToString()))
     return seen
@@ -326,6 +350,17 @@ async def test_a_banks_page_reads_only_its_own_collections(dash: Dashboard,
     (pair,) = state["obligations"]
     (row,) = pair["obligations"]  # hkbank's cap on usbank, and the headroom it leaves
     assert (row["cap"]["text"], row["headroom"]["text"]) == ("100.00 USD", "60.00 USD")
+
+
+async def test_a_banks_page_shows_its_escrows_and_payment_requests(dash: Dashboard) -> None:
+    state = dash.state
+    (escrow,) = state["escrows"]
+    assert (escrow["escrow_id"], escrow["state"], escrow["amount"]["text"]) == (
+        "esc-hk-us-1", "held", "1,200.00 USD")
+    (request,) = state["requests"]
+    assert (request["invoice_ref"], request["status"]) == ("INV-77", "pending")
+    assert not [e for e in state["errors"] if "escrow" in e or "request" in e]
+    assert "renderEscrows" in static("app.js")
 
 
 async def test_the_regulators_page_reads_every_banks_collections(

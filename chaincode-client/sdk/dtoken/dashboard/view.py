@@ -6,7 +6,10 @@ for what the contract lets it read, and nothing else:
 * a **bank**: its supply of each token it issues, its accounts, the transfers waiting for its
   decision (incoming) and its own transfers not final yet (outgoing), and its obligations
   with each other bank (accepted, settled, owed; the net position);
-* the **regulator**: the same for every bank (the contract lets its ``auditor`` read every
+* a bank's **escrows** (its own toward each bank and within itself, and other banks' toward
+  it, with their state) and **payment requests** (to pay and asked, with their status);
+* the **regulator**: the same for every bank (escrows and requests excepted: the regulator
+  sees them in its audit) (the contract lets its ``auditor`` read every
   bank's collections).
 
 Everything becomes plain JSON data (``Money`` as ``{"minor", "currency", "text"}``). A read
@@ -16,11 +19,13 @@ the contract refuses is an error shown on the page, never worked around.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from dtoken.bank import Bank, Member, Regulator
 from dtoken.cli_format import as_data
+from dtoken.conditional import Escrow, PaymentRequest
 from dtoken.errors import DTokenError
 from dtoken.models import AccountSummary, Obligations, Supply, Transfer
 
@@ -101,6 +106,10 @@ async def ledger_view(member: Member) -> dict[str, Any]:
     outgoing = await asyncio.gather(*(part(w, c, no_transfers) for w, c in outgoing_calls))
     obligations: list[Obligations | None] = list(await asyncio.gather(
         *(part(w, c, None) for w, c in obligation_calls)))
+    escrows: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
+    if isinstance(member, Bank):
+        escrows, requests = await _conditional(member, part)
 
     accounts: list[dict[str, Any]] = []
     bank_names = (member.profile.banks() if isinstance(member, Regulator) else [member.name])
@@ -114,8 +123,32 @@ async def ledger_view(member: Member) -> dict[str, Any]:
         "incoming": _transfers(incoming),
         "outgoing": _transfers(outgoing),
         "obligations": [as_data(o) for o in obligations if o is not None],
+        "escrows": escrows,
+        "requests": requests,
         "errors": errors,
     }
+
+
+async def _conditional(
+    bank: Bank, part: Callable[[str, Callable[[], Awaitable[Any]], Any], Awaitable[Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The bank's escrows (outgoing, within, incoming) and payment requests (both ways),
+    newest first, at most :data:`MAX_ACCOUNTS` of each."""
+    escrows: list[Escrow] = []
+    requests: list[PaymentRequest] = []
+    for other in bank.profile.banks():
+        escrows += await part(f"escrows to {other}", _bound(bank.escrows, other), [])
+        if other == bank.name:
+            continue
+        escrows += await part(f"escrows from {other}",
+                              functools.partial(bank.escrows, other, incoming=True), [])
+        for incoming in (True, False):
+            requests += await part(f"requests with {other}", functools.partial(
+                bank.payment_requests, other, incoming=incoming), [])
+    escrows.sort(key=lambda e: (e.created_at, e.escrow_id), reverse=True)
+    requests.sort(key=lambda r: (r.due, r.request_id), reverse=True)
+    return ([as_data(e) for e in escrows[:MAX_ACCOUNTS]],
+            [as_data(r) for r in requests[:MAX_ACCOUNTS]])
 
 
 def _bound(method: Callable[..., Awaitable[_T]], *args: object) -> Callable[[], Awaitable[_T]]:

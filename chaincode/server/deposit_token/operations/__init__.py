@@ -14,6 +14,8 @@ The modules, one concern each:
 * :mod:`.steps`: steps several transactions share (idempotency references, account reads and
   saves, history and supply records, a transfer's records);
 * :mod:`.accounts`: opening accounts, their status and limits;
+* :mod:`.lanes`: balance lanes (``set_lanes``, ``rebalance_lanes``, reading the lane a debit
+  or a credit touches);
 * :mod:`.intrabank`: money in one bank (mint, burn, transfer);
 * :mod:`.crossbank`: payments across banks (initiate, batch payout, accept, reject, refund,
   settlement);
@@ -24,14 +26,18 @@ The modules, one concern each:
 * :mod:`.quotes`: conversion at the payee's bank (FX quotes: offer, read, pay with one);
 * :mod:`.decisions`: decisions in bulk (many accepts/rejects of one payer bank's transfers,
   credits summed per payee account: what the SDK's listener sends for a backlog);
+* :mod:`.escrow`: escrow until a condition (attesters, open, release, claim, refund);
+* :mod:`.payment_requests`: payment requests (request, approve once, decline);
 * :mod:`.regulator`: the regulator's holds;
+* :mod:`.suspension`: the regulator's suspension of a bank, and the check every bank makes;
 * :mod:`.reads`: point reads;
 * :mod:`.scans`: paginated scans and the cursor (accounts, supply, pending);
 * :mod:`.netting`: obligations between two banks; :mod:`.conservation`: the regulator's audit.
 
 What each write transaction reads and writes (``A`` the payer's bank, ``B`` the payee's):
 
-* a debit point-reads the account key and the regulator's hold key before it writes;
+* a debit point-reads the account key (or its own balance lane's key) and the regulator's
+  hold key before it writes;
 * ``accept`` reads ``refund/<id>`` in ``pair-A-B``; ``refund`` reads ``dec/<id>`` in
   ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
 * a hash-locked transfer's ``claim`` reads ``lock/<id>`` (pinned to A and B); ``expire_lock``
@@ -41,7 +47,9 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
   ``quse/<id>`` and writes it: one accept per quote commits (MVCC);
 * supply records, history records, transfer records and their ``open/`` index entries are
   new keys nobody else writes;
-* no public key is written except by ``init_network``.
+* no public key is written except by ``init_network``;
+* a new cross-bank payment or an accept reads ``suspension/<bank>`` of the banks involved in
+  the serving bank's ``holds-<bank>`` (only the regulator writes there).
 
 Must not: put a private value in a return value of a write, an event or an error message.
 """
@@ -66,7 +74,7 @@ from .access import (
     other_bank,
 )
 from .accounts import open_account, set_account_limits, set_account_status
-from .caps import set_exposure_cap
+from .caps import get_exposure_cap, set_exposure_cap
 from .conservation import audit
 from .crossbank import (
     accept_transfer,
@@ -78,8 +86,26 @@ from .crossbank import (
 )
 from .decisions import decide_transfers
 from .declare import TRANSACTIONS, TxSpec, declare
+from .escrow import (
+    claim_escrow,
+    claim_escrows,
+    get_escrow,
+    list_escrows,
+    open_escrow,
+    refund_escrow,
+    register_attester,
+    release_escrow,
+)
 from .intrabank import burn, mint, transfer
+from .lanes import rebalance_lanes, set_lanes
 from .netting import get_obligations
+from .payment_requests import (
+    approve_request,
+    decline_request,
+    get_payment_request,
+    list_payment_requests,
+    request_payment,
+)
 from .payouts import coalesced_payout
 from .pvp import claim_transfer, expire_lock, lock_transfer
 from .quotes import get_quote, offer_quote, pay_with_quote
@@ -87,6 +113,7 @@ from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
 from .scans import get_pending, get_supply, list_accounts
 from .steps import read_account, record_history, record_supply, save_account
+from .suspension import get_suspensions, refuse_suspended, resume_bank, suspend_bank
 
 __all__ = [
     "ADMIN_OU",
@@ -101,48 +128,68 @@ __all__ = [
     "Tx",
     "TxSpec",
     "accept_transfer",
+    "approve_request",
     "audit",
     "authorize_bank_write",
     "authorize_read",
     "authorize_regulator_write",
     "batch_payout",
     "burn",
+    "claim_escrow",
+    "claim_escrows",
     "claim_transfer",
     "coalesced_payout",
     "confirm_settlement",
     "decide_transfers",
     "declare",
+    "decline_request",
     "done",
     "expire_lock",
     "get_account",
+    "get_escrow",
+    "get_exposure_cap",
     "get_history",
     "get_obligations",
+    "get_payment_request",
     "get_pending",
     "get_quote",
     "get_reference",
     "get_registry",
     "get_supply",
+    "get_suspensions",
     "get_transfer",
     "init_network",
     "initiate_transfer",
     "list_accounts",
+    "list_escrows",
+    "list_payment_requests",
     "load_registry",
     "lock_transfer",
     "mint",
     "offer_quote",
     "open_account",
+    "open_escrow",
     "other_bank",
     "pay_with_quote",
     "read_account",
+    "rebalance_lanes",
     "record_history",
     "record_supply",
+    "refund_escrow",
     "refund_transfer",
+    "refuse_suspended",
+    "register_attester",
     "reject_transfer",
+    "release_escrow",
     "release_hold",
+    "request_payment",
+    "resume_bank",
     "save_account",
     "set_account_limits",
     "set_account_status",
     "set_exposure_cap",
     "set_hold",
+    "set_lanes",
+    "suspend_bank",
     "transfer",
 ]

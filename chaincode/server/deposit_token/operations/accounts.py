@@ -1,6 +1,7 @@
 """Account administration by the serving bank's operator.
 
-Owns: ``open_account``, ``set_account_status`` and ``set_account_limits``.
+Owns: ``open_account``, ``set_account_status`` and ``set_account_limits`` (a change of status
+or limits is written to every balance lane of the account: a debit reads only its own lane).
 
 Must not: move money.
 """
@@ -16,10 +17,12 @@ from ..errors import (
 from ..keys import (
     acct_collection,
 )
+from ..lanes import relimit
 from ..records import (
     Account,
     HistoryKind,
 )
+from ..registry import day_of
 from ..rules import (
     change_status,
     set_limits,
@@ -32,6 +35,7 @@ from .access import (
     load_registry,
 )
 from .declare import declare
+from .lanes import lanes_of, save_lanes
 from .steps import (
     claim_reference,
     own_account_keys,
@@ -68,9 +72,13 @@ async def set_account_status(tx: Tx, req: SetStatusRequest) -> dict[str, object]
     """Freeze, unfreeze or close an account (the bank's operator)."""
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
-    account = change_status(await read_account(tx, bank, req.account_id), req.status)
-    account = record_history(tx, bank, account, HistoryKind.STATUS, 0, detail=req.status.value)
-    save_account(tx, bank, account)
+    lanes = await lanes_of(tx, bank, await read_account(tx, bank, req.account_id))
+    # every lane carries the status (a debit reads only its own lane); a closed account's
+    # lanes must all be empty
+    lanes = relimit([change_status(lane, req.status) for lane in lanes], day=day_of(tx.now))
+    lanes[0] = record_history(tx, bank, lanes[0], HistoryKind.STATUS, 0,
+                              detail=req.status.value)
+    save_lanes(tx, bank, lanes)
     return done(tx)
 
 
@@ -79,7 +87,9 @@ async def set_account_limits(tx: Tx, req: SetLimitsRequest) -> dict[str, object]
     """Replace an account's single-payment and daily-outflow limits (the bank's operator)."""
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
-    account = set_limits(await read_account(tx, bank, req.account_id), req.limits)
-    account = record_history(tx, bank, account, HistoryKind.LIMITS, 0)
-    save_account(tx, bank, account)
+    lanes = await lanes_of(tx, bank, await read_account(tx, bank, req.account_id))
+    # every lane carries the limits, and the new daily limit is split over the lanes again
+    lanes = relimit([set_limits(lane, req.limits) for lane in lanes], day=day_of(tx.now))
+    lanes[0] = record_history(tx, bank, lanes[0], HistoryKind.LIMITS, 0)
+    save_lanes(tx, bank, lanes)
     return done(tx)

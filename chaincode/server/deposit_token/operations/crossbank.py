@@ -69,11 +69,11 @@ from .access import (
 )
 from .decisions import decide_one
 from .declare import declare
+from .lanes import debit_hold, read_credit_lane, read_lane
 from .steps import (
     check_new_transfer_id,
     claim_reference,
     read_account,
-    read_hold,
     read_lock,
     record_history,
     record_supply,
@@ -82,20 +82,23 @@ from .steps import (
     write_outgoing_transfer,
     write_reference,
 )
+from .suspension import refuse_suspended
 
 
 @declare()
 async def initiate_transfer(tx: Tx, req: InitiateRequest) -> dict[str, object]:
     """Phase one of a cross-bank transfer, endorsed by the payer's bank alone."""
     return await _payout(tx, "initiate_transfer", req.reference, req.payer_account,
-                         (req.payment,), req.ttl_seconds, req.originator, cross_only=True)
+                         (req.payment,), req.ttl_seconds, req.originator, cross_only=True,
+                         lane=req.payer_lane)
 
 
 @declare()
 async def batch_payout(tx: Tx, req: BatchRequest) -> dict[str, object]:
     """One debit of the payer, then a transfer to each payee (one transaction)."""
     return await _payout(tx, "batch_payout", req.reference, req.payer_account, req.payments,
-                         req.ttl_seconds, req.originator, cross_only=False)
+                         req.ttl_seconds, req.originator, cross_only=False,
+                         lane=req.payer_lane)
 
 
 async def _payout(
@@ -110,13 +113,18 @@ async def _payout(
     cross_only: bool,
     lock: str = "",
     quote: Quote | None = None,
+    lane: int = 0,
 ) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
+    await refuse_suspended(tx, registry, bank, [
+        member_bank(registry, name, "payee_bank")
+        for name in sorted({p.payee_bank for p in payments if p.payee_bank != bank.name})
+    ], "new payment")
     local = [p.payee_account for p in payments if p.payee_bank == bank.name]
     ref_key = await claim_reference(tx, bank, reference, accounts=(payer_id, *local))
-    payer = await read_account(tx, bank, payer_id, "payer")
-    hold = await read_hold(tx, registry, bank, payer_id)
+    payer = await read_lane(tx, bank, payer_id, lane, "payer")
+    hold = await debit_hold(tx, registry, bank, payer)
     expires_at = format_timestamp(tx.now + timedelta(seconds=ttl_seconds))
 
     # Validate every payment and read what it needs before debiting anything.
@@ -149,7 +157,8 @@ async def _payout(
     for p, tid in plan:
         running = replace(running, balance=running.balance - p.amount)
         if tid is None:
-            payee = credit(await read_account(tx, bank, p.payee_account, "payee"), p.amount)
+            payee = credit(await read_credit_lane(tx, bank, p.payee_account, "payee"),
+                           p.amount)
             payee = record_history(tx, bank, payee, HistoryKind.TRANSFER_IN, p.amount,
                              counterparty_bank=bank.name, counterparty_account=payer_id)
             save_account(tx, bank, payee)
@@ -211,8 +220,8 @@ async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
     if record.lock:
         check_lock_refund(record, decision, await read_lock(tx, bank, payee_bank,
                                                             req.transfer_id))
-    payer = credit(await read_account(tx, bank, out.payer_account, "payer"), record.amount,
-                   refund=True)
+    payer = credit(await read_credit_lane(tx, bank, out.payer_account, "payer"),
+                   record.amount, refund=True)
     payer = record_history(tx, bank, payer, HistoryKind.REFUND, record.amount,
                      counterparty_bank=payee_bank.name, transfer_id=record.transfer_id,
                      detail=cause.value)

@@ -29,14 +29,16 @@ from dtoken_wire.requests import DecideRequest
 
 from ..conversion import check_quoted_accept
 from ..errors import CurrencyMismatch, DepositTokenError, InvalidState
-from ..records import Account, HistoryKind, Outcome, SupplyKind
+from ..keys import acct_collection, decision_key, pair_collection, refund_key, transfer_key
+from ..placement import Anomaly, Place
+from ..records import Account, Decision, HistoryKind, Outcome, Refund, SupplyKind, Transfer
 from ..registry import BankInfo
 from ..rules import check_accept, check_claim, check_reject, credit
 from .access import ROLE_OPERATOR, Tx, authorize_bank_write, load_registry, other_bank
 from .declare import declare
+from .lanes import read_credit_lane
 from .payouts import OK
 from .steps import (
-    read_account,
     read_lock,
     read_quote,
     read_quote_use,
@@ -47,6 +49,7 @@ from .steps import (
     transfer_records,
     write_quote_use,
 )
+from .suspension import refuse_suspended
 
 __all__ = ["decide_one", "decide_transfers"]
 
@@ -58,6 +61,7 @@ async def decide_transfers(tx: Tx, req: DecideRequest) -> dict[str, object]:
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payer = other_bank(registry, bank, req.payer_bank, "payer_bank")
     payees: dict[str, Account] = {}  # credited so far in this transaction
+    await _prefetch(tx, bank, payer, req)
     results: list[str] = []
     for item in req.decisions:
         try:
@@ -77,6 +81,25 @@ async def decide_transfers(tx: Tx, req: DecideRequest) -> dict[str, object]:
     return {"tx_id": tx.tx_id, "results": results}
 
 
+async def _prefetch(tx: Tx, bank: BankInfo, payer: BankInfo, req: DecideRequest) -> None:
+    """Read what the items will point-read in one round trip per collection (later reads
+    of these keys cost nothing, and the read set is theirs): each transfer and its refund,
+    each decision key, then the payee accounts of the accepts (lane 0: where a credit finds
+    the lane count)."""
+    ids = [d.transfer_id for d in req.decisions]
+    there = Place.between(payer, bank)
+    await tx.ledger.prefetch(there.collection, {
+        **{transfer_key(i): Transfer for i in ids}, **{refund_key(i): Refund for i in ids}})
+    await tx.ledger.prefetch(pair_collection(bank.name, payer.name),
+                             {decision_key(i): Decision for i in ids})
+    accepted = [transfer_key(d.transfer_id) for d in req.decisions if d.accept]
+    found = await tx.ledger.get_many_bound(Transfer, there, accepted)
+    keys = tx.deriver.account_keys()
+    await tx.ledger.prefetch(acct_collection(bank.name), {
+        keys.account(t.payee_account): Account
+        for t in found if t is not None and not isinstance(t, Anomaly)})
+
+
 async def decide_one(
     tx: Tx, bank: BankInfo, payer: BankInfo, transfer_id: str, accept: bool, reason: str,
     payees: dict[str, Account], preimage: str = "",
@@ -93,6 +116,8 @@ async def decide_one(
         if record.lock or preimage:
             check_claim(record, decision, refund, await read_lock(tx, payer, bank, transfer_id),
                         preimage, tx.now)
+        # an accept makes the payer's bank owe this one: none toward a suspended bank
+        await refuse_suspended(tx, await load_registry(tx), bank, [payer], "accept")
         check_accept(record, decision, refund, tx.now)
         if record.quote_id:
             # converted: the quote must be this bank's own, word for word (a payer bank's
@@ -104,7 +129,7 @@ async def decide_one(
                 raise InvalidState("the transfer's quote was used by another transfer")
         payee = payees.get(record.payee_account)
         if payee is None:
-            payee = await read_account(tx, bank, record.payee_account, "payee")
+            payee = await read_credit_lane(tx, bank, record.payee_account, "payee")
         if payee.currency != record.credit_currency:
             raise CurrencyMismatch("the payee account is not in the currency it is paid in")
         payee = credit(payee, record.credit_amount)

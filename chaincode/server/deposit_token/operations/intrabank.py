@@ -32,10 +32,10 @@ from .access import (
     load_registry,
 )
 from .declare import declare
+from .lanes import debit_hold, read_credit_lane
 from .steps import (
     claim_reference,
     read_account,
-    read_hold,
     record_history,
     record_supply,
     save_account,
@@ -49,7 +49,7 @@ async def mint(tx: Tx, req: MoveRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_MINTER)
     ref_key = await claim_reference(tx, bank, req.reference, accounts=(req.account_id,))
-    account = credit(await read_account(tx, bank, req.account_id), req.amount)
+    account = credit(await read_credit_lane(tx, bank, req.account_id), req.amount)
     account = record_history(tx, bank, account, HistoryKind.MINT, req.amount)
     save_account(tx, bank, account)
     record_supply(tx, bank, account.currency, SupplyKind.MINT, req.amount)
@@ -63,8 +63,8 @@ async def burn(tx: Tx, req: MoveRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_MINTER)
     ref_key = await claim_reference(tx, bank, req.reference, accounts=(req.account_id,))
-    account = await read_account(tx, bank, req.account_id)
-    hold = await read_hold(tx, registry, bank, req.account_id)
+    account = await read_account(tx, bank, req.account_id)  # lane 0 of a laned account
+    hold = await debit_hold(tx, registry, bank, account)
     account = debit(account, [req.amount], day=day_of(tx.now), hold=hold, kind=DebitKind.BURN)
     account = record_history(tx, bank, account, HistoryKind.BURN, -req.amount)
     save_account(tx, bank, account)
@@ -81,10 +81,10 @@ async def transfer(tx: Tx, req: TransferRequest) -> dict[str, object]:
     ref_key = await claim_reference(tx, bank, req.reference,
                                      accounts=(req.from_account, req.to_account))
     payer = await read_account(tx, bank, req.from_account, "payer")
-    payee = await read_account(tx, bank, req.to_account, "payee")
+    payee = await read_credit_lane(tx, bank, req.to_account, "payee")
     if payee.currency != payer.currency:
         raise CurrencyMismatch("the accounts are not in the same currency")
-    hold = await read_hold(tx, registry, bank, payer.account_id)
+    hold = await debit_hold(tx, registry, bank, payer)
     payer = debit(payer, [req.amount], day=day_of(tx.now), hold=hold)
     payee = credit(payee, req.amount)
     payer = record_history(tx, bank, payer, HistoryKind.TRANSFER_OUT, -req.amount,

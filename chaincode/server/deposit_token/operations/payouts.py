@@ -2,7 +2,8 @@
 
 Owns: ``coalesced_payout``, the transaction the bank SDK's coalescer sends for concurrent
 ``transfer()`` calls from one account (docs/sdk.md, "Coalescing"). One debit of the payer's
-balance key per transaction (so one transaction's worth of MVCC contention for many payments),
+balance key per transaction (so one transaction's worth of MVCC contention for many payments;
+the key is the payer's balance lane ``payer_lane``, docs/token-model.md "Balance lanes"),
 but each item is what ``initiate_transfer`` would have been:
 
 * it claims its **own reference** (the same record ``initiate_transfer`` writes, of kind
@@ -41,12 +42,18 @@ from ..errors import (
 )
 from ..keys import (
     acct_collection,
+    outgoing_key,
+    pair_collection,
     reference_key,
+    transfer_key,
 )
 from ..records import (
     Account,
     Hold,
+    Lane,
+    OutgoingRecord,
     ReferenceRecord,
+    Transfer,
 )
 from ..registry import BankInfo, Registry, day_of
 from ..rules import debit
@@ -58,14 +65,14 @@ from .access import (
     member_bank,
 )
 from .declare import declare
+from .lanes import debit_hold, read_lane
 from .steps import (
     check_new_transfer_id,
-    read_account,
-    read_hold,
     save_account,
     write_outgoing_transfer,
     write_reference,
 )
+from .suspension import refuse_suspended
 
 __all__ = ["OK", "coalesced_payout"]
 
@@ -82,10 +89,24 @@ async def coalesced_payout(tx: Tx, req: CoalescedRequest) -> dict[str, object]:
     ref_keys = [reference_key(tx.deriver.reference_tag("payment", i.reference))
                 for i in req.items]
     keys = tx.deriver.account_keys()  # the serving bank's own
-    await tx.ledger.prefetch(acct, {keys.account(req.payer_account): Account,
-                                    **dict.fromkeys(ref_keys, ReferenceRecord)})
-    payer = await read_account(tx, bank, req.payer_account, "payer")
-    hold = await read_hold(tx, registry, bank, req.payer_account)
+    # Every key the items point-read, in one round trip per collection (what the items then
+    # read costs nothing): the payer, the references, the bank's own notes of the transfer
+    # ids, and the transfer ids in each payee bank's pair collection.
+    await tx.ledger.prefetch(acct, {
+        (keys.account(req.payer_account) if req.payer_lane == 0
+         else keys.lane(req.payer_account, req.payer_lane)):
+            Account if req.payer_lane == 0 else Lane,
+        **dict.fromkeys(ref_keys, ReferenceRecord),
+        **{outgoing_key(i.transfer_id): OutgoingRecord for i in req.items}})
+    by_pair: dict[str, list[str]] = {}
+    for i in req.items:
+        if i.payee_bank != bank.name and registry.bank(i.payee_bank) is not None:
+            by_pair.setdefault(pair_collection(bank.name, i.payee_bank), []).append(
+                transfer_key(i.transfer_id))
+    for collection, transfer_keys in by_pair.items():
+        await tx.ledger.prefetch(collection, dict.fromkeys(transfer_keys, Transfer))
+    payer = await read_lane(tx, bank, req.payer_account, req.payer_lane, "payer")
+    hold = await debit_hold(tx, registry, bank, payer)
     results: list[str] = []
     payee_banks: set[str] = set()
     for item, ref_key in zip(req.items, ref_keys, strict=True):
@@ -123,6 +144,7 @@ async def _apply(
     if item.payee_bank == bank.name:
         raise InvalidArgument("request.payee_bank must be another bank (use transfer)")
     other = member_bank(registry, item.payee_bank, "payee_bank")
+    await refuse_suspended(tx, registry, bank, [other], "new payment")
     if not registry.issues(other.name, payer.currency):
         raise CurrencyMismatch("the payee bank issues no token in the payer's currency")
     tid = item.transfer_id

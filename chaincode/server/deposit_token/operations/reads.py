@@ -18,6 +18,7 @@ from ..keys import (
     prefix_range,
     reference_key,
 )
+from ..lanes import balance_of, outflow_of
 from ..records import (
     HistoryRecord,
     ReferenceRecord,
@@ -36,6 +37,7 @@ from .access import (
     target_bank,
 )
 from .declare import declare
+from .lanes import lanes_of
 from .steps import (
     account_keys,
     read_account,
@@ -52,14 +54,17 @@ async def get_account(tx: Tx, req: AccountRef) -> dict[str, object]:
     bank = target_bank(tx, registry, req.bank)
     authorize_read(tx, registry, [bank])
     account = await read_account(tx, bank, req.account_id)
+    lanes = await lanes_of(tx, bank, account)  # a read-only transaction: sums are safe here
     hold = await read_hold(tx, registry, bank, req.account_id)
-    today = day_of(tx.now).isoformat()
     held = hold.held_amount if hold else 0
+    balance = balance_of(lanes)
     return {
         **account.to_json(),
-        "outflow_today": account.outflow if account.outflow_day == today else 0,
+        "balance": balance,
+        "outflow_today": outflow_of(lanes, day_of(tx.now)),
         "hold": hold.to_json() if hold else None,
-        "available": 0 if (hold and hold.frozen) else max(0, account.balance - held),
+        "available": 0 if (hold and hold.frozen) else max(0, balance - held),
+        "lane_balances": [lane.balance for lane in lanes],
     }
 
 

@@ -50,6 +50,7 @@ from ..records import (
     Account,
     Decision,
     Hold,
+    Lane,
     LockRecord,
     Opened,
     Outcome,
@@ -246,10 +247,16 @@ async def list_accounts(tx: Tx, req: ListAccountsRequest) -> dict[str, object]:
             holds = await tx.ledger.get_many(Hold, holds_collection(bank.name),
                                              [keys.hold(a.account_id) for a in accounts])
         for acc, hold in zip(accounts, holds, strict=True):
+            balance = acc.balance
+            if acc.lanes > 1 and keys is not None:  # the balance lanes' sum (point reads)
+                lanes = await tx.ledger.get_many(
+                    Lane, acct_collection(bank.name),
+                    [keys.lane(acc.account_id, k) for k in range(1, acc.lanes)])
+                balance += sum(lane.balance for lane in lanes if lane is not None)
             state.items.append({
                 "account_id": acc.account_id, "currency": acc.currency,
                 "owner_ref": acc.owner_ref, "status": acc.status.value,
-                "balance": acc.balance, "opened_at": acc.opened_at,
+                "balance": balance, "opened_at": acc.opened_at,
                 "hold": hold.to_json() if hold else None,
             })
 

@@ -43,6 +43,7 @@ from ..records import (
     Decision,
     HistoryKind,
     Hold,
+    Lane,
     LockRecord,
     LockState,
     Opened,
@@ -153,9 +154,12 @@ async def read_hold(tx: Tx, registry: Registry, bank: BankInfo, account_id: str)
 
 
 def save_account(tx: Tx, bank: BankInfo, account: Account) -> None:
-    """Write an account of the serving bank (keyed under its own account key)."""
+    """Write an account (or one of its balance lanes) of the serving bank, keyed under its
+    own account key."""
     keys = tx.deriver.account_keys()
-    tx.ledger.put(acct_collection(bank.name), keys.account(account.account_id), account)
+    key = (keys.lane(account.account_id, account.lane) if isinstance(account, Lane)
+           else keys.account(account.account_id))
+    tx.ledger.put(acct_collection(bank.name), key, account)
 
 
 def record_history(

@@ -96,6 +96,7 @@ class MemoryLedger:
         channel_id: str = "testchannel",
         state_database: str = "leveldb",
         query_batch_size: int = 100,
+        collection_policies: Mapping[str, bytes] | None = None,
     ) -> None:
         if state_database not in ("leveldb", "couchdb"):
             raise InvalidArgumentError("state_database must be 'leveldb' or 'couchdb'")
@@ -111,6 +112,9 @@ class MemoryLedger:
         self._tx_counter = itertools.count(1)
         self.events: list[ChaincodeEventRecord] = []
         self._chaincodes: dict[str, tuple[Chaincode, MemoryLedger]] = {}
+        #: collection -> its endorsement policy (a ``SignaturePolicyEnvelope``, n out of
+        #: peers): checked, when endorsers are named, for a written key without a parameter
+        self.collection_policies: dict[str, bytes] = dict(collection_policies or {})
 
     # ------------------------------------------------------------------ inspection
 
@@ -201,9 +205,10 @@ class MemoryLedger:
         timestamp: datetime | None = None,
         init: bool = False,
         endorsers: Sequence[str] | None = None,
+        chaincode_name: str = "chaincode",
     ) -> MemoryStub:
         """A ``MemoryStub`` for one transaction on this ledger (``endorsers``: see
-        :class:`MemoryStub`)."""
+        :class:`MemoryStub`; ``chaincode_name``: the name the proposal invokes)."""
         return MemoryStub(
             self,
             function=function,
@@ -214,6 +219,7 @@ class MemoryLedger:
             timestamp=timestamp,
             init=init,
             endorsers=endorsers,
+            chaincode_name=chaincode_name,
         )
 
     async def invoke(
@@ -227,6 +233,7 @@ class MemoryLedger:
         timestamp: datetime | None = None,
         init: bool = False,
         endorsers: Sequence[str] | None = None,
+        chaincode_name: str = "chaincode",
     ) -> Response:
         """Run one submitted transaction: call the chaincode, commit if it succeeded.
 
@@ -245,6 +252,7 @@ class MemoryLedger:
             timestamp=timestamp,
             init=init,
             endorsers=endorsers,
+            chaincode_name=chaincode_name,
         )
         response = await run_chaincode(chaincode, stub, init=init)
         if not response.is_error:
@@ -260,6 +268,7 @@ class MemoryLedger:
         creator: tuple[str, bytes] | None = None,
         tx_id: str | None = None,
         timestamp: datetime | None = None,
+        chaincode_name: str = "chaincode",
     ) -> Response:
         """Run one evaluated transaction: call the chaincode, never commit."""
         stub = MemoryStub(
@@ -270,6 +279,7 @@ class MemoryLedger:
             creator=creator,
             tx_id=tx_id,
             timestamp=timestamp,
+            chaincode_name=chaincode_name,
         )
         return await run_chaincode(chaincode, stub)
 
@@ -304,9 +314,12 @@ class MemoryLedger:
         for collection, key in sorted({*stub._writes, *stub._metadata_writes}):
             entry = self._entries(collection).get(key)
             parameter = entry.metadata.get(VALIDATION_PARAMETER) if entry else None
-            if parameter is None:
-                continue
             where = f"key {key!r}" + (f" of collection {collection!r}" if collection else "")
+            if parameter is None:
+                parameter = self.collection_policies.get(collection)
+                if parameter is None:
+                    continue
+                where += " (the collection's policy)"
             try:
                 policy = parse_n_out_of(parameter)
             except InvalidArgumentError as exc:
@@ -398,12 +411,13 @@ class MemoryStub(ProposalView):
     successful response itself); ``commit`` checks MVCC versions of every key and range read
     (a read of a key's validation parameter counts as a read of the key, as on a peer).
 
-    Endorsement is modelled for key-level policies only, and only when ``endorsers`` (the
+    Endorsement is modelled for key-level policies, and for the collection-level policies
+    given to the ledger (``MemoryLedger.collection_policies``), only when ``endorsers`` (the
     MSP ids whose peers endorse) is given: then ``commit`` refuses, with
     ``EndorsementPolicyFailureError``, a write, delete, purge or new validation parameter
-    on a key whose committed parameter those peers do not satisfy. Chaincode-level and
-    collection-level policies are not modelled (a key without a parameter is never
-    refused), and neither is who may read or write a collection.
+    on a key whose committed parameter (else its collection's policy) those peers do not
+    satisfy. Chaincode-level policies are not modelled, and neither is who may read or
+    write a collection.
     """
 
     def __init__(
@@ -419,6 +433,7 @@ class MemoryStub(ProposalView):
         timestamp: datetime | None = None,
         init: bool = False,
         endorsers: Sequence[str] | None = None,
+        chaincode_name: str = "chaincode",
     ) -> None:
         self._ledger = ledger if ledger is not None else MemoryLedger()
         if isinstance(endorsers, str):
@@ -440,6 +455,7 @@ class MemoryStub(ProposalView):
             args=self._args,
             transient=transient,
             timestamp=when,
+            chaincode_name=chaincode_name,
         )
         self._proposal = _Proposal(self._signed_proposal)
         self._init = init
@@ -640,6 +656,7 @@ class MemoryStub(ProposalView):
             channel_id=channel or self._channel_id,
             timestamp=self.tx_datetime,
             endorsers=self._endorsers,
+            chaincode_name=self.chaincode_name,  # a callee sees its caller's proposal
         )
         response = await run_chaincode(chaincode, child)
         if response.status >= ERROR_THRESHOLD:

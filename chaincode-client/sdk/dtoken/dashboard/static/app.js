@@ -123,6 +123,30 @@ function renderObligations(state) {
   fill(document.getElementById("obligations"), header, rows, "no obligations");
 }
 
+function renderEscrows(state) {
+  const header = [["Escrow", "id"], ["Payer bank"], ["Payee"], ["Amount", "num"],
+                  ["State"], ["Deadline"], ["Attester"], ["Anomalies"]];
+  const kinds = {held: "pending", due: "pending", released: "pending", paid: "",
+                 refunded: "pending"};
+  const rows = (state.escrows || []).map((e) => [
+    short(e.escrow_id), e.payer_bank, e.payee_bank + "/" + short(e.payee_account),
+    money(e.amount), badge(e.state, kinds[e.state]), e.deadline + " (" + e.on_deadline + ")",
+    e.attester || "-",
+    (e.anomalies || []).length ? badge(e.anomalies.join(", "), "invalid") : ""]);
+  fill(document.getElementById("escrows"), header, rows, "no escrow");
+}
+
+function renderRequests(state) {
+  const header = [["Request", "id"], ["Asked by"], ["To pay"], ["Amount", "num"],
+                  ["Invoice"], ["Due"], ["Status"]];
+  const rows = (state.requests || []).map((r) => [
+    short(r.request_id), r.payee_bank, r.payer_bank + "/" + short(r.payer_account),
+    money(r.amount), r.invoice_ref, r.due,
+    badge(r.status + (r.payment_status ? " (" + r.payment_status + ")" : ""),
+          r.status === "paid" ? "" : (r.status === "mismatched" ? "invalid" : "pending"))]);
+  fill(document.getElementById("requests"), header, rows, "no payment request");
+}
+
 function renderBlocks(state) {
   const header = [["Block", "num"], ["Transactions"], ["Validation"], ["Events"]];
   const rows = state.blocks.map((b) => {
@@ -153,6 +177,8 @@ function render(state) {
   renderAccounts(state);
   renderTransfers("incoming", state.incoming || []);
   renderTransfers("outgoing", state.outgoing || []);
+  renderEscrows(state);
+  renderRequests(state);
   renderObligations(state);
   renderBlocks(state);
   renderEvents(state);
