@@ -1056,7 +1056,7 @@ class Quote(StoredRecord):
     ``payee_amount`` minor units of ``to_currency``, which is ``amount`` at the rate
     ``rate_numerator / rate_denominator`` (major units of ``to_currency`` per major unit of
     ``from_currency``), rounded to the minor unit as ``rounding`` says
-    (:func:`deposit_token.rules.convert`). The payee bank accepts such a transfer until
+    (:func:`deposit_token.conversion.convert`). The payee bank accepts such a transfer until
     ``accept_until`` on its own clock.
     """
 
