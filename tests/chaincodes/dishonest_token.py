@@ -27,6 +27,13 @@ honest server (same package id, address and environment). What the real network 
 * ``rewrite_lock_alone`` is the payer's early expiry of a hash-locked leg (or a rewrite of its
   lock), endorsed by its own peer alone: the lock and the transfer are pinned to both banks,
   so the committers invalidate it (``tests/integration/test_pvp.py``).
+* ``pay_with_better_rate`` is the payer bank's ``pay_with_quote`` with the transfer claiming
+  twice the quote's payee amount (a better rate than the payee bank gave), pinned as an
+  honest transfer: it commits (the payer's own collections); the payee bank's accept compares
+  it with its own quote and refuses (``tests/integration/test_quotes.py``).
+* ``rewrite_quote_alone`` is the payee bank's rewrite of a quote it gave (a smaller payee
+  amount), endorsed by its own peer alone: the quote is pinned to both banks, so the
+  committers invalidate it (``tests/integration/test_quotes.py``).
 * ``audit_unchecked`` (on the regulator's peer) is the audit without the check of its scanned
   values against the committed hashes: only to measure what that check costs.
 * ``undo_dishonest_accept`` takes that accept back (the decision, the ``in`` supply record, the
@@ -65,14 +72,16 @@ from deposit_token.keys import (
     lock_key,
     outgoing_key,
     pair_collection,
+    quote_key,
     refund_key,
     supply_key,
     suspension_key,
     transfer_key,
 )
 from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, conservation
+from deposit_token.operations.crossbank import _payout
 from deposit_token.operations.escrow import escrow_records
-from deposit_token.operations.steps import record_decision
+from deposit_token.operations.steps import read_quote, record_decision
 from deposit_token.placement import pair_pin
 from deposit_token.records import (
     Decision,
@@ -92,6 +101,7 @@ from deposit_token.records import (
 )
 from deposit_token.registry import day_of
 from deposit_token.rules import DebitKind, credit, debit
+from dtoken_wire.requests import PayWithQuoteRequest
 from fabcontract import Context, ContractChaincode, transaction
 
 __all__ = ["DishonestTokenContract", "chaincode"]
@@ -441,6 +451,43 @@ class DishonestTokenContract(DepositTokenContract):
         raw = await ctx.stub.get_private_data(coll, key)
         if raw is None or old not in raw:
             raise NotFound("no such locked leg")
+        await ctx.stub.put_private_data(coll, key, raw.replace(old, new))
+        return {"tx_id": ctx.stub.tx_id}
+
+    @transaction()
+    async def pay_with_better_rate(self, ctx: Context) -> dict[str, Any]:
+        """(FX quotes) ``pay_with_quote`` as the honest contract runs it, except that the
+        transfer claims twice the quote's ``payee_amount``: the payer's own books are kept
+        (debit, ``out`` record), the claim is the lie. The payee's accept refuses it."""
+        req = PayWithQuoteRequest.from_json(_request(ctx))
+
+        async def body(tx: Tx) -> dict[str, object]:
+            registry = await ops.load_registry(tx)
+            bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
+            payee = ops.other_bank(registry, bank, req.payee_bank, "payee_bank")
+            quote = await read_quote(tx, payee, bank, req.quote_id)
+            if quote is None:
+                raise NotFound("no such quote")
+            better = dataclasses.replace(quote, payee_amount=2 * quote.payee_amount)
+            return await _payout(tx, "pay_with_quote", req.reference, req.payer_account,
+                                 (req.payment,), req.ttl_seconds, req.originator,
+                                 cross_only=True, quote=better)
+
+        return await self._dishonest(ctx, "pay_with_better_rate", body)
+
+    @transaction()
+    async def rewrite_quote_alone(self, ctx: Context) -> dict[str, Any]:
+        """(FX quotes) The payee bank's server halves the payee amount of a quote it gave
+        (``quote/<id>`` in ``pair-<payee>-<payer>``), endorsed by its own peer alone. The
+        quote is pinned to both banks: the committers invalidate it."""
+        req = _request(ctx)
+        coll = pair_collection(req["payee_bank"], req["payer_bank"])
+        key = quote_key(req["quote_id"])
+        raw = await ctx.stub.get_private_data(coll, key)
+        old = f'"payee_amount":{req["payee_amount"]}'.encode()
+        if raw is None or old not in raw:
+            raise NotFound("no such quote")
+        new = f'"payee_amount":{int(req["payee_amount"]) // 2}'.encode()
         await ctx.stub.put_private_data(coll, key, raw.replace(old, new))
         return {"tx_id": ctx.stub.tx_id}
 

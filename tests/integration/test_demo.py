@@ -52,6 +52,10 @@ def test_the_story_completes_and_the_audit_passes(
         "buyer": "8,000.00 USD", "dealer_usd": "2,000.00 USD",
         "dealer_cnh": "485,600.00 CNH", "ceramics": "14,400.00 CNH",
     }
+    # a US buyer's USD became an exporter's CNH at the exporter's bank's quote (7.2345)
+    assert result.quoted is TransferStatus.ACCEPTED
+    assert {key: money.format() for key, money in result.quoted_balances.items()} == {
+        "apparel": "2,000.00 USD", "furniture": "21,703.50 CNH"}
     assert result.escrows == {"order": EscrowState.PAID}
     assert result.requests == {"invoice": PaymentRequestStatus.PAID}
     text = "\n".join(lines)

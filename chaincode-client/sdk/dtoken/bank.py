@@ -35,6 +35,8 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -42,7 +44,7 @@ from typing import Any, Self
 import fabgateway
 import grpc
 from dtoken_wire import requests as w
-from dtoken_wire.enums import AccountStatus, Direction
+from dtoken_wire.enums import AccountStatus, Direction, Rounding
 
 from dtoken.coalescer import Coalescer
 from dtoken.conditional import ConditionalPayments
@@ -68,6 +70,7 @@ from dtoken.models import (
     Payment,
     Payout,
     ProvenPosition,
+    Quote,
     ReferenceInfo,
     Supply,
     Transfer,
@@ -873,6 +876,73 @@ class Bank(ConditionalPayments, Member):
             "expire_lock", request.to_json(), reference=f"{payee_bank}/{transfer_id}/expire",
             endorsing_organizations=[self.msp_id, payee.msp_id])
 
+    # --- conversion at the payee's bank (FX quotes) -----------------------------------------
+
+    async def offer_quote(
+        self,
+        payer_bank: str,
+        amount: Money,
+        to_currency: str,
+        rate: Fraction | Decimal | str | int,
+        *,
+        reference: str,
+        ttl_seconds: int = 600,
+        accept_seconds: int = 3600,
+        rounding: Rounding | str = Rounding.BANK,
+    ) -> Quote:
+        """As the payee's bank: quote ``payer_bank`` a firm rate for one payment of exactly
+        ``amount`` (in the payer bank's currency) to a customer of this bank, credited in
+        ``to_currency``. ``rate`` is major units of ``to_currency`` per major unit of
+        ``amount``'s currency, exact (a ``Fraction``, ``Decimal``, ``"7.1234"`` or an int;
+        never a float). The payer bank may pay with it for ``ttl_seconds``; this bank honours
+        it at accept until ``accept_seconds`` after that. ``rounding``: ``bank`` rounds the
+        credit down to the minor unit, ``payee`` up. The quote id is derived from
+        ``reference`` (a retry gives the same quote); give it to the payer bank."""
+        ratio = _exact_rate(rate)
+        if to_currency not in self.currencies:
+            raise UsageError(f"{to_currency!r} is not a currency of the network")
+        self.profile.bank(payer_bank)
+        quote_id = self._derived_id("quote", reference)
+        request = w.OfferQuoteRequest(
+            quote_id, payer_bank, amount.currency, to_currency, _positive(amount.minor),
+            ratio.numerator, ratio.denominator, ttl_seconds, accept_seconds,
+            Rounding(rounding))
+        await self._write("offer_quote", request, reference)
+        return await self.quote(quote_id, payee_bank=self.name, payer_bank=payer_bank)
+
+    async def quote(self, quote_id: str, *, payee_bank: str, payer_bank: str | None = None
+                    ) -> Quote:
+        """A quote as ``payee_bank`` wrote it to ``payer_bank`` (default: this bank), read
+        from this bank's own peer (the payer bank is a member of the quote's collection)."""
+        request = w.QuoteLookup(quote_id, payee_bank, payer_bank or self.name)
+        answer = await self._evaluate("get_quote", request)
+        return Quote.from_json(answer["quote"], self.currencies)
+
+    async def pay_with_quote(
+        self,
+        from_account: str,
+        to_account: str,
+        quote: Quote,
+        *,
+        reference: str,
+        remittance: str = "",
+        originator: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+    ) -> Payment:
+        """Pay ``to_account`` at the quote's payee bank with ``quote`` (from :meth:`quote`):
+        ``from_account`` is debited the quote's ``amount`` in its currency; the payee bank,
+        when it accepts, credits ``quote.payee_amount`` in its currency; the interbank
+        obligation stays in this bank's currency. Both banks' contracts refuse an expired,
+        unknown, used or altered quote."""
+        if quote.payer_bank != self.name:
+            raise UsageError("the quote was given to another payer bank")
+        transfer_id = self._derived_id("transfer", reference, "0")
+        request = w.PayWithQuoteRequest(
+            reference, from_account, quote.payee_bank, to_account, quote.amount.minor,
+            quote.quote_id, remittance, transfer_id, _ttl(ttl_seconds), dict(originator or {}))
+        receipt = await self._write("pay_with_quote", request, reference)
+        return Payment("cross_bank", quote.payee_bank, transfer_id, receipt)
+
     # --- supply and settlement --------------------------------------------------------------
 
     async def supply(self, currency: str) -> Supply:
@@ -1020,6 +1090,22 @@ def connect(
     loaded = profile if isinstance(profile, Profile) else Profile.load(profile)
     cls: type[Bank] | type[Regulator] = Regulator if loaded.is_regulator else Bank
     return cls.connect(loaded, identity=identity, policy=policy)
+
+
+def _exact_rate(rate: Fraction | Decimal | str | int) -> Fraction:
+    """A quoted rate as an exact positive ratio of integers (a float is refused: it cannot
+    state a rate exactly)."""
+    if isinstance(rate, float | bool):
+        raise UsageError("a rate is exact: give a Fraction, a Decimal, a string or an int")
+    try:
+        ratio = Fraction(rate)
+    except (ValueError, ZeroDivisionError, ArithmeticError):
+        raise UsageError("a rate must be a positive number such as '7.1234'") from None
+    if ratio <= 0:
+        raise UsageError("a rate must be positive")
+    if max(ratio.numerator, ratio.denominator) > w.MAX_QUOTE_RATE_TERM:
+        raise UsageError("a rate's terms must be at most 10**12 (fewer decimals)")
+    return ratio
 
 
 def _ttl(ttl_seconds: int | None) -> int:

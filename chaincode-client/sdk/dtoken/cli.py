@@ -59,7 +59,7 @@ from dtoken.errors import (
     UsageError,
 )
 from dtoken.listener import Handled, IncomingListener, Rule, Sweeper, Verdict, accept_all
-from dtoken.models import Payee, Transfer
+from dtoken.models import Payee, Quote, Transfer
 from dtoken.money import Money
 from dtoken.plugins import CommandHost
 from dtoken.profile import ROLES, Profile
@@ -204,6 +204,33 @@ def build_parser() -> argparse.ArgumentParser:
                 "then refund", legs)
     p.add_argument("transfer")
     p.add_argument("--to-bank", required=True, help="the payee's bank")
+
+    quotes = sub.add_parser("quote", help="conversion at the payee's bank: FX quotes")
+    fx = quotes.add_subparsers(dest="quote_command", required=True, metavar="ACTION")
+    p = command("offer", cmd_quote_offer,
+                "(the payee's bank) quote a payer bank a firm rate for one payment", fx)
+    p.add_argument("payer_bank")
+    p.add_argument("amount", help='what the payer pays, in its currency: "1,000.00 USD"')
+    p.add_argument("to_currency", help="the currency this bank credits (its own)")
+    p.add_argument("rate", help='exact: units of to_currency per unit paid, e.g. "7.2345"')
+    p.add_argument("--reference", required=True, help="idempotency reference (gives the id)")
+    p.add_argument("--ttl", type=int, default=600, metavar="SECONDS",
+                   help="how long the payer bank may pay with it (default: %(default)s)")
+    p.add_argument("--accept-window", type=int, default=3600, metavar="SECONDS",
+                   help="how long after that this bank accepts (default: %(default)s)")
+    p.add_argument("--rounding", choices=["bank", "payee"], default="bank",
+                   help="to the minor unit: down (bank) or up (payee)")
+    p = command("show", cmd_quote_show, "read a quote (either bank of the pair)", fx)
+    p.add_argument("quote")
+    p.add_argument("--payee-bank", required=True, help="the bank that gave it")
+    p.add_argument("--payer-bank", help="the bank it was given to (default: this bank)")
+    p = command("pay", cmd_quote_pay, "(the payer's bank) pay with a quote", fx)
+    p.add_argument("from_account")
+    p.add_argument("to_account")
+    p.add_argument("quote")
+    p.add_argument("--to-bank", required=True, help="the payee's bank (the quote's)")
+    p.add_argument("--reference", required=True, help="idempotency reference")
+    p.add_argument("--remittance", default="", help="remittance information")
 
     p = command("balance", cmd_balance, "an account's balance")
     p.add_argument("account")
@@ -596,6 +623,38 @@ async def cmd_pvp_expire(ctx: Context, args: argparse.Namespace) -> None:
     receipt = await ctx.bank.expire_lock(args.transfer, args.to_bank)
     ctx.out(receipt, f"expired the lock of transfer {args.transfer} to {args.to_bank} "
                      f"{fmt.receipt_note(receipt)}")
+
+
+def _quote_line(quote: Quote) -> str:
+    return (f"quote {quote.quote_id} from {quote.payee_bank} to {quote.payer_bank}: "
+            f"{quote.amount} -> {quote.payee_amount} (rate {quote.rate.numerator}/"
+            f"{quote.rate.denominator}, rounding {quote.rounding}), pay by "
+            f"{quote.valid_until}, accepted until {quote.accept_until}")
+
+
+async def cmd_quote_offer(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    quote = await bank.offer_quote(
+        args.payer_bank, await _amount(bank, args.amount), args.to_currency, args.rate,
+        reference=args.reference, ttl_seconds=args.ttl, accept_seconds=args.accept_window,
+        rounding=args.rounding)
+    ctx.out(quote, _quote_line(quote))
+
+
+async def cmd_quote_show(ctx: Context, args: argparse.Namespace) -> None:
+    quote = await ctx.bank.quote(args.quote, payee_bank=args.payee_bank,
+                                 payer_bank=args.payer_bank)
+    ctx.out(quote, _quote_line(quote))
+
+
+async def cmd_quote_pay(ctx: Context, args: argparse.Namespace) -> None:
+    bank = ctx.bank
+    quote = await bank.quote(args.quote, payee_bank=args.to_bank)
+    payment = await bank.pay_with_quote(args.from_account, args.to_account, quote,
+                                        reference=args.reference, remittance=args.remittance)
+    ctx.out(payment, f"paid {quote.amount} to {args.to_bank}/{args.to_account}, credited "
+                     f"{quote.payee_amount} on accept: transfer {payment.transfer_id} "
+                     f"{fmt.receipt_note(payment.receipt)}")
 
 
 async def cmd_sweep(ctx: Context, args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from enum import Enum
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ def as_data(value: object) -> Any:
         return {"minor": value.minor, "currency": value.currency, "text": value.format()}
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, Fraction):  # an exact rate: as its exact ratio, never a float
+        return f"{value.numerator}/{value.denominator}"
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, BaseException):

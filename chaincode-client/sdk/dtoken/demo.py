@@ -119,6 +119,10 @@ class DemoResult:
     """PvP leg (``leg1`` USD, ``leg2`` CNH) -> final status."""
     pvp_balances: dict[str, Money] = field(default_factory=dict)
     """PvP party name -> balance after the trade."""
+    quoted: TransferStatus | None = None
+    """The payment converted at cnbank's quote: its final status."""
+    quoted_balances: dict[str, Money] = field(default_factory=dict)
+    """Quoted payment's party name -> balance after it."""
     escrows: dict[str, EscrowState] = field(default_factory=dict)
     """Escrow label -> final state (the conditional-payment chapters)."""
     requests: dict[str, PaymentRequestStatus] = field(default_factory=dict)
@@ -152,6 +156,12 @@ _PVP_PARTIES = (
     _Party("ceramics", "Yiwu Ceramics Co", "cnbank", "CNH"),
 )
 
+# The quoted payment's cast (issue 17, conversion at the payee's bank).
+_QUOTE_PARTIES = (
+    _Party("apparel", "Austin Apparel Inc", "usbank", "USD"),
+    _Party("furniture", "Ningbo Furniture Co", "cnbank", "CNH"),
+)
+
 
 def _short(ident: str | None) -> str:
     return f"{ident[:10]}…" if ident else "-"
@@ -172,7 +182,8 @@ class _Story:
         self.banks: dict[str, Bank] = {}
         self.tellers: dict[str, Bank] = {}
         self.reg: Regulator | None = None
-        self.parties: dict[str, _Party] = {p.key: p for p in (*_PARTIES, *_PVP_PARTIES)}
+        self.parties: dict[str, _Party] = {
+            p.key: p for p in (*_PARTIES, *_PVP_PARTIES, *_QUOTE_PARTIES)}
         self.ids: dict[str, str] = {}
         self.transfer_ids: dict[str, str] = {}
         self._step = 0
@@ -535,6 +546,48 @@ class _Story:
         self.say("no bank could take one leg without giving the other: a claim needs the")
         self.say("preimage, a refund needs both banks to expire the lock after its deadline.")
 
+    async def quoted_payment(self) -> None:
+        """A US buyer pays USD; the exporter's own bank converts: cnbank quotes usbank a firm
+        rate for the one payment, usbank's customer pays with it, and cnbank's listener
+        accepts, crediting CNH at the quoted rate. usbank owes cnbank USD."""
+        self.step("A US buyer pays USD at the exporter's bank's quote; the exporter gets CNH")
+        for party in _QUOTE_PARTIES:
+            opened = await self.banks[party.bank].open_account(
+                party.currency, f"{party.key.upper()}-{self.run}",
+                reference=self.ref(f"open-{party.key}"))
+            self.ids[party.key] = opened.account_id
+            self.result.accounts[party.key] = (party.bank, opened.account_id)
+        teller = self.tellers["usbank"]
+        await teller.mint(self.ids["apparel"], teller.money("5,000.00 USD"),
+                          reference=self.ref("dep-apparel"))
+        us, cn = self.banks["usbank"], self.banks["cnbank"]
+        offered = await cn.offer_quote("usbank", us.money("3,000.00 USD"), "CNH", "7.2345",
+                                       reference=self.ref("quote"), ttl_seconds=600,
+                                       rounding="payee")
+        self.say(f"cnbank quotes usbank {offered.amount} -> {offered.payee_amount} "
+                 f"(7.2345 CNH per USD, exact), payable for 10 minutes;")
+        quote = await us.quote(offered.quote_id, payee_bank="cnbank")
+        payment = await us.pay_with_quote(self.ids["apparel"], self.ids["furniture"], quote,
+                                          reference=self.ref("pay-quoted"),
+                                          remittance="PO 88-1207")
+        assert payment.transfer_id is not None
+        self.say(f"{self.who('apparel')} pays with it: debited {quote.amount}.")
+        await cn.wait_for_commit(payment.receipt.tx_id)
+        listener = IncomingListener(cn, checkpointer=fabgateway.InMemoryCheckpointer())
+        for handled in await listener.process_pending(full=True):
+            self.result.decisions.append(handled)
+        final = await us.get_transfer(payment.transfer_id, "usbank", "cnbank")
+        self.result.quoted = final.status
+        self.say(f"cnbank's listener {final.status.value} it, applying its own quote: "
+                 f"{self.who('furniture')} is credited {final.credit}.")
+        self.say(f"usbank owes cnbank {final.amount} (the obligation stays in the payer's "
+                 "currency).")
+        for party in _QUOTE_PARTIES:
+            balance = await self.banks[party.bank].balance(self.ids[party.key])
+            self.result.quoted_balances[party.key] = balance
+        self.say("a transfer claiming another rate, amount or an expired quote is refused by")
+        self.say("usbank's contract, and by cnbank's accept, which reads only its own quote.")
+
     async def audit(self) -> None:
         self.step("The regulator's audit")
         report = await self.regulator.audit()
@@ -574,6 +627,7 @@ class _Story:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
             await self.pvp_trade()  # its legs are netted and settled with the rest
+            await self.quoted_payment()  # so is its USD obligation
             await self.net_and_settle()
             await self.freeze()
             await self.visibility()

@@ -2,9 +2,12 @@
 
 :class:`IncomingListener` decides the transfers other banks send to this bank, so a cross-bank
 payment completes without a person: for each undecided transfer it checks the payee account
-(it exists, is active, is in the transfer's currency), asks the bank's rule, then accepts or
-rejects. :class:`Sweeper` refunds this bank's outgoing transfers that were rejected, or that
-expired undecided.
+(it exists, is active, is in the currency the transfer credits), asks the bank's rule, then
+accepts or rejects. A converted transfer (paid with this bank's FX quote) is accepted like any
+other: the contract applies the quote at accept (the payee is credited the quote's amount in
+this bank's currency); one whose quote the contract refuses (altered, expired, used) is
+rejected, so that its payer bank refunds at once. :class:`Sweeper` refunds this bank's
+outgoing transfers that were rejected, or that expired undecided.
 
 How nothing is missed and nothing decided twice:
 
@@ -63,6 +66,7 @@ from dtoken.errors import (
     CurrencyMismatch,
     DTokenError,
     Expired,
+    InvalidArgument,
     InvalidState,
     NetworkFault,
     NotExpired,
@@ -501,7 +505,8 @@ class IncomingListener:
             if code == "OK":
                 action = "accepted" if v.accept else "rejected"
                 handled.append(Handled(transfer, action, v.reason, receipt))
-            elif code in (InvalidState.code, Expired.code):
+            elif code in (InvalidState.code, Expired.code) and not (
+                    transfer.quote_id and code == Expired.code):
                 handled.append(Handled(transfer, "skipped", code))
             else:  # the payee account refused the credit ...: the single path decides
                 if v.accept:
@@ -562,6 +567,13 @@ class IncomingListener:
                     budget.give_back(transfer)
                     # The account changed since it was checked: reject rather than leave it.
                     verdict = Verdict.rejected(f"payee account refused ({error.code})")
+                except (InvalidArgument, Expired) as error:
+                    if not transfer.quote_id:
+                        raise
+                    budget.give_back(transfer)
+                    # The contract refused the transfer's quote (altered, expired, used):
+                    # reject it, so that the payer bank refunds its customer at once.
+                    verdict = Verdict.rejected(f"quote refused ({error.code})")
             receipt = await self._bank.reject(
                 transfer.transfer_id, transfer.payer_bank, verdict.reason
             )
@@ -589,7 +601,8 @@ class IncomingListener:
                 return Verdict.rejected("no such payee account")
         if account.status is not AccountStatus.ACTIVE:
             return Verdict.rejected(f"payee account is {account.status.value}")
-        if account.currency != transfer.amount.currency:
+        if account.currency != transfer.credit.currency:
+            # (a converted transfer is credited in the quote's currency, not the payer's)
             return Verdict.rejected("payee account is in another currency")
         return await self._rule_verdict(transfer)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from dtoken_wire import AccountStatus, TransferStatus, format_timestamp, parse_timestamp
@@ -34,6 +35,7 @@ __all__ = [
     "Payment",
     "Payout",
     "ProvenPosition",
+    "Quote",
     "ReferenceInfo",
     "Supply",
     "Transfer",
@@ -231,6 +233,16 @@ class Transfer:
     lock_state: str | None = None
     """A hash-locked leg's lock, as :meth:`dtoken.bank.Bank.get_transfer` reads it:
     ``locked`` (it can be claimed), ``expired`` (both banks expired it), or ``None``."""
+    quote_id: str = ""
+    """A converted transfer: the payee bank's quote it was paid with (empty if none)."""
+    payee_amount: Money | None = None
+    """A converted transfer: what the payee is credited, in the payee bank's currency, when
+    the payee bank accepts (``amount`` is the payer's debit and the interbank obligation)."""
+
+    @property
+    def credit(self) -> Money:
+        """What the payee is credited on accept: ``payee_amount``, else ``amount``."""
+        return self.payee_amount if self.payee_amount is not None else self.amount
 
     @classmethod
     def from_json(
@@ -261,6 +273,47 @@ class Transfer:
             lock=str(record.get("lock", "")),
             preimage=str(decision.get("preimage", "")) if decision else "",
             lock_state=lock_state,
+            quote_id=str(record.get("quote_id", "")),
+            payee_amount=(_money(record, "payee_amount", _get(record, "payee_currency", str),
+                                 currencies) if record.get("quote_id") else None),
+        )
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A payee bank's FX quote to a payer bank, as the payee bank wrote it (pinned to both
+    banks: neither alone can alter it). Good for one payment of exactly ``amount`` (payer
+    currency), initiated between ``valid_from`` and ``valid_until``, which the payee bank
+    credits as ``payee_amount`` (payee currency) if it accepts by ``accept_until``."""
+
+    quote_id: str
+    payee_bank: str
+    payer_bank: str
+    amount: Money
+    payee_amount: Money
+    rate: Fraction
+    """Major units of the payee currency per major unit of the payer currency (exact)."""
+    rounding: str
+    """``bank`` (down to the payee currency's minor unit) or ``payee`` (up)."""
+    valid_from: str
+    valid_until: str
+    accept_until: str
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any], currencies: Currencies) -> Quote:
+        return cls(
+            quote_id=_get(record, "quote_id", str),
+            payee_bank=_get(record, "payee_bank", str),
+            payer_bank=_get(record, "payer_bank", str),
+            amount=_money(record, "amount", _get(record, "from_currency", str), currencies),
+            payee_amount=_money(record, "payee_amount", _get(record, "to_currency", str),
+                                currencies),
+            rate=Fraction(_get(record, "rate_numerator", int),
+                          _get(record, "rate_denominator", int)),
+            rounding=_get(record, "rounding", str),
+            valid_from=_get(record, "valid_from", str),
+            valid_until=_get(record, "valid_until", str),
+            accept_until=_get(record, "accept_until", str),
         )
 
 

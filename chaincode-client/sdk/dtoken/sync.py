@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
     from datetime import datetime
+    from decimal import Decimal
     from dtoken.coalescer import Coalescer
     from dtoken.conditional import Escrow
     from dtoken.conditional import EscrowOpened
@@ -56,12 +57,15 @@ if TYPE_CHECKING:
     from dtoken.models import Payment
     from dtoken.models import Payout
     from dtoken.models import ProvenPosition
+    from dtoken.models import Quote
     from dtoken.models import ReferenceInfo
     from dtoken.models import Supply
     from dtoken.models import Transfer
     from dtoken.money import Money
     from dtoken.submitter import Receipt
+    from dtoken_wire.enums import Rounding
     from fabgateway.sync import Network
+    from fractions import Fraction
     # </declarations>
 
 _M = TypeVar("_M", bound=Member)
@@ -242,6 +246,18 @@ class SyncBank(_SyncMember[Bank]):
         @property
         def network(self) -> Network: ...
         def obligations(self, other_bank: str) -> Obligations: ...
+        def offer_quote(
+            self,
+            payer_bank: str,
+            amount: Money,
+            to_currency: str,
+            rate: Fraction | Decimal | str | int,
+            *,
+            reference: str,
+            ttl_seconds: int = 600,
+            accept_seconds: int = 3600,
+            rounding: Rounding | str = "bank",
+        ) -> Quote: ...
         def open_account(
             self,
             currency: str,
@@ -257,12 +273,30 @@ class SyncBank(_SyncMember[Bank]):
             *,
             since: datetime | None = None,
         ) -> list[Transfer]: ...
+        def pay_with_quote(
+            self,
+            from_account: str,
+            to_account: str,
+            quote: Quote,
+            *,
+            reference: str,
+            remittance: str = "",
+            originator: Mapping[str, str] | None = None,
+            ttl_seconds: int | None = None,
+        ) -> Payment: ...
         def payment_requests(
             self,
             counterparty: str,
             *,
             incoming: bool = True,
         ) -> list[PaymentRequest]: ...
+        def quote(
+            self,
+            quote_id: str,
+            *,
+            payee_bank: str,
+            payer_bank: str | None = None,
+        ) -> Quote: ...
         def rebalance_lanes(
             self,
             account_id: str,

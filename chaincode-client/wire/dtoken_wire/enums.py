@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AccountStatus", "Direction", "TransferStatus"]
+__all__ = ["AccountStatus", "Direction", "Rounding", "TransferStatus"]
 
 
 class AccountStatus(StrEnum):
@@ -40,3 +40,13 @@ class Direction(StrEnum):
 
     INCOMING = "incoming"
     OUTGOING = "outgoing"
+
+
+class Rounding(StrEnum):
+    """Which way a quoted conversion rounds to the payee currency's minor unit (a field of
+    each quote, chosen by the payee bank that gives it)."""
+
+    PAYEE = "payee"
+    """Up: the payee gets the last minor unit (the bank absorbs the fraction)."""
+    BANK = "bank"
+    """Down: the bank keeps the fraction."""

@@ -27,7 +27,7 @@ from enum import Enum
 from typing import Any, Self
 
 from .codec import format_timestamp
-from .enums import AccountStatus, Direction
+from .enums import AccountStatus, Direction, Rounding
 from .errors import WireError
 from .fields import ACCOUNT_ID_RE, BANK_NAME_RE, CURRENCY_RE, Fields
 
@@ -37,6 +37,7 @@ __all__ = [
     "MAX_BATCH",
     "MAX_LANES",
     "MAX_PAGE_SIZE",
+    "MAX_QUOTE_RATE_TERM",
     "MAX_TTL_SECONDS",
     "MIN_TTL_SECONDS",
     "REQUESTS",
@@ -61,8 +62,11 @@ __all__ = [
     "LockRequest",
     "MoveRequest",
     "ObligationsRequest",
+    "OfferQuoteRequest",
     "OpenAccountRequest",
+    "PayWithQuoteRequest",
     "PendingRequest",
+    "QuoteLookup",
     "RebalanceRequest",
     "ReferenceRequest",
     "RefundRequest",
@@ -84,6 +88,11 @@ __all__ = [
 DEFAULT_TTL_SECONDS = 24 * 3600
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 30 * 24 * 3600
+#: Largest numerator or denominator of a quoted rate (a rate is an exact ratio of integers).
+MAX_QUOTE_RATE_TERM = 10**12
+#: Longest a quote may stay open for payment, and longest its payee bank may honour it
+#: after that (the accept window).
+MAX_QUOTE_SECONDS = 7 * 24 * 3600
 #: Most payments in one batch payout (bounds the write set of one transaction).
 MAX_BATCH = 500
 #: The most balance lanes an account may have (docs/token-model.md, "Balance lanes").
@@ -602,6 +611,99 @@ class ExpireLockRequest(Request):
 
 
 @dataclass(frozen=True)
+class OfferQuoteRequest(Request):
+    """``offer_quote``: the payee bank's firm rate to a payer bank for one payment.
+
+    The payee bank will credit, for ``amount`` minor units of ``from_currency`` paid by a
+    customer of ``payer_bank`` with this quote, ``amount`` converted at ``rate_numerator /
+    rate_denominator`` units of ``to_currency`` per unit of ``from_currency`` (**major**
+    units, as rates are quoted: ``7.1234`` CNH per USD is ``71234 / 10000``); the contract
+    converts with each currency's decimals from the network's registry and rounds to the
+    payee currency's minor unit as ``rounding`` says. The payer bank may pay with it for
+    ``ttl_seconds``; the payee bank accepts such a payment until ``accept_seconds`` after that.
+    ``quote_id`` is drawn by the client (22 to 64 URL-safe characters).
+    """
+
+    quote_id: str
+    payer_bank: str
+    from_currency: str
+    to_currency: str
+    amount: int
+    rate_numerator: int
+    rate_denominator: int
+    ttl_seconds: int = 600
+    accept_seconds: int = 3600
+    rounding: Rounding = Rounding.BANK
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(
+            _account(f, "quote_id"), _bank(f, "payer_bank"),
+            f.str_("from_currency", pattern=CURRENCY_RE),
+            f.str_("to_currency", pattern=CURRENCY_RE),
+            f.amount(),
+            f.int_("rate_numerator", lo=1, hi=MAX_QUOTE_RATE_TERM),
+            f.int_("rate_denominator", lo=1, hi=MAX_QUOTE_RATE_TERM),
+            f.opt_int("ttl_seconds", lo=MIN_TTL_SECONDS, hi=MAX_QUOTE_SECONDS) or 600,
+            f.opt_int("accept_seconds", lo=MIN_TTL_SECONDS, hi=MAX_QUOTE_SECONDS) or 3600,
+            f.enum("rounding", Rounding) if f.has("rounding") else Rounding.BANK,
+        )
+
+    def _check(self) -> None:
+        if self.from_currency == self.to_currency:
+            raise WireError("INVALID_ARGUMENT",
+                            "request.to_currency must differ from request.from_currency")
+
+
+@dataclass(frozen=True)
+class PayWithQuoteRequest(Request):
+    """``pay_with_quote``: a cross-bank transfer at the payer's bank, converted at the payee
+    bank's quote ``quote_id``: the payer is debited ``amount`` (which must be the quote's) in
+    its currency, the transfer carries the quote and the payee amount, and the payee bank
+    credits that amount in its currency when it accepts."""
+
+    reference: str
+    payer_account: str
+    payee_bank: str
+    payee_account: str
+    amount: int
+    quote_id: str
+    remittance: str = ""
+    transfer_id: str | None = None
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+    originator: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def payment(self) -> BatchPayment:
+        """The one payment, as a batch payout's item."""
+        return BatchPayment(self.payee_bank, self.payee_account, self.amount, self.remittance,
+                            self.transfer_id)
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        reference = _reference(f)
+        payer = _account(f, "payer_account")
+        p = BatchPayment.read(f)
+        quote_id = _account(f, "quote_id")
+        return cls(reference, payer, p.payee_bank, p.payee_account, p.amount, quote_id,
+                   p.remittance, p.transfer_id, _ttl(f), f.str_map("originator", max_len=1024))
+
+
+@dataclass(frozen=True)
+class QuoteLookup(Request):
+    """``get_quote``: one quote, as the payee bank wrote it (either bank of the pair reads
+    it), with the payee amount it gives."""
+
+    quote_id: str
+    payee_bank: str
+    payer_bank: str
+
+    @classmethod
+    def _read(cls, f: Fields) -> Self:
+        return cls(_account(f, "quote_id"), _bank(f, "payee_bank"), _bank(f, "payer_bank"))
+
+
+@dataclass(frozen=True)
 class AcceptRequest(Request):
     """``accept_transfer``: the payee bank credits its customer and records ``accepted``."""
 
@@ -958,5 +1060,6 @@ REQUESTS: tuple[type[Request], ...] = (
     HoldRequest, ReleaseHoldRequest, SuspendRequest, ResumeRequest, AccountRef,
     HistoryRequest, SupplyRequest, ListAccountsRequest,
     PendingRequest, TransferLookup, ReferenceRequest, ObligationsRequest, AuditRequest,
-    LockRequest, ClaimRequest, ExpireLockRequest,
+    LockRequest, ClaimRequest, ExpireLockRequest, OfferQuoteRequest, PayWithQuoteRequest,
+    QuoteLookup,
 )

@@ -28,6 +28,8 @@ key                             collection           opaque because
 ``refund/<transfer id>``        ``pair-<A>-<B>``     as above
 ``dec/<transfer id>``           ``pair-<B>-<A>``     as above
 ``lock/<transfer id>``          ``pair-<A>-<B>``     as above (a hash-locked leg's state)
+``quote/<quote id>``            ``pair-<B>-<A>``     quote id drawn by B's client (B's FX quote)
+``quse/<quote id>``             ``acct-<bank>``      as above (the bank used the quote once)
 ``settle/<tag>``                ``pair-<B>-<A>``     tag = HMAC(B's secret, RTGS reference)
 ``cap/<CUR>/<seq>``             ``pair-<B>-<A>``     (B's cap on what A may owe it; no secret)
 ``hold/<account tag>``          ``holds-<bank>``     as for the account
@@ -100,6 +102,8 @@ __all__ = [
     "pair_collection",
     "payment_request_key",
     "prefix_range",
+    "quote_key",
+    "quote_use_key",
     "reference_key",
     "refund_key",
     "request_decline_key",
@@ -227,6 +231,17 @@ def opened_key(created_at: str, transfer_id: str) -> str:
 def refund_key(transfer_id: str) -> str:
     """The payer bank's refund of a transfer, in ``pair-<payer>-<payee>``."""
     return _SEP.join(("refund", transfer_id))
+
+
+def quote_key(quote_id: str) -> str:
+    """The payee bank's FX quote to a payer bank, in ``pair-<payee>-<payer>``."""
+    return _SEP.join(("quote", quote_id))
+
+
+def quote_use_key(quote_id: str) -> str:
+    """A bank's own note that a quote was used (paid with, or accepted), in
+    ``acct-<bank>``: a quote is good for one payment."""
+    return _SEP.join(("quse", quote_id))
 
 
 def lock_key(transfer_id: str) -> str:

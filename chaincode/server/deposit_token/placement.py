@@ -14,6 +14,7 @@ record             lives in                      must say
 ``Opened``         ``pair-<payer>-<payee>``      key ``open/<at>/<its id>``
 ``Decision``       ``pair-<payee>-<payer>``      payee, payer; key ``dec/<its id>``
 ``LockRecord``     ``pair-<payer>-<payee>``      payer, payee; key ``lock/<its id>``
+``Quote``          ``pair-<payee>-<payer>``      payee, payer; key ``quote/<its id>``
 ``Settlement``     ``pair-<creditor>-<debtor>``  creditor, debtor; key ``settle/...``
 ``Cap``            ``pair-<creditor>-<debtor>``  creditor, debtor; key
                                                  ``cap/<its currency>/<its seq>``
@@ -38,7 +39,8 @@ checked there).
 The account key a bank shares with the regulator (``AccountKeysRecord``) lives in
 ``acct-<bank>`` under ``keys/accounts``, pinned to the bank's and the regulator's peers.
 
-Records another bank relies on (transfers, decisions, refunds, settlements, locks) are also
+Records another bank relies on (transfers, decisions, refunds, settlements, locks, quotes)
+are also
 *pinned*:
 created with a key-level endorsement policy that needs the peers of both banks of the pair
 for any later change, delete or purge (``pair_pin``). Fabric never checks what a parameter
@@ -80,6 +82,7 @@ from .keys import (
     lock_key,
     pair_collection,
     payment_request_key,
+    quote_key,
     refund_key,
     request_decline_key,
     transfer_key,
@@ -97,6 +100,7 @@ from .records import (
     LockRecord,
     Opened,
     PaymentRequest,
+    Quote,
     Record,
     Refund,
     RequestDecline,
@@ -136,7 +140,7 @@ def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
 #: The records that are pinned at creation and checked by every reader.
 PINNED: frozenset[type[Record]] = frozenset(
     {Transfer, Decision, Refund, Settlement, AccountKeysRecord, LockRecord, Escrow,
-     EscrowRelease, EscrowRefund, EscrowClaim, PaymentRequest, RequestDecline})
+     EscrowRelease, EscrowRefund, EscrowClaim, PaymentRequest, RequestDecline, Quote})
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,10 @@ class Anomaly:
     for hash-locked transfers (:func:`deposit_token.rules.gate_lock`): ``claim_without_preimage``
     (an accept whose preimage does not open the lock), ``late_claim`` (an accept of a transfer
     whose lock both banks expired), ``refund_before_deadline`` (a refund of a locked transfer
-    whose lock was never expired by both banks, and that the payee did not reject).
+    whose lock was never expired by both banks, and that the payee did not reject);
+    for converted transfers (:func:`deposit_token.conversion.matches_quote`):
+    ``accept_off_quote`` (an accept of a transfer that does not state its quote's terms: the
+    payer's server wrote it so and the payee's accepted it; writers: both).
     """
 
     collection: str
@@ -235,6 +242,12 @@ def _lock(r: LockRecord, p: Place, key: str) -> str | None:
     if (r.payer_bank, r.payee_bank) != (p.writer, p.counterparty):
         return "wrong_parties"
     return None if key == lock_key(r.transfer_id) else "wrong_key"
+
+
+def _quote(r: Quote, p: Place, key: str) -> str | None:
+    if (r.payee_bank, r.payer_bank) != (p.writer, p.counterparty):
+        return "wrong_parties"
+    return None if key == quote_key(r.quote_id) else "wrong_key"
 
 
 def _settlement(r: Settlement, p: Place, key: str) -> str | None:
@@ -337,6 +350,7 @@ _CHECKS: dict[type[Record], Callable[[object, Place, str], str | None]] = {
     Opened: _opened,  # type: ignore[dict-item]
     Decision: _decision,  # type: ignore[dict-item]
     LockRecord: _lock,  # type: ignore[dict-item]
+    Quote: _quote,  # type: ignore[dict-item]
     Settlement: _settlement,  # type: ignore[dict-item]
     Cap: _cap,  # type: ignore[dict-item]
     Account: _account,  # type: ignore[dict-item]

@@ -21,10 +21,10 @@ from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from dtoken_wire.codec import MAX_AMOUNT, canonical_json
 from dtoken_wire.conditional import PARTY_NAME_RE, DeadlineAction
-from dtoken_wire.enums import AccountStatus
+from dtoken_wire.enums import AccountStatus, Rounding
 from dtoken_wire.fields import Fields
 from dtoken_wire.requests import MAX_LANES as WIRE_MAX_LANES
-from dtoken_wire.requests import Limits
+from dtoken_wire.requests import MAX_QUOTE_RATE_TERM, Limits
 
 from .errors import CorruptState
 from .keys import ACCOUNT_ID_RE, BANK_NAME_RE, CAP_SEQ_MAX, CURRENCY_RE, HEX32_RE, TAG_RE
@@ -54,6 +54,8 @@ __all__ = [
     "Outcome",
     "OutgoingRecord",
     "PaymentRequest",
+    "Quote",
+    "QuoteUse",
     "Record",
     "ReferenceRecord",
     "Refund",
@@ -509,12 +511,30 @@ class Transfer(StoredRecord):
     #: accept it, before ``expires_at`` (its deadline). Empty: an ordinary transfer, stored
     #: without the field (the bytes of every transfer written before locks existed stand).
     lock: str = ""
+    #: A converted transfer: the payee bank's quote it was paid with, and what the payee is
+    #: credited, in ``payee_currency``, when the payee bank accepts it (``amount`` and
+    #: ``currency`` stay the payer's: the debit and the interbank obligation). Empty and 0 for
+    #: an ordinary transfer, stored without the fields (earlier records' bytes stand).
+    quote_id: str = ""
+    payee_currency: str = ""
+    payee_amount: int = 0
 
     def to_json(self) -> JsonObject:
         out = super().to_json()
-        if not self.lock:
-            del out["lock"]
+        for name in ("lock", "quote_id", "payee_currency", "payee_amount"):
+            if not out[name]:
+                del out[name]
         return out
+
+    @property
+    def credit_currency(self) -> str:
+        """The currency the payee is credited in."""
+        return self.payee_currency or self.currency
+
+    @property
+    def credit_amount(self) -> int:
+        """What the payee is credited (minor units of :attr:`credit_currency`)."""
+        return self.payee_amount or self.amount
 
     @classmethod
     def read(cls, f: Fields) -> Transfer:
@@ -531,7 +551,16 @@ class Transfer(StoredRecord):
             remittance=f.str_("remittance", min_len=0, max_len=1024),
             tx_id=_tx(f),
             lock=_opt_hex(f, "lock"),
+            **_quoted(f),
         )
+
+
+def _quoted(f: Fields) -> dict[str, Any]:
+    """The quote fields of a transfer: all three or none."""
+    if not (f.has("quote_id") or f.has("payee_currency") or f.has("payee_amount")):
+        return {}
+    return {"quote_id": _id(f, "quote_id"), "payee_currency": _cur(f, "payee_currency"),
+            "payee_amount": f.amount("payee_amount")}
 
 
 @dataclass(frozen=True)
@@ -1021,5 +1050,79 @@ class RequestDecline(StoredRecord):
             payee_bank=_bank(f, "payee_bank"),
             reason=f.str_("reason", min_len=0, max_len=256),
             declined_at=f.str_("declined_at", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class Quote(StoredRecord):
+    """The payee bank's FX quote to one payer bank, in ``pair-<payee>-<payer>`` under
+    ``quote/<id>``, pinned to both banks at creation (neither alone can alter it after).
+
+    Good for one payment of exactly ``amount`` minor units of ``from_currency`` by a customer
+    of ``payer_bank``, initiated within ``[valid_from, valid_until]``: the payee bank credits
+    ``payee_amount`` minor units of ``to_currency``, which is ``amount`` at the rate
+    ``rate_numerator / rate_denominator`` (major units of ``to_currency`` per major unit of
+    ``from_currency``), rounded to the minor unit as ``rounding`` says
+    (:func:`deposit_token.conversion.convert`). The payee bank accepts such a transfer until
+    ``accept_until`` on its own clock.
+    """
+
+    TYPE: ClassVar[str] = "quote"
+
+    quote_id: str
+    payee_bank: str
+    payer_bank: str
+    from_currency: str
+    to_currency: str
+    amount: int
+    payee_amount: int
+    rate_numerator: int
+    rate_denominator: int
+    rounding: Rounding
+    valid_from: str
+    valid_until: str
+    accept_until: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> Quote:
+        return cls(
+            quote_id=_id(f, "quote_id"),
+            payee_bank=_bank(f, "payee_bank"),
+            payer_bank=_bank(f, "payer_bank"),
+            from_currency=_cur(f, "from_currency"),
+            to_currency=_cur(f, "to_currency"),
+            amount=f.amount(),
+            payee_amount=f.amount("payee_amount"),
+            rate_numerator=f.int_("rate_numerator", lo=1, hi=MAX_QUOTE_RATE_TERM),
+            rate_denominator=f.int_("rate_denominator", lo=1, hi=MAX_QUOTE_RATE_TERM),
+            rounding=f.enum("rounding", Rounding),
+            valid_from=f.str_("valid_from", max_len=32),
+            valid_until=f.str_("valid_until", max_len=32),
+            accept_until=f.str_("accept_until", max_len=32),
+            tx_id=_tx(f),
+        )
+
+
+@dataclass(frozen=True)
+class QuoteUse(StoredRecord):
+    """A bank's own note, in ``acct-<bank>`` under ``quse/<quote id>``, that it used a
+    quote: the payer bank paid with it, or the payee bank accepted a transfer made with it.
+    A quote is good for one payment; each bank refuses a second use on its side."""
+
+    TYPE: ClassVar[str] = "quote_use"
+
+    quote_id: str
+    transfer_id: str
+    at: str
+    tx_id: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> QuoteUse:
+        return cls(
+            quote_id=_id(f, "quote_id"),
+            transfer_id=_id(f, "transfer_id"),
+            at=f.str_("at", max_len=32),
             tx_id=_tx(f),
         )

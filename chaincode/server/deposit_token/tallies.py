@@ -94,6 +94,10 @@ class Tally:
 #   ("refunds", payer, payee, cur)                 sum of refund records (raw)
 #   ("settled", debtor, creditor, cur)             sum of settlement confirmations
 #   ("cap", debtor, creditor, cur)                 the creditor's cap in force (latest wins)
+#   ("fxout", payer, payee, cur)                   converted transfers that count as accepted:
+#                                                  the payer currency leaving token supply
+#   ("fxin", payer, payee, cur)                    the same transfers' payee amounts, in the
+#                                                  payee currency: entering token supply
 #   ("escrowed", bank, cur)                        escrows within the bank still held
 #   ("escrow", payer, payee, cur, state)           cross-bank escrows by EscrowState
 #   ("anomaly", writers, collection, what)         count of records that count for nobody
@@ -121,7 +125,13 @@ def tally_transfer(
     effect = classify(decision, refund, order, hashes)
     tally.add(("xfer", p, q, c, effect.value), transfer.amount)
     if decision is not None and decision.outcome is Outcome.ACCEPTED:
-        tally.add(("accepts", p, q, c), transfer.amount)
+        # what the payee bank's ``in`` records must hold: in the currency it credited
+        tally.add(("accepts", p, q, transfer.credit_currency), transfer.credit_amount)
+    if transfer.quote_id and effect is Effect.ACCEPTED:
+        # converted: the obligation stays in the payer currency (``xfer`` above), the payer
+        # currency leaves the token supply, the payee currency enters it
+        tally.add(("fxout", p, q, c), transfer.amount)
+        tally.add(("fxin", p, q, transfer.payee_currency), transfer.payee_amount)
     if refund is not None:
         tally.add(("refunds", p, q, c), refund.amount)
     return effect
@@ -228,8 +238,10 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
       bank (``escrowed``), equal the bank's supply records;
     * per pair and currency: the payer's ``out`` supply records equal its transfers, its
       ``refund`` records its refunds, and the payee's ``in`` records its accepts;
-    * per currency: supply of every bank plus what is in flight equals minted less burned
-      (a transfer both accepted and refunded shows here as ``excess``);
+    * per currency: supply of every bank plus what is in flight equals minted less burned,
+      less what converted transfers took out of the currency (``converted_out``: their payer
+      amounts), plus what they brought in (``converted_in``: their payee amounts) (a transfer
+      both accepted and refunded shows here as ``excess``);
     * per pair and currency: obligations, accepted less settled;
     * every exposure cap in force (``caps``), and those exceeded (``over_cap``: listed, not a
       failure; see :func:`_caps_report`).
@@ -238,7 +250,7 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
     currencies = sorted(
         {k[2] for k, _ in tally.items() if k[0] in ("balance", "accounts", "supply")}
         | {k[3] for k, _ in tally.items()
-           if k[0] in ("xfer", "settled", "accepts", "refunds", "cap")}
+           if k[0] in ("xfer", "settled", "accepts", "refunds", "cap", "fxout", "fxin")}
     )
     per_bank: list[dict[str, object]] = []
     for b in banks:
@@ -312,12 +324,15 @@ def audit_report(tally: Tally, banks: Sequence[str]) -> dict[str, object]:
         )
         minted = sum(tally.get("supply", b, c, "mint", "-") for b in banks)
         burned = sum(tally.get("supply", b, c, "burn", "-") for b in banks)
-        excess = supply + in_flight - (minted - burned)
+        converted_out = sum(v for k, v in tally.items() if k[0] == "fxout" and k[3] == c)
+        converted_in = sum(v for k, v in tally.items() if k[0] == "fxin" and k[3] == c)
+        excess = supply + in_flight - (minted - burned - converted_out + converted_in)
         if excess:
             failures.append(f"{c}: supply plus in-flight differs from minted less burned")
         per_currency.append(
             {"currency": c, "supply": supply, "in_flight": in_flight, "minted": minted,
-             "burned": burned, "excess": excess, "ok": excess == 0}
+             "burned": burned, "converted_out": converted_out, "converted_in": converted_in,
+             "excess": excess, "ok": excess == 0}
         )
     anomalies = {"/".join(k[1:]): v for k, v in tally.items() if k[0] == "anomaly"}
     if anomalies:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +333,56 @@ async def test_accept_keeps_the_exposure_cap_unless_forced(
                                   ["HarbourBankMSP"])
     with pytest.raises(UsageError):
         await bank.set_exposure_cap("usbank", 10_000)  # type: ignore[arg-type]
+
+
+async def test_a_quote_is_offered_at_an_exact_ratio_and_paid_with_by_its_id(
+    bank: Bank, peer: SdkPeer,
+) -> None:
+    """``offer_quote`` sends the rate as an exact ratio of integers (never a float) and reads
+    the quote back; ``pay_with_quote`` sends the quote's id and amount, nothing else of it."""
+    calls: list[Invocation] = []
+
+    def record(invocation: Invocation) -> Result:
+        calls.append(invocation)
+        return Result(payload=json.dumps({"tx_id": invocation.transaction_id}).encode())
+
+    def get_quote(invocation: Invocation) -> Result:
+        asked = json.loads(invocation.transient["request"])
+        quote = {"quote_id": asked["quote_id"], "payee_bank": asked["payee_bank"],
+                 "payer_bank": asked["payer_bank"], "from_currency": "USD",
+                 "to_currency": "HKD", "amount": 1250, "payee_amount": 9744,
+                 "rate_numerator": 15591, "rate_denominator": 2000, "rounding": "payee",
+                 "valid_from": "2025-01-06T09:00:00.000000Z",
+                 "valid_until": "2025-01-06T09:10:00.000000Z",
+                 "accept_until": "2025-01-06T10:10:00.000000Z", "tx_id": "t"}
+        return Result(payload=json.dumps({"quote": quote}).encode())
+
+    peer.function("offer_quote")(record)
+    peer.function("pay_with_quote")(record)
+    peer.function("get_quote")(get_quote)
+    with pytest.raises(UsageError, match="exact"):
+        await bank.offer_quote("usbank", bank.money("12.50 USD"), "HKD", 7.7955,  # type: ignore[arg-type]
+                               reference="fx-0")
+    with pytest.raises(UsageError, match="positive"):
+        await bank.offer_quote("usbank", bank.money("12.50 USD"), "HKD", "-1",
+                               reference="fx-0")
+    assert calls == []
+    quote = await bank.offer_quote("usbank", bank.money("12.50 USD"), "HKD", "7.7955",
+                                   reference="fx-1", rounding="payee")
+    name, request, endorsers = sent(calls[0])
+    assert (name, endorsers) == ("offer_quote", ["HarbourBankMSP"])
+    assert request == {"quote_id": quote.quote_id, "payer_bank": "usbank",
+                       "from_currency": "USD", "to_currency": "HKD", "amount": 1250,
+                       "rate_numerator": 15591, "rate_denominator": 2000, "rounding": "payee"}
+    assert ID_RE.fullmatch(quote.quote_id)
+    assert str(quote.rate) == "15591/2000"
+    assert quote.payee_amount == bank.money("97.44 HKD")
+    with pytest.raises(UsageError, match="another payer bank"):  # hkbank is not its payer
+        await bank.pay_with_quote(ACCOUNT, "x" * 22, quote, reference="po-1")
+    mine = replace(quote, payer_bank="hkbank", payee_bank="usbank")
+    payment = await bank.pay_with_quote(ACCOUNT, "x" * 22, mine, reference="po-1")
+    name, request, _ = sent(calls[1])
+    assert name == "pay_with_quote"
+    assert request == {"reference": "po-1", "payer_account": ACCOUNT, "payee_bank": "usbank",
+                       "payee_account": "x" * 22, "amount": 1250, "quote_id": quote.quote_id,
+                       "transfer_id": payment.transfer_id}

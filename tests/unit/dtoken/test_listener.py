@@ -17,7 +17,15 @@ from typing import Any
 import fabgateway
 import grpc
 import pytest
-from dtoken.errors import AccountFrozen, InvalidState, NetworkFault, NotExpired, NotFound
+from dtoken.errors import (
+    AccountFrozen,
+    Expired,
+    InvalidArgument,
+    InvalidState,
+    NetworkFault,
+    NotExpired,
+    NotFound,
+)
 from dtoken.listener import Handled, IncomingListener, PendingWindow, Sweeper, Verdict
 from dtoken.models import (
     Account,
@@ -581,3 +589,33 @@ async def test_a_backlog_is_decided_in_batches_and_near_expiry_ones_alone() -> N
     # a batch reads no payee account (the contract checks each accept's): only the 2
     # transfers decided alone had theirs read
     assert bank.account_reads == 2
+
+
+async def test_a_converted_transfer_is_credited_in_its_quotes_currency_or_rejected(
+    bank: FakeBank,
+) -> None:
+    """A transfer paid with this bank's FX quote is accepted into an account in the quote's
+    currency (not the payer's); one whose quote the contract refuses at accept (altered,
+    used, the accept window closed) is rejected, so its payer bank refunds at once; an
+    ordinary transfer refused so is left for the next pass, as before."""
+    bank.add_account("cnh-1", currency="CNH")
+    converted = replace(transfer(1, account="cnh-1"), quote_id="q" * 22,
+                        payee_amount=Money(7234, "CNH", 2))
+    bank.add(converted)
+    bank.add(replace(converted, transfer_id="t002".ljust(24, "x"), payee_account="payee-1"))
+    handled = await listener(bank).process_pending()
+    actions = {h.transfer.transfer_id[:4]: (h.action, h.reason) for h in handled}
+    assert actions == {"t001": ("accepted", ""),
+                       "t002": ("rejected", "payee account is in another currency")}
+    bank.add(replace(converted, transfer_id="t003".ljust(24, "x")))
+    bank.add(transfer(4))
+    bank.accept_error = InvalidArgument("the transfer's payee_amount is not its quote's")
+    handled = await listener(bank).process_pending()
+    actions = {h.transfer.transfer_id[:4]: (h.action, h.reason) for h in handled}
+    assert actions == {"t003": ("rejected", "quote refused (INVALID_ARGUMENT)"),
+                       "t004": ("failed", "InvalidArgument")}
+    bank.add(replace(converted, transfer_id="t005".ljust(24, "x")))
+    bank.accept_error = Expired("the quote's accept window has closed")
+    (last,) = [h for h in await listener(bank).process_pending()
+               if h.transfer.transfer_id.startswith("t005")]
+    assert (last.action, last.reason) == ("rejected", "quote refused (EXPIRED)")

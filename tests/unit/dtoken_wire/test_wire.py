@@ -22,7 +22,7 @@ from dtoken_wire import (
     parse_timestamp,
 )
 from dtoken_wire import requests as w
-from dtoken_wire.enums import AccountStatus, Direction
+from dtoken_wire.enums import AccountStatus, Direction, Rounding
 
 ACCOUNT = "a" * 22
 OTHER = "b" * 22
@@ -53,6 +53,11 @@ EXAMPLES: list[w.Request] = [
                   {"name": "Buyer Inc"}),
     w.ClaimRequest("t" * 22, "usbank", "0f" * 32),
     w.ExpireLockRequest("t" * 22, "usbank", "cnbank"),
+    w.OfferQuoteRequest("q" * 22, "usbank", "USD", "CNH", 100, 72345, 10000, 900, 1800,
+                        Rounding.PAYEE),
+    w.PayWithQuoteRequest("ref-10", ACCOUNT, "cnbank", OTHER, 100, "q" * 22, "po 8", "t" * 22,
+                          3600, {"name": "Buyer Inc"}),
+    w.QuoteLookup("q" * 22, "cnbank", "usbank"),
     w.SettlementRequest("RTGS-1", "usbank", "USD", 50),
     w.SetExposureCapRequest("hkbank", "USD", 0),
     w.HoldRequest("hkbank", ACCOUNT, True, 12, "screening"),
@@ -205,3 +210,17 @@ def test_a_lock_request_needs_its_deadline() -> None:
     del good["ttl_seconds"]
     with pytest.raises(WireError, match="ttl_seconds"):
         w.LockRequest.from_json(good)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("rate_numerator", 0), ("rate_denominator", 0), ("rate_numerator", 10**12 + 1),
+    ("rate_numerator", 7.5), ("to_currency", "USD"), ("rounding", "nearest"),
+    ("ttl_seconds", 10), ("amount", 0),
+])
+def test_a_quote_offer_states_an_exact_rate_and_a_window(field: str, value: object) -> None:
+    """A rate is a ratio of two positive integers (never a float), the currencies differ,
+    the rounding is one of the two the quote may state, the window is bounded."""
+    good = w.OfferQuoteRequest("q" * 22, "usbank", "USD", "CNH", 100, 72345, 10000).to_json()
+    assert w.OfferQuoteRequest.from_json(good).rounding is Rounding.BANK
+    with pytest.raises(WireError, match=rf"request\.{field}|must differ"):
+        w.OfferQuoteRequest.from_json({**good, field: value})

@@ -23,6 +23,7 @@ The modules, one concern each:
 * :mod:`.payouts`: coalesced payouts (many payments of one payer, each with its own
   reference and outcome: what the SDK sends for concurrent ``transfer()`` calls);
 * :mod:`.pvp`: payment versus payment (hash-locked transfers: lock, claim, expire);
+* :mod:`.quotes`: conversion at the payee's bank (FX quotes: offer, read, pay with one);
 * :mod:`.decisions`: decisions in bulk (many accepts/rejects of one payer bank's transfers,
   credits summed per payee account: what the SDK's listener sends for a backlog);
 * :mod:`.escrow`: escrow until a condition (attesters, open, release, claim, refund);
@@ -41,6 +42,9 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
   ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
 * a hash-locked transfer's ``claim`` reads ``lock/<id>`` (pinned to A and B); ``expire_lock``
   (endorsed by both) reads ``dec/<id>`` and rewrites ``lock/<id>``: at most one commits;
+* ``pay_with_quote`` reads ``quote/<id>`` in ``pair-B-A`` (pinned to both) and its own
+  ``quse/<id>``; the accept of a converted transfer reads the same quote and B's own
+  ``quse/<id>`` and writes it: one accept per quote commits (MVCC);
 * supply records, history records, transfer records and their ``open/`` index entries are
   new keys nobody else writes;
 * no public key is written except by ``init_network``;
@@ -104,6 +108,7 @@ from .payment_requests import (
 )
 from .payouts import coalesced_payout
 from .pvp import claim_transfer, expire_lock, lock_transfer
+from .quotes import get_quote, offer_quote, pay_with_quote
 from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
 from .scans import get_pending, get_supply, list_accounts
@@ -147,6 +152,7 @@ __all__ = [
     "get_obligations",
     "get_payment_request",
     "get_pending",
+    "get_quote",
     "get_reference",
     "get_registry",
     "get_supply",
@@ -160,9 +166,11 @@ __all__ = [
     "load_registry",
     "lock_transfer",
     "mint",
+    "offer_quote",
     "open_account",
     "open_escrow",
     "other_bank",
+    "pay_with_quote",
     "read_account",
     "rebalance_lanes",
     "record_history",

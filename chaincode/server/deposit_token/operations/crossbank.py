@@ -46,6 +46,7 @@ from ..records import (
     Account,
     HistoryKind,
     OutgoingRecord,
+    Quote,
     Refund,
     Settlement,
     SupplyKind,
@@ -111,6 +112,7 @@ async def _payout(
     *,
     cross_only: bool,
     lock: str = "",
+    quote: Quote | None = None,
     lane: int = 0,
 ) -> dict[str, object]:
     registry = await load_registry(tx)
@@ -139,7 +141,10 @@ async def _payout(
             plan.append((p, None))
             continue
         other = member_bank(registry, p.payee_bank, "payee_bank")
-        if not registry.issues(other.name, payer.currency):
+        if quote is not None:
+            if not registry.issues(other.name, quote.to_currency):
+                raise CurrencyMismatch("the payee bank issues no token in the quote's currency")
+        elif not registry.issues(other.name, payer.currency):
             raise CurrencyMismatch("the payee bank issues no token in the payer's currency")
         transfer_id = p.transfer_id or tx.deriver.transfer_id(tx.tx_id, i)
         await check_new_transfer_id(tx, bank, other, transfer_id)
@@ -165,7 +170,7 @@ async def _payout(
         running = write_outgoing_transfer(
             tx, bank, member_bank(registry, p.payee_bank, "payee_bank"), running, tid,
             payee_account=p.payee_account, amount=p.amount, expires_at=expires_at,
-            originator=originator, remittance=p.remittance, lock=lock)
+            originator=originator, remittance=p.remittance, lock=lock, quote=quote)
     assert running.balance == after.balance
     save_account(tx, bank, running)
     write_reference(tx, bank, ref_key, kind, ids)

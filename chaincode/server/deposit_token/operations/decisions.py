@@ -27,7 +27,8 @@ from __future__ import annotations
 from dtoken_wire.events import EVENT_DECIDED
 from dtoken_wire.requests import DecideRequest, DecisionItem
 
-from ..errors import CurrencyMismatch
+from ..conversion import check_quoted_accept
+from ..errors import CurrencyMismatch, InvalidState
 from ..keys import acct_collection, decision_key, pair_collection, refund_key, transfer_key
 from ..placement import Anomaly, Place
 from ..records import Account, Decision, HistoryKind, Outcome, Refund, SupplyKind, Transfer
@@ -39,11 +40,14 @@ from .lanes import read_credit_lane
 from .payouts import each_on_its_own
 from .steps import (
     read_lock,
+    read_quote,
+    read_quote_use,
     record_decision,
     record_history,
     record_supply,
     save_account,
     transfer_records,
+    write_quote_use,
 )
 from .suspension import refuse_suspended
 
@@ -96,7 +100,9 @@ async def decide_one(
     """Check (raising before any write), then write one decision and, for an accept, credit
     the payee account held in ``payees`` (saved once, by the caller). ``accept_transfer`` and
     ``reject_transfer`` are this with one transfer; ``claim_transfer`` is this with the
-    preimage of a hash-locked transfer (which no other accept may take)."""
+    preimage of a hash-locked transfer (which no other accept may take). A converted
+    transfer (paid with this bank's quote) is credited its ``payee_amount`` in its
+    ``payee_currency`` once :func:`~deposit_token.conversion.check_quoted_accept` passes."""
     record, decision, refund = await transfer_records(tx, payer, bank, transfer_id)
     if accept:
         reason = ""
@@ -106,18 +112,30 @@ async def decide_one(
         # an accept makes the payer's bank owe this one: none toward a suspended bank
         await refuse_suspended(tx, await load_registry(tx), bank, [payer], "accept")
         check_accept(record, decision, refund, tx.now)
+        if record.quote_id:
+            # converted: the quote must be this bank's own, word for word (a payer bank's
+            # server can write any rate into its transfer), and used once
+            check_quoted_accept(record, await read_quote(tx, bank, payer, record.quote_id),
+                                tx.now)
+            used = await read_quote_use(tx, bank, record.quote_id)
+            if used is not None:
+                raise InvalidState("the transfer's quote was used by another transfer")
         payee = payees.get(record.payee_account)
         if payee is None:
             payee = await read_credit_lane(tx, bank, record.payee_account, "payee")
-        if payee.currency != record.currency:
-            raise CurrencyMismatch("the payee account is not in the transfer's currency")
-        payee = credit(payee, record.amount)
+        if payee.currency != record.credit_currency:
+            raise CurrencyMismatch("the payee account is not in the currency it is paid in")
+        payee = credit(payee, record.credit_amount)
         # Nothing below refuses.
         payees[record.payee_account] = record_history(
-            tx, bank, payee, HistoryKind.PAYMENT_IN, record.amount,
+            tx, bank, payee, HistoryKind.PAYMENT_IN, record.credit_amount,
             counterparty_bank=payer.name, transfer_id=record.transfer_id)
-        record_supply(tx, bank, record.currency, SupplyKind.IN, record.amount, payer.name,
-                      record.transfer_id)
+        # a converted transfer's credit is covered by an ``in`` record in the payee currency
+        # (against the payer-currency claim on the payer bank): the audit pairs the two
+        record_supply(tx, bank, record.credit_currency, SupplyKind.IN, record.credit_amount,
+                      payer.name, record.transfer_id)
+        if record.quote_id:
+            write_quote_use(tx, bank, record.quote_id, record.transfer_id)
         outcome = Outcome.ACCEPTED
     else:
         check_reject(record, decision, refund)

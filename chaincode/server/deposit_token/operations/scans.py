@@ -21,6 +21,7 @@ from dtoken_wire.requests import (
     SupplyRequest,
 )
 
+from ..conversion import matches_quote
 from ..errors import (
     InvalidArgument,
     NotFound,
@@ -32,6 +33,7 @@ from ..keys import (
     lock_key,
     opened_key,
     prefix_range,
+    quote_key,
     refund_key,
     transfer_key,
 )
@@ -51,6 +53,8 @@ from ..records import (
     Lane,
     LockRecord,
     Opened,
+    Outcome,
+    Quote,
     Record,
     Refund,
     SupplyRecord,
@@ -284,6 +288,14 @@ async def pair_lookups(
                 state.note(decision_mismatch(t, back, decision_key(t.transfer_id)))
                 decision = None
             refund = valid(state, r)
+            if (t.quote_id and decision is not None and decision.outcome is Outcome.ACCEPTED
+                    and not matches_quote(t, valid(state, await tx.ledger.get_bound(
+                        Quote, back, quote_key(t.quote_id))))):
+                # an honest payee's accept refuses a transfer that does not state its quote;
+                # one accepted anyway was written and accepted off the quote: both banks' peers
+                # (the payer's transfer, the payee's accept). Reported; counted as written.
+                state.note(Anomaly(back.collection, decision_key(t.transfer_id),
+                                   (t.payer_bank, t.payee_bank), "accept_off_quote"))
             if t.lock:
                 lock = valid(state, await tx.ledger.get_bound(
                     LockRecord, there, lock_key(t.transfer_id)))

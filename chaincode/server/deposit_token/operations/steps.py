@@ -29,6 +29,8 @@ from ..keys import (
     opened_key,
     outgoing_key,
     pair_collection,
+    quote_key,
+    quote_use_key,
     reference_key,
     refund_key,
     supply_key,
@@ -47,6 +49,8 @@ from ..records import (
     Opened,
     Outcome,
     OutgoingRecord,
+    Quote,
+    QuoteUse,
     ReferenceRecord,
     Refund,
     SupplyKind,
@@ -231,6 +235,25 @@ async def read_lock(
     return None if isinstance(found, Anomaly) else found
 
 
+async def read_quote(tx: Tx, payee: BankInfo, payer: BankInfo, quote_id: str) -> Quote | None:
+    """``quote/<id>`` of ``payee`` to ``payer``, bound to ``pair-<payee>-<payer>`` and
+    pin-checked (one that is not valid there reads as absent: it stands for nothing)."""
+    found = await tx.ledger.get_bound(Quote, Place.between(payee, payer), quote_key(quote_id))
+    return None if isinstance(found, Anomaly) else found
+
+
+async def read_quote_use(tx: Tx, bank: BankInfo, quote_id: str) -> QuoteUse | None:
+    """The bank's own note that it used ``quote_id`` (``None``: not used yet)."""
+    return await tx.ledger.get(QuoteUse, acct_collection(bank.name), quote_use_key(quote_id))
+
+
+def write_quote_use(tx: Tx, bank: BankInfo, quote_id: str, transfer_id: str) -> None:
+    """Note in the bank's own ``acct-<bank>`` that it used ``quote_id`` (for ``transfer_id``)."""
+    tx.ledger.put(acct_collection(bank.name), quote_use_key(quote_id),
+                  QuoteUse(quote_id=quote_id, transfer_id=transfer_id, at=tx.at,
+                           tx_id=tx.tx_id))
+
+
 def record_decision(
     tx: Tx, bank: BankInfo, payer: BankInfo, transfer: Transfer, outcome: Outcome,
     reason: str = "", preimage: str = "",
@@ -271,6 +294,7 @@ def write_outgoing_transfer(
     originator: Mapping[str, str],
     remittance: str,
     lock: str = "",
+    quote: Quote | None = None,
 ) -> Account:
     """The payer bank's writes of one cross-bank transfer, its ``payer`` already debited:
     the transfer pinned to both banks and its ``open/`` index in ``pair-<payer>-<payee>``,
@@ -283,7 +307,12 @@ def write_outgoing_transfer(
         payee_account=payee_account, amount=amount, currency=payer.currency,
         created_at=tx.at, expires_at=expires_at, originator=dict(originator),
         remittance=remittance, tx_id=tx.tx_id, lock=lock,
+        quote_id=quote.quote_id if quote else "",
+        payee_currency=quote.to_currency if quote else "",
+        payee_amount=quote.payee_amount if quote else 0,
     ), pin=pair_pin(bank, payee))
+    if quote is not None:
+        write_quote_use(tx, bank, quote.quote_id, transfer_id)
     if lock:
         # the lock's state, pinned with the transfer: from now on only a transaction both
         # banks' peers endorse can change it (expire_lock)
