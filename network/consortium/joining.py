@@ -16,16 +16,21 @@ come after every running node's, see :mod:`consortium.config`), then :meth:`Bank
 5. its chaincode: each deployment's package installed on its peers and its chaincode
    servers started; on the namespace layout (``chaincode.layout: namespaces``) the
    definitions it adds (``consortium.namespaces.added_by``: its own namespace and the pair
-   namespaces it brings) approved and committed, and ``init_network`` run in its namespace.
-   No existing definition is changed, so no sequence moves and no transaction in flight is
-   invalidated;
+   namespaces it brings) approved and committed, and ``init_network`` run in its namespace;
+   then every other organization's contract servers restarted pinned to the registry that
+   lists the bank (``DTOKEN_REGISTRY_SHA256``; only those still pinned to an older one) and
+   ``admit_bank`` run in each other organization's own namespace by its administrator,
+   endorsed by its own peer: each grows its own registry, so the founders pay and are paid
+   by the bank. No existing definition is changed, so no sequence moves and no transaction
+   in flight is invalidated;
 6. the connection profiles written and the state folder's record of the consortium file
    updated, so ``up``, ``down`` and ``status`` know the bank.
 
 Every step looks first and does only what is missing: running it again changes nothing.
 
 Must not: change the configuration of anything but the application group (no orderer, no
-channel-level value), upgrade a chaincode definition, or stop a running node.
+channel-level value), upgrade a chaincode definition, or stop a running node (but restart a
+contract server whose registry pin is out of date, one at a time).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from consortium import chaincodes, identities, namespaces
+from consortium import chaincodes, identities, namespaces, processes
 from consortium import channel_update as cu
 from consortium.config import Org, PeerNode
 from consortium.errors import ConfigError, FabricCommandError, NodeError
@@ -69,6 +74,10 @@ class JoinReport:
     catch_up_seconds: float = 0.0
     from_snapshot: bool = False
     namespaces: list[str] = field(default_factory=list)
+    #: Contract servers restarted with the registry pin that lists the bank.
+    repinned: list[str] = field(default_factory=list)
+    #: Organizations whose own registry lists the bank (``admit_bank`` run or already done).
+    admitted_by: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +89,8 @@ class JoinReport:
             "catch_up_seconds": round(self.catch_up_seconds, 2),
             "from_snapshot": self.from_snapshot,
             "namespaces": self.namespaces,
+            "repinned": self.repinned,
+            "admitted_by": self.admitted_by,
         }
 
 
@@ -115,6 +126,8 @@ class BankJoin:
         if net.chaincodes.namespaced:
             step("its namespaces approved and committed", self.define_namespaces)
             step("its namespace initialized", self.initialize_namespace)
+            step("other organizations' servers pinned to the new registry", self.repin_servers)
+            step("other organizations' registries grown", self.admit_everywhere)
         step("connection profiles", net.profiles.write_all)
         step("state folder records the bank", self.record)
         step("gossip membership converged", net.monitor.wait_gossip)
@@ -266,6 +279,48 @@ class BankJoin:
             except FabricCommandError as exc:
                 if "ALREADY_INITIALIZED" not in exc.output:
                     raise
+
+    def others(self) -> list[Org]:
+        """Every organization that runs a contract, but the bank joining."""
+        c = self.network.consortium
+        orgs = [*c.banks, *([c.regulator] if c.regulator else [])]
+        return [o for o in orgs if o.name != self.bank.name]
+
+    def repin_servers(self) -> None:
+        """Restart each other organization's contract server still pinned to an older
+        registry, so it endorses ``admit_bank`` with the registry that lists the bank.
+
+        The pin is read from the running process's environment; a server whose environment
+        this machine cannot read (another runtime) is only started if it is not running."""
+        net = self.network
+        pin = chaincodes.registry_pin(net.consortium)
+        for org in self.others():
+            for p in org.peers:
+                handle = net.node_set.chaincode(p)
+                pid = handle.pid()
+                env = processes.environment_of(pid) if pid is not None else None
+                if env is not None and env.get(chaincodes.REGISTRY_PIN_ENV) != pin:
+                    self.report.repinned.append(handle.name)
+                    handle.stop()
+                handle.start()
+                handle.wait_ready(timeout=30)
+
+    def admit_everywhere(self) -> None:
+        """``admit_bank`` in each other organization's own namespace, submitted by its
+        administrator and endorsed by its own peer alone (its namespace's policy), with the
+        registry argument its server is now pinned to; a registry that lists the bank
+        already (``ALREADY_INITIALIZED``) is left as it is."""
+        net = self.network
+        registry = chaincodes.registry_argument(net.consortium)
+        own = {d.contract_runner: d.name for d in namespaces.definitions(net.consortium)
+               if d.contract_runner is not None}
+        for org in self.others():
+            try:
+                net.admin.invoke(org, own[org.name], ["admit_bank", registry], [org])
+            except FabricCommandError as exc:
+                if "ALREADY_INITIALIZED" not in exc.output:
+                    raise
+            self.report.admitted_by.append(org.name)
 
     def record(self) -> None:
         """The state folder now belongs to the consortium file that lists the bank."""

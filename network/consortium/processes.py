@@ -27,7 +27,15 @@ from consortium.errors import NodeError
 #: no "subprocess is still running" warnings); other processes are found by pid file.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
-__all__ = ["ProcessSpec", "running_pid", "start", "stop", "tail", "wait_healthy", "wait_port"]
+__all__ = [
+    "ProcessSpec",
+    "environment_of",
+    "start",
+    "stop",
+    "tail",
+    "wait_healthy",
+    "wait_port",
+]
 
 
 @dataclass(frozen=True)
@@ -73,14 +81,21 @@ def _normalized(cmd: list[str]) -> list[str]:
 _IDENTIFYING_ENV = frozenset({"FABRIC_CFG_PATH", "CHAINCODE_SERVER_ADDRESS", "CHAINCODE_TLS_CERT"})
 
 
-def _has_environment(pid: int, env: Mapping[str, str]) -> bool:
+def environment_of(pid: int) -> dict[str, str] | None:
+    """The environment process ``pid`` was started with (``None``: not readable here)."""
     try:
         raw = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
-        return False
-    have = dict(
+        return None
+    return dict(
         part.decode(errors="replace").partition("=")[::2] for part in raw.split(b"\0") if part
     )
+
+
+def _has_environment(pid: int, env: Mapping[str, str]) -> bool:
+    have = environment_of(pid)
+    if have is None:
+        return False
     return all(have.get(key) == value for key, value in env.items() if key in _IDENTIFYING_ENV)
 
 

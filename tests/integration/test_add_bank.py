@@ -38,7 +38,7 @@ from consortium import channel_update as cu
 from consortium import config as config_mod
 from consortium.network import Network
 from dtoken import errors
-from dtoken.bank import Bank
+from dtoken.bank import Bank, Regulator
 from harness.dishonest import chaincode_node, dishonest_server
 from harness.faults import clients_for, own_network
 from harness.network import TestNetwork
@@ -380,6 +380,10 @@ async def test_on_the_layout_a_bank_adds_its_namespaces_and_nothing_else(
     assert "dtoken-sgbank" in added
     after = joined.lifecycle.committed_names()
     assert after == before | set(added)  # every new definition committed, nothing else
+    # Every other organization's server now pins the registry that lists sgbank, and each
+    # grew its own registry (admit_bank in its own namespace).
+    assert report.admitted_by == ["hkbank", "usbank", "cnbank", "regulator"]
+    assert report.repinned
     # Its own namespace runs: its client opens, mints and pays inside the bank.
     profile = json.loads(joined.profile_path(joined.consortium.org("sgbank")).read_text())
     assert profile["chaincode"] == "dtoken-sgbank"
@@ -391,3 +395,58 @@ async def test_on_the_layout_a_bank_adds_its_namespaces_and_nothing_else(
         paid = await sg.transfer(a, "sgbank", b, 1_250, reference=_ref("t"))
         assert paid.kind == "internal"
         assert (await sg.balance(b)).minor == 1_250
+
+
+async def test_on_the_layout_the_founders_pay_and_are_paid_by_the_joined_bank(
+    layout_net: TestNetwork,
+) -> None:
+    """After the join (the test above), hkbank pays sgbank and sgbank pays back: both
+    contracts know each other; cnbank's peer holds nothing of it; the audit is OK."""
+    joined = _joined_network(layout_net)
+    assert [b.name for b in joined.consortium.joined_banks] == ["sgbank"]
+    tag = secrets.token_hex(4).upper()
+    owners = {"hk": f"REG-HK-OWNER-{tag}", "sg": f"REG-SG-OWNER-{tag}"}
+    originator = f"Registry Originator {tag}"
+    amounts = (7_313_517, 2_864_229)
+    profile = joined.profile_path
+    org = joined.consortium.org
+    async with (
+        Bank.connect(profile(org("hkbank")), identity="minter") as hk,
+        Bank.connect(profile(org("sgbank")), identity="minter") as sg,
+        Regulator.connect(profile(org("regulator"))) as reg,
+    ):
+        hk_acct = (await hk.open_account("USD", owners["hk"], reference=_ref("o"))).account_id
+        await hk.mint(hk_acct, 10_000_000, reference=_ref("m"))
+        sg_acct = (await sg.open_account("USD", owners["sg"], reference=_ref("o"))).account_id
+        sent = await hk.transfer(hk_acct, "sgbank", sg_acct, amounts[0], reference=_ref("t"),
+                                 originator={"name": originator})
+        assert sent.transfer_id
+        await sg.wait_for_commit(sent.receipt.tx_id)
+        await sg.accept(sent.transfer_id, "hkbank")
+        back = await sg.transfer(sg_acct, "hkbank", hk_acct, amounts[1], reference=_ref("t"),
+                                 originator={"name": originator})
+        assert back.transfer_id
+        await hk.wait_for_commit(back.receipt.tx_id)
+        accepted = await hk.accept(back.transfer_id, "sgbank")
+        assert (await sg.balance(sg_acct)).minor == amounts[0] - amounts[1]
+        assert (await hk.balance(hk_acct)).minor == 10_000_000 - amounts[0] + amounts[1]
+        audit = await reg.audit()
+        assert audit.ok, audit
+
+        # The third bank: cnbank's peer holds nothing of the pair's payments.
+        needles = {v: v.encode() for v in (hk_acct, sg_acct, sent.transfer_id,
+                                           back.transfer_id, *owners.values(), originator)}
+        for amount in amounts:
+            for text in (f'"amount": {amount}', f'"amount":{amount}'):
+                needles[text] = text.encode()
+
+        def found_in(peer: str) -> set[str]:
+            files = [p for p in layout_net.node(peer).ledger_dir().rglob("*") if p.is_file()]
+            assert files
+            return {what for p in files for what, needle in needles.items()
+                    if needle in p.read_bytes()}
+
+        layout_net.wait_for(lambda: _height(joined, org("cnbank")) > accepted.block_number,
+                            "cnbank's peer past the last payment")
+        assert {owners["hk"], hk_acct} <= found_in("peer0.hkbank.dtoken.example")  # the scan sees
+        assert found_in("peer0.cnbank.dtoken.example") == set()

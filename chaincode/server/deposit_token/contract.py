@@ -60,6 +60,12 @@ class DepositTokenContract(Contract):
         """Write the registry and the token definitions, once (endorsed by every bank)."""
         return await self._service.init_network(ctx.stub, self._caller(ctx), registry)
 
+    @transaction()
+    async def admit_bank(self, ctx: Context, registry: str) -> dict[str, Any]:
+        """Grow this organization's registry by a joined bank (its own admin, its own peer,
+        only the registry its server is pinned to)."""
+        return await self._service.admit_bank(ctx.stub, self._caller(ctx), registry)
+
 
 def _publish(spec: TxSpec) -> Callable[..., Awaitable[dict[str, Any]]]:
     """The contract method of a declared transaction: it only hands over to the service."""

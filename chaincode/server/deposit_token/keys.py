@@ -74,6 +74,7 @@ __all__ = [
     "HEX32_RE",
     "MSP_ID_RE",
     "REGISTRY_KEY",
+    "REGISTRY_SHA256_KEY",
     "SECRET_LENGTH",
     "TAG_RE",
     "AccountKeys",
@@ -122,6 +123,9 @@ HEX32_RE = re.compile(r"^[0-9a-f]{64}$")
 SECRET_LENGTH = 32
 
 REGISTRY_KEY = "registry"
+#: Public key beside :data:`REGISTRY_KEY`: the SHA-256 (hex) of the argument that wrote the
+#: registry (``init_network`` or ``admit_bank``), which a server compares with its own pin.
+REGISTRY_SHA256_KEY = "registry_sha256"
 _SEP = "/"
 #: Where a bank keeps its account key, in its own ``acct-<bank>`` (read by the regulator).
 ACCOUNT_KEYS_KEY = "keys/accounts"

@@ -58,8 +58,10 @@ class Service:
 
     def __init__(self, settings: ServerSettings | None = None) -> None:
         self._settings = settings
-        # (channel id, namespace) -> the registry as committed there (it never changes once
-        # written); under the layout each bank namespace holds its own copy
+        # (channel id, namespace) -> the registry as committed there, once it is the one this
+        # server is pinned to (``Tx.registry_final``): it changes no more until the operator
+        # gives a new pin, which restarts the server. Under the layout each bank namespace
+        # holds its own copy.
         self._registries: dict[tuple[str, str], Registry] = {}
 
     @property
@@ -84,8 +86,10 @@ class Service:
             tx_id=stub.tx_id,
             now=stub.tx_datetime,
             registry_sha256=settings.registry_sha256,
-            registry=self._registries.get((stub.channel_id, stub.chaincode_name)),
         )
+        cached = self._registries.get((stub.channel_id, stub.chaincode_name))
+        if cached is not None:
+            tx.registry, tx.registry_final = cached, True
         made.append(tx)
         return tx
 
@@ -109,6 +113,12 @@ class Service:
             stub, caller, "init_network", lambda tx: ops.init_network(tx, argument), flush=True
         )
 
+    async def admit_bank(self, stub: TxStub, caller: Caller, argument: str) -> dict[str, object]:
+        """Run ``admit_bank`` (grow this organization's registry) with its JSON argument."""
+        return await self._guarded(
+            stub, caller, "admit_bank", lambda tx: ops.admit_bank(tx, argument), flush=True
+        )
+
     async def _guarded(
         self,
         stub: TxStub,
@@ -123,9 +133,9 @@ class Service:
             result = await body(tx)
             if flush:
                 await tx.ledger.flush()
-            if tx.registry is not None:
-                # Only load_registry sets it, from committed state (init_network writes the
-                # registry without setting it: its own write is not committed yet).
+            if tx.registry is not None and tx.registry_final:
+                # Only load_registry sets them, from committed state (init_network and
+                # admit_bank write the registry without: their write is not committed yet).
                 self._registries.setdefault((stub.channel_id, stub.chaincode_name),
                                             tx.registry)
             return result

@@ -43,7 +43,7 @@ def test_a_listed_bank_is_accepted_and_its_report_starts_empty(tmp_path: Path) -
     assert join.report.to_json() == JoinReport("sgbank").to_json() == {
         "bank": "sgbank", "steps": {}, "signed_by": [], "config_updated": False,
         "chain_height": 0, "catch_up_seconds": 0.0, "from_snapshot": False,
-        "namespaces": [],
+        "namespaces": [], "repinned": [], "admitted_by": [],
     }
 
 

@@ -7,7 +7,8 @@ Every submitted transaction run through :meth:`Net.submit` is checked on the way
   byte-identical (deterministic write sets, issue item 13);
 * every private write lands in a collection whose endorsement policy the serving
   organization satisfies on its own (``acct-X`` and ``pair-X-*`` by X, ``holds-*`` by the
-  regulator; public keys only by ``init_network``, endorsed by every bank): the policy table
+  regulator; public keys only by ``init_network``, endorsed by every bank, and
+  ``admit_bank``): the policy table
   of ``docs/token-model.md``;
 * a refused transaction wrote nothing, and its message starts with a stable code;
 * what reaches the block (return value, event, error message) carries no private value of
@@ -54,6 +55,8 @@ BANKS: dict[str, tuple[str, list[str]]] = {
 REGULATOR = "RegulatorMSP"
 CURRENCIES = {"USD": 2, "HKD": 2, "CNH": 2}
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+#: The transactions that take a JSON argument (not a transient request) and write public state.
+PUBLIC_WRITERS = ("init_network", "admit_bank")
 
 
 def init_payload(regulator: bool = True) -> str:
@@ -313,6 +316,9 @@ class Net:
             if name == "init_network":
                 assert argument is not None
                 return await service.init_network(wrapped, caller, argument)
+            if name == "admit_bank":
+                assert argument is not None
+                return await service.admit_bank(wrapped, caller, argument)
             return await service.execute(wrapped, caller, name)
         finally:
             self.serving = None
@@ -328,7 +334,7 @@ class Net:
         when: datetime | None = None,
     ) -> Submitted:
         """Simulate a submit on ``org``'s server with every check; do not commit."""
-        caller = caller or (self.admin(org) if name == "init_network" else self.caller(org))
+        caller = caller or (self.admin(org) if name in PUBLIC_WRITERS else self.caller(org))
         when = when or self.now
         tx_id = self.ledger.new_tx_id()
         stub = self._stub(request, tx_id, when, org)
@@ -352,7 +358,7 @@ class Net:
         server_msp = msp_of(org)
         for collection, _key in all_writes(stub):
             if collection == "":
-                assert name == "init_network", "only init_network writes public state"
+                assert name in PUBLIC_WRITERS, "only init_network and admit_bank write public state"
             else:
                 assert policy_org(collection) == server_msp, (
                     f"{name} on {org} writes {collection}, which {org} cannot endorse"
@@ -372,7 +378,7 @@ class Net:
         **kw: Any,
     ) -> dict[str, object]:
         """Simulate on ``org``'s server and commit."""
-        assert name == "init_network" or not TRANSACTIONS[name].evaluate
+        assert name in PUBLIC_WRITERS or not TRANSACTIONS[name].evaluate
         sub = await self.prepare(org, name, request, **kw)
         sub.commit()
         return sub.result

@@ -47,7 +47,8 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
   ``quse/<id>`` and writes it: one accept per quote commits (MVCC);
 * supply records, history records, transfer records and their ``open/`` index entries are
   new keys nobody else writes;
-* no public key is written except by ``init_network``;
+* no public key is written except by ``init_network`` and ``admit_bank`` (the registry,
+  its organization's own, grown only with the argument its operator pinned);
 * a new cross-bank payment or an accept reads ``suspension/<bank>`` of the banks involved in
   the serving bank's ``holds-<bank>`` (only the regulator writes there).
 
@@ -64,6 +65,8 @@ from .access import (
     ROLES,
     Caller,
     Tx,
+    admit_bank,
+    admitted_bank,
     authorize_bank_write,
     authorize_read,
     authorize_regulator_write,
@@ -128,6 +131,8 @@ __all__ = [
     "Tx",
     "TxSpec",
     "accept_transfer",
+    "admit_bank",
+    "admitted_bank",
     "approve_request",
     "audit",
     "authorize_bank_write",

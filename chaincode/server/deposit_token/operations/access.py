@@ -2,9 +2,9 @@
 
 Owns: :class:`Tx` (ledger, caller, serving organization, deriver, time), :class:`Caller` (MSP
 id and role attributes), the roles and event names, reading and writing the registry
-(``init_network``, ``get_registry``), and the access checks: a bank's server endorses only its
-own bank's writes, the regulator's server only the regulator's, and a read is served to the
-banks concerned and the regulator's auditor.
+(``init_network``, ``admit_bank``, ``get_registry``), and the access checks: a bank's server
+endorses only its own bank's writes, the regulator's server only the regulator's, and a read is
+served to the banks concerned and the regulator's auditor.
 
 Must not: read or write an account, a transfer or any private record.
 """
@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..keys import (
     REGISTRY_KEY,
+    REGISTRY_SHA256_KEY,
     AccountKeys,
     Deriver,
     token_key,
@@ -92,8 +93,13 @@ class Tx:
     #: SHA-256 (hex) of the ``init_network`` argument this server's operator agreed to.
     registry_sha256: str | None = None
     #: The registry, if the server already read it from the ledger in an earlier transaction
-    #: (it never changes after ``init_network``); set by :func:`load_registry` otherwise.
+    #: and it was then the one this server is pinned to; set by :func:`load_registry`
+    #: otherwise.
     registry: Registry | None = None
+    #: Whether :attr:`registry` is final for this server: the committed registry was written
+    #: with the argument this server's operator pinned, so it changes no more until the
+    #: operator gives a new pin (and restarts the server). Only a final registry is cached.
+    registry_final: bool = False
     #: Each bank's account keys, once known in this transaction (``steps.account_keys``).
     keyrings: dict[str, AccountKeys] = field(default_factory=dict)
     _records: int = field(default=0, init=False)
@@ -203,18 +209,52 @@ def other_bank(registry: Registry, own: BankInfo, name: str, field_name: str) ->
 async def load_registry(tx: Tx) -> Registry:
     """The registry (``NOT_INITIALIZED`` before ``init_network``).
 
-    Read from public state once per server and channel, then handed to every later
-    transaction in ``tx.registry``: ``init_network`` writes it once and refuses a second time,
-    so the committed value never changes. A transaction given a cached registry does not read
-    the key (it is not in its read set, which no rule between banks relies on).
+    A server hands the registry to later transactions (``tx.registry``) only once it is final
+    (:attr:`Tx.registry_final`): the committed registry was written with the argument this
+    server is pinned to. Until then (an operator gave a new pin and ``admit_bank`` has not
+    committed yet) every transaction reads it, so a registry growth is seen at once and a
+    transaction simulated before it conflicts with it (both keys are in its read set). A
+    transaction given a cached registry does not read the key (no rule between banks relies
+    on it being in the read set).
     """
     if tx.registry is not None:
         return tx.registry
+    registry, written = await _read_registry(tx)
+    if registry is None:
+        raise NotInitialized("init_network has not run")
+    tx.registry = registry
+    tx.registry_final = written is not None and tx.registry_sha256 is not None and (
+        hmac.compare_digest(written, tx.registry_sha256))
+    return registry
+
+
+async def _read_registry(tx: Tx) -> tuple[Registry | None, str | None]:
+    """The committed registry and the SHA-256 of the argument that wrote it (``None`` if not
+    recorded: a registry written before ``admit_bank`` existed), read from the ledger."""
     raw = await tx.ledger.get_public(REGISTRY_KEY)
     if raw is None:
-        raise NotInitialized("init_network has not run")
-    tx.registry = Registry.parse(loads_object(raw, "registry", CorruptState), CorruptState)
-    return tx.registry
+        return None, None
+    registry = Registry.parse(loads_object(raw, "registry", CorruptState), CorruptState)
+    digest = await tx.ledger.get_public(REGISTRY_SHA256_KEY)
+    if digest is None:
+        return registry, None
+    try:
+        written = digest.decode("ascii")
+    except UnicodeDecodeError:
+        raise CorruptState("registry_sha256 is not ASCII") from None
+    return registry, written
+
+
+def _pinned_argument(tx: Tx, name: str, argument: str) -> str:
+    """Refuse unless this server has a pin and ``argument`` is what it pins; the digest."""
+    if tx.registry_sha256 is None:
+        raise ServerMisconfigured(f"this server has no registry pin: it endorses no {name}")
+    if not tx.caller.admin:
+        raise NotAuthorized(f"{name} needs an administrator (NodeOU {ADMIN_OU})")
+    digest = hashlib.sha256(argument.encode("utf-8")).hexdigest()
+    if not hmac.compare_digest(digest, tx.registry_sha256):
+        raise NotAuthorized("the registry is not the one this server's operator agreed to")
+    return digest
 
 
 async def init_network(tx: Tx, argument: str) -> dict[str, object]:
@@ -227,13 +267,7 @@ async def init_network(tx: Tx, argument: str) -> dict[str, object]:
     regulator disables every hold for good). The chaincode-level policy makes every bank
     endorse, so every bank's pin must agree.
     """
-    if tx.registry_sha256 is None:
-        raise ServerMisconfigured("this server has no registry pin: it endorses no init_network")
-    if not tx.caller.admin:
-        raise NotAuthorized(f"init_network needs an administrator (NodeOU {ADMIN_OU})")
-    digest = hashlib.sha256(argument.encode("utf-8")).hexdigest()
-    if not hmac.compare_digest(digest, tx.registry_sha256):
-        raise NotAuthorized("the registry is not the one this server's operator agreed to")
+    digest = _pinned_argument(tx, "init_network", argument)
     if await tx.ledger.get_public(REGISTRY_KEY) is not None:
         raise AlreadyInitialized("the registry exists already")
     registry = Registry.parse(loads_object(argument, "init_network argument", InvalidArgument),
@@ -245,12 +279,74 @@ async def init_network(tx: Tx, argument: str) -> dict[str, object]:
     ):
         raise NotAuthorized("the client's organization is not in the registry")
     tx.ledger.put_public(REGISTRY_KEY, canonical_json(registry.to_json()))
+    tx.ledger.put_public(REGISTRY_SHA256_KEY, digest.encode("ascii"))
     count = 0
     for token in registry.tokens():
         tx.ledger.put_public(token_key(token.issuer, token.currency),
                              canonical_json(token.to_json()))
         count += 1
     return {"tx_id": tx.tx_id, "banks": len(registry.banks), "tokens": count}
+
+
+async def admit_bank(tx: Tx, argument: str) -> dict[str, object]:
+    """Grow this organization's registry by one bank that joined the network.
+
+    The registry in a namespace is its organization's own statement of whom it deals with, so
+    only that organization grows it: the server endorses only for an administrator of its own
+    organization, only the argument its operator pinned (``DTOKEN_REGISTRY_SHA256``, the
+    same bytes as ``init_network``'s), and only when that registry is exactly the committed
+    one with one bank appended to the join order (no member, currency or regulator changed
+    or dropped). Under the namespace layout the namespace's policy ``OR('<org>.peer')``
+    means no other organization can get such a write committed there; on the single
+    namespace the chaincode-level policy needs every bank's peer, as for ``init_network``.
+    """
+    digest = _pinned_argument(tx, "admit_bank", argument)
+    if tx.caller.msp_id != tx.server_msp:
+        raise NotAuthorized("admit_bank needs an administrator of this server's organization")
+    old, _ = await _read_registry(tx)
+    if old is None:
+        raise NotInitialized("init_network has not run")
+    new = Registry.parse(loads_object(argument, "admit_bank argument", InvalidArgument),
+                         InvalidArgument)
+    if new.to_json() == old.to_json():
+        raise AlreadyInitialized("the registry lists these banks already")
+    added = admitted_bank(old, new)
+    tx.ledger.put_public(REGISTRY_KEY, canonical_json(new.to_json()))
+    tx.ledger.put_public(REGISTRY_SHA256_KEY, digest.encode("ascii"))
+    count = 0
+    for token in new.tokens():
+        if token.issuer == added.name:
+            tx.ledger.put_public(token_key(token.issuer, token.currency),
+                                 canonical_json(token.to_json()))
+            count += 1
+    # Not cached: this write is not committed yet (the next transaction reads it).
+    tx.registry = None
+    tx.registry_final = False
+    return {"tx_id": tx.tx_id, "banks": len(new.banks), "tokens": count, "admitted": added.name}
+
+
+def admitted_bank(old: Registry, new: Registry) -> BankInfo:
+    """The one bank ``new`` appends to ``old``; ``INVALID_ARGUMENT`` naming the rule broken
+    when ``new`` is anything but ``old`` plus one bank at the end of the join order."""
+    if new.regulator_msp_id != old.regulator_msp_id:
+        raise InvalidArgument("admit_bank argument.regulator_msp_id must not change")
+    currencies = dict(new.currencies)
+    if any(currencies.get(code) != decimals for code, decimals in old.currencies):
+        raise InvalidArgument(
+            "admit_bank argument.currencies must keep every currency and its decimals")
+    before, after = list(old.joined()), list(new.joined())
+    if len(after) != len(before) + 1 or after[:-1] != before:
+        raise InvalidArgument(
+            "admit_bank argument.banks must be the registry's banks with one bank appended")
+    if any(new.bank(b.name) != b for b in old.banks):
+        raise InvalidArgument("admit_bank argument.banks must not change a member bank")
+    added = new.bank(after[-1])
+    assert added is not None  # Registry.parse: join_order names every bank
+    new_currencies = {c for c in currencies if old.decimals(c) is None}
+    if not new_currencies <= set(added.currencies):
+        raise InvalidArgument(
+            "admit_bank argument.currencies may add only currencies the new bank issues")
+    return added
 
 
 @declare(evaluate=True)
