@@ -738,9 +738,11 @@ def decided(net: Adversary, t: ModelTransfer) -> str | None:
     d = judge(net, Decision, pair_collection(CN, t.payer), decision_key(t.tid))
     if d is None:
         return None
-    if d.outcome is Outcome.ACCEPTED and (d.amount, d.currency) != (t.amount, "USD"):
-        return None  # an accept of something else is nobody's: the payer may refund
-    return str(d.outcome.value)  # (a rejection of something else still lets it refund)
+    if (d.amount, d.currency) != (t.amount, "USD"):
+        # a decision about something else, accept or reject, is nobody's (decision_mismatch):
+        # it neither blocks the payer's refund nor hastens it (the payer refunds at expiry)
+        return None
+    return str(d.outcome.value)
 
 
 def refunded(net: Adversary, t: ModelTransfer) -> bool:
@@ -1109,6 +1111,8 @@ async def check(net: Adversary, model: Model) -> None:
 # 0 hkbank->cnbank, 1 usbank->cnbank, 2 cnbank->usbank, 3 cnbank->hkbank). The first one is
 # the mismatched pinned accept that used to block the payer's refund.
 @example(ops=[("forge", HK, "decision", 0, 0, "amount", True, "both", False)])
+@example(ops=[("forge", HK, "decision", 0, 0, "amount", False, "both", False),
+              ("refund", 0), ("advance", 4000), ("refund", 0)])  # a mismatched rejection
 @example(ops=[("forge", US, "settlement", 0, 0, "none", False, "both", False),
               ("accept", 2)])  # the debtor's settlement in its own collection
 @example(ops=[("forge", HK, "decision", 0, 0, "none", True, "self", False),
