@@ -29,7 +29,6 @@ import base64
 import dataclasses
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import time
@@ -822,10 +821,8 @@ class Bank(ConditionalPayments, Member):
                                     f"{payer_bank}/decide/{digest[:48]}")
         if not receipt.result:
             return receipt, None
-        codes = json.loads(receipt.result).get("results")
-        if not isinstance(codes, list) or len(codes) != len(items):
-            raise NetworkFault("decide_transfers: the response has no result per transfer")
-        return receipt, {i.transfer_id: str(c) for i, c in zip(items, codes, strict=True)}
+        codes = receipt.item_codes(len(items), "transfer")
+        return receipt, {i.transfer_id: c for i, c in zip(items, codes, strict=True)}
 
     async def refund(self, transfer_id: str, payee_bank: str) -> Receipt:
         """Refund an outgoing transfer that was rejected, or expired undecided."""

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -228,9 +227,7 @@ class Coalescer:
             # its per-item codes are lost, so each item is asked for on its own.
             await asyncio.gather(*(self._after_replay(payer, entry) for entry in batch))
             return []
-        codes = json.loads(receipt.result).get("results")
-        if not isinstance(codes, list) or len(codes) != len(batch):
-            raise NetworkFault(f"{TRANSACTION}: the response has no result per item")
+        codes = receipt.item_codes(len(batch), "item")
         duplicates: list[Awaitable[None]] = []
         short: list[_Item] = []
         for entry, code in zip(batch, codes, strict=True):

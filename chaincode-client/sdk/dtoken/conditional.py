@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -320,10 +319,8 @@ class ConditionalPayments(_Base):
                                     f"escrow/{payer_bank}/claims/{digest[:48]}")
         if not receipt.result:
             return receipt, None
-        codes = json.loads(receipt.result).get("results")
-        if not isinstance(codes, list) or len(codes) != len(items):
-            raise NetworkFault("claim_escrows: the response has no result per escrow")
-        return receipt, {e: str(code) for (e, _), code in zip(items, codes, strict=True)}
+        codes = receipt.item_codes(len(items), "escrow")
+        return receipt, {e: code for (e, _), code in zip(items, codes, strict=True)}
 
     async def refund_escrow(self, escrow_id: str, payee_bank: str,
                             statement: c.Statement | None = None) -> Receipt:

@@ -132,6 +132,18 @@ class Receipt:
     """The contract's response as endorsed for the committed attempt (empty when this call
     did not endorse it: a replay)."""
 
+    def item_codes(self, count: int, what: str) -> list[str]:
+        """The per-item codes of a batch whose items are applied one by one (``OK`` or the
+        refusal's code, in request order): ``NetworkFault`` if the response lacks one per
+        item. Only for a receipt with a ``result`` (not a replay)."""
+        try:
+            codes = json.loads(self.result).get("results")
+        except (ValueError, AttributeError):
+            codes = None
+        if not isinstance(codes, list) or len(codes) != count:
+            raise NetworkFault(f"{self.transaction}: the response has no result per {what}")
+        return [str(code) for code in codes]
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

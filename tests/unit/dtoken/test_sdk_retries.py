@@ -21,7 +21,7 @@ from dtoken.errors import (
     NotFound,
     OutcomeUnknown,
 )
-from dtoken.submitter import RetryPolicy, derive_nonce
+from dtoken.submitter import Receipt, RetryPolicy, derive_nonce
 from dtoken_wire import canonical_json
 from unit.dtoken.conftest import FAST
 from unit.dtoken.sdk_fakes import ACCOUNT, BAD_RWSET, MVCC, POLICY_FAILURE, SdkPeer
@@ -336,3 +336,20 @@ async def test_the_calls_own_copy_found_committed_on_resend_is_not_a_replay(
     assert (receipt.tx_id, receipt.replayed) == (attempt_id(bank, 0), False)
     assert len(peer.submit_requests) == 1  # the resend stopped at "duplicate"
     assert peer.ledger.balances[ACCOUNT] == 500
+
+
+@pytest.mark.parametrize("result", [b"", b"not json", b"[]", b'{"results": "OK"}',
+                                    b'{"results": ["OK"]}', b'{"tx_id": "t"}'])
+def test_a_batch_response_without_one_code_per_item_is_a_network_fault(result: bytes) -> None:
+    """A peer's answer the SDK cannot pair with the items it sent: nothing is guessed."""
+    receipt = Receipt(reference="r", transaction="decide_transfers", tx_id="t",
+                      block_number=1, attempt=0, replayed=False, result=result)
+    with pytest.raises(NetworkFault, match="decide_transfers: the response has no result "
+                                           "per transfer"):
+        receipt.item_codes(2, "transfer")
+
+
+def test_a_batch_response_gives_each_items_code_in_order() -> None:
+    receipt = Receipt(reference="r", transaction="claim_escrows", tx_id="t", block_number=1,
+                      attempt=0, replayed=False, result=b'{"results": ["OK", "EXPIRED"]}')
+    assert receipt.item_codes(2, "escrow") == ["OK", "EXPIRED"]
