@@ -175,3 +175,24 @@ async def test_admit_bank_before_init_network_is_refused() -> None:
     n = Net(agreed=NEW)
     with pytest.raises(e.NotInitialized):
         await n.submit(HK, "admit_bank", argument=NEW)
+
+
+async def test_a_joined_bank_is_told_of_the_suspensions_in_force() -> None:
+    """usbank was suspended before cnbank joined: the regulator's admission writes usbank's
+    flag into cnbank's holds collection (only the regulator's peers endorse there), so
+    cnbank's own contract refuses payments to and from usbank from its first day."""
+    n = await founded()
+    await n.submit("regulator", "suspend_bank", {"bank": US, "reason": "capital call missed"})
+    result = await n.submit("regulator", "admit_bank", argument=NEW)
+    assert (result["admitted"], result["suspensions_told"]) == (CN, 1)
+    cn_acc, us_acc = f"{CN}-main".ljust(22, "_"), f"{US}-main".ljust(22, "_")
+    await n.open(CN, "USD", cn_acc)
+    await n.mint(CN, cn_acc, 10_000, "dep-cn")
+    told = await n.evaluate(CN, "get_suspensions")
+    assert [(s["bank"], s["reason"]) for s in told["suspended"]] == [
+        (US, "capital call missed")]
+    with pytest.raises(e.BankSuspended, match="usbank is suspended"):
+        await n.initiate(CN, cn_acc, US, us_acc, 100, "cn-to-suspended")
+    # hkbank, not suspended, is not told anything about itself
+    hk_acc = f"{HK}-main".ljust(22, "_")
+    await n.initiate(CN, cn_acc, HK, hk_acc, 100, "cn-to-hk")

@@ -34,9 +34,12 @@ from ..keys import (
     REGISTRY_SHA256_KEY,
     AccountKeys,
     Deriver,
+    holds_collection,
+    suspension_key,
     token_key,
 )
 from ..ledger import Ledger
+from ..records import Suspension
 from ..registry import BankInfo, Registry, loads_object
 from .declare import declare
 
@@ -319,10 +322,26 @@ async def admit_bank(tx: Tx, argument: str) -> dict[str, object]:
             tx.ledger.put_public(token_key(token.issuer, token.currency),
                                  canonical_json(token.to_json()))
             count += 1
-    # Not cached: this write is not committed yet (the next transaction reads it).
-    tx.registry = None
+    # The new registry routes this transaction's writes (the joined bank's collection, under
+    # the layout) but is not final: not cached, as this write is not committed yet.
+    tx.registry = new
     tx.registry_final = False
-    return {"tx_id": tx.tx_id, "banks": len(new.banks), "tokens": count, "admitted": added.name}
+    told = await _tell_suspensions(tx, old, added) if old.is_regulator(tx.server_msp) else 0
+    return {"tx_id": tx.tx_id, "banks": len(new.banks), "tokens": count, "admitted": added.name,
+            "suspensions_told": told}
+
+
+async def _tell_suspensions(tx: Tx, old: Registry, added: BankInfo) -> int:
+    """The regulator's admission also tells the joining bank of every suspension in force:
+    each suspended bank's own flag (in its own ``holds-<bank>``, written there with every
+    other bank's) copied into ``holds-<added>``, which only the regulator's peers endorse.
+    Without it the joined bank's contract would take payments from a suspended bank."""
+    flags = [await tx.ledger.get(Suspension, holds_collection(b.name), suspension_key(b.name))
+             for b in old.banks]
+    told = [f for f in flags if f is not None and f.suspended]
+    for flag in told:
+        tx.ledger.put(holds_collection(added.name), suspension_key(flag.bank), flag)
+    return len(told)
 
 
 def admitted_bank(old: Registry, new: Registry) -> BankInfo:
