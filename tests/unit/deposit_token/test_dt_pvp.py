@@ -410,6 +410,27 @@ async def test_the_regulator_cannot_expire_before_the_deadline_or_once_claimed(
     assert (await t.balances())[1] == PAY
 
 
+async def test_a_back_dated_claim_is_shut_out_once_the_regulator_cosigned_the_expiry(
+    clock: list[datetime],
+) -> None:
+    """A claim is judged by its timestamp, which the payee's client sets: cnbank can date a
+    claim before the deadline at any time, and it counts while the lock stands. What bounds
+    that is the expiry the dealer's bank no longer needs cnbank for: right after ``T2`` hkbank
+    and the regulator expire leg 2, and the back-dated claim is refused (the lock does not
+    stand), well within the margin before leg 1's deadline."""
+    t = await locked_trade(clock)
+    net = t.net
+    start = net.now
+    later(net, clock, TTL2)
+    await expire(net, HK, CN, t.leg2, "regulator")
+    with pytest.raises(e.InvalidState, match="lock is not standing"):
+        await net.submit(CN, "claim_transfer", {
+            "transfer_id": t.leg2, "payer_bank": HK, "preimage": PREIMAGE}, when=start)
+    await net.submit(HK, "refund_transfer", {"transfer_id": t.leg2, "payee_bank": CN})
+    assert (await owed(net, HK, CN, HK))[0] == 0
+    assert (await t.balances())[2:] == (5 * RECEIVE, 0)
+
+
 @pytest.mark.parametrize("who", ["payee+regulator", "regulator", "payee"])
 async def test_without_the_payer_nobody_touches_the_lock(
     clock: list[datetime], who: str,
@@ -527,9 +548,13 @@ _ACTIONS = st.sampled_from([
     "claim2",  # cnbank claims leg 2 with the preimage (the dealer's listener then claims leg 1)
     "claim1_late",  # hkbank claims leg 1 only now (a slow dealer)
     "advance",  # time passes (by a quarter of the margin)
-    "expire2", "expire1",  # the payer banks ask both peers to expire a lock
+    "expire2", "expire1",  # the payer banks (with the regulator's peer) expire a lock
     "refund2", "refund1",  # the payer banks refund
     "forge_claim2",  # cnbank, dishonest: an accept of leg 2 without the preimage
+    # cnbank, dishonest: its client dates a claim of leg 2 before the deadline whatever the
+    # time (a claim is judged by its timestamp; it never co-signs an expiry: only the
+    # regulator's peer is asked), so it goes through while the lock stands
+    "claim2_backdated",
     "forge_refund1",  # usbank, dishonest: a refund of leg 1 before anything allows it
     "reject2",  # cnbank rejects leg 2 (its customer did not want it)
 ])
@@ -550,18 +575,21 @@ def test_no_customer_loses_in_any_interleaving_of_legs_and_deadlines(
     clock: list[datetime], actions: list[str], eager_dealer: bool,
 ) -> None:
     """Whatever order the claims, expiries, refunds, rejections, deadlines and a dishonest
-    bank's forged claim and early refund come in, once everything has settled (both deadlines
-    past, every payer expired and refunded what it could): each leg is credited exactly once,
-    to its payee or back to its payer; the buyer paid only if the exporter was paid; an
-    eager dealer (its listener claims leg 1 as soon as leg 2's claim reveals the preimage)
-    never pays CNH without getting USD; the audit's per-currency conservation holds, except
-    where a dishonest bank robbed its own customer (and then the audit says so)."""
+    bank's forged claim, back-dated claim and early refund come in, once everything has
+    settled (both deadlines past, every payer expired and refunded what it could): each leg is
+    credited exactly once, to its payee or back to its payer; the buyer paid only if the
+    exporter was paid; an eager dealer (its listener claims leg 1 as soon as leg 2's claim
+    reveals the preimage, its sweeper expires leg 2 with the regulator as soon as leg 2's
+    deadline passes) never pays CNH without getting USD; the audit's per-currency
+    conservation holds, except where a dishonest bank robbed its own customer (and then the
+    audit says so)."""
 
     async def run() -> None:
         clock.clear()
         t = await locked_trade(clock)
         net = t.net
         quarter = (TTL1 - TTL2) // 4
+        start = net.now
 
         async def dealer_claims() -> None:
             seen = await status(net, HK, HK, CN, t.leg2)
@@ -577,6 +605,11 @@ def test_no_customer_loses_in_any_interleaving_of_legs_and_deadlines(
                 await dealer_claims()
             elif action == "advance":
                 later(net, clock, quarter)
+                # an eager dealer's sweeper expires leg 2 (with the regulator) and refunds as
+                # soon as its deadline passes: what the margin is for
+                if eager_dealer and await _attempt(expire(net, HK, CN, t.leg2)):
+                    await _attempt(net.submit(HK, "refund_transfer",
+                                              {"transfer_id": t.leg2, "payee_bank": CN}))
             elif action in ("expire1", "expire2"):
                 payer, payee, tid = (US, HK, t.leg1) if action == "expire1" else (HK, CN, t.leg2)
                 await _attempt(expire(net, payer, payee, tid))
@@ -587,6 +620,11 @@ def test_no_customer_loses_in_any_interleaving_of_legs_and_deadlines(
             elif action == "forge_claim2":
                 await _attempt(forge(net, "pair-cnbank-hkbank", decision_key(t.leg2),
                                      _decision(t.leg2, "09" * 32)))
+            elif action == "claim2_backdated":
+                if await _attempt(net.submit(CN, "claim_transfer", {
+                        "transfer_id": t.leg2, "payer_bank": HK, "preimage": PREIMAGE},
+                        when=start)) and eager_dealer:
+                    await dealer_claims()
             elif action == "forge_refund1":
                 await _attempt(forge(net, "pair-usbank-hkbank", refund_key(t.leg1), Refund(
                     transfer_id=t.leg1, payer_bank=US, payee_bank=HK, amount=PAY,
