@@ -23,7 +23,9 @@ honest server (same package id, address and environment). What the real network 
   (``tests/integration/test_monitor_real.py``).
 * ``claim_without_preimage`` is the payee's claim of a hash-locked leg with a wrong
   preimage, pinned as an honest claim: it commits (the bank's own collections) and counts
-  for nobody (``claim_without_preimage``); the payer still expires and refunds.
+  for nobody (``claim_without_preimage``); the payer still expires and refunds. Given the
+  right ``preimage`` it is a claim that checks neither the deadline nor the lock's state: after
+  the payer and the regulator expired the lock it counts for nobody (``late_claim``).
 * ``rewrite_lock_alone`` is the payer's early expiry of a hash-locked leg (or a rewrite of its
   lock), endorsed by its own peer alone: the lock and the transfer are pinned to both banks,
   so the committers invalidate it (``tests/integration/test_pvp.py``).
@@ -409,7 +411,9 @@ class DishonestTokenContract(DepositTokenContract):
         """(PvP) The payee's claim of a hash-locked leg with a preimage that does not open its
         lock: credit, ``in`` supply record and a decision pinned to both banks as an honest
         claim's, all in this bank's own collections, so it commits. Every reader hashes the
-        preimage: it counts for nobody and is reported (``claim_without_preimage``)."""
+        preimage: it counts for nobody and is reported (``claim_without_preimage``). With
+        ``preimage`` given (the right one), a claim past the deadline of a lock already
+        expired: reported ``late_claim``."""
         req = _request(ctx)
 
         async def body(tx: Tx) -> dict[str, object]:
@@ -429,7 +433,8 @@ class DishonestTokenContract(DepositTokenContract):
             ops.save_account(tx, bank, payee)
             ops.record_supply(tx, bank, record.currency, SupplyKind.IN, record.amount,
                               payer.name, tid)
-            record_decision(tx, bank, payer, record, Outcome.ACCEPTED, "", "00" * 32)
+            record_decision(tx, bank, payer, record, Outcome.ACCEPTED, "",
+                            str(req.get("preimage", "00" * 32)))
             return ops.done(tx)
 
         return await self._dishonest(ctx, "claim_without_preimage", body)

@@ -1,10 +1,13 @@
 """Payment versus payment on the real network (issue 17, item 2): a US buyer's USD becomes a
 mainland exporter's CNH through a dealer at hkbank, both legs hash-locked; and the failure
 paths: a wrong preimage, a refund before the deadline, a preimage never revealed (the
-deadline passes, both banks' peers expire the lock, the payer refunds), a claim after that.
+deadline passes, the payer's and the regulator's peers expire the lock, the payer refunds), a
+claim after that, and a payee that refuses to co-sign any expiry.
 
-``expire_lock`` is the one transaction two banks' peers endorse with private writes: this is
-where the identical write sets (the salt both derive) are proven on Fabric.
+``expire_lock`` is the one transaction two organizations' peers endorse with private writes:
+this is where the identical write sets (the salt both derive) are proven on Fabric, and where
+the lock's nested pin (payer AND (payee OR regulator)) is proven to let the regulator's peer
+stand in for the payee's.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ async def test_a_us_buyers_usd_becomes_a_mainland_exporters_cnh(network: TestNet
                        for k in report.anomalies), report.anomalies
 
 
-async def test_a_preimage_never_revealed_refunds_after_both_banks_expire_the_lock(
+async def test_a_preimage_never_revealed_refunds_after_the_lock_expires(
     network: TestNetwork,
 ) -> None:
     async with (
@@ -97,12 +100,12 @@ async def test_a_preimage_never_revealed_refunds_after_both_banks_expire_the_loc
             await cn.claim(leg.transfer_id, "hkbank", "11" * 32)
         with pytest.raises(errors.NotExpired):
             await hk.refund(leg.transfer_id, "cnbank")
-        with pytest.raises(errors.NotExpired):  # cnbank's peer refuses before the deadline
+        with pytest.raises(errors.NotExpired):  # the regulator's refuses before the deadline
             await hk.expire_lock(leg.transfer_id, "cnbank")
         await asyncio.sleep(62)
         with pytest.raises(errors.Expired):  # the exporter's bank is too late to claim
             await cn.claim(leg.transfer_id, "hkbank", preimage)
-        with pytest.raises(errors.NotExpired):  # still no refund before both banks expire
+        with pytest.raises(errors.NotExpired):  # still no refund before the lock expires
             await hk.refund(leg.transfer_id, "cnbank")
         expired = await hk.expire_lock(leg.transfer_id, "cnbank")
         await hk.wait_for_commit(expired.tx_id)
@@ -200,8 +203,8 @@ async def test_a_claim_without_the_preimage_commits_and_counts_for_nobody(
     """cnbank's modified server claims hkbank's locked leg with a wrong preimage, crediting
     its customer, pinned like an honest claim: it commits (cnbank's own collections). On a
     network of its own (the record can never be undone). hkbank owes nothing for it, every
-    bank and the regulator report it naming cnbank, and after the deadline hkbank (with
-    cnbank's honest peer back) expires the lock and refunds its customer."""
+    bank and the regulator report it naming cnbank, and after the deadline hkbank (with the
+    regulator's peer) expires the lock and refunds its customer."""
     with own_network(tmp_path_factory, request, "pvpliar", 700,
                      ordering={"orderers": 1}) as net:
         async with (
@@ -241,3 +244,78 @@ async def test_a_claim_without_the_preimage_commits_and_counts_for_nobody(
             assert (await hk.balance(dealer_cnh)).minor == 50_000
             report = await reg.audit()
             assert report.anomalies == named
+
+
+async def test_a_payee_that_refuses_to_cosign_cannot_keep_its_leg_claimable(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest,
+) -> None:
+    """The review's scenario on Fabric (issue 17 item 2): cnbank, payee of the short leg 2,
+    answers no endorsement at all (its chaincode server is down: no co-signature of any
+    expiry); hkbank and the regulator's peer expire leg 2 after its deadline and hkbank
+    refunds the dealer; usbank does the same for leg 1. Then cnbank's modified server claims
+    leg 2 with the right preimage: it commits (cnbank's own collections) and counts for nobody
+    (``late_claim``), named by hkbank and the regulator. On a network of its own (the late
+    claim can never be undone)."""
+    with own_network(tmp_path_factory, request, "pvprefuse", 800,
+                     ordering={"orderers": 1}) as net:
+        async with (
+            bank(net, "usbank", "minter") as us,
+            bank(net, "hkbank", "minter") as hk,
+            bank(net, "cnbank", "minter") as cn,
+            regulator(net) as reg,
+        ):
+            buyer = await funded(us, "USD", "100.00", "US-BUYER-6")
+            dealer_usd = await funded(hk, "USD", "", "FX-DEALER-6")
+            dealer_cnh = await funded(hk, "CNH", "720.00", "FX-DEALER-6")
+            exporter = await funded(cn, "CNH", "", "CN-EXPORTER-6")
+            preimage, lock = new_secret()
+            leg1 = await us.lock(buyer, "hkbank", dealer_usd, us.money("100.00", "USD"),
+                                 lock=lock, ttl_seconds=90, reference=ref("leg1"))
+            leg2 = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("720.00", "CNH"),
+                                 lock=lock, ttl_seconds=60, reference=ref("leg2"))
+            assert leg1.transfer_id is not None
+            assert leg2.transfer_id is not None
+            await cn.wait_for_commit(leg2.receipt.tx_id)
+            payee_server = net.node(chaincode_node("cnbank"))
+            payee_server.stop()  # cnbank's peer endorses nothing from now on
+            try:
+                contract = hk.network.get_contract(hk.profile.chaincode)
+                with pytest.raises(fabgateway.EndorseError):  # the old co-signer is gone
+                    await contract.submit_transaction(
+                        "expire_lock", transient_data={"request": json.dumps({
+                            "transfer_id": leg2.transfer_id, "payer_bank": "hkbank",
+                            "payee_bank": "cnbank"}).encode()},
+                        endorsing_organizations=[hk.msp_id, cn.msp_id])
+                await asyncio.sleep(62)
+                expired = await hk.expire_lock(leg2.transfer_id, "cnbank")  # hkbank + regulator
+                await hk.wait_for_commit(expired.tx_id)
+                await hk.refund(leg2.transfer_id, "cnbank")
+                assert (await hk.balance(dealer_cnh)).minor == 72_000
+                await asyncio.sleep(30)
+                expired = await us.expire_lock(leg1.transfer_id, "hkbank")
+                await us.wait_for_commit(expired.tx_id)
+                await us.refund(leg1.transfer_id, "hkbank")
+                assert (await us.balance(buyer)).minor == 10_000
+            finally:
+                payee_server.start()
+                payee_server.wait_ready(timeout=30)
+            await cn.wait_for_commit(expired.tx_id)
+            cn_contract = cn.network.get_contract(cn.profile.chaincode)
+            with dishonest_server(net, chaincode_node("cnbank")):
+                raw = await cn_contract.submit_transaction(
+                    "claim_without_preimage", transient_data={"request": json.dumps({
+                        "payer_bank": "hkbank", "transfer_id": leg2.transfer_id,
+                        "preimage": preimage}).encode()},
+                    endorsing_organizations=[cn.msp_id])
+            late_tx = str(json.loads(raw)["tx_id"])
+            for client in (hk, reg):
+                await client.wait_for_commit(late_tx)
+            assert (await cn.balance(exporter)).minor == 72_000  # cnbank's own books
+            named = {"cnbank/pair-cnbank-hkbank/late_claim": 1}
+            for owed in (await hk.obligations("cnbank"), await reg.obligations("hkbank", "cnbank")):
+                assert owed.owed("hkbank", "CNH") == 0
+                assert owed.anomalies == named
+                assert {a.writers for a in owed.anomaly_records} == {("cnbank",)}
+            assert (await hk.balance(dealer_cnh)).minor == 72_000
+            assert (await hk.balance(dealer_usd)).minor == 0
+            assert (await hk.obligations("usbank")).owed("usbank", "USD") == 0

@@ -865,13 +865,20 @@ class Bank(ConditionalPayments, Member):
 
     async def expire_lock(self, transfer_id: str, payee_bank: str) -> Receipt:
         """After its deadline, expire an outgoing hash-locked transfer's lock: endorsed by
-        this bank's and the payee bank's peers (the payee's judges the deadline on its own
-        clock, and refuses once it claimed). Then :meth:`refund` pays the customer back."""
-        payee = self.profile.bank(payee_bank)
+        this bank's and the regulator's peers (the lock is pinned to the payer AND the payee
+        OR the regulator; the regulator's server judges the deadline on its own clock and
+        refuses once the payee claimed). The payee's peer is never asked: a dishonest payee
+        would only stall the expiry (docs/token-model.md, "Payment versus payment"). Then
+        :meth:`refund` pays the customer back."""
+        self.profile.bank(payee_bank)
+        regulator = self.profile.regulator()
+        if regulator is None:
+            raise UsageError(f"network {self.profile.network} has no regulator: no hash "
+                             "lock can be expired (nor created) on it")
         request = w.ExpireLockRequest(transfer_id, self.name, payee_bank)
         return await self.submitter.submit(
             "expire_lock", request.to_json(), reference=f"{payee_bank}/{transfer_id}/expire",
-            endorsing_organizations=[self.msp_id, payee.msp_id])
+            endorsing_organizations=[self.msp_id, regulator.msp_id])
 
     # --- conversion at the payee's bank (FX quotes) -----------------------------------------
 

@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the file holding the preimage (64 hex digits; '-': standard input). "
                         "Never an argument: any local user can read a process's arguments")
     p = command("expire", cmd_pvp_expire,
-                "after the deadline, expire an outgoing leg's lock (both banks endorse); "
+                "after the deadline, expire an outgoing leg's lock (this bank and the "
+                "regulator endorse); "
                 "then refund", legs)
     p.add_argument("transfer")
     p.add_argument("--to-bank", required=True, help="the payee's bank")

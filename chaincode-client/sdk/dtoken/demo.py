@@ -544,7 +544,8 @@ class _Story:
         for line in fmt.table(rows, ["BANK", "CUSTOMER", "BALANCE"]).splitlines():
             self.say(line)
         self.say("no bank could take one leg without giving the other: a claim needs the")
-        self.say("preimage, a refund needs both banks to expire the lock after its deadline.")
+        self.say("preimage, a refund needs the lock expired after its deadline (the payer's "
+                 "and the regulator's peers).")
 
     async def quoted_payment(self) -> None:
         """A US buyer pays USD; the exporter's own bank converts: cnbank quotes usbank a firm

@@ -240,8 +240,9 @@ class Sweeper:
                 continue
             try:
                 if transfer.lock and transfer.status is TransferStatus.EXPIRED:
-                    # a hash-locked leg: both banks' peers expire its lock first (the payee's
-                    # refuses while its own clock says the deadline has not passed)
+                    # a hash-locked leg: this bank's and the regulator's peers expire its
+                    # lock first (the regulator's refuses while its own clock says the
+                    # deadline has not passed, or once the payee claimed)
                     await self._bank.expire_lock(transfer.transfer_id, transfer.payee_bank)
                 receipt = await self._bank.refund(transfer.transfer_id, transfer.payee_bank)
                 handled = Handled(transfer, "refunded", transfer.status.value, receipt)

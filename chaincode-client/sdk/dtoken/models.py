@@ -232,7 +232,8 @@ class Transfer:
     """The preimage the payee bank's claim revealed (what the other leg's claimer needs)."""
     lock_state: str | None = None
     """A hash-locked leg's lock, as :meth:`dtoken.bank.Bank.get_transfer` reads it:
-    ``locked`` (it can be claimed), ``expired`` (both banks expired it), or ``None``."""
+    ``locked`` (it can be claimed), ``expired`` (the payer and the regulator, or the payee,
+    expired it), or ``None``."""
     quote_id: str = ""
     """A converted transfer: the payee bank's quote it was paid with (empty if none)."""
     payee_amount: Money | None = None

@@ -93,7 +93,8 @@ def check_leg(
     if leg.lock_state != "locked":
         # a payer bank's server could create the lock record already ``expired`` (it creates
         # the key alone): such a leg can never be claimed, and it refunds at once. Once seen
-        # ``locked``, the pin keeps it so until both banks expire it.
+        # ``locked``, the pin keeps it so until the payer and the regulator (or the payee)
+        # expire it.
         raise LegRefused(f"leg {leg.transfer_id}'s lock does not stand ({leg.lock_state})")
     if leg.amount != amount or leg.payee_account != payee_account:
         raise LegRefused(f"leg {leg.transfer_id} does not pay what the trade says")

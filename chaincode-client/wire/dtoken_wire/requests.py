@@ -547,9 +547,9 @@ class LockRequest(Request):
     """``lock_transfer``: one leg of a payment-versus-payment, at the payer's bank.
 
     An ``initiate_transfer`` whose transfer the payee bank can accept only with the preimage
-    of ``lock`` (SHA-256, hex), before the deadline ``ttl_seconds`` from now; after it, both
-    banks expire the lock (``expire_lock``) and the payer bank refunds (docs/token-model.md,
-    "Payment versus payment").
+    of ``lock`` (SHA-256, hex), before the deadline ``ttl_seconds`` from now; after it, the
+    payer's and the regulator's peers expire the lock (``expire_lock``) and the payer bank
+    refunds (docs/token-model.md, "Payment versus payment").
     """
 
     reference: str
@@ -596,10 +596,10 @@ class ClaimRequest(Request):
 
 @dataclass(frozen=True)
 class ExpireLockRequest(Request):
-    """``expire_lock``: the payer bank, after the deadline, asks both banks' peers to turn a
-    hash-locked transfer's lock ``expired`` (then ``refund_transfer`` pays its customer back).
-    Endorsed by the payer's and the payee's peers: the payee's judges the deadline on its own
-    clock."""
+    """``expire_lock``: the payer bank, after the deadline, asks its own and the regulator's
+    peers to turn a hash-locked transfer's lock ``expired`` (then ``refund_transfer`` pays its
+    customer back). The lock is pinned to the payer AND the payee or the regulator: the
+    regulator's server (or the payee's) judges the deadline on its own clock."""
 
     transfer_id: str
     payer_bank: str

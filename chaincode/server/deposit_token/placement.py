@@ -36,6 +36,11 @@ The escrow records and the payment-request records are pinned as transfers are (
 bank, an escrow's records live in ``acct-<bank>`` and are the bank's own word: no pin is
 checked there).
 
+A hash-locked leg's ``LockRecord`` is pinned differently (``lock_pin``): its payer AND one of
+its payee or the regulator, so that a payee refusing to co-sign cannot keep a leg claimable
+past its deadline; the regulator's peer co-signs the expiry instead (docs/token-model.md,
+"Payment versus payment").
+
 The account key a bank shares with the regulator (``AccountKeysRecord``) lives in
 ``acct-<bank>`` under ``keys/accounts``, pinned to the bank's and the regulator's peers.
 
@@ -65,7 +70,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from fabshim.statebased import all_of_policy
+from fabshim.statebased import all_and_one_of_policy, all_of_policy
 
 from .errors import CorruptState
 from .keys import (
@@ -119,6 +124,7 @@ __all__ = [
     "bind",
     "decision_mismatch",
     "lock_anomaly",
+    "lock_pin",
     "missing_transfer",
     "pair_pin",
     "unpinned",
@@ -135,6 +141,20 @@ def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
     """The validation parameter of a record two banks rely on: both banks' peers
     (deterministic bytes: ``AND`` of the two MSP ids' ``PEER`` roles, sorted)."""
     return all_of_policy([a.msp_id, b.msp_id])
+
+
+def lock_pin(payer: BankInfo, payee: BankInfo, regulator_msp_id: str | None) -> bytes:
+    """The validation parameter of a hash-locked leg's ``lock/<id>``: the payer's peer AND
+    either the payee's or the regulator's (``AND('P.peer', OR('Q.peer', 'R.peer'))``).
+
+    The payee's peer alone could otherwise keep the lock standing, so claimable, past its
+    deadline by refusing to co-sign the expiry; the regulator's peer co-signs it instead,
+    judging the deadline on its own clock. The payer is always required: neither the payee
+    nor the regulator (nor both) can touch the lock without it. Without a regulator the
+    two banks' pin (hash-locked transfers are then refused: ``lock_transfer``)."""
+    if regulator_msp_id is None:
+        return pair_pin(payer, payee)
+    return all_and_one_of_policy([payer.msp_id], [payee.msp_id, regulator_msp_id])
 
 
 #: The records that are pinned at creation and checked by every reader.
@@ -167,6 +187,12 @@ class Place:
         """``pair-<asserter>-<counterparty>``, whose pinned records need both banks' peers."""
         return cls(pair_collection(asserter.name, counterparty.name), asserter.name,
                    counterparty.name, pair_pin(asserter, counterparty))
+
+    @classmethod
+    def lock(cls, payer: BankInfo, payee: BankInfo, regulator_msp_id: str | None) -> Place:
+        """``pair-<payer>-<payee>`` as the place of a ``lock/<id>`` record (:func:`lock_pin`)."""
+        return cls(pair_collection(payer.name, payee.name), payer.name, payee.name,
+                   lock_pin(payer, payee, regulator_msp_id))
 
     @classmethod
     def shared_keys(cls, bank: BankInfo, regulator_msp_id: str) -> Place:

@@ -357,7 +357,8 @@ def opens(lock: str, preimage: str) -> bool:
 
 
 def lock_expired(lock: LockRecord | None) -> bool:
-    """Whether both banks expired the lock (a missing or set-aside record: no)."""
+    """Whether the lock was expired (by its payer's peer and the regulator's or the payee's:
+    the pin; a missing or set-aside record: no)."""
     return lock is not None and lock.state is LockState.EXPIRED
 
 
@@ -369,9 +370,10 @@ def gate_lock(
     each record set aside (an ordinary transfer passes through unchanged).
 
     * an accept counts only if its preimage opens the lock (``claim_without_preimage``) and
-      the lock was not expired by both banks (``late_claim``: the expiry, endorsed by the
-      payee's own peer after it read that no decision existed, came first);
-    * a refund counts only after the payee rejected or the lock was expired by both banks
+      the lock was not expired (``late_claim``: the expiry, endorsed by the payer's peer and
+      the regulator's (or the payee's) after its server read that no decision existed and
+      the deadline had passed on its own clock, came first);
+    * a refund counts only after the payee rejected or the lock was expired
       (``refund_before_deadline``: the payer's peer alone wrote it).
 
     ``lock`` is the ``lock/<id>`` record, already bound to its place and pin-checked.
@@ -429,11 +431,11 @@ def check_expire(
 def check_lock_refund(
     transfer: Transfer, decision: Decision | None, lock: LockRecord | None
 ) -> None:
-    """A hash-locked transfer is refunded only once rejected or expired by both banks (the
+    """A hash-locked transfer is refunded only once rejected or its lock expired (the
     transaction timestamp, which the payer's client sets, decides nothing here)."""
     if not transfer.lock:
         return
     if decision is not None and decision.outcome is Outcome.REJECTED:
         return
     if not lock_expired(lock):
-        raise NotExpired("the lock has not been expired by both banks (expire_lock)")
+        raise NotExpired("the lock has not been expired yet (expire_lock)")

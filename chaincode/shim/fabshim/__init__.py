@@ -59,11 +59,14 @@ from .response import ERROR, ERROR_THRESHOLD, OK, Response, error, success
 from .server import ChaincodeServer
 from .statebased import (
     KeyEndorsementPolicy,
+    PolicyTree,
     RoleType,
     SignaturePolicy,
+    all_and_one_of_policy,
     all_of_policy,
     n_out_of_policy,
     parse_n_out_of,
+    parse_policy,
 )
 from .stub import ChaincodeStub
 
@@ -90,6 +93,7 @@ __all__ = [
     "MVCCReadConflictError",
     "PeerError",
     "PeerFeatures",
+    "PolicyTree",
     "ProtocolError",
     "QueryIterator",
     "QueryResponseMetadata",
@@ -103,11 +107,13 @@ __all__ = [
     "Stub",
     "TLSMaterial",
     "TransactionClosedError",
+    "all_and_one_of_policy",
     "all_of_policy",
     "create_composite_key",
     "error",
     "n_out_of_policy",
     "parse_n_out_of",
+    "parse_policy",
     "split_composite_key",
     "success",
 ]

@@ -7,10 +7,16 @@ fabric-chaincode-go's ``statebased`` package builds it, so the bytes are identic
 
 ``n_out_of_policy`` / ``all_of_policy`` build the same kind of envelope in one call (N of M
 organizations, one role), and ``parse_n_out_of`` reads one back into a
-:class:`SignaturePolicy`. Fabric never checks what a validation parameter says, only that
-later writes satisfy it, so a reader that relies on a key being pinned compares the
-parameter it reads **byte for byte** with the envelope it expects: these builders give the
-same bytes for the same organizations in any order (sorted by MSP id, version 0).
+:class:`SignaturePolicy` (strictly flat). ``all_and_one_of_policy`` builds the one nested shape
+we write, "every one of these AND one of those" (``AND('A.peer', OR('B.peer', 'R.peer'))``:
+a hash lock's record, which its payer and either its payee or the regulator may change), and
+``parse_policy`` reads any tree of ``n_out_of`` over distinct MSP-role principals into a
+:class:`PolicyTree` that says whether a set of endorsers satisfies it.
+
+Fabric never checks what a validation parameter says, only that later writes satisfy it, so
+a reader that relies on a key being pinned compares the parameter it reads **byte for byte**
+with the envelope it expects: these builders give the same bytes for the same organizations
+in any order (sorted by MSP id, version 0).
 
 Must not: accept a principal other than an MSP role (such a policy is refused, never
 narrowed), or build an envelope whose bytes depend on argument order.
@@ -186,6 +192,138 @@ def parse_n_out_of(policy: bytes) -> SignaturePolicy:
     return SignaturePolicy(n, tuple(principals))
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyTree:
+    """An ``n``-out-of-``rules`` policy whose rules are MSP-role principals (``(msp_id,
+    role)``) or nested trees: what :func:`parse_policy` reads."""
+
+    n: int
+    rules: tuple[tuple[str, RoleType] | PolicyTree, ...]
+
+    @property
+    def msp_ids(self) -> list[str]:
+        """Every MSP id named, depth first, in envelope order."""
+        out: list[str] = []
+        for rule in self.rules:
+            out.extend(rule.msp_ids if isinstance(rule, PolicyTree) else [rule[0]])
+        return out
+
+    def describe(self) -> str:
+        """The policy as text: ``2 of [A, 1 of [B, R]]``."""
+        parts = [rule.describe() if isinstance(rule, PolicyTree) else rule[0]
+                 for rule in self.rules]
+        return f"{self.n} of [{', '.join(parts)}]"
+
+    def is_satisfied_by(self, endorsers: Iterable[tuple[str, RoleType]]) -> bool:
+        """Whether signatures from ``endorsers`` satisfy the policy, each signature counting
+        for one principal at most (as Fabric's evaluator: a sub-rule that is not satisfied
+        gives back the signatures it tried; a ``MEMBER`` principal accepts any role)."""
+        signers = list(endorsers)
+        return self._satisfied(signers, [False] * len(signers))
+
+    def _satisfied(self, signers: list[tuple[str, RoleType]], used: list[bool]) -> bool:
+        satisfied = 0
+        for rule in self.rules:
+            trial = list(used)
+            if isinstance(rule, PolicyTree):
+                ok = rule._satisfied(signers, trial)
+            else:
+                ok = False
+                msp_id, role = rule
+                for index, (signer_msp, signer_role) in enumerate(signers):
+                    if not trial[index] and signer_msp == msp_id and role in (
+                            RoleType.MEMBER, signer_role):
+                        trial[index] = ok = True
+                        break
+            if ok:
+                used[:] = trial
+                satisfied += 1
+        return satisfied >= self.n
+
+
+def all_and_one_of_policy(
+    required: Iterable[str], one_of: Iterable[str], role: RoleType | str = RoleType.PEER
+) -> bytes:
+    """The envelope "every one of ``required`` AND one of ``one_of``" (each with ``role``):
+    ``n_out_of(len(required) + 1, [signed_by(r) ..., n_out_of(1, [signed_by(o) ...])])``.
+
+    Identities are the required MSP ids sorted, then the others sorted, so the bytes do not
+    depend on argument order; an MSP id in both lists, an empty or repeated one, or fewer
+    than two in ``one_of`` (that would be :func:`all_of_policy`) raises
+    ``InvalidArgumentError``.
+    """
+    needed = sorted(_msp_ids(required))
+    either = sorted(_msp_ids(one_of))
+    if len(either) < 2:
+        raise InvalidArgumentError("one_of needs at least two MSP ids (else use all_of_policy)")
+    if set(needed) & set(either):
+        raise InvalidArgumentError(f"MSP ids both required and one of: "
+                                   f"{sorted(set(needed) & set(either))}")
+    role_type = _role(role)
+    identities = [_identity(msp_id, role_type) for msp_id in (*needed, *either)]
+    signed = pb.policies.SignaturePolicy
+    inner = signed(n_out_of=signed.NOutOf(n=1, rules=[
+        signed(signed_by=len(needed) + index) for index in range(len(either))]))
+    rules = [signed(signed_by=index) for index in range(len(needed))] + [inner]
+    envelope = pb.policies.SignaturePolicyEnvelope(
+        version=0, rule=signed(n_out_of=signed.NOutOf(n=len(needed) + 1, rules=rules)),
+        identities=identities)
+    return bytes(envelope.SerializeToString())
+
+
+#: How deep a policy tree :func:`parse_policy` reads (ours are two levels deep).
+MAX_POLICY_DEPTH = 8
+
+
+def parse_policy(policy: bytes) -> PolicyTree:
+    """Read an envelope whose rule is a tree of ``n_out_of`` over ``signed_by`` MSP-role
+    principals, each identity used by exactly one ``signed_by`` (flat or nested: every shape
+    our builders make).
+
+    Anything else (bytes that do not decode, a version other than 0, a rule that is neither,
+    other principals, an index out of range or used twice, an identity no rule uses, ``n``
+    outside ``1..len(rules)``, a tree deeper than :data:`MAX_POLICY_DEPTH`) raises
+    ``InvalidArgumentError`` naming what is wrong.
+    """
+    try:
+        envelope = pb.policies.SignaturePolicyEnvelope.FromString(bytes(policy))
+    except pb.DecodeError as exc:
+        raise InvalidArgumentError(f"not a SignaturePolicyEnvelope: {exc}") from exc
+    if envelope.version != 0:
+        raise InvalidArgumentError(f"policy version {envelope.version} is not 0")
+    principals = [_principal(identity) for identity in envelope.identities]
+    seen: set[int] = set()
+    tree = _tree(envelope.rule, principals, seen, 1)
+    if len(seen) != len(principals):
+        raise InvalidArgumentError("policy lists identities that no rule uses")
+    return tree
+
+
+def _tree(rule: Any, principals: list[tuple[str, RoleType]], seen: set[int],
+          depth: int) -> PolicyTree:
+    if depth > MAX_POLICY_DEPTH:
+        raise InvalidArgumentError(f"policy nested deeper than {MAX_POLICY_DEPTH}")
+    if rule.WhichOneof("Type") != "n_out_of":
+        raise InvalidArgumentError("policy rule is not an n_out_of")
+    rules: list[tuple[str, RoleType] | PolicyTree] = []
+    for sub in rule.n_out_of.rules:
+        kind = sub.WhichOneof("Type")
+        if kind == "n_out_of":
+            rules.append(_tree(sub, principals, seen, depth + 1))
+        elif kind == "signed_by":
+            index = int(sub.signed_by)
+            if not 0 <= index < len(principals) or index in seen:
+                raise InvalidArgumentError(f"policy rule names identity {index} wrongly")
+            seen.add(index)
+            rules.append(principals[index])
+        else:
+            raise InvalidArgumentError("policy has an empty rule")
+    n = int(rule.n_out_of.n)
+    if not 1 <= n <= len(rules):
+        raise InvalidArgumentError(f"policy n={n} is not within 1..{len(rules)}")
+    return PolicyTree(n, tuple(rules))
+
+
 def _msp_ids(msp_ids: Iterable[str]) -> list[str]:
     if isinstance(msp_ids, str):
         raise InvalidArgumentError("msp_ids must be a sequence of MSP ids, not a string")
@@ -223,16 +361,17 @@ def _principal(identity: object) -> tuple[str, RoleType]:
     return str(role.msp_identifier), role_type
 
 
+def _identity(msp_id: str, role: RoleType) -> Any:
+    return pb.msp_principal.MSPPrincipal(
+        principal_classification=pb.msp_principal.MSPPrincipal.ROLE,
+        principal=pb.msp_principal.MSPRole(
+            msp_identifier=msp_id, role=_ROLE_TO_PROTO[role]
+        ).SerializeToString(),
+    )
+
+
 def _envelope(n: int, principals: tuple[tuple[str, RoleType], ...]) -> bytes:
-    identities = [
-        pb.msp_principal.MSPPrincipal(
-            principal_classification=pb.msp_principal.MSPPrincipal.ROLE,
-            principal=pb.msp_principal.MSPRole(
-                msp_identifier=msp_id, role=_ROLE_TO_PROTO[role]
-            ).SerializeToString(),
-        )
-        for msp_id, role in principals
-    ]
+    identities = [_identity(msp_id, role) for msp_id, role in principals]
     rules = [pb.policies.SignaturePolicy(signed_by=index) for index in range(len(principals))]
     envelope = pb.policies.SignaturePolicyEnvelope(
         version=0,

@@ -40,7 +40,7 @@ from deposit_token.records import (
     encode,
 )
 from fabshim.errors import EndorsementPolicyFailureError
-from fabshim.statebased import all_of_policy
+from fabshim.statebased import all_and_one_of_policy, all_of_policy
 from unit.deposit_token.dt_harness import Net, account_keys, ids, msp_of, policy_org
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
@@ -66,6 +66,8 @@ async def forge(
         if pin and collection.startswith("pair-"):
             _, a, b = collection.split("-")
             policy = all_of_policy([msp_of(a), msp_of(b)])
+            if key.startswith("lock/"):  # a hash lock: its payer AND its payee or the regulator
+                policy = all_and_one_of_policy([msp_of(a)], [msp_of(b), msp_of("regulator")])
             await stub.set_private_data_validation_parameter(collection, key, policy)
     stub.commit()
 

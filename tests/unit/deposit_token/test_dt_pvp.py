@@ -6,7 +6,7 @@ hkbank to the exporter at cnbank (leg 2). cnbank holds the preimage; leg 2 is cl
 and has the earlier deadline.
 
 Each dishonest write is committed as a modified server's would be (endorsed by its own peer
-alone): a claim without the preimage, a claim after both banks expired the lock, a refund
+alone): a claim without the preimage, a claim after the lock expired, a refund
 before the deadline, a rewritten lock. Each is invalidated by Fabric (the pins) or counted by
 nobody and reported, and the honest side's money is where the rules say.
 """
@@ -34,8 +34,11 @@ from deposit_token.records import (
     RefundCause,
     Transfer,
     decode,
+    encode,
 )
-from fabshim.errors import EndorsementPolicyFailureError
+from fabshim.errors import EndorsementPolicyFailureError, MVCCReadConflictError
+from fabshim.statebased import all_of_policy
+from fabshim.testing import MemoryStub
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unit.deposit_token.dt_harness import BANKS, CURRENCIES, REGULATOR, Net, ids, msp_of
@@ -48,8 +51,8 @@ PAY, RECEIVE = 100_000, 720_000  # USD 1,000.00 for CNH 7,200.00
 TTL1, TTL2 = 7200, 3600  # leg 1 (claimed last) outlives leg 2 (claimed first)
 
 
-#: ``expire_lock`` is endorsed by the payer's and the payee's peers over one proposal, so its
-#: top-level namespace must run on both peers; under the namespace layout each bank runs only
+#: ``expire_lock`` is endorsed by the payer's and the regulator's peers over one proposal, so
+#: its top-level namespace must run on both peers; under the namespace layout each bank runs only
 #: its own namespace (docs/architecture.md, "Namespace layout": open item).
 NOT_ON_LAYOUT = "PvP's two-bank expire_lock needs a namespace both banks' peers run"
 
@@ -125,20 +128,25 @@ async def claim(net: Net, payee_bank: str, payer_bank: str, tid: str,
                                                     "preimage": preimage})
 
 
-async def expire(net: Net, payer_bank: str, payee_bank: str, tid: str) -> None:
-    """``expire_lock`` as the gateway sends it: simulated on both banks' servers (the same
-    transaction id and timestamp), identical write sets, committed with both endorsements."""
+async def expire(net: Net, payer_bank: str, payee_bank: str, tid: str,
+                 cosigner: str = "regulator", *, commit: bool = True) -> MemoryStub:
+    """``expire_lock`` as the gateway sends it: simulated on the payer's and the co-signer's
+    servers (the regulator's, as the SDK asks, or the payee's; the same transaction id and
+    timestamp), identical write sets, committed with both endorsements (``commit=False``:
+    simulated only; the caller commits the returned stub)."""
     request = {"transfer_id": tid, "payer_bank": payer_bank, "payee_bank": payee_bank}
     tx_id = net.ledger.new_tx_id()
     stubs = []
-    for org in (payer_bank, payee_bank):
+    for org in (payer_bank, cosigner):
         stub = net.ledger.stub(transient={"request": json.dumps(request).encode()},
                                tx_id=tx_id, timestamp=net.now,
-                               endorsers=[msp_of(payer_bank), msp_of(payee_bank)])
+                               endorsers=[msp_of(payer_bank), msp_of(cosigner)])
         await net.services[org].execute(stub, net.caller(payer_bank), "expire_lock")
         stubs.append(stub)
-    assert stubs[0].writes == stubs[1].writes, "the two banks' peers must write the same bytes"
-    stubs[0].commit()
+    assert stubs[0].writes == stubs[1].writes, "the two endorsing peers must write the same bytes"
+    if commit:
+        stubs[0].commit()
+    return stubs[0]
 
 
 async def status(net: Net, org: str, payer: str, payee: str, tid: str) -> dict[str, Any]:
@@ -237,24 +245,27 @@ async def test_a_preimage_never_revealed_refunds_both_legs_after_both_deadlines(
     assert audit["ok"], audit
 
 
-async def test_the_payee_bank_judges_the_deadline_on_its_own_clock(
-    clock: list[datetime],
+@pytest.mark.parametrize("cosigner", ["regulator", CN])
+async def test_the_cosigner_judges_the_deadline_on_its_own_clock(
+    clock: list[datetime], cosigner: str,
 ) -> None:
     """The payer's client sets the transaction timestamp: one dated after the deadline does
-    not get the payee's endorsement while the payee's own clock says it has not passed."""
+    not get the co-signer's endorsement (the regulator's, or the payee's) while its own clock
+    says the deadline has not passed."""
     t = await locked_trade(clock)
     net = t.net
     net.advance(seconds=TTL2 + 60)  # the payer's client's timestamp; the servers' clock stays
     with pytest.raises(e.NotExpired):
-        await expire(net, HK, CN, t.leg2)
+        await expire(net, HK, CN, t.leg2, cosigner)
 
 
-async def test_a_claimed_leg_cannot_be_expired(clock: list[datetime]) -> None:
+@pytest.mark.parametrize("cosigner", ["regulator", CN])
+async def test_a_claimed_leg_cannot_be_expired(clock: list[datetime], cosigner: str) -> None:
     t = await locked_trade(clock)
     await claim(t.net, CN, HK, t.leg2)
     later(t.net, clock, TTL2)
     with pytest.raises(e.InvalidState):
-        await expire(t.net, HK, CN, t.leg2)
+        await expire(t.net, HK, CN, t.leg2, cosigner)
     with pytest.raises(e.InvalidState):
         await t.net.submit(HK, "refund_transfer", {"transfer_id": t.leg2, "payee_bank": CN})
 
@@ -343,6 +354,138 @@ async def test_a_claim_after_both_banks_expired_the_lock_counts_for_nobody(
     assert (await t.balances())[2] == 5 * RECEIVE
 
 
+async def test_a_payee_that_never_cosigns_cannot_keep_its_leg_claimable(
+    clock: list[datetime],
+) -> None:
+    """The reviewer's scenario (issue 17 item 2): cnbank, payee of the short leg 2, never
+    co-signs its expiry; after leg 1's deadline usbank refunds the buyer; then cnbank's
+    modified server claims leg 2 with the preimage. The regulator's peer co-signed leg 2's
+    expiry instead of cnbank's, so the late claim counts for nobody and is reported: the
+    dealer keeps its CNH, hkbank owes cnbank nothing."""
+    t = await locked_trade(clock)
+    net = t.net
+    later(net, clock, TTL2)
+    await expire(net, HK, CN, t.leg2, "regulator")  # cnbank's server is never asked
+    await net.submit(HK, "refund_transfer", {"transfer_id": t.leg2, "payee_bank": CN})
+    later(net, clock, TTL1 - TTL2)
+    await expire(net, US, HK, t.leg1, "regulator")
+    await net.submit(US, "refund_transfer", {"transfer_id": t.leg1, "payee_bank": HK})
+    await forge(net, "pair-cnbank-hkbank", decision_key(t.leg2), _decision(t.leg2, PREIMAGE))
+    assert await t.balances() == (5 * PAY, 0, 5 * RECEIVE, 0)  # the exporter: cnbank's books
+    named = {"cnbank/pair-cnbank-hkbank/late_claim": 1}
+    for org in (HK, CN):
+        amount, page = await owed(net, HK, CN, org)
+        assert amount == 0
+        assert page["anomalies"] == named
+        assert page["anomaly_records"][0]["writers"] == ["cnbank"]
+    assert (await owed(net, US, HK, HK))[0] == 0
+    audit = await net.audit()
+    assert audit["anomalies"] == named
+
+
+async def test_the_regulator_cannot_expire_before_the_deadline_or_once_claimed(
+    clock: list[datetime],
+) -> None:
+    """The payer with the regulator's honest server cannot expire early (its own clock), nor
+    once the payee claimed. A claim cnbank's modified server commits after the deadline but
+    between the expiry's simulation and its commit makes the expiry's read of the decision
+    stale (MVCC invalidates the expiry): the claim counts, and its preimage reaches hkbank
+    while leg 1 still stands (the deadlines' margin), so the dealer claims leg 1."""
+    t = await locked_trade(clock)
+    net = t.net
+    later(net, clock, TTL2 - 60)
+    with pytest.raises(e.NotExpired):
+        await expire(net, HK, CN, t.leg2, "regulator")
+    later(net, clock, 60)
+    pending = await expire(net, HK, CN, t.leg2, "regulator", commit=False)
+    await forge(net, "pair-cnbank-hkbank", decision_key(t.leg2), _decision(t.leg2, PREIMAGE))
+    with pytest.raises(MVCCReadConflictError):
+        pending.commit()
+    with pytest.raises(e.InvalidState):
+        await expire(net, HK, CN, t.leg2, "regulator")
+    revealed = (await status(net, HK, HK, CN, t.leg2))["decision"]["preimage"]
+    await claim(net, HK, US, t.leg1, revealed)
+    assert (await owed(net, HK, CN, HK))[0] == RECEIVE
+    assert (await owed(net, US, HK, HK))[0] == PAY
+    assert (await t.balances())[1] == PAY
+
+
+async def test_a_back_dated_claim_is_shut_out_once_the_regulator_cosigned_the_expiry(
+    clock: list[datetime],
+) -> None:
+    """A claim is judged by its timestamp, which the payee's client sets: cnbank can date a
+    claim before the deadline at any time, and it counts while the lock stands. What bounds
+    that is the expiry the dealer's bank no longer needs cnbank for: right after ``T2`` hkbank
+    and the regulator expire leg 2, and the back-dated claim is refused (the lock does not
+    stand), well within the margin before leg 1's deadline."""
+    t = await locked_trade(clock)
+    net = t.net
+    start = net.now
+    later(net, clock, TTL2)
+    await expire(net, HK, CN, t.leg2, "regulator")
+    with pytest.raises(e.InvalidState, match="lock is not standing"):
+        await net.submit(CN, "claim_transfer", {
+            "transfer_id": t.leg2, "payer_bank": HK, "preimage": PREIMAGE}, when=start)
+    await net.submit(HK, "refund_transfer", {"transfer_id": t.leg2, "payee_bank": CN})
+    assert (await owed(net, HK, CN, HK))[0] == 0
+    assert (await t.balances())[2:] == (5 * RECEIVE, 0)
+
+
+@pytest.mark.parametrize("who", ["payee+regulator", "regulator", "payee"])
+async def test_without_the_payer_nobody_touches_the_lock(
+    clock: list[datetime], who: str,
+) -> None:
+    """The lock is pinned to its payer AND its payee or the regulator: cnbank's and the
+    regulator's peers together (or either alone) cannot expire or delete it, even after the
+    deadline; Fabric invalidates the write. hkbank's refund stays refused until hkbank
+    expires the lock itself."""
+    t = await locked_trade(clock)
+    net = t.net
+    later(net, clock, TTL2)
+    pair, key = "pair-hkbank-cnbank", lock_key(t.leg2)
+    stored = net.ledger.get_private_data(pair, key)
+    assert stored is not None
+    orgs = {"payee+regulator": [CN, "regulator"], "regulator": ["regulator"],
+            "payee": [CN]}[who]
+    stub = net.ledger.stub(tx_id=net.ledger.new_tx_id(), timestamp=net.now,
+                           endorsers=[msp_of(o) for o in orgs])
+    await stub.put_private_data(pair, key, stored.replace(b'"locked"', b'"expired"'))
+    with pytest.raises(EndorsementPolicyFailureError):
+        stub.commit()
+    assert net.ledger.get_private_data(pair, key) == stored
+    with pytest.raises(e.NotExpired):
+        await net.submit(HK, "refund_transfer", {"transfer_id": t.leg2, "payee_bank": CN})
+
+
+async def test_a_lock_pinned_to_the_two_banks_only_stands_for_nothing(
+    clock: list[datetime],
+) -> None:
+    """hkbank's modified server pins leg 2's lock to hkbank AND cnbank only (the shape that
+    let a payee keep a leg claimable): every reader reads the lock as absent, so cnbank's
+    honest server refuses to claim on it (the preimage is never revealed there)."""
+    t = await locked_trade(clock)
+    net = t.net
+    forged_tid = "e" * 22
+    pair = "pair-hkbank-cnbank"
+    await forge(net, pair, transfer_key(forged_tid), Transfer(
+        transfer_id=forged_tid, payer_bank=HK, payee_bank=CN, payee_account=t.exporter,
+        amount=RECEIVE, currency="CNH", created_at="2025-01-06T09:00:00.000000Z",
+        expires_at="2025-01-06T10:00:00.000000Z", tx_id="forged", lock=LOCK))
+    stub = net.ledger.stub(tx_id=net.ledger.new_tx_id(), timestamp=net.now,
+                           endorsers=[msp_of(HK)])
+    await stub.put_private_data(pair, lock_key(forged_tid), encode(LockRecord(
+        transfer_id=forged_tid, payer_bank=HK, payee_bank=CN, lock=LOCK,
+        deadline="2025-01-06T10:00:00.000000Z", state=LockState.LOCKED,
+        at="2025-01-06T09:00:00.000000Z", tx_id="forged"), "5" * 32))
+    await stub.set_private_data_validation_parameter(
+        pair, lock_key(forged_tid), all_of_policy([msp_of(HK), msp_of(CN)]))
+    stub.commit()
+    seen = await status(net, CN, HK, CN, forged_tid)
+    assert seen["lock_state"] is None
+    with pytest.raises(e.InvalidState, match="lock is not standing"):
+        await claim(net, CN, HK, forged_tid)
+
+
 @pytest.mark.parametrize("rewrite", ["expired", "delete", "transfer_lock"])
 async def test_the_payer_alone_cannot_rewrite_a_lock(
     clock: list[datetime], rewrite: str,
@@ -405,9 +548,13 @@ _ACTIONS = st.sampled_from([
     "claim2",  # cnbank claims leg 2 with the preimage (the dealer's listener then claims leg 1)
     "claim1_late",  # hkbank claims leg 1 only now (a slow dealer)
     "advance",  # time passes (by a quarter of the margin)
-    "expire2", "expire1",  # the payer banks ask both peers to expire a lock
+    "expire2", "expire1",  # the payer banks (with the regulator's peer) expire a lock
     "refund2", "refund1",  # the payer banks refund
     "forge_claim2",  # cnbank, dishonest: an accept of leg 2 without the preimage
+    # cnbank, dishonest: its client dates a claim of leg 2 before the deadline whatever the
+    # time (a claim is judged by its timestamp; it never co-signs an expiry: only the
+    # regulator's peer is asked), so it goes through while the lock stands
+    "claim2_backdated",
     "forge_refund1",  # usbank, dishonest: a refund of leg 1 before anything allows it
     "reject2",  # cnbank rejects leg 2 (its customer did not want it)
 ])
@@ -428,18 +575,21 @@ def test_no_customer_loses_in_any_interleaving_of_legs_and_deadlines(
     clock: list[datetime], actions: list[str], eager_dealer: bool,
 ) -> None:
     """Whatever order the claims, expiries, refunds, rejections, deadlines and a dishonest
-    bank's forged claim and early refund come in, once everything has settled (both deadlines
-    past, every payer expired and refunded what it could): each leg is credited exactly once,
-    to its payee or back to its payer; the buyer paid only if the exporter was paid; an
-    eager dealer (its listener claims leg 1 as soon as leg 2's claim reveals the preimage)
-    never pays CNH without getting USD; the audit's per-currency conservation holds, except
-    where a dishonest bank robbed its own customer (and then the audit says so)."""
+    bank's forged claim, back-dated claim and early refund come in, once everything has
+    settled (both deadlines past, every payer expired and refunded what it could): each leg is
+    credited exactly once, to its payee or back to its payer; the buyer paid only if the
+    exporter was paid; an eager dealer (its listener claims leg 1 as soon as leg 2's claim
+    reveals the preimage, its sweeper expires leg 2 with the regulator as soon as leg 2's
+    deadline passes) never pays CNH without getting USD; the audit's per-currency
+    conservation holds, except where a dishonest bank robbed its own customer (and then the
+    audit says so)."""
 
     async def run() -> None:
         clock.clear()
         t = await locked_trade(clock)
         net = t.net
         quarter = (TTL1 - TTL2) // 4
+        start = net.now
 
         async def dealer_claims() -> None:
             seen = await status(net, HK, HK, CN, t.leg2)
@@ -455,6 +605,11 @@ def test_no_customer_loses_in_any_interleaving_of_legs_and_deadlines(
                 await dealer_claims()
             elif action == "advance":
                 later(net, clock, quarter)
+                # an eager dealer's sweeper expires leg 2 (with the regulator) and refunds as
+                # soon as its deadline passes: what the margin is for
+                if eager_dealer and await _attempt(expire(net, HK, CN, t.leg2)):
+                    await _attempt(net.submit(HK, "refund_transfer",
+                                              {"transfer_id": t.leg2, "payee_bank": CN}))
             elif action in ("expire1", "expire2"):
                 payer, payee, tid = (US, HK, t.leg1) if action == "expire1" else (HK, CN, t.leg2)
                 await _attempt(expire(net, payer, payee, tid))
@@ -465,6 +620,11 @@ def test_no_customer_loses_in_any_interleaving_of_legs_and_deadlines(
             elif action == "forge_claim2":
                 await _attempt(forge(net, "pair-cnbank-hkbank", decision_key(t.leg2),
                                      _decision(t.leg2, "09" * 32)))
+            elif action == "claim2_backdated":
+                if await _attempt(net.submit(CN, "claim_transfer", {
+                        "transfer_id": t.leg2, "payer_bank": HK, "preimage": PREIMAGE},
+                        when=start)) and eager_dealer:
+                    await dealer_claims()
             elif action == "forge_refund1":
                 await _attempt(forge(net, "pair-usbank-hkbank", refund_key(t.leg1), Refund(
                     transfer_id=t.leg1, payer_bank=US, payee_bank=HK, amount=PAY,
@@ -487,8 +647,8 @@ def test_no_customer_loses_in_any_interleaving_of_legs_and_deadlines(
         buyer, dealer_usd, dealer_cnh, exporter = await t.balances()
         # each leg credited once: to its payee (claimed, counted) or back to its payer;
         # a forged claim credits the dishonest bank's own customer, counted by nobody
-        # (usbank's own forged refund, which credits nobody, ripens once both banks expired
-        # the lock: it robs usbank's own customer, which no rule between banks can prevent;
+        # (usbank's own forged refund, which credits nobody, ripens once the lock is
+        # expired: it robs usbank's own customer, which no rule between banks can prevent;
         # the audit names it as a USD supply gap)
         self_robbed = "forge_refund1" in actions and not leg1_claimed
         if not self_robbed:

@@ -31,6 +31,32 @@ BOTH = envelope("BankA", "BankB")
 BOTH_BYTES = BOTH.SerializeToString(deterministic=True)
 
 
+def test_a_nested_policy_and_of_or_parses_and_is_not_malformed() -> None:
+    """The pin of a PvP lock, ``AND('A.peer', OR('B.peer', 'R.peer'))``, built as
+    ``fabshim.all_and_one_of_policy`` builds it: a peer compiles it, so the monitor is quiet."""
+    role = msp_principal_pb2.MSPRole.PEER
+    identities = [msp_principal_pb2.MSPPrincipal(
+        principal_classification=msp_principal_pb2.MSPPrincipal.ROLE,
+        principal=msp_principal_pb2.MSPRole(msp_identifier=m, role=role).SerializeToString())
+        for m in ("BankA", "BankB", "Regulator")]
+    nout = policies_pb2.SignaturePolicy.NOutOf
+    rule = policies_pb2.SignaturePolicy(n_out_of=nout(n=2, rules=[
+        policies_pb2.SignaturePolicy(signed_by=0),
+        policies_pb2.SignaturePolicy(n_out_of=nout(n=1, rules=[
+            policies_pb2.SignaturePolicy(signed_by=1),
+            policies_pb2.SignaturePolicy(signed_by=2)]))]))
+    raw = policies_pb2.SignaturePolicyEnvelope(
+        version=0, rule=rule, identities=identities).SerializeToString()
+    parsed = fabgateway.parse_validation_parameter(raw)
+    assert parsed.msp_ids == {"BankA", "BankB", "Regulator"}
+    assert fabgateway.validation_parameter_matches(raw, raw)
+    pinned = decode_block(block(7, [Tx("lock", creator="BankA", endorsers=("BankA",),
+                                       private={"pair-a-b": [PrivateOp(
+                                           "lock/1", None,
+                                           metadata={VALIDATION_PARAMETER: raw})]})]))
+    assert fabgateway.malformed_validation_parameters([pinned]) == []
+
+
 def test_a_policy_naming_peer_roles_parses() -> None:
     parsed = fabgateway.parse_validation_parameter(BOTH_BYTES)
     assert parsed.raw == BOTH_BYTES

@@ -18,14 +18,17 @@ from fabshim import (
     InvalidArgumentError,
     KeyEndorsementPolicy,
     MVCCReadConflictError,
+    PolicyTree,
     Response,
     RoleType,
     ShimError,
     SignaturePolicy,
     Stub,
+    all_and_one_of_policy,
     all_of_policy,
     n_out_of_policy,
     parse_n_out_of,
+    parse_policy,
     success,
 )
 from fabshim.testing import MemoryLedger
@@ -177,6 +180,93 @@ def test_satisfaction_counts_each_endorser_once_and_member_takes_any_role() -> N
     one = parse_n_out_of(n_out_of_policy(1, [A, B]))
     assert one.is_satisfied_by([(B, RoleType.PEER)])
     assert not one.is_satisfied_by([(R, RoleType.PEER)])
+
+
+# ---------------------------------------------------------------------- nested: A AND (B OR R)
+
+
+def test_all_and_one_of_is_policydsl_and_of_or_with_sorted_orgs() -> None:
+    """``AND('A.peer', OR('B.peer', 'R.peer'))`` as Fabric's policydsl compiles it: the
+    identities A, B, R, the rule n_out_of(2, [signed_by 0, n_out_of(1, [signed_by 1, 2])])."""
+    raw = all_and_one_of_policy([A], [R, B])
+    assert raw == all_and_one_of_policy([A], [B, R])
+    expected = _envelope(version=0, rule=_nout(2, _by(0), _nout(1, _by(1), _by(2))),
+                         identities=[_role(A), _role(B), _role(R)])
+    assert raw == expected
+    tree = parse_policy(raw)
+    assert tree == PolicyTree(2, ((A, RoleType.PEER),
+                                  PolicyTree(1, ((B, RoleType.PEER), (R, RoleType.PEER)))))
+    assert tree.msp_ids == [A, B, R]
+    assert tree.describe() == f"2 of [{A}, 1 of [{B}, {R}]]"
+    with pytest.raises(InvalidArgumentError, match="nested rule"):
+        parse_n_out_of(raw)  # the flat parser stays strict
+
+
+@pytest.mark.parametrize(("required", "one_of", "message"), [
+    ([A], [B], "at least two"),
+    ([A], [A, B], "both required and one of"),
+    ([], [B, R], "at least one MSP id"),
+    ([A], [B, B], "repeat"),
+])
+def test_all_and_one_of_refuses_what_is_not_that_shape(
+    required: list[str], one_of: list[str], message: str,
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        all_and_one_of_policy(required, one_of)
+
+
+def test_the_nested_policy_needs_the_first_and_one_of_the_others() -> None:
+    tree = parse_policy(all_and_one_of_policy([A], [B, R]))
+    peer = RoleType.PEER
+    assert tree.is_satisfied_by([(A, peer), (B, peer)])
+    assert tree.is_satisfied_by([(R, peer), (A, peer)])
+    assert tree.is_satisfied_by([(A, peer), (B, peer), (R, peer)])
+    assert not tree.is_satisfied_by([(B, peer), (R, peer)])  # never without A
+    assert not tree.is_satisfied_by([(A, peer)])
+    assert not tree.is_satisfied_by([(A, peer), (A, peer)])  # one signature counts once
+    assert not tree.is_satisfied_by([(A, peer), (B, RoleType.CLIENT)])
+
+
+def test_parse_policy_reads_flat_ones_as_parse_n_out_of_does() -> None:
+    flat = parse_policy(all_of_policy([A, B]))
+    assert flat == PolicyTree(2, ((A, RoleType.PEER), (B, RoleType.PEER)))
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"\xff\xff\xff", "not a SignaturePolicyEnvelope"),
+    (_envelope(rule=_by(0), identities=[_role(A)]), "not an n_out_of"),
+    (_envelope(rule=_nout(1, _nout(1, _by(0)), _by(0)), identities=[_role(A)]),
+     "identity 0 wrongly"),
+    (_envelope(rule=_nout(2, _by(0), _nout(0, _by(1))), identities=[_role(A), _role(B)]),
+     "n=0"),
+    (_envelope(rule=_nout(1, _by(0), policies_pb2.SignaturePolicy()),
+               identities=[_role(A)]), "empty rule"),
+    (_envelope(rule=_nout(1, _nout(1, _nout(1, _nout(1, _nout(1, _nout(1, _nout(1, _nout(
+        1, _nout(1, _by(0)))))))))), identities=[_role(A)]), "deeper than"),
+    (_envelope(rule=_nout(1, _nout(1, _by(0))), identities=[_role(A), _role(B)]),
+     "no rule uses"),
+])
+def test_parse_policy_refuses_every_other_shape(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        parse_policy(raw)
+
+
+async def test_the_memory_ledger_enforces_the_nested_pin() -> None:
+    """A record pinned A AND (B OR R): A with R rewrites it, B with R cannot."""
+    ledger = MemoryLedger()
+    stub = ledger.stub(tx_id="t1", endorsers=[A])
+    await stub.put_private_data(COLLECTION, "lock/1", b"locked")
+    await stub.set_private_data_validation_parameter(
+        COLLECTION, "lock/1", all_and_one_of_policy([A], [B, R]))
+    stub.commit()
+    stub = ledger.stub(tx_id="t2", endorsers=[B, R])
+    await stub.put_private_data(COLLECTION, "lock/1", b"expired")
+    with pytest.raises(EndorsementPolicyFailureError, match="2 of"):
+        stub.commit()
+    stub = ledger.stub(tx_id="t3", endorsers=[A, R])
+    await stub.put_private_data(COLLECTION, "lock/1", b"expired")
+    stub.commit()
+    assert ledger.get_private_data(COLLECTION, "lock/1") == b"expired"
 
 
 # ---------------------------------------------------------------------------- MemoryLedger

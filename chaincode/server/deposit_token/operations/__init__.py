@@ -40,8 +40,9 @@ What each write transaction reads and writes (``A`` the payer's bank, ``B`` the 
   hold key before it writes;
 * ``accept`` reads ``refund/<id>`` in ``pair-A-B``; ``refund`` reads ``dec/<id>`` in
   ``pair-B-A``; each writes the key the other reads, so MVCC lets at most one commit;
-* a hash-locked transfer's ``claim`` reads ``lock/<id>`` (pinned to A and B); ``expire_lock``
-  (endorsed by both) reads ``dec/<id>`` and rewrites ``lock/<id>``: at most one commits;
+* a hash-locked transfer's ``claim`` reads ``lock/<id>`` (pinned to A AND (B OR the
+  regulator)); ``expire_lock`` (endorsed by A and the regulator) reads ``dec/<id>`` and
+  rewrites ``lock/<id>``: at most one commits;
 * ``pay_with_quote`` reads ``quote/<id>`` in ``pair-B-A`` (pinned to both) and its own
   ``quse/<id>``; the accept of a converted transfer reads the same quote and B's own
   ``quse/<id>`` and writes it: one accept per quote commits (MVCC);

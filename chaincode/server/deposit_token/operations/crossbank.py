@@ -170,7 +170,8 @@ async def _payout(
         running = write_outgoing_transfer(
             tx, bank, member_bank(registry, p.payee_bank, "payee_bank"), running, tid,
             payee_account=p.payee_account, amount=p.amount, expires_at=expires_at,
-            originator=originator, remittance=p.remittance, lock=lock, quote=quote)
+            originator=originator, remittance=p.remittance, lock=lock,
+            regulator_msp_id=registry.regulator_msp_id, quote=quote)
     assert running.balance == after.balance
     save_account(tx, bank, running)
     write_reference(tx, bank, ref_key, kind, ids)

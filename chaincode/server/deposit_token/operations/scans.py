@@ -298,7 +298,8 @@ async def pair_lookups(
                                    (t.payer_bank, t.payee_bank), "accept_off_quote"))
             if t.lock:
                 lock = valid(state, await tx.ledger.get_bound(
-                    LockRecord, there, lock_key(t.transfer_id)))
+                    LockRecord, Place.lock(payer_info, payee_info, registry.regulator_msp_id),
+                    lock_key(t.transfer_id)))
                 decision, refund, problems = gate_lock(t, decision, refund, lock)
                 for what in problems:
                     state.note(lock_anomaly(t, what))

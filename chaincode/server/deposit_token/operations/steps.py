@@ -36,7 +36,7 @@ from ..keys import (
     supply_key,
     transfer_key,
 )
-from ..placement import Anomaly, Place, pair_pin
+from ..placement import Anomaly, Place, lock_pin, pair_pin
 from ..records import (
     Account,
     AccountKeysRecord,
@@ -61,6 +61,7 @@ from ..registry import BankInfo, Registry
 from ..rules import add_history, decision_matches, gate_lock
 from .access import (
     Tx,
+    load_registry,
 )
 
 
@@ -219,7 +220,7 @@ async def transfer_records(
     refund = None if isinstance(refund, Anomaly) else refund
     if record.lock:
         # a hash-locked leg: a claim that does not open the lock, a late claim, a refund the
-        # payer wrote alone before both banks expired the lock, count as absent here too
+        # payer wrote alone before the lock was expired, count as absent here too
         decision, refund, _ = gate_lock(record, decision, refund,
                                         await read_lock(tx, payer, payee, transfer_id))
     return record, decision, refund
@@ -229,9 +230,11 @@ async def read_lock(
     tx: Tx, payer: BankInfo, payee: BankInfo, transfer_id: str
 ) -> LockRecord | None:
     """The ``lock/<id>`` record of a hash-locked transfer, bound to ``pair-<payer>-<payee>``
-    and pin-checked (one that is not valid there reads as absent: it stands for nothing)."""
-    found = await tx.ledger.get_bound(LockRecord, Place.between(payer, payee),
-                                      lock_key(transfer_id))
+    and checked against :func:`deposit_token.placement.lock_pin` (one that is not valid there
+    reads as absent: it stands for nothing)."""
+    registry = await load_registry(tx)
+    found = await tx.ledger.get_bound(
+        LockRecord, Place.lock(payer, payee, registry.regulator_msp_id), lock_key(transfer_id))
     return None if isinstance(found, Anomaly) else found
 
 
@@ -294,12 +297,14 @@ def write_outgoing_transfer(
     originator: Mapping[str, str],
     remittance: str,
     lock: str = "",
+    regulator_msp_id: str | None = None,
     quote: Quote | None = None,
 ) -> Account:
     """The payer bank's writes of one cross-bank transfer, its ``payer`` already debited:
     the transfer pinned to both banks and its ``open/`` index in ``pair-<payer>-<payee>``,
     the bank's own ``out/`` note, a history record, an ``out`` supply record (and, for a
-    hash-locked leg, its ``lock/`` record, pinned to both banks). Returns the
+    hash-locked leg, its ``lock/`` record, pinned to its payer and either its payee or
+    ``regulator_msp_id``: :func:`deposit_token.placement.lock_pin`). Returns the
     payer account with its history record counted (the caller saves it)."""
     pair = pair_collection(bank.name, payee.name)
     tx.ledger.put(pair, transfer_key(transfer_id), Transfer(
@@ -314,12 +319,12 @@ def write_outgoing_transfer(
     if quote is not None:
         write_quote_use(tx, bank, quote.quote_id, transfer_id)
     if lock:
-        # the lock's state, pinned with the transfer: from now on only a transaction both
-        # banks' peers endorse can change it (expire_lock)
+        # the lock's state, pinned with the transfer: from now on only a transaction the
+        # payer's peer and the payee's or the regulator's endorse can change it (expire_lock)
         tx.ledger.put(pair, lock_key(transfer_id), LockRecord(
             transfer_id=transfer_id, payer_bank=bank.name, payee_bank=payee.name, lock=lock,
             deadline=expires_at, state=LockState.LOCKED, at=tx.at, tx_id=tx.tx_id),
-            pin=pair_pin(bank, payee))
+            pin=lock_pin(bank, payee, regulator_msp_id))
     tx.ledger.put(pair, opened_key(tx.at, transfer_id),
                   Opened(transfer_id=transfer_id, tx_id=tx.tx_id))
     tx.ledger.put(acct_collection(bank.name), outgoing_key(transfer_id), OutgoingRecord(

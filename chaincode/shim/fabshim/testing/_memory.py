@@ -45,7 +45,7 @@ from ..keys import (
 )
 from ..response import ERROR_THRESHOLD, Response
 from ..response import error as error_response
-from ..statebased import RoleType, parse_n_out_of
+from ..statebased import RoleType, parse_policy
 from ..stub import VALIDATION_PARAMETER, ProposalView, _Proposal
 from ._identities import serialize_identity
 from ._proposal import build_signed_proposal
@@ -321,7 +321,7 @@ class MemoryLedger:
                     continue
                 where += " (the collection's policy)"
             try:
-                policy = parse_n_out_of(parameter)
+                policy = parse_policy(parameter)
             except InvalidArgumentError as exc:
                 # Fabric v3.1.1 does not invalidate the transaction: block processing stops
                 # on every peer (hyperledger/fabric#3105). Nothing sensible can follow.
@@ -332,7 +332,7 @@ class MemoryLedger:
             if not policy.is_satisfied_by(signers):
                 raise EndorsementPolicyFailureError(
                     f"ENDORSEMENT_POLICY_FAILURE: transaction {stub.tx_id[:8]} changes {where}, "
-                    f"whose policy needs {policy.n} of {policy.msp_ids}; endorsed by "
+                    f"whose policy needs {policy.describe()}; endorsed by "
                     f"{sorted(endorsers)}"
                 )
 
