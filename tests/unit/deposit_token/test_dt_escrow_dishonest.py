@@ -4,6 +4,8 @@ reported naming it)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from dataclasses import replace
 from datetime import timedelta
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from deposit_token.errors import DepositTokenError
 from deposit_token.keys import (
     escrow_claim_key,
     escrow_key,
@@ -20,6 +23,8 @@ from deposit_token.keys import (
 from deposit_token.records import Escrow, EscrowClaim, EscrowRefund, decode
 from dtoken_wire.codec import format_timestamp
 from fabshim.errors import EndorsementPolicyFailureError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from unit.deposit_token.escrow_fixtures import FUNDS, HK, PRICE, US, Signer, Trade, trade
 from unit.deposit_token.test_dt_dishonest import forge
 
@@ -285,3 +290,78 @@ async def test_the_payee_bank_sees_whose_keys_the_terms_carry() -> None:
     opened = await fair.open()
     assert [p["here"] for p in (await fair.view(opened["escrow_id"], US))["parties"]] == [
         "match", "match"]
+
+
+RACE_OPS = st.one_of(
+    st.tuples(st.just("advance"), st.integers(1, 30)),  # hours
+    st.tuples(st.just("claim"), st.sampled_from(["attester", "arbiter"]),
+              st.integers(-30, 30)),  # an honest claim on a statement signed at now + hours
+    st.tuples(st.just("refund"), st.sampled_from(["attester", "arbiter"]),
+              st.integers(-30, 30)),  # an honest refund on a statement
+    st.tuples(st.just("forge_claim"), st.sampled_from(["attester", "arbiter"]),
+              st.integers(-30, 30)),  # usbank's claim, skipping the refund read
+    st.tuples(st.just("forge_refund"), st.integers(-30, 30)),  # hkbank's, on its arbiter
+)
+
+
+async def race_step(t: Trade, escrow: dict[str, Any], op: tuple[Any, ...]) -> None:
+    eid = escrow["escrow_id"]
+    if op[0] == "advance":
+        t.net.advance(hours=op[1])
+        return
+    if op[0] == "forge_refund":
+        ruling = t.arbiter.sign(escrow, "refund", t.net.now + timedelta(hours=op[1]))
+        record: EscrowRefund | EscrowClaim = EscrowRefund(
+            escrow_id=eid, payer_bank=HK, payee_bank=US, amount=PRICE, currency="USD",
+            cause="statement", refunded_at=format_timestamp(t.net.now), statement=ruling,
+            tx_id="forged")
+        where, key = THERE, escrow_refund_key(eid)
+    else:
+        party = t.attester if op[1] == "attester" else t.arbiter
+        verdict = "refund" if op[0] == "refund" else "release"
+        said = party.sign(escrow, verdict, t.net.now + timedelta(hours=op[2]))
+        if op[0] != "forge_claim":
+            with contextlib.suppress(DepositTokenError):  # an honest refusal is fine
+                await (t.refund(escrow, said) if op[0] == "refund" else t.claim(escrow, said))
+            return
+        record = claim(escrow, basis="statement", statement=said,
+                       claimed_at=format_timestamp(t.net.now))
+        where, key = BACK, escrow_claim_key(eid)
+    if t.net.ledger.get_private_data(where, key) is not None:
+        return  # written once: a rewrite is invalidated (tested above)
+    await forge(t.net, where, key, record)
+    place_forged(t, where, key)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(RACE_OPS, min_size=1, max_size=8))
+def test_a_claim_that_counts_is_final_whatever_either_bank_writes_later(
+    ops: list[tuple[Any, ...]]
+) -> None:
+    """Honest claims and refunds on statements interleaved with each bank's modified server
+    writing its record without reading the other's (hkbank refunding on a ruling of its own
+    arbiter, usbank claiming on any statement). With the ledger order proven: once the
+    seller's claim counts it keeps counting (and hkbank owes the price), once a refund on a
+    statement counts it keeps counting; the obligations agree with the escrow's state."""
+
+    async def run() -> None:
+        t = await trade()
+        escrow = await t.open(days=1)
+        final: str | None = None
+        for op in ops:
+            await race_step(t, escrow, op)
+            order = {k: list(v) for k, v in t.net.order.items()}
+            view = await t.net.evaluate(US, "get_escrow", {
+                "escrow_id": escrow["escrow_id"], "payer_bank": HK, "payee_bank": US,
+                "ledger_order": order})
+            state = view["state"]
+            assert state != "disputed"
+            if final is not None:
+                assert state == final, (op, view)
+            if state == "paid" or (state == "refunded"
+                                   and view["refund"]["cause"] == "statement"):
+                final = state
+            owed, _ = await obligations(t)
+            assert owed == (PRICE if state == "paid" else 0)
+
+    asyncio.run(run())
