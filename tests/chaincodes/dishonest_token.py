@@ -47,7 +47,10 @@ honest server (same package id, address and environment). What the real network 
   (``tests/integration/test_escrow_real.py``).
 * ``refund_escrow_early`` is the payer bank's refund of an escrow before its deadline, on its
   own word: it commits; a delivery attested in time still pays the seller, the payer bank
-  owes, and the refund is reported.
+  owes, and the refund is reported. With a ``statement`` (a ``refund`` ruling signed with an
+  arbiter key the payer bank chose) it is the refund written after the seller was paid,
+  skipping the read of the claim: it commits, the claim came first in ledger order and
+  stands, and the refund is reported (``escrow_refund_after_claim``).
 * ``rewrite_pinned`` rewrites a record the bank created in its own pair collection (an
   escrow's terms, the transfer that paid a payment request): the record was pinned to both
   banks, so the committers invalidate it.
@@ -366,7 +369,8 @@ class DishonestTokenContract(DepositTokenContract):
     @transaction()
     async def refund_escrow_early(self, ctx: Context) -> dict[str, Any]:
         """The payer bank refunds its customer from an escrow before the deadline, claiming
-        the deadline passed (its own word)."""
+        the deadline passed (its own word), or on the ``statement`` requested, whatever the
+        payee bank's claim."""
         req = _request(ctx)
 
         async def body(tx: Tx) -> dict[str, object]:
@@ -384,11 +388,14 @@ class DishonestTokenContract(DepositTokenContract):
                                        counterparty_bank=payee.name,
                                        transfer_id=escrow.escrow_id, detail="deadline")
             ops.save_account(tx, bank, payer)
+            statement = req.get("statement") or {}
             tx.ledger.put(pair_collection(bank.name, payee.name),
                           escrow_refund_key(escrow.escrow_id), EscrowRefund(
                               escrow_id=escrow.escrow_id, payer_bank=bank.name,
                               payee_bank=payee.name, amount=escrow.amount,
-                              currency=escrow.currency, cause="deadline", refunded_at=tx.at,
+                              currency=escrow.currency,
+                              cause="statement" if statement else "deadline",
+                              refunded_at=tx.at, statement=statement,
                               tx_id=tx.tx_id), pin=pair_pin(bank, payee))
             ops.record_supply(tx, bank, escrow.currency, SupplyKind.REFUND, escrow.amount,
                               payee.name, escrow.escrow_id)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dtoken import errors
 from dtoken.bank import Bank
 from dtoken.cli import main
-from dtoken.conditional import Attester, EscrowState, PaymentRequestStatus
+from dtoken.conditional import Attester, EscrowState, PaymentRequestStatus, Verdict
 from dtoken.models import TransferStatus
 from harness import TestNetwork
 from harness.dishonest import chaincode_node, dishonest_server
@@ -293,6 +293,61 @@ async def test_the_dishonest_bank_cannot_release_or_pay_twice(net: TestNetwork) 
         assert report.anomalies == {
             "usbank/pair-usbank-hkbank/escrow_claim_unproven": 1,
             "hkbank/pair-hkbank-usbank/escrow_refund_against_release": 1}
+
+
+
+async def test_a_ruling_after_the_seller_was_paid_undoes_nothing(net: TestNetwork) -> None:
+    """Issue 17 item 3 on Fabric. hkbank names an arbiter whose key it alone chose: usbank,
+    which registered the marketplace's key but no such arbiter, sees the marketplace
+    ``match`` and the arbiter ``unregistered`` (not verified). The seller is paid on the
+    marketplace's delivery; then hkbank's modified server refunds its buyer on a ``refund``
+    ruling signed with its arbiter key, skipping the read of the claim: it commits, and
+    every reader (usbank's ``get_escrow``, the obligations, the regulator's audit, each
+    proving from the blocks that the claim came first) keeps the seller's claim: hkbank
+    owes the price and its refund is reported naming it."""
+    market, own_arbiter = Attester.generate("market3"), Attester.generate("arbiter3")
+    async with (
+        bank(net, "hkbank", "minter") as hk,
+        bank(net, "usbank", "minter") as us,
+        regulator(net) as reg,
+    ):
+        for party in (market, own_arbiter):
+            await hk.register_attester(party.name, party.public_key_pem)
+        await us.register_attester(market.name, market.public_key_pem)
+        buyer = await funded(hk, 1_000_000, "BUYER-3")
+        seller = await funded(us, 0, "SELLER-3")
+        owed_before = (await hk.obligations("usbank")).owed("hkbank", "USD")
+        opened = await hk.escrow(buyer, "usbank", seller, PRICE, reference=ref("order"),
+                                 deadline=soon(3600), attester=market.name,
+                                 arbiter=own_arbiter.name)
+        await on(us, opened.receipt.tx_id)
+        view = await us.get_escrow(opened.escrow_id, "hkbank", "usbank")
+        assert [(p.role, p.name, p.here) for p in view.parties] == [
+            ("attester", market.name, "match"), ("arbiter", own_arbiter.name, "unregistered")]
+        assert not view.parties_verified
+        claimed = await us.claim_escrow(opened.escrow_id, "hkbank", market.attest(view))
+        await on(hk, claimed.tx_id)
+        ruling = own_arbiter.attest(view, Verdict.REFUND)
+        hk_contract = hk.network.get_contract(hk.profile.chaincode)
+        with dishonest_server(net, chaincode_node("hkbank")):
+            result = await hk_contract.submit_transaction(
+                "refund_escrow_early", transient_data={"request": json.dumps({
+                    "escrow_id": opened.escrow_id, "payee_bank": "usbank",
+                    "statement": dict(ruling.to_json())}).encode()},
+                endorsing_organizations=[hk.msp_id])
+        late_refund = json.loads(result)["tx_id"]
+        await on(us, late_refund)
+        await reg.wait_for_commit(late_refund)
+        view = await us.get_escrow(opened.escrow_id, "hkbank", "usbank")
+        assert (view.state, view.anomalies) == (EscrowState.PAID,
+                                                ("escrow_refund_after_claim",))
+        assert view.refund_cause == "statement"
+        obligations = await us.obligations("hkbank")
+        assert obligations.owed("hkbank", "USD") == owed_before + PRICE
+        assert obligations.disputes == ()
+        report = await reg.audit()
+        assert report.anomalies.get(
+            "hkbank/pair-hkbank-usbank/escrow_refund_after_claim") == 1
 
 
 def test_the_cli_commands(net: TestNetwork, tmp_path: Path,

@@ -394,9 +394,22 @@ class Member:
         A record whose writer claims a transaction that did not write it is an anomaly naming
         that writer; its true position still decides."""
         last = (await self._pages(name, request))[-1]
+        order, unverified = await self._proven_order(last.get("disputes") or ())
+        if order:
+            last = (await self._pages(
+                name, dataclasses.replace(request, ledger_order=order)))[-1]
+        return last, unverified
+
+    async def _proven_order(
+        self, disputes: Sequence[Mapping[str, Any]]
+    ) -> tuple[dict[str, tuple[int, int]], tuple[Anomaly, ...]]:
+        """The proven ledger positions of both records of each dispute (a transfer both
+        accepted and refunded; an escrow both claimed and refunded on a statement), keyed by
+        the hash of their stored bytes, and an ``unverified_position`` anomaly for each record
+        whose writer claims a transaction that did not write it."""
         order: dict[str, tuple[int, int]] = {}
         unverified: list[Anomaly] = []
-        for dispute in last.get("disputes") or ():
+        for dispute in disputes:
             for side in (dispute["accept"], dispute["refund"]):
                 collection, key = str(side["collection"]), str(side["key"])
                 proven = await self.record_position(
@@ -406,10 +419,7 @@ class Member:
                                               "unverified_position"))
                 if proven is not None:
                     order[str(side["value_hash"])] = (proven.block_number, proven.tx_index)
-        if order:
-            last = (await self._pages(
-                name, dataclasses.replace(request, ledger_order=order)))[-1]
-        return last, tuple(unverified)
+        return order, tuple(unverified)
 
     async def _obligations(self, bank_a: str, bank_b: str) -> Obligations:
         last, unverified = await self._decided_by_ledger_order(

@@ -137,6 +137,8 @@ def _escrow_line(e: Escrow) -> str:
     return (f"{e.escrow_id}  {e.payer_bank}->{e.payee_bank}/{e.payee_account}  {e.amount}  "
             f"{e.state.value}  deadline {e.deadline} ({e.on_deadline.value})"
             + (f"  attester {e.attester}" if e.attester else "")
+            + ("" if e.parties_verified else "  PARTIES NOT VERIFIED " + ",".join(
+                f"{p.role}:{p.name}:{p.here}" for p in e.parties if not p.verified))
             + (f"  ANOMALIES {','.join(e.anomalies)}" if e.anomalies else ""))
 
 

@@ -147,7 +147,8 @@ def obligations_text(ob: Obligations) -> str:
     text = table(rows, ["DEBTOR", "CREDITOR", "CURRENCY", "ACCEPTED", "SETTLED", "OWED",
                         "CAP", "HEADROOM"])
     if ob.disputes:
-        text += f"\n{len(ob.disputes)} disputed transfers (accepted and refunded)"
+        text += (f"\n{len(ob.disputes)} disputed (a transfer accepted and refunded, or an "
+                 "escrow claimed and refunded on a statement)")
     return text
 
 

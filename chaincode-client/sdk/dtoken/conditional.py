@@ -9,8 +9,17 @@ Owns:
   ``get_payment_request``, ``payment_requests``;
 * :class:`Attester`: what a marketplace, a logistics company or an arbiter runs to sign a
   statement about an escrow (``attest``), with its P-256 key;
-* the value objects :class:`Escrow`, :class:`EscrowOpened`, :class:`PaymentRequest`,
-  :class:`PaymentRequested`.
+* the value objects :class:`Escrow` (with :class:`EscrowParty`: each party the terms name,
+  its key's SHA-256 and whether it is the key this bank registered itself under that name),
+  :class:`EscrowOpened`, :class:`PaymentRequest`, :class:`PaymentRequested`.
+
+The payer bank chooses the parties' keys (it registers any key under any name). A payee bank
+registers the parties it trusts too (:meth:`ConditionalPayments.register_attester`, the same
+names and keys), and its seller ships only on an escrow whose :attr:`Escrow.parties_verified`
+holds: the contract, on this bank's own peer, compared every key in the terms with this
+bank's own registration. An escrow both claimed and refunded on a signed statement is
+decided by ledger order: :meth:`ConditionalPayments.get_escrow` proves both records'
+positions from the blocks and asks again, as ``obligations()`` does.
 
 Ids are derived from the client reference (the same on every retry), and the idempotency
 references of release, claim, refund, approve and decline are derived from the escrow or
@@ -24,6 +33,7 @@ same verdict); hold a private key of a bank.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +62,7 @@ __all__ = [
     "DeadlineAction",
     "Escrow",
     "EscrowOpened",
+    "EscrowParty",
     "EscrowState",
     "PaymentRequest",
     "PaymentRequestStatus",
@@ -74,6 +85,25 @@ def _get(data: Mapping[str, Any], key: str, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise NetworkFault(f"the contract's answer has no valid {key!r}")
     return value
+
+
+@dataclass(frozen=True)
+class EscrowParty:
+    """A party an escrow's terms name: ``role`` (``attester`` or ``arbiter``), ``name``, the
+    SHA-256 of its key (DER SubjectPublicKeyInfo, as the payer bank registered it), and
+    ``here``: ``match`` (the key this bank registered under that name), ``mismatch`` (another
+    key: not the party this bank knows by that name), ``unregistered`` (this bank registered
+    no party of that name) or ``unchecked`` (read by the regulator)."""
+
+    role: str
+    name: str
+    key_sha256: str
+    here: str
+
+    @property
+    def verified(self) -> bool:
+        """Whether the key is the one this bank registered under this name."""
+        return self.here == "match"
 
 
 @dataclass(frozen=True)
@@ -100,7 +130,21 @@ class Escrow:
     refund_cause: str | None = None
     """``deadline`` or ``statement`` once the payer bank refunded it."""
     anomalies: tuple[str, ...] = ()
-    """Records beside it that count for nobody (``escrow_claim_unproven`` ...)."""
+    """Records beside it that count for nobody (``escrow_claim_unproven``,
+    ``escrow_refund_after_claim`` ...; ``unverified_position``: a record of a dispute whose
+    writer claims a transaction that did not write it)."""
+    parties: tuple[EscrowParty, ...] = ()
+    """The attester and arbiter the terms name, each checked against this bank's own list."""
+    dispute: Mapping[str, Any] | None = None
+    """Both records of a claim and a refund that both hold, when their ledger order was not
+    proven (``state`` is then ``disputed``)."""
+
+    @property
+    def parties_verified(self) -> bool:
+        """Whether every party the terms name is the one this bank registered under that
+        name (true for terms that name none): what a payee bank checks before its customer
+        relies on the escrow (ships the goods)."""
+        return all(p.verified for p in self.parties)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], currencies: Mapping[str, int]) -> Escrow:
@@ -121,6 +165,11 @@ class Escrow:
                 claim_basis=claim.get("basis") if isinstance(claim, dict) else None,
                 refund_cause=refund.get("cause") if isinstance(refund, dict) else None,
                 anomalies=tuple(str(a) for a in data.get("anomalies") or ()),
+                parties=tuple(EscrowParty(
+                    _get(p, "role", str), _get(p, "name", str), _get(p, "key_sha256", str),
+                    _get(p, "here", str)) for p in data.get("parties") or ()
+                    if isinstance(p, dict)),
+                dispute=data.get("dispute") if isinstance(data.get("dispute"), dict) else None,
             )
         except ValueError as error:
             raise NetworkFault(f"the contract's escrow answer is malformed: {error}") from None
@@ -331,10 +380,22 @@ class ConditionalPayments(_Base):
 
     async def get_escrow(self, escrow_id: str, payer_bank: str,
                          payee_bank: str) -> Escrow:
-        """One escrow and where it stands (either bank of the pair)."""
-        data = await self._evaluate("get_escrow", c.EscrowLookup(escrow_id, payer_bank,
-                                                                 payee_bank))
-        return Escrow.from_json(data, self.currencies)
+        """One escrow and where it stands (either bank of the pair), with each party of its
+        terms checked against this bank's own registrations (:attr:`Escrow.parties_verified`).
+        A claim and a refund on a statement that both hold are placed in ledger order from
+        the blocks (the earlier counts), as :meth:`obligations` does."""
+        lookup = c.EscrowLookup(escrow_id, payer_bank, payee_bank)
+        data = await self._evaluate("get_escrow", lookup)
+        dispute = data.get("dispute")
+        unverified: tuple[str, ...] = ()
+        if isinstance(dispute, dict):
+            order, anomalies = await self._proven_order([dispute])
+            unverified = tuple(a.what for a in anomalies)
+            if order:
+                data = await self._evaluate("get_escrow", dataclasses.replace(
+                    lookup, ledger_order=order))
+        escrow = Escrow.from_json(data, self.currencies)
+        return dataclasses.replace(escrow, anomalies=escrow.anomalies + unverified)
 
     async def escrows(self, counterparty: str, *,
                       incoming: bool = False) -> list[Escrow]:

@@ -30,10 +30,12 @@ from .fields import Fields
 from .requests import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_TTL_SECONDS,
+    LedgerPosition,
     Request,
     _account,
     _bank,
     _currency,
+    _ledger_order,
     _opt_account,
     _page_size,
     _reference,
@@ -107,6 +109,10 @@ class EscrowState(StrEnum):
     """Credited to the payee (the claim counts)."""
     REFUNDED = "refunded"
     """Credited back to the payer (the refund counts)."""
+    DISPUTED = "disputed"
+    """The payee bank's claim and the payer bank's refund on a signed statement both hold on
+    their own: the first in ledger order counts, and the reader was not given that order
+    (the SDK proves it from the blocks and asks again)."""
 
 
 class PaymentRequestStatus(StrEnum):
@@ -355,15 +361,19 @@ class RefundEscrowRequest(Request):
 
 @dataclass(frozen=True)
 class EscrowLookup(Request):
-    """``get_escrow``: one escrow, its records and its state."""
+    """``get_escrow``: one escrow, its records and its state; ``ledger_order`` (as in
+    ``get_obligations``) places a claim and a refund that both hold, which the earlier of
+    decides."""
 
     escrow_id: str
     payer_bank: str
     payee_bank: str
+    ledger_order: Mapping[str, LedgerPosition] = field(default_factory=dict)
 
     @classmethod
     def _read(cls, f: Fields) -> Self:
-        return cls(_account(f, "escrow_id"), _bank(f, "payer_bank"), _bank(f, "payee_bank"))
+        return cls(_account(f, "escrow_id"), _bank(f, "payer_bank"), _bank(f, "payee_bank"),
+                   _ledger_order(f))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ Owns:
 * :func:`resolve`: every bank's one computation of what an escrow amounts to from the records
   it reads (the payer bank's release and refund, the payee bank's claim), and which of them
   count for nobody;
+* :func:`key_fingerprint`: the SHA-256 of a party's key (DER SubjectPublicKeyInfo), which the
+  payee bank compares with the key it registered itself for the same name;
 * :func:`request_status`: a payment request's status from the request, the transfer under
   its id, and the payer bank's decline.
 
@@ -27,6 +29,22 @@ The rule of :func:`resolve`, in order (docs/token-model.md, "Escrow"):
    waited for the attester's signed ``refund``);
 5. else the money is still held.
 
+**A claim that counts is final, and so is a refund on a signed statement.** Across banks,
+when the payee bank's claim holds on its own (the rules above, without the refund) and the
+payer bank's refund on a signed statement holds on its own (without the claim), the two
+banks presented contradicting proofs (an arbiter's ``refund`` ruling written after the
+seller was paid on a delivery attested in time, say). Neither statement's time decides: the
+payer bank chose both parties' keys, so it can have any ruling signed at any time. What
+decides is which record reached the ledger first, the order every honest contract already
+keeps (``claim_escrow`` reads the refund key and refuses after a refund on a statement;
+``refund_escrow`` reads the claim key and refuses after a claim that counts; MVCC makes
+racing honest transactions commit one at a time). So the later of the two was written by a
+bank that skipped its contract's read and counts for nobody (``escrow_refund_after_claim``,
+``escrow_claim_after_refund``); chaincode cannot see block numbers, so the reader passes
+``claim_first`` (from proven ledger positions: ``ledger_order``), and without it the escrow
+is ``disputed``: neither counts. A refund at the deadline on the payer bank's own word is
+not such a race: a delivery attested in time outranks it whatever the order (rule 4).
+
 A claim counts only under a ``release`` outcome and a refund only under a ``refund`` outcome;
 any other is an anomaly code naming what is wrong, and counts for nobody.
 
@@ -38,6 +56,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,13 +87,16 @@ from .records import (
 )
 
 __all__ = [
+    "CLAIM_AFTER_REFUND",
     "CLAIM_UNPROVEN",
+    "REFUND_AFTER_CLAIM",
     "REFUND_AGAINST_RELEASE",
     "REFUND_UNPROVEN",
     "REQUEST_MISMATCH",
     "Proof",
     "Resolution",
     "check_public_key",
+    "key_fingerprint",
     "request_status",
     "resolve",
     "statement_from_map",
@@ -87,6 +109,10 @@ __all__ = [
 CLAIM_UNPROVEN = "escrow_claim_unproven"
 REFUND_UNPROVEN = "escrow_refund_unproven"
 REFUND_AGAINST_RELEASE = "escrow_refund_against_release"
+#: The later of a claim and a refund on a statement that both hold on their own (ledger
+#: order): its writer skipped the read its contract makes of the other's key.
+REFUND_AFTER_CLAIM = "escrow_refund_after_claim"
+CLAIM_AFTER_REFUND = "escrow_claim_after_refund"
 #: A transfer under a payment request's id that does not pay what the request asks.
 REQUEST_MISMATCH = "request_payment_mismatch"
 
@@ -101,6 +127,20 @@ def check_public_key(pem: str) -> ec.EllipticCurvePublicKey:
             key.curve, ec.SECP256R1):
         raise InvalidArgument("request.public_key_pem must be an ECDSA P-256 key")
     return key
+
+
+def key_fingerprint(pem: str) -> str:
+    """SHA-256 (hex) of ``pem``'s key as DER SubjectPublicKeyInfo (the same for any PEM
+    layout of one key); ``""`` for no key or one that does not load."""
+    if not pem:
+        return ""
+    try:
+        key = serialization.load_pem_public_key(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError, TypeError):
+        return ""
+    der = key.public_bytes(serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
 
 
 def statement_from_map(data: Mapping[str, str]) -> Statement | None:
@@ -162,7 +202,9 @@ def verified_statement(escrow: Escrow, statement: Statement | None) -> Proof | N
 @dataclass(frozen=True)
 class Resolution:
     """What an escrow amounts to: its state, whether the claim and the refund count, and the
-    anomaly code of each record that does not (``""``: none)."""
+    anomaly code of each record that does not (``""``: none). ``disputed``: the claim and a
+    refund on a statement both hold on their own and no ledger order was given (neither
+    counts; the caller lists the dispute)."""
 
     state: EscrowState
     outcome: Verdict | None
@@ -170,6 +212,7 @@ class Resolution:
     refund_counts: bool
     claim_anomaly: str = ""
     refund_anomaly: str = ""
+    disputed: bool = False
 
 
 def _claim_proof(escrow: Escrow, claim: EscrowClaim | None) -> Proof | None:
@@ -190,35 +233,57 @@ def _matches(escrow: Escrow, record: EscrowRelease | EscrowRefund | EscrowClaim)
                                  escrow.amount, escrow.currency)
 
 
+def _outcome(
+    escrow: Escrow,
+    release: EscrowRelease | None,
+    refund: EscrowRefund | None,
+    claim: EscrowClaim | None,
+) -> Verdict | None:
+    """Rules 1-5 of the module over records that describe ``escrow``."""
+    if release is not None:
+        return Verdict.RELEASE
+    proofs = [p for p in (_claim_proof(escrow, claim), _refund_proof(escrow, refund))
+              if p is not None]
+    if proofs:
+        return min(proofs).verdict
+    if (refund is not None and refund.cause == "deadline"
+            and escrow.on_deadline is DeadlineAction.REFUND):
+        return Verdict.REFUND
+    return None
+
+
+def _race(escrow: Escrow, refund: EscrowRefund | None, claim: EscrowClaim | None) -> bool:
+    """Whether a claim and a refund on a statement (no release) both hold on their own."""
+    return (refund is not None and claim is not None and refund.cause == "statement"
+            and escrow.payer_bank != escrow.payee_bank
+            and _outcome(escrow, None, None, claim) is Verdict.RELEASE
+            and _outcome(escrow, None, refund, None) is Verdict.REFUND)
+
+
 def resolve(
     escrow: Escrow,
     release: EscrowRelease | None,
     refund: EscrowRefund | None,
     claim: EscrowClaim | None,
     now: datetime,
+    claim_first: bool | None = None,
 ) -> Resolution:
     """What ``escrow`` amounts to given the records read beside it (each already bound to
     where it lives; one that does not describe this escrow is treated as absent and its
-    record reported by the caller through the anomaly codes here)."""
+    record reported by the caller through the anomaly codes here).
+
+    ``claim_first``: whether the claim's transaction precedes the refund's in ledger order
+    (proven by the caller; ``None``: not known). It matters only when both hold on their own
+    (see the module): then the earlier counts, and without it the escrow is disputed."""
     if release is not None and not _matches(escrow, release):
         release = None
     claim_wrong = claim is not None and not _matches(escrow, claim)
     refund_wrong = refund is not None and not _matches(escrow, refund)
     usable_claim = None if claim_wrong else claim
     usable_refund = None if refund_wrong else refund
-    outcome: Verdict | None
-    if release is not None:
-        outcome = Verdict.RELEASE
-    else:
-        proofs = [p for p in (_claim_proof(escrow, usable_claim),
-                              _refund_proof(escrow, usable_refund)) if p is not None]
-        if proofs:
-            outcome = min(proofs).verdict
-        elif (usable_refund is not None and usable_refund.cause == "deadline"
-              and escrow.on_deadline is DeadlineAction.REFUND):
-            outcome = Verdict.REFUND
-        else:
-            outcome = None
+    if release is None and _race(escrow, usable_refund, usable_claim):
+        return _raced(claim_first)
+    outcome = _outcome(escrow, release, usable_refund, usable_claim)
     claim_counts = outcome is Verdict.RELEASE and usable_claim is not None
     refund_counts = outcome is Verdict.REFUND and usable_refund is not None
     claim_anomaly = "" if claim is None or claim_counts else CLAIM_UNPROVEN
@@ -239,6 +304,18 @@ def resolve(
         state = EscrowState.HELD
     return Resolution(state, outcome, claim_counts, refund_counts, claim_anomaly,
                       refund_anomaly)
+
+
+def _raced(claim_first: bool | None) -> Resolution:
+    """A claim and a refund on a statement that both hold on their own: the first in ledger
+    order counts, the later counts for nobody; unknown order: disputed, neither counts."""
+    if claim_first is None:
+        return Resolution(EscrowState.DISPUTED, None, False, False, disputed=True)
+    if claim_first:
+        return Resolution(EscrowState.PAID, Verdict.RELEASE, True, False,
+                          refund_anomaly=REFUND_AFTER_CLAIM)
+    return Resolution(EscrowState.REFUNDED, Verdict.REFUND, False, True,
+                      claim_anomaly=CLAIM_AFTER_REFUND)
 
 
 def request_status(

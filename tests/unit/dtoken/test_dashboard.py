@@ -71,6 +71,10 @@ def contract_reads(peer: SdkPeer) -> Reads:
             return {"escrows": [], "next": None}
         return {"next": None, "escrows": [{"state": "held", "anomalies": [],
                                            "release": None, "claim": None, "refund": None,
+                                           "parties": [{"role": "attester",
+                                                        "name": "marketplace",
+                                                        "key_sha256": "a" * 64,
+                                                        "here": "mismatch"}],
                                            "escrow": {
             "escrow_id": "esc-hk-us-1", "payer_bank": "hkbank", "payee_bank": "usbank",
             "payee_account": "acct-usbank-1", "amount": 120000, "currency": "USD",
@@ -357,6 +361,8 @@ async def test_a_banks_page_shows_its_escrows_and_payment_requests(dash: Dashboa
     (escrow,) = state["escrows"]
     assert (escrow["escrow_id"], escrow["state"], escrow["amount"]["text"]) == (
         "esc-hk-us-1", "held", "1,200.00 USD")
+    # the payer bank's "marketplace" is not the key this bank registered: shown as such
+    assert [(p["name"], p["here"]) for p in escrow["parties"]] == [("marketplace", "mismatch")]
     (request,) = state["requests"]
     assert (request["invoice_ref"], request["status"]) == ("INV-77", "pending")
     assert not [e for e in state["errors"] if "escrow" in e or "request" in e]

@@ -27,6 +27,8 @@ The modules, one concern each:
 * :mod:`.decisions`: decisions in bulk (many accepts/rejects of one payer bank's transfers,
   credits summed per payee account: what the SDK's listener sends for a backlog);
 * :mod:`.escrow`: escrow until a condition (attesters, open, release, claim, refund);
+  :mod:`.escrow_reads`: what a bank is shown of one (its parties' keys checked against its
+  own registrations); :mod:`.escrow_counts`: how escrows count in obligations and the audit;
 * :mod:`.payment_requests`: payment requests (request, approve once, decline);
 * :mod:`.regulator`: the regulator's holds;
 * :mod:`.suspension`: the regulator's suspension of a bank, and the check every bank makes;
@@ -93,13 +95,12 @@ from .declare import TRANSACTIONS, TxSpec, declare
 from .escrow import (
     claim_escrow,
     claim_escrows,
-    get_escrow,
-    list_escrows,
     open_escrow,
     refund_escrow,
     register_attester,
     release_escrow,
 )
+from .escrow_reads import get_escrow, list_escrows
 from .intrabank import burn, mint, transfer
 from .lanes import rebalance_lanes, set_lanes
 from .netting import get_obligations

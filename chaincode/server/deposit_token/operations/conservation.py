@@ -92,7 +92,7 @@ async def audit(tx: Tx, req: AuditRequest) -> dict[str, object]:
             segments.append(Segment(place.collection, "settle",
                                     settlements_handler(tx, state, place)))
             segments.append(caps_segment(tx, state, p, q))
-            segments.append(escrows_segment(tx, state, p, q))
+            segments.append(escrows_segment(tx, state, p, q, req.ledger_order))
             segments.append(orphan_claims_segment(tx, state, q, p))
     writers = {acct_collection(b.name): b.name for b in registry.banks}
     writers.update({pair_collection(p.name, q.name): p.name

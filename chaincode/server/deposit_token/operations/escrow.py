@@ -6,15 +6,18 @@ escrows), ``open_escrow`` (the payer's bank debits its customer into escrow),
 ``claim_escrow`` (the payee's bank credits its customer on the payer bank's release or on a
 signed statement; ``claim_escrows``, many at once, credits summed per payee account),
 ``refund_escrow`` (the payer's bank credits its customer back after the
-deadline or on the arbiter's ruling), and the reads ``get_escrow`` and ``list_escrows``.
+deadline or on the arbiter's ruling), and :func:`escrow_records` (the four records of one
+escrow, which the reads in :mod:`.escrow_reads` show).
 
 Each bank writes only its own records, each pinned to both banks at creation
 (:mod:`deposit_token.placement`), and every reader decides what they amount to with the one
 rule of :func:`deposit_token.conditions.resolve`; what the other bank cannot verify counts
 for nobody. ``claim_escrow`` reads the release and refund keys; ``refund_escrow`` reads the
 claim and release keys; ``release_escrow`` reads the refund and claim keys: when honest banks
-race, MVCC lets the first to commit stand. Within one bank the same records live in the
-bank's own ``acct-<bank>`` and a release or claim credits the payee at once.
+race, MVCC lets the first to commit stand; a bank that skips those reads gets both committed,
+and then the first in ledger order counts (``get_escrow`` takes ``ledger_order`` as the
+obligations do; without it such an escrow is ``disputed``). Within one bank the same records
+live in the bank's own ``acct-<bank>`` and a release or claim credits the payee at once.
 
 Must not: decide an escrow's outcome except through :mod:`deposit_token.conditions`; put an
 escrow id, an amount or an account into an event, an error or a write's return value.
@@ -31,8 +34,6 @@ from dtoken_wire.conditional import (
     ClaimEscrowsRequest,
     ClaimItem,
     DeadlineAction,
-    EscrowLookup,
-    ListEscrowsRequest,
     OpenEscrowRequest,
     RefundEscrowRequest,
     RegisterAttesterRequest,
@@ -60,9 +61,8 @@ from ..keys import (
     escrow_note_key,
     escrow_refund_key,
     escrow_release_key,
-    prefix_range,
 )
-from ..placement import MAX_ANOMALY_DETAILS, Anomaly, Place, bind, pair_pin
+from ..placement import Anomaly, Place, pair_pin
 from ..records import (
     Account,
     Attester,
@@ -80,7 +80,6 @@ from .access import (
     ROLE_OPERATOR,
     Tx,
     authorize_bank_write,
-    authorize_read,
     done,
     load_registry,
     member_bank,
@@ -104,9 +103,8 @@ __all__ = [
     "EscrowRecords",
     "claim_escrow",
     "claim_escrows",
+    "escrow_places",
     "escrow_records",
-    "get_escrow",
-    "list_escrows",
     "open_escrow",
     "refund_escrow",
     "register_attester",
@@ -125,7 +123,7 @@ def _own_pin(bank: BankInfo) -> bytes:
     return all_of_policy([bank.msp_id])
 
 
-def _places(payer: BankInfo, payee: BankInfo) -> tuple[Place, Place]:
+def escrow_places(payer: BankInfo, payee: BankInfo) -> tuple[Place, Place]:
     """Where the payer bank's and the payee bank's escrow records live."""
     if payer.name == payee.name:
         own = Place.acct(payer.name)
@@ -151,7 +149,7 @@ async def escrow_records(
     read set), each bound to where it lives; a release, refund or claim that is not valid
     there counts as absent (it can block nothing). An escrow that is not valid where it
     lives is refused, naming the collection."""
-    there, back = _places(payer, payee)
+    there, back = escrow_places(payer, payee)
     found = await tx.ledger.get_bound(Escrow, there, escrow_key(escrow_id))
     if found is None:
         raise NotFound("the escrow does not exist (or has not reached this peer yet)")
@@ -232,7 +230,7 @@ async def open_escrow(tx: Tx, req: OpenEscrowRequest) -> dict[str, object]:
     attester_pem = await _party_key(tx, bank, req.attester, "attester")
     arbiter_pem = await _party_key(tx, bank, req.arbiter, "arbiter")
     escrow_id = req.escrow_id or tx.deriver.escrow_id(tx.tx_id)
-    there, _ = _places(bank, payee_bank)
+    there, _ = escrow_places(bank, payee_bank)
     if await tx.ledger.get(Escrow, there.collection, escrow_key(escrow_id)) is not None:
         raise AlreadyExists("an escrow with that id exists")
     payer = debit(payer, [req.amount], day=day_of(tx.now), hold=hold)
@@ -295,7 +293,7 @@ async def release_escrow(tx: Tx, req: ReleaseEscrowRequest) -> dict[str, object]
     save_account(tx, bank, payer)
     if credited is not None:
         save_account(tx, bank, credited)
-    there, _ = _places(bank, payee_bank)
+    there, _ = escrow_places(bank, payee_bank)
     tx.ledger.put(there.collection, escrow_release_key(escrow.escrow_id), EscrowRelease(
         escrow_id=escrow.escrow_id, payer_bank=bank.name, payee_bank=payee_bank.name,
         amount=escrow.amount, currency=escrow.currency, cause=cause, released_at=tx.at,
@@ -381,7 +379,7 @@ async def _claim_one(
         payee = await read_account(tx, bank, escrow.payee_account, "payee")
     payees[escrow.payee_account] = _credit_payee(tx, bank, payee, escrow)
     # Nothing below refuses.
-    _, back = _places(payer_bank, bank)
+    _, back = escrow_places(payer_bank, bank)
     tx.ledger.put(back.collection, escrow_claim_key(escrow.escrow_id), candidate,
                   pin=_pin(bank, payer_bank))
     if not within:
@@ -424,7 +422,7 @@ async def refund_escrow(tx: Tx, req: RefundEscrowRequest) -> dict[str, object]:
                            counterparty_bank=payee_bank.name, transfer_id=escrow.escrow_id,
                            detail=candidate.cause)
     save_account(tx, bank, payer)
-    there, _ = _places(bank, payee_bank)
+    there, _ = escrow_places(bank, payee_bank)
     tx.ledger.put(there.collection, escrow_refund_key(escrow.escrow_id), candidate,
                   pin=_pin(bank, payee_bank))
     if payee_bank.name != bank.name:
@@ -432,61 +430,3 @@ async def refund_escrow(tx: Tx, req: RefundEscrowRequest) -> dict[str, object]:
                       payee_bank.name, escrow.escrow_id)
     _event(tx, bank, payee_bank)
     return done(tx)
-
-
-def escrow_view(records: EscrowRecords, now_state: str, anomalies: list[str]) -> dict[str, object]:
-    escrow, release, refund, claim = records
-    out = escrow.to_json()
-    out.pop("attester_key")
-    out.pop("arbiter_key")
-    return {"escrow": out, "state": now_state,
-            "release": release.to_json() if release else None,
-            "refund": refund.to_json() if refund else None,
-            "claim": claim.to_json() if claim else None,
-            "anomalies": anomalies}
-
-
-async def _view(tx: Tx, payer: BankInfo, payee: BankInfo, escrow_id: str) -> dict[str, object]:
-    records = await escrow_records(tx, payer, payee, escrow_id)
-    res = resolve(*records, tx.now)
-    anomalies = [a for a in (res.claim_anomaly, res.refund_anomaly) if a]
-    return escrow_view(records, res.state.value, anomalies)
-
-
-@declare(evaluate=True)
-async def get_escrow(tx: Tx, req: EscrowLookup) -> dict[str, object]:
-    """One escrow with its release, refund and claim, and its state as the rule decides it
-    (either bank of the pair, or the regulator)."""
-    registry = await load_registry(tx)
-    payer = member_bank(registry, req.payer_bank, "payer_bank")
-    payee = member_bank(registry, req.payee_bank, "payee_bank")
-    authorize_read(tx, registry, [payer, payee])
-    return await _view(tx, payer, payee, req.escrow_id)
-
-
-@declare(evaluate=True)
-async def list_escrows(tx: Tx, req: ListEscrowsRequest) -> dict[str, object]:
-    """The escrows ``payer_bank`` opened toward ``payee_bank``, by id, one page after
-    ``after``, each with its state; records not valid where they live are reported."""
-    registry = await load_registry(tx)
-    payer = member_bank(registry, req.payer_bank, "payer_bank")
-    payee = member_bank(registry, req.payee_bank, "payee_bank")
-    authorize_read(tx, registry, [payer, payee])
-    there, _ = _places(payer, payee)
-    start, end = prefix_range("esc")
-    if req.after is not None:
-        start = escrow_key(req.after) + "\x00"
-    rows = await tx.ledger.scan(there.collection, start, end, req.page_size + 1)
-    escrows: list[dict[str, object]] = []
-    anomalies: list[dict[str, object]] = []
-    for key, raw in rows[: req.page_size]:
-        found = bind(Escrow, there, key, raw)
-        if not isinstance(found, Anomaly) and not await tx.ledger.pinned(Escrow, there, key):
-            found = Anomaly(there.collection, key, (there.writer,), "unpinned")
-        if isinstance(found, Anomaly):
-            if len(anomalies) < MAX_ANOMALY_DETAILS:
-                anomalies.append(found.to_json())
-            continue
-        escrows.append(await _view(tx, payer, payee, found.escrow_id))
-    last = rows[req.page_size - 1][0].removeprefix("esc/") if len(rows) > req.page_size else None
-    return {"escrows": escrows, "next": last, "anomaly_records": anomalies}

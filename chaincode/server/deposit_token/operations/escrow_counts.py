@@ -11,14 +11,23 @@ held is ``("escrowed", bank, currency)``: money the bank's balances no longer sh
 supply does. Each record :func:`deposit_token.conditions.resolve` rejects is an anomaly
 naming the bank whose peer alone could have written it.
 
+A claim and a refund on a statement that both hold on their own are decided by ledger order
+(:func:`deposit_token.conditions.resolve`): :func:`claim_first` reads it from the caller's
+``ledger_order`` (positions proven from the blocks, keyed by the SHA-256 of each record's
+stored bytes), and without it the escrow counts as ``disputed`` and :func:`escrow_dispute`
+lists both records in the shape of a transfer's dispute (``accept`` is the claim), so the
+SDK proves their positions as it does for transfers and asks again.
+
 Must not: write; count a record that is not valid where it lives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from ..conditions import resolve
+from dtoken_wire.requests import LedgerPosition
+
+from ..conditions import Resolution, resolve
 from ..keys import (
     escrow_claim_key,
     escrow_key,
@@ -35,7 +44,9 @@ from .scans import ScanState, Segment, bound_rows, valid
 
 __all__ = [
     "CLAIM_WITHOUT_ESCROW",
+    "claim_first",
     "escrow_claims_segment",
+    "escrow_dispute",
     "escrows_segment",
     "orphan_claims_segment",
     "own_escrows_segment",
@@ -45,6 +56,49 @@ __all__ = [
 CLAIM_WITHOUT_ESCROW = "escrow_claim_without_escrow"
 
 Handler = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
+Order = Mapping[str, LedgerPosition]
+
+
+def claim_first(tx: Tx, escrow: Escrow, order: Order) -> bool | None:
+    """Whether the claim of ``escrow`` precedes its refund in ledger order, from ``order``
+    and the hashes of the bytes this transaction read under both keys (each must have been
+    read); ``None`` unless both positions are given."""
+    payer, payee = escrow.payer_bank, escrow.payee_bank
+    claim_hash = tx.ledger.value_hash(pair_collection(payee, payer),
+                                      escrow_claim_key(escrow.escrow_id))
+    refund_hash = tx.ledger.value_hash(pair_collection(payer, payee),
+                                       escrow_refund_key(escrow.escrow_id))
+    at_claim, at_refund = order.get(claim_hash or ""), order.get(refund_hash or "")
+    if at_claim is None or at_refund is None:
+        return None
+    return tuple(at_claim) < tuple(at_refund)
+
+
+def escrow_dispute(tx: Tx, escrow: Escrow, claim: EscrowClaim,
+                   refund: EscrowRefund) -> dict[str, object]:
+    """A disputed escrow as a transfer's dispute is listed: each record with where it lives,
+    the hash of its stored bytes, its writer and the transaction it claims (never believed)."""
+    payer, payee, eid = escrow.payer_bank, escrow.payee_bank, escrow.escrow_id
+    back, there = pair_collection(payee, payer), pair_collection(payer, payee)
+    ckey, rkey = escrow_claim_key(eid), escrow_refund_key(eid)
+    return {
+        "escrow_id": eid, "payer_bank": payer, "payee_bank": payee,
+        "currency": escrow.currency, "amount": escrow.amount,
+        "accept": {"collection": back, "key": ckey, "value_hash": tx.ledger.value_hash(
+            back, ckey), "writer": payee, "claimed_tx_id": claim.tx_id},
+        "refund": {"collection": there, "key": rkey, "value_hash": tx.ledger.value_hash(
+            there, rkey), "writer": payer, "claimed_tx_id": refund.tx_id},
+    }
+
+
+def _resolved(tx: Tx, state: ScanState, escrow: Escrow, release: EscrowRelease | None,
+              refund: EscrowRefund | None, claim: EscrowClaim | None,
+              order: Order) -> Resolution:
+    """:func:`resolve` with the ledger order; a dispute it cannot decide is listed."""
+    res = resolve(escrow, release, refund, claim, tx.now, claim_first(tx, escrow, order))
+    if res.disputed and claim is not None and refund is not None:
+        state.disputes.append(escrow_dispute(tx, escrow, claim, refund))
+    return res
 
 
 async def _beside(
@@ -62,9 +116,11 @@ async def _beside(
 
 
 def escrow_claims_segment(tx: Tx, state: ScanState, debtor: BankInfo,
-                          creditor: BankInfo) -> Segment:
+                          creditor: BankInfo, order: Order | None = None) -> Segment:
     """For ``get_obligations``: the creditor's (payee's) claims of the debtor's escrows, from
-    ``pair-<creditor>-<debtor>`` only; each counts as ``accepted`` if the rule says so."""
+    ``pair-<creditor>-<debtor>`` only; each counts as ``accepted`` if the rule says so (with
+    ``order``, the ledger order of a claim and a refund that both hold), as ``disputed`` if
+    only that order could say."""
     back = Place.between(creditor, debtor)
     there = Place.between(debtor, creditor)
 
@@ -83,10 +139,11 @@ def escrow_claims_segment(tx: Tx, state: ScanState, debtor: BankInfo,
                 EscrowRelease, there, escrow_release_key(eid)))
             refund = valid(state, await tx.ledger.get_bound(
                 EscrowRefund, there, escrow_refund_key(eid)))
-            res = resolve(escrow, release, refund, claim, tx.now)
-            if res.claim_counts:
+            res = _resolved(tx, state, escrow, release, refund, claim, order or {})
+            if res.claim_counts or res.disputed:
+                effect = Effect.ACCEPTED if res.claim_counts else Effect.DISPUTED
                 state.tally.add(("xfer", debtor.name, creditor.name, escrow.currency,
-                                 Effect.ACCEPTED.value), escrow.amount)
+                                 effect.value), escrow.amount)
             else:
                 state.note(Anomaly(back.collection, escrow_claim_key(eid),
                                    (creditor.name,), res.claim_anomaly))
@@ -94,10 +151,11 @@ def escrow_claims_segment(tx: Tx, state: ScanState, debtor: BankInfo,
     return Segment(back.collection, "escclaim", handle)
 
 
-def escrows_segment(tx: Tx, state: ScanState, payer: BankInfo, payee: BankInfo) -> Segment:
+def escrows_segment(tx: Tx, state: ScanState, payer: BankInfo, payee: BankInfo,
+                    order: Order | None = None) -> Segment:
     """For the audit: every escrow ``payer`` opened toward ``payee`` (``pair-<payer>-<payee>``),
-    counted as a transfer is (see the module docstring), and the records that do not count
-    noted."""
+    counted as a transfer is (see the module docstring; a claim and a refund that both hold
+    by ``order``, or ``disputed``), and the records that do not count noted."""
     there = Place.between(payer, payee)
     back = Place.between(payee, payer)
 
@@ -105,10 +163,11 @@ def escrows_segment(tx: Tx, state: ScanState, payer: BankInfo, payee: BankInfo) 
         for escrow in await bound_rows(tx, state, Escrow, there, rows):
             eid = escrow.escrow_id
             release, refund, claim = await _beside(tx, state, eid, there, back)
-            res = resolve(escrow, release, refund, claim, tx.now)
+            res = _resolved(tx, state, escrow, release, refund, claim, order or {})
             key = (payer.name, payee.name, escrow.currency)
             effect = (Effect.ACCEPTED if res.claim_counts else
-                      Effect.REFUNDED if res.refund_counts else Effect.IN_FLIGHT)
+                      Effect.REFUNDED if res.refund_counts else
+                      Effect.DISPUTED if res.disputed else Effect.IN_FLIGHT)
             state.tally.add(("xfer", *key, "initiated"), escrow.amount)
             state.tally.add(("xfer", *key, effect.value), escrow.amount)
             state.tally.add(("escrow", *key, res.state.value), escrow.amount)

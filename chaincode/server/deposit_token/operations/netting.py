@@ -119,7 +119,7 @@ async def get_obligations(tx: Tx, req: ObligationsRequest) -> dict[str, object]:
                                 settlements_handler(tx, state,
                                                      Place.between(creditor, debtor))))
         segments.append(caps_segment(tx, state, creditor, debtor))
-        segments.append(escrow_claims_segment(tx, state, debtor, creditor))
+        segments.append(escrow_claims_segment(tx, state, debtor, creditor, req.ledger_order))
     done = await scan_page(tx, state, segments, req.page_size)
     report = obligations_report(state.tally, a.name, b.name) if done else {}
     return paged(state, done, {**report, "disputes": state.disputes})

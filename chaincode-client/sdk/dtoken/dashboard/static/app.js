@@ -127,12 +127,16 @@ function renderEscrows(state) {
   const header = [["Escrow", "id"], ["Payer bank"], ["Payee"], ["Amount", "num"],
                   ["State"], ["Deadline"], ["Attester"], ["Anomalies"]];
   const kinds = {held: "pending", due: "pending", released: "pending", paid: "",
-                 refunded: "pending"};
+                 refunded: "pending", disputed: "invalid"};
+  // a party the terms name whose key is not the one this bank registered under that name
+  const unverified = (e) => (e.parties || []).filter((p) => p.here !== "match")
+    .map((p) => p.role + " " + p.name + ": " + p.here);
   const rows = (state.escrows || []).map((e) => [
     short(e.escrow_id), e.payer_bank, e.payee_bank + "/" + short(e.payee_account),
     money(e.amount), badge(e.state, kinds[e.state]), e.deadline + " (" + e.on_deadline + ")",
     e.attester || "-",
-    (e.anomalies || []).length ? badge(e.anomalies.join(", "), "invalid") : ""]);
+    [...(e.anomalies || []), ...unverified(e)].length
+      ? badge([...(e.anomalies || []), ...unverified(e)].join(", "), "invalid") : ""]);
   fill(document.getElementById("escrows"), header, rows, "no escrow");
 }
 
