@@ -8,6 +8,7 @@ and memory accounting per process, and the outputs (a JSON record per run, PNG c
 the ratio table).
 
 Must not: be imported by the project's packages; change a network it did not start (every
-network it uses is its own, on ports 8000-8999, in a temporary state folder). Importing
-this package is cheap: the chaincode servers import :mod:`dtbench.noop` from it.
+network it uses is its own, on the run's ports, ``--base-port`` (8000) to 999 above it, in a
+temporary state folder). Importing this package is cheap: the chaincode servers import
+:mod:`dtbench.noop` from it.
 """

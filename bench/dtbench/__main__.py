@@ -1,7 +1,8 @@
 """``python -m dtbench`` (what ``bench/run`` runs): the whole suite, or a part of it.
 
 Writes ``<out>/record.json`` and ``<out>/chart.png`` (default ``bench/results/<UTC time>/``)
-and prints the ratio table. Exit 0 when the suite ran (whatever the figures), 1 if it
+and prints the ratio table (and, with the scaling section, the scaling table and the
+issue-15 checks). Exit 0 when the suite ran (whatever the figures), 1 if it
 failed, 2 on bad usage; with ``--check``, 3 when a target is missed.
 """
 
@@ -16,8 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from dtbench.cluster import BENCH_DIR, cleanup_stale_runs
-from dtbench.report import points_table, ratio_table, write_chart, write_record
+from dtbench.cluster import BENCH_DIR, LAYOUTS, cleanup_stale_runs
+from dtbench.report import (
+    checks_table,
+    points_table,
+    ratio_table,
+    scaling_table,
+    write_chart,
+    write_record,
+)
 from dtbench.suite import SECTIONS, Settings, run_suite
 
 
@@ -62,7 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--moderate-rate", type=float, help="payments/s at which the latency target is checked (10)"
     )
-    p.add_argument("--scaling-banks", type=_ints, help="bank counts besides 3 (6,10)")
+    p.add_argument("--scaling-banks", type=_ints, help="bank counts besides 3 (10,20)")
+    p.add_argument("--scaling-duration", type=float,
+                   help="seconds measured per scaling point (10)")
+    p.add_argument("--scaling-concurrency", type=int,
+                   help="transfers in flight at each scaling point (64)")
+    p.add_argument("--idle-seconds", type=float,
+                   help="seconds of idle CPU measured before each size's scaling points (10)")
+    p.add_argument("--layout", choices=LAYOUTS,
+                   help="chaincode layout of every network the run builds: single (one "
+                        "dtoken namespace, the default) or namespaces (docs/architecture.md)")
     p.add_argument(
         "--batch-settings",
         type=_pairs,
@@ -86,12 +103,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
             raise SystemExit(f"bench/run: unknown section(s) {unknown}; known: {SECTIONS}")
         s.sections = wanted
     for name in ("duration", "warmup", "concurrency", "repeats", "sweep", "payment_rates",
-                 "moderate_rate", "scaling_banks", "batch_settings", "base_port"):  # fmt: skip
+                 "moderate_rate", "scaling_banks", "batch_settings", "base_port",
+                 "scaling_duration", "scaling_concurrency", "idle_seconds",
+                 "layout"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
             setattr(s, name, value)
     if args.no_node:
         s.node = False
+    try:
+        s.check()
+    except ValueError as exc:
+        raise SystemExit(f"bench/run: {exc}") from None
     return s
 
 
@@ -115,9 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     chart = write_chart(record, out / "chart.png", _log)
     print()
     print(f"dtbench {record['mode']} run, {record['started_at']}, {record['duration_s']:.0f} s, "
-          f"{record['machine']['cores']} cores, {record['machine']['cpu_model']}")  # fmt: skip
+          f"{record['machine']['cores']} cores, {record['machine']['cpu_model']}, "
+          f"layout {record['layout']}, load average {record['machine']['loadavg_start']} -> "
+          f"{record['machine']['loadavg_end']}")  # fmt: skip
     print()
     print(ratio_table(record))
+    if record.get("scaling"):
+        print()
+        print(scaling_table(record))
+    if record.get("checks"):
+        print()
+        print(checks_table(record))
     if args.points:
         print()
         print(points_table(record))
@@ -133,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             missed.append("payment_latency")
         if not record["conflicts"]["met"]:
             missed.append("mvcc_conflicts")
+        missed += [c["name"] for c in record.get("checks", []) if c["met"] is False]
         if missed:
             print(f"targets missed: {', '.join(missed)}")
             return 3

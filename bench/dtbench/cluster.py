@@ -1,7 +1,10 @@
 """The benchmark's own networks: consortium variants, up/down, anchors, process accounting.
 
 Every network lives in a temporary state folder under a run root
-(``$TMPDIR/dtbench-<pid>-<time>/``) marked with ``owner.pid``, on base ports 8000-8999.
+(``$TMPDIR/dtbench-<pid>-<time>/``) marked with ``owner.pid``, on the run's ports
+(``--base-port``, 8000 by default, and the :data:`PORT_SPAN` ports after it). A network is
+built on the namespace layout or the single namespace (:attr:`Shape.layout`, the
+consortium file's ``chaincode.layout``).
 :func:`cleanup_stale_runs` takes down the networks of earlier runs whose owner process is
 gone (e.g. a benchmark killed with SIGKILL), and nothing else.
 """
@@ -21,14 +24,18 @@ from typing import Any
 import yaml
 from consortium import channel as channel_cfg
 from consortium import config as config_mod
-from consortium.config import Consortium, Org
+from consortium import namespaces as layout_defs
+from consortium.config import Consortium, NamespaceLayout, Org
 from consortium.network import Network, NodeHandle
+from dtoken_wire.namespaces import bank_namespace
 
 from dtbench.procstat import cpu_seconds, rss_mb
 
 __all__ = [
     "BENCH_DIR",
+    "LAYOUTS",
     "NODE_DIR",
+    "PORT_SPAN",
     "Cluster",
     "Shape",
     "cleanup_stale_runs",
@@ -44,6 +51,12 @@ ROOT_PREFIX = "dtbench-"
 NOOP_PY = "noop"  # the Python no-op chaincode's name on the channel
 FLOOR_PY = "privfloor"  # dtbench.privprobe with one collection: the private-transfer floor
 NODE_ANCHOR = "nodecc"  # the Node fabric-shim anchor's name on the channel
+#: The consortium file's ``chaincode.layout`` values (docs/architecture.md, "Namespace layout").
+LAYOUTS = tuple(v.value for v in NamespaceLayout)
+#: Ports a run may use from its base port on: networks are placed in it one after another
+#: (each needs 10 per node, rounded up to 100) and start again at the base port, since a run
+#: takes a network down before it brings the next one up.
+PORT_SPAN = 1000
 
 
 @dataclass(frozen=True)
@@ -55,13 +68,26 @@ class Shape:
     orderers: int = 3
     batch_timeout_ms: int = 150
     max_message_count: int = 100
+    layout: str = NamespaceLayout.SINGLE.value  # the consortium file's chaincode.layout
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"Shape.layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.banks < 2:
+            raise ValueError(f"Shape.banks must be at least 2 (a payer and a payee bank), "
+                             f"got {self.banks}")  # fmt: skip
 
     def label(self) -> str:
         reg = "+reg" if self.regulator else ""
+        layout = ", namespace layout" if self.layout == NamespaceLayout.NAMESPACES.value else ""
         return (
             f"{self.banks} banks{reg}, {self.orderers} orderer(s), "
-            f"{self.batch_timeout_ms} ms / {self.max_message_count}"
+            f"{self.batch_timeout_ms} ms / {self.max_message_count}{layout}"
         )
+
+    def slots(self) -> int:
+        """Port slots of ten the network takes (config: one per orderer and per peer)."""
+        return self.orderers + self.banks + (1 if self.regulator else 0)
 
 
 def write_consortium(path: Path, shape: Shape, *, name: str, base_port: int) -> Path:
@@ -69,6 +95,7 @@ def write_consortium(path: Path, shape: Shape, *, name: str, base_port: int) -> 
     data: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text())
     data["name"] = name
     data["base_port"] = base_port
+    data["chaincode"] = {**data["chaincode"], "layout": shape.layout}
     data["ordering"] = {
         **data["ordering"],
         "orderers": shape.orderers,
@@ -177,6 +204,41 @@ class Cluster:
 
     # ------------------------------------------------------------------ anchors
 
+    @property
+    def namespaced(self) -> bool:
+        """Whether the network runs the namespace layout."""
+        return self.consortium.chaincode.layout is NamespaceLayout.NAMESPACES
+
+    def namespace_facts(self) -> dict[str, Any]:
+        """How the deposit-token state is laid out: namespaces (chaincode definitions),
+        the most collections any of them holds, and how many the namespace of the first
+        bank's intra-bank transfer holds (every private key written there costs each peer
+        a decode of that namespace's collection package)."""
+        if self.namespaced:
+            defs = layout_defs.definitions(self.consortium)
+            own = bank_namespace(self.consortium.chaincode.name, self.bank(0).name)
+            counts = {d.name: len(d.collections) for d in defs}
+            return {"layout": "namespaces", "definitions": len(defs),
+                    "max_collections": max(counts.values()),
+                    "transfer_namespace": own, "transfer_collections": counts[own]}  # fmt: skip
+        n = len(channel_cfg.collections_config(self.consortium))
+        return {"layout": "single", "definitions": 1, "max_collections": n,
+                "transfer_namespace": self.consortium.chaincode.name,
+                "transfer_collections": n}  # fmt: skip
+
+    def anchor_collections(self) -> list[dict[str, Any]]:
+        """The collections the Node anchor gets: those of the namespace the Python
+        contract's intra-bank transfer runs in (the first bank's own namespace under the
+        layout, ``dtoken``'s every collection otherwise), so the two pay the same
+        per-key collection decode and the comparison stays like for like."""
+        if not self.namespaced:
+            return channel_cfg.collections_config(self.consortium)
+        own = bank_namespace(self.consortium.chaincode.name, self.bank(0).name)
+        for d in layout_defs.definitions(self.consortium):
+            if d.name == own:
+                return list(d.collections)
+        raise LookupError(f"no definition {own} in the layout")  # a bank always has one
+
     def any_bank_policy(self) -> str:
         return "OR(" + ", ".join(f"'{b.msp_id}.peer'" for b in self.consortium.banks) + ")"
 
@@ -200,13 +262,14 @@ class Cluster:
 
     def deploy_node_anchor(self) -> float:
         """The Node fabric-shim anchor (no-op and the transfer's state-access pattern), with
-        the same collections as the deposit-token chaincode."""
+        the collections of the namespace the Python contract's transfer runs in
+        (:meth:`anchor_collections`)."""
         t0 = time.monotonic()
         self.network.deploy(
             NODE_ANCHOR,
             "node:bench/node/server.js",
             policy=self.any_bank_policy(),
-            collections=channel_cfg.collections_config(self.consortium),
+            collections=self.anchor_collections(),
             argv=["node", str(NODE_DIR / "server.js")],
             env={"CORE_CHAINCODE_LOGGING_LEVEL": "WARNING"},
         )
@@ -252,35 +315,47 @@ class Cluster:
 
     def idle_cpu(self, seconds: float) -> dict[str, Any]:
         """CPU the network burns with no load (gossip, Raft heartbeats, reconciliation),
-        in cores, by role, over ``seconds``."""
+        in cores (CPU seconds per second), in total, by role and by node, over ``seconds``.
+        ``by_node`` is what :func:`dtbench.meter.idle_subtracted` takes away from a
+        measurement window."""
         before = self.cpu_snapshot()
+        t0 = time.monotonic()
         time.sleep(seconds)
         after = self.cpu_snapshot()
+        elapsed = time.monotonic() - t0
         roles = {name: role.split(":", 1)[0] for name, (role, _pid) in self.pids().items()}
+        by_node = {name: (end - before[name]) / elapsed
+                   for name, end in after.items() if name in before}  # fmt: skip
         by_role: dict[str, float] = {}
-        for name, end in after.items():
-            if name in before:
-                role = roles.get(name, "?")
-                by_role[role] = by_role.get(role, 0.0) + (end - before[name]) / seconds
+        for name, cores in by_node.items():
+            role = roles.get(name, "?")
+            by_role[role] = by_role.get(role, 0.0) + cores
         return {
-            "cores": round(sum(by_role.values()), 3),
-            "by_role": {k: round(v, 3) for k, v in sorted(by_role.items())},
+            "seconds": round(elapsed, 2),
+            "cores": round(sum(by_node.values()), 4),
+            "by_role": {k: round(v, 4) for k, v in sorted(by_role.items())},
+            "by_node": {k: round(v, 5) for k, v in sorted(by_node.items())},
         }
 
     def memory(self) -> dict[str, Any]:
-        """Resident memory (MiB) per node and summed per role."""
+        """Resident memory (MiB) per node, summed per role (``peer``, ``orderer``,
+        ``chaincode``) and per chaincode (``dtoken``, ``dtoken-storage``, the anchors')."""
         per_node: dict[str, float] = {}
         per_role: dict[str, float] = {}
+        per_chaincode: dict[str, float] = {}
         for name, (role, pid) in self.pids().items():
             value = rss_mb(pid)
             if value is None:
                 continue
             per_node[name] = round(value, 1)
-            group = role.split(":", 1)[0]
+            group, _, chaincode = role.partition(":")
             per_role[group] = round(per_role.get(group, 0.0) + value, 1)
+            if chaincode:
+                per_chaincode[chaincode] = round(per_chaincode.get(chaincode, 0.0) + value, 1)
         return {
             "total_mb": round(sum(per_node.values()), 1),
             "by_role": per_role,
+            "by_chaincode": per_chaincode,
             "by_node": per_node,
         }
 

@@ -3,6 +3,14 @@
 Ratios are computed per round of the ``ratios`` section (the points of one round ran one
 after another, so drift and other users' load hit them alike) and reported as the median
 over the rounds, with the lowest and highest round.
+
+The scaling section gives one row per network size (:func:`scaling_rows`) and the checks of
+issue 15 (:data:`CHECKS_WHAT`): CPU per transfer per peer with the idle CPU subtracted at the
+largest size against 3 banks, the private transfer against the no-op ceiling and against
+the private floor, and the cross-bank payment's latency at each size.
+
+Must not: run anything; it reads records (also older ones, whose points lack the newer
+fields: those show as ``-``).
 """
 
 from __future__ import annotations
@@ -13,10 +21,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["derive", "points_table", "ratio_table", "write_chart", "write_record"]
+__all__ = [
+    "checks_table",
+    "derive",
+    "points_table",
+    "ratio_table",
+    "scaling_rows",
+    "scaling_table",
+    "write_chart",
+    "write_record",
+]
 
 PAYMENT_P50_MS = 500.0
 PAYMENT_P99_MS = 1000.0
+# issue 15's checks
+CPU_PER_PEER_GROWTH_MAX = 1.3  # CPU per transfer per peer at the largest size / at 3 banks
+TRANSFER_VS_NOOP_MIN = 0.34  # private intra-bank transfer / no-op ceiling, same run
+TRANSFER_VS_FLOOR_BEFORE = 0.61  # transfer / private floor before the layout: to be beaten
 
 # name, numerator point, denominator point, target (>=), what it says
 RATIOS: tuple[tuple[str, str, str, float | None, str], ...] = (
@@ -141,13 +162,130 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
     }
     mvcc = sum(int(p.get("mvcc_conflicts", 0)) for p in points)
     other = sum(int(p.get("other_failures", 0)) for p in points)
+    scaling = scaling_rows(record)
     return {
         "ratios": ratios,
         "cpu": cpu,
         "payment_latency": latency,
         "conflicts": {"mvcc_total": mvcc, "other_failures_total": other, "met": mvcc == 0},
         "noise": noise,
+        "scaling": scaling,
+        "checks": checks(ratios, scaling),
     }
+
+
+def _by_role(memory: dict[str, Any] | None) -> dict[str, float] | None:
+    return None if not memory else dict(memory.get("by_role", {}))
+
+
+def scaling_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per size of the scaling section: the network (layout, namespaces, nodes, up
+    time, idle CPU, memory by role idle and after load), the transfer point and the payment
+    point (throughput, latency, CPU per transaction with the idle CPU subtracted)."""
+    points = [p for p in record.get("points", []) if p.get("section") == "scaling"]
+    nets = {n["shape"]["banks"]: n for n in record.get("networks", [])
+            if n.get("role") in ("main", "scaling")}  # fmt: skip
+    rows = []
+    for banks in sorted({int(p["banks"]) for p in points if "banks" in p}):
+        at = [p for p in points if p.get("banks") == banks]
+        transfer = next((p for p in at if p.get("workload") == "transfer"), None)
+        payment = next((p for p in at if p.get("workload") == "payment"), None)
+        net = nets.get(banks, {})
+        shape = net.get("shape", {})
+        idle = net.get("idle_cpu_before_points") or net.get("idle_cpu") or {}
+        by_node = (net.get("memory_idle") or {}).get("by_node", {})
+        row: dict[str, Any] = {
+            "banks": banks,
+            "layout": shape.get("layout", "single"),
+            "namespaces": net.get("namespaces"),
+            "peers": banks + (1 if shape.get("regulator") else 0) if shape else None,
+            "orderers": shape.get("orderers"),
+            "chaincode_servers": sum(1 for n in by_node if n.startswith("chaincode")) or None,
+            "up_s": net.get("up_s"),
+            "idle_cores": idle.get("cores"),
+            "memory_idle_mb": _by_role(net.get("memory_idle")),
+            "memory_loaded_mb": _by_role(net.get("memory_loaded")),
+            "memory_loaded_by_chaincode_mb": (net.get("memory_loaded") or {}).get("by_chaincode"),
+        }
+        if transfer is not None:
+            sub = transfer.get("idle_subtracted") or {}
+            row["transfer"] = {
+                "concurrency": transfer.get("concurrency"),
+                "tx_per_s": transfer["tx_per_s"],
+                "p50_ms": transfer["latency_ms"]["p50"],
+                "p99_ms": transfer["latency_ms"]["p99"],
+                "failures": transfer.get("failures", {}),
+                "cpu_ms_per_tx_raw": transfer.get("cpu_ms_per_tx_total"),
+                "cpu_ms_per_tx": sub.get("ms_per_tx"),
+                "cpu_ms_per_tx_per_peer": sub.get("ms_per_tx_per_peer"),
+                "idle_share_of_peers": sub.get("idle_share_of_peers"),
+            }
+        if payment is not None:
+            lat = payment["latency_ms"]
+            sub = payment.get("idle_subtracted") or {}
+            met = (lat["p50"] is not None and lat["p99"] is not None
+                   and lat["p50"] < PAYMENT_P50_MS and lat["p99"] < PAYMENT_P99_MS
+                   and not payment.get("failures"))  # fmt: skip
+            row["payment"] = {
+                "offered_rate": payment.get("offered_rate"),
+                "completed": payment.get("completed"),
+                "failures": payment.get("failures", {}),
+                "p50_ms": lat["p50"],
+                "p99_ms": lat["p99"],
+                "phases_ms": payment.get("payment_phases_ms"),
+                "cpu_ms_per_tx_per_peer": sub.get("ms_per_tx_per_peer"),
+                "met": met,
+            }
+        rows.append(row)
+    return rows
+
+
+def checks(ratios: list[dict[str, Any]], scaling: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 15's checks from one run; a check whose points did not run is left out."""
+    out: list[dict[str, Any]] = []
+    per_peer = [(r["banks"], r["transfer"]["cpu_ms_per_tx_per_peer"]) for r in scaling
+                if r.get("transfer", {}).get("cpu_ms_per_tx_per_peer") is not None]  # fmt: skip
+    if len(per_peer) >= 2:
+        (small, base), (large, top) = per_peer[0], per_peer[-1]
+        growth = round(top / base, 3) if base > 0 else None
+        out.append({
+            "name": "cpu_per_transfer_per_peer_growth",
+            "what": f"CPU per transfer per peer, idle subtracted: {large} banks / {small} banks "
+                    f"({top:.2f} / {base:.2f} ms)",
+            "value": growth, "target": f"<= {CPU_PER_PEER_GROWTH_MAX:g}x",
+            "met": None if growth is None else growth <= CPU_PER_PEER_GROWTH_MAX,
+        })  # fmt: skip
+    named = {r["name"]: r for r in ratios if r.get("rounds")}
+    noop = named.get("private_transfer_vs_noop_ceiling")
+    if noop is not None and noop["value"] is not None:
+        out.append({
+            "name": "private_transfer_vs_noop_ceiling_issue15",
+            "what": "private intra-bank transfer / no-op ceiling, same run (median of rounds)",
+            "value": noop["value"], "target": f">= {TRANSFER_VS_NOOP_MIN:g}x",
+            "met": noop["value"] >= TRANSFER_VS_NOOP_MIN,
+        })  # fmt: skip
+    floor = named.get("private_transfer_vs_floor")
+    if floor is not None and floor["value"] is not None:
+        out.append({
+            "name": "private_transfer_vs_floor",
+            "what": "private intra-bank transfer / the private floor, same run (nearer the "
+                    f"floor than {TRANSFER_VS_FLOOR_BEFORE:g}x before the layout)",
+            "value": floor["value"], "target": f"> {TRANSFER_VS_FLOOR_BEFORE:g}x",
+            "met": floor["value"] > TRANSFER_VS_FLOOR_BEFORE,
+        })  # fmt: skip
+    for r in scaling:
+        pay = r.get("payment")
+        if pay is None:
+            continue
+        out.append({
+            "name": f"payment_latency_{r['banks']}banks",
+            "what": f"cross-bank payment at {_fmt(pay['offered_rate'], 'g')} payments/s, "
+                    f"{r['banks']} banks: p50 / p99 ms (failures {sum(pay['failures'].values())})",
+            "value": f"{_fmt(pay['p50_ms'], '.0f')} / {_fmt(pay['p99_ms'], '.0f')}",
+            "target": f"< {PAYMENT_P50_MS:g} / {PAYMENT_P99_MS:g}",
+            "met": pay["met"],
+        })  # fmt: skip
+    return out
 
 
 def _fmt(v: float | None, spec: str = ".2f") -> str:
@@ -218,6 +356,57 @@ def ratio_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _mem(by_role: dict[str, float] | None) -> str:
+    if not by_role:
+        return "-"
+    return " / ".join(_fmt(by_role.get(k), ",.0f") for k in ("peer", "chaincode", "orderer"))
+
+
+def scaling_table(record: dict[str, Any]) -> str:
+    """The scaling section as Markdown: one row per network size."""
+    lines = [
+        "| banks | layout: namespaces, most collections in one, in the transfer's | peers + "
+        "chaincode servers + orderers | up, s | idle CPU, cores | memory idle, MiB: peers / "
+        "chaincode servers / orderers | memory after load, MiB | transfer tx/s (in flight) | "
+        "transfer p50 / p99 ms | CPU ms per transfer per peer, idle subtracted | CPU ms per "
+        "transfer, all processes, idle subtracted (raw) | payment p50 / p99 ms (rate, "
+        "completed, failed) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in record.get("scaling") or scaling_rows(record):
+        ns = r.get("namespaces") or {}
+        layout = (f"{r['layout']}: {ns.get('definitions', '-')}, {ns.get('max_collections', '-')}"
+                  f", {ns.get('transfer_collections', '-')}")  # fmt: skip
+        nodes = (f"{_fmt(r.get('peers'), 'd')} + {_fmt(r.get('chaincode_servers'), 'd')} + "
+                 f"{_fmt(r.get('orderers'), 'd')}")
+        t = r.get("transfer") or {}
+        pay = r.get("payment") or {}
+        fails = sum((pay.get("failures") or {}).values())
+        pay_text = "-" if not pay else (
+            f"{_fmt(pay.get('p50_ms'), '.0f')} / {_fmt(pay.get('p99_ms'), '.0f')} "
+            f"({_fmt(pay.get('offered_rate'), 'g')}/s, {pay.get('completed')}, {fails})")
+        tput = "-" if not t else f"{t['tx_per_s']:.0f} ({t.get('concurrency')})"
+        lines.append(
+            f"| {r['banks']} | {layout} | {nodes} | {_fmt(r.get('up_s'), '.1f')} | "
+            f"{_fmt(r.get('idle_cores'), '.3f')} | {_mem(r.get('memory_idle_mb'))} | "
+            f"{_mem(r.get('memory_loaded_mb'))} | {tput} | "
+            f"{_fmt(t.get('p50_ms'), '.0f')} / {_fmt(t.get('p99_ms'), '.0f')} | "
+            f"**{_fmt(t.get('cpu_ms_per_tx_per_peer'))}** | {_fmt(t.get('cpu_ms_per_tx'))} "
+            f"({_fmt(t.get('cpu_ms_per_tx_raw'))}) | {pay_text} |"
+        )
+    return "\n".join(lines)
+
+
+def checks_table(record: dict[str, Any]) -> str:
+    """Issue 15's checks as Markdown."""
+    lines = ["| check (issue 15) | value | target | met |", "|---|---|---|---|"]
+    for c in record.get("checks", []):
+        value = c["value"] if isinstance(c["value"], str) else f"{_fmt(c['value'])}x"
+        met = "-" if c["met"] is None else ("yes" if c["met"] else "**no**")
+        lines.append(f"| {c['what']} | **{value}** | {c['target']} | {met} |")
+    return "\n".join(lines)
+
+
 def points_table(record: dict[str, Any]) -> str:
     """Every point: throughput, latency, failures, CPU per transaction by role."""
     lines = [
@@ -267,7 +456,9 @@ def write_chart(record: dict[str, Any], path: Path, log: Callable[[str], None]) 
         log("  (no chart: matplotlib is not installed; pip install --group bench)")
         return None
     points = record["points"]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    scaling = record.get("scaling") or scaling_rows(record)
+    rows = 3 if scaling else 2
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 4.5 * rows), squeeze=False)
     fig.suptitle(
         f"dtbench {record['started_at']} - {record['machine']['cores']} cores "
         f"({record['machine']['cpu_model'][:40]}), Fabric {record['machine']['fabric']}",
@@ -338,7 +529,8 @@ def write_chart(record: dict[str, Any], path: Path, log: Callable[[str], None]) 
     ax = axes[1][1]
     nets = sorted((n for n in record["networks"] if n["role"] in ("main", "scaling")),
                   key=lambda n: n["shape"]["banks"])  # fmt: skip
-    scal = {p["banks"]: p for p in points if p["section"] == "scaling"}
+    scal = {p["banks"]: p for p in points
+            if p["section"] == "scaling" and p.get("workload", "transfer") == "transfer"}
     if nets:
         banks = [n["shape"]["banks"] for n in nets]
         ax.bar([b - 0.3 for b in banks], [n["up_s"] or 0 for n in nets], width=0.6,
@@ -351,14 +543,55 @@ def write_chart(record: dict[str, Any], path: Path, log: Callable[[str], None]) 
         ax2.set_ylabel("transfer, committed tx/s")
         _legend(ax2, fontsize=8, loc="upper right")
     ax.set_xlabel("banks")
-    ax.set_title("Scaling", fontsize=10)
+    ax.set_title(f"Scaling ({record.get('layout', 'single')} layout)", fontsize=10)
     _legend(ax, fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
+    if scaling:
+        _scaling_cpu_chart(axes[2][0], scaling)
+        _scaling_payment_chart(axes[2][1], scaling)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _scaling_cpu_chart(ax: Any, rows: list[dict[str, Any]]) -> None:
+    """CPU per transfer per peer (idle subtracted) and per transfer over all processes."""
+    have = [r for r in rows if r.get("transfer", {}).get("cpu_ms_per_tx_per_peer") is not None]
+    if have:
+        banks = [r["banks"] for r in have]
+        ax.plot(banks, [r["transfer"]["cpu_ms_per_tx_per_peer"] for r in have], "o-",
+                color="tab:blue", label="per peer, idle subtracted")  # fmt: skip
+        base = have[0]["transfer"]["cpu_ms_per_tx_per_peer"]
+        ax.axhline(base * CPU_PER_PEER_GROWTH_MAX, color="tab:red", lw=0.8, ls=":",
+                   label=f"{CPU_PER_PEER_GROWTH_MAX:g}x the {banks[0]}-bank figure")  # fmt: skip
+        ax2 = ax.twinx()
+        ax2.plot(banks, [r["transfer"]["cpu_ms_per_tx"] for r in have], "s--",
+                 color="tab:orange", label="all processes, idle subtracted")  # fmt: skip
+        ax2.set_ylabel("CPU ms per transfer, all processes")
+        _legend(ax2, fontsize=8, loc="lower right")
+    ax.set_xlabel("banks")
+    ax.set_ylabel("CPU ms per transfer per peer")
+    ax.set_title("Scaling: CPU per intra-bank transfer", fontsize=10)
+    _legend(ax, fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+
+
+def _scaling_payment_chart(ax: Any, rows: list[dict[str, Any]]) -> None:
+    """The cross-bank payment's latency at each size."""
+    have = [r for r in rows if r.get("payment", {}).get("p50_ms") is not None]
+    if have:
+        banks = [r["banks"] for r in have]
+        ax.plot(banks, [r["payment"]["p50_ms"] for r in have], "o-", label="p50")
+        ax.plot(banks, [r["payment"]["p99_ms"] for r in have], "o-", label="p99")
+        ax.axhline(PAYMENT_P50_MS, color="tab:green", lw=0.8, ls=":", label="p50 target")
+        ax.axhline(PAYMENT_P99_MS, color="tab:red", lw=0.8, ls=":", label="p99 target")
+    ax.set_xlabel("banks (payments at the moderate rate, open loop)")
+    ax.set_ylabel("call -> accept committed at the payee, ms")
+    ax.set_title("Scaling: cross-bank payment latency", fontsize=10)
+    _legend(ax, fontsize=8)
+    ax.grid(alpha=0.3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,6 +607,12 @@ def main(argv: list[str] | None = None) -> int:
     record = json.loads(args.record.read_text())
     record.update(derive(record))
     print(ratio_table(record))
+    if record["scaling"]:
+        print()
+        print(scaling_table(record))
+    if record["checks"]:
+        print()
+        print(checks_table(record))
     print()
     print(points_table(record))
     if args.chart:

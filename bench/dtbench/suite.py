@@ -14,7 +14,17 @@ Sections (``--sections``, all by default):
   moderate one gives the latency target), mixed.
 * ``batch``: the same consortium with other BatchTimeout / MaxMessageCount values: transfer
   throughput and cross-bank payment latency at the moderate rate.
-* ``scaling``: 3 (the main network), 6 and 10 banks: network up time, memory, throughput.
+* ``scaling``: 3 banks (the main network), 10 and 20 (``--scaling-banks``): network up
+  time, idle CPU, memory by role (peers, chaincode servers, orderers) idle and after load;
+  per size, the intra-bank private transfer (closed loop) with its CPU per transfer per
+  peer with the idle CPU subtracted (:func:`dtbench.meter.idle_subtracted`, idle measured
+  just before the points), and a cross-bank payment's latency at the moderate rate (open
+  loop, from the call to the accept committed at the payee bank).
+
+``--layout`` (``single`` or ``namespaces``, the consortium file's ``chaincode.layout``) is
+applied to every network the run builds; each client sends its transactions to its own
+bank's chaincode as its connection profile names it, and the payee's event listener follows
+the payer's chaincode (docs/architecture.md, "Namespace layout").
 
 One file of ~700 lines on purpose: it is the plan of a run (which networks, which points, in
 which order) and reads as one; the measuring is :mod:`dtbench.loadgen` and
@@ -31,7 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,10 +50,18 @@ from consortium.binaries import FABRIC_VERSION
 from dtoken.models import format_timestamp
 
 from dtbench import anchors, loadgen
-from dtbench.cluster import FLOOR_PY, NODE_ANCHOR, NOOP_PY, Cluster, Shape, new_run_root
+from dtbench.cluster import (
+    FLOOR_PY,
+    LAYOUTS,
+    NODE_ANCHOR,
+    NOOP_PY,
+    PORT_SPAN,
+    Cluster,
+    Shape,
+    new_run_root,
+)
 from dtbench.meter import Meter
 from dtbench.workloads import (
-    DTOKEN,
     Acceptor,
     BankClient,
     Ledger,
@@ -77,12 +95,34 @@ class Settings:
     moderate_rate: float = 10.0
     batch_settings: tuple[tuple[int, int], ...] = ((50, 100), (100, 100), (250, 100),
                                                    (500, 100), (150, 10))  # fmt: skip
-    scaling_banks: tuple[int, ...] = (6, 10)
-    scaling_duration: float = 6.0
+    scaling_banks: tuple[int, ...] = (10, 20)
+    scaling_duration: float = 10.0
+    scaling_concurrency: int = 64
+    idle_seconds: float = 10.0  # the idle CPU measured before the scaling points
+    layout: str = "single"  # of every network the run builds (Shape.layout)
     base_port: int = 8000
     node: bool = True
     quick: bool = False
     main_shape: Shape = field(default_factory=Shape)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse settings no run can honour, naming the setting."""
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        for name in ("duration", "scaling_duration", "idle_seconds", "moderate_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.scaling_concurrency < 1:
+            raise ValueError(f"scaling_concurrency must be at least 1, "
+                             f"got {self.scaling_concurrency}")  # fmt: skip
+        small = [b for b in self.scaling_banks if b < 2]
+        if small:
+            raise ValueError(f"scaling_banks must each be at least 2, got {small}")
+        if self.main_shape.layout != self.layout:
+            self.main_shape = replace(self.main_shape, layout=self.layout)
 
     @classmethod
     def quick_mode(cls, base_port: int = 8600) -> Settings:
@@ -98,6 +138,9 @@ class Settings:
             moderate_rate=5.0,
             batch_settings=(),
             scaling_banks=(),
+            scaling_duration=2.0,
+            scaling_concurrency=8,
+            idle_seconds=2.0,
             base_port=base_port,
             quick=True,
             main_shape=Shape(banks=2, regulator=False, orderers=1),
@@ -124,16 +167,23 @@ class Suite:
     # ------------------------------------------------------------------ networks
 
     def _port_block(self, shape: Shape) -> int:
-        slots = shape.orderers + shape.banks + (1 if shape.regulator else 0)
+        """The base port of the next network: blocks of 100 ports after the run's base
+        port, starting again at it after :data:`PORT_SPAN` (one network runs at a time)."""
+        size = ((shape.slots() * 10 + 99) // 100) * 100
+        if size > PORT_SPAN:
+            raise ValueError(f"a network of {shape.slots()} nodes needs {size} ports, more than "
+                             f"the run's {PORT_SPAN} from --base-port")  # fmt: skip
         base = self._next_port
-        self._next_port += ((slots * 10 + 99) // 100) * 100
-        if self._next_port > 9000:
+        self._next_port += size
+        if self._next_port > self.s.base_port + PORT_SPAN:
             self._next_port = self.s.base_port  # networks never overlap in time
             base = self._next_port
-            self._next_port += ((slots * 10 + 99) // 100) * 100
+            self._next_port += size
         return base
 
     def new_cluster(self, name: str, shape: Shape) -> Cluster:
+        """A network of ``shape`` on the run's layout (``--layout`` applies to them all)."""
+        shape = replace(shape, layout=self.s.layout)
         return Cluster(self.root, name=name, base_port=self._port_block(shape), shape=shape,
                        log=self.log)  # fmt: skip
 
@@ -144,6 +194,7 @@ class Suite:
             "label": cluster.shape.label(),
             "base_port": cluster.consortium.base_port,
             "up_s": None if cluster.up_seconds is None else round(cluster.up_seconds, 2),
+            "namespaces": cluster.namespace_facts(),
             **extra,
         }
 
@@ -168,9 +219,11 @@ class Suite:
         tx_per_label: dict[str, float] | None = None,
         node_config: dict[str, Any] | None = None,
         acceptor: Acceptor | None = None,
+        idle: dict[str, Any] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        """Run one point and record it."""
+        """Run one point and record it. With ``idle`` (``Cluster.idle_cpu()``), the point
+        also carries its CPU with that idle CPU subtracted (``idle_subtracted``)."""
         duration = self.s.duration if duration is None else duration
         gateway_peer = gateway.org.peers[0].name
         meter = Meter(cluster, gateway_peer)
@@ -212,7 +265,8 @@ class Suite:
             "client": client,
             "loop": "open" if rate is not None else "closed",
             **summary,
-            **meter.report(summary["committed_tx"], client_cpu_s=client_cpu),
+            **meter.report(summary["committed_tx"], client_cpu_s=client_cpu,
+                           idle_cores=None if idle is None else idle["by_node"]),
             **extra,
         }
         if acceptor is not None and acceptor.times:
@@ -242,6 +296,7 @@ class Suite:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "command": " ".join(["bench/run", *sys.argv[1:]]),
             "mode": "quick" if self.s.quick else "full",
+            "layout": self.s.layout,
             "settings": _settings_json(self.s),
             "machine": machine_info(),
         }
@@ -255,7 +310,7 @@ class Suite:
                 self.log(f"  ! Node anchors skipped: {exc}")
         else:
             self.node_error = "disabled (--no-node)"
-        if {"ratios", "workloads"} & set(self.s.sections):
+        if {"ratios", "workloads", "scaling"} & set(self.s.sections):
             main = self.new_cluster("benchmain", self.s.main_shape)
             try:
                 await self.main_network(main)
@@ -287,10 +342,13 @@ class Suite:
         self.log(f"  up in {up:.1f} s")
         idle = cluster.memory()
         idle_cpu = await asyncio.to_thread(cluster.idle_cpu, 3.0)
-        deploy_noop = cluster.deploy_noop()
-        deploy_floor = cluster.deploy_floor()
+        # the anchors serve the ratios and workloads; a scaling-only run measures the
+        # deposit-token network alone, as on the other sizes
+        anchors_wanted = bool({"ratios", "workloads"} & set(s.sections))
+        deploy_noop = cluster.deploy_noop() if anchors_wanted else None
+        deploy_floor = cluster.deploy_floor() if anchors_wanted else None
         deploy_node = None
-        node_ok = self.node_error is None
+        node_ok = self.node_error is None and anchors_wanted
         if node_ok:
             try:
                 deploy_node = cluster.deploy_node_anchor()
@@ -304,7 +362,7 @@ class Suite:
         payee = await open_client(cluster, payee_org)
         minter = await open_client(cluster, payer_org, "minter")
         ledger = Ledger(payer, payee, minter, currency="USD")
-        acceptor = Acceptor(payee, payer_org.name)
+        acceptor = Acceptor(payee, payer_org.name, events_chaincode=payer.chaincode)
         await acceptor.start()
         # open-loop payments take a free slot each: room for rate x latency in flight
         slots = max(s.concurrency, *s.sweep, 64) if not s.quick else max(s.concurrency, *s.sweep)
@@ -319,8 +377,8 @@ class Suite:
             await asyncio.wait_for(acceptor.connected.wait(), 30)
             self.networks.append(self._network_record(
                 cluster, role="main", memory_idle=idle, idle_cpu=idle_cpu,
-                deploy_s={"noop": round(deploy_noop, 2), "privfloor": round(deploy_floor, 2),
-                          "nodecc": None if deploy_node is None else round(deploy_node, 2)},
+                deploy_s={"noop": _round(deploy_noop), "privfloor": _round(deploy_floor),
+                          "nodecc": _round(deploy_node)},
                 setup_s={"accounts": round(setup, 2),
                          "node_accounts": None if node_setup is None else round(node_setup, 2)},
             ))  # fmt: skip
@@ -332,8 +390,9 @@ class Suite:
                 tag = f"{cluster.shape.batch_timeout_ms}ms/{cluster.shape.max_message_count}"
                 await self._batch_points(cluster, ledger, acceptor, tag)
             if "scaling" in s.sections:
-                await self._scaling_point(cluster, ledger)
+                idle_before = await self._scaling_points(cluster, ledger, acceptor)
                 self.networks[-1]["memory_loaded"] = cluster.memory()
+                self.networks[-1]["idle_cpu_before_points"] = idle_before
         finally:
             await acceptor.stop()
             for c in (payer, payee, minter):
@@ -380,6 +439,7 @@ class Suite:
                 cluster, payer, workload, ledger, "stock", chaincode)}  # fmt: skip
 
         # (point, workload, chaincode, client, what drives it), in the order of a round
+        contract = f"{ledger.chaincode_of(payer)} (Python contract)"
         plan: list[tuple[str, str, str, str, Callable[[], dict[str, Any]]]] = [
             ("noop-py", "noop", "noop (Python, our shim)", "python",
              lambda: {"op": noop_op(payer, NOOP_PY)}),
@@ -387,12 +447,12 @@ class Suite:
              lambda: {"op": noop_op(payer, NODE_ANCHOR)}),
             ("floor-py", "floor", "privfloor (Python probe, our shim, one collection)", "python",
              lambda: {"op": floor_op(payer, FLOOR_PY, f"acct-{payer.org.name}")}),
-            ("transfer-py", "transfer", "dtoken (Python contract)", "python",
+            ("transfer-py", "transfer", contract, "python",
              lambda: {"op": transfer_op(ledger)}),
             ("transfer-node", "transfer", "nodecc (Node fabric-shim)", "python",
              lambda: {"op": transfer_op(ledger, node_anchor=True)}),
-            ("client-node", "transfer", "dtoken (Python contract)", stock_node,
-             node_client("transfer", "dtoken")),
+            ("client-node", "transfer", contract, stock_node,
+             node_client("transfer", ledger.chaincode_of(payer))),
             ("client-node-noop", "noop", "noop (Python, our shim)", stock_node,
              node_client("noop", NOOP_PY)),
         ]  # fmt: skip
@@ -410,13 +470,13 @@ class Suite:
             self.log("== reference points (once)")
             common = {"section": "reference", "gateway": payer}
             cfg = self._node_client_config(
-                cluster, payer, "transfer", ledger, "node-crypto", "dtoken"
+                cluster, payer, "transfer", ledger, "node-crypto", ledger.chaincode_of(payer)
             )
             await self.measure(
                 cluster,
                 point_id="reference/client-node-tuned",
                 workload="transfer",
-                chaincode="dtoken (Python contract)",
+                chaincode=contract,
                 client="node (@hyperledger/fabric-gateway, node:crypto signer)",
                 node_config=cfg,
                 concurrency=c,
@@ -569,19 +629,22 @@ class Suite:
             payee = await open_client(cluster, cluster.bank(1))
             minter = await open_client(cluster, cluster.bank(0), "minter")
             ledger = Ledger(payer, payee, minter, currency="USD")
-            acceptor = Acceptor(payee, cluster.bank(0).name)
+            acceptor = Acceptor(payee, cluster.bank(0).name, events_chaincode=payer.chaincode)
             await acceptor.start()
             try:
-                setup = await ledger.ensure_slots(max(self.s.concurrency, 64))
+                slots = max(self.s.concurrency, self.s.scaling_concurrency, 64)
+                setup = await ledger.ensure_slots(slots)
+                self.log(f"  {slots} account slots opened and funded in {setup:.1f} s")
                 await asyncio.wait_for(acceptor.connected.wait(), 30)
+                idle_before = None
                 if section == "batch":
                     tag = f"{shape.batch_timeout_ms}ms/{shape.max_message_count}"
                     await self._batch_points(cluster, ledger, acceptor, tag)
                 else:
-                    await self._scaling_point(cluster, ledger)
+                    idle_before = await self._scaling_points(cluster, ledger, acceptor)
                 self.networks.append(self._network_record(
                     cluster, role=section, memory_idle=idle, memory_loaded=cluster.memory(),
-                    idle_cpu=idle_cpu,
+                    idle_cpu=idle_cpu, idle_cpu_before_points=idle_before,
                     setup_s={"accounts": round(setup, 2)},
                 ))  # fmt: skip
             finally:
@@ -623,20 +686,45 @@ class Suite:
             **common,
         )
 
-    async def _scaling_point(self, cluster: Cluster, ledger: Ledger) -> None:
+    async def _scaling_points(
+        self, cluster: Cluster, ledger: Ledger, acceptor: Acceptor
+    ) -> dict[str, Any]:
+        """One size of the scaling section: the network's idle CPU (measured here, after
+        a short settle, with no load), then the intra-bank private transfer (closed loop)
+        and the cross-bank payment at the moderate rate (open loop), each with its CPU with
+        that idle CPU subtracted. Returns the idle measurement."""
+        s = self.s
         banks = cluster.shape.banks
-        await self.measure(cluster, point_id=f"scaling/transfer@{banks}banks", section="scaling",
-                           workload="transfer", chaincode="dtoken", client="python",
-                           gateway=ledger.payer, op=transfer_op(ledger),
-                           concurrency=min(64, self.s.concurrency),
-                           duration=self.s.scaling_duration, banks=banks)  # fmt: skip
+        await asyncio.sleep(min(3.0, s.idle_seconds))  # let the setup's last blocks settle
+        idle = await asyncio.to_thread(cluster.idle_cpu, s.idle_seconds)
+        self.log(f"  idle: {idle['cores']:.3f} cores ({idle['by_role']}) over "
+                 f"{idle['seconds']:g} s")  # fmt: skip
+        chaincode = ledger.chaincode_of(ledger.payer)
+        common: dict[str, Any] = {"section": "scaling", "gateway": ledger.payer,
+                                  "client": "python", "duration": s.scaling_duration,
+                                  "idle": idle, "banks": banks,
+                                  "layout": cluster.shape.layout}  # fmt: skip
+        await self.measure(cluster, point_id=f"scaling/transfer@{banks}banks",
+                           workload="transfer", chaincode=chaincode, op=transfer_op(ledger),
+                           concurrency=s.scaling_concurrency, **common)  # fmt: skip
+        await self.measure(cluster, point_id=f"scaling/payment@{banks}banks",
+                           workload="payment", chaincode=chaincode,
+                           op=payment_op(ledger, acceptor), rate=s.moderate_rate,
+                           slots=len(ledger.payees), tx_per_op=2.0, acceptor=acceptor,
+                           **common)  # fmt: skip
+        for p in self.points[-2:]:
+            sub = p.get("idle_subtracted", {})
+            self.log(f"  {p['id']}: CPU per tx per peer, idle subtracted "
+                     f"{sub.get('ms_per_tx_per_peer')} ms ({sub.get('peers')} peers); "
+                     f"all processes {sub.get('ms_per_tx')} ms")  # fmt: skip
+        return idle
 
 
 async def pending_scan(ledger: Ledger, acceptor: Acceptor) -> dict[str, Any]:
     """What the payee bank's listener pays per pass once the pair has a history: one
     ``get_pending`` over every transfer of the pair, and one over the last ``window_s``
     seconds through the ``open/`` index (as ``dtoken.listener.PendingWindow`` asks)."""
-    contract = ledger.payee.contract(DTOKEN)
+    contract = ledger.payee.contract(ledger.chaincode_of(ledger.payee))
     window_s = 30.0
 
     async def timed(since: str | None) -> tuple[float, int]:
@@ -669,6 +757,10 @@ def _phases(times: list[Any]) -> dict[str, float | None]:
         "event_received_p50": med([t.event_received for t in times]),
         "accept_committed_p50": med([t.accept_committed for t in times]),
     }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
 
 
 def _f(v: float | None) -> str:

@@ -2,7 +2,10 @@
 
 Every deposit-token input is its wire dataclass (:mod:`dtoken_wire.requests`) as canonical JSON
 in the transient key (docs/token-model.md);
-every submit names its endorsing organization (the serving bank) as the SDK does.
+every submit names its endorsing organization (the serving bank) as the SDK does, and goes
+to the acting bank's chaincode as its connection profile names it (``chaincode``: ``dtoken``
+on the single namespace, the bank's own ``dtoken-<bank>`` under the namespace layout), never
+to a name written here.
 
 Operations (see :mod:`dtbench.loadgen`), each ``op(slot, n)``:
 
@@ -13,8 +16,10 @@ Operations (see :mod:`dtbench.loadgen`), each ``op(slot, n)``:
 * ``payment``: a cross-bank payment end to end: ``initiate_transfer`` at the payer's bank,
   committed; the payee bank's listener receives the ``TransferPending`` chaincode event
   and submits ``accept_transfer``; done when the accept has committed (two commits plus an
-  event, DESIGN §9). The transfer id is drawn by the client and handed to the payee side
-  in-process (in production the payee finds it with ``get_pending``);
+  event, DESIGN §9). The event is emitted in the payer's chaincode (under the layout the
+  payer bank's namespace), so the :class:`Acceptor` listens there. The transfer id is drawn
+  by the client and handed to the payee side in-process (in production the payee finds it
+  with ``get_pending``);
 * ``mixed``: per operation, 50 % transfer, 30 % payment, 20 % mint.
 """
 
@@ -52,8 +57,6 @@ __all__ = [
     "open_client",
 ]
 
-DTOKEN = "dtoken"
-
 
 def request(req: Request | dict[str, Any]) -> dict[str, fabgateway.Argument]:
     """The transient map of a transaction: a deposit-token request (its wire dataclass), or a
@@ -69,13 +72,15 @@ def new_id() -> str:
 
 @dataclass
 class BankClient:
-    """One identity of one bank, connected to that bank's gateway peer."""
+    """One identity of one bank, connected to that bank's gateway peer. ``chaincode`` is
+    the deposit-token chaincode its transactions go to (its profile's ``chaincode``)."""
 
     org: Org
     identity: str
     channel: grpc.aio.Channel
     gateway: fabgateway.Gateway
     network: fabgateway.Network
+    chaincode: str
 
     @property
     def msp_id(self) -> str:
@@ -116,7 +121,8 @@ async def open_client(cluster: Cluster, org: Org, identity: str = "operator") ->
     gw = profile["gateway"]
     channel = fabgateway.tls_channel(gw["endpoint"], tls_ca, server_name_override=gw["server_name"])
     gateway = fabgateway.connect(channel, ident, signer)
-    return BankClient(org, identity, channel, gateway, gateway.get_network(profile["channel"]))
+    return BankClient(org, identity, channel, gateway, gateway.get_network(profile["channel"]),
+                      chaincode=str(profile["chaincode"]))  # fmt: skip
 
 
 async def bounded(jobs: Sequence[Callable[[], Awaitable[object]]], limit: int = 128) -> None:
@@ -149,20 +155,26 @@ class Ledger:
 
     ``pairs[slot]``: two accounts of the payer bank (transfers between them, mints into
     them, the first pays cross-bank); ``payees[slot]``: an account at the payee bank;
-    ``node_pairs[slot]``: two accounts in the Node anchor's namespace.
+    ``node_pairs[slot]``: two accounts in the Node anchor's namespace. ``chaincode``, when
+    given, sends every deposit-token transaction there (an experiment's own deployment);
+    by default each goes to its client's chaincode (:meth:`chaincode_of`).
     """
 
     payer: BankClient
     payee: BankClient
     minter: BankClient
     currency: str
-    chaincode: str = DTOKEN
+    chaincode: str | None = None
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     pairs: list[tuple[str, str]] = field(default_factory=list)
     payees: list[str] = field(default_factory=list)
     node_pairs: list[tuple[str, str]] = field(default_factory=list)
     node_ready: bool = False
     _tags: int = 0
+
+    def chaincode_of(self, client: BankClient) -> str:
+        """The chaincode ``client``'s deposit-token transactions go to."""
+        return self.chaincode or client.chaincode
 
     def ref(self, kind: str, slot: int, n: int) -> str:
         """A client reference unique to this run, operation builder, slot and iteration."""
@@ -220,7 +232,7 @@ class Ledger:
 
 
 def _open_job(client: BankClient, ledger: Ledger, account: str) -> Callable[[], Awaitable[object]]:
-    return lambda: client.submit(ledger.chaincode, "open_account", OpenAccountRequest(
+    return lambda: client.submit(ledger.chaincode_of(client), "open_account", OpenAccountRequest(
         reference=f"bench-{ledger.run_id}-open-{account}", currency=ledger.currency,
         owner_ref="bench", account_id=account,
     ))  # fmt: skip
@@ -229,7 +241,7 @@ def _open_job(client: BankClient, ledger: Ledger, account: str) -> Callable[[], 
 def _mint_job(
     client: BankClient, ledger: Ledger, account: str, amount: int
 ) -> Callable[[], Awaitable[object]]:
-    return lambda: client.submit(ledger.chaincode, "mint", MoveRequest(
+    return lambda: client.submit(ledger.chaincode_of(client), "mint", MoveRequest(
         reference=f"bench-{ledger.run_id}-fund-{account}", account_id=account, amount=amount,
     ))  # fmt: skip
 
@@ -266,7 +278,7 @@ def floor_op(client: BankClient, chaincode: str, collection: str) -> Op:
 
 
 def mint_op(ledger: Ledger) -> Op:
-    contract = ledger.minter.contract(ledger.chaincode)
+    contract = ledger.minter.contract(ledger.chaincode_of(ledger.minter))
     orgs = [ledger.minter.msp_id]
     kind = ledger.tagged("mint")
 
@@ -284,7 +296,7 @@ def transfer_op(ledger: Ledger, *, node_anchor: bool = False) -> Op:
     from dtbench.cluster import NODE_ANCHOR
 
     client = ledger.payer
-    contract = client.contract(NODE_ANCHOR if node_anchor else ledger.chaincode)
+    contract = client.contract(NODE_ANCHOR if node_anchor else ledger.chaincode_of(client))
     orgs = [client.msp_id]
     pairs = ledger.node_pairs if node_anchor else ledger.pairs
     kind = ledger.tagged("ntransfer" if node_anchor else "transfer")
@@ -312,12 +324,19 @@ class PaymentTimes:
 
 class Acceptor:
     """The payee bank's side of cross-bank payments: a chaincode-event listener that
-    accepts each transfer it is waiting for."""
+    accepts each transfer it is waiting for.
 
-    def __init__(self, payee: BankClient, payer_bank: str) -> None:
+    ``events_chaincode`` is where the payer's ``initiate_transfer`` emits its event: the
+    payer's chaincode (under the namespace layout the payer bank's namespace, not the
+    payee's); the accept goes to the payee's own chaincode. (The SDK's ``IncomingListener``
+    finds the payers' namespaces itself; the benchmark knows its one payer.)
+    """
+
+    def __init__(self, payee: BankClient, payer_bank: str, events_chaincode: str) -> None:
         self.payee = payee
         self.payer_bank = payer_bank
-        self._contract = payee.contract(DTOKEN)
+        self.events_chaincode = events_chaincode
+        self._contract = payee.contract(payee.chaincode)
         self._waiting: dict[str, tuple[str, float, asyncio.Future[PaymentTimes]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._accepts: dict[str, asyncio.Task[None]] = {}
@@ -357,7 +376,7 @@ class Acceptor:
     async def _listen(self) -> None:
         while True:
             try:
-                async with self.payee.network.chaincode_events(DTOKEN) as events:
+                async with self.payee.network.chaincode_events(self.events_chaincode) as events:
                     self.connected.set()
                     async for event in events:
                         self._on_event(event)
@@ -398,7 +417,7 @@ class Acceptor:
 
 
 def payment_op(ledger: Ledger, acceptor: Acceptor, *, timeout: float = 30.0) -> Op:
-    contract = ledger.payer.contract(ledger.chaincode)
+    contract = ledger.payer.contract(ledger.chaincode_of(ledger.payer))
     orgs = [ledger.payer.msp_id]
     payee_bank = ledger.payee.org.name
     kind = ledger.tagged("pay")
