@@ -137,9 +137,9 @@ def idle_subtracted(
     ``committed_tx``: transactions committed in it; ``client_s``: the load generator's CPU
     seconds (counted whole: its idle is nothing).
 
-    * ``ms_per_tx_per_peer`` = (Σ over peers of busy − Σ over peers of idle × window_s)
+    * ``ms_per_tx_per_peer`` = (sum over peers of busy - sum over peers of idle * window_s)
       / committed_tx / number of peers, in ms;
-    * ``ms_per_tx`` = (Σ over every node of busy − Σ of idle × window_s + client_s)
+    * ``ms_per_tx`` = (sum over every node of busy - sum of idle * window_s + client_s)
       / committed_tx, in ms.
 
     A node without an idle figure (started after it was measured) counts with idle 0 and is

@@ -65,7 +65,8 @@ def _ratio_points(transfer: float, noop: float, floor: float) -> list[dict[str, 
 
 
 def _record(top_per_peer: float, *, payment_failures: dict[str, int] | None = None,
-            ratios: tuple[float, float, float] = (140.0, 389.0, 224.0)) -> dict[str, Any]:  # fmt: skip
+            ratios: tuple[float, float, float] = (140.0, 389.0, 224.0),
+            ) -> dict[str, Any]:  # fmt: skip
     points = [
         *_ratio_points(*ratios),
         _point(3, "transfer", per_peer=2.0, raw=14.0),
@@ -102,8 +103,9 @@ def test_growth_beyond_1_3x_is_a_missed_check() -> None:
 
 def test_ratio_checks_against_the_ceiling_and_the_floor() -> None:
     checks = _checks(_record(2.0, ratios=(140.0, 389.0, 224.0)))
-    assert checks["private_transfer_vs_noop_ceiling_issue15"]["value"] == pytest.approx(0.36, abs=0.005)
-    assert checks["private_transfer_vs_noop_ceiling_issue15"]["met"] is True
+    ceiling = checks["private_transfer_vs_noop_ceiling_issue15"]
+    assert ceiling["value"] == pytest.approx(0.36, abs=0.005)
+    assert ceiling["met"] is True
     assert checks["private_transfer_vs_floor"]["value"] == pytest.approx(0.625, abs=0.001)
     assert checks["private_transfer_vs_floor"]["met"] is True
     worse = _checks(_record(2.0, ratios=(120.0, 389.0, 224.0)))
@@ -179,7 +181,7 @@ def test_the_layout_option_reaches_every_network_and_the_record() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--scaling-duration", "0"], "scaling_duration must be positive"),
+        (["--scaling-duration", "0"], r"scaling_duration must be positive"),
         (["--idle-seconds", "-1"], "idle_seconds must be positive"),
         (["--scaling-banks", "1,10"], r"scaling_banks must each be at least 2, got \[1\]"),
         (["--scaling-concurrency", "0"], "scaling_concurrency must be at least 1"),
@@ -193,7 +195,7 @@ def test_bad_options_are_refused_by_name(argv: list[str], message: str) -> None:
 def test_an_unknown_layout_is_refused() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--layout", "pairs"])
-    with pytest.raises(ValueError, match="Shape.layout must be one of"):
+    with pytest.raises(ValueError, match=r"Shape\.layout must be one of"):
         Shape(layout="pairs")
     with pytest.raises(ValueError, match="layout must be one of"):
         Settings(layout="pairs")
@@ -218,7 +220,8 @@ def test_networks_of_one_run_stay_inside_its_port_range() -> None:
         assert (main, ten, twenty) == (38000, 38100, 38300)
         for _ in range(10):
             base = suite._port_block(Shape(banks=20))
-            assert 38000 <= base and base + 300 <= 38000 + PORT_SPAN
+            assert base >= 38000
+            assert base + 300 <= 38000 + PORT_SPAN
         with pytest.raises(ValueError, match="needs 1100 ports"):
             suite._port_block(Shape(banks=100, orderers=6))
     finally:
