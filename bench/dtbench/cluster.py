@@ -187,6 +187,7 @@ class Cluster:
             extra_pythonpath=[BENCH_DIR],
         )
         self.up_seconds: float | None = None
+        self.up_attempts = 0  # how many bootstraps it took (dtbench.suite.Suite.bring_up)
 
     # ------------------------------------------------------------------ lifecycle
 

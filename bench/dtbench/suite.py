@@ -79,6 +79,7 @@ __all__ = ["SECTIONS", "Settings", "run_suite"]
 
 SECTIONS = ("ratios", "workloads", "batch", "scaling", "marketplace")
 SCHEMA = "dtbench/1"
+UP_ATTEMPTS = 3  # bootstraps of one network, each on other ports (Suite.bring_up)
 
 
 @dataclass
@@ -187,6 +188,29 @@ class Suite:
         return Cluster(self.root, name=name, base_port=self._port_block(shape), shape=shape,
                        log=self.log)  # fmt: skip
 
+    def bring_up(self, name: str, shape: Shape) -> Cluster:
+        """A network of ``shape``, up. A node that cannot bind its port (on a shared machine
+        the kernel hands out ports of our range as the local ports of other programs'
+        outgoing connections) fails the bootstrap: the network is taken down and brought up
+        again on the next block of ports, :data:`UP_ATTEMPTS` times in all."""
+        for attempt in range(1, UP_ATTEMPTS + 1):
+            cluster = self.new_cluster(name, shape)
+            try:
+                cluster.up()
+            except Exception as exc:
+                cluster.down()
+                if attempt == UP_ATTEMPTS:
+                    raise
+                why = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
+                note = (f"{name} did not come up on ports {cluster.consortium.base_port}+ "
+                        f"({type(exc).__name__}: {why}); up again on other ports")  # fmt: skip
+                self.notes.append(note)
+                self.log(f"  ! {note}")
+                continue
+            cluster.up_attempts = attempt
+            return cluster
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     def _network_record(self, cluster: Cluster, **extra: Any) -> dict[str, Any]:
         return {
             "name": cluster.consortium.name,
@@ -194,6 +218,7 @@ class Suite:
             "label": cluster.shape.label(),
             "base_port": cluster.consortium.base_port,
             "up_s": None if cluster.up_seconds is None else round(cluster.up_seconds, 2),
+            "up_attempts": cluster.up_attempts,
             "namespaces": cluster.namespace_facts(),
             **extra,
         }
@@ -269,8 +294,10 @@ class Suite:
                            idle_cores=None if idle is None else idle["by_node"]),
             **extra,
         }
-        if acceptor is not None and acceptor.times:
-            point["payment_phases_ms"] = _phases(acceptor.times)
+        if acceptor is not None:
+            point["acceptor"] = acceptor.stats()
+            if acceptor.times:
+                point["payment_phases_ms"] = _phases(acceptor.times)
         self.points.append(point)
         self._say_point(point)
         return point
@@ -311,7 +338,8 @@ class Suite:
         else:
             self.node_error = "disabled (--no-node)"
         if {"ratios", "workloads", "scaling"} & set(self.s.sections):
-            main = self.new_cluster("benchmain", self.s.main_shape)
+            self.log(f"== main network: {self.s.main_shape.label()}")
+            main = self.bring_up("benchmain", self.s.main_shape)
             try:
                 await self.main_network(main)
             finally:
@@ -337,9 +365,7 @@ class Suite:
 
     async def main_network(self, cluster: Cluster) -> None:
         s = self.s
-        self.log(f"== main network: {cluster.shape.label()}")
-        up = cluster.up()
-        self.log(f"  up in {up:.1f} s")
+        self.log(f"  up in {cluster.up_seconds or 0.0:.1f} s")
         idle = cluster.memory()
         idle_cpu = await asyncio.to_thread(cluster.idle_cpu, 3.0)
         # the anchors serve the ratios and workloads; a scaling-only run measures the
@@ -584,10 +610,9 @@ class Suite:
         from dtbench.marketplace import MarketplaceSettings, run_marketplace
 
         shape = Shape()
-        cluster = self.new_cluster("benchmarket", shape)
-        self.log(f"== marketplace: {shape.label()}")
+        self.log(f"== marketplace: {replace(shape, layout=self.s.layout).label()}")
+        cluster = self.bring_up("benchmarket", shape)
         try:
-            cluster.up()
             settings = MarketplaceSettings()
             if self.s.quick:
                 settings = MarketplaceSettings(rates=(20.0,), baseline_rates=(5.0,),
@@ -618,11 +643,10 @@ class Suite:
 
     async def _other_network(self, name: str, shape: Shape, section: str) -> None:
         """Bring up a network of another shape, measure its section's points, take it down."""
-        cluster = self.new_cluster(name, shape)
-        self.log(f"== {section}: {shape.label()}")
+        self.log(f"== {section}: {replace(shape, layout=self.s.layout).label()}")
+        cluster = self.bring_up(name, shape)
         try:
-            up = cluster.up()
-            self.log(f"  up in {up:.1f} s")
+            self.log(f"  up in {cluster.up_seconds or 0.0:.1f} s")
             idle = cluster.memory()
             idle_cpu = await asyncio.to_thread(cluster.idle_cpu, 3.0)
             payer = await open_client(cluster, cluster.bank(0))

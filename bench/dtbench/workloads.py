@@ -342,10 +342,20 @@ class Acceptor:
         self._accepts: dict[str, asyncio.Task[None]] = {}
         self.times: list[PaymentTimes] = []
         self.connected = asyncio.Event()
+        self.events_seen = 0
+        self.connections = 0
+        self.last_error: str | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen())
+        self._task.add_done_callback(self._ended)
         await asyncio.sleep(0)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # the listener never ends by itself: keep what stopped it in the point's record
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.last_error = f"listener stopped: {type(exc).__name__}: {exc}"[:300]
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -373,17 +383,26 @@ class Acceptor:
         if task is not None:
             await asyncio.wait([task], timeout=grace)
 
+    def stats(self) -> dict[str, Any]:
+        """What the listener saw: events, stream (re)connections, the last stream error."""
+        return {"events": self.events_seen, "connections": self.connections,
+                "last_error": self.last_error}  # fmt: skip
+
     async def _listen(self) -> None:
         while True:
             try:
                 async with self.payee.network.chaincode_events(self.events_chaincode) as events:
+                    self.connections += 1
                     self.connected.set()
                     async for event in events:
+                        self.events_seen += 1
                         self._on_event(event)
             except asyncio.CancelledError:
                 raise
-            except fabgateway.GatewayError:
-                await asyncio.sleep(0.2)  # reconnect; missed payments time out
+            except (fabgateway.GatewayError, grpc.RpcError) as exc:
+                # reconnect; payments whose event was missed time out and count as failures
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            await asyncio.sleep(0.2)
 
     def _on_event(self, event: ChaincodeEvent) -> None:
         if event.event_name != EVENT_PENDING:

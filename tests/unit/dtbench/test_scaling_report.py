@@ -36,6 +36,7 @@ def _point(banks: int, workload: str, *, per_peer: float | None, raw: float,
         point["concurrency"] = 64
     else:
         point["offered_rate"] = 10.0
+        point["elapsed_s"] = 10.0
     if per_peer is not None:
         point["idle_subtracted"] = {"ms_per_tx_per_peer": per_peer, "ms_per_tx": raw - 1.0,
                                     "peers": banks + 1, "idle_share_of_peers": 0.1}
@@ -119,6 +120,16 @@ def test_a_payment_size_with_failures_misses_its_latency_check() -> None:
     assert ok["payment_latency_20banks"]["met"] is True
     failed = _checks(_record(2.0, payment_failures={"timeout": 1}))
     assert failed["payment_latency_20banks"]["met"] is False
+
+
+def test_a_payment_size_that_carried_too_few_of_its_payments_misses_its_check() -> None:
+    """Payments whose event never reached the payee neither complete nor fail in the window:
+    fast-looking percentiles over a few completions must not pass."""
+    record = _record(2.0)
+    record["points"][-1]["completed"] = 80  # of 100 offered (10/s for 10 s)
+    assert _checks(record)["payment_latency_20banks"]["met"] is False
+    record["points"][-1]["completed"] = 90
+    assert _checks(record)["payment_latency_20banks"]["met"] is True
 
 
 def test_rows_and_tables_carry_every_figure_of_a_size() -> None:
