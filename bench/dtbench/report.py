@@ -579,7 +579,9 @@ def _scaling_cpu_chart(ax: Any, rows: list[dict[str, Any]]) -> None:
         ax2.plot(banks, [r["transfer"]["cpu_ms_per_tx"] for r in have], "s--",
                  color="tab:orange", label="all processes, idle subtracted")  # fmt: skip
         ax2.set_ylabel("CPU ms per transfer, all processes")
+        ax2.set_ylim(bottom=0)
         _legend(ax2, fontsize=8, loc="lower right")
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("banks")
     ax.set_ylabel("CPU ms per transfer per peer")
     ax.set_title("Scaling: CPU per intra-bank transfer", fontsize=10)
