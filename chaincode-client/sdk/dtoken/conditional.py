@@ -400,7 +400,9 @@ class ConditionalPayments(_Base):
     async def escrows(self, counterparty: str, *,
                       incoming: bool = False) -> list[Escrow]:
         """The escrows this bank opened toward ``counterparty`` (``incoming``: that it opened
-        toward this bank; ``counterparty`` this bank: those within it)."""
+        toward this bank; ``counterparty`` this bank: those within it). An escrow both
+        claimed and refunded on a statement is read again with :meth:`get_escrow`, which
+        places the two records in ledger order (disputes are rare: one read each)."""
         payer, payee = (counterparty, self.name) if incoming else (self.name, counterparty)
         out: list[Escrow] = []
         after: str | None = None
@@ -410,7 +412,9 @@ class ConditionalPayments(_Base):
             out.extend(Escrow.from_json(x, self.currencies) for x in page.get("escrows", []))
             after = page.get("next")
             if not after:
-                return out
+                break
+        return [await self.get_escrow(e.escrow_id, e.payer_bank, e.payee_bank)
+                if e.state is c.EscrowState.DISPUTED else e for e in out]
 
     # --- payment requests ------------------------------------------------------------------
 

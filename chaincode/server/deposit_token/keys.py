@@ -204,7 +204,8 @@ def history_key(tag: str, seq: int) -> str:
 
 
 def supply_key(currency: str, tag: str) -> str:
-    """A supply record: one per money movement, never read by writers."""
+    """A supply record: the movements of one transaction of one kind toward one
+    counterparty (``steps.write_supply``), never read by writers."""
     return _SEP.join(("sup", currency, tag))
 
 

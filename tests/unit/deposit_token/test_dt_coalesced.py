@@ -108,3 +108,29 @@ async def test_whole_batch_refusals(net: Net) -> None:
             item("x", US, payees[0], 1, tid), item("x", US, payees[1], 1, tid)]})
     with pytest.raises(e.InvalidArgument):
         await net.submit(HK, "coalesced_payout", {"payer_account": payer, "items": []})
+
+
+async def test_a_batch_writes_one_supply_record_per_counterparty_and_the_audit_sums_it(
+        net: Net) -> None:
+    # every private key written costs each peer a decode of the collection package at
+    # validation: a batch's movements of one kind toward one bank are one supply record
+    payer, payees = await setup(net, 50_000)
+    (cn_exporter,) = ids("mkcnexp", 1)
+    await net.open(CN, "USD", cn_exporter)
+    tids = list(ids("mksup", 5))
+    items = [item(f"s{i}", US, payees[i % 3], 1_000 + i, tids[i]) for i in range(4)]
+    items.append(item("s4", CN, cn_exporter, 7, tids[4]))
+    sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": items})
+    supply = [k for _c, k in sub.writes if k.startswith("sup/")]
+    assert len(supply) == 2  # one toward usbank, one toward cnbank
+    sub.commit()
+    decisions = [{"transfer_id": t, "accept": True} for t in tids[:4]]
+    sub = await net.prepare(US, "decide_transfers", {"payer_bank": HK, "decisions": decisions})
+    assert len([k for _c, k in sub.writes if k.startswith("sup/")]) == 1
+    sub.commit()
+    supply_hk = await net.evaluate(HK, "get_supply", {"currency": "USD"})
+    assert supply_hk["by_kind"]["out"] == 4_006 + 7
+    supply_us = await net.evaluate(US, "get_supply", {"currency": "USD"})
+    assert supply_us["by_kind"]["in"] == 4_006
+    audit = await net.audit()
+    assert audit["ok"], audit

@@ -50,11 +50,16 @@ class FakeContractBank(ConditionalPayments):
     currencies = CUR
     _proven_order = Member._proven_order
 
+    name = "hkbank"
+
     def __init__(self, positions: dict[str, ProvenPosition | None]) -> None:
         self.positions = positions
         self.lookups: list[EscrowLookup] = []
 
     async def _evaluate(self, name: str, request: Any) -> Any:
+        if name == "list_escrows":  # one page: the disputed escrow and a settled one
+            return {"escrows": [answer("disputed", PARTIES, DISPUTE),
+                                {**answer("held", PARTIES), "dispute": None}], "next": None}
         assert name == "get_escrow"
         self.lookups.append(request)
         order = dict(request.ledger_order)
@@ -105,3 +110,15 @@ async def test_the_parties_are_verified_only_if_each_is_the_banks_own() -> None:
     assert Escrow.from_json(answer("held", []), CUR).parties_verified  # names none
     mismatched = [{**PARTIES[0], "here": "mismatch"}]
     assert not Escrow.from_json(answer("held", mismatched), CUR).parties_verified
+
+
+async def test_a_listed_dispute_is_placed_in_ledger_order_and_the_rest_kept() -> None:
+    fake = FakeContractBank({
+        CLAIM_HASH: ProvenPosition(12, 3, "t1", claimed=True),
+        REFUND_HASH: ProvenPosition(8, 0, "forged", claimed=True),  # the refund came first
+    })
+    listed = await fake.escrows("usbank")
+    assert [e.state for e in listed] == [EscrowState.REFUNDED, EscrowState.HELD]
+    assert listed[0].anomalies == ("escrow_claim_after_refund",)
+    assert [dict(x.ledger_order) for x in fake.lookups] == [
+        {}, {CLAIM_HASH: (12, 3), REFUND_HASH: (8, 0)}]

@@ -16,6 +16,7 @@ import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from dtoken_wire.codec import canonical_json, format_timestamp
 
@@ -105,6 +106,10 @@ class Tx:
     registry_final: bool = False
     #: Each bank's account keys, once known in this transaction (``steps.account_keys``).
     keyrings: dict[str, AccountKeys] = field(default_factory=dict)
+    #: The supply movements of this transaction, summed per (bank, currency, kind,
+    #: counterparty) until the body ends: ``[amount, movements, transfer id of the first]``
+    #: (``steps.record_supply`` adds, ``steps.write_supply`` writes one record each).
+    supply: dict[tuple[str, str, str, str | None], list[Any]] = field(default_factory=dict)
     _records: int = field(default=0, init=False)
 
     @property

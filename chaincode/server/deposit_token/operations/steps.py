@@ -182,9 +182,30 @@ def record_supply(
     counterparty: str | None = None,
     transfer_id: str | None = None,
 ) -> None:
-    record = SupplyRecord(currency=currency, kind=kind, amount=amount, counterparty=counterparty,
-                          transfer_id=transfer_id, tx_id=tx.tx_id, at=tx.at)
-    tx.ledger.put(acct_collection(bank.name), supply_key(currency, tx.next_tag("supply")), record)
+    """Note a movement of ``bank``'s supply. Movements of one transaction with the same
+    currency, kind and counterparty are written as one record (:func:`write_supply`, when
+    the body has succeeded): a batch of 500 payments writes one supply record, not 500.
+    Every private key written costs each peer a decode of the namespace's collection package
+    at validation (docs/benchmarks.md, "Where the CPU goes"), and the audit only sums them."""
+    group = (bank.name, currency, kind.value, counterparty)
+    noted = tx.supply.setdefault(group, [0, 0, transfer_id])
+    noted[0] += amount
+    noted[1] += 1
+
+
+def write_supply(tx: Tx) -> None:
+    """Write the supply records :func:`record_supply` noted: one per group, in the order the
+    groups were first noted (so both endorsing peers write the same keys); a record of one
+    movement keeps its transfer id, a sum of several has none."""
+    for (bank, currency, kind, counterparty), (amount, movements, transfer_id) in \
+            tx.supply.items():
+        record = SupplyRecord(currency=currency, kind=SupplyKind(kind), amount=amount,
+                              counterparty=counterparty,
+                              transfer_id=transfer_id if movements == 1 else None,
+                              tx_id=tx.tx_id, at=tx.at)
+        tx.ledger.put(acct_collection(bank), supply_key(currency, tx.next_tag("supply")),
+                      record)
+    tx.supply.clear()
 
 
 async def transfer_records(
