@@ -15,6 +15,10 @@ How nothing is missed and nothing decided twice:
   for a bank (``TransferPending {"payee_banks": [...]}``; no id, by design: an id in a block
   would let every member follow the transfer's key hashes). On each batch of events the
   listener reads the bank's pending incoming transfers from its own peer and decides each.
+  The events come from :func:`dtoken.event_source.member_events`: the ``dtoken`` chaincode's
+  events on the single namespace, every organization's namespace (one block stream) under
+  the namespace layout, where a payer's event is in the payer's namespace. An event, even a
+  forged one in a dishonest bank's own namespace, only makes the listener read again.
   It does so too when it starts, after a reconnect, and every ``rescan_interval`` seconds (a
   transfer whose private data reached the peer late, by reconciliation, is found then).
 * **The checkpoint** (a :class:`fabgateway.FileCheckpointer`, by default
@@ -72,6 +76,7 @@ from dtoken.errors import (
     NotExpired,
     NotFound,
 )
+from dtoken.event_source import STREAM_ERRORS, member_events
 from dtoken.models import Account, AccountStatus, Transfer, TransferStatus, parse_timestamp
 from dtoken.money import Money
 from dtoken.profile import Profile
@@ -636,7 +641,7 @@ class IncomingListener:
         while not stop.is_set():
             try:
                 await self._follow(stop)
-            except (fabgateway.ChaincodeEventsError, NetworkFault) as error:
+            except (*STREAM_ERRORS, NetworkFault) as error:
                 _log.warning("listener: %s; reconnecting", str(error).splitlines()[0])
             except ContractError as error:
                 _log.warning("listener: %s; retrying", error)
@@ -652,10 +657,8 @@ class IncomingListener:
                 early.cancel()
 
     async def _follow_stream(self, stop: asyncio.Event) -> None:
-        network = self._bank.network
-        stream = network.chaincode_events(
-            self._bank.profile.chaincode, checkpoint=self._checkpointer
-        )
+        stream = member_events(self._bank.network, self._bank.profile,
+                               checkpoint=self._checkpointer)
         async with stream:
             # Open the stream before the first pass, so that nothing committed in between is
             # left to the next rescan: the first read is what sends the request.
@@ -683,14 +686,20 @@ class IncomingListener:
                     self._checkpointer.checkpoint_chaincode_event(batch[-1])
 
     def _relevance(self, event: fabgateway.ChaincodeEvent) -> str | None:
+        """Which work an event asks for: a pass over incoming transfers (``EVENT_PENDING``),
+        a sweep (``EVENT_DECIDED``) or none. Any bank's peer can emit any bytes in its own
+        namespace: an event that is not the contract's shape asks for nothing, and none
+        raises (a pass still decides only what this bank's own reads show)."""
         try:
             payload = json.loads(event.payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested to no end
             return None
         if not isinstance(payload, dict):
             return None
         me = self._bank.name
-        if event.event_name == EVENT_PENDING and me in (payload.get("payee_banks") or []):
+        payee_banks = payload.get("payee_banks")
+        if (event.event_name == EVENT_PENDING and isinstance(payee_banks, list)
+                and me in payee_banks):
             return EVENT_PENDING
         if event.event_name == EVENT_DECIDED and payload.get("payer_bank") == me:
             return EVENT_DECIDED
