@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from fabgateway.blocks import Block, decode_block
-from fabgateway.events import ChaincodeEvent
+from fabgateway.events import ChaincodeEvent, after_index
 
 __all__ = [
     "BlockChaincodeEventStream",
@@ -84,9 +84,7 @@ def chaincode_events_in_block(
     transactions = block.transactions
     if after_transaction_id is not None:
         ids = [tx.transaction_id for tx in transactions]
-        if after_transaction_id in ids:
-            last = len(ids) - 1 - ids[::-1].index(after_transaction_id)
-            transactions = transactions[last + 1 :]
+        transactions = transactions[after_index(ids, after_transaction_id) :]
     return [
         event
         for tx in transactions
