@@ -143,7 +143,7 @@ class BlockChaincodeEventStream:
     async def __anext__(self) -> ChaincodeEvent:
         while not self._pending:
             message = await anext(self._blocks)  # StopAsyncIteration ends this stream too
-            block = decode_block(message)
+            block = decode_block(message, write_sets=False)  # events only: write sets unread
             after = None
             if self._after is not None:
                 number, transaction_id = self._after

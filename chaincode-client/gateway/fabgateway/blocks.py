@@ -436,7 +436,7 @@ class _Actions:
     events: tuple[Any, ...] = ()  # peer.ChaincodeEvent messages
 
 
-def _endorser_actions(data: bytes, found: _Actions) -> None:
+def _endorser_actions(data: bytes, found: _Actions, write_sets: bool) -> None:
     """Fill ``found`` action by action, so a failure keeps what decoded before it."""
     transaction = _parse(transaction_pb2.Transaction, data, "transaction")
     for index, action in enumerate(transaction.actions):
@@ -457,17 +457,26 @@ def _endorser_actions(data: bytes, found: _Actions) -> None:
         if chaincode_action.events:
             found.events += (_parse(chaincode_event_pb2.ChaincodeEvent, chaincode_action.events,
                                     f"{where} chaincode event"),)
+        if not write_sets:
+            continue
         rwset = _parse(rwset_pb2.TxReadWriteSet, chaincode_action.results, f"{where} rwset")
         for ns in rwset.ns_rwset:
             found.namespaces += (_namespace(ns),)
 
 
 def decode_envelope(
-    envelope: Any, *, block_number: int, tx_index: int, validation_code: int
+    envelope: Any,
+    *,
+    block_number: int,
+    tx_index: int,
+    validation_code: int,
+    write_sets: bool = True,
 ) -> BlockTransaction:
     """Decode one transaction envelope (``common.Envelope``, message or bytes).
 
-    Never raises for bad bytes: what does not decode is named in ``malformed``.
+    Never raises for bad bytes: what does not decode is named in ``malformed``. With
+    ``write_sets=False`` the read-write sets are not decoded (``namespaces`` is empty): a
+    reader of events alone saves most of the work.
     """
     malformed: str | None = None
     header_type = -1
@@ -492,7 +501,7 @@ def decode_envelope(
         )
         creator_msp_id, creator = _msp_id(signature_header.creator)
         if header_type == _ENDORSER_TRANSACTION:
-            _endorser_actions(payload.data, actions)
+            _endorser_actions(payload.data, actions, write_sets)
     except _Undecodable as error:
         malformed = str(error)
     return BlockTransaction(
@@ -529,11 +538,14 @@ def _header_type_name(header_type: int) -> str:
         return f"UNKNOWN_{header_type}"
 
 
-def decode_block(block: Any, private_data: Mapping[int, Any] | None = None) -> Block:
+def decode_block(
+    block: Any, private_data: Mapping[int, Any] | None = None, *, write_sets: bool = True
+) -> Block:
     """Decode a ``common.Block`` (message or bytes).
 
     ``private_data`` maps a transaction index to its ``rwset.TxPvtReadWriteSet`` (message or
-    bytes), as ``peer.BlockAndPrivateData.private_data_map`` does. Raises
+    bytes), as ``peer.BlockAndPrivateData.private_data_map`` does. ``write_sets=False``
+    leaves every transaction's ``namespaces`` empty (see :func:`decode_envelope`). Raises
     :class:`MalformedMessageError` when the block itself does not parse or its transactions
     filter does not cover its transactions; a bad transaction only marks its own record.
     """
@@ -548,7 +560,8 @@ def decode_block(block: Any, private_data: Mapping[int, Any] | None = None) -> B
             f"for {len(envelopes)} transactions"
         )
     transactions = tuple(
-        decode_envelope(data, block_number=number, tx_index=index, validation_code=codes[index])
+        decode_envelope(data, block_number=number, tx_index=index,
+                        validation_code=codes[index], write_sets=write_sets)
         for index, data in enumerate(envelopes)
     )
     decoded_private: tuple[PrivateCollectionData, ...] | None = None

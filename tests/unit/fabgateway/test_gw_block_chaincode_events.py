@@ -98,6 +98,16 @@ def test_a_block_yields_the_valid_events_of_the_wanted_chaincodes_in_order() -> 
     assert ids(invalid.chaincode_events) == ["x1"]
 
 
+def test_events_are_the_same_without_decoding_the_write_sets() -> None:
+    full, light = decode_block(ledger()[1]), decode_block(ledger()[1], write_sets=False)
+    assert all(tx.namespaces == () for tx in light.transactions)
+    assert any(tx.namespaces for tx in full.transactions)
+    assert [tx.chaincode_events for tx in light.transactions] == [
+        tx.chaincode_events for tx in full.transactions]
+    assert [tx.validation_code for tx in light.transactions] == [
+        tx.validation_code for tx in full.transactions]
+
+
 def test_an_event_is_taken_by_its_top_level_chaincode_not_by_what_the_transaction_wrote() -> None:
     decoded = decode_block(ledger()[1])
     # u1 wrote cc-hk (a chaincode-to-chaincode call) but its event is the top level's, "other"
