@@ -735,3 +735,47 @@ async def test_a_failed_block_stream_is_reopened_from_the_checkpoint() -> None:
     assert bank.network.starts == [(3, "tx-3")] * 3
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+# --- when the listener passes without an event: retries and rescans by the clock ---------------
+
+
+async def test_a_failed_decision_is_retried_soon_not_at_the_next_rescan(bank: FakeBank) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        listener(bank, rescan_interval=600, retry_delay=0.05).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    bank.add(transfer(1))
+    bank.accept_error = NetworkFault("the peer timed out")
+    await bank.network.queue.put(pending_for("usbank", 6, "tx-a"))
+    await run_until(task, lambda: bank.incoming_calls == 2)
+    assert bank.decided == []
+    bank.accept_error = None
+    await run_until(task, lambda: len(bank.decided) == 1)  # no event came, rescans are 600 s
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+def test_retries_back_off_up_to_the_rescan_interval() -> None:
+    one = listener(FakeBank(), rescan_interval=30, retry_delay=2)
+    assert [one._next_wait(True) for _ in range(6)] == [2, 4, 8, 16, 30, 30]
+    assert one._next_wait(False) == 30  # a pass without failure ends the streak
+    assert one._next_wait(True) == 2
+
+
+async def test_a_busy_channel_does_not_starve_the_rescan(bank: FakeBank) -> None:
+    """Under the layout every bank's events reach every listener; events for other banks
+    arriving more often than the rescan interval must not postpone the rescan for ever."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, rescan_interval=0.3).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    bank.add(transfer(1))  # its event was lost: only a rescan finds it
+    for n in range(60):
+        await bank.network.queue.put(event(10 + n, f"o{n}", "TransferPending",
+                                           {"payee_banks": ["cnbank"]}))
+        await asyncio.sleep(0.1)  # each its own batch (the batch window is 0.05 s)
+        if bank.decided:
+            break
+    assert len(bank.decided) == 1
+    stop.set()
+    await asyncio.wait_for(task, 2)
