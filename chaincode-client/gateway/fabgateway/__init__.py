@@ -10,10 +10,11 @@ on its own (the caller passes one to :func:`connect`); import anything from the 
 side; log payloads (they carry secrets).
 
 Blocks: :mod:`fabgateway.blocks` decodes full blocks (and the private data delivered with them)
-into typed records; :mod:`fabgateway.ledger_order` finds the first valid writer of a value and
-checks private data against the committed hashes; :mod:`fabgateway.validation_parameters`
-parses key-level endorsement policies; :mod:`fabgateway.qscc` queries the ledger through the
-Gateway.
+into typed records; :mod:`fabgateway.block_chaincode_events` follows the chaincode events of
+several chaincodes over one block stream (``network.block_chaincode_events()``);
+:mod:`fabgateway.ledger_order` finds the first valid writer of a value and checks private data
+against the committed hashes; :mod:`fabgateway.validation_parameters` parses key-level
+endorsement policies; :mod:`fabgateway.qscc` queries the ledger through the Gateway.
 
 Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(name) ->
 Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
@@ -44,6 +45,11 @@ Errors::
 """
 
 from fabgateway import hashing
+from fabgateway.block_chaincode_events import (
+    BlockChaincodeEventStream,
+    ChaincodeNames,
+    chaincode_events_in_block,
+)
 from fabgateway.blocks import (
     Block,
     BlockTransaction,
@@ -122,6 +128,7 @@ from fabgateway.validation_parameters import (
 __all__ = [
     "Argument",
     "Block",
+    "BlockChaincodeEventStream",
     "BlockEventStream",
     "BlockEventsError",
     "BlockEventsRequest",
@@ -132,6 +139,7 @@ __all__ = [
     "ChaincodeEventStream",
     "ChaincodeEventsError",
     "ChaincodeEventsRequest",
+    "ChaincodeNames",
     "Checkpoint",
     "CheckpointError",
     "Checkpointer",
@@ -172,6 +180,7 @@ __all__ = [
     "TransactionError",
     "TxPosition",
     "ValidationParameter",
+    "chaincode_events_in_block",
     "connect",
     "decode_block",
     "decode_block_and_private_data",

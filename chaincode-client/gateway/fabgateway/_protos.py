@@ -15,6 +15,7 @@ def _load(name: str) -> Any:
 
 
 ab_pb2: Any = _load("orderer.ab_pb2")
+chaincode_event_pb2: Any = _load("peer.chaincode_event_pb2")
 chaincode_pb2: Any = _load("peer.chaincode_pb2")
 common_pb2: Any = _load("common.common_pb2")
 events_pb2: Any = _load("peer.events_pb2")

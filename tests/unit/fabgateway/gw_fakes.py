@@ -38,6 +38,7 @@ from fabric_protos.peer import (
     proposal_response_pb2,
     transaction_pb2,
 )
+from unit.fabgateway import block_builder
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 PEER_ADDRESS = "peer0.org1.example.com:7051"
@@ -196,6 +197,9 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
         self.invocations: dict[str, Invocation] = {}
         self.blocks: list[Block] = [Block(0)]  # block 0: the genesis block
         self.ignore_after_transaction_id = False
+        # Deliver sends blocks laid out as a peer's (envelopes with each transaction's event,
+        # the transactions filter): False keeps the bare blocks of tx ids older tests read.
+        self.full_blocks = False
         self.commit_delay = 0.0
         self.endorse_delay = 0.0
         # Hold every endorsement until this many are in flight (or 10 s after the first one
@@ -591,6 +595,16 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
 
     async def Deliver(self, request_iterator: Any, context: Any) -> Any:
         def build(block: Block) -> Any:
+            if self.full_blocks:
+                return events_pb2.DeliverResponse(block=block_builder.block(block.number, [
+                    block_builder.Tx(
+                        tx_id, code=code,
+                        chaincode=event.chaincode_id if event is not None else "cc",
+                        event=None if event is None else (
+                            event.chaincode_id, event.event_name, event.payload),
+                    )
+                    for tx_id, code, event in block.transactions
+                ]))
             return events_pb2.DeliverResponse(
                 block=common_pb2.Block(
                     header=common_pb2.BlockHeader(number=block.number),
