@@ -1,7 +1,8 @@
 """fabgateway: a Python client of the Hyperledger Fabric Gateway, shaped like fabric-gateway.
 
 What it owns: the client side of a peer's Gateway gRPC service (Evaluate, Endorse, Submit,
-CommitStatus, ChaincodeEvents) and of its Deliver service (block events): building and signing
+CommitStatus, ChaincodeEvents), of its Deliver service (block events) and of its Endorser
+service (ProcessProposal, for endorsement on peers the caller names): building and signing
 proposals, transactions and requests exactly as a Fabric peer expects them, unpacking the
 Gateway's errors, and resuming event listeners from checkpoints.
 
@@ -13,7 +14,8 @@ Blocks: :mod:`fabgateway.blocks` decodes full blocks (and the private data deliv
 into typed records; :mod:`fabgateway.ledger_order` finds the first valid writer of a value and
 checks private data against the committed hashes; :mod:`fabgateway.validation_parameters`
 parses key-level endorsement policies; :mod:`fabgateway.qscc` queries the ledger through the
-Gateway.
+Gateway; :mod:`fabgateway.endorsers` endorses on peers the caller names (their ``Endorser``
+service) and assembles the transaction that the Gateway then submits.
 
 Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(name) ->
 Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
@@ -60,6 +62,7 @@ from fabgateway.blocks import (
 )
 from fabgateway.checkpoint import Checkpoint, Checkpointer, FileCheckpointer, InMemoryCheckpointer
 from fabgateway.contract import Contract
+from fabgateway.endorsers import Endorser, endorse_on_peers
 from fabgateway.errors import (
     BlockEventsError,
     CallError,
@@ -141,6 +144,7 @@ __all__ = [
     "CommitStatusError",
     "Contract",
     "EndorseError",
+    "Endorser",
     "ErrorDetail",
     "EvaluateError",
     "FileCheckpointer",
@@ -178,6 +182,7 @@ __all__ = [
     "decoded_blocks",
     "ecdsa_signer",
     "ed25519_signer",
+    "endorse_on_peers",
     "first_valid_writer",
     "first_valid_writer_async",
     "first_valid_writer_of_hash_async",
