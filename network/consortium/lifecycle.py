@@ -254,6 +254,10 @@ class ChaincodeLifecycle:
 
 def _describe(what: str, report: LifecycleReport, concurrency: int) -> str:
     rate = report.sent / report.seconds if report.seconds > 0 else 0.0
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(report.retried_for.items()))
     return (f"    {what}: {report.sent} sent ({report.present} already there, "
-            f"{report.retries} retried) in {len(report.blocks)} blocks, "
-            f"{report.seconds:.1f} s ({rate:.0f}/s, {concurrency} in flight)")
+            f"{report.retries} retried{': ' + why if why else ''}"
+            f"{f'; waited {report.waited:.1f} s for the peers' if report.waited >= 0.05 else ''})"
+            f" in {len(report.blocks)} blocks, {report.seconds:.1f} s ({rate:.0f}/s, at most "
+            f"{concurrency} in flight; last endorsed at {report.last_endorsed:.1f} s, last "
+            f"submitted at {report.last_submitted:.1f} s)")

@@ -61,8 +61,15 @@ __all__ = [
 ]
 
 LIFECYCLE = "_lifecycle"
-DEFAULT_CONCURRENCY = 64
-"""Transactions in flight at once (a peer's Gateway takes 500 by default)."""
+DEFAULT_CONCURRENCY = 500
+"""Transactions in flight at once: all of a 20-bank bootstrap's 836 approvals fit in a few
+batches, and no single peer's Gateway is ever asked more than its default limit (500
+concurrent requests, ``peer.limits.concurrency.gatewayService``)."""
+
+CALL_TIMEOUT = 60.0
+"""Deadline of an endorsement or a submission, seconds: a bootstrap loads the machine."""
+COMMIT_TIMEOUT = 300.0
+"""Deadline of the wait for one commit, seconds."""
 
 #: What a peer or the orderer says when trying again shortly helps.
 _TRANSIENT = (
@@ -128,9 +135,17 @@ class LifecycleReport:
     present: int = 0
     """Approvals already made, or definitions already committed (nothing sent)."""
     retries: int = 0
+    retried_for: dict[str, int] = field(default_factory=dict)
+    """Why attempts were retried: the transient answer matched, or the validation code."""
     seconds: float = 0.0
+    waited: float = 0.0
+    """Of ``seconds``, how long the commits waited for their endorsing peers to hold the
+    last approval."""
     blocks: set[int] = field(default_factory=set)
     """The blocks the transactions committed in."""
+    last_endorsed: float = 0.0
+    last_submitted: float = 0.0
+    """Seconds from the start to the last endorsement and to the last submission."""
 
 
 class LifecycleClient:
@@ -161,6 +176,7 @@ class LifecycleClient:
         self._gateways: dict[str, fabgateway.Gateway] = {}
         self._limit: asyncio.Semaphore | None = None
         self._last_approval: tuple[int, str] | None = None  # (block, tx id)
+        self._started = time.monotonic()  # of the current batch
 
     def _tls_connect(self, org: Org) -> grpc.aio.Channel:
         ca = self.layout.tlsca(org.name).read_bytes()
@@ -195,7 +211,9 @@ class LifecycleClient:
         if org.name not in self._gateways:
             msp_dir = self.layout.org_crypto(org).user("Admin").msp_dir
             identity, signer = fabgateway.load_msp_dir(org.msp_id, msp_dir)
-            self._gateways[org.name] = fabgateway.connect(self._channel(org), identity, signer)
+            self._gateways[org.name] = fabgateway.connect(
+                self._channel(org), identity, signer, endorse_timeout=CALL_TIMEOUT,
+                submit_timeout=CALL_TIMEOUT, commit_status_timeout=COMMIT_TIMEOUT)
         return self._gateways[org.name]
 
     def _endorser(self, org: Org) -> fabgateway.Endorser:
@@ -207,7 +225,7 @@ class LifecycleClient:
         """Every approval, at most ``concurrency`` in flight; raises the first failure (as
         :class:`LifecycleError`) once the others have finished."""
         report = LifecycleReport()
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         await self._all([self._approve(a, report) for a in approvals])
         report.seconds = time.monotonic() - started
         return report
@@ -219,6 +237,8 @@ class LifecycleClient:
         started = time.monotonic()
         endorsers = {o.name: o for c in commits for o in c.endorsers}
         await self._all([self._caught_up(o) for o in endorsers.values()])
+        report.waited = time.monotonic() - started
+        self._started = started
         await self._all([self._commit(c, report) for c in commits])
         report.seconds = time.monotonic() - started
         return report
@@ -226,7 +246,7 @@ class LifecycleClient:
     async def invoke_all(self, invocations: Sequence[Invocation]) -> LifecycleReport:
         """Every invocation, at most ``concurrency`` in flight."""
         report = LifecycleReport()
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         await self._all([
             self._transact("invoke", i.org, i.chaincode, i.chaincode, i.arguments[0],
                            [a.encode() for a in i.arguments[1:]], i.endorsers, report,
@@ -294,7 +314,9 @@ class LifecycleClient:
                 try:
                     endorsed = await fabgateway.endorse_on_peers(
                         proposal, [self._endorser(o) for o in endorsers])
+                    report.last_endorsed = time.monotonic() - self._started
                     submitted = await endorsed.submit()
+                    report.last_submitted = time.monotonic() - self._started
                     status = await submitted.get_status()
                 except fabgateway.CallError as error:
                     text = _message(error)
@@ -302,6 +324,8 @@ class LifecycleClient:
                         report.present += 1
                         return None
                     if _transient(text) and attempt < self.attempts - 1:
+                        reason = next(t for t in _TRANSIENT if t in text)
+                        report.retried_for[reason] = report.retried_for.get(reason, 0) + 1
                         continue
                     raise LifecycleError(step, org.name, name, text) from error
                 if status.successful:
@@ -309,6 +333,8 @@ class LifecycleClient:
                     report.blocks.add(status.block_number)
                     return status
                 if status.code_name in _RETRY_CODES and attempt < self.attempts - 1:
+                    reason = status.code_name
+                    report.retried_for[reason] = report.retried_for.get(reason, 0) + 1
                     continue
                 raise LifecycleError(step, org.name, name,
                                      f"transaction {status.transaction_id} committed invalid "

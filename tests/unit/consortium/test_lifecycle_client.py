@@ -243,3 +243,45 @@ def test_bad_options_are_refused(consortium: Consortium, layout: StateLayout) ->
     with pytest.raises(ValueError, match="no endorsing organization"):
         CommitJob(definition, ())
     assert Approval(definition, org, None).package_id is None
+
+
+def test_the_bootstrap_approves_with_each_orgs_own_package_and_commits_with_the_approvers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ChaincodeLifecycle.define_namespaces`` asks for what ``consortium.namespaces`` says:
+    each approver with the package it runs there (its own package id) or none, every commit
+    endorsed by the definition's approvers; committed definitions are left alone."""
+    import yaml
+    from consortium.chaincodes import ChaincodeCatalog
+    from consortium.lifecycle import ChaincodeLifecycle
+
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["chaincode"]["layout"] = "namespaces"
+    c = config.parse(data)
+    catalog = ChaincodeCatalog(c, StateLayout(tmp_path))
+    identities.ensure_crypto(c, catalog.layout)
+    lifecycle = ChaincodeLifecycle(c, catalog, nodes=None, admin=None)  # type: ignore[arg-type]
+    defs = namespaces.definitions(c)
+    monkeypatch.setattr(lifecycle, "committed_names", lambda: {defs[0].name})
+    asked: list[tuple[list[Approval], list[CommitJob]]] = []
+    monkeypatch.setattr(lifecycle, "_approve_and_commit",
+                        lambda approvals, commits: asked.append((approvals, commits)))
+    assert lifecycle.define_namespaces() == len(defs) - 1
+    [(approvals, commits)] = asked
+    main, storage = catalog.main(), catalog.storage()
+    expected = []
+    for d in defs[1:]:
+        for name in d.approvers:
+            org = c.org(name)
+            package = d.package_of(name)
+            package_id = None if package is None else catalog.package_id(
+                org, main if package is namespaces.Package.CONTRACT else storage)
+            expected.append((d.name, name, package_id))
+    assert [(a.definition.name, a.org.name, a.package_id) for a in approvals] == expected
+    assert [(j.definition.name, [o.name for o in j.endorsers]) for j in commits] == [
+        (d.name, list(d.approvers)) for d in defs[1:]]
+    assert all(j.definition.collections == d.collections and j.definition.policy == d.policy
+               for j, d in zip(commits, defs[1:], strict=True))
+    monkeypatch.setattr(lifecycle, "committed_names", lambda: {d.name for d in defs})
+    assert lifecycle.define_namespaces() == 0
+    assert len(asked) == 1
