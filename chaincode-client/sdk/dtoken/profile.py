@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dtoken_wire.namespaces import collection_namespace
+
 from dtoken.errors import ProfileError, UsageError
 
 __all__ = ["LAYOUTS", "ROLES", "IdentityFiles", "Organization", "Profile"]
@@ -179,6 +181,21 @@ class Profile:
         if self.has_namespaces:
             return self.chaincode[: -len(self.org) - 1]
         return self.chaincode
+
+    def namespace_of(self, collection: str) -> str:
+        """The chaincode namespace whose private data holds ``collection`` (``acct-``,
+        ``holds-``, ``pair-``): :attr:`chaincode` on the single namespace; under the layout
+        the one :func:`dtoken_wire.namespaces.collection_namespace` places it in, with the
+        banks in this profile's order (the consortium's: the order they joined).
+        ``UsageError`` for a collection of a bank this profile does not know (one that
+        joined after it was written: write the profiles again)."""
+        if not self.has_namespaces:
+            return self.chaincode
+        try:
+            return collection_namespace(self.chaincode_base, self.banks(), collection)
+        except ValueError as error:
+            raise UsageError(f"no namespace of network {self.network} holds collection "
+                             f"{collection!r}: {error}") from None
 
     @property
     def is_regulator(self) -> bool:

@@ -82,3 +82,20 @@ def test_the_namespace_layout_names_the_consortiums_chaincode(tmp_path: Path) ->
     layout = Profile.load(path)
     assert layout.has_namespaces
     assert (layout.chaincode, layout.chaincode_base) == ("dtoken-net-hkbank", "dtoken-net")
+
+
+def test_a_collection_is_found_in_the_namespace_the_layout_places_it_in(
+        tmp_path: Path) -> None:
+    path = write_profile(tmp_path / "state")
+    assert Profile.load(path).namespace_of("pair-usbank-hkbank") == "dtoken"
+    data = json.loads(path.read_text())
+    data.update(namespace_layout="namespaces", chaincode="dtoken-hkbank")
+    path.write_text(json.dumps(data))
+    layout = Profile.load(path)
+    # banks hkbank then usbank (the order they joined): usbank brought their pairs
+    assert layout.namespace_of("pair-usbank-hkbank") == "dtoken-pairs-usbank-0"
+    assert layout.namespace_of("pair-hkbank-usbank") == "dtoken-pairs-usbank-0"
+    assert layout.namespace_of("acct-usbank") == "dtoken-usbank"
+    assert layout.namespace_of("holds-hkbank") == "dtoken-hkbank"
+    with pytest.raises(UsageError, match="pair-hkbank-xxbank"):
+        layout.namespace_of("pair-hkbank-xxbank")
