@@ -43,6 +43,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from consortium.errors import NetworkError
+from consortium.policies import ROLES as _ROLES
+from consortium.policies import signature_policy_envelope
 
 __all__ = [
     "AdminSigner",
@@ -69,7 +71,6 @@ _ab_grpc: Any = _load("orderer.ab_pb2_grpc")
 _common: Any = _load("common.common_pb2")
 _configtx: Any = _load("common.configtx_pb2")
 _policies: Any = _load("common.policies_pb2")
-_principal: Any = _load("msp.msp_principal_pb2")
 _identities: Any = _load("msp.identities_pb2")
 _msp_config: Any = _load("msp.msp_config_pb2")
 _peer_config: Any = _load("peer.configuration_pb2")
@@ -77,7 +78,6 @@ _peer_config: Any = _load("peer.configuration_pb2")
 #: Fabric's ``HeaderType_CONFIG_UPDATE``.
 _CONFIG_UPDATE = 2
 _ADMINS = "Admins"
-_ROLES = {"member": 0, "admin": 1, "client": 2, "peer": 3, "orderer": 4}
 #: secp256r1's group order: Fabric accepts only low-S ECDSA signatures.
 _P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
@@ -121,18 +121,12 @@ def application_orgs(config: Any) -> list[str]:
 def signature_policy(rule: str, msp_ids: Sequence[str]) -> Any:
     """A ``SignaturePolicyEnvelope`` for ``OR(...)`` of ``msp_id.role`` principals
     (``rule`` is the role: member, admin, client, peer), as ``policydsl`` writes
-    ``OR('A.role', 'B.role')``."""
+    ``OR('A.role', 'B.role')`` (compiled by :mod:`consortium.policies`)."""
     if rule not in _ROLES:
         raise ChannelUpdateError(f"unknown MSP role {rule!r} (one of {', '.join(_ROLES)})")
-    envelope = _policies.SignaturePolicyEnvelope(version=0)
-    for i, msp_id in enumerate(msp_ids):
-        role = _principal.MSPRole(msp_identifier=msp_id, role=_ROLES[rule])
-        envelope.identities.append(
-            _principal.MSPPrincipal(principal_classification=0, principal=role.SerializeToString())
-        )
-        envelope.rule.n_out_of.rules.append(_policies.SignaturePolicy(signed_by=i))
-    envelope.rule.n_out_of.n = 1
-    return envelope
+    if not msp_ids:
+        raise ChannelUpdateError(f"an OR of {rule} principals needs at least one MSP id")
+    return signature_policy_envelope("OR(" + ", ".join(f"'{m}.{rule}'" for m in msp_ids) + ")")
 
 
 def _config_policy(envelope: Any) -> Any:

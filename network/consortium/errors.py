@@ -7,7 +7,11 @@ Tree::
     ├── CryptoError      MSP or TLS material is missing or invalid (names the path)
     ├── BinariesError    the Fabric binaries cannot be built or are not the pinned build
     ├── NodeError        a node failed to start or to become healthy (names its log file)
-    └── FabricCommandError  a Fabric tool (peer, osnadmin, configtxgen) failed (its output)
+    ├── FabricCommandError  a Fabric tool (peer, osnadmin, configtxgen) failed (its output)
+    ├── PolicyError      a signature policy or collections entry that cannot be compiled
+    │                    (also ValueError; names the text and what is wrong)
+    └── LifecycleError   a ``_lifecycle`` approval or commit failed: names the organization,
+                         the chaincode definition, the step and Fabric's message
 """
 
 from __future__ import annotations
@@ -51,3 +55,23 @@ class FabricCommandError(NetworkError):
         self.output = output
         tail = "\n".join(output.strip().splitlines()[-15:])
         super().__init__(f"{command} exited with {returncode}:\n{tail}")
+
+
+class PolicyError(NetworkError, ValueError):
+    """A signature policy (Fabric's policy language) or a collections entry is invalid."""
+
+
+class LifecycleError(NetworkError):
+    """A ``_lifecycle`` approval or commit failed.
+
+    ``org`` is the organization that approved or submitted the commit, ``definition`` the
+    chaincode name, ``step`` ``approve`` or ``commit``, ``message`` what Fabric said (the
+    peers' answers, the orderer's, or the validation code of an invalid transaction)."""
+
+    def __init__(self, step: str, org: str, definition: str, message: str) -> None:
+        self.step = step
+        self.org = org
+        self.definition = definition
+        self.message = message
+        super().__init__(f"{step} of chaincode definition {definition!r} by {org} failed: "
+                         f"{message}")

@@ -3,7 +3,7 @@
 State folder layout (``state_dir``)::
 
     crypto/<org>/...                 MSPs and TLS material (consortium.crypto)
-    channel/configtx.yaml, genesis.block, tls-roots.pem, collections-<chaincode>.json
+    channel/configtx.yaml, genesis.block, tls-roots.pem
     nodes/<node>/config/             core.yaml or orderer.yaml for that node
     nodes/<node>/data/               its ledger
     nodes/<node>/node.log, node.pid
@@ -66,9 +66,6 @@ class StateLayout:
     def tls_roots_bundle(self) -> Path:
         """Every consortium TLS CA in one file: the peers' TLS root bundle."""
         return self.channel_dir / "tls-roots.pem"
-
-    def collections_file(self, chaincode: str) -> Path:
-        return self.channel_dir / f"collections-{chaincode}.json"
 
     @property
     def nodes_dir(self) -> Path:

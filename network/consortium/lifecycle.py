@@ -9,29 +9,59 @@ marker) so running it again changes nothing. Packages and deployments come from
 
 Under the namespace layout (``consortium.namespaces``) the two packages (contract and pair
 storage) are installed on every peer, and every definition of the layout is approved by its
-approvers (each with the package it runs there, or none) and committed: approvals of
-different organizations and chaincodes in parallel, then the commits in parallel.
+approvers (each with the package it runs there, or none) and committed.
+
+Approvals and commits are ``_lifecycle`` transactions sent by our own client
+(:mod:`consortium.lifecycle_client`): every approval of every definition at once, bounded
+in flight, sharing blocks; then every commit. Install and the queries stay on Fabric's
+``peer`` CLI (a few calls per ``up``).
 
 This module must not write node configurations nor join the channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
-import threading
 import time
-from typing import Any
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from consortium import chaincodes, namespaces
 from consortium.admin import FabricAdmin, parallel
 from consortium.chaincodes import ChaincodeCatalog, Deployment
-from consortium.config import Consortium, Org, PeerNode
-from consortium.errors import FabricCommandError
+from consortium.config import Consortium, PeerNode
+from consortium.lifecycle_args import ChaincodeDefinition
+from consortium.lifecycle_client import (
+    DEFAULT_CONCURRENCY,
+    Approval,
+    CommitJob,
+    Invocation,
+    LifecycleClient,
+    LifecycleReport,
+)
 from consortium.nodes import NodeSet
 
 __all__ = ["ChaincodeLifecycle"]
+
+T = TypeVar("T")
+
+#: The contract's refusal of a second ``init_network`` (deposit_token's error code).
+_ALREADY_INITIALIZED = "ALREADY_INITIALIZED"
+
+
+def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from synchronous code, on a loop of its own (in a
+    thread of its own when the caller already runs a loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro()).result()
 
 
 class ChaincodeLifecycle:
@@ -43,12 +73,19 @@ class ChaincodeLifecycle:
         catalog: ChaincodeCatalog,
         nodes: NodeSet,
         admin: FabricAdmin,
+        *,
+        progress: Callable[[str], None] | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
+        """``progress`` hears one line per batch of approvals or commits (counts, seconds);
+        ``concurrency`` bounds the ``_lifecycle`` transactions in flight."""
         self.consortium = consortium
         self.catalog = catalog
         self.nodes = nodes
         self.admin = admin
         self.layout = catalog.layout
+        self.say = progress or (lambda _line: None)
+        self.concurrency = concurrency
 
     def deploy(
         self,
@@ -97,18 +134,11 @@ class ChaincodeLifecycle:
 
         parallel(install, self.consortium.peers)
 
-    def definition_args(self, d: Deployment) -> list[str]:
-        """The ``peer lifecycle chaincode`` flags of ``d``'s definition (sequence 1);
-        writes its collections file."""
-        args = [
-            "--channelID", self.consortium.channel, "--name", d.name, "--version", d.version,
-            "--sequence", "1", "--signature-policy", d.policy,
-        ]  # fmt: skip
-        if d.collections_json:
-            collections = self.layout.collections_file(d.name)
-            collections.write_text(d.collections_json)
-            args += ["--collections-config", str(collections)]
-        return args
+    def definition_of(self, d: Deployment) -> ChaincodeDefinition:
+        """``d``'s chaincode definition (sequence 1)."""
+        collections = json.loads(d.collections_json) if d.collections_json else []
+        return ChaincodeDefinition(name=d.name, version=d.version, sequence=1, policy=d.policy,
+                                   collections=tuple(collections))
 
     def committed(self, d: Deployment) -> bool:
         """Is ``d``'s definition (sequence 1) committed on the channel?"""
@@ -126,31 +156,26 @@ class ChaincodeLifecycle:
         return proc.returncode == 0 and '"sequence": 1' in proc.stdout
 
     def define(self, d: Deployment) -> None:
-        """Approve ``d`` for every application organization, then commit it."""
+        """Approve ``d`` for every application organization (each with its own package),
+        then commit it, endorsed by every one of them."""
         if self.committed(d):
             return
-        peer_bin = self.admin.tool("peer")
-        definition = self.definition_args(d)
         orgs = self.consortium.application_orgs
+        definition = self.definition_of(d)
+        approvals = [Approval(definition, org, self.catalog.package_id(org, d)) for org in orgs]
+        self._approve_and_commit(approvals, [CommitJob(definition, tuple(orgs))])
 
-        def approve(org: Org) -> None:
-            self.admin.run_retrying(
-                [
-                    peer_bin, "lifecycle", "chaincode", "approveformyorg",
-                    *self.admin.orderer_args(), *definition,
-                    "--package-id", self.catalog.package_id(org, d), "--waitForEvent",
-                ],
-                env=self.admin.admin_env(org),
-            )  # fmt: skip
+    def _approve_and_commit(self, approvals: list[Approval], commits: list[CommitJob]) -> None:
+        async def run() -> tuple[LifecycleReport, LifecycleReport]:
+            async with LifecycleClient(self.consortium, self.layout,
+                                       concurrency=self.concurrency) as client:
+                approved = await client.approve_all(approvals)
+                committed = await client.commit_all(commits)
+                return approved, committed
 
-        parallel(approve, orgs)
-        self.admin.run_retrying(
-            [
-                peer_bin, "lifecycle", "chaincode", "commit", *self.admin.orderer_args(),
-                *definition, *self.admin.peer_targets(orgs), "--waitForEvent",
-            ],
-            env=self.admin.admin_env(orgs[0]),
-        )  # fmt: skip
+        approved, committed = _run(run)
+        self.say(_describe("approvals", approved, self.concurrency))
+        self.say(_describe("commits", committed, self.concurrency))
 
     # ------------------------------------------------------------------ namespace layout
 
@@ -167,21 +192,10 @@ class ChaincodeLifecycle:
         data = json.loads(out or "{}")
         return {str(x.get("name")) for x in data.get("chaincode_definitions") or []}
 
-    def namespace_args(self, d: namespaces.Definition) -> list[str]:
-        """The ``peer lifecycle chaincode`` flags of a layout definition (sequence 1)."""
-        args = [
-            "--channelID", self.consortium.channel, "--name", d.name,
-            "--version", self.consortium.chaincode.version,
-            "--sequence", "1", "--signature-policy", d.policy,
-        ]  # fmt: skip
-        if d.collections:
-            path = self.layout.collections_file(d.name)
-            if not path.exists():  # written once, atomically: approvals run in parallel
-                tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-                tmp.write_text(json.dumps(list(d.collections), indent=2))
-                tmp.replace(path)
-            args += ["--collections-config", str(path)]
-        return args
+    def namespace_definition(self, d: namespaces.Definition) -> ChaincodeDefinition:
+        """A layout definition as the channel agrees on it (sequence 1)."""
+        return ChaincodeDefinition(name=d.name, version=self.consortium.chaincode.version,
+                                   sequence=1, policy=d.policy, collections=d.collections)
 
     def define_namespaces(self, defs: list[namespaces.Definition] | None = None) -> int:
         """Approve and commit every definition of the layout not yet committed (``defs``:
@@ -191,81 +205,59 @@ class ChaincodeLifecycle:
         todo = [d for d in defs if d.name not in done]
         if not todo:
             return 0
-        peer_bin = self.admin.tool("peer")
         packages = {namespaces.Package.CONTRACT: self.catalog.main(),
                     namespaces.Package.STORAGE: self.catalog.storage()}
-
-        def approve(job: tuple[namespaces.Definition, str]) -> None:
-            d, org_name = job
-            org = self.consortium.org(org_name)
-            package = d.package_of(org_name)
-            flags = [] if package is None else [
-                "--package-id", self.catalog.package_id(org, packages[package])]
-            try:
-                self.admin.run_retrying(
-                    [
-                        peer_bin, "lifecycle", "chaincode", "approveformyorg",
-                        *self.admin.orderer_args(), *self.namespace_args(d), *flags,
-                        "--waitForEvent",
-                    ],
-                    env=self.admin.admin_env(org),
-                )  # fmt: skip
-            except FabricCommandError as exc:
-                # approved already (an earlier run, or a retry after a slow commit event):
-                # Fabric refuses the same approval twice, which is what we wanted anyway
-                if "with unchanged content" not in exc.output:
-                    raise
-
-        def commit(d: namespaces.Definition) -> None:
-            approvers = [self.consortium.org(o) for o in d.approvers]
-            self.admin.run_retrying(
-                [
-                    peer_bin, "lifecycle", "chaincode", "commit", *self.admin.orderer_args(),
-                    *self.namespace_args(d), *self.admin.peer_targets(approvers),
-                    "--waitForEvent",
-                ],
-                env=self.admin.admin_env(approvers[0]),
-            )  # fmt: skip
-
+        approvals: list[Approval] = []
+        commits: list[CommitJob] = []
         for d in todo:
-            self.namespace_args(d)  # the collections files, before any approval reads them
-        parallel(approve, [(d, o) for d in todo for o in d.approvers])
-        parallel(commit, todo)
+            definition = self.namespace_definition(d)
+            for org_name in d.approvers:
+                org = self.consortium.org(org_name)
+                package = d.package_of(org_name)
+                package_id = None if package is None else self.catalog.package_id(
+                    org, packages[package])
+                approvals.append(Approval(definition, org, package_id))
+            commits.append(CommitJob(definition,
+                                     tuple(self.consortium.org(o) for o in d.approvers)))
+        self._approve_and_commit(approvals, commits)
         return len(todo)
 
     def initialize(self) -> None:
         """Run the consortium chaincode's ``init_network`` with the registry, once (under
-        the namespace layout, in each organization's own namespace, endorsed by its peer)."""
+        the namespace layout, in each organization's own namespace, endorsed by its peer).
+
+        As the organization's admin (NodeOU admin: the chaincode requires it), with the
+        argument every server pinned (``chaincodes.registry_pin``); sent by our own client,
+        all at once; ``ALREADY_INITIALIZED`` counts as done."""
         marker = self.layout.initialized_marker
         d = self.catalog.main()
         if marker.exists() or d.init_function is None:
             return
+        arguments = (d.init_function, chaincodes.registry_argument(self.consortium))
         if self.catalog.namespaced:
-            self._initialize_namespaces(d.init_function)
-            marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
-            return
-        banks = self.consortium.banks
-        # As the admin of the first bank (NodeOU admin: the chaincode requires it), with the
-        # argument every server pinned (chaincodes.registry_pin).
-        registry = chaincodes.registry_argument(self.consortium)
-        try:
-            self.admin.invoke(banks[0], d.name, [d.init_function, registry], banks)
-        except FabricCommandError as exc:
-            if "ALREADY_INITIALIZED" not in exc.output:
-                raise
+            runners = [n for n in namespaces.definitions(self.consortium) if n.contract_runner]
+            jobs = [Invocation(n.name, org, arguments, (org,), _ALREADY_INITIALIZED)
+                    for n in runners
+                    for org in [self.consortium.org(n.contract_runner or "")]]
+        else:
+            banks = self.consortium.banks
+            jobs = [Invocation(d.name, banks[0], arguments, tuple(banks), _ALREADY_INITIALIZED)]
+
+        async def run() -> LifecycleReport:
+            async with LifecycleClient(self.consortium, self.layout,
+                                       concurrency=self.concurrency) as client:
+                return await client.invoke_all(jobs)
+
+        self.say(_describe(f"{d.init_function} invocations", _run(run), self.concurrency))
         marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
 
-    def _initialize_namespaces(self, function: str) -> None:
-        registry = chaincodes.registry_argument(self.consortium)
-        runners = [d for d in namespaces.definitions(self.consortium) if d.contract_runner]
 
-        def init(d: namespaces.Definition) -> None:
-            assert d.contract_runner is not None
-            org = self.consortium.org(d.contract_runner)
-            try:
-                self.admin.invoke(org, d.name, [function, registry], [org])
-            except FabricCommandError as exc:
-                if "ALREADY_INITIALIZED" not in exc.output:
-                    raise
-
-        parallel(init, runners)
+def _describe(what: str, report: LifecycleReport, concurrency: int) -> str:
+    rate = report.sent / report.seconds if report.seconds > 0 else 0.0
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(report.retried_for.items()))
+    return (f"    {what}: {report.sent} sent ({report.present} already there, "
+            f"{report.retries} retried{': ' + why if why else ''}"
+            f"{f'; waited {report.waited:.1f} s for the peers' if report.waited >= 0.05 else ''})"
+            f" in {len(report.blocks)} blocks, {report.seconds:.1f} s ({rate:.0f}/s, at most "
+            f"{concurrency} in flight; last endorsed at {report.last_endorsed:.1f} s, last "
+            f"submitted at {report.last_submitted:.1f} s)")

@@ -96,7 +96,8 @@ class Network:
         )
         self.admin = FabricAdmin(consortium, self.layout, lambda: self.fabric, self.node_set)
         self.joins = ChannelJoins(consortium, self.admin, self.node_set.view)
-        self.lifecycle = ChaincodeLifecycle(consortium, self.chaincodes, self.node_set, self.admin)
+        self.lifecycle = ChaincodeLifecycle(consortium, self.chaincodes, self.node_set, self.admin,
+                                            progress=self.say)
         self.profiles = ConnectionProfiles(consortium, self.layout)
         self.monitor = NetworkMonitor(consortium, self.node_set)
 

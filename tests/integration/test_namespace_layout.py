@@ -4,21 +4,32 @@ storage chaincode (docs/architecture.md, "Namespace layout").
 
 Its own three-bank network (``chaincode.layout: namespaces``) on
 ``DTOKEN_TEST_BASE_PORT + 1000``. Through the bank SDK: intra-bank and cross-bank
-payments, the payee's accept, the regulator's hold and audit from its own namespace. From
-the dishonest side: a client calling a pair namespace at the top level is refused by the
-storage server, and one bank's peer cannot get another bank's pair collection written
-through its own storage (the Gateway's endorsement or the commit refuses it).
+payments, the payee's accept, the regulator's hold and audit from its own namespace; the
+payee bank's listener deciding on the payer's event (in the payer's namespace) and the payer
+bank's listener refunding on the payee's decision (in the payee's namespace), with rescans
+off, so that only events can drive them. From the dishonest side: a client calling a pair
+namespace at the top level is refused by the storage server, and one bank's peer cannot get
+another bank's pair collection written through its own storage (the Gateway's endorsement or
+the commit refuses it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
-from collections.abc import Iterator
+import statistics
+import time
+from collections.abc import Callable, Iterator
 
 import fabgateway
 import pytest
 from consortium import namespaces
+from dtoken.bank import Bank
+from dtoken.event_source import member_events
+from dtoken.listener import Handled, IncomingListener, Sweeper, Verdict
+from dtoken.models import Transfer
+from dtoken_wire.events import EVENT_DECIDED
 from harness import TestNetwork
 from harness.faults import own_network
 from harness.gateway import OrgClient
@@ -71,6 +82,100 @@ async def test_payments_and_the_regulator_on_the_layout(layout_net: TestNetwork)
     async with regulator(layout_net) as reg:
         report = await reg.audit()
         assert report.ok
+
+
+async def _decided_events(hk: Bank, seen: list[fabgateway.ChaincodeEvent]) -> None:
+    """The payer bank's own view of the events: TransferDecided naming it, wherever emitted."""
+    async with member_events(hk.network, hk.profile) as events:
+        async for event in events:
+            if (event.event_name == EVENT_DECIDED
+                    and json.loads(event.payload).get("payer_bank") == "hkbank"):
+                seen.append(event)
+
+
+async def test_listeners_decide_on_events_across_namespaces_without_rescans(
+    layout_net: TestNetwork,
+) -> None:
+    """usbank's listener accepts hkbank's payments from the TransferPending hkbank's own
+    namespace carries; hkbank sees usbank's TransferDecided (in usbank's namespace), and its
+    listener refunds a rejected payment on that event. Both listeners rescan every 600 s, so
+    only the events can have driven them within the test. Prints call→accepted latency."""
+    rounds = 5
+    async with bank(layout_net, "hkbank", "minter") as hk, bank(layout_net, "usbank") as us:
+        payer = (await hk.open_account("USD", "CIF-L", reference=ref("open"))).account_id
+        await hk.mint(payer, hk.money("1,000.00 USD"), reference=ref("dep"))
+        payee = (await us.open_account("USD", "EXP-L", reference=ref("open"))).account_id
+        accepted: dict[str, float] = {}
+        refunded: dict[str, float] = {}
+
+        def rule(transfer: Transfer) -> Verdict:
+            if transfer.amount == hk.money("99.00 USD"):
+                return Verdict.rejected("refused by the test")
+            return Verdict.accepted()
+
+        failed: list[Handled] = []
+
+        def on_accepted(handled: Handled) -> None:
+            if handled.action == "accepted":
+                accepted[handled.transfer.transfer_id] = time.monotonic()
+            elif handled.action == "failed":  # retried after retry_delay, not at a rescan
+                failed.append(handled)
+
+        def on_refunded(handled: Handled) -> None:
+            if handled.action == "refunded":
+                refunded[handled.transfer.transfer_id] = time.monotonic()
+
+        ready = [asyncio.Event(), asyncio.Event()]
+        stop = asyncio.Event()
+        us_listener = IncomingListener(
+            us, checkpointer=fabgateway.InMemoryCheckpointer(), rule=rule, rescan_interval=600,
+            on_handled=on_accepted, on_ready=ready[0].set)
+        hk_listener = IncomingListener(
+            hk, checkpointer=fabgateway.InMemoryCheckpointer(), rescan_interval=600,
+            sweeper=Sweeper(hk, on_handled=on_refunded), on_ready=ready[1].set)
+        decided: list[fabgateway.ChaincodeEvent] = []
+        tasks = [asyncio.create_task(us_listener.run(stop=stop)),
+                 asyncio.create_task(hk_listener.run(stop=stop)),
+                 asyncio.create_task(_decided_events(hk, decided))]
+        latencies: list[float] = []
+        try:
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 30)
+            await asyncio.sleep(0.5)  # the payer's own event stream is open too
+            for n in range(rounds):
+                started = time.monotonic()
+                sent = await hk.transfer(payer, "usbank", payee, hk.money(f"{10 + n}.00 USD"),
+                                         reference=ref("ev"))
+                assert sent.transfer_id is not None
+                # 90 s: a chaincode-to-chaincode call that hangs costs the peer's 30 s execute
+                # timeout, then the listener's retry (seen under load; see the report)
+                await _until(lambda t=sent.transfer_id: t in accepted, 90)
+                latencies.append(accepted[sent.transfer_id] - started)
+            started = time.monotonic()
+            refused = await hk.transfer(payer, "usbank", payee, hk.money("99.00 USD"),
+                                        reference=ref("ev"))
+            assert refused.transfer_id is not None
+            await _until(lambda: refused.transfer_id in refunded, 90)
+            refund_latency = refunded[refused.transfer_id] - started
+            await _until(lambda: len(decided) >= rounds + 1, 30)
+        finally:
+            stop.set()
+            tasks[2].cancel()
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        assert {e.chaincode_name for e in decided} == {"dtoken-usbank"}
+        assert await us.balance(payee) == us.money(f"{sum(10 + n for n in range(rounds))}.00 USD")
+        assert await hk.balance(payer) == hk.money(
+            f"{1000 - sum(10 + n for n in range(rounds))}.00 USD")
+        print(f"\nlayout, rescans off: call→accepted median {statistics.median(latencies):.2f} s, "
+              f"max {max(latencies):.2f} s over {rounds} payments; call→refunded (rejected) "
+              f"{refund_latency:.2f} s; decisions failed and retried: {len(failed)}")
+
+
+async def _until(probe: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError("not reached within the time an event needs")
+        await asyncio.sleep(0.02)
 
 
 class _Raw(OrgClient):

@@ -131,6 +131,7 @@ TWINS: list[tuple[type[Any], type[Any]]] = [
     (fabgateway.BlockEventsRequest, sync.BlockEventsRequest),
     (fabgateway.ChaincodeEventStream, sync.ChaincodeEventIterator),
     (fabgateway.BlockEventStream, sync.BlockEventIterator),
+    (fabgateway.BlockChaincodeEventStream, sync.BlockChaincodeEventIterator),
     (fabgateway.LedgerQueries, sync.LedgerQueries),
     (dtoken.Bank, dtoken.sync.SyncBank),
     (dtoken.Regulator, dtoken.sync.SyncRegulator),

@@ -1,7 +1,8 @@
 """fabgateway: a Python client of the Hyperledger Fabric Gateway, shaped like fabric-gateway.
 
 What it owns: the client side of a peer's Gateway gRPC service (Evaluate, Endorse, Submit,
-CommitStatus, ChaincodeEvents) and of its Deliver service (block events): building and signing
+CommitStatus, ChaincodeEvents), of its Deliver service (block events) and of its Endorser
+service (ProcessProposal, for endorsement on peers the caller names): building and signing
 proposals, transactions and requests exactly as a Fabric peer expects them, unpacking the
 Gateway's errors, and resuming event listeners from checkpoints.
 
@@ -10,10 +11,13 @@ on its own (the caller passes one to :func:`connect`); import anything from the 
 side; log payloads (they carry secrets).
 
 Blocks: :mod:`fabgateway.blocks` decodes full blocks (and the private data delivered with them)
-into typed records; :mod:`fabgateway.ledger_order` finds the first valid writer of a value and
-checks private data against the committed hashes; :mod:`fabgateway.validation_parameters`
-parses key-level endorsement policies; :mod:`fabgateway.qscc` queries the ledger through the
-Gateway.
+into typed records; :mod:`fabgateway.block_chaincode_events` follows the chaincode events of
+several chaincodes over one block stream (``network.block_chaincode_events()``);
+:mod:`fabgateway.ledger_order` finds the first valid writer of a value and checks private data
+against the committed hashes; :mod:`fabgateway.validation_parameters` parses key-level
+endorsement policies; :mod:`fabgateway.qscc` queries the ledger through the Gateway;
+:mod:`fabgateway.endorsers` endorses on peers the caller names (their ``Endorser`` service)
+and assembles the transaction that the Gateway then submits.
 
 Shape: ``connect(channel, identity, signer) -> Gateway``; ``gateway.get_network(name) ->
 Network``; ``network.get_contract(chaincode) -> Contract``. ``contract.submit_transaction()``
@@ -44,6 +48,11 @@ Errors::
 """
 
 from fabgateway import hashing
+from fabgateway.block_chaincode_events import (
+    BlockChaincodeEventStream,
+    ChaincodeNames,
+    chaincode_events_in_block,
+)
 from fabgateway.blocks import (
     Block,
     BlockTransaction,
@@ -60,6 +69,7 @@ from fabgateway.blocks import (
 )
 from fabgateway.checkpoint import Checkpoint, Checkpointer, FileCheckpointer, InMemoryCheckpointer
 from fabgateway.contract import Contract
+from fabgateway.endorsers import Endorser, endorse_on_peers
 from fabgateway.errors import (
     BlockEventsError,
     CallError,
@@ -122,6 +132,7 @@ from fabgateway.validation_parameters import (
 __all__ = [
     "Argument",
     "Block",
+    "BlockChaincodeEventStream",
     "BlockEventStream",
     "BlockEventsError",
     "BlockEventsRequest",
@@ -132,6 +143,7 @@ __all__ = [
     "ChaincodeEventStream",
     "ChaincodeEventsError",
     "ChaincodeEventsRequest",
+    "ChaincodeNames",
     "Checkpoint",
     "CheckpointError",
     "Checkpointer",
@@ -141,6 +153,7 @@ __all__ = [
     "CommitStatusError",
     "Contract",
     "EndorseError",
+    "Endorser",
     "ErrorDetail",
     "EvaluateError",
     "FileCheckpointer",
@@ -172,12 +185,14 @@ __all__ = [
     "TransactionError",
     "TxPosition",
     "ValidationParameter",
+    "chaincode_events_in_block",
     "connect",
     "decode_block",
     "decode_block_and_private_data",
     "decoded_blocks",
     "ecdsa_signer",
     "ed25519_signer",
+    "endorse_on_peers",
     "first_valid_writer",
     "first_valid_writer_async",
     "first_valid_writer_of_hash_async",

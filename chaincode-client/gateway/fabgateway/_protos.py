@@ -15,6 +15,7 @@ def _load(name: str) -> Any:
 
 
 ab_pb2: Any = _load("orderer.ab_pb2")
+chaincode_event_pb2: Any = _load("peer.chaincode_event_pb2")
 chaincode_pb2: Any = _load("peer.chaincode_pb2")
 common_pb2: Any = _load("common.common_pb2")
 events_pb2: Any = _load("peer.events_pb2")
@@ -25,6 +26,7 @@ identities_pb2: Any = _load("msp.identities_pb2")
 kv_rwset_pb2: Any = _load("ledger.rwset.kvrwset.kv_rwset_pb2")
 ledger_pb2: Any = _load("common.ledger_pb2")
 msp_principal_pb2: Any = _load("msp.msp_principal_pb2")
+peer_pb2_grpc: Any = _load("peer.peer_pb2_grpc")
 policies_pb2: Any = _load("common.policies_pb2")
 proposal_pb2: Any = _load("peer.proposal_pb2")
 proposal_response_pb2: Any = _load("peer.proposal_response_pb2")

@@ -5,8 +5,9 @@ delivered with it (``peer.BlockAndPrivateData``) into :class:`Block`: per transa
 position, id, header type, creator and endorsers, the validation code from the block's
 ``TRANSACTIONS_FILTER``, and per namespace the public reads and writes and, per collection, the
 *hashed* private reads and writes and metadata writes (whose entries, such as
-``VALIDATION_PARAMETER``, are in clear). Every value is kept as the exact bytes of the block:
-nothing is re-serialized, so a hash computed here equals the one Fabric computed.
+``VALIDATION_PARAMETER``, are in clear), and the chaincode event each action carries. Every
+value is kept as the exact bytes of the block: nothing is re-serialized, so a hash computed
+here equals the one Fabric computed.
 
 What it must not do: know any chaincode; drop a transaction it cannot decode (the record says
 why, in ``malformed``, and the rest of the block is decoded; one bad transaction must not hide
@@ -17,7 +18,9 @@ The layout followed (Fabric's protos): ``Envelope.payload`` → ``Payload`` (``h
 ``ChannelHeader`` + ``SignatureHeader``, ``data``) → ``Transaction.actions[]`` →
 ``ChaincodeActionPayload.action`` → ``ProposalResponsePayload.extension`` → ``ChaincodeAction``
 → ``results`` → ``TxReadWriteSet.ns_rwset[]`` → ``KVRWSet`` and
-``collection_hashed_rwset[].hashed_rwset`` → ``HashedRWSet``.
+``collection_hashed_rwset[].hashed_rwset`` → ``HashedRWSet``; ``ChaincodeAction.events`` →
+``ChaincodeEvent`` (its ``chaincode_id`` is the top-level chaincode: the endorsing peer sets
+it, so only the top level's event survives a chaincode-to-chaincode call).
 
 One file (over 500 lines) because the records and their decoding are one mirror of that
 layout: each record is built by exactly one decoding function below it, and neither is used
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fabgateway._protos import (
+    chaincode_event_pb2,
     common_pb2,
     events_pb2,
     identities_pb2,
@@ -43,6 +47,7 @@ from fabgateway._protos import (
     transaction_pb2,
 )
 from fabgateway.errors import MalformedMessageError, validation_code_name
+from fabgateway.events import ChaincodeEvent
 
 __all__ = [
     "VALIDATION_PARAMETER",
@@ -236,6 +241,9 @@ class BlockTransaction:
     endorser_msp_ids: tuple[str, ...]
     namespaces: tuple[NamespaceRWSet, ...]
     malformed: str | None = None
+    chaincode_events: tuple[ChaincodeEvent, ...] = ()
+    """The chaincode event of each action that set one (one action, one event at most, in
+    practice), whatever the validation code: check :attr:`is_valid` before believing it."""
 
     @property
     def is_valid(self) -> bool:
@@ -425,9 +433,10 @@ class _Actions:
     chaincode_name: str | None = None
     endorsers: tuple[str, ...] = ()
     namespaces: tuple[NamespaceRWSet, ...] = ()
+    events: tuple[Any, ...] = ()  # peer.ChaincodeEvent messages
 
 
-def _endorser_actions(data: bytes, found: _Actions) -> None:
+def _endorser_actions(data: bytes, found: _Actions, write_sets: bool) -> None:
     """Fill ``found`` action by action, so a failure keeps what decoded before it."""
     transaction = _parse(transaction_pb2.Transaction, data, "transaction")
     for index, action in enumerate(transaction.actions):
@@ -445,17 +454,29 @@ def _endorser_actions(data: bytes, found: _Actions) -> None:
         )
         if found.chaincode_name is None and chaincode_action.chaincode_id.name:
             found.chaincode_name = str(chaincode_action.chaincode_id.name)
+        if chaincode_action.events:
+            found.events += (_parse(chaincode_event_pb2.ChaincodeEvent, chaincode_action.events,
+                                    f"{where} chaincode event"),)
+        if not write_sets:
+            continue
         rwset = _parse(rwset_pb2.TxReadWriteSet, chaincode_action.results, f"{where} rwset")
         for ns in rwset.ns_rwset:
             found.namespaces += (_namespace(ns),)
 
 
 def decode_envelope(
-    envelope: Any, *, block_number: int, tx_index: int, validation_code: int
+    envelope: Any,
+    *,
+    block_number: int,
+    tx_index: int,
+    validation_code: int,
+    write_sets: bool = True,
 ) -> BlockTransaction:
     """Decode one transaction envelope (``common.Envelope``, message or bytes).
 
-    Never raises for bad bytes: what does not decode is named in ``malformed``.
+    Never raises for bad bytes: what does not decode is named in ``malformed``. With
+    ``write_sets=False`` the read-write sets are not decoded (``namespaces`` is empty): a
+    reader of events alone saves most of the work.
     """
     malformed: str | None = None
     header_type = -1
@@ -480,7 +501,7 @@ def decode_envelope(
         )
         creator_msp_id, creator = _msp_id(signature_header.creator)
         if header_type == _ENDORSER_TRANSACTION:
-            _endorser_actions(payload.data, actions)
+            _endorser_actions(payload.data, actions, write_sets)
     except _Undecodable as error:
         malformed = str(error)
     return BlockTransaction(
@@ -497,6 +518,16 @@ def decode_envelope(
         endorser_msp_ids=actions.endorsers,
         namespaces=actions.namespaces,
         malformed=malformed,
+        chaincode_events=tuple(
+            ChaincodeEvent(
+                block_number=block_number,
+                transaction_id=transaction_id,
+                chaincode_name=str(event.chaincode_id),
+                event_name=str(event.event_name),
+                payload=bytes(event.payload),
+            )
+            for event in actions.events
+        ),
     )
 
 
@@ -507,11 +538,14 @@ def _header_type_name(header_type: int) -> str:
         return f"UNKNOWN_{header_type}"
 
 
-def decode_block(block: Any, private_data: Mapping[int, Any] | None = None) -> Block:
+def decode_block(
+    block: Any, private_data: Mapping[int, Any] | None = None, *, write_sets: bool = True
+) -> Block:
     """Decode a ``common.Block`` (message or bytes).
 
     ``private_data`` maps a transaction index to its ``rwset.TxPvtReadWriteSet`` (message or
-    bytes), as ``peer.BlockAndPrivateData.private_data_map`` does. Raises
+    bytes), as ``peer.BlockAndPrivateData.private_data_map`` does. ``write_sets=False``
+    leaves every transaction's ``namespaces`` empty (see :func:`decode_envelope`). Raises
     :class:`MalformedMessageError` when the block itself does not parse or its transactions
     filter does not cover its transactions; a bad transaction only marks its own record.
     """
@@ -526,7 +560,8 @@ def decode_block(block: Any, private_data: Mapping[int, Any] | None = None) -> B
             f"for {len(envelopes)} transactions"
         )
     transactions = tuple(
-        decode_envelope(data, block_number=number, tx_index=index, validation_code=codes[index])
+        decode_envelope(data, block_number=number, tx_index=index,
+                        validation_code=codes[index], write_sets=write_sets)
         for index, data in enumerate(envelopes)
     )
     decoded_private: tuple[PrivateCollectionData, ...] | None = None

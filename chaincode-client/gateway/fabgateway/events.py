@@ -62,6 +62,14 @@ def start_position(
     return ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=block)), after, block
 
 
+def after_index(transaction_ids: list[str], after_transaction_id: str) -> int:
+    """Where a resumed block's delivery starts: just after the last position of
+    ``after_transaction_id`` in ``transaction_ids``, or 0 (nothing skipped) if absent."""
+    if after_transaction_id not in transaction_ids:
+        return 0
+    return len(transaction_ids) - transaction_ids[::-1].index(after_transaction_id)
+
+
 class _Stream(Generic[_T]):
     """Common machinery of the event streams: lazy start, buffering, closing.
 
@@ -198,10 +206,7 @@ class ChaincodeEventStream(_Stream[ChaincodeEvent]):
         if self._after is not None and block_number == self._first_block:
             # The peer skips the events up to the checkpointed transaction; skip them here too
             # in case it did not, without ever dropping a block that lacks that transaction.
-            ids = [event.transaction_id for event in events]
-            if self._after in ids:
-                last = len(ids) - 1 - ids[::-1].index(self._after)
-                events = events[last + 1 :]
+            events = events[after_index([e.transaction_id for e in events], self._after) :]
         return events
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fabgateway._client import GatewayClient, SigningIdentity
+from fabgateway.block_chaincode_events import (
+    BlockChaincodeEventStream,
+    ChaincodeNames,
+    wanted_chaincodes,
+)
 from fabgateway.checkpoint import Checkpoint
 from fabgateway.contract import Contract
 from fabgateway.events import (
@@ -14,6 +19,7 @@ from fabgateway.events import (
     ChaincodeEventStream,
     build_block_events_request,
     build_chaincode_events_request,
+    start_position,
 )
 from fabgateway.qscc import LedgerQueries
 from fabgateway.transaction import Commit, new_commit
@@ -108,6 +114,35 @@ class Network:
             checkpoint=checkpoint,
         )
         return request.events(timeout=timeout)
+
+    def block_chaincode_events(
+        self,
+        chaincode_names: ChaincodeNames,
+        *,
+        start_block: int | None = None,
+        after_transaction_id: str | None = None,
+        checkpoint: Checkpoint | None = None,
+        timeout: float | None = None,
+    ) -> BlockChaincodeEventStream:
+        """The events of several chaincodes, in commit order, from one stream of full blocks.
+
+        ``chaincode_names`` is a collection of names, or a test of a name. Each VALID
+        transaction whose top-level chaincode is wanted yields its event, as
+        :meth:`chaincode_events` would for that one name; the start position and the
+        checkpointing are the same (``cp.checkpoint_chaincode_event(event)`` after processing
+        each event resumes right after it). Reading blocks needs the channel's ``Readers``
+        policy, which every member satisfies. Raises :class:`BlockEventsError` if the stream
+        fails, :class:`MalformedMessageError` if the peer sends a block that does not decode.
+        See :mod:`fabgateway.block_chaincode_events`.
+        """
+        wanted = wanted_chaincodes(chaincode_names)  # a bad name raises before any request
+        _, checkpoint_after, block = start_position(start_block, checkpoint)
+        after = checkpoint_after if checkpoint_after is not None else after_transaction_id
+        request = self.new_block_events_request(
+            kind="block", start_block=start_block, checkpoint=checkpoint
+        )
+        resume = (block, after) if block is not None and after else None
+        return BlockChaincodeEventStream(request.events(timeout=timeout), wanted, after=resume)
 
     # --- block events ----------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ Every class here is the blocking twin of the async class of the same name, made 
 :func:`fabgateway.blocking.blocking_twin`: each coroutine method blocks until done, each
 object the async API returns comes back as its twin (``get_network()`` → :class:`Network`,
 ``endorse()`` → :class:`Transaction`, ``chaincode_events()`` → a blocking
-:class:`ChaincodeEventIterator` to use with ``with`` and ``for``). Same names, parameters,
-results and exceptions (:mod:`fabgateway.errors`) as the async API; a parity test holds them
-equal.
+:class:`ChaincodeEventIterator` to use with ``with`` and ``for``; ``block_chaincode_events()``
+→ :class:`BlockChaincodeEventIterator`). Same names, parameters, results and exceptions
+(:mod:`fabgateway.errors`) as the async API; a parity test holds them equal.
 
 ``connect`` takes a *factory* of the grpc.aio channel, because a grpc.aio channel belongs to the
 event loop it was made on: the facade calls the factory on its own loop and closes that channel
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from fabgateway import block_chaincode_events as _block_chaincode_events
 from fabgateway import contract as _contract
 from fabgateway import events as _events
 from fabgateway import gateway as _gateway
@@ -44,6 +45,7 @@ from fabgateway.hashing import Hash, sha256
 from fabgateway.identity import Identity, Signer
 
 __all__ = [
+    "BlockChaincodeEventIterator",
     "BlockEventIterator",
     "BlockEventsRequest",
     "ChaincodeEventIterator",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
     from fabgateway import Argument
+    from fabgateway import ChaincodeNames
     from fabgateway.blocks import Block
     from fabgateway.checkpoint import Checkpoint
     from fabgateway.events import ChaincodeEvent
@@ -193,6 +196,15 @@ class Network(Twin[_network.Network]):
             checkpoint: Checkpoint | None = None,
             timeout: float | None = None,
         ) -> BlockEventIterator: ...
+        def block_chaincode_events(
+            self,
+            chaincode_names: ChaincodeNames,
+            *,
+            start_block: int | None = None,
+            after_transaction_id: str | None = None,
+            checkpoint: Checkpoint | None = None,
+            timeout: float | None = None,
+        ) -> BlockChaincodeEventIterator: ...
         def block_events(
             self,
             *,
@@ -447,6 +459,26 @@ class BlockEventIterator(Twin[_events.BlockEventStream]):
         ) -> None: ...
         def __iter__(self) -> Self: ...
         def __next__(self) -> Any: ...
+        def close(self) -> None: ...
+        # </declarations>
+
+
+@blocking_twin(_block_chaincode_events.BlockChaincodeEventStream)
+class BlockChaincodeEventIterator(Twin[_block_chaincode_events.BlockChaincodeEventStream]):
+    """Blocking iterator of the chaincode events of several chaincodes, read from blocks
+    (twin of :class:`fabgateway.BlockChaincodeEventStream`); ``close()`` it, or use ``with``."""
+
+    if TYPE_CHECKING:
+        # <declarations: BlockChaincodeEventIterator> generated (fabgateway._declarations)
+        def __enter__(self) -> Self: ...
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None: ...
+        def __iter__(self) -> Self: ...
+        def __next__(self) -> ChaincodeEvent: ...
         def close(self) -> None: ...
         # </declarations>
 

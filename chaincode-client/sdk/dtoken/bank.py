@@ -359,7 +359,11 @@ class Member:
             wanted = bytes.fromhex(value_hash)
         except ValueError:
             return None
-        chaincode = self.profile.chaincode
+        try:
+            # under the namespace layout a pair collection lives in its pair namespace
+            chaincode = self.profile.namespace_of(collection)
+        except UsageError:
+            return None  # a collection no namespace of this profile holds: not proven
         try:
             block = await self._ledger_queries.get_block_by_tx_id(claimed_tx_id, timeout=10.0)
             found = fabgateway.valid_writer_of_hash(block, chaincode, collection, key, wanted)

@@ -15,8 +15,15 @@ How nothing is missed and nothing decided twice:
   for a bank (``TransferPending {"payee_banks": [...]}``; no id, by design: an id in a block
   would let every member follow the transfer's key hashes). On each batch of events the
   listener reads the bank's pending incoming transfers from its own peer and decides each.
+  The events come from :func:`dtoken.event_source.member_events`: the ``dtoken`` chaincode's
+  events on the single namespace, every organization's namespace (one block stream) under
+  the namespace layout, where a payer's event is in the payer's namespace. An event, even a
+  forged one in a dishonest bank's own namespace, only makes the listener read again.
   It does so too when it starts, after a reconnect, and every ``rescan_interval`` seconds (a
-  transfer whose private data reached the peer late, by reconciliation, is found then).
+  transfer whose private data reached the peer late, by reconciliation, is found then): due
+  by the clock, however many events of other banks keep arriving. A pass that left a failure
+  (a timeout, a peer fault) is retried after ``retry_delay`` seconds, doubling while the
+  failures go on, up to ``rescan_interval``.
 * **The checkpoint** (a :class:`fabgateway.FileCheckpointer`, by default
   ``<state>/listeners/<bank>.json``) is written after the batch it covers was processed, so a
   listener killed at any point resumes at the first event it had not finished.
@@ -72,6 +79,7 @@ from dtoken.errors import (
     NotExpired,
     NotFound,
 )
+from dtoken.event_source import STREAM_ERRORS, member_events
 from dtoken.models import Account, AccountStatus, Transfer, TransferStatus, parse_timestamp
 from dtoken.money import Money
 from dtoken.profile import Profile
@@ -353,6 +361,7 @@ class IncomingListener:
         rule: Rule = accept_all,
         sweeper: Sweeper | None = None,
         rescan_interval: float = 30.0,
+        retry_delay: float = 2.0,
         concurrency: int = 8,
         reconnect_delay: float = 1.0,
         on_handled: Callable[[Handled], None] | None = None,
@@ -372,6 +381,8 @@ class IncomingListener:
         self._rule = rule
         self._sweeper = sweeper
         self._rescan_interval = rescan_interval
+        self._retry_delay = retry_delay
+        self._retry_wait: float | None = None  # the current retry delay while passes fail
         self._limit = asyncio.Semaphore(concurrency)
         self._reconnect_delay = reconnect_delay
         self._on_handled = on_handled
@@ -616,13 +627,27 @@ class IncomingListener:
             raise TypeError("a rule must return a Verdict")
         return verdict
 
-    async def _work(self, incoming: bool, sweep: bool, *, full: bool = False) -> None:
+    async def _work(self, incoming: bool, sweep: bool, *, full: bool = False) -> bool:
+        """Pass and/or sweep; True when some decision or refund failed (left for a retry)."""
+        handled: list[Handled] = []
         if incoming:
-            await self.process_pending(full=full)
+            handled += await self.process_pending(full=full)
         if sweep and self._sweeper is not None:
             if full:
                 self._sweeper.window.reset()
-            await self._sweeper.sweep_once()
+            handled += await self._sweeper.sweep_once()
+        return any(h.action == "failed" for h in handled)
+
+    def _next_wait(self, failed: bool) -> float:
+        """How long until the next rescan: ``rescan_interval``, or after a pass that left a
+        failure, ``retry_delay`` doubling up to ``rescan_interval`` while failures go on (a
+        timeout under load should not wait a whole rescan interval for its retry)."""
+        if not failed:
+            self._retry_wait = None
+            return self._rescan_interval
+        wait = self._retry_delay if self._retry_wait is None else self._retry_wait * 2
+        self._retry_wait = min(wait, self._rescan_interval)
+        return self._retry_wait
 
     # --- following the events ---------------------------------------------------------------
 
@@ -636,7 +661,7 @@ class IncomingListener:
         while not stop.is_set():
             try:
                 await self._follow(stop)
-            except (fabgateway.ChaincodeEventsError, NetworkFault) as error:
+            except (*STREAM_ERRORS, NetworkFault) as error:
                 _log.warning("listener: %s; reconnecting", str(error).splitlines()[0])
             except ContractError as error:
                 _log.warning("listener: %s; retrying", error)
@@ -652,57 +677,70 @@ class IncomingListener:
                 early.cancel()
 
     async def _follow_stream(self, stop: asyncio.Event) -> None:
-        network = self._bank.network
-        stream = network.chaincode_events(
-            self._bank.profile.chaincode, checkpoint=self._checkpointer
-        )
+        stream = member_events(self._bank.network, self._bank.profile,
+                               checkpoint=self._checkpointer)
         async with stream:
             # Open the stream before the first pass, so that nothing committed in between is
             # left to the next rescan: the first read is what sends the request.
             first = asyncio.ensure_future(anext(stream))
             await asyncio.sleep(0)
             try:
-                await self._work(incoming=True, sweep=True, full=True)
+                failed = await self._work(incoming=True, sweep=True, full=True)
             except BaseException:
                 first.cancel()
                 raise
             if self._on_ready is not None:
                 self._on_ready()
             self._early = first
+            clock = asyncio.get_running_loop().time
+            due = clock() + self._next_wait(failed)
             while not stop.is_set():
-                batch = await self._next_batch(stream, stop)
+                batch = await self._next_batch(stream, stop, max(0.0, due - clock()))
                 if batch is None:
                     return  # stopped
-                incoming = sweep = not batch  # a quiet interval: rescan
+                # The rescan is due by the clock, not by a quiet interval: under the layout
+                # every bank's events arrive here, and a busy channel must not starve it.
+                incoming = sweep = clock() >= due
                 for event in batch:
                     kind = self._relevance(event)
                     incoming = incoming or kind == EVENT_PENDING
                     sweep = sweep or kind == EVENT_DECIDED
-                await self._work(incoming, sweep)
+                failed = await self._work(incoming, sweep)
+                if incoming and sweep:
+                    due = clock() + self._next_wait(failed)
+                elif failed:  # an event's pass left a failure: retry it soon
+                    due = min(due, clock() + self._next_wait(True))
                 if batch:
                     self._checkpointer.checkpoint_chaincode_event(batch[-1])
 
     def _relevance(self, event: fabgateway.ChaincodeEvent) -> str | None:
+        """Which work an event asks for: a pass over incoming transfers (``EVENT_PENDING``),
+        a sweep (``EVENT_DECIDED``) or none. Any bank's peer can emit any bytes in its own
+        namespace: an event that is not the contract's shape asks for nothing, and none
+        raises (a pass still decides only what this bank's own reads show)."""
         try:
             payload = json.loads(event.payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested to no end
             return None
         if not isinstance(payload, dict):
             return None
         me = self._bank.name
-        if event.event_name == EVENT_PENDING and me in (payload.get("payee_banks") or []):
+        payee_banks = payload.get("payee_banks")
+        if (event.event_name == EVENT_PENDING and isinstance(payee_banks, list)
+                and me in payee_banks):
             return EVENT_PENDING
         if event.event_name == EVENT_DECIDED and payload.get("payer_bank") == me:
             return EVENT_DECIDED
         return None
 
     async def _next_batch(
-        self, stream: AsyncIterator[fabgateway.ChaincodeEvent], stop: asyncio.Event
+        self, stream: AsyncIterator[fabgateway.ChaincodeEvent], stop: asyncio.Event,
+        seconds: float,
     ) -> list[fabgateway.ChaincodeEvent] | None:
-        """The events that arrive within ``rescan_interval`` (empty: none came), read until a
-        short quiet gap; ``None`` when stopped."""
+        """The events that arrive within ``seconds`` (empty: none came), read until a short
+        quiet gap; ``None`` when stopped."""
         early, self._early = self._early, None
-        first = await self._read(stream, stop, self._rescan_interval, early)
+        first = await self._read(stream, stop, seconds, early)
         if first is _STOPPED:
             return None
         if first is None:

@@ -4,7 +4,10 @@
 (``orgs[].connection_profile``, i.e. ``<state>/profiles/<org>.json``). It names the peer's
 Gateway endpoint and TLS CA, the channel and chaincode, the organization's client identities
 (certificate, key, role attributes), the file of the client secret the SDK derives transaction
-nonces from, the member organizations and the currencies with their decimals.
+nonces from, the member organizations and the currencies with their decimals, and the
+namespace layout (``namespace_layout``: ``single``, one chaincode namespace for every bank, or
+``namespaces``, where ``chaincode`` is the organization's own namespace ``<cc>-<org>``;
+docs/architecture.md, "Namespace layout").
 
 Errors are :class:`~dtoken.errors.ProfileError` naming the file, the field and the problem.
 """
@@ -17,12 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dtoken_wire.namespaces import collection_namespace
+
 from dtoken.errors import ProfileError, UsageError
 
-__all__ = ["ROLES", "IdentityFiles", "Organization", "Profile"]
+__all__ = ["LAYOUTS", "ROLES", "IdentityFiles", "Organization", "Profile"]
 
 #: The role attributes the contract knows (a role is an attribute whose value is "true").
 ROLES = ("minter", "operator", "auditor")
+#: The namespace layouts (the consortium file's ``chaincode.layout``); ``single`` when absent.
+LAYOUTS = ("single", "namespaces")
 _MIN_SECRET = 16
 
 
@@ -72,6 +79,8 @@ class Profile:
     client_secret_file: Path
     organizations: Mapping[str, Organization]
     currencies: Mapping[str, int]
+    namespace_layout: str = "single"
+    """``single`` or ``namespaces`` (:data:`LAYOUTS`)."""
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
@@ -128,6 +137,9 @@ class Profile:
             if type(decimals) is not int or not 0 <= decimals <= 18:
                 r.fail(f"currencies.{code}", "must be a number of decimals (0 to 18)")
             currencies[code] = decimals
+        layout = top.get("namespace_layout", "single")
+        if layout not in LAYOUTS:
+            r.fail("namespace_layout", f"must be one of {', '.join(LAYOUTS)}, not {layout!r}")
         profile = cls(
             path=source,
             network=r.str_(top, "network", ""),
@@ -143,15 +155,47 @@ class Profile:
             client_secret_file=r.path(top, "client_secret_file", ""),
             organizations=organizations,
             currencies=currencies,
+            namespace_layout=str(layout),
         )
         if profile.org not in organizations:
             r.fail("organizations", f"does not list the profile's own organization {profile.org}")
+        if profile.has_namespaces and not profile.chaincode.endswith(f"-{profile.org}"):
+            r.fail("chaincode", f"must be the organization's own namespace <cc>-{profile.org} "
+                                f"under the namespace layout, not {profile.chaincode!r}")
         return profile
 
     @property
     def state_dir(self) -> Path:
         """The network's state folder (the profile lives in ``<state>/profiles/``)."""
         return self.path.resolve().parent.parent
+
+    @property
+    def has_namespaces(self) -> bool:
+        """True under the namespace layout (one namespace per organization)."""
+        return self.namespace_layout == "namespaces"
+
+    @property
+    def chaincode_base(self) -> str:
+        """The consortium's chaincode name (``dtoken``): under the namespace layout, what
+        every organization's namespace ``<cc>-<org>`` starts with; else ``chaincode``."""
+        if self.has_namespaces:
+            return self.chaincode[: -len(self.org) - 1]
+        return self.chaincode
+
+    def namespace_of(self, collection: str) -> str:
+        """The chaincode namespace whose private data holds ``collection`` (``acct-``,
+        ``holds-``, ``pair-``): :attr:`chaincode` on the single namespace; under the layout
+        the one :func:`dtoken_wire.namespaces.collection_namespace` places it in, with the
+        banks in this profile's order (the consortium's: the order they joined).
+        ``UsageError`` for a collection of a bank this profile does not know (one that
+        joined after it was written: write the profiles again)."""
+        if not self.has_namespaces:
+            return self.chaincode
+        try:
+            return collection_namespace(self.chaincode_base, self.banks(), collection)
+        except ValueError as error:
+            raise UsageError(f"no namespace of network {self.network} holds collection "
+                             f"{collection!r}: {error}") from None
 
     @property
     def is_regulator(self) -> bool:

@@ -29,6 +29,7 @@ __all__ = [
     "bank_namespace",
     "collection_namespace",
     "is_pair_namespace",
+    "organization_of_namespace",
     "pair_namespace",
     "pair_namespaces_of",
 ]
@@ -59,6 +60,22 @@ class PairNamespace:
 def bank_namespace(base: str, bank: str) -> str:
     """The bank's own namespace (its accounts and the regulator's holds on them)."""
     return f"{base}-{bank}"
+
+
+def organization_of_namespace(base: str, name: str) -> str | None:
+    """The organization whose own namespace ``name`` is (``<base>-<org>``), or ``None``.
+
+    An organization's name has no ``-`` (the consortium's name rule), so a pair namespace
+    (``<base>-pairs-<bank>-<chunk>``) is never taken for one. The rule needs no list of
+    banks: a namespace of a bank that joined later is recognised too.
+    """
+    prefix = f"{base}-"
+    if not base or not name.startswith(prefix):
+        return None
+    org = name[len(prefix):]
+    if not org or "-" in org:
+        return None
+    return org
 
 
 def is_pair_namespace(name: str) -> bool:

@@ -61,13 +61,26 @@ def transfer(n: int, account: str = "payee-1", status: TransferStatus = Transfer
 
 
 class FakeEvents:
-    """A chaincode event stream fed by the test; records where each stream started."""
+    """A chaincode event stream fed by the test; records where each stream started and
+    which kind of stream was opened (``chaincode_events`` of a name, or
+    ``block_chaincode_events`` of a test of names)."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[fabgateway.ChaincodeEvent | Exception] = asyncio.Queue()
         self.starts: list[tuple[int | None, str | None]] = []
+        self.opened: list[tuple[str, Any]] = []
 
-    def chaincode_events(self, chaincode: str, *, checkpoint: Any) -> Any:
+    def chaincode_events(self, chaincode: str, *, start_block: int | None = None,
+                         checkpoint: Any) -> Any:
+        self.opened.append(("chaincode_events", chaincode))
+        return self._stream(checkpoint)
+
+    def block_chaincode_events(self, names: Any, *, start_block: int | None = None,
+                               checkpoint: Any) -> Any:
+        self.opened.append(("block_chaincode_events", names))
+        return self._stream(checkpoint)
+
+    def _stream(self, checkpoint: Any) -> Any:
         self.starts.append((checkpoint.block_number, checkpoint.transaction_id))
         queue = self.queue
 
@@ -99,7 +112,7 @@ class FakeBank:
         self.decided: list[tuple[str, str, str]] = []  # (action, transfer id, reason)
         self.accept_error: Exception | None = None
         self.network = FakeEvents()
-        self.profile = SimpleNamespace(chaincode="dtoken")
+        self.profile = SimpleNamespace(chaincode="dtoken", has_namespaces=False)
         self.incoming_calls = 0
         self.since: list[datetime | None] = []  # the window of every incoming and outgoing read
         self.caps: dict[tuple[str, str], int] = {}  # (payer bank, currency) -> cap, minor units
@@ -619,3 +632,150 @@ async def test_a_converted_transfer_is_credited_in_its_quotes_currency_or_reject
     (last,) = [h for h in await listener(bank).process_pending()
                if h.transfer.transfer_id.startswith("t005")]
     assert (last.action, last.reason) == ("rejected", "quote refused (EXPIRED)")
+
+
+# --- the namespace layout: events of every bank's namespace ----------------------------------
+
+
+def layout_bank() -> FakeBank:
+    bank = FakeBank()
+    bank.profile = SimpleNamespace(chaincode="dtoken-usbank", chaincode_base="dtoken",
+                                   has_namespaces=True)
+    return bank
+
+
+def in_namespace(namespace: str, block: int, tx: str, name: str,
+                 payload: bytes) -> fabgateway.ChaincodeEvent:
+    return fabgateway.ChaincodeEvent(block, tx, namespace, name, payload)
+
+
+async def test_on_the_single_namespace_the_listener_follows_the_chaincode_events() -> None:
+    bank = FakeBank()
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    assert bank.network.opened == [("chaincode_events", "dtoken")]
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_under_the_layout_a_payers_event_in_its_own_namespace_wakes_the_payee() -> None:
+    """The payer's TransferPending is in the payer's namespace (dtoken-hkbank): the listener
+    reads one block stream for every organization's namespace, with no rescan to wait for."""
+    bank = layout_bank()
+    checkpointer = fabgateway.InMemoryCheckpointer()
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, checkpointer=checkpointer,
+                                        rescan_interval=600).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    ((kind, follows),) = bank.network.opened
+    assert kind == "block_chaincode_events"
+    assert [follows(n) for n in ("dtoken-hkbank", "dtoken-usbank", "dtoken-joinedlater",
+                                 "dtoken-regulator")] == [True] * 4
+    assert [follows(n) for n in ("dtoken", "dtoken-pairs-usbank-0", "other-hkbank",
+                                 "dtokenx-hkbank", "dtoken-")] == [False] * 5
+    bank.add(transfer(1))
+    await bank.network.queue.put(in_namespace(
+        "dtoken-hkbank", 8, "tx-p", "TransferPending", b'{"payee_banks": ["usbank"]}'))
+    await run_until(task, lambda: len(bank.decided) == 1)
+    await run_until(task, lambda: checkpointer.transaction_id == "tx-p")
+    assert checkpointer.block_number == 8
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_forged_and_garbage_events_of_a_dishonest_bank_decide_nothing_and_crash_nothing(
+) -> None:
+    """A dishonest bank's peer can put any event in its own namespace (dtoken-evilbank).
+    One naming this bank only makes it read its own pending transfers (none: nothing is
+    decided); one of any other shape asks for nothing and breaks nothing; the listener then
+    still decides a real transfer on a real event."""
+    bank = layout_bank()
+    checkpointer = fabgateway.InMemoryCheckpointer()
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, checkpointer=checkpointer,
+                                        rescan_interval=600).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    garbage = [b"\xff\xfe not json", b"[1, 2]", b"[" * 100_000, b'{"payee_banks": 5}',
+               b'{"payee_banks": {"usbank": 1}}', b'{"payer_bank": ["usbank"]}', b"", b"null"]
+    for n, payload in enumerate(garbage):
+        for name in ("TransferPending", "TransferDecided"):
+            await bank.network.queue.put(
+                in_namespace("dtoken-evilbank", 20 + n, f"g{n}{name}", name, payload))
+    await run_until(task, lambda: checkpointer.transaction_id == f"g{len(garbage) - 1}"
+                                                                 "TransferDecided")
+    assert bank.incoming_calls == 1  # none of them was taken for a pending transfer
+    await bank.network.queue.put(in_namespace(
+        "dtoken-evilbank", 40, "forged", "TransferPending", b'{"payee_banks": ["usbank"]}'))
+    await run_until(task, lambda: bank.incoming_calls == 2)  # a read of its own: no decision
+    await run_until(task, lambda: checkpointer.transaction_id == "forged")
+    assert bank.decided == []
+    assert not task.done()
+    bank.add(transfer(1))
+    await bank.network.queue.put(in_namespace(
+        "dtoken-hkbank", 41, "real", "TransferPending", b'{"payee_banks": ["usbank"]}'))
+    await run_until(task, lambda: len(bank.decided) == 1)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_a_failed_block_stream_is_reopened_from_the_checkpoint() -> None:
+    bank = layout_bank()
+    checkpointer = fabgateway.InMemoryCheckpointer()
+    checkpointer.checkpoint_transaction(3, "tx-3")
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        listener(bank, checkpointer=checkpointer, reconnect_delay=0.01).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    await bank.network.queue.put(
+        fabgateway.BlockEventsError("deliver broke", code=grpc.StatusCode.UNAVAILABLE))
+    await run_until(task, lambda: len(bank.network.starts) == 2)
+    await bank.network.queue.put(fabgateway.MalformedMessageError("block 4: not a block"))
+    await run_until(task, lambda: len(bank.network.starts) == 3)
+    assert bank.network.starts == [(3, "tx-3")] * 3
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+# --- when the listener passes without an event: retries and rescans by the clock ---------------
+
+
+async def test_a_failed_decision_is_retried_soon_not_at_the_next_rescan(bank: FakeBank) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        listener(bank, rescan_interval=600, retry_delay=0.05).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    bank.add(transfer(1))
+    bank.accept_error = NetworkFault("the peer timed out")
+    await bank.network.queue.put(pending_for("usbank", 6, "tx-a"))
+    await run_until(task, lambda: bank.incoming_calls == 2)
+    assert bank.decided == []
+    bank.accept_error = None
+    await run_until(task, lambda: len(bank.decided) == 1)  # no event came, rescans are 600 s
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+def test_retries_back_off_up_to_the_rescan_interval() -> None:
+    one = listener(FakeBank(), rescan_interval=30, retry_delay=2)
+    assert [one._next_wait(True) for _ in range(6)] == [2, 4, 8, 16, 30, 30]
+    assert one._next_wait(False) == 30  # a pass without failure ends the streak
+    assert one._next_wait(True) == 2
+
+
+async def test_a_busy_channel_does_not_starve_the_rescan(bank: FakeBank) -> None:
+    """Under the layout every bank's events reach every listener; events for other banks
+    arriving more often than the rescan interval must not postpone the rescan for ever."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, rescan_interval=0.3).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    bank.add(transfer(1))  # its event was lost: only a rescan finds it
+    for n in range(60):
+        await bank.network.queue.put(event(10 + n, f"o{n}", "TransferPending",
+                                           {"payee_banks": ["cnbank"]}))
+        await asyncio.sleep(0.1)  # each its own batch (the batch window is 0.05 s)
+        if bank.decided:
+            break
+    assert len(bank.decided) == 1
+    stop.set()
+    await asyncio.wait_for(task, 2)

@@ -37,6 +37,10 @@ def test_a_bootstrap_profile_loads_with_its_identities_and_currencies(tmp_path: 
         (lambda p: p["organizations"]["usbank"].__setitem__("currencies", "USD"),
          "organizations.usbank.currencies must be"),
         (lambda p: p["organizations"].pop("hkbank"), "own organization hkbank"),
+        (lambda p: p.__setitem__("namespace_layout", "pairs"),
+         "namespace_layout must be one of single, namespaces, not 'pairs'"),
+        (lambda p: p.__setitem__("namespace_layout", "namespaces"),
+         "chaincode must be the organization's own namespace <cc>-hkbank"),
     ],
 )
 def test_a_malformed_profile_names_the_file_and_the_field(
@@ -65,3 +69,33 @@ def test_missing_files_are_profile_errors(tmp_path: Path) -> None:
     profile.client_secret_file.unlink()
     with pytest.raises(ProfileError, match="client_secret_file"):
         profile.client_secret()
+
+
+def test_the_namespace_layout_names_the_consortiums_chaincode(tmp_path: Path) -> None:
+    path = write_profile(tmp_path / "state")
+    single = Profile.load(path)  # a profile written before the layout existed
+    assert (single.namespace_layout, single.has_namespaces) == ("single", False)
+    assert single.chaincode_base == "dtoken"
+    data = json.loads(path.read_text())
+    data.update(namespace_layout="namespaces", chaincode="dtoken-net-hkbank")
+    path.write_text(json.dumps(data))
+    layout = Profile.load(path)
+    assert layout.has_namespaces
+    assert (layout.chaincode, layout.chaincode_base) == ("dtoken-net-hkbank", "dtoken-net")
+
+
+def test_a_collection_is_found_in_the_namespace_the_layout_places_it_in(
+        tmp_path: Path) -> None:
+    path = write_profile(tmp_path / "state")
+    assert Profile.load(path).namespace_of("pair-usbank-hkbank") == "dtoken"
+    data = json.loads(path.read_text())
+    data.update(namespace_layout="namespaces", chaincode="dtoken-hkbank")
+    path.write_text(json.dumps(data))
+    layout = Profile.load(path)
+    # banks hkbank then usbank (the order they joined): usbank brought their pairs
+    assert layout.namespace_of("pair-usbank-hkbank") == "dtoken-pairs-usbank-0"
+    assert layout.namespace_of("pair-hkbank-usbank") == "dtoken-pairs-usbank-0"
+    assert layout.namespace_of("acct-usbank") == "dtoken-usbank"
+    assert layout.namespace_of("holds-hkbank") == "dtoken-hkbank"
+    with pytest.raises(UsageError, match="pair-hkbank-xxbank"):
+        layout.namespace_of("pair-hkbank-xxbank")

@@ -6,6 +6,7 @@ import pytest
 from dtoken_wire.namespaces import (
     bank_namespace,
     collection_namespace,
+    organization_of_namespace,
     pair_namespace,
     pair_namespaces_of,
 )
@@ -49,3 +50,15 @@ def test_chunk_must_be_positive() -> None:
         pair_namespaces_of("dtoken", BANKS, "b3", chunk=0)
     with pytest.raises(ValueError, match="chunk"):
         pair_namespace("dtoken", BANKS, "b3", "b1", chunk=0)
+
+
+def test_an_organizations_own_namespace_is_told_from_a_pair_namespace() -> None:
+    assert organization_of_namespace("dtoken", "dtoken-b3") == "b3"
+    assert organization_of_namespace("dtoken", bank_namespace("dtoken", "regulator")) == "regulator"
+    assert organization_of_namespace("dt-x", "dt-x-b3") == "b3"  # a base with a hyphen
+    for name in ("dtoken", "dtoken-", "dtoken-pairs-b9-0", "other-b3", "dtokenb3", "b3"):
+        assert organization_of_namespace("dtoken", name) is None, name
+    for bank in BANKS:
+        for ns in pair_namespaces_of("dtoken", BANKS, bank):
+            assert organization_of_namespace("dtoken", ns.name) is None
+    assert organization_of_namespace("", "-b3") is None

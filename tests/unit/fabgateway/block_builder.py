@@ -12,6 +12,7 @@ from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import (
+    chaincode_event_pb2,
     chaincode_pb2,
     events_pb2,
     proposal_pb2,
@@ -58,6 +59,9 @@ class Tx:
     private: dict[str, list[PrivateOp]] = field(default_factory=dict)  # collection -> ops
     garbage: bytes | None = None  # the envelope's payload instead of a real one
     header_type: str = "ENDORSER_TRANSACTION"
+    # the chaincode event the endorser put in the action: (chaincode id, name, payload)
+    event: tuple[str, str, bytes] | None = None
+    also_writes: tuple[str, ...] = ()  # further namespaces written (chaincode-to-chaincode)
 
 
 def private_rwset(ops: list[PrivateOp]) -> bytes:
@@ -105,11 +109,12 @@ def _results(tx: Tx) -> bytes:
             hashed_rwset=hashed_rwset(ops),
             pvt_rwset_hash=sha(private_rwset(ops)),
         )
-    lifecycle = rwset_pb2.NsReadWriteSet(
-        namespace="_lifecycle", rwset=kv_rwset_pb2.KVRWSet().SerializeToString()
-    )
+    others = [
+        rwset_pb2.NsReadWriteSet(namespace=name, rwset=kv_rwset_pb2.KVRWSet().SerializeToString())
+        for name in (*tx.also_writes, "_lifecycle")
+    ]
     return rwset_pb2.TxReadWriteSet(
-        data_model=rwset_pb2.TxReadWriteSet.KV, ns_rwset=[ns, lifecycle]
+        data_model=rwset_pb2.TxReadWriteSet.KV, ns_rwset=[ns, *others]
     ).SerializeToString()
 
 
@@ -121,8 +126,15 @@ def envelope(tx: Tx, channel: str = "mychannel") -> bytes:
     )
     channel_header.timestamp.seconds = 1_700_000_000
     signature_header = common_pb2.SignatureHeader(creator=identity(tx.creator), nonce=b"n")
+    events = b""
+    if tx.event is not None:
+        chaincode_id, name, event_payload = tx.event
+        events = chaincode_event_pb2.ChaincodeEvent(
+            chaincode_id=chaincode_id, tx_id=tx.tx_id, event_name=name, payload=event_payload
+        ).SerializeToString()
     action = proposal_pb2.ChaincodeAction(
         results=_results(tx),
+        events=events,
         chaincode_id=chaincode_pb2.ChaincodeID(name=tx.chaincode, version="1"),
     )
     response_payload = proposal_response_pb2.ProposalResponsePayload(

@@ -34,10 +34,12 @@ from fabric_protos.peer import (
     chaincode_pb2,
     events_pb2,
     events_pb2_grpc,
+    peer_pb2_grpc,
     proposal_pb2,
     proposal_response_pb2,
     transaction_pb2,
 )
+from unit.fabgateway import block_builder
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 PEER_ADDRESS = "peer0.org1.example.com:7051"
@@ -196,6 +198,9 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
         self.invocations: dict[str, Invocation] = {}
         self.blocks: list[Block] = [Block(0)]  # block 0: the genesis block
         self.ignore_after_transaction_id = False
+        # Deliver sends blocks laid out as a peer's (envelopes with each transaction's event,
+        # the transactions filter): False keeps the bare blocks of tx ids older tests read.
+        self.full_blocks = False
         self.commit_delay = 0.0
         self.endorse_delay = 0.0
         # Hold every endorsement until this many are in flight (or 10 s after the first one
@@ -591,6 +596,16 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
 
     async def Deliver(self, request_iterator: Any, context: Any) -> Any:
         def build(block: Block) -> Any:
+            if self.full_blocks:
+                return events_pb2.DeliverResponse(block=block_builder.block(block.number, [
+                    block_builder.Tx(
+                        tx_id, code=code,
+                        chaincode=event.chaincode_id if event is not None else "cc",
+                        event=None if event is None else (
+                            event.chaincode_id, event.event_name, event.payload),
+                    )
+                    for tx_id, code, event in block.transactions
+                ]))
             return events_pb2.DeliverResponse(
                 block=common_pb2.Block(
                     header=common_pb2.BlockHeader(number=block.number),
@@ -618,6 +633,115 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
             yield response
 
 
+# --- a peer's Endorser service ----------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """What the fake endorser answers one proposal with."""
+
+    status: int = 200
+    message: str = ""
+    payload: bytes = b""
+    result: bytes | None = None  # the ProposalResponsePayload bytes (None: built honestly)
+    endorse: bool = True  # include an endorsement
+
+
+EndorserHandler = Callable[[Invocation, str], Awaitable[Answer] | Answer]
+
+
+class FakeEndorser(peer_pb2_grpc.EndorserServicer):  # type: ignore[misc]
+    """``protos.Endorser/ProcessProposal`` of fake peers: checks the signed proposal as a peer
+    does and answers with a real ``ProposalResponse`` (its ``endorser`` is the name the
+    metadata ``peer`` of the call gives, else ``peer0``). A ``FakePeer`` given as ``ledger``
+    learns each endorsed transaction, so its ``Submit`` accepts it."""
+
+    def __init__(self, ledger: FakePeer | None = None) -> None:
+        self.ledger = ledger
+        self.handler: EndorserHandler = lambda inv, peer: Answer(payload=b"ok")
+        self.abort: dict[str, tuple[grpc.StatusCode, str]] = {}  # peer name -> failure
+        self.calls: list[tuple[str, Invocation]] = []
+        self.problems: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.delay = 0.0
+
+    async def ProcessProposal(self, signed: Any, context: Any) -> Any:
+        metadata = dict(context.invocation_metadata() or ())
+        name = str(metadata.get("peer", "peer0"))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return await self._process(signed, context, name)
+        finally:
+            self.in_flight -= 1
+
+    async def _process(self, signed: Any, context: Any, name: str) -> Any:
+        if name in self.abort:
+            await context.abort(*self.abort[name])
+        proposal = proposal_pb2.Proposal()
+        proposal.ParseFromString(signed.proposal_bytes)
+        header = common_pb2.Header()
+        header.ParseFromString(proposal.header)
+        channel_header = common_pb2.ChannelHeader()
+        channel_header.ParseFromString(header.channel_header)
+
+        class _Request:  # what _decode_proposal compares the header with
+            transaction_id = channel_header.tx_id
+            channel_id = channel_header.channel_id
+
+        decoded = FakePeer._decode_proposal(FakePeer(), _Request(), signed)
+        if isinstance(decoded, str):
+            self.problems.append(f"process proposal: {decoded}")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, decoded)
+        assert isinstance(decoded, Invocation)
+        self.calls.append((name, decoded))
+        answer = self.handler(decoded, name)
+        if asyncio.iscoroutine(answer) or isinstance(answer, Awaitable):
+            answer = await answer
+        assert isinstance(answer, Answer)
+        response = proposal_response_pb2.Response(
+            status=answer.status, message=answer.message, payload=answer.payload)
+        if answer.status >= 400:
+            return proposal_response_pb2.ProposalResponse(version=1, response=response)
+        if self.ledger is not None:
+            self.ledger.invocations[decoded.transaction_id] = decoded
+        cc_payload = proposal_pb2.ChaincodeProposalPayload()
+        cc_payload.ParseFromString(proposal.payload)
+        without_transient = proposal_pb2.ChaincodeProposalPayload(input=cc_payload.input)
+        result = answer.result
+        if result is None:
+            action = proposal_pb2.ChaincodeAction(results=b"rwset", response=response)
+            result = proposal_response_pb2.ProposalResponsePayload(
+                proposal_hash=hashlib.sha256(
+                    proposal.header + without_transient.SerializeToString()).digest(),
+                extension=action.SerializeToString(),
+            ).SerializeToString()
+        endorsement = None
+        if answer.endorse:
+            endorsement = proposal_response_pb2.Endorsement(
+                endorser=name.encode(), signature=b"signature of " + name.encode())
+        return proposal_response_pb2.ProposalResponse(
+            version=1, response=response, payload=result, endorsement=endorsement)
+
+
+def named_peer_channel(address: str, name: str) -> grpc.aio.Channel:
+    """A channel to a fake server whose every call says it is for peer ``name``."""
+
+    class _Name(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+        async def intercept_unary_unary(self, continuation: Any, details: Any,
+                                        request: Any) -> Any:
+            metadata = grpc.aio.Metadata(*(details.metadata or ()), ("peer", name))
+            details = grpc.aio.ClientCallDetails(
+                details.method, details.timeout, metadata, details.credentials,
+                details.wait_for_ready)
+            return await continuation(details, request)
+
+    return grpc.aio.insecure_channel(address, interceptors=[_Name()])
+
+
 @dataclass
 class Server:
     peer: FakePeer
@@ -625,10 +749,14 @@ class Server:
     address: str
 
 
-async def start_server(peer: FakePeer, credentials: Any = None) -> Server:
+async def start_server(
+    peer: FakePeer, credentials: Any = None, endorser: FakeEndorser | None = None
+) -> Server:
     server = grpc.aio.server()
     gateway_pb2_grpc.add_GatewayServicer_to_server(peer, server)
     events_pb2_grpc.add_DeliverServicer_to_server(peer, server)
+    if endorser is not None:
+        peer_pb2_grpc.add_EndorserServicer_to_server(endorser, server)
     if credentials is None:
         port = server.add_insecure_port("127.0.0.1:0")
     else:

@@ -3,11 +3,13 @@
 :class:`LiveState` owns what the page shows and when it changes; it knows nothing of HTTP
 (:mod:`dtoken.dashboard.server` serves it).
 
-**Followers.** Two streams read the organization's own peer: its chaincode events
+**Followers.** Two streams read the organization's own peer: the deposit-token events
 (``TransferPending``/``TransferDecided``: which banks a transfer concerns, never an amount or
-an id) and its filtered blocks (transaction ids, validation codes, event names), which also
-trigger a refresh for transactions that emit no event (a mint, a settlement). Both start at
-the recent blocks and resume from an in-memory checkpoint after a lost connection.
+an id; :func:`dtoken.event_source.member_events`, so under the namespace layout the events
+of every organization's namespace) and its filtered blocks (transaction ids, validation
+codes, event names), which also trigger a refresh for transactions that emit no event (a
+mint, a settlement). Both start at the recent blocks and resume from an in-memory checkpoint
+after a lost connection.
 
 **Refresh.** Each trigger (debounced) recomputes the view
 (:func:`dtoken.dashboard.view.ledger_view`); when it changed, every subscriber gets the new
@@ -35,6 +37,7 @@ import fabgateway
 from dtoken.bank import Member
 from dtoken.dashboard.view import identity_view, ledger_view
 from dtoken.errors import DTokenError
+from dtoken.event_source import member_events
 
 __all__ = ["RECENT_BLOCKS", "RECENT_EVENTS", "LiveState", "State"]
 
@@ -210,10 +213,10 @@ class LiveState:
 
     async def _follow_events(self, start_block: int) -> None:
         network = self.member.network
-        chaincode = self.member.profile.chaincode
+        profile = self.member.profile
 
         def stream(cp: fabgateway.InMemoryCheckpointer) -> AsyncIterator[Any]:
-            return network.chaincode_events(chaincode, start_block=start_block, checkpoint=cp)
+            return member_events(network, profile, start_block=start_block, checkpoint=cp)
 
         def handle(event: fabgateway.ChaincodeEvent, cp: fabgateway.InMemoryCheckpointer) -> None:
             self._events.append(_event_view(event))
