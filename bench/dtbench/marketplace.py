@@ -41,7 +41,7 @@ from dtoken.bank import Bank
 from dtoken.errors import ContractError, NetworkFault
 from dtoken.listener import Handled, IncomingListener
 
-from dtbench.cluster import Cluster
+from dtbench.cluster import LAYOUTS, Cluster
 
 __all__ = ["MarketplaceSettings", "run_marketplace"]
 
@@ -310,7 +310,8 @@ async def _run_alone(args: argparse.Namespace) -> dict[str, Any]:
     from dtbench.cluster import Shape
 
     root = Path(tempfile.mkdtemp(prefix="dtbench-market-"))
-    cluster = Cluster(root, name="benchmarket", base_port=args.base_port, shape=Shape(),
+    cluster = Cluster(root, name="benchmarket", base_port=args.base_port,
+                      shape=Shape(layout=args.layout),
                       log=print)
     settings = MarketplaceSettings(
         rates=args.rates, baseline_rates=args.baseline_rates, lane_rates=args.lane_rates,
@@ -337,6 +338,8 @@ def main(argv: Sequence[str]) -> int:
         run.add_argument("--exporters", type=int, default=1_000)
         run.add_argument("--burst", type=int, default=5_000)
         run.add_argument("--out", type=Path)
+        run.add_argument("--layout", choices=LAYOUTS, default=LAYOUTS[0],
+                         help="the consortium's chaincode.layout (default: single)")
         result = asyncio.run(_run_alone(run.parse_args(argv)))
         text = json.dumps(result, indent=1)
         if run.parse_args(argv).out is not None:
