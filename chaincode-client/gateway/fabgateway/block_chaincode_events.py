@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Collection
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from fabgateway.blocks import Block, decode_block
-from fabgateway.events import ChaincodeEvent, after_index
+from fabgateway.events import ChaincodeEvent, ClosingIterator, after_index
 
 __all__ = [
     "BlockChaincodeEventStream",
@@ -94,7 +93,7 @@ def chaincode_events_in_block(
     ]
 
 
-class BlockChaincodeEventStream:
+class BlockChaincodeEventStream(ClosingIterator):
     """The chaincode events of the wanted chaincodes, in ledger order, from a block stream.
 
     An async iterator (and async context manager) like
@@ -120,20 +119,6 @@ class BlockChaincodeEventStream:
         self._wanted = wanted_chaincodes(wanted)
         self._after = after
         self._pending: collections.deque[ChaincodeEvent] = collections.deque()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the stream (closes the block stream)."""

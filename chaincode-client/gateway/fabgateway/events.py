@@ -70,19 +70,9 @@ def after_index(transaction_ids: list[str], after_transaction_id: str) -> int:
     return len(transaction_ids) - transaction_ids[::-1].index(after_transaction_id)
 
 
-class _Stream(Generic[_T]):
-    """Common machinery of the event streams: lazy start, buffering, closing.
-
-    Reads run in a task of their own, shielded from the consumer: a consumer that stops waiting
-    (``asyncio.wait_for`` timing out, a cancelled task) neither cancels the gRPC call nor loses
-    the message being read; the next ``__anext__`` picks up the same read.
-    """
-
-    def __init__(self) -> None:
-        self._call: Any = None
-        self._closed = False
-        self._pending: collections.deque[_T] = collections.deque()
-        self._read: asyncio.Task[Any] | None = None
+class ClosingIterator:
+    """An async iterator that is its own async context manager: ``async with`` closes it
+    (:meth:`aclose`) on the way out. The base of every event stream."""
 
     def __aiter__(self) -> Self:
         return self
@@ -97,6 +87,25 @@ class _Stream(Generic[_T]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the stream."""
+        raise NotImplementedError
+
+
+class _Stream(ClosingIterator, Generic[_T]):
+    """Common machinery of the event streams: lazy start, buffering, closing.
+
+    Reads run in a task of their own, shielded from the consumer: a consumer that stops waiting
+    (``asyncio.wait_for`` timing out, a cancelled task) neither cancels the gRPC call nor loses
+    the message being read; the next ``__anext__`` picks up the same read.
+    """
+
+    def __init__(self) -> None:
+        self._call: Any = None
+        self._closed = False
+        self._pending: collections.deque[_T] = collections.deque()
+        self._read: asyncio.Task[Any] | None = None
 
     async def aclose(self) -> None:
         """Stop the stream (cancels the gRPC call)."""

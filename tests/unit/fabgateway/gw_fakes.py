@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import datetime
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,6 +180,60 @@ class Block:
     # (tx id, validation code, chaincode event or None)
 
 
+def decode_signed_proposal(signed: Any, request: Any = None) -> Invocation | str:
+    """A signed proposal checked as a peer checks it (signature, tx id, header type, chaincode
+    id; against ``request``'s transaction and channel ids when the Gateway call carries
+    them): the :class:`Invocation`, or what is wrong with it."""
+    proposal = proposal_pb2.Proposal()
+    proposal.ParseFromString(signed.proposal_bytes)
+    header = common_pb2.Header()
+    header.ParseFromString(proposal.header)
+    channel_header = common_pb2.ChannelHeader()
+    channel_header.ParseFromString(header.channel_header)
+    signature_header = common_pb2.SignatureHeader()
+    signature_header.ParseFromString(header.signature_header)
+    extension = proposal_pb2.ChaincodeHeaderExtension()
+    extension.ParseFromString(channel_header.extension)
+    payload = proposal_pb2.ChaincodeProposalPayload()
+    payload.ParseFromString(proposal.payload)
+    spec = chaincode_pb2.ChaincodeInvocationSpec()
+    spec.ParseFromString(payload.input)
+
+    why = verify_signature(signature_header.creator, signed.proposal_bytes, signed.signature)
+    if why:
+        return why
+    expected_id = hashlib.sha256(signature_header.nonce + signature_header.creator).hexdigest()
+    if channel_header.tx_id != expected_id:
+        return f"tx id {channel_header.tx_id} is not sha256(nonce||creator) {expected_id}"
+    if request is not None and request.transaction_id != channel_header.tx_id:
+        return "request transaction_id differs from the header's tx_id"
+    if channel_header.type != common_pb2.HeaderType.Value("ENDORSER_TRANSACTION"):
+        return f"channel header type {channel_header.type}"
+    if request is not None and request.channel_id != channel_header.channel_id:
+        return "request channel_id differs from the header's"
+    if channel_header.epoch != 0 or channel_header.timestamp.seconds == 0:
+        return "bad epoch or missing timestamp"
+    name = spec.chaincode_spec.chaincode_id.name
+    if not name or extension.chaincode_id.name != name:
+        return "chaincode id missing or differs between header extension and spec"
+    if len(signature_header.nonce) == 0:
+        return "empty nonce"
+    return Invocation(
+        transaction_id=channel_header.tx_id,
+        channel_id=channel_header.channel_id,
+        chaincode=name,
+        args=list(spec.chaincode_spec.input.args),
+        transient=dict(payload.TransientMap),
+        creator=signature_header.creator,
+        nonce=signature_header.nonce,
+        timestamp_seconds=channel_header.timestamp.seconds,
+        endorsing_organizations=list(
+            getattr(request, "endorsing_organizations", None)
+            or getattr(request, "target_organizations", [])
+        ),
+    )
+
+
 class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer):  # type: ignore[misc]
     """The Gateway and Deliver services of one fake peer, over an in-memory ledger."""
 
@@ -256,54 +310,7 @@ class FakePeer(gateway_pb2_grpc.GatewayServicer, events_pb2_grpc.DeliverServicer
     # --- decoding and checking ---------------------------------------------------------
 
     def _decode_proposal(self, request: Any, signed: Any) -> Invocation | str:
-        proposal = proposal_pb2.Proposal()
-        proposal.ParseFromString(signed.proposal_bytes)
-        header = common_pb2.Header()
-        header.ParseFromString(proposal.header)
-        channel_header = common_pb2.ChannelHeader()
-        channel_header.ParseFromString(header.channel_header)
-        signature_header = common_pb2.SignatureHeader()
-        signature_header.ParseFromString(header.signature_header)
-        extension = proposal_pb2.ChaincodeHeaderExtension()
-        extension.ParseFromString(channel_header.extension)
-        payload = proposal_pb2.ChaincodeProposalPayload()
-        payload.ParseFromString(proposal.payload)
-        spec = chaincode_pb2.ChaincodeInvocationSpec()
-        spec.ParseFromString(payload.input)
-
-        why = verify_signature(signature_header.creator, signed.proposal_bytes, signed.signature)
-        if why:
-            return why
-        expected_id = hashlib.sha256(signature_header.nonce + signature_header.creator).hexdigest()
-        if channel_header.tx_id != expected_id:
-            return f"tx id {channel_header.tx_id} is not sha256(nonce||creator) {expected_id}"
-        if request.transaction_id != channel_header.tx_id:
-            return "request transaction_id differs from the header's tx_id"
-        if channel_header.type != common_pb2.HeaderType.Value("ENDORSER_TRANSACTION"):
-            return f"channel header type {channel_header.type}"
-        if request.channel_id != channel_header.channel_id:
-            return "request channel_id differs from the header's"
-        if channel_header.epoch != 0 or channel_header.timestamp.seconds == 0:
-            return "bad epoch or missing timestamp"
-        name = spec.chaincode_spec.chaincode_id.name
-        if not name or extension.chaincode_id.name != name:
-            return "chaincode id missing or differs between header extension and spec"
-        if len(signature_header.nonce) == 0:
-            return "empty nonce"
-        return Invocation(
-            transaction_id=channel_header.tx_id,
-            channel_id=channel_header.channel_id,
-            chaincode=name,
-            args=list(spec.chaincode_spec.input.args),
-            transient=dict(payload.TransientMap),
-            creator=signature_header.creator,
-            nonce=signature_header.nonce,
-            timestamp_seconds=channel_header.timestamp.seconds,
-            endorsing_organizations=list(
-                getattr(request, "endorsing_organizations", None)
-                or getattr(request, "target_organizations", [])
-            ),
-        )
+        return decode_signed_proposal(signed, request)
 
     async def _run(self, invocation: Invocation) -> Result:
         fn = invocation.args[0].decode() if invocation.args else ""
@@ -683,16 +690,7 @@ class FakeEndorser(peer_pb2_grpc.EndorserServicer):  # type: ignore[misc]
             await context.abort(*self.abort[name])
         proposal = proposal_pb2.Proposal()
         proposal.ParseFromString(signed.proposal_bytes)
-        header = common_pb2.Header()
-        header.ParseFromString(proposal.header)
-        channel_header = common_pb2.ChannelHeader()
-        channel_header.ParseFromString(header.channel_header)
-
-        class _Request:  # what _decode_proposal compares the header with
-            transaction_id = channel_header.tx_id
-            channel_id = channel_header.channel_id
-
-        decoded = FakePeer._decode_proposal(FakePeer(), _Request(), signed)
+        decoded = decode_signed_proposal(signed)
         if isinstance(decoded, str):
             self.problems.append(f"process proposal: {decoded}")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, decoded)
@@ -763,3 +761,16 @@ async def start_server(
         port = server.add_secure_port("127.0.0.1:0", credentials)
     await server.start()
     return Server(peer, server, f"127.0.0.1:{port}")
+
+
+@contextlib.asynccontextmanager
+async def endorsing_server(peer: FakePeer, endorser: FakeEndorser) -> AsyncIterator[Server]:
+    """A fake server with the Gateway, Deliver and Endorser services, stopped after; on the
+    way out it checks that neither fake saw a malformed request."""
+    running = await start_server(peer, endorser=endorser)
+    try:
+        yield running
+    finally:
+        await running.server.stop(0)
+    assert peer.problems == []
+    assert endorser.problems == []

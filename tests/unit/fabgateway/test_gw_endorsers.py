@@ -18,8 +18,8 @@ from unit.fabgateway.gw_fakes import (
     FakePeer,
     Invocation,
     Server,
+    endorsing_server,
     named_peer_channel,
-    start_server,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,11 +32,8 @@ def endorser(peer: FakePeer) -> FakeEndorser:
 
 @pytest.fixture
 async def both(peer: FakePeer, endorser: FakeEndorser) -> AsyncIterator[Server]:
-    running = await start_server(peer, endorser=endorser)
-    yield running
-    await running.server.stop(0)
-    assert peer.problems == []
-    assert endorser.problems == []
+    async with endorsing_server(peer, endorser) as running:
+        yield running
 
 
 @pytest.fixture
