@@ -8,6 +8,7 @@ audit stays OK.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -121,8 +122,12 @@ async def test_a_batch_writes_one_supply_record_per_counterparty_and_the_audit_s
     items = [item(f"s{i}", US, payees[i % 3], 1_000 + i, tids[i]) for i in range(4)]
     items.append(item("s4", CN, cn_exporter, 7, tids[4]))
     sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": items})
-    supply = [k for _c, k in sub.writes if k.startswith("sup/")]
-    assert len(supply) == 2  # one toward usbank, one toward cnbank
+    supply = {k: json.loads(v or b"{}") for (_c, k), v in sub.writes.items()
+              if k.startswith("sup/")}
+    assert sorted((r["counterparty"], r["amount"], r.get("transfer_id"))
+                  for r in supply.values()) == [
+        ("cnbank", 7, tids[4]),  # one movement: its transfer id kept
+        ("usbank", 4_006, None)]  # four summed: no single transfer id
     sub.commit()
     decisions = [{"transfer_id": t, "accept": True} for t in tids[:4]]
     sub = await net.prepare(US, "decide_transfers", {"payer_bank": HK, "decisions": decisions})

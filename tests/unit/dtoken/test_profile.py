@@ -99,3 +99,37 @@ def test_a_collection_is_found_in_the_namespace_the_layout_places_it_in(
     assert layout.namespace_of("holds-hkbank") == "dtoken-hkbank"
     with pytest.raises(UsageError, match="pair-hkbank-xxbank"):
         layout.namespace_of("pair-hkbank-xxbank")
+
+
+async def test_record_position_reads_the_blocks_of_the_namespace_holding_the_collection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # under the layout a disputed record of pair-usbank-hkbank is written in usbank's pair
+    # namespace: reading the bank's own namespace would find nothing and call it unproven
+    import fabgateway
+    from dtoken.bank import Member
+    from dtoken.models import ProvenPosition
+
+    path = write_profile(tmp_path / "state")
+    data = json.loads(path.read_text())
+    data.update(namespace_layout="namespaces", chaincode="dtoken-hkbank")
+    path.write_text(json.dumps(data))
+    asked: list[str] = []
+
+    class Queries:
+        async def get_block_by_tx_id(self, tx_id: str, **_: float) -> object:
+            return object()
+
+    def writer(block: object, namespace: str, collection: str, key: str,
+               wanted: bytes) -> object:
+        asked.append(namespace)
+        return type("Found", (), {"block_number": 4, "tx_index": 1, "transaction_id": "t1"})
+
+    monkeypatch.setattr(fabgateway, "valid_writer_of_hash", writer)
+    member = Member.__new__(Member)
+    member.profile = Profile.load(path)
+    member._ledger_queries = Queries()  # type: ignore[assignment]
+    found = await member.record_position("pair-usbank-hkbank", "dec/t", "ab" * 32, "t1")
+    assert found == ProvenPosition(4, 1, "t1", claimed=True)
+    assert asked == ["dtoken-pairs-usbank-0"]
+    # a collection of a bank the profile does not know is not proven, not guessed
+    assert await member.record_position("pair-xxbank-hkbank", "dec/t", "ab" * 32, "t1") is None

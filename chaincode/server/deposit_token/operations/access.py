@@ -16,7 +16,6 @@ import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from dtoken_wire.codec import canonical_json, format_timestamp
 
@@ -85,6 +84,15 @@ class Caller:
 
 
 @dataclass
+class SupplySum:
+    """Movements of one kind of a transaction: their total and the transfer id of the only
+    one (``None`` once there are several)."""
+
+    amount: int
+    transfer_id: str | None
+
+
+@dataclass
 class Tx:
     """Everything a transaction body needs."""
 
@@ -107,9 +115,9 @@ class Tx:
     #: Each bank's account keys, once known in this transaction (``steps.account_keys``).
     keyrings: dict[str, AccountKeys] = field(default_factory=dict)
     #: The supply movements of this transaction, summed per (bank, currency, kind,
-    #: counterparty) until the body ends: ``[amount, movements, transfer id of the first]``
-    #: (``steps.record_supply`` adds, ``steps.write_supply`` writes one record each).
-    supply: dict[tuple[str, str, str, str | None], list[Any]] = field(default_factory=dict)
+    #: counterparty) until the body ends (``steps.record_supply`` adds,
+    #: ``steps.write_supply`` writes one record each).
+    supply: dict[tuple[str, str, str, str | None], SupplySum] = field(default_factory=dict)
     _records: int = field(default=0, init=False)
 
     @property

@@ -60,6 +60,7 @@ from ..records import (
 from ..registry import BankInfo, Registry
 from ..rules import add_history, decision_matches, gate_lock
 from .access import (
+    SupplySum,
     Tx,
     load_registry,
 )
@@ -188,20 +189,21 @@ def record_supply(
     Every private key written costs each peer a decode of the namespace's collection package
     at validation (docs/benchmarks.md, "Where the CPU goes"), and the audit only sums them."""
     group = (bank.name, currency, kind.value, counterparty)
-    noted = tx.supply.setdefault(group, [0, 0, transfer_id])
-    noted[0] += amount
-    noted[1] += 1
+    noted = tx.supply.get(group)
+    if noted is None:
+        tx.supply[group] = SupplySum(amount, transfer_id)
+    else:
+        noted.amount += amount
+        noted.transfer_id = None
 
 
 def write_supply(tx: Tx) -> None:
     """Write the supply records :func:`record_supply` noted: one per group, in the order the
     groups were first noted (so both endorsing peers write the same keys); a record of one
     movement keeps its transfer id, a sum of several has none."""
-    for (bank, currency, kind, counterparty), (amount, movements, transfer_id) in \
-            tx.supply.items():
-        record = SupplyRecord(currency=currency, kind=SupplyKind(kind), amount=amount,
-                              counterparty=counterparty,
-                              transfer_id=transfer_id if movements == 1 else None,
+    for (bank, currency, kind, counterparty), noted in tx.supply.items():
+        record = SupplyRecord(currency=currency, kind=SupplyKind(kind), amount=noted.amount,
+                              counterparty=counterparty, transfer_id=noted.transfer_id,
                               tx_id=tx.tx_id, at=tx.at)
         tx.ledger.put(acct_collection(bank), supply_key(currency, tx.next_tag("supply")),
                       record)
