@@ -57,6 +57,20 @@ LAYOUTS = tuple(v.value for v in NamespaceLayout)
 #: (each needs 10 per node, rounded up to 100) and start again at the base port, since a run
 #: takes a network down before it brings the next one up.
 PORT_SPAN = 1000
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_overlap(first: int, last: int,
+                      source: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int] | None:
+    """The kernel's range of local ports for outgoing connections
+    (``net.ipv4.ip_local_port_range``) if ``first``..``last`` overlaps it, else ``None`` (also
+    where the kernel does not say). Nodes listening in that range fail to bind whenever a
+    connection, the network's own peers' among them, was given one of its ports."""
+    try:
+        low, high = (int(x) for x in source.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return (low, high) if first <= high and last >= low else None
 
 
 @dataclass(frozen=True)
@@ -187,7 +201,6 @@ class Cluster:
             extra_pythonpath=[BENCH_DIR],
         )
         self.up_seconds: float | None = None
-        self.up_attempts = 0  # how many bootstraps it took (dtbench.suite.Suite.bring_up)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -58,6 +58,7 @@ from dtbench.cluster import (
     PORT_SPAN,
     Cluster,
     Shape,
+    ephemeral_overlap,
     new_run_root,
 )
 from dtbench.meter import Meter
@@ -79,7 +80,6 @@ __all__ = ["SECTIONS", "Settings", "run_suite"]
 
 SECTIONS = ("ratios", "workloads", "batch", "scaling", "marketplace")
 SCHEMA = "dtbench/1"
-UP_ATTEMPTS = 8  # bootstraps of one network, each on other ports (Suite.bring_up)
 
 
 @dataclass
@@ -119,6 +119,13 @@ class Settings:
         if self.scaling_concurrency < 1:
             raise ValueError(f"scaling_concurrency must be at least 1, "
                              f"got {self.scaling_concurrency}")  # fmt: skip
+        clash = ephemeral_overlap(self.base_port, self.base_port + PORT_SPAN - 1)
+        if clash is not None:
+            raise ValueError(
+                f"base_port {self.base_port}: the run's ports {self.base_port}-"
+                f"{self.base_port + PORT_SPAN - 1} overlap the kernel's ports for outgoing "
+                f"connections {clash[0]}-{clash[1]} (net.ipv4.ip_local_port_range), where "
+                "nodes fail to bind at random; choose a base port outside it")
         small = [b for b in self.scaling_banks if b < 2]
         if small:
             raise ValueError(f"scaling_banks must each be at least 2, got {small}")
@@ -189,29 +196,14 @@ class Suite:
                        log=self.log)  # fmt: skip
 
     def bring_up(self, name: str, shape: Shape) -> Cluster:
-        """A network of ``shape``, up. A node that cannot bind its port (on a shared machine
-        the kernel hands out ports of our range as the local ports of outgoing connections,
-        our own network's among them: a 20-bank network's peers open hundreds, and Linux
-        gives connect() the even ports, where peers and orderers listen) fails the
-        bootstrap: the network is taken down and brought up again on the next block of
-        ports, :data:`UP_ATTEMPTS` times in all."""
-        for attempt in range(1, UP_ATTEMPTS + 1):
-            cluster = self.new_cluster(name, shape)
-            try:
-                cluster.up()
-            except Exception as exc:
-                cluster.down()
-                if attempt == UP_ATTEMPTS:
-                    raise
-                why = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
-                note = (f"{name} did not come up on ports {cluster.consortium.base_port}+ "
-                        f"({type(exc).__name__}: {why}); up again on other ports")  # fmt: skip
-                self.notes.append(note)
-                self.log(f"  ! {note}")
-                continue
-            cluster.up_attempts = attempt
-            return cluster
-        raise AssertionError("unreachable")  # the loop returns or raises
+        """A network of ``shape``, up (taken down again if it does not come up)."""
+        cluster = self.new_cluster(name, shape)
+        try:
+            cluster.up()
+        except BaseException:
+            cluster.down()
+            raise
+        return cluster
 
     def _network_record(self, cluster: Cluster, **extra: Any) -> dict[str, Any]:
         return {
@@ -220,7 +212,6 @@ class Suite:
             "label": cluster.shape.label(),
             "base_port": cluster.consortium.base_port,
             "up_s": None if cluster.up_seconds is None else round(cluster.up_seconds, 2),
-            "up_attempts": cluster.up_attempts,
             "namespaces": cluster.namespace_facts(),
             **extra,
         }
@@ -649,7 +640,7 @@ class Suite:
         try:
             cluster = self.bring_up(name, shape)
         except Exception as exc:  # one size that never came up must not lose the others'
-            note = f"{name} never came up ({UP_ATTEMPTS} attempts): {type(exc).__name__}"
+            note = f"{name} never came up: {type(exc).__name__}"
             self.notes.append(note)
             self.log(f"  ! {note}; its points are missing from the record")
             return

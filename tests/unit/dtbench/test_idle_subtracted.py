@@ -10,6 +10,7 @@ costlier per transfer), and that bad input is refused with the culprit named.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +147,15 @@ def test_the_meter_reports_the_subtracted_figures_with_its_own_window() -> None:
     assert sub["ms_per_tx"] == pytest.approx(400.0)
     assert report["cpu_ms_per_tx_total"] == pytest.approx(400.0)
     assert "idle_subtracted" not in meter.report(10, client_cpu_s=0.0)
+
+
+def test_a_port_block_in_the_kernels_ephemeral_range_is_named(tmp_path: Path) -> None:
+    from dtbench.cluster import ephemeral_overlap
+
+    source = tmp_path / "ip_local_port_range"
+    source.write_text("32768\t60999\n")
+    assert ephemeral_overlap(8000, 8999, source) is None
+    assert ephemeral_overlap(32000, 32999, source) == (32768, 60999)
+    assert ephemeral_overlap(60999, 61998, source) == (32768, 60999)
+    assert ephemeral_overlap(61000, 61999, source) is None
+    assert ephemeral_overlap(38000, 38999, tmp_path / "absent") is None  # nothing said

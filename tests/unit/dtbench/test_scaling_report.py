@@ -223,16 +223,16 @@ def test_the_consortium_file_carries_the_layout(tmp_path: Path) -> None:
 
 
 def test_networks_of_one_run_stay_inside_its_port_range() -> None:
-    suite = Suite(Settings(base_port=38000), lambda _m: None)
+    suite = Suite(Settings(base_port=18000), lambda _m: None)
     try:
         main = suite._port_block(Shape())  # 3 orderers + 3 banks + regulator: 70 ports
         ten = suite._port_block(Shape(banks=10))  # 14 slots: 140 ports
         twenty = suite._port_block(Shape(banks=20))  # 24 slots: 240 ports
-        assert (main, ten, twenty) == (38000, 38100, 38300)
+        assert (main, ten, twenty) == (18000, 18100, 18300)
         for _ in range(10):
             base = suite._port_block(Shape(banks=20))
-            assert base >= 38000
-            assert base + 300 <= 38000 + PORT_SPAN
+            assert base >= 18000
+            assert base + 300 <= 18000 + PORT_SPAN
         with pytest.raises(ValueError, match="needs 1100 ports"):
             suite._port_block(Shape(banks=100, orderers=6))
     finally:
