@@ -12,11 +12,12 @@ This module must not decide *what* to run (that is :mod:`consortium.joins` and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -26,7 +27,7 @@ from consortium.errors import FabricCommandError
 from consortium.layout import StateLayout
 from consortium.nodes import NodeSet
 
-__all__ = ["FabricAdmin", "parallel"]
+__all__ = ["FabricAdmin", "parallel", "run_async"]
 
 T = TypeVar("T")
 
@@ -41,6 +42,17 @@ _TRANSIENT = (
     "error sending",
     "UNAVAILABLE",
 )
+
+
+def run_async(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from synchronous code, on a loop of its own (in a
+    thread of its own when the caller already runs a loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro()).result()
 
 
 def parallel(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:

@@ -10,8 +10,10 @@ Tree::
     ├── FabricCommandError  a Fabric tool (peer, osnadmin, configtxgen) failed (its output)
     ├── PolicyError      a signature policy or collections entry that cannot be compiled
     │                    (also ValueError; names the text and what is wrong)
-    └── LifecycleError   a ``_lifecycle`` approval or commit failed: names the organization,
-                         the chaincode definition, the step and Fabric's message
+    ├── LifecycleError   a ``_lifecycle`` approval or commit failed: names the organization,
+    │                    the chaincode definition, the step and Fabric's message
+    └── PeerAdminError   an admin request to a peer (join the channel, install a package)
+                         failed: names the peer, the request and Fabric's answer
 """
 
 from __future__ import annotations
@@ -75,3 +77,16 @@ class LifecycleError(NetworkError):
         self.message = message
         super().__init__(f"{step} of chaincode definition {definition!r} by {org} failed: "
                          f"{message}")
+
+
+class PeerAdminError(NetworkError):
+    """An admin request to one peer (``cscc`` join, ``_lifecycle`` install) failed.
+
+    ``peer`` is the peer's name, ``request`` what was asked (``cscc JoinChain``), ``message``
+    what the peer answered (or why no answer came)."""
+
+    def __init__(self, peer: str, request: str, message: str) -> None:
+        self.peer = peer
+        self.request = request
+        self.message = message
+        super().__init__(f"{request} on peer {peer} failed: {message}")

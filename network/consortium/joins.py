@@ -2,16 +2,20 @@
 
 Each step looks first (is there a genesis block? does the orderer or peer list the
 channel already?) and does only what is missing. The channel configuration itself is
-rendered by :mod:`consortium.channel`; the tools run through :class:`FabricAdmin`.
+rendered by :mod:`consortium.channel`; ``configtxgen`` and ``osnadmin`` run through
+:class:`FabricAdmin`, peers join through our own admin client (:mod:`consortium.peer_admin`).
 
 This module must not start nodes nor touch chaincode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from consortium import channel as channel_cfg
-from consortium.admin import FabricAdmin, parallel
+from consortium.admin import FabricAdmin, parallel, run_async
 from consortium.config import Consortium, OrdererNode, PeerNode
+from consortium.peer_admin import PeerAdminClient
 
 __all__ = ["ChannelJoins"]
 
@@ -79,17 +83,15 @@ class ChannelJoins:
 
         parallel(join, self.consortium.ordering.orderers)
 
-    def join_peers(self) -> None:
-        """``peer channel join`` on every peer that does not list the channel."""
-        peer_bin = self.admin.tool("peer")
+    def join_peers(self, peers: Sequence[PeerNode] | None = None) -> int:
+        """Join every peer (of ``peers``, default all) that does not list the channel, with
+        the genesis block: every peer at once, by our own admin client
+        (:mod:`consortium.peer_admin`). Returns how many joined now."""
+        targets = list(self.consortium.peers if peers is None else peers)
+        block = self.layout.genesis_block.read_bytes()
 
-        def join(p: PeerNode) -> None:
-            env = self.admin.admin_env(self.consortium.org(p.org), p)
-            listing = self.admin.run([peer_bin, "channel", "list"], env=env)
-            if self.consortium.channel in listing.split():
-                return
-            self.admin.run(
-                [peer_bin, "channel", "join", "-b", str(self.layout.genesis_block)], env=env
-            )
+        async def run() -> int:
+            async with PeerAdminClient(self.consortium, self.layout) as client:
+                return await client.join_all(targets, self.consortium.channel, block)
 
-        parallel(join, self.consortium.peers)
+        return run_async(run)

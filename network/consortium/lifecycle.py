@@ -2,7 +2,7 @@
 package on its peers, approve the definition for each organization, commit it, start
 the chaincode servers, and run ``init_network`` once.
 
-Every step looks first (``queryinstalled``, ``querycommitted``, the ``initialized``
+Every step looks first (installed packages, ``querycommitted``, the ``initialized``
 marker) so running it again changes nothing. Packages and deployments come from
 :class:`consortium.chaincodes.ChaincodeCatalog`; the tools run through
 :class:`consortium.admin.FabricAdmin`.
@@ -13,27 +13,26 @@ approvers (each with the package it runs there, or none) and committed.
 
 Approvals and commits are ``_lifecycle`` transactions sent by our own client
 (:mod:`consortium.lifecycle_client`): every approval of every definition at once, bounded
-in flight, sharing blocks; then every commit. Install and the queries stay on Fabric's
-``peer`` CLI (a few calls per ``up``).
+in flight, sharing blocks; then every commit. Installs are admin proposals of our own client
+too, every peer at once (:mod:`consortium.peer_admin`); the ``querycommitted`` queries stay
+on Fabric's ``peer`` CLI (one or two calls per ``up``).
 
 This module must not write node configurations nor join the channel.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from consortium import chaincodes, namespaces
-from consortium.admin import FabricAdmin, parallel
+from consortium.admin import FabricAdmin, run_async
 from consortium.chaincodes import ChaincodeCatalog, Deployment
-from consortium.config import Consortium, PeerNode
+from consortium.config import Consortium
 from consortium.lifecycle_args import ChaincodeDefinition
 from consortium.lifecycle_client import (
     DEFAULT_CONCURRENCY,
@@ -44,24 +43,12 @@ from consortium.lifecycle_client import (
     LifecycleReport,
 )
 from consortium.nodes import NodeSet
+from consortium.peer_admin import PackageInstall, PeerAdminClient
 
 __all__ = ["ChaincodeLifecycle"]
 
-T = TypeVar("T")
-
 #: The contract's refusal of a second ``init_network`` (deposit_token's error code).
 _ALREADY_INITIALIZED = "ALREADY_INITIALIZED"
-
-
-def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from synchronous code, on a loop of its own (in a
-    thread of its own when the caller already runs a loop)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro())
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro()).result()
 
 
 class ChaincodeLifecycle:
@@ -113,26 +100,19 @@ class ChaincodeLifecycle:
         return d
 
     def install(self, d: Deployment) -> None:
-        """Install each organization's package of ``d`` on its peers that lack it."""
-        peer_bin = self.admin.tool("peer")
-
-        def install(p: PeerNode) -> None:
+        """Install each organization's package of ``d`` on its peers that lack it (every
+        peer at once, by our own admin client: :mod:`consortium.peer_admin`)."""
+        jobs = []
+        for p in self.consortium.peers:
             org = self.consortium.org(p.org)
-            env = self.admin.admin_env(org, p)
-            installed = self.admin.run(
-                [peer_bin, "lifecycle", "chaincode", "queryinstalled", "--output", "json"], env=env
-            )
-            if self.catalog.package_id(org, d) in installed:
-                return
-            self.admin.run(
-                [
-                    peer_bin, "lifecycle", "chaincode", "install",
-                    str(self.catalog.package_path(org, d)),
-                ],
-                env=env,
-            )  # fmt: skip
+            jobs.append(PackageInstall(p, self.catalog.package_path(org, d),
+                                       self.catalog.package_id(org, d)))
 
-        parallel(install, self.consortium.peers)
+        async def run() -> int:
+            async with PeerAdminClient(self.consortium, self.layout) as client:
+                return await client.install_all(jobs)
+
+        run_async(run)
 
     def definition_of(self, d: Deployment) -> ChaincodeDefinition:
         """``d``'s chaincode definition (sequence 1)."""
@@ -173,7 +153,7 @@ class ChaincodeLifecycle:
                 committed = await client.commit_all(commits)
                 return approved, committed
 
-        approved, committed = _run(run)
+        approved, committed = run_async(run)
         self.say(_describe("approvals", approved, self.concurrency))
         self.say(_describe("commits", committed, self.concurrency))
 
@@ -248,7 +228,7 @@ class ChaincodeLifecycle:
                                        concurrency=self.concurrency) as client:
                 return await client.invoke_all(jobs)
 
-        self.say(_describe(f"{d.init_function} invocations", _run(run), self.concurrency))
+        self.say(_describe(f"{d.init_function} invocations", run_async(run), self.concurrency))
         marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
 
 

@@ -106,11 +106,16 @@ def write_peer_config(
     gossip["useLeaderElection"] = False
     gossip["orgLeader"] = True
     # Peers join the channel at the same moment, so their first dials to each
-    # other's anchor peers fail; retry every second, not every 25 s, and announce
-    # liveness every second so membership converges in about two seconds.
+    # other's anchor peers fail; retry every second, not every 25 s. Liveness every 2 s
+    # (Fabric: 5 s) and a full pull of the channel's state info every 10 s (Fabric: 4 s):
+    # an idle peer's CPU is almost all gossip signature checks, N per alive round and 3N
+    # per state-info pull, so N peers cost O(N^2). At 4 s / 1 s, 21 idle peers took 0.89
+    # of our 2 cores; at 10 s / 2 s a peer's idle CPU halves (docs/benchmarks.md, "Idle
+    # peers"), and a restarted network's membership still converges in about 15 s.
     gossip["reconnectInterval"] = "1s"
-    gossip["aliveTimeInterval"] = "1s"
-    gossip["aliveExpirationTimeout"] = "10s"
+    gossip["aliveTimeInterval"] = "2s"
+    gossip["aliveExpirationTimeout"] = "20s"
+    gossip["requestStateInfoInterval"] = "10s"
     gossip["membershipTrackerInterval"] = "1s"  # how often the metric we wait on updates
     # Catch up on missed private data sooner than the 1 min default after a fault.
     gossip["pvtData"]["reconcileSleepInterval"] = "10s"

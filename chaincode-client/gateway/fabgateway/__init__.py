@@ -69,7 +69,7 @@ from fabgateway.blocks import (
 )
 from fabgateway.checkpoint import Checkpoint, Checkpointer, FileCheckpointer, InMemoryCheckpointer
 from fabgateway.contract import Contract
-from fabgateway.endorsers import Endorser, endorse_on_peers
+from fabgateway.endorsers import Endorser, endorse_on_peers, evaluate_on_peer
 from fabgateway.errors import (
     BlockEventsError,
     CallError,
@@ -193,6 +193,7 @@ __all__ = [
     "ecdsa_signer",
     "ed25519_signer",
     "endorse_on_peers",
+    "evaluate_on_peer",
     "first_valid_writer",
     "first_valid_writer_async",
     "first_valid_writer_of_hash_async",

@@ -42,11 +42,11 @@ from fabgateway._protos import (
     proposal_pb2,
     transaction_pb2,
 )
-from fabgateway.errors import EndorseError, ErrorDetail
+from fabgateway.errors import EndorseError, ErrorDetail, EvaluateError
 from fabgateway.proposal import Proposal
 from fabgateway.transaction import Transaction
 
-__all__ = ["Endorser", "endorse_on_peers"]
+__all__ = ["Endorser", "endorse_on_peers", "evaluate_on_peer"]
 
 _FAILED = "failed to endorse transaction, see attached details for more info"
 _MISMATCH = "ProposalResponsePayloads do not match"
@@ -128,6 +128,40 @@ async def endorse_on_peers(
     envelope = _envelope(signed.proposal_bytes, [r for _, r in responses])
     prepared = gateway_pb2.PreparedTransaction(transaction_id=transaction_id, envelope=envelope)
     return Transaction(proposal._client, proposal._signing_id, prepared)
+
+
+async def evaluate_on_peer(
+    proposal: Proposal,
+    endorser: Endorser,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline
+) -> bytes:
+    """Send ``proposal`` to one peer's ``ProcessProposal`` and return the payload of its
+    answer; nothing is submitted.
+
+    For what an organization's admin asks of its own peer outside any transaction: a
+    proposal on no channel (``Gateway.get_network("")``) to a system chaincode, such as
+    ``cscc``'s ``JoinChain`` or ``_lifecycle``'s ``InstallChaincode``, which the Gateway
+    service cannot carry (it serves one channel). The proposal is signed first if it is not
+    yet. Raises :class:`EvaluateError` naming the peer: with the gRPC code when the call
+    fails, with ``chaincode response <status>, <message>`` when the peer answers an error.
+    """
+    proposal._sign()
+    deadline = effective_timeout(timeout, proposal._client.timeouts.evaluate)
+    transaction_id = proposal.transaction_id
+    try:
+        answer = await _process(endorser, proposal._proposed.proposal, deadline)
+    except grpc.aio.AioRpcError as error:
+        detail = ErrorDetail(endorser.address, endorser.msp_id,
+                             f"{error.code().name}: {error.details() or ''}")
+        raise EvaluateError(f"{error.code().name}: {error.details() or ''}", code=error.code(),
+                            transaction_id=transaction_id, details=[detail]) from error
+    status = int(answer.response.status)
+    if status < 200 or status >= 400:
+        message = f"chaincode response {status}, {answer.response.message}"
+        raise EvaluateError(message, code=grpc.StatusCode.ABORTED, transaction_id=transaction_id,
+                            details=[ErrorDetail(endorser.address, endorser.msp_id, message)])
+    return bytes(answer.response.payload)
 
 
 def _envelope(proposal_bytes: bytes, responses: list[Any]) -> Any:
