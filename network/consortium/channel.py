@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from consortium.config import Consortium, Org
+from consortium.policies import majority_of_peers
 
 __all__ = [
     "chaincode_policy",
@@ -112,10 +113,12 @@ def configtx(c: Consortium, crypto_dir: Path) -> dict[str, Any]:
                     "Organizations": app_orgs,
                     "Policies": {
                         **implicit,
-                        "LifecycleEndorsement": {
-                            "Type": "ImplicitMeta",
-                            "Rule": "MAJORITY Endorsement",
-                        },
+                        # MAJORITY Endorsement, as one signature policy (checks each
+                        # signature once; policies.majority_of_peers); a bank that joins
+                        # rewrites it (channel_update.with_application_org)
+                        "LifecycleEndorsement": _signature(
+                            majority_of_peers(sorted(o.msp_id for o in c.application_orgs))
+                        ),
                         "Endorsement": {"Type": "ImplicitMeta", "Rule": "MAJORITY Endorsement"},
                     },
                     "Capabilities": {"V2_5": True},

@@ -10,10 +10,12 @@ What it owns:
   read from its verifying MSP folder, ``Readers``/``Writers``/``Admins``/``Endorsement``
   signature policies, anchor peers) built exactly as ``configtxgen`` builds it for a genesis
   block (a test compares the two byte for byte);
-* :func:`with_application_org` and :func:`compute_update`: the updated configuration and the
-  ``ConfigUpdate`` (read set and write set) between two configurations, by Fabric's
-  algorithm (``common/tools/configtxlator/update``): an unchanged element is in the read set
-  with its version only, a changed group gets version + 1, a new element is written whole;
+* :func:`with_application_org` and :func:`compute_update`: the updated configuration (the new
+  organization's group; a ``LifecycleEndorsement`` written as a signature policy, one
+  ``OutOf`` naming the organizations, grows to the new majority) and the ``ConfigUpdate``
+  (read set and write set) between two configurations, by Fabric's algorithm
+  (``common/tools/configtxlator/update``): an unchanged element is in the read set with its
+  version only, a changed group gets version + 1, a new element is written whole;
 * :func:`sign_update` and :func:`update_envelope`: each admin's ``ConfigSignature`` over
   the update, and the signed ``CONFIG_UPDATE`` envelope;
 * :func:`broadcast`: the envelope sent to an orderer's ``AtomicBroadcast`` service.
@@ -44,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from consortium.errors import NetworkError
 from consortium.policies import ROLES as _ROLES
-from consortium.policies import signature_policy_envelope
+from consortium.policies import majority_of_peers, signature_policy_envelope
 
 __all__ = [
     "AdminSigner",
@@ -78,6 +80,7 @@ _peer_config: Any = _load("peer.configuration_pb2")
 #: Fabric's ``HeaderType_CONFIG_UPDATE``.
 _CONFIG_UPDATE = 2
 _ADMINS = "Admins"
+LIFECYCLE_ENDORSEMENT = "LifecycleEndorsement"
 #: secp256r1's group order: Fabric accepts only low-S ECDSA signatures.
 _P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
@@ -211,7 +214,14 @@ def with_application_org(config: Any, msp_id: str, group: Any) -> Any:
         raise ChannelUpdateError(f"{msp_id} is already an organization of the channel")
     updated = _configtx.Config()
     updated.CopyFrom(config)
-    updated.channel_group.groups["Application"].groups[msp_id].CopyFrom(group)
+    application = updated.channel_group.groups["Application"]
+    application.groups[msp_id].CopyFrom(group)
+    lifecycle = application.policies.get(LIFECYCLE_ENDORSEMENT)
+    if lifecycle is not None and lifecycle.policy.type == _policies.Policy.SIGNATURE:
+        # MAJORITY Endorsement spelled out as one OutOf (consortium.channel): it names the
+        # organizations, so it grows with them, in the same update (same mod_policy)
+        rule = majority_of_peers(sorted(application.groups.keys()))
+        lifecycle.policy.value = signature_policy_envelope(rule).SerializeToString()
     return updated
 
 

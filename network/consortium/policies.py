@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from consortium.errors import PolicyError
 
-__all__ = ["ROLES", "signature_policy_envelope"]
+__all__ = ["ROLES", "majority_of_peers", "signature_policy_envelope"]
 
 # hyperledger-fabric-protos has no stubs: typed as Any, used through this module only.
 _policies: Any = importlib.import_module("fabric_protos.common.policies_pb2")
@@ -154,3 +155,19 @@ def signature_policy_envelope(text: str) -> Any:
     identities: list[Any] = []
     rule = _compile(gate, identities)
     return _policies.SignaturePolicyEnvelope(version=0, rule=rule, identities=identities)
+
+
+def majority_of_peers(msp_ids: Sequence[str]) -> str:
+    """``OutOf(k, 'A.peer', 'B.peer', ...)`` over ``msp_ids`` with ``k`` a strict majority
+    (``len // 2 + 1``): what the ``ImplicitMeta`` rule ``MAJORITY Endorsement`` means when
+    each organization's ``Endorsement`` policy is ``OR('<msp>.peer')``, as one signature
+    policy. Fabric evaluates an ``ImplicitMeta`` rule by running each organization's
+    sub-policy over the whole signature set, verifying every signature again each time (N x
+    k signature checks per transaction on every peer); one ``OutOf`` verifies each signature
+    once. :class:`PolicyError` for an empty list or a repeated MSP id."""
+    if not msp_ids:
+        raise PolicyError("a majority of peers needs at least one MSP id")
+    if len(set(msp_ids)) != len(msp_ids):
+        raise PolicyError(f"a majority of peers over repeated MSP ids: {list(msp_ids)}")
+    principals = ", ".join(f"'{m}.peer'" for m in msp_ids)
+    return f"OutOf({len(msp_ids) // 2 + 1}, {principals})"

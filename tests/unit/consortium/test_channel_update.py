@@ -20,6 +20,7 @@ from consortium import channel_update as cu
 from consortium.binaries import find_binaries
 from consortium.joining import signatures_needed
 from consortium.layout import StateLayout
+from consortium.policies import majority_of_peers, signature_policy_envelope
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 common_pb2: Any = importlib.import_module("fabric_protos.common.common_pb2")
 configtx_pb2: Any = importlib.import_module("fabric_protos.common.configtx_pb2")
 configuration_pb2: Any = importlib.import_module("fabric_protos.peer.configuration_pb2")
+policies_pb2: Any = importlib.import_module("fabric_protos.common.policies_pb2")
 
 DEFAULT = Path(__file__).resolve().parents[3] / "config" / "consortium.yaml"
 FABRIC = find_binaries()
@@ -111,7 +113,17 @@ def test_adding_an_org_reads_versions_and_writes_the_application_group(
         assert app_r.groups[name] == configtx_pb2.ConfigGroup(version=old.version)
         assert app_w.groups[name] == configtx_pb2.ConfigGroup(version=old.version)
     for name, policy in app_o.policies.items():
+        if name == "LifecycleEndorsement":
+            continue  # rewritten for the new majority: below
         assert app_w.policies[name] == configtx_pb2.ConfigPolicy(version=policy.version)
+    # MAJORITY Endorsement as one OutOf over every organization, the new one included
+    lifecycle = app_w.policies["LifecycleEndorsement"]
+    assert lifecycle.version == app_o.policies["LifecycleEndorsement"].version + 1
+    assert lifecycle.mod_policy == "Admins"
+    orgs = sorted([*app_o.groups, bank.msp_id])
+    assert lifecycle.policy.value == signature_policy_envelope(
+        majority_of_peers(orgs)).SerializeToString()
+    assert f"OutOf({len(orgs) // 2 + 1}, " in majority_of_peers(orgs)
     for name, value in app_o.values.items():
         assert app_w.values[name] == configtx_pb2.ConfigValue(version=value.version)
     assert bank.msp_id not in app_r.groups
@@ -121,6 +133,53 @@ def test_adding_an_org_reads_versions_and_writes_the_application_group(
     assert [(a.host, a.port) for a in anchors.anchor_peers] == [
         (bank.peers[0].host, bank.peers[0].port)
     ]
+
+
+def test_the_genesis_lifecycle_endorsement_is_one_outof_over_every_organization(
+    genesis: tuple[StateLayout, Any],
+) -> None:
+    _, original = genesis
+    application = original.channel_group.groups["Application"]
+    lifecycle = application.policies["LifecycleEndorsement"]
+    assert lifecycle.policy.type == policies_pb2.Policy.SIGNATURE
+    orgs = sorted(application.groups)
+    assert len(orgs) >= 3
+    assert lifecycle.policy.value == signature_policy_envelope(
+        majority_of_peers(orgs)).SerializeToString()
+
+
+def test_an_implicit_meta_lifecycle_endorsement_is_left_to_extend_itself(
+    genesis: tuple[StateLayout, Any], tmp_path: Path
+) -> None:
+    """A channel made before the OutOf (ImplicitMeta MAJORITY Endorsement) keeps its rule:
+    the new organization's Endorsement sub-policy extends it."""
+    _, original = genesis
+    implicit = configtx_pb2.Config()
+    implicit.CopyFrom(original)
+    rule = policies_pb2.ImplicitMetaPolicy(
+        sub_policy="Endorsement", rule=policies_pb2.ImplicitMetaPolicy.MAJORITY)
+    lifecycle = implicit.channel_group.groups["Application"].policies["LifecycleEndorsement"]
+    lifecycle.policy.CopyFrom(policies_pb2.Policy(type=policies_pb2.Policy.IMPLICIT_META,
+                                                  value=rule.SerializeToString()))
+    layout, bank = _new_bank(tmp_path)
+    group = cu.application_org_group(bank.msp_id, layout.org_crypto(bank).msp_dir,
+                                     [(bank.peers[0].host, bank.peers[0].port)])
+    updated = cu.with_application_org(implicit, bank.msp_id, group)
+    assert updated.channel_group.groups["Application"].policies["LifecycleEndorsement"] == lifecycle
+    update = cu.compute_update("payments", implicit, updated)
+    app_w = update.write_set.groups["Application"]
+    assert app_w.policies["LifecycleEndorsement"] == configtx_pb2.ConfigPolicy(
+        version=lifecycle.version)
+
+
+def test_majority_of_peers_refuses_nothing_and_repeats() -> None:
+    assert majority_of_peers(["A"]) == "OutOf(1, 'A.peer')"
+    assert (majority_of_peers(["A", "B", "C", "D"])
+            == "OutOf(3, 'A.peer', 'B.peer', 'C.peer', 'D.peer')")
+    with pytest.raises(ValueError, match="at least one"):
+        majority_of_peers([])
+    with pytest.raises(ValueError, match="repeated"):
+        majority_of_peers(["A", "A"])
 
 
 def test_a_changed_value_is_written_with_the_next_version(
