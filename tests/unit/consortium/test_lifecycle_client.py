@@ -125,6 +125,30 @@ async def test_every_approval_by_its_own_admin_and_peer_then_every_commit(
                                 for c in commits}
 
 
+async def test_approvals_are_all_endorsed_before_any_is_submitted(
+    consortium: Consortium, layout: StateLayout, server: Server, endorser: FakeEndorser,
+    peer: FakePeer,
+) -> None:
+    """Submitted together, approvals fill blocks instead of one small block each per batch
+    timeout while the rest are being endorsed."""
+    approvals, _ = layout_jobs(consortium)
+    endorser.delay = 0.02
+    endorsed_when_first_submitted: list[int] = []
+
+    class Watched(list[object]):  # the fake peer appends every Submit request here
+        def append(self, request: object) -> None:
+            if not endorsed_when_first_submitted:
+                endorsed_when_first_submitted.append(len(endorser.calls))
+            super().append(request)
+
+    peer.submit_requests = Watched()
+    async with client(consortium, layout, server, concurrency=4) as lc:
+        approved = await lc.approve_all(approvals)
+    assert approved.sent == len(approvals) > 4
+    assert endorsed_when_first_submitted == [len(approvals)]
+    assert len(endorser.calls) == len(approvals)  # each endorsed once
+
+
 async def test_an_approval_already_made_counts_as_done(
     consortium: Consortium, layout: StateLayout, server: Server, endorser: FakeEndorser,
     peer: FakePeer,
