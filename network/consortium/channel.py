@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from consortium.config import Consortium, Org
-from consortium.policies import majority_of_peers
+from consortium.policies import any_member, majority_of_peers
 
 __all__ = [
     "chaincode_policy",
@@ -62,6 +62,7 @@ def configtx(c: Consortium, crypto_dir: Path) -> dict[str, Any]:
     orderer_org["Policies"]["Readers"] = _signature(f"OR('{c.orderer_org.msp_id}.member')")
     orderer_org["OrdererEndpoints"] = [o.endpoint for o in c.ordering.orderers]
     app_orgs = [_org_section(org, crypto_dir / org.name / "msp") for org in c.application_orgs]
+    app_msps = sorted(org.msp_id for org in c.application_orgs)
     ordering = c.ordering
     consenters = []
     for o in ordering.orderers:
@@ -113,12 +114,13 @@ def configtx(c: Consortium, crypto_dir: Path) -> dict[str, Any]:
                     "Organizations": app_orgs,
                     "Policies": {
                         **implicit,
-                        # MAJORITY Endorsement, as one signature policy (checks each
-                        # signature once; policies.majority_of_peers); a bank that joins
-                        # rewrites it (channel_update.with_application_org)
-                        "LifecycleEndorsement": _signature(
-                            majority_of_peers(sorted(o.msp_id for o in c.application_orgs))
-                        ),
+                        # ANY Readers / ANY Writers / MAJORITY Endorsement, each as one
+                        # signature policy (a signature checked once, not once per
+                        # organization: policies.any_member, majority_of_peers); a bank
+                        # that joins rewrites them (channel_update.with_application_org)
+                        "Readers": _signature(any_member(app_msps)),
+                        "Writers": _signature(any_member(app_msps)),
+                        "LifecycleEndorsement": _signature(majority_of_peers(app_msps)),
                         "Endorsement": {"Type": "ImplicitMeta", "Rule": "MAJORITY Endorsement"},
                     },
                     "Capabilities": {"V2_5": True},

@@ -11,8 +11,9 @@ What it owns:
   signature policies, anchor peers) built exactly as ``configtxgen`` builds it for a genesis
   block (a test compares the two byte for byte);
 * :func:`with_application_org` and :func:`compute_update`: the updated configuration (the new
-  organization's group; a ``LifecycleEndorsement`` written as a signature policy, one
-  ``OutOf`` naming the organizations, grows to the new majority) and the ``ConfigUpdate``
+  organization's group; the application ``Readers``, ``Writers`` and
+  ``LifecycleEndorsement`` written as signature policies naming the organizations grow to
+  include it) and the ``ConfigUpdate``
   (read set and write set) between two configurations, by Fabric's algorithm
   (``common/tools/configtxlator/update``): an unchanged element is in the read set with its
   version only, a changed group gets version + 1, a new element is written whole;
@@ -46,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from consortium.errors import NetworkError
 from consortium.policies import ROLES as _ROLES
-from consortium.policies import majority_of_peers, signature_policy_envelope
+from consortium.policies import any_member, majority_of_peers, signature_policy_envelope
 
 __all__ = [
     "AdminSigner",
@@ -81,6 +82,8 @@ _peer_config: Any = _load("peer.configuration_pb2")
 _CONFIG_UPDATE = 2
 _ADMINS = "Admins"
 LIFECYCLE_ENDORSEMENT = "LifecycleEndorsement"
+READERS = "Readers"
+WRITERS = "Writers"
 #: secp256r1's group order: Fabric accepts only low-S ECDSA signatures.
 _P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
@@ -216,12 +219,15 @@ def with_application_org(config: Any, msp_id: str, group: Any) -> Any:
     updated.CopyFrom(config)
     application = updated.channel_group.groups["Application"]
     application.groups[msp_id].CopyFrom(group)
-    lifecycle = application.policies.get(LIFECYCLE_ENDORSEMENT)
-    if lifecycle is not None and lifecycle.policy.type == _policies.Policy.SIGNATURE:
-        # MAJORITY Endorsement spelled out as one OutOf (consortium.channel): it names the
-        # organizations, so it grows with them, in the same update (same mod_policy)
-        rule = majority_of_peers(sorted(application.groups.keys()))
-        lifecycle.policy.value = signature_policy_envelope(rule).SerializeToString()
+    # ANY Readers / ANY Writers / MAJORITY Endorsement spelled out as one signature policy
+    # each (consortium.channel): they name the organizations, so they grow with them, in the
+    # same update (same mod_policy); an ImplicitMeta rule extends itself and is left alone
+    msp_ids = sorted(application.groups.keys())
+    for name, rule in ((READERS, any_member(msp_ids)), (WRITERS, any_member(msp_ids)),
+                       (LIFECYCLE_ENDORSEMENT, majority_of_peers(msp_ids))):
+        policy = application.policies.get(name)
+        if policy is not None and policy.policy.type == _policies.Policy.SIGNATURE:
+            policy.policy.value = signature_policy_envelope(rule).SerializeToString()
     return updated
 
 

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from consortium.errors import PolicyError
 
-__all__ = ["ROLES", "majority_of_peers", "signature_policy_envelope"]
+__all__ = ["ROLES", "any_member", "majority_of_peers", "signature_policy_envelope"]
 
 # hyperledger-fabric-protos has no stubs: typed as Any, used through this module only.
 _policies: Any = importlib.import_module("fabric_protos.common.policies_pb2")
@@ -171,3 +171,19 @@ def majority_of_peers(msp_ids: Sequence[str]) -> str:
         raise PolicyError(f"a majority of peers over repeated MSP ids: {list(msp_ids)}")
     principals = ", ".join(f"'{m}.peer'" for m in msp_ids)
     return f"OutOf({len(msp_ids) // 2 + 1}, {principals})"
+
+
+def any_member(msp_ids: Sequence[str]) -> str:
+    """``OR('A.member', 'B.member', ...)``: what the ``ImplicitMeta`` rules ``ANY Readers``
+    and ``ANY Writers`` mean when each organization's ``Readers`` and ``Writers`` are
+    ``OR('<msp>.member')``, as one signature policy. Fabric checks a proposal's creator
+    against the channel's ``Writers`` (the ``peer/Propose`` ACL, and the orderer's
+    ``Broadcast``) and every gossip message of the channel against its ``Readers``; the
+    ``ImplicitMeta`` rule tries the organizations one by one, verifying the signature again for
+    each, up to N times; one ``OR`` verifies it once. :class:`PolicyError` for an empty list
+    or a repeated MSP id."""
+    if not msp_ids:
+        raise PolicyError("any member needs at least one MSP id")
+    if len(set(msp_ids)) != len(msp_ids):
+        raise PolicyError(f"any member over repeated MSP ids: {list(msp_ids)}")
+    return "OR(" + ", ".join(f"'{m}.member'" for m in msp_ids) + ")"

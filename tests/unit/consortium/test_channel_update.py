@@ -20,7 +20,7 @@ from consortium import channel_update as cu
 from consortium.binaries import find_binaries
 from consortium.joining import signatures_needed
 from consortium.layout import StateLayout
-from consortium.policies import majority_of_peers, signature_policy_envelope
+from consortium.policies import any_member, majority_of_peers, signature_policy_envelope
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -112,18 +112,22 @@ def test_adding_an_org_reads_versions_and_writes_the_application_group(
     for name, old in app_o.groups.items():
         assert app_r.groups[name] == configtx_pb2.ConfigGroup(version=old.version)
         assert app_w.groups[name] == configtx_pb2.ConfigGroup(version=old.version)
+    grown = {"Readers", "Writers", "LifecycleEndorsement"}  # name the organizations: below
     for name, policy in app_o.policies.items():
-        if name == "LifecycleEndorsement":
-            continue  # rewritten for the new majority: below
-        assert app_w.policies[name] == configtx_pb2.ConfigPolicy(version=policy.version)
-    # MAJORITY Endorsement as one OutOf over every organization, the new one included
-    lifecycle = app_w.policies["LifecycleEndorsement"]
-    assert lifecycle.version == app_o.policies["LifecycleEndorsement"].version + 1
-    assert lifecycle.mod_policy == "Admins"
+        if name not in grown:
+            assert app_w.policies[name] == configtx_pb2.ConfigPolicy(version=policy.version)
+    # ANY Readers / ANY Writers as one OR, MAJORITY Endorsement as one OutOf, over every
+    # organization, the new one included
     orgs = sorted([*app_o.groups, bank.msp_id])
-    assert lifecycle.policy.value == signature_policy_envelope(
-        majority_of_peers(orgs)).SerializeToString()
+    rules = {"Readers": any_member(orgs), "Writers": any_member(orgs),
+             "LifecycleEndorsement": majority_of_peers(orgs)}
+    for name, rule in rules.items():
+        written = app_w.policies[name]
+        assert written.version == app_o.policies[name].version + 1
+        assert written.mod_policy == "Admins"
+        assert written.policy.value == signature_policy_envelope(rule).SerializeToString()
     assert f"OutOf({len(orgs) // 2 + 1}, " in majority_of_peers(orgs)
+    assert f"'{bank.msp_id}.member'" in any_member(orgs)
     for name, value in app_o.values.items():
         assert app_w.values[name] == configtx_pb2.ConfigValue(version=value.version)
     assert bank.msp_id not in app_r.groups
@@ -135,17 +139,19 @@ def test_adding_an_org_reads_versions_and_writes_the_application_group(
     ]
 
 
-def test_the_genesis_lifecycle_endorsement_is_one_outof_over_every_organization(
+def test_the_genesis_application_policies_are_signature_policies_over_every_organization(
     genesis: tuple[StateLayout, Any],
 ) -> None:
     _, original = genesis
     application = original.channel_group.groups["Application"]
-    lifecycle = application.policies["LifecycleEndorsement"]
-    assert lifecycle.policy.type == policies_pb2.Policy.SIGNATURE
     orgs = sorted(application.groups)
     assert len(orgs) >= 3
-    assert lifecycle.policy.value == signature_policy_envelope(
-        majority_of_peers(orgs)).SerializeToString()
+    rules = {"Readers": any_member(orgs), "Writers": any_member(orgs),
+             "LifecycleEndorsement": majority_of_peers(orgs)}
+    for name, rule in rules.items():
+        policy = application.policies[name]
+        assert policy.policy.type == policies_pb2.Policy.SIGNATURE
+        assert policy.policy.value == signature_policy_envelope(rule).SerializeToString()
 
 
 def test_an_implicit_meta_lifecycle_endorsement_is_left_to_extend_itself(
@@ -172,7 +178,12 @@ def test_an_implicit_meta_lifecycle_endorsement_is_left_to_extend_itself(
         version=lifecycle.version)
 
 
-def test_majority_of_peers_refuses_nothing_and_repeats() -> None:
+def test_any_member_and_majority_of_peers_refuse_nothing_and_repeats() -> None:
+    assert any_member(["A", "B"]) == "OR('A.member', 'B.member')"
+    with pytest.raises(ValueError, match="at least one"):
+        any_member([])
+    with pytest.raises(ValueError, match="repeated"):
+        any_member(["A", "A"])
     assert majority_of_peers(["A"]) == "OutOf(1, 'A.peer')"
     assert (majority_of_peers(["A", "B", "C", "D"])
             == "OutOf(3, 'A.peer', 'B.peer', 'C.peer', 'D.peer')")
