@@ -178,15 +178,3 @@ async def test_the_regulator_reaches_every_bank_from_its_own_namespace(net: Net)
                                       "amount": 2_500}, caller=Net.caller(US, "minter"))
     audit = await net.audit()
     assert audit["ok"], audit["failures"]
-
-
-async def test_no_hash_locked_leg_is_locked_where_it_could_never_be_refunded(net: Net) -> None:
-    """Under the layout expire_lock (both banks' peers over one proposal) cannot run yet, so
-    a leg nobody claims would stay locked for good: lock_transfer refuses, debiting nothing."""
-    payer = await funded(net, HK, "lock-pay", 5_000)
-    payee = await funded(net, US, "lock-rcv", 0)
-    with pytest.raises(e.InvalidState, match="namespace layout"):
-        await net.submit(HK, "lock_transfer", {
-            "reference": "lock-1", "payer_account": payer, "payee_bank": US,
-            "payee_account": payee, "amount": 900, "lock": "ab" * 32, "ttl_seconds": 3600})
-    assert await net.balance(HK, payer) == 5_000
