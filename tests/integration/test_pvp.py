@@ -19,6 +19,7 @@ dishonest payer is its storage server accepting a top-level call it should refus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -254,6 +255,51 @@ async def test_a_dishonest_payer_cannot_expire_or_rewrite_a_lock_alone(
         assert (await cn.balance(exporter)).minor == 10_000
         with pytest.raises(errors.InvalidState):  # claimed: no expiry, even after the deadline
             await hk.expire_lock(leg.transfer_id, "cnbank")
+
+
+@pytest.mark.parametrize("who", ["payee", "regulator", "payee+regulator"])
+async def test_without_the_payers_peer_the_lock_cannot_be_expired_in_the_pair_namespace(
+    layout_net: TestNetwork, who: str,
+) -> None:
+    """Under the layout, the payee's and the regulator's storage servers (each modified to
+    take a top-level call) rewrite a leg's lock ``expired`` in the pair namespace, endorsed
+    by the payee's peer, the regulator's, or both, never the payer's: the lock's pin
+    AND(payer, OR(payee, regulator)) invalidates each (the pair namespace's chaincode-level
+    policy is not what Fabric checks here). The lock stands: no refund, and the payee's claim
+    with the preimage goes through."""
+    async with (
+        bank(layout_net, "hkbank", "minter") as hk,
+        bank(layout_net, "cnbank", "minter") as cn,
+        regulator(layout_net) as reg,
+    ):
+        dealer_cnh = await funded(hk, "CNH", "30.00", "FX-DEALER-7")
+        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-7")
+        preimage, lock = new_secret()
+        leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("30.00", "CNH"),
+                            lock=lock, ttl_seconds=600, reference=ref("leg"))
+        assert leg.transfer_id is not None
+        for client in (cn, reg):
+            await client.wait_for_commit(leg.receipt.tx_id)
+        orgs = {"payee": ["cnbank"], "regulator": ["regulator"],
+                "payee+regulator": ["cnbank", "regulator"]}[who]
+        msp = {"cnbank": cn.msp_id, "regulator": reg.msp_id}
+        contract = cn.network.get_contract(expiry_contract(hk, "cnbank").chaincode_name)
+        with contextlib.ExitStack() as servers:
+            for org in orgs:
+                servers.enter_context(dishonest_server(layout_net, storage_node(org)))
+            with pytest.raises(fabgateway.CommitError) as invalid:
+                await contract.submit_transaction(
+                    "rewrite_lock_alone", transient_data={"request": json.dumps({
+                        "payer_bank": "hkbank", "payee_bank": "cnbank", "what": "state",
+                        "transfer_id": leg.transfer_id, "lock": lock}).encode()},
+                    endorsing_organizations=[msp[o] for o in orgs])
+        assert invalid.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+        await hk.wait_for_commit(invalid.value.transaction_id)
+        with pytest.raises(errors.NotExpired):  # the lock still stands
+            await hk.refund(leg.transfer_id, "cnbank")
+        await cn.wait_for_commit(invalid.value.transaction_id)
+        await cn.claim(leg.transfer_id, "hkbank", preimage)
+        assert (await cn.balance(exporter)).minor == 3_000
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
