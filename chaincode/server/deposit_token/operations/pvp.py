@@ -8,6 +8,11 @@ the regulator's (or the payee's) endorse turns the lock ``expired``; only then d
 ``refund_transfer`` pay the payer's customer back). Two legs locked under one hash settle both
 or neither (docs/token-model.md, "Payment versus payment", works out the deadlines).
 
+Under the namespace layout the expiry's proposal starts in the pair namespace, where the
+storage chaincode serves it with the same rule (:func:`expire_pinned_lock`, through
+:func:`expire_lock_in_pair_namespace`, which takes the parties from the pins since no
+registry lives there): docs/architecture.md, "PvP under the layout".
+
 Why each rule holds against a dishonest bank (its peer writes anything in its own
 collections):
 
