@@ -44,6 +44,7 @@ import fabgateway
 import grpc
 from dtoken_wire import requests as w
 from dtoken_wire.enums import AccountStatus, Direction, Rounding
+from dtoken_wire.keys import pair_collection
 
 from dtoken.coalescer import Coalescer
 from dtoken.conditional import ConditionalPayments
@@ -883,16 +884,23 @@ class Bank(ConditionalPayments, Member):
         OR the regulator; the regulator's server judges the deadline on its own clock and
         refuses once the payee claimed). The payee's peer is never asked: a dishonest payee
         would only stall the expiry (docs/token-model.md, "Payment versus payment"). Then
-        :meth:`refund` pays the customer back."""
+        :meth:`refund` pays the customer back.
+
+        Under the namespace layout the proposal goes to the pair namespace that holds
+        ``pair-<this bank>-<payee_bank>`` (both peers run the storage chaincode there, which
+        serves this one transaction at the top level), not to this bank's own namespace."""
         self.profile.bank(payee_bank)
         regulator = self.profile.regulator()
         if regulator is None:
             raise UsageError(f"network {self.profile.network} has no regulator: no hash "
                              "lock can be expired (nor created) on it")
         request = w.ExpireLockRequest(transfer_id, self.name, payee_bank)
+        namespace = None
+        if self.profile.has_namespaces:
+            namespace = self.profile.namespace_of(pair_collection(self.name, payee_bank))
         return await self.submitter.submit(
             "expire_lock", request.to_json(), reference=f"{payee_bank}/{transfer_id}/expire",
-            endorsing_organizations=[self.msp_id, regulator.msp_id])
+            endorsing_organizations=[self.msp_id, regulator.msp_id], chaincode=namespace)
 
     # --- conversion at the payee's bank (FX quotes) -----------------------------------------
 

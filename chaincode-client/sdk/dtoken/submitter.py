@@ -230,8 +230,13 @@ class Submitter:
         *,
         reference: str,
         endorsing_organizations: Sequence[str],
+        chaincode: str | None = None,
     ) -> Receipt:
         """Apply the write ``name`` once for ``reference``; see the module doc for how.
+
+        ``chaincode``: the namespace to invoke, if not the contract's own (under the namespace
+        layout, ``expire_lock`` starts in a pair namespace). The transaction id does not
+        depend on it, so probes for an attempt still go through the contract's own.
 
         Raises a :class:`~dtoken.errors.ContractError` if the contract refuses,
         :class:`~dtoken.errors.CommitFailed` if it commits invalid for a reason retrying cannot
@@ -242,7 +247,8 @@ class Submitter:
         if not reference or len(reference) > 128:
             raise UsageError("a reference is 1 to 128 characters")
         body = canonical_json(request)
-        run = _Run(self, name, body, reference, list(endorsing_organizations))
+        contract = None if chaincode is None else self._network.get_contract(chaincode)
+        run = _Run(self, name, body, reference, list(endorsing_organizations), contract)
         return await run.execute()
 
     async def status_of(self, tx_id: str) -> fabgateway.Status:
@@ -282,9 +288,11 @@ class _Run:
     """One ``Submitter.submit`` call: the attempt walk and what it has sent."""
 
     def __init__(
-        self, owner: Submitter, name: str, body: bytes, reference: str, endorsers: list[str]
+        self, owner: Submitter, name: str, body: bytes, reference: str, endorsers: list[str],
+        contract: fabgateway.Contract | None = None,
     ) -> None:
         self.owner = owner
+        self.contract = contract or owner._contract  # where the proposal goes
         self.policy = owner.policy
         self.name = name
         self.body = body
@@ -298,7 +306,7 @@ class _Run:
 
     def proposal(self, attempt: int) -> fabgateway.Proposal:
         nonce = derive_nonce(self.owner._secret, self.name, self.reference, self.body, attempt)
-        proposal = self.owner._contract.new_proposal(
+        proposal = self.contract.new_proposal(
             self.name,
             transient_data={TRANSIENT_KEY: self.body},
             endorsing_organizations=self.endorsers,

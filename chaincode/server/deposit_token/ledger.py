@@ -216,11 +216,16 @@ class Ledger:
         the key's version in the read set, as the value's read does."""
         if place.pin is None or kind not in PINNED:
             return True
-        ck = (place.collection, key)
+        return await self.parameter(place.collection, key) == place.pin
+
+    async def parameter(self, collection: str, key: str) -> bytes | None:
+        """A private key's committed validation parameter (``None``: none). The read puts the
+        key's version in the read set, as the value's read does."""
+        ck = (collection, key)
         if ck not in self._params:
             self._params[ck] = await self._reader(
-                place.collection).get_private_data_validation_parameter(place.collection, key)
-        return self._params[ck] == place.pin
+                collection).get_private_data_validation_parameter(collection, key)
+        return self._params[ck]
 
     async def get_many(
         self, kind: type[_R], collection: str, keys: Sequence[str]
@@ -309,7 +314,7 @@ class Ledger:
         for a write two organizations' peers endorse: each derives its own salt from its own
         secret otherwise, and their write sets would differ."""
         self._check_writable()
-        if self._deriver is None:
+        if self._deriver is None and salt is None:
             raise InternalError("no organization secret to salt a write")
         if pin is None and type(record) in PINNED:
             raise InternalError(f"a {record.TYPE} record is written with its pin")
@@ -329,6 +334,12 @@ class Ledger:
         """The transaction's event (one per transaction; sent at :meth:`flush`)."""
         self._check_writable()
         self._event = (name, canonical_json(payload))
+
+    def _salt(self, collection: str, key: str, pend: _Pending) -> str:
+        if pend.salt is not None:
+            return pend.salt
+        assert self._deriver is not None
+        return self._deriver.salt(self._tx_id, collection, key)
 
     @property
     def writes(self) -> int:
@@ -350,8 +361,7 @@ class Ledger:
                 continue
             value = None
             if pend.record is not None:
-                assert self._deriver is not None
-                value = encode(pend.record, self._deriver.salt(self._tx_id, collection, key))
+                value = encode(pend.record, self._salt(collection, key, pend))
             remote.setdefault(storage.namespace, []).append((collection, key, value, pend.pin))
         start = getattr(stub, "start_write_batch", None)
         finish = getattr(stub, "finish_write_batch", None)
@@ -364,8 +374,7 @@ class Ledger:
             elif pend.record is None:
                 await stub.del_private_data(collection, key)
             else:
-                assert self._deriver is not None
-                salt = pend.salt or self._deriver.salt(self._tx_id, collection, key)
+                salt = self._salt(collection, key, pend)
                 await stub.put_private_data(collection, key, encode(pend.record, salt))
                 if pend.pin is not None:
                     await stub.set_private_data_validation_parameter(collection, key, pend.pin)

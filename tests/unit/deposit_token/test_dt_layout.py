@@ -88,6 +88,38 @@ async def test_storage_refuses_a_top_level_call() -> None:
     assert ledger.keys("pair-hkbank-usbank") == []
 
 
+@pytest.mark.parametrize("case", ["no_msp", "no_request", "bad_request", "no_identity",
+                                  "extra_argument"])
+async def test_the_top_level_expiry_refuses_bad_input_naming_it(case: str) -> None:
+    """The one top-level function of a pair namespace (PvP's ``expire_lock``) refuses what
+    it cannot run, with a stable code naming what is wrong, and writes nothing."""
+    ledger = MemoryLedger()
+    request = {"transfer_id": "t" * 22, "payer_bank": HK, "payee_bank": US}
+    transient = {"request": json.dumps(request).encode()}
+    storage = PairStorageChaincode(msp_of(HK), lambda _: Net.caller(HK))
+    args: list[str] = []
+    expected = "INVALID_STATE:"  # all present: the lock does not exist here
+    if case == "no_msp":
+        storage = PairStorageChaincode("", lambda _: Net.caller(HK))
+        expected = "SERVER_MISCONFIGURED:"
+    elif case == "no_request":
+        transient, expected = {}, "INVALID_ARGUMENT: the transient map has no 'request'"
+    elif case == "bad_request":
+        request["payee_bank"] = "No Such Bank!"
+        transient = {"request": json.dumps(request).encode()}
+        expected = "INVALID_ARGUMENT:"
+    elif case == "no_identity":
+        storage, expected = PairStorageChaincode(msp_of(HK)), "NOT_AUTHORIZED: the client identity"
+    elif case == "extra_argument":
+        args, expected = ["{}"], "NOT_AUTHORIZED:"
+    response = await ledger.invoke(storage, "expire_lock", *args, transient=transient,
+                                   chaincode_name="dtoken-pairs-usbank-0",
+                                   endorsers=[msp_of(HK)])
+    assert response.is_error
+    assert response.message.startswith(expected), response.message
+    assert ledger.keys("pair-hkbank-usbank") == []
+
+
 def _forged_op(collection: str) -> list[object]:
     t = Transfer(transfer_id="f" * 32, payer_bank=US, payee_bank=HK, payee_account="x" * 24,
                  amount=10**6, currency="USD", created_at="2025-01-06T09:00:00.000000Z",
@@ -178,15 +210,3 @@ async def test_the_regulator_reaches_every_bank_from_its_own_namespace(net: Net)
                                       "amount": 2_500}, caller=Net.caller(US, "minter"))
     audit = await net.audit()
     assert audit["ok"], audit["failures"]
-
-
-async def test_no_hash_locked_leg_is_locked_where_it_could_never_be_refunded(net: Net) -> None:
-    """Under the layout expire_lock (both banks' peers over one proposal) cannot run yet, so
-    a leg nobody claims would stay locked for good: lock_transfer refuses, debiting nothing."""
-    payer = await funded(net, HK, "lock-pay", 5_000)
-    payee = await funded(net, US, "lock-rcv", 0)
-    with pytest.raises(e.InvalidState, match="namespace layout"):
-        await net.submit(HK, "lock_transfer", {
-            "reference": "lock-1", "payer_account": payer, "payee_bank": US,
-            "payee_account": payee, "amount": 900, "lock": "ab" * 32, "ttl_seconds": 3600})
-    assert await net.balance(HK, payer) == 5_000

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from deposit_token import errors as e
 from deposit_token.keys import decision_key, lock_key, refund_key, transfer_key
+from deposit_token.operations import Caller
 from deposit_token.operations import pvp as pvp_ops
 from deposit_token.records import (
     Decision,
@@ -36,9 +37,12 @@ from deposit_token.records import (
     decode,
     encode,
 )
+from deposit_token.storage import PairStorageChaincode
+from dtoken_wire.errors import refusal_from_message
+from dtoken_wire.namespaces import pair_namespace
 from fabshim.errors import EndorsementPolicyFailureError, MVCCReadConflictError
 from fabshim.statebased import all_of_policy
-from fabshim.testing import MemoryStub
+from fabshim.testing import MemoryStub, run_chaincode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unit.deposit_token.dt_harness import BANKS, CURRENCIES, REGULATOR, Net, ids, msp_of
@@ -52,9 +56,9 @@ TTL1, TTL2 = 7200, 3600  # leg 1 (claimed last) outlives leg 2 (claimed first)
 
 
 #: ``expire_lock`` is endorsed by the payer's and the regulator's peers over one proposal, so
-#: its top-level namespace must run on both peers; under the namespace layout each bank runs only
-#: its own namespace (docs/architecture.md, "Namespace layout": open item).
-NOT_ON_LAYOUT = "PvP's two-bank expire_lock needs a namespace both banks' peers run"
+#: its top-level namespace must run on both peers. Under the namespace layout that is the pair
+#: namespace, where both run the storage chaincode: :func:`expire` invokes it there (every test
+#: here runs on both layouts).
 
 def fx_payload() -> str:
     """The harness's banks, with hkbank issuing CNH as on the real network (the dealer's
@@ -128,25 +132,59 @@ async def claim(net: Net, payee_bank: str, payer_bank: str, tid: str,
                                                     "preimage": preimage})
 
 
+def pair_ns(payer_bank: str, payee_bank: str) -> str:
+    return pair_namespace("dtoken", list(BANKS), payer_bank, payee_bank)
+
+
 async def expire(net: Net, payer_bank: str, payee_bank: str, tid: str,
-                 cosigner: str = "regulator", *, commit: bool = True) -> MemoryStub:
+                 cosigner: str = "regulator", *, commit: bool = True,
+                 caller: Caller | None = None, servers: Sequence[str] | None = None,
+                 endorsers: Sequence[str] | None = None) -> MemoryStub:
     """``expire_lock`` as the gateway sends it: simulated on the payer's and the co-signer's
     servers (the regulator's, as the SDK asks, or the payee's; the same transaction id and
     timestamp), identical write sets, committed with both endorsements (``commit=False``:
-    simulated only; the caller commits the returned stub)."""
+    simulated only; the caller commits the returned stub). ``servers`` and ``endorsers``
+    change whose servers simulate it and whose peers' endorsements it commits with.
+
+    On one namespace it runs in the contract; under the namespace layout at the top level of
+    the pair namespace, in each organization's storage chaincode (as ``Bank.expire_lock``
+    sends it there)."""
     request = {"transfer_id": tid, "payer_bank": payer_bank, "payee_bank": payee_bank}
     tx_id = net.ledger.new_tx_id()
+    caller = caller or net.caller(payer_bank)
+    signers = [msp_of(o) for o in (endorsers or (payer_bank, cosigner))]
     stubs = []
-    for org in (payer_bank, cosigner):
-        stub = net.ledger.stub(transient={"request": json.dumps(request).encode()},
-                               tx_id=tx_id, timestamp=net.now,
-                               endorsers=[msp_of(payer_bank), msp_of(cosigner)])
-        await net.services[org].execute(stub, net.caller(payer_bank), "expire_lock")
+    for org in servers or (payer_bank, cosigner):
+        stub = net.ledger.stub(
+            "expire_lock" if net.layout else "",
+            transient={"request": json.dumps(request).encode()}, tx_id=tx_id,
+            timestamp=net.now, endorsers=signers,
+            chaincode_name=pair_ns(payer_bank, payee_bank) if net.layout else "chaincode")
+        if net.layout:
+            await storage_call(org, caller, stub)
+        else:
+            await net.services[org].execute(stub, caller, "expire_lock")
         stubs.append(stub)
-    assert stubs[0].writes == stubs[1].writes, "the two endorsing peers must write the same bytes"
+    assert all(s.writes == stubs[0].writes for s in stubs), (
+        "the endorsing peers must write the same bytes")
+    # no chaincode-to-chaincode call: on the regulator's peer the callee would be the same
+    # package as the caller, which Fabric refuses
+    assert not stubs[0]._all_children()
     if commit:
         stubs[0].commit()
     return stubs[0]
+
+
+async def storage_call(org: str, caller: Caller, stub: MemoryStub) -> bytes:
+    """Run a top-level proposal in ``org``'s storage chaincode; a refusal raises as the SDK
+    maps it (and wrote nothing)."""
+    response = await run_chaincode(PairStorageChaincode(msp_of(org), lambda _: caller), stub)
+    if response.is_error:
+        assert stub.writes == {}, "a refused expiry wrote something"
+        refusal = refusal_from_message(response.message)
+        assert refusal is not None, response.message
+        raise refusal
+    return response.payload
 
 
 async def status(net: Net, org: str, payer: str, payee: str, tid: str) -> dict[str, Any]:
@@ -274,12 +312,24 @@ async def test_expire_lock_is_the_payer_banks_request_on_the_two_banks_servers(
     clock: list[datetime],
 ) -> None:
     t = await locked_trade(clock)
-    later(t.net, clock, TTL2)
-    request = {"transfer_id": t.leg2, "payer_bank": HK, "payee_bank": CN}
-    with pytest.raises(e.NotAuthorized):  # the payee's client
-        await t.net.submit(CN, "expire_lock", request, caller=t.net.caller(CN))
+    net = t.net
+    later(net, clock, TTL2)
+    for org in (HK, "regulator"):
+        with pytest.raises(e.NotAuthorized):  # the payee's client
+            await expire(net, HK, CN, t.leg2, servers=[org], caller=net.caller(CN))
+        with pytest.raises(e.NotAuthorized):  # the payer's client without the operator role
+            await expire(net, HK, CN, t.leg2, servers=[org], caller=net.caller(HK, "minter"))
     with pytest.raises(e.WrongEndorser):  # a third bank's server
-        await t.net.submit(US, "expire_lock", request, caller=t.net.caller(HK))
+        await expire(net, HK, CN, t.leg2, servers=[US])
+    with pytest.raises(e.NotFound if not net.layout else e.InvalidState):  # no such leg
+        await expire(net, HK, CN, "z" * 22)
+    if net.layout:
+        # in a bank's own namespace the contract refuses it (only that bank's peer runs it)
+        with pytest.raises(e.InvalidState, match="pair namespace"):
+            await net.submit(HK, "expire_lock", {"transfer_id": t.leg2, "payer_bank": HK,
+                                                 "payee_bank": CN})
+    await expire(net, HK, CN, t.leg2)
+    assert (await status(net, CN, HK, CN, t.leg2))["lock_state"] == "expired"
 
 
 # --------------------------------------------------------------------------- dishonest banks
@@ -484,6 +534,11 @@ async def test_a_lock_pinned_to_the_two_banks_only_stands_for_nothing(
     assert seen["lock_state"] is None
     with pytest.raises(e.InvalidState, match="lock is not standing"):
         await claim(net, CN, HK, forged_tid)
+    # nor does the regulator's peer co-sign an expiry of it (under the layout it finds the
+    # parties in the pins, and these are not a hash lock's)
+    later(net, clock, TTL1)
+    with pytest.raises(e.InvalidState, match="lock is not standing"):
+        await expire(net, HK, CN, forged_tid)
 
 
 @pytest.mark.parametrize("rewrite", ["expired", "delete", "transfer_lock"])
@@ -539,6 +594,81 @@ async def test_a_leg_created_with_its_lock_already_expired_is_shown_so_and_never
     assert honest["lock_state"] == "locked"
     with pytest.raises(e.InvalidState, match="lock is not standing"):
         await claim(net, CN, HK, forged_tid)
+
+
+async def test_the_payers_server_alone_cannot_expire_a_lock_before_its_deadline(
+    clock: list[datetime],
+) -> None:
+    """hkbank's modified server (its clock set past leg 2's deadline, or a storage server that
+    skips the rule under the layout) expires the lock with hkbank's peer alone: Fabric
+    invalidates it (the lock's pin needs the payee's or the regulator's peer too). cnbank then
+    claims with the preimage."""
+    t = await locked_trade(clock)
+    net = t.net
+    start = net.now
+    later(net, clock, TTL2 + 60)  # hkbank's lying clock and its client's timestamp
+    pending = await expire(net, HK, CN, t.leg2, servers=[HK], endorsers=[HK], commit=False)
+    with pytest.raises(EndorsementPolicyFailureError):
+        pending.commit()
+    net.now = clock[0] = start
+    assert (await status(net, CN, HK, CN, t.leg2))["lock_state"] == "locked"
+    await claim(net, CN, HK, t.leg2)
+    assert (await t.balances())[3] == RECEIVE
+
+
+@pytest.mark.parametrize("function", ["read", "hashes", "scan", "write", "expire"])
+async def test_a_pair_namespace_serves_no_other_top_level_call(
+    clock: list[datetime], function: str, namespace_layout: bool,
+) -> None:
+    """Under the layout a client may call the pair namespace at the top level for
+    ``expire_lock`` only: the storage server refuses its other functions (a client that could
+    call ``write`` there would write whatever the collection's writer endorses, without the
+    contract's rules), and any other name."""
+    if not namespace_layout:
+        pytest.skip("the storage chaincode runs under the namespace layout only")
+    t = await locked_trade(clock)
+    net = t.net
+    pair = "pair-hkbank-cnbank"
+    body = {"keys": [[pair, lock_key(t.leg2)]], "collection": pair, "start": "", "end": "~",
+            "limit": 10, "ops": [[pair, lock_key(t.leg2), None, None]]}
+    stub = net.ledger.stub(function, [json.dumps(body)], tx_id=net.ledger.new_tx_id(),
+                           timestamp=net.now, endorsers=[msp_of(HK)],
+                           chaincode_name=pair_ns(HK, CN))
+    with pytest.raises(e.NotAuthorized, match="top level"):
+        await storage_call(HK, net.caller(HK), stub)
+
+
+@pytest.mark.parametrize("what", ["lock", "transfer", "payee_decision", "new_in_payee_pair"])
+async def test_what_a_dishonest_storage_server_writes_at_the_top_level_is_invalidated(
+    clock: list[datetime], what: str, namespace_layout: bool,
+) -> None:
+    """hkbank's modified storage server accepts a top-level call in the pair namespace and
+    writes (endorsed by hkbank's peer alone, as it may ask): the lock ``expired``, a
+    rewritten transfer, or anything in cnbank's direction of the pair. Fabric validates each
+    write against its key's pin or its collection's policy (the pair namespace's
+    chaincode-level policy is not consulted for a private write with one: Fabric v3.1.1,
+    ``statebased`` ``CheckCCEPIfNoEPChecked``), so each is invalidated, and cnbank's claim goes
+    through."""
+    if not namespace_layout:
+        pytest.skip("the storage chaincode runs under the namespace layout only")
+    t = await locked_trade(clock)
+    net = t.net
+    mine, theirs = "pair-hkbank-cnbank", "pair-cnbank-hkbank"
+    collection, key = {
+        "lock": (mine, lock_key(t.leg2)), "transfer": (mine, transfer_key(t.leg2)),
+        "payee_decision": (theirs, decision_key(t.leg2)),
+        "new_in_payee_pair": (theirs, "dec/" + "x" * 22)}[what]
+    stub = net.ledger.stub(tx_id=net.ledger.new_tx_id(), timestamp=net.now,
+                           endorsers=[msp_of(HK)], chaincode_name=pair_ns(HK, CN))
+    stored = net.ledger.get_private_data(collection, key)
+    value = (stored or b"{}").replace(b'"locked"', b'"expired"').replace(
+        LOCK.encode(), b"ab" * 32)
+    await stub.put_private_data(collection, key, value)
+    with pytest.raises(EndorsementPolicyFailureError):
+        stub.commit()
+    assert net.ledger.get_private_data(collection, key) == stored
+    await claim(net, CN, HK, t.leg2)
+    assert (await t.balances())[3] == RECEIVE
 
 
 # --------------------------------------------------------------------------- property

@@ -386,3 +386,33 @@ async def test_a_quote_is_offered_at_an_exact_ratio_and_paid_with_by_its_id(
     assert request == {"reference": "po-1", "payer_account": ACCOUNT, "payee_bank": "usbank",
                        "payee_account": "x" * 22, "amount": 1250, "quote_id": quote.quote_id,
                        "transfer_id": payment.transfer_id}
+
+
+@pytest.mark.parametrize("layout", ["single", "namespaces"])
+async def test_expire_lock_goes_to_the_pair_namespace_under_the_layout(
+    server: Server, peer: SdkPeer, tmp_path: Path, layout: str,
+) -> None:
+    """expire_lock is endorsed by the payer's and the regulator's peers over one proposal:
+    on one namespace it goes to the contract; under the layout to the pair namespace holding
+    ``pair-hkbank-usbank`` (both peers run the storage chaincode there), never to the bank's
+    own namespace, which only the bank's peer runs."""
+    path = write_profile(tmp_path / "state")
+    data = json.loads(path.read_text())
+    if layout == "namespaces":
+        data.update(namespace_layout="namespaces", chaincode="dtoken-hkbank")
+    path.write_text(json.dumps(data))
+    calls: list[Invocation] = []
+
+    @peer.function("expire_lock")
+    def record(invocation: Invocation) -> Result:
+        calls.append(invocation)
+        return Result(payload=json.dumps({"tx_id": invocation.transaction_id}).encode())
+
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        bank = Bank(Profile.load(path), channel, identity="minter", policy=FAST)
+        await bank.expire_lock("t" * 22, "usbank")
+    (call,) = calls
+    name, request, endorsers = sent(call)
+    assert (name, endorsers) == ("expire_lock", ["HarbourBankMSP", "RegulatorMSP"])
+    assert request == {"transfer_id": "t" * 22, "payer_bank": "hkbank", "payee_bank": "usbank"}
+    assert call.chaincode == ("dtoken" if layout == "single" else "dtoken-pairs-usbank-0")

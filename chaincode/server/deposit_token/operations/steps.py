@@ -10,7 +10,7 @@ Must not: check access (the transaction bodies do, before any step).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import (
@@ -36,6 +36,7 @@ from ..keys import (
     supply_key,
     transfer_key,
 )
+from ..ledger import Ledger
 from ..placement import Anomaly, Place, lock_pin, pair_pin
 from ..records import (
     Account,
@@ -220,10 +221,27 @@ async def transfer_records(
     block the other's accept or refund. A transfer that is not valid where it lives is refused
     (nothing can be decided on it), naming the collection.
     """
+    record, decision, refund, _lock = await pair_records(
+        tx.ledger, payer, payee, transfer_id, lambda: _regulator_msp(tx))
+    return record, decision, refund
+
+
+async def _regulator_msp(tx: Tx) -> str | None:
+    return (await load_registry(tx)).regulator_msp_id
+
+
+async def pair_records(
+    ledger: Ledger, payer: BankInfo, payee: BankInfo, transfer_id: str,
+    regulator_msp: Callable[[], Awaitable[str | None]],
+) -> tuple[Transfer, Decision | None, Refund | None, LockRecord | None]:
+    """:func:`transfer_records` over a ledger, with the lock of a hash-locked leg (``None``
+    for an ordinary transfer). ``regulator_msp`` gives the regulator's MSP id (the lock's pin
+    names it), asked only for a hash-locked leg: the contract takes it from its registry, the
+    storage chaincode's top-level expiry from the lock's own pin (``pvp``)."""
     there = Place.between(payer, payee)
     back = Place.between(payee, payer)
     key = transfer_key(transfer_id)
-    record = await tx.ledger.get_bound(Transfer, there, key)
+    record = await ledger.get_bound(Transfer, there, key)
     if record is None:
         raise NotFound("the transfer does not exist (or has not reached this peer yet)")
     if isinstance(record, Anomaly):
@@ -231,8 +249,8 @@ async def transfer_records(
                            f"({record.what}): it counts for nobody")
     # (an unpinned transfer is refused even to its own payer: a refund of a record the payer
     # could rewrite alone would be as unverifiable for the payee as an accept of it)
-    decision = await tx.ledger.get_bound(Decision, back, decision_key(transfer_id))
-    refund = await tx.ledger.get_bound(Refund, there, refund_key(transfer_id))
+    decision = await ledger.get_bound(Decision, back, decision_key(transfer_id))
+    refund = await ledger.get_bound(Refund, there, refund_key(transfer_id))
     if decision is not None and not isinstance(decision, Anomaly) and not decision_matches(
         record, decision
     ):
@@ -241,12 +259,13 @@ async def transfer_records(
         decision = None
     decision = None if isinstance(decision, Anomaly) else decision
     refund = None if isinstance(refund, Anomaly) else refund
+    lock = None
     if record.lock:
         # a hash-locked leg: a claim that does not open the lock, a late claim, a refund the
         # payer wrote alone before the lock was expired, count as absent here too
-        decision, refund, _ = gate_lock(record, decision, refund,
-                                        await read_lock(tx, payer, payee, transfer_id))
-    return record, decision, refund
+        lock = await lock_at(ledger, payer, payee, await regulator_msp(), transfer_id)
+        decision, refund, _ = gate_lock(record, decision, refund, lock)
+    return record, decision, refund, lock
 
 
 async def read_lock(
@@ -256,8 +275,16 @@ async def read_lock(
     and checked against :func:`deposit_token.placement.lock_pin` (one that is not valid there
     reads as absent: it stands for nothing)."""
     registry = await load_registry(tx)
-    found = await tx.ledger.get_bound(
-        LockRecord, Place.lock(payer, payee, registry.regulator_msp_id), lock_key(transfer_id))
+    return await lock_at(tx.ledger, payer, payee, registry.regulator_msp_id, transfer_id)
+
+
+async def lock_at(
+    ledger: Ledger, payer: BankInfo, payee: BankInfo, regulator_msp_id: str | None,
+    transfer_id: str,
+) -> LockRecord | None:
+    """:func:`read_lock` over a ledger, with the regulator's MSP id given."""
+    found = await ledger.get_bound(
+        LockRecord, Place.lock(payer, payee, regulator_msp_id), lock_key(transfer_id))
     return None if isinstance(found, Anomaly) else found
 
 
