@@ -3,7 +3,10 @@
 One ``Handler`` per stream. Its receive loop owns every state change and routes each
 RESPONSE or ERROR to the transaction waiting for it, keyed by ``(channel_id, txid)``.
 Only INIT and TRANSACTION run as concurrent tasks; within a transaction, requests to the
-peer are serialized (the peer serves one request per transaction at a time).
+peer are serialized until answered (the peer drops a request while another of the same
+transaction is active). Several transactions may use one key one after the other (each
+chaincode-to-chaincode call of a transaction to this package comes with the caller's txid),
+so a finished transaction unregisters itself, never whatever runs under its key now.
 
 States: ``CREATED`` (REGISTER sent) → ``ESTABLISHED`` (REGISTERED received) → ``READY``
 (READY received, with the peer's optional features in its payload). KEEPALIVE is echoed
