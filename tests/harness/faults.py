@@ -6,7 +6,8 @@ heights, and scanning every node's log for what must never appear in one.
 +800, containers +900),
 in the test's temporary folder, so killing its nodes disturbs no other test. On the
 way out it prints the tail of every node's log if a test of the module failed, and takes
-the network down (its state is kept for inspection after a failure).
+the network down (its state is kept for inspection after a failure, or always with
+``DTOKEN_TEST_KEEP_STATE=1``: to read the logs of a run that passed).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def own_network(
         failed = request.session.testsfailed > failed_before
         if failed:
             dump_logs(net)
-        net.down(purge=not failed)
+        net.down(purge=not failed and not os.environ.get("DTOKEN_TEST_KEEP_STATE"))
 
 
 def clients_for(net: TestNetwork, **kwargs: Any) -> dict[str, Client]:

@@ -3,7 +3,10 @@
 One ``Handler`` per stream. Its receive loop owns every state change and routes each
 RESPONSE or ERROR to the transaction waiting for it, keyed by ``(channel_id, txid)``.
 Only INIT and TRANSACTION run as concurrent tasks; within a transaction, requests to the
-peer are serialized (the peer serves one request per transaction at a time).
+peer are serialized until answered (the peer drops a request while another of the same
+transaction is active). Several transactions may use one key one after the other (each
+chaincode-to-chaincode call of a transaction to this package comes with the caller's txid),
+so a finished transaction unregisters itself, never whatever runs under its key now.
 
 States: ``CREATED`` (REGISTER sent) → ``ESTABLISHED`` (REGISTERED received) → ``READY``
 (READY received, with the peer's optional features in its payload). KEEPALIVE is echoed
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,6 +42,13 @@ logger = logging.getLogger("fabshim.handler")
 
 DEFAULT_MAX_BATCH = 100
 """Batch size used when the peer offers a feature without a maximum (as Go does)."""
+
+DRAIN_SECONDS = 30.0
+"""How long COMPLETED waits for the answer to a request the chaincode left in flight (the
+peer's default ``chaincode.executetimeout``: the peer has given up on the call by then)."""
+
+_FINISHED_REMEMBERED = 256
+"""Finished transactions whose last request a dropped answer's warning can name."""
 
 
 def log_prefix(channel_id: str, tx_id: str) -> str:
@@ -96,9 +107,26 @@ class MessageStream(Protocol):
 
 
 class _Transaction:
-    """One running INIT or TRANSACTION: its request lock and the waiter for the answer."""
+    """One running INIT or TRANSACTION: its request lock and the waiter for the answer.
 
-    __slots__ = ("channel_id", "closed", "handler", "lock", "tx_id", "waiter")
+    The peer serves one request per transaction at a time and silently drops a second one
+    while the first is still active (Fabric's ``ActiveTransactions``), so "one at a time"
+    here means until the peer has *answered*, not until the caller stopped waiting: a
+    request whose caller was cancelled or failed (``close``) stays ``unanswered`` until its
+    answer arrives, the next request waits for that, and the late answer is consumed here
+    instead of reaching the next request as if it were its own.
+    """
+
+    __slots__ = (
+        "channel_id",
+        "closed",
+        "handler",
+        "last_request",
+        "lock",
+        "tx_id",
+        "unanswered",
+        "waiter",
+    )
 
     def __init__(self, handler: Handler, channel_id: str, tx_id: str) -> None:
         self.handler = handler
@@ -106,29 +134,39 @@ class _Transaction:
         self.tx_id = tx_id
         self.lock = asyncio.Lock()
         self.waiter: asyncio.Future[pb.Message] | None = None
+        self.unanswered: asyncio.Future[None] | None = None  # sent, not yet answered
+        self.last_request = ""  # the last request's type name, for diagnostics
         self.closed = False
 
     async def request(self, msg_type: int, payload: bytes) -> bytes:
         request_name = pb.type_name(msg_type)
         async with self.lock:
-            if self.closed:
-                raise TransactionClosedError(
-                    f"{log_prefix(self.channel_id, self.tx_id)} {request_name} after the "
-                    "transaction completed"
-                )
-            waiter: asyncio.Future[pb.Message] = asyncio.get_running_loop().create_future()
+            self._refuse_if_closed(request_name)
+            previous = self.unanswered
+            if previous is not None:
+                # an abandoned request is still active at the peer: this one would be dropped
+                await asyncio.shield(previous)
+                self._refuse_if_closed(request_name)
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[pb.Message] = loop.create_future()
             self.waiter = waiter
+            self.unanswered = loop.create_future()
+            self.last_request = request_name
             try:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("%s sending %s", self.prefix, request_name)
-                await self.handler.send(
-                    CCM(
-                        type=msg_type,
-                        payload=payload,
-                        txid=self.tx_id,
-                        channel_id=self.channel_id,
+                try:
+                    await self.handler.send(
+                        CCM(
+                            type=msg_type,
+                            payload=payload,
+                            txid=self.tx_id,
+                            channel_id=self.channel_id,
+                        )
                     )
-                )
+                except BaseException:
+                    self._answered()  # not sent: no answer will come
+                    raise
                 reply = await waiter
             finally:
                 self.waiter = None
@@ -142,22 +180,60 @@ class _Transaction:
             f"{self.prefix} unexpected {pb.type_name(reply.type)} answer to {request_name}"
         )
 
+    def _refuse_if_closed(self, request_name: str) -> None:
+        if self.closed:
+            raise TransactionClosedError(
+                f"{self.prefix} {request_name} after the transaction completed"
+            )
+
     @property
     def prefix(self) -> str:
         return log_prefix(self.channel_id, self.tx_id)
 
+    def _answered(self) -> None:
+        unanswered, self.unanswered = self.unanswered, None
+        if unanswered is not None and not unanswered.done():
+            unanswered.set_result(None)
+
     def deliver(self, message: pb.Message) -> bool:
-        waiter = self.waiter
-        if waiter is None or waiter.done():
+        """Route the peer's answer to the request in flight; False if none is."""
+        if self.unanswered is None:
             return False
-        waiter.set_result(message)
+        self._answered()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)
+        else:
+            logger.debug(
+                "%s answer to an abandoned %s consumed", self.prefix, self.last_request
+            )
         return True
+
+    async def drain(self, seconds: float) -> None:
+        """Wait until the peer has answered the request in flight, if any (at most
+        ``seconds``: a request the peer dropped is never answered)."""
+        unanswered = self.unanswered
+        if unanswered is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(unanswered), seconds)
+        except TimeoutError:
+            logger.warning(
+                "%s %s left in flight by the chaincode was not answered within %.0f s",
+                self.prefix,
+                self.last_request,
+                seconds,
+            )
 
     def close(self, reason: ShimError | None) -> None:
         self.closed = True
         waiter = self.waiter
         if reason is not None and waiter is not None and not waiter.done():
             waiter.set_exception(reason)
+
+    def abandon(self) -> None:
+        """The stream ended: no answer will come."""
+        self._answered()
 
 
 class Handler:
@@ -182,6 +258,7 @@ class Handler:
         self._state = HandlerState.CREATED
         self._features = PeerFeatures()
         self._transactions: dict[tuple[str, str], _Transaction] = {}
+        self._finished: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
         self._accepting = True
@@ -290,12 +367,26 @@ class Handler:
         if msg_type in (CCM.RESPONSE, CCM.ERROR):
             key = (str(message.channel_id), str(message.txid))
             transaction = self._transactions.get(key)
-            if transaction is None or not transaction.deliver(message):
-                logger.warning(
-                    "%s %s for no waiting request; dropped",
-                    log_prefix(*key),
-                    pb.type_name(msg_type),
+            if transaction is None:
+                last = self._finished.get(key)
+                why = "no transaction with this id is running" + (
+                    f"; the last one with it finished after {last or 'no request'}"
+                    if last is not None
+                    else ""
                 )
+            elif not transaction.deliver(message):
+                why = "the transaction has no request in flight; its last was " + (
+                    transaction.last_request or "none"
+                )
+            else:
+                return
+            logger.warning(
+                "%s %s %s for no waiting request; dropped (%s)",
+                self._label,
+                log_prefix(*key),
+                pb.type_name(msg_type),
+                why,
+            )
             return
         if msg_type in (CCM.INIT, CCM.TRANSACTION):
             self._start_transaction(message, is_init=msg_type == CCM.INIT)
@@ -367,18 +458,36 @@ class Handler:
                     logger.info("%s write batch refused: %s", prefix, type(exc).__name__)
                     response = error_response(str(exc))
             # The transaction is over before the peer hears so: a request still in flight
-            # from a task the chaincode left behind fails now instead of waiting forever.
+            # from a task the chaincode left behind fails now instead of waiting forever...
+            self._close_transaction(transaction)
+            # ...but COMPLETED waits for the peer's answer to it: until then the peer holds
+            # the request active, and would drop a request of the next call with this txid
+            # (a chaincode-to-chaincode call runs each call of one transaction on the same
+            # stream with the same txid), to which the stray's late answer would go.
+            await transaction.drain(DRAIN_SECONDS)
             self._finish(transaction)
             await self._reply(transaction, stub, response, is_init)
         finally:
             self._finish(transaction)
 
-    def _finish(self, transaction: _Transaction) -> None:
+    def _close_transaction(self, transaction: _Transaction) -> None:
         if not transaction.closed:
             transaction.close(
                 TransactionClosedError(f"{transaction.prefix} the transaction has completed")
             )
-        self._transactions.pop((transaction.channel_id, transaction.tx_id), None)
+
+    def _finish(self, transaction: _Transaction) -> None:
+        """Close ``transaction`` and unregister it: *it*, not whatever now runs under its
+        key. The peer may have read this COMPLETED and sent the next call with the same
+        (channel, txid), registered already, before this task resumes from the write."""
+        self._close_transaction(transaction)
+        key = (transaction.channel_id, transaction.tx_id)
+        if self._transactions.get(key) is transaction:
+            del self._transactions[key]
+            self._finished[key] = transaction.last_request
+            self._finished.move_to_end(key)
+            while len(self._finished) > _FINISHED_REMEMBERED:
+                self._finished.popitem(last=False)
 
     async def _call_chaincode(self, stub: ChaincodeStub, is_init: bool, prefix: str) -> Response:
         try:
@@ -468,6 +577,7 @@ class Handler:
         reason = StreamClosedError("the stream to the peer ended")
         for transaction in list(self._transactions.values()):
             transaction.close(reason)
+            transaction.abandon()
         tasks = [task for task in self._tasks if not task.done()]
         for task in tasks:
             task.cancel()

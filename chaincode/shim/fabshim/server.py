@@ -214,7 +214,10 @@ class ChaincodeServer:
 
     async def _serve_stream(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self._streams += 1
-        label = f"[stream {self._streams} {context.peer()}]"
+        # The package (the part of the id before ':') first: one process may serve several
+        # packages (one listener each), and a log line must say which stream it is about.
+        package = self._config.chaincode_id.partition(":")[0]
+        label = f"[{package} stream {self._streams} {context.peer()}]"
         handler = Handler(
             _ServerStream(context),
             self._chaincode,

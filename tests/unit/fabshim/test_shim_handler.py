@@ -437,6 +437,17 @@ async def test_server_logs_the_listening_line(caplog: pytest.LogCaptureFixture) 
         await server.stop(0)
 
 
+async def test_a_stream_label_names_the_package(caplog: pytest.LogCaptureFixture) -> None:
+    """One process may serve several packages (one listener each): every line about a
+    stream says which package it serves."""
+    caplog.set_level(logging.INFO, logger="fabshim")
+    async with connected(FnChaincode(echo_args), chaincode_id="dtoken-storage_hk:ab12"):
+        pass
+    connected_lines = [m for m in caplog.messages if m.endswith("peer connected")]
+    assert connected_lines
+    assert connected_lines[0].startswith("[dtoken-storage_hk stream 1 ")
+
+
 # ---------------------------------------------------------------------------- shutdown
 
 
