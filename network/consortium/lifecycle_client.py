@@ -77,6 +77,10 @@ _TRANSIENT = (
     "UNAVAILABLE", "DEADLINE_EXCEEDED", "ProposalResponsePayloads do not match",
     "not agreed to by this org", "chaincode registration failed", "could not launch chaincode",
     "error sending",
+    # a peer that has not committed the definition's block yet (init_network right after
+    # the commits, on a loaded machine): "make sure the chaincode dtoken has been
+    # successfully defined on channel payments and try again: chaincode dtoken not found"
+    "has been successfully defined",
 )  # fmt: skip
 #: Validation codes of a transaction that a new attempt may get committed.
 _RETRY_CODES = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT", "DUPLICATE_TXID"}

@@ -17,6 +17,7 @@ from consortium.errors import LifecycleError
 from consortium.layout import StateLayout
 from consortium.lifecycle_args import APPROVE, COMMIT, ChaincodeDefinition
 from consortium.lifecycle_client import Approval, CommitJob, LifecycleClient
+from consortium.lifecycle_client import Invocation as Invoke
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import transaction_pb2
 from fabric_protos.peer.lifecycle import lifecycle_pb2
@@ -209,6 +210,30 @@ async def test_a_commit_waits_for_peers_that_lag_behind(
     job = next(c for c in commits if any(o.name == "cnbank" for o in c.endorsers))
     async with client(consortium, layout, server) as lc:
         report = await lc.commit_all([job])
+    assert (report.sent, report.retries) == (1, 2)
+
+
+async def test_an_invocation_waits_for_a_peer_that_has_not_committed_the_definition(
+    consortium: Consortium, layout: StateLayout, server: Server, endorser: FakeEndorser
+) -> None:
+    """init_network right after the commits: a peer a block behind does not know the
+    chaincode yet (seen on a loaded machine); it is asked again, not reported as a failure."""
+    behind = {"count": 0}
+
+    def not_defined_twice(inv: Invocation, name: str) -> Answer:
+        if behind["count"] < 2:
+            behind["count"] += 1
+            return Answer(status=500, message="make sure the chaincode dtoken-cnbank has been "
+                                              "successfully defined on channel payments and try "
+                                              "again: chaincode dtoken-cnbank not found")
+        return Answer()
+
+    endorser.handler = not_defined_twice
+    cnbank = consortium.org("cnbank")
+    job = Invoke("dtoken-cnbank", cnbank, ("init_network", "{}"), (cnbank,),
+                 "ALREADY_INITIALIZED")
+    async with client(consortium, layout, server) as lc:
+        report = await lc.invoke_all([job])
     assert (report.sent, report.retries) == (1, 2)
 
 
