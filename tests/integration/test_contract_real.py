@@ -19,8 +19,8 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
 from dtoken_wire.requests import AccountRef, AuditRequest
 from harness import TestNetwork
-from harness.dishonest import dishonest_server
+from harness.dishonest import dishonest_server, runs_namespace
 from harness.faults import own_network
 from harness.sdk import bank, regulator
 
@@ -75,12 +75,15 @@ async def status_of(client: Bank | Regulator, tid: str, payer: str, payee: str) 
 # --------------------------------------------------------------------------- dishonest bank
 
 
-@contextmanager
-def dishonest_usbank(network: TestNetwork) -> Iterator[None]:
+@asynccontextmanager
+async def dishonest_usbank(network: TestNetwork) -> AsyncIterator[None]:
     """usbank's peer dials a dishonest server (same package id, address, environment);
-    the honest one is back afterwards whatever happened."""
-    with dishonest_server(network, US_CHAINCODE):
-        yield
+    the honest one is back afterwards whatever happened. Under the namespace layout usbank's
+    peer also runs hkbank's namespace (its admin's own approval), so that its forged writes
+    into ``acct-hkbank`` land where hkbank's accounts live (``harness.dishonest``)."""
+    async with runs_namespace(network, "usbank", network.namespace("hkbank")):
+        with dishonest_server(network, US_CHAINCODE):
+            yield
 
 
 async def _submit(contract: Any, msp: str, name: str, request: dict[str, Any]) -> str:
@@ -130,7 +133,7 @@ async def test_a_dishonest_bank_is_stopped_by_the_policies_and_counted_by_nobody
             # what usbank could send if its peer skipped Fabric's creator check (below).
             via_member = hk_net.get_contract(profile["chaincode"])
             msp = profile["msp_id"]
-            with dishonest_usbank(network):
+            async with dishonest_usbank(network):
                 credit_hk = ("forge_foreign_credit", {"bank": "hkbank", "account_id": payer})
                 # (a) usbank's own client may not even have it endorsed: acct-hkbank is
                 # memberOnlyWrite and usbank is no member (the peer refuses, nothing is sent).
