@@ -19,10 +19,15 @@ DTOKEN = [sys.executable, "-m", "dtoken.cli"]
 
 
 def dtoken(*args: str, config: Path, state: Path) -> subprocess.CompletedProcess[str]:
+    # The test chaincodes, then the run's own PYTHONPATH: the chaincode servers ``up``
+    # restarts must run the code under test (a worktree's), as the ones the session started.
+    path = [str(Path(__file__).parents[1] / "chaincodes")]
+    if os.environ.get("PYTHONPATH"):
+        path.append(os.environ["PYTHONPATH"])
     return subprocess.run(
         [*DTOKEN, "network", "--config", str(config), "--state-dir", str(state), *args],
         capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "chaincodes")},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
     )  # fmt: skip
 
 
