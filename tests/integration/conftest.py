@@ -13,8 +13,6 @@ need one are skipped with a message saying how to enable them.
 ``--layout namespaces`` (or ``DTOKEN_TEST_LAYOUT=namespaces``) brings the session network and
 every ``own_network`` up on the namespace layout (docs/architecture.md, "Namespace layout"),
 unless a test names its layout itself; ``single`` (one ``dtoken`` namespace) is the default.
-Tests that cannot run on the layout are marked ``single_layout`` and skipped there, with the
-reason.
 """
 
 from __future__ import annotations
@@ -93,15 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     on_containers = config.getoption("--runtime") == "containers"
-    on_layout = config.getoption("--layout") == "namespaces"
     for item in items:
         if here not in Path(str(item.fspath)).parents:
             continue
         item.add_marker(pytest.mark.integration)
-        single = item.get_closest_marker("single_layout")
-        if on_layout and single is not None:
-            reason = single.args[0] if single.args else "runs on the single namespace only"
-            item.add_marker(pytest.mark.skip(reason=f"not on the namespace layout: {reason}"))
         if on_containers or item.get_closest_marker("containers"):
             problem = engine_problem()
             if problem is not None:
