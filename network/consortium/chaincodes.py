@@ -111,6 +111,15 @@ class ChaincodeCatalog:
         Under the layout, slots 0 and 1 are *packages* and their servers: the chaincode
         definitions they serve are ``consortium.namespaces.definitions``, and their own
         ``policy`` and ``collections_json`` are unused."""
+        own = self._own()
+        names = {d.name for d in own}
+        # A state folder written before the fix of declare() may record the pair storage
+        # among the extras: it is the consortium's own, listed once.
+        return [*own, *(d for d in self._extras() if d.name not in names)]
+
+    def _own(self) -> list[Deployment]:
+        """The consortium's own deployments: its chaincode, and the pair storage under the
+        layout (never recorded in ``chaincodes.json``)."""
         c = self.consortium
         main = Deployment(
             name=c.chaincode.name,
@@ -133,11 +142,14 @@ class ChaincodeCatalog:
                 collections_json=None,
                 init_function=None,
             ))
+        return own
+
+    def _extras(self) -> list[Deployment]:
+        """The chaincodes recorded by :meth:`declare` (``chaincodes.json``), in order."""
         extra_file = self.layout.chaincodes_file
-        extras = []
-        if extra_file.exists():
-            extras = [Deployment(**d) for d in json.loads(extra_file.read_text())]
-        return [*own, *extras]
+        if not extra_file.exists():
+            return []
+        return [Deployment(**d) for d in json.loads(extra_file.read_text())]
 
     def storage(self) -> Deployment:
         """The pair storage package (namespace layout only)."""
@@ -185,7 +197,10 @@ class ChaincodeCatalog:
             env_json=json.dumps(env) if env else None,
             argv_json=json.dumps(argv) if argv else None,
         )
-        extras = [x for x in self.deployments()[1:]] + [d]
+        # Only what declare() added: the consortium's own deployments (the chaincode, and the
+        # pair storage under the layout) are never recorded, or they would be listed twice.
+        own = {x.name for x in self._own()}
+        extras = [x for x in self._extras() if x.name not in own] + [d]
         self.layout.chaincodes_file.write_text(json.dumps([x.__dict__ for x in extras], indent=2))
         return d
 

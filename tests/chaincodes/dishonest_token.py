@@ -55,6 +55,13 @@ honest server (same package id, address and environment). What the real network 
   escrow's terms, the transfer that paid a payment request): the record was pinned to both
   banks, so the committers invalidate it.
 
+Under the namespace layout (``DTOKEN_NAMESPACE_LAYOUT``) every raw forged write goes where the
+real data lives (:meth:`DishonestTokenContract._place`): a collection of this bank's own
+namespace directly, any other (a pair namespace, or another bank's own namespace, which its
+peer reaches only once its organization approved that namespace with its storage package:
+``harness.dishonest.runs_namespace``) through the storage chaincode, as the honest contract
+reaches pair namespaces. The attack is the same; only the route differs.
+
 Every request is JSON under transient key ``"request"``; nothing here is used in production.
 """
 
@@ -105,7 +112,9 @@ from deposit_token.records import (
     encode,
 )
 from deposit_token.registry import day_of
+from deposit_token.routing import PairStorage
 from deposit_token.rules import DebitKind, credit, debit
+from dtoken_wire.namespaces import collection_namespace
 from dtoken_wire.requests import PayWithQuoteRequest
 from fabcontract import Context, ContractChaincode, transaction
 
@@ -119,11 +128,39 @@ def _request(ctx: Context) -> dict[str, Any]:
     return dict(json.loads(raw)) if raw else {}
 
 
+class _Remote:
+    """The raw private-data calls the forging transactions make, on a namespace other than
+    this transaction's, through that namespace's storage chaincode (each call at once)."""
+
+    def __init__(self, storage: PairStorage) -> None:
+        self._storage = storage
+
+    async def get_private_data(self, collection: str, key: str) -> bytes | None:
+        return await self._storage.get_private_data(collection, key)
+
+    async def put_private_data(self, collection: str, key: str, value: bytes) -> None:
+        await self._storage.write([(collection, key, value, None)])
+
+    async def del_private_data(self, collection: str, key: str) -> None:
+        await self._storage.write([(collection, key, None, None)])
+
+
 class DishonestTokenContract(DepositTokenContract):
     """The honest contract and the transactions a dishonest bank could install."""
 
     async def _dishonest(self, ctx: Context, name: str, body: Any) -> dict[str, Any]:
         return await self._service._guarded(ctx.stub, self._caller(ctx), name, body, flush=True)
+
+    async def _place(self, ctx: Context, collection: str) -> Any:
+        """Where a raw forged call on ``collection`` goes: where its real data lives (see
+        the module docstring); the stub itself on the single namespace."""
+        if not self._service.settings.layout:
+            return ctx.stub
+        here = ctx.stub.chaincode_name
+        registry = await ops.load_registry(self._service._tx(ctx.stub, self._caller(ctx)))
+        namespace = collection_namespace(here.rpartition("-")[0], list(registry.joined()),
+                                         collection)
+        return ctx.stub if namespace == here else _Remote(PairStorage(ctx.stub, namespace))
 
     @transaction()
     async def forge_foreign_credit(self, ctx: Context) -> dict[str, Any]:
@@ -132,20 +169,18 @@ class DishonestTokenContract(DepositTokenContract):
         # It cannot know the other bank's account key: it aims at the key hash it can compute
         # (the account keys under its own account key; the write is refused either way).
         keys = self._service.settings.deriver.account_keys()
-        await ctx.stub.put_private_data(
-            acct_collection(req["bank"]), keys.account(req["account_id"]), FORGED
-        )
+        coll = acct_collection(req["bank"])
+        store = await self._place(ctx, coll)
+        await store.put_private_data(coll, keys.account(req["account_id"]), FORGED)
         return {"tx_id": ctx.stub.tx_id}
 
     @transaction()
     async def forge_counterparty_decision(self, ctx: Context) -> dict[str, Any]:
         """(b) Write a decision into the other bank's directional collection."""
         req = _request(ctx)
-        await ctx.stub.put_private_data(
-            pair_collection(req["asserter"], req["counterparty"]),
-            decision_key(req["transfer_id"]),
-            FORGED,
-        )
+        coll = pair_collection(req["asserter"], req["counterparty"])
+        store = await self._place(ctx, coll)
+        await store.put_private_data(coll, decision_key(req["transfer_id"]), FORGED)
         return {"tx_id": ctx.stub.tx_id}
 
     @transaction()
@@ -154,11 +189,12 @@ class DishonestTokenContract(DepositTokenContract):
         (``req["bank"]``: whose holds collection), or delete it."""
         req = _request(ctx)
         coll, key = holds_collection(req["bank"]), suspension_key(req["suspended"])
+        store = await self._place(ctx, coll)
         if req.get("delete"):
-            await ctx.stub.del_private_data(coll, key)
+            await store.del_private_data(coll, key)
         else:
             lifted = Suspension(bank=req["suspended"], suspended=False, tx_id=ctx.stub.tx_id)
-            await ctx.stub.put_private_data(coll, key, encode(lifted, "7" * 32))
+            await store.put_private_data(coll, key, encode(lifted, "7" * 32))
         return {"tx_id": ctx.stub.tx_id}
 
     @transaction()
@@ -168,10 +204,11 @@ class DishonestTokenContract(DepositTokenContract):
         # The hold on one of its own accounts: its server computes the key the regulator used.
         keys = self._service.settings.deriver.account_keys()
         coll, key = holds_collection(req["bank"]), keys.hold(req["account_id"])
+        store = await self._place(ctx, coll)
         if req.get("delete"):
-            await ctx.stub.del_private_data(coll, key)
+            await store.del_private_data(coll, key)
         else:
-            await ctx.stub.put_private_data(coll, key, FORGED)
+            await store.put_private_data(coll, key, FORGED)
         return {"tx_id": ctx.stub.tx_id}
 
     @transaction()
@@ -215,7 +252,8 @@ class DishonestTokenContract(DepositTokenContract):
             # Written past the ledger, without the pin an honest accept sets: this bank keeps
             # the power to delete its decision alone (so counterparties must not count it).
             key = decision_key(tid)
-            await ctx.stub.put_private_data(
+            store = await self._place(ctx, back)
+            await store.put_private_data(
                 back, key, encode(decision, tx.deriver.salt(tx.tx_id, back, key))
             )
             ops.record_supply(
@@ -409,7 +447,8 @@ class DishonestTokenContract(DepositTokenContract):
         salted as the contract salts): a record pinned to both banks at creation."""
         req = _request(ctx)
         coll = pair_collection(req["bank"], req["counterparty"])
-        await ctx.stub.put_private_data(coll, req["key"], req["value"].encode())
+        store = await self._place(ctx, coll)
+        await store.put_private_data(coll, req["key"], req["value"].encode())
         return {"tx_id": ctx.stub.tx_id}
 
 
@@ -460,10 +499,11 @@ class DishonestTokenContract(DepositTokenContract):
         else:
             key = transfer_key(req["transfer_id"])
             old, new = f'"lock":"{req["lock"]}"'.encode(), b'"lock":"' + b"ab" * 32 + b'"'
-        raw = await ctx.stub.get_private_data(coll, key)
+        store = await self._place(ctx, coll)
+        raw = await store.get_private_data(coll, key)
         if raw is None or old not in raw:
             raise NotFound("no such locked leg")
-        await ctx.stub.put_private_data(coll, key, raw.replace(old, new))
+        await store.put_private_data(coll, key, raw.replace(old, new))
         return {"tx_id": ctx.stub.tx_id}
 
     @transaction()
@@ -495,12 +535,13 @@ class DishonestTokenContract(DepositTokenContract):
         req = _request(ctx)
         coll = pair_collection(req["payee_bank"], req["payer_bank"])
         key = quote_key(req["quote_id"])
-        raw = await ctx.stub.get_private_data(coll, key)
+        store = await self._place(ctx, coll)
+        raw = await store.get_private_data(coll, key)
         old = f'"payee_amount":{req["payee_amount"]}'.encode()
         if raw is None or old not in raw:
             raise NotFound("no such quote")
         new = f'"payee_amount":{int(req["payee_amount"]) // 2}'.encode()
-        await ctx.stub.put_private_data(coll, key, raw.replace(old, new))
+        await store.put_private_data(coll, key, raw.replace(old, new))
         return {"tx_id": ctx.stub.tx_id}
 
 

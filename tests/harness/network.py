@@ -23,13 +23,33 @@ DEFAULT_CONFIG = REPO_ROOT / "config" / "consortium.yaml"
 TESTS_CHAINCODES = REPO_ROOT / "tests" / "chaincodes"
 
 
+#: The namespace layouts a test run can bring its networks up on (``--layout``).
+LAYOUTS = ("single", "namespaces")
+
+
+def test_layout() -> str:
+    """The test run's namespace layout: ``$DTOKEN_TEST_LAYOUT`` (set from ``--layout`` by
+    the integration conftest), else ``single``. ``ValueError`` naming the variable for
+    anything else."""
+    layout = os.environ.get("DTOKEN_TEST_LAYOUT") or "single"
+    if layout not in LAYOUTS:
+        raise ValueError(f"DTOKEN_TEST_LAYOUT must be one of {', '.join(LAYOUTS)}, "
+                         f"not {layout!r}")
+    return layout
+
+
 def consortium_variant(target: Path, **overrides: Any) -> Path:
     """Write a copy of the default consortium with top-level fields overridden.
 
     ``overrides`` may replace whole sections (``banks=[...]``) or use dotted
     keys via nested dicts (``ordering={"orderers": 1}`` merges into ``ordering``).
+    The chaincode's ``layout`` is the test run's (:func:`test_layout`) unless the
+    overrides name one (``chaincode={"layout": "single"}`` for a test that needs it).
     """
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    chaincode = overrides.get("chaincode")
+    if not (isinstance(chaincode, dict) and "layout" in chaincode):
+        overrides = {**overrides, "chaincode": {**(chaincode or {}), "layout": test_layout()}}
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}
@@ -110,6 +130,16 @@ class TestNetwork:
 
     def profile(self, org: Org) -> dict[str, Any]:
         return dict(json.loads(self.network.profile_path(org).read_text()))
+
+    @property
+    def layout(self) -> str:
+        """The network's namespace layout (``single`` or ``namespaces``)."""
+        return str(self.consortium.chaincode.layout.value)
+
+    def namespace(self, org_name: str) -> str:
+        """``org_name``'s top-level namespace: the chaincode's name on the single namespace,
+        ``<cc>-<org>`` under the layout (the ``chaincode`` of its profile)."""
+        return str(self.profile(self.consortium.org(org_name))["chaincode"])
 
     def peer_cli(
         self,

@@ -172,7 +172,7 @@ class Client:
             commit_status_timeout=30,
         )
         self.network = self.gateway.get_network(c.channel)
-        self.contract = self.network.get_contract(c.chaincode.name)
+        self.contract = self.network.get_contract(str(profile["chaincode"]))
 
     def close(self) -> None:
         self.gateway.close()

@@ -9,6 +9,10 @@ and takes it down.
 bring up in containers (``consortium.container_runtime``) instead of native processes; the
 multi-host tests (network namespaces) stay native. Without a container engine, the tests that
 need one are skipped with a message saying how to enable them.
+
+``--layout namespaces`` (or ``DTOKEN_TEST_LAYOUT=namespaces``) brings the session network and
+every ``own_network`` up on the namespace layout (docs/architecture.md, "Namespace layout"),
+unless a test names its layout itself; ``single`` (one ``dtoken`` namespace) is the default.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 import pytest
 from harness import TestNetwork, consortium_variant
 from harness.engine import engine_problem
+from harness.network import LAYOUTS
 
 TEST_BASE_PORT = int(os.environ.get("DTOKEN_TEST_BASE_PORT", "7400"))
 
@@ -46,7 +51,7 @@ def network(
         _dump_logs(net, only_unhealthy=False)
         net.down()
         raise
-    _log(f"integration network up in {time.monotonic() - started:.1f} s")
+    _log(f"integration network ({net.layout} layout) up in {time.monotonic() - started:.1f} s")
     yield net
     if request.session.testsfailed:
         _dump_logs(net, only_unhealthy=False)
@@ -68,11 +73,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("DTOKEN_TEST_RUNTIME") or "native",
         help="where the integration networks run (default: $DTOKEN_TEST_RUNTIME, else native)",
     )  # fmt: skip
+    parser.addoption(
+        "--layout", choices=LAYOUTS,
+        default=os.environ.get("DTOKEN_TEST_LAYOUT") or "single",
+        help="the namespace layout of the integration networks (default: $DTOKEN_TEST_LAYOUT, "
+             "else single)",
+    )  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # The harness's TestNetwork reads it (own_network and the session network alike).
     os.environ["DTOKEN_TEST_RUNTIME"] = str(config.getoption("--runtime"))
+    # consortium_variant reads it (own_network and the session network alike).
+    os.environ["DTOKEN_TEST_LAYOUT"] = str(config.getoption("--layout"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

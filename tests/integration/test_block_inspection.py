@@ -22,6 +22,7 @@ from typing import Any
 
 import fabgateway
 import pytest
+from dtoken.profile import Profile
 from fabgateway.blocks import Block, decode_block_and_private_data, key_hash
 from fabshim import KeyEndorsementPolicy
 from harness import TestNetwork
@@ -127,20 +128,27 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
     assert tx.creator_msp_id == profile["msp_id"]
     assert tx.chaincode_name == chaincode
     assert profile["msp_id"] in tx.endorser_msp_ids
-    namespace = tx.namespace(chaincode)
-    assert namespace is not None
-    assert {ACCOUNTS, PAIR} <= {c.collection for c in namespace.collections}
+    # Each collection where it lives: the payer's namespace on the single namespace and under
+    # the layout for acct-hkbank; under the layout the pair's own namespace for the pair.
+    hk_profile = Profile.load(network.profile_path(PAYER))
+    acct_ns, pair_ns = hk_profile.namespace_of(ACCOUNTS), hk_profile.namespace_of(PAIR)
+    assert acct_ns == chaincode
+    assert (pair_ns == chaincode) is (network.layout == "single")
+    for ns_name, collection in ((acct_ns, ACCOUNTS), (pair_ns, PAIR)):
+        namespace = tx.namespace(ns_name)
+        assert namespace is not None, ns_name
+        assert collection in {c.collection for c in namespace.collections}
 
     # Every private value hkbank's peer delivered hashes to the committed hash, and nothing it
     # must hold (its own collection, its pair with usbank) is missing.
     assert block.private_data is not None
     assert fabgateway.private_data_mismatches(
-        block, collections={(chaincode, ACCOUNTS), (chaincode, PAIR)}
+        block, collections={(acct_ns, ACCOUNTS), (pair_ns, PAIR)}
     ) == []
-    delivered = block.private_data_of(tx.tx_index, chaincode, PAIR)
+    delivered = block.private_data_of(tx.tx_index, pair_ns, PAIR)
     assert delivered is not None
     assert delivered.writes
-    pair_writes = {w.key_hash: w for w in tx.hashed_writes(chaincode, PAIR)}
+    pair_writes = {w.key_hash: w for w in tx.hashed_writes(pair_ns, PAIR)}
     for write in delivered.writes:
         assert write.key_hash == key_hash(write.key)
         assert pair_writes[write.key_hash].value_hash == write.value_hash
@@ -157,24 +165,25 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
         seen_by_outsider = await _deliver_with_private_data(outsider, payment.block_number)
     assert seen_by_outsider.private_data == ()
     assert fabgateway.private_data_mismatches(
-        seen_by_outsider, collections={(chaincode, "acct-cnbank")}
+        seen_by_outsider, collections={(hk_profile.namespace_of("acct-cnbank"), "acct-cnbank")}
     ) == []
     missing = fabgateway.private_data_mismatches(
-        seen_by_outsider, collections={(chaincode, PAIR)}
+        seen_by_outsider, collections={(pair_ns, PAIR)}
     )
     assert {m.problem for m in missing} == {fabgateway.PrivateDataProblem.MISSING}
     assert {m.key_hash for m in missing} == set(pair_writes)
 
     # The first valid writer of each value the payment stored is the payment's transaction,
     # found by scanning the ledger from before the account existed.
-    accounts = block.private_data_of(tx.tx_index, chaincode, ACCOUNTS)
+    accounts = block.private_data_of(tx.tx_index, acct_ns, ACCOUNTS)
     assert accounts is not None
-    stored = [(PAIR, w) for w in delivered.writes] + [(ACCOUNTS, w) for w in accounts.writes]
-    for collection, write in stored:
+    stored = [(pair_ns, PAIR, w) for w in delivered.writes] + [
+        (acct_ns, ACCOUNTS, w) for w in accounts.writes]
+    for ns_name, collection, write in stored:
         async with hk_network.block_events(start_block=payment.first_block) as raw_blocks:
             found = await asyncio.wait_for(
                 fabgateway.first_valid_writer_async(
-                    fabgateway.decoded_blocks(raw_blocks), chaincode, collection, write.key,
+                    fabgateway.decoded_blocks(raw_blocks), ns_name, collection, write.key,
                     write.value,
                     last_block=payment.block_number,
                 ),
@@ -183,7 +192,7 @@ async def test_a_payment_read_back_from_its_block_and_from_qscc(
         assert found == tx.position, (collection, write.key)
     # A value never stored under that key has no writer.
     key = delivered.writes[0].key
-    assert fabgateway.first_valid_writer([block], chaincode, PAIR, key, b"{}") is None
+    assert fabgateway.first_valid_writer([block], pair_ns, PAIR, key, b"{}") is None
 
     # qscc: the same transaction, VALID, with the same hashed writes; its block; the chain.
     ledger = hk_network.get_ledger_queries()

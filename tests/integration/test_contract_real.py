@@ -19,8 +19,8 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from dtoken.listener import Sweeper
 from dtoken.models import TransferStatus
 from dtoken_wire.requests import AccountRef, AuditRequest
 from harness import TestNetwork
-from harness.dishonest import dishonest_server
+from harness.dishonest import dishonest_server, runs_namespace
 from harness.faults import own_network
 from harness.sdk import bank, regulator
 
@@ -75,12 +75,37 @@ async def status_of(client: Bank | Regulator, tid: str, payer: str, payee: str) 
 # --------------------------------------------------------------------------- dishonest bank
 
 
-@contextmanager
-def dishonest_usbank(network: TestNetwork) -> Iterator[None]:
+@asynccontextmanager
+async def dishonest_usbank(network: TestNetwork) -> AsyncIterator[None]:
     """usbank's peer dials a dishonest server (same package id, address, environment);
-    the honest one is back afterwards whatever happened."""
-    with dishonest_server(network, US_CHAINCODE):
-        yield
+    the honest one is back afterwards whatever happened. Under the namespace layout usbank's
+    peer also runs hkbank's namespace (its admin's own approval), so that its forged writes
+    into ``acct-hkbank`` land where hkbank's accounts live (``harness.dishonest``)."""
+    async with runs_namespace(network, "usbank", network.namespace("hkbank")):
+        with dishonest_server(network, US_CHAINCODE):
+            yield
+
+
+def _assert_no_write_access(
+    network: TestNetwork, refused: fabgateway.EndorseError, collection: str
+) -> None:
+    """usbank's peer refused the forged write into ``collection`` for want of write access
+    (``memberOnlyWrite``). On the single namespace the Gateway's error says so; under the
+    layout the write was made by the storage chaincode in the namespace holding the
+    collection, whose error names only the failed storage call (it never relays the peer's
+    text), so the peer's own log says why, for that transaction and that namespace."""
+    text = str(refused)
+    if network.layout == "single":
+        assert "does not have write access permission" in text
+        assert collection in text
+        return
+    holder = network.namespace("hkbank")
+    assert f"the pair storage {holder} failed" in text, text
+    log = network.node("peer0.usbank.dtoken.example").log_file.read_text(errors="replace")
+    prefix = f"[{refused.transaction_id[:8]}]"
+    why = [line for line in log.splitlines() if prefix in line and "write access" in line]
+    assert why, f"no write-access refusal of {prefix} in usbank's peer log"
+    assert f"chaincodeName:{holder} collectionName: {collection}" in why[0], why[0]
 
 
 async def _submit(contract: Any, msp: str, name: str, request: dict[str, Any]) -> str:
@@ -130,14 +155,13 @@ async def test_a_dishonest_bank_is_stopped_by_the_policies_and_counted_by_nobody
             # what usbank could send if its peer skipped Fabric's creator check (below).
             via_member = hk_net.get_contract(profile["chaincode"])
             msp = profile["msp_id"]
-            with dishonest_usbank(network):
+            async with dishonest_usbank(network):
                 credit_hk = ("forge_foreign_credit", {"bank": "hkbank", "account_id": payer})
                 # (a) usbank's own client may not even have it endorsed: acct-hkbank is
                 # memberOnlyWrite and usbank is no member (the peer refuses, nothing is sent).
                 with pytest.raises(fabgateway.EndorseError) as refused:
                     await _submit(contract, msp, *credit_hk)
-                assert "does not have write access permission" in str(refused.value)
-                assert "acct-hkbank" in str(refused.value)
+                _assert_no_write_access(network, refused.value, "acct-hkbank")
                 forged = {
                     "a: credit in acct-hkbank": (via_member, *credit_hk),
                     "b: decision in pair-hkbank-usbank": (

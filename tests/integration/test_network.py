@@ -19,10 +19,15 @@ DTOKEN = [sys.executable, "-m", "dtoken.cli"]
 
 
 def dtoken(*args: str, config: Path, state: Path) -> subprocess.CompletedProcess[str]:
+    # The test chaincodes, then the run's own PYTHONPATH: the chaincode servers ``up``
+    # restarts must run the code under test (a worktree's), as the ones the session started.
+    path = [str(Path(__file__).parents[1] / "chaincodes")]
+    if os.environ.get("PYTHONPATH"):
+        path.append(os.environ["PYTHONPATH"])
     return subprocess.run(
         [*DTOKEN, "network", "--config", str(config), "--state-dir", str(state), *args],
         capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "chaincodes")},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
     )  # fmt: skip
 
 
@@ -138,7 +143,7 @@ def test_fabric_peer_cli_invokes_and_queries_the_python_chaincode(network: TestN
     admin = next(o for o in status["orgs"] if o["name"] == "hkbank")["admin"]
     query = network.peer_cli(
         hk,
-        ["chaincode", "query", "-C", c.channel, "-n", c.chaincode.name,
+        ["chaincode", "query", "-C", c.channel, "-n", network.namespace("hkbank"),
          "-c", '{"Args":["get_registry"]}'],
         env={"CORE_PEER_MSPCONFIGPATH": admin["msp_dir"]},
     )  # fmt: skip
@@ -149,7 +154,8 @@ def test_fabric_peer_cli_invokes_and_queries_the_python_chaincode(network: TestN
                "account_id": "acct-cli-000000000000001"}  # fmt: skip
     network.peer_cli(
         hk,
-        ["chaincode", "invoke", *network.orderer_args(), "-C", c.channel, "-n", c.chaincode.name,
+        ["chaincode", "invoke", *network.orderer_args(), "-C", c.channel,
+         "-n", network.namespace("hkbank"),
          "-c", '{"Args":["open_account"]}', "--transient", _transient(account),
          *network.peer_targets([hk]), "--waitForEvent"],
         env=_as(network, "hkbank", "operator"),
@@ -157,10 +163,11 @@ def test_fabric_peer_cli_invokes_and_queries_the_python_chaincode(network: TestN
     shown = _get_account(network, "acct-cli-000000000000001")
     assert shown["balance"] == 0
     assert shown["currency"] == "HKD"
-    # Another bank's peer is not a member of hkbank's collection: refused.
+    # Another bank's peer is not a member of hkbank's collection: refused (its own
+    # namespace's chaincode, the only one its peer runs under the layout).
     refused = network.peer_cli(
         c.org("usbank"),
-        ["chaincode", "query", "-C", c.channel, "-n", c.chaincode.name,
+        ["chaincode", "query", "-C", c.channel, "-n", network.namespace("usbank"),
          "-c", '{"Args":["get_account"]}',
          "--transient", _transient({"account_id": "acct-cli-000000000000001", "bank": "hkbank"})],
         env=_as(network, "usbank", "operator"), check=False,
@@ -182,12 +189,16 @@ def test_init_network_is_refused_to_all_but_an_admin_with_the_agreed_registry(
     agreed = registry_argument(c)
     rogue = json.dumps({**registry(c), "regulator_msp_id": None})
 
+    # Under the layout each organization initialises its own namespace, endorsed by its peer.
+    namespace = network.namespace("hkbank")
+    endorsers = list(c.banks) if network.layout == "single" else [hk]
+
     def attempt(argument: str, env: dict[str, str]) -> str:
         ctor = json.dumps({"Args": ["init_network", argument]})
         out = network.peer_cli(
             hk,
             ["chaincode", "invoke", *network.orderer_args(), "-C", c.channel,
-             "-n", c.chaincode.name, "-c", ctor, *network.peer_targets(list(c.banks)),
+             "-n", namespace, "-c", ctor, *network.peer_targets(endorsers),
              "--waitForEvent"],
             env=env, check=False,
         )  # fmt: skip
@@ -205,7 +216,7 @@ def test_init_network_is_refused_to_all_but_an_admin_with_the_agreed_registry(
     # The agreed registry, by an admin: it ran already (the bootstrap's own call).
     assert "ALREADY_INITIALIZED" in attempt(agreed, as_admin)
     query = network.peer_cli(
-        hk, ["chaincode", "query", "-C", c.channel, "-n", c.chaincode.name,
+        hk, ["chaincode", "query", "-C", c.channel, "-n", namespace,
              "-c", '{"Args":["get_registry"]}'], env=as_admin,
     )  # fmt: skip
     assert json.loads(query.stdout)["regulator_msp_id"] == registry(c)["regulator_msp_id"]
@@ -215,7 +226,7 @@ def _get_account(network: TestNetwork, account_id: str) -> dict[str, object]:
     c = network.consortium
     out = network.peer_cli(
         c.org("hkbank"),
-        ["chaincode", "query", "-C", c.channel, "-n", c.chaincode.name,
+        ["chaincode", "query", "-C", c.channel, "-n", network.namespace("hkbank"),
          "-c", '{"Args":["get_account"]}', "--transient", _transient({"account_id": account_id})],
         env=_as(network, "hkbank", "operator"),
     )  # fmt: skip
@@ -229,7 +240,8 @@ def test_down_then_up_brings_the_same_ledger_back(network: TestNetwork) -> None:
                "account_id": "acct-restart-00000000001"}  # fmt: skip
     network.peer_cli(
         hk,
-        ["chaincode", "invoke", *network.orderer_args(), "-C", c.channel, "-n", c.chaincode.name,
+        ["chaincode", "invoke", *network.orderer_args(), "-C", c.channel,
+         "-n", network.namespace("hkbank"),
          "-c", '{"Args":["open_account"]}', "--transient", _transient(account),
          *network.peer_targets([hk]), "--waitForEvent"],
         env=_as(network, "hkbank", "operator"),

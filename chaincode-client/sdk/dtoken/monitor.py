@@ -42,7 +42,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,52 +327,68 @@ def _balance(value: bytes) -> int | None:
 class BlockMonitor:
     """Inspects decoded blocks (in ledger order) and returns the alerts of each.
 
-    ``chaincode`` is the namespace watched; ``collections`` the collections whose private data
-    this organization's peer must hold (see :func:`dtoken_wire.keys.member_collections`);
-    ``watch_holds`` makes it the regulator's monitor (holds and balances are tracked, breaches
-    raised). Pure over its :class:`MonitorState`: no network.
+    ``chaincode`` is the organization's own namespace; ``collections`` the collections whose
+    private data this organization's peer must hold (see
+    :func:`dtoken_wire.keys.member_collections`), either names (all in ``chaincode``: the
+    single namespace) or a mapping from each name to the namespace that holds it (the
+    namespace layout: ``acct-``/``holds-<bank>`` in ``<cc>-<bank>``, a pair in its pair
+    namespace; :meth:`for_profile` asks :meth:`~dtoken.profile.Profile.namespace_of`). A
+    collection's writes count only in the namespace that holds it: the same name written
+    elsewhere is another chaincode's collection. ``watch_holds`` makes it the regulator's
+    monitor (holds and balances are tracked, breaches raised). Pure over its
+    :class:`MonitorState`: no network.
     """
 
     def __init__(
         self,
         chaincode: str,
-        collections: Iterable[str],
+        collections: Iterable[str] | Mapping[str, str],
         *,
         watch_holds: bool = False,
         state: MonitorState | None = None,
     ) -> None:
+        if isinstance(collections, Mapping):
+            placed = {str(c): str(ns) for c, ns in collections.items()}
+        else:
+            placed = dict.fromkeys(collections, chaincode)
         self.chaincode = chaincode
-        self.collections = frozenset(collections)
+        self.placement: Mapping[str, str] = placed
+        """Each watched collection's namespace."""
+        self.collections = frozenset(placed)
+        self.namespaces = frozenset(placed.values())
+        """The namespaces watched: where the watched collections live."""
         self.watch_holds = watch_holds
         self.state = state if state is not None else MonitorState()
 
     @classmethod
     def for_profile(cls, profile: Profile, state: MonitorState | None = None) -> BlockMonitor:
-        """The monitor of the profile's organization (the regulator's watches holds)."""
+        """The monitor of the profile's organization (the regulator's watches holds), over
+        every namespace where its collections live."""
         collections = member_collections(
             profile.org,
             profile.banks(),
             is_regulator=profile.is_regulator,
             has_regulator=profile.regulator() is not None,
         )
-        return cls(profile.chaincode, collections, watch_holds=profile.is_regulator, state=state)
+        placed = {c: profile.namespace_of(c) for c in sorted(collections)}
+        return cls(profile.chaincode, placed, watch_holds=profile.is_regulator, state=state)
 
     def inspect(self, block: Block) -> list[Alert]:
         """The alerts of ``block``; updates the state (holds, balances, purges, next block)."""
         alerts: list[Alert] = [
             PlantedParameter.of(found) for found in malformed_validation_parameters([block])
         ]
-        wanted = {(self.chaincode, c) for c in self.collections}
+        wanted = {(ns, c) for c, ns in self.placement.items()}
         creators = {tx.tx_index: tx.creator_msp_id for tx in block.transactions}
         if block.private_data is not None:
             purged = {(ns, coll, bytes.fromhex(h)) for ns, coll, h in self.state.purged}
-            # Only the watched chaincode's: another namespace's data may be purged by a later
+            # Only the watched namespaces': another chaincode's data may be purged by a later
             # block this pass has not read yet, after which the peer delivers nothing for the
             # writes before it (the deposit-token contract never purges).
             alerts += [
                 PrivateDataAlert.of(found, creators.get(found.position.tx_index, ""))
                 for found in private_data_mismatches(block, collections=wanted, purged=purged)
-                if found.namespace == self.chaincode
+                if found.namespace in self.namespaces
             ]
         for ns, coll, hashed in purged_keys([block]):
             self.state.purged.add((ns, coll, hashed.hex()))
@@ -384,26 +400,33 @@ class BlockMonitor:
 
     # --- holds and balances (the regulator's) ------------------------------------------
 
+    def _watched_writes(self, tx: BlockTransaction, prefix: str) -> list[tuple[str, str]]:
+        """``(namespace, collection)`` of each collection named ``<prefix>…`` that ``tx``
+        wrote in the namespace holding it."""
+        return [
+            (ns.namespace, coll.collection)
+            for ns in tx.namespaces
+            if ns.namespace in self.namespaces
+            for coll in ns.collections
+            if coll.collection.startswith(prefix)
+            and self.placement.get(coll.collection) == ns.namespace
+        ]
+
     def _transaction(self, block: Block, tx: BlockTransaction) -> list[Alert]:
-        namespace = tx.namespace(self.chaincode)
-        if namespace is None:
-            return []
         alerts: list[Alert] = []
-        for coll in namespace.collections:
-            name = coll.collection
-            if name.startswith(_ACCT_PREFIX):
-                bank = name[len(_ACCT_PREFIX):]
-                delivered = block.private_data_of(tx.tx_index, self.chaincode, name)
-                values = {w.key_hash: w for w in delivered.writes} if delivered else {}
-                for write in coll.writes:
-                    alert = self._account_write(tx, bank, write, values.get(write.key_hash))
-                    if alert is not None:
-                        alerts.append(alert)
+        for ns_name, name in self._watched_writes(tx, _ACCT_PREFIX):
+            bank = name[len(_ACCT_PREFIX):]
+            delivered = block.private_data_of(tx.tx_index, ns_name, name)
+            values = {w.key_hash: w for w in delivered.writes} if delivered else {}
+            for write in tx.hashed_writes(ns_name, name):
+                alert = self._account_write(tx, bank, write, values.get(write.key_hash))
+                if alert is not None:
+                    alerts.append(alert)
         # Hold changes take effect after this transaction's account writes (a transaction
         # writing both a hold and an account is the regulator's own; none does today).
-        for coll in namespace.collections:
-            if coll.collection.startswith(_HOLDS_PREFIX):
-                self._hold_writes(block, tx, coll.collection[len(_HOLDS_PREFIX):], coll.writes)
+        for ns_name, name in self._watched_writes(tx, _HOLDS_PREFIX):
+            self._hold_writes(block, tx, ns_name, name[len(_HOLDS_PREFIX):],
+                              tx.hashed_writes(ns_name, name))
         return alerts
 
     def _account_write(
@@ -461,13 +484,14 @@ class BlockMonitor:
         )
 
     def _hold_writes(
-        self, block: Block, tx: BlockTransaction, bank: str, writes: tuple[HashedWrite, ...]
+        self, block: Block, tx: BlockTransaction, namespace: str, bank: str,
+        writes: tuple[HashedWrite, ...],
     ) -> None:
-        """Holds set and released by ``tx`` in ``holds-<bank>``. A hold is learnt only from
-        a value that hashes to the committed one; a release (delete or purge) is matched by
-        key hash, delivered or not. A hold value that does not decode leaves the hold as it
-        was (the regulator endorses every hold: such a value is no honest write)."""
-        delivered = block.private_data_of(tx.tx_index, self.chaincode, holds_collection(bank))
+        """Holds set and released by ``tx`` in ``holds-<bank>`` (in ``namespace``). A hold is
+        learnt only from a value that hashes to the committed one; a release (delete or purge)
+        is matched by key hash, delivered or not. A hold value that does not decode leaves the
+        hold as it was (the regulator endorses every hold: such a value is no honest write)."""
+        delivered = block.private_data_of(tx.tx_index, namespace, holds_collection(bank))
         clear = {w.key_hash: w for w in delivered.writes} if delivered else {}
         held = {h.hold_key_hash: ident for ident, h in self.state.holds.items() if h.bank == bank}
         for write in writes:

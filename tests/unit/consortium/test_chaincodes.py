@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 from consortium import config, identities
 from consortium.chaincodes import (
     MAX_CHAINCODES,
@@ -51,6 +52,31 @@ def test_the_consortium_chaincode_is_slot_0_and_others_take_the_next_free_slot(
     again = ChaincodeCatalog(catalog.consortium, catalog.layout)
     assert [d.name for d in again.deployments()] == [main.name, "a", "b"]
     assert again.deployment("b") == b
+
+
+def test_under_the_layout_a_declared_chaincode_lists_the_pair_storage_once(
+    tmp_path: Path,
+) -> None:
+    """Found by the trust-model tests on the layout: declare() recorded the pair storage among
+    the extras, so every node list named its servers twice and ``down`` stopped fewer nodes
+    than the network said it had."""
+    layout_cfg = tmp_path / "consortium.yaml"
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["chaincode"]["layout"] = "namespaces"
+    layout_cfg.write_text(yaml.safe_dump(data))
+    (tmp_path / "state").mkdir()
+    catalog = ChaincodeCatalog(config.load(layout_cfg), StateLayout(tmp_path / "state"))
+    storage = catalog.storage()
+    probe = catalog.declare("probe", "pkg.probe:Contract")
+    second = catalog.declare("second", "pkg.second:Contract")
+    assert (storage.slot, probe.slot, second.slot) == (1, 2, 3)
+    names = [d.name for d in catalog.deployments()]
+    assert names == ["dtoken", "dtoken-storage", "probe", "second"]
+    recorded = json.loads(catalog.layout.chaincodes_file.read_text())
+    assert [d["name"] for d in recorded] == ["probe", "second"]
+    # A state folder written before the fix (the storage recorded too) lists it once.
+    catalog.layout.chaincodes_file.write_text(json.dumps([storage.__dict__, *recorded]))
+    assert [d.name for d in catalog.deployments()] == names
 
 
 def test_declaring_a_recorded_chaincode_again_returns_it_unchanged(

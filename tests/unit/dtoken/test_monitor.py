@@ -22,6 +22,7 @@ from dtoken.monitor import (
     follow,
 )
 from dtoken_wire.keys import account_key, hold_key, member_collections
+from dtoken_wire.namespaces import collection_namespace
 from fabgateway import BlockEventsError
 from fabgateway.blocks import VALIDATION_PARAMETER, decode_block_and_private_data, key_hash
 from unit.fabgateway.block_builder import MVCC, PrivateOp, Tx, block_and_private_data
@@ -228,6 +229,119 @@ def test_honest_blocks_raise_nothing() -> None:
                [write_account("t-pay", 50), Tx("t-pair", private={
                    "pair-hkbank-usbank": [PrivateOp("xfer/z", b"{}")]})])
     assert out == [[], [], []]
+
+
+# --- the namespace layout ---------------------------------------------------------------
+# The layout's places (docs/architecture.md, "Namespace layout"): acct-/holds-<bank> in
+# <cc>-<bank>, a pair in its pair namespace, each reached from the acting organization's own
+# namespace (the transaction's top level) by a chaincode-to-chaincode call.
+
+HK_NS, US_NS, REG_NS = "dtoken-hkbank", "dtoken-usbank", "dtoken-regulator"
+PAIRS_NS = collection_namespace("dtoken", BANKS, "pair-hkbank-usbank")
+PAIR = "pair-hkbank-usbank"
+
+
+def placed(org: str, *, is_regulator: bool) -> dict[str, str]:
+    return {c: collection_namespace("dtoken", BANKS, c)
+            for c in member_collections(org, BANKS, is_regulator=is_regulator)}
+
+
+def layout_regulator(state: MonitorState | None = None) -> BlockMonitor:
+    return BlockMonitor(REG_NS, placed("regulator", is_regulator=True), watch_holds=True,
+                        state=state)
+
+
+def layout_write_account(tx_id: str, balance: int, *, namespace: str = HK_NS) -> Tx:
+    """hkbank's transaction in its own namespace (the top level) writing ``acct-hkbank``."""
+    return Tx(tx_id, creator="HKBankMSP", endorsers=("HKBankMSP",), chaincode=namespace,
+              private={ACCT: [PrivateOp(account_key(ACCOUNT), account(balance))]})
+
+
+def layout_set_hold(tx_id: str, frozen: bool) -> Tx:
+    """The regulator's transaction in its namespace; the hold lands in hkbank's namespace
+    through the storage chaincode."""
+    return Tx(tx_id, creator="RegulatorMSP", endorsers=("RegulatorMSP",), chaincode=REG_NS,
+              private_in={HK_NS: {HOLDS: [PrivateOp(hold_key(ACCOUNT), hold(frozen))]}})
+
+
+def layout_pay(tx_id: str) -> Tx:
+    """hkbank's cross-bank initiate: its account in its namespace, the transfer in the pair
+    namespace."""
+    return Tx(tx_id, creator="HKBankMSP", endorsers=("HKBankMSP",), chaincode=HK_NS,
+              private={ACCT: [PrivateOp(account_key(ACCOUNT), account(70))]},
+              private_in={PAIRS_NS: {PAIR: [PrivateOp("xfer/p", b"{}")]}})
+
+
+def test_the_monitor_watches_each_collection_in_the_namespace_holding_it() -> None:
+    monitor = layout_regulator()
+    assert monitor.placement[ACCT] == HK_NS
+    assert monitor.placement[PAIR] == PAIRS_NS
+    assert monitor.namespaces == {HK_NS, US_NS, PAIRS_NS}
+    # the single namespace: names alone, all in the chaincode
+    assert regulator().namespaces == {CC}
+
+
+def test_on_the_layout_a_hold_set_through_storage_is_learnt_and_its_breach_named() -> None:
+    monitor = layout_regulator()
+    out = feed(monitor, [layout_write_account("t-open", 100)], [layout_set_hold("t-hold", True)],
+               [layout_write_account("t-debit", 40)])
+    assert out[:2] == [[], []]
+    [breach] = breaches(out[2])
+    assert (breach.bank, breach.transaction_id) == ("hkbank", "t-debit")
+    assert (breach.previous_balance, breach.balance) == (100, 40)
+    # A monitor of the regulator's own namespace only (the flaw fixed) learnt no hold.
+    blind = BlockMonitor(REG_NS, member_collections("regulator", BANKS, is_regulator=True),
+                         watch_holds=True)
+    assert feed(blind, [layout_write_account("t-open", 100)], [layout_set_hold("t-hold", True)],
+                [layout_write_account("t-debit", 40)]) == [[], [], []]
+
+
+def test_on_the_layout_a_collection_written_outside_its_namespace_is_not_its_state() -> None:
+    monitor = layout_regulator()
+    feed(monitor, [layout_write_account("t-open", 100)], [layout_set_hold("t-hold", True)])
+    # usbank's namespace has no acct-hkbank: such a write is not hkbank's balance
+    assert feed(monitor, [layout_write_account("t-other", 1, namespace=US_NS)]) == [[]]
+    assert list(monitor.state.balances.values()) == [100]
+
+
+def test_on_the_layout_pair_data_withheld_in_its_pair_namespace_is_named() -> None:
+    for monitor in (layout_regulator(),
+                    BlockMonitor(US_NS, placed("usbank", is_regulator=False))):
+        [out] = feed(monitor, [layout_pay("t-pay")], withhold={(0, PAIR)})
+        assert [(a.problem, a.namespace, a.collection, a.creator_msp_id) for a in out
+                if isinstance(a, PrivateDataAlert)] == [("missing", PAIRS_NS, PAIR, "HKBankMSP")]
+    # the payee's monitor of its own namespace alone (the flaw fixed) saw nothing
+    blind = BlockMonitor(US_NS, member_collections("usbank", BANKS, is_regulator=False))
+    assert feed(blind, [layout_pay("t-pay")], withhold={(0, PAIR)}) == [[]]
+    # a third bank is no member of the pair: nothing is missing for it
+    third = [*BANKS, "cnbank"]
+    cnbank = BlockMonitor("dtoken-cnbank", {
+        c: collection_namespace("dtoken", third, c)
+        for c in member_collections("cnbank", third, is_regulator=False)})
+    assert feed(cnbank, [layout_pay("t-pay")], withhold={(0, PAIR)}) == [[]]
+
+
+def test_honest_layout_blocks_raise_nothing() -> None:
+    out = feed(layout_regulator(), [layout_write_account("t-open", 100)],
+               [layout_set_hold("t-hold", False)], [layout_pay("t-pay")])
+    assert out == [[], [], []]
+
+
+def test_for_profile_places_the_collections_with_the_profile(tmp_path: Path) -> None:
+    from dtoken.profile import Profile
+    from unit.dtoken.conftest import write_profile
+
+    path = write_profile(tmp_path / "state", org="usbank")
+    single = BlockMonitor.for_profile(Profile.load(path))
+    assert single.namespaces == {"dtoken"}
+    data = json.loads(path.read_text())
+    data.update(namespace_layout="namespaces", chaincode="dtoken-usbank")
+    path.write_text(json.dumps(data))
+    monitor = BlockMonitor.for_profile(Profile.load(path))
+    assert monitor.chaincode == "dtoken-usbank"
+    assert dict(monitor.placement) == {
+        "acct-usbank": "dtoken-usbank", "holds-usbank": "dtoken-usbank",
+        "pair-usbank-hkbank": PAIRS_NS, "pair-hkbank-usbank": PAIRS_NS}
 
 
 # --- state ------------------------------------------------------------------------------

@@ -62,6 +62,15 @@ class Tx:
     # the chaincode event the endorser put in the action: (chaincode id, name, payload)
     event: tuple[str, str, bytes] | None = None
     also_writes: tuple[str, ...] = ()  # further namespaces written (chaincode-to-chaincode)
+    # private writes in further namespaces (chaincode-to-chaincode): namespace -> collection -> ops
+    private_in: dict[str, dict[str, list[PrivateOp]]] = field(default_factory=dict)
+
+    def private_by_namespace(self) -> dict[str, dict[str, list[PrivateOp]]]:
+        """Every private write, by namespace (``chaincode`` first)."""
+        out = {self.chaincode: self.private} if self.private else {}
+        for namespace, writes in self.private_in.items():
+            out.setdefault(namespace, {}).update(writes)
+        return out
 
 
 def private_rwset(ops: list[PrivateOp]) -> bytes:
@@ -90,6 +99,17 @@ def hashed_rwset(ops: list[PrivateOp]) -> bytes:
     return hashed.SerializeToString()
 
 
+def _hashed_collections(
+    ns: rwset_pb2.NsReadWriteSet, private: dict[str, list[PrivateOp]]
+) -> None:
+    for collection, ops in private.items():
+        ns.collection_hashed_rwset.add(
+            collection_name=collection,
+            hashed_rwset=hashed_rwset(ops),
+            pvt_rwset_hash=sha(private_rwset(ops)),
+        )
+
+
 def _results(tx: Tx) -> bytes:
     kv = kv_rwset_pb2.KVRWSet()
     for key, version in tx.reads:
@@ -103,13 +123,14 @@ def _results(tx: Tx) -> bytes:
         for name, value in entries.items():
             entry.entries.add(name=name, value=value)
     ns = rwset_pb2.NsReadWriteSet(namespace=tx.chaincode, rwset=kv.SerializeToString())
-    for collection, ops in tx.private.items():
-        ns.collection_hashed_rwset.add(
-            collection_name=collection,
-            hashed_rwset=hashed_rwset(ops),
-            pvt_rwset_hash=sha(private_rwset(ops)),
-        )
-    others = [
+    _hashed_collections(ns, tx.private)
+    others = []
+    for name, writes in tx.private_in.items():
+        other = rwset_pb2.NsReadWriteSet(
+            namespace=name, rwset=kv_rwset_pb2.KVRWSet().SerializeToString())
+        _hashed_collections(other, writes)
+        others.append(other)
+    others += [
         rwset_pb2.NsReadWriteSet(namespace=name, rwset=kv_rwset_pb2.KVRWSet().SerializeToString())
         for name in (*tx.also_writes, "_lifecycle")
     ]
@@ -200,16 +221,18 @@ def block_and_private_data(
     """
     message = events_pb2.BlockAndPrivateData(block=block(number, txs))
     for index, tx in enumerate(txs):
-        if not tx.private:
+        if not tx.private and not tx.private_in:
             continue
         pvt = rwset_pb2.TxPvtReadWriteSet(data_model=rwset_pb2.TxReadWriteSet.KV)
-        ns = pvt.ns_pvt_rwset.add(namespace=tx.chaincode)
-        for collection, ops in tx.private.items():
-            if (index, collection) in withhold:
-                continue
-            delivered = (tamper or {}).get((index, collection), ops)
-            purging = any(op.purge for op in ops)
-            rwset = b"" if purging or (index, collection) in erased else private_rwset(delivered)
-            ns.collection_pvt_rwset.add(collection_name=collection, rwset=rwset)
+        for namespace, private in tx.private_by_namespace().items():
+            ns = pvt.ns_pvt_rwset.add(namespace=namespace)
+            for collection, ops in private.items():
+                if (index, collection) in withhold:
+                    continue
+                delivered = (tamper or {}).get((index, collection), ops)
+                purging = any(op.purge for op in ops)
+                rwset = (b"" if purging or (index, collection) in erased
+                         else private_rwset(delivered))
+                ns.collection_pvt_rwset.add(collection_name=collection, rwset=rwset)
         message.private_data_map[index].CopyFrom(pvt)
     return message
