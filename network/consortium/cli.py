@@ -159,7 +159,11 @@ def run_network_command(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(report.to_json(), indent=2))
         elif args.network_command == "generate":
-            return _generate(network, args)
+            try:
+                return _generate(network, args)
+            except ConfigError as exc:
+                print(f"dtoken: configuration error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
         else:
             status = network.status()
             if args.json:

@@ -27,9 +27,9 @@ from typing import Final
 
 from consortium import crypto
 from consortium.chaincodes import Deployment
-from consortium.config import Consortium, OrgKind, PeerNode
+from consortium.config import Consortium, NamespaceLayout, OrgKind, PeerNode
 from consortium.deploy.model import CHAINCODE_BASE_IMAGE, Target, chaincode_host, node_host
-from consortium.errors import NetworkError
+from consortium.errors import ConfigError, NetworkError
 from consortium.identities import BANK_USERS, REGULATOR_USERS
 from consortium.network import Network
 
@@ -198,6 +198,14 @@ def prepare(c: Consortium, folder: Path) -> Network:
     Idempotent: what exists is kept (keys, secrets, packages), so generating again, or
     for the other target, changes no identity and no package id.
     """
+    if c.chaincode.layout is NamespaceLayout.NAMESPACES:
+        # the generated bootstrap installs, approves and commits one dtoken definition
+        raise ConfigError(
+            c.source, "chaincode.layout",
+            "namespaces: the generated container deployments cannot bootstrap the namespace "
+            "layout yet (their bootstrap commits one dtoken definition); generate from "
+            "chaincode.layout: single, or run the layout with 'dtoken network up'",
+        )
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     ensure_crypto(c, folder)

@@ -951,6 +951,26 @@ def test_cli_generates_both_targets(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not (tmp_path / "state").exists()  # generating starts and writes nothing native
 
 
+def test_generate_refuses_the_namespace_layout_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The generated bootstrap commits one dtoken definition: a layout consortium is refused
+    before anything is written, with the field and what to do."""
+    from dtoken.cli import main
+
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["chaincode"]["layout"] = "namespaces"
+    config_file = tmp_path / "layout.yaml"
+    config_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "deploy"
+    base = ["network", "--config", str(config_file), "--state-dir", str(tmp_path / "state")]
+    assert main([*base, "generate", "compose", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "chaincode.layout: namespaces" in err
+    assert "dtoken network up" in err
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- real Fabric
 
 
