@@ -46,6 +46,7 @@ import fabgateway
 import grpc
 
 from consortium import lifecycle_args
+from consortium.admin_sessions import AdminSessions, tls_channel_to
 from consortium.config import Consortium, Org
 from consortium.errors import LifecycleError
 from consortium.layout import StateLayout
@@ -176,15 +177,13 @@ class LifecycleClient:
         self.concurrency = concurrency
         self.attempts = attempts
         self._connect = connect or self._tls_connect
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._gateways: dict[str, fabgateway.Gateway] = {}
+        self._sessions = AdminSessions(layout)
         self._limit: asyncio.Semaphore | None = None
         self._last_approval: tuple[int, str] | None = None  # (block, tx id)
         self._started = time.monotonic()  # of the current batch
 
     def _tls_connect(self, org: Org) -> grpc.aio.Channel:
-        ca = self.layout.tlsca(org.name).read_bytes()
-        return fabgateway.tls_channel(org.peers[0].endpoint, ca)
+        return tls_channel_to(self.layout, org.name, org.peers[0].endpoint)
 
     async def __aenter__(self) -> Self:
         self._limit = asyncio.Semaphore(self.concurrency)
@@ -196,29 +195,20 @@ class LifecycleClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        channels, self._channels = list(self._channels.values()), {}
-        self._gateways = {}
-        for channel in channels:
-            await channel.close(None)
+        await self._sessions.close()
 
     # ------------------------------------------------------------------ connections
 
     def _channel(self, org: Org) -> grpc.aio.Channel:
-        if org.name not in self._channels:
-            if not org.peers:
-                raise ValueError(f"organization {org.name} has no peer to endorse with")
-            self._channels[org.name] = self._connect(org)
-        return self._channels[org.name]
+        if not org.peers:
+            raise ValueError(f"organization {org.name} has no peer to endorse with")
+        return self._sessions.channel(org.name, lambda: self._connect(org))
 
     def _gateway(self, org: Org) -> fabgateway.Gateway:
         """``org``'s admin on ``org``'s own peer."""
-        if org.name not in self._gateways:
-            msp_dir = self.layout.org_crypto(org).user("Admin").msp_dir
-            identity, signer = fabgateway.load_msp_dir(org.msp_id, msp_dir)
-            self._gateways[org.name] = fabgateway.connect(
-                self._channel(org), identity, signer, endorse_timeout=CALL_TIMEOUT,
-                submit_timeout=CALL_TIMEOUT, commit_status_timeout=COMMIT_TIMEOUT)
-        return self._gateways[org.name]
+        return self._sessions.gateway(
+            org.name, org, self._channel(org), call_timeout=CALL_TIMEOUT,
+            commit_status_timeout=COMMIT_TIMEOUT)
 
     def _endorser(self, org: Org) -> fabgateway.Endorser:
         return fabgateway.Endorser(self._channel(org), org.peers[0].endpoint, org.msp_id)

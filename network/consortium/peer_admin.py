@@ -30,6 +30,7 @@ from typing import Any, Self, TypeVar
 import fabgateway
 import grpc
 
+from consortium.admin_sessions import AdminSessions, tls_channel_to
 from consortium.config import Consortium, PeerNode
 from consortium.errors import PeerAdminError
 from consortium.layout import StateLayout
@@ -80,12 +81,10 @@ class PeerAdminClient:
         self.layout = layout
         self.attempts = attempts
         self._connect = connect or self._tls_connect
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._gateways: dict[str, fabgateway.Gateway] = {}
+        self._sessions = AdminSessions(layout)
 
     def _tls_connect(self, peer: PeerNode) -> grpc.aio.Channel:
-        ca = self.layout.tlsca(peer.org).read_bytes()
-        return fabgateway.tls_channel(peer.endpoint, ca)
+        return tls_channel_to(self.layout, peer.org, peer.endpoint)
 
     async def __aenter__(self) -> Self:
         return self
@@ -96,10 +95,7 @@ class PeerAdminClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        channels, self._channels = list(self._channels.values()), {}
-        self._gateways = {}
-        for channel in channels:
-            await channel.close(None)
+        await self._sessions.close()
 
     # ------------------------------------------------------------------ the steps
 
@@ -190,17 +186,9 @@ class PeerAdminClient:
     # ------------------------------------------------------------------ connections
 
     def _channel(self, peer: PeerNode) -> grpc.aio.Channel:
-        if peer.name not in self._channels:
-            self._channels[peer.name] = self._connect(peer)
-        return self._channels[peer.name]
+        return self._sessions.channel(peer.name, lambda: self._connect(peer))
 
     def _gateway(self, peer: PeerNode) -> fabgateway.Gateway:
         """The peer's organization's admin, over the channel to ``peer``."""
-        if peer.name not in self._gateways:
-            org = self.consortium.org(peer.org)
-            msp_dir = self.layout.org_crypto(org).user("Admin").msp_dir
-            identity, signer = fabgateway.load_msp_dir(org.msp_id, msp_dir)
-            self._gateways[peer.name] = fabgateway.connect(
-                self._channel(peer), identity, signer, evaluate_timeout=CALL_TIMEOUT
-            )
-        return self._gateways[peer.name]
+        return self._sessions.gateway(peer.name, self.consortium.org(peer.org),
+                                      self._channel(peer), call_timeout=CALL_TIMEOUT)
