@@ -23,6 +23,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import fabgateway
 import pytest
@@ -88,6 +89,40 @@ async def funded(client: Bank, currency: str, amount: str, owner: str) -> str:
     return account
 
 
+@dataclass(frozen=True)
+class CnhLeg:
+    """A hash-locked CNH leg from an hkbank dealer to a new cnbank exporter."""
+
+    dealer: str
+    exporter: str
+    preimage: str
+    lock: str
+    transfer_id: str
+
+
+async def cnh_leg(hk: Bank, cn: Bank, amount: str, tag: str, *, ttl_seconds: int,
+                  funds: str = "", seen_by: tuple[Bank, ...] = ()) -> CnhLeg:
+    """hkbank's dealer ``FX-DEALER-<tag>`` (funded with ``funds``, default ``amount``) locks
+    ``amount`` CNH to cnbank's new exporter ``CN-EXPORTER-<tag>`` under a fresh secret; each
+    client of ``seen_by`` has committed the leg on return."""
+    dealer = await funded(hk, "CNH", funds or amount, f"FX-DEALER-{tag}")
+    exporter = await funded(cn, "CNH", "", f"CN-EXPORTER-{tag}")
+    preimage, lock = new_secret()
+    leg = await hk.lock(dealer, "cnbank", exporter, hk.money(amount, "CNH"), lock=lock,
+                        ttl_seconds=ttl_seconds, reference=ref("leg"))
+    assert leg.transfer_id is not None
+    for client in seen_by:
+        await client.wait_for_commit(leg.receipt.tx_id)
+    return CnhLeg(dealer, exporter, preimage, lock, leg.transfer_id)
+
+
+def forged_lock_request(leg: CnhLeg, what: str) -> dict[str, bytes]:
+    """The transient request of the modified servers' ``rewrite_lock_alone`` for ``leg``."""
+    return {"request": json.dumps({
+        "payer_bank": "hkbank", "payee_bank": "cnbank", "what": what,
+        "transfer_id": leg.transfer_id, "lock": leg.lock}).encode()}
+
+
 async def test_a_us_buyers_usd_becomes_a_mainland_exporters_cnh(net: TestNetwork) -> None:
     async with (
         bank(net, "usbank", "minter") as us,
@@ -128,13 +163,9 @@ async def test_a_preimage_never_revealed_refunds_after_the_lock_expires(
         bank(net, "hkbank", "minter") as hk,
         bank(net, "cnbank", "minter") as cn,
     ):
-        dealer_cnh = await funded(hk, "CNH", "1000.00", "FX-DEALER-2")
-        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-2")
-        preimage, lock = new_secret()
-        leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("720.00", "CNH"),
-                            lock=lock, ttl_seconds=60, reference=ref("leg"))
-        assert leg.transfer_id is not None
-        await cn.wait_for_commit(leg.receipt.tx_id)
+        leg = await cnh_leg(hk, cn, "720.00", "2", funds="1000.00", ttl_seconds=60,
+                            seen_by=(cn,))
+        dealer_cnh, exporter, preimage, lock = leg.dealer, leg.exporter, leg.preimage, leg.lock
         seen = await cn.get_transfer(leg.transfer_id, "hkbank", "cnbank")
         check_leg(seen, lock=lock, amount=cn.money("720.00", "CNH"), payee_account=exporter)
         with pytest.raises(LegRefused):
@@ -224,16 +255,10 @@ async def test_a_dishonest_payer_cannot_expire_or_rewrite_a_lock_alone(
         bank(net, "hkbank", "minter") as hk,
         bank(net, "cnbank", "minter") as cn,
     ):
-        dealer_cnh = await funded(hk, "CNH", "100.00", "FX-DEALER-4")
-        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-4")
-        preimage, lock = new_secret()
-        leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("100.00", "CNH"),
-                            lock=lock, ttl_seconds=600, reference=ref("leg"))
-        assert leg.transfer_id is not None
+        leg = await cnh_leg(hk, cn, "100.00", "4", ttl_seconds=600)
+        exporter, preimage = leg.exporter, leg.preimage
         contract = expiry_contract(hk, "cnbank")
-        transient = {"request": json.dumps({
-            "payer_bank": "hkbank", "payee_bank": "cnbank", "what": what,
-            "transfer_id": leg.transfer_id, "lock": lock}).encode()}
+        transient = forged_lock_request(leg, what)
         node = chaincode_node("hkbank")
         if hk.profile.has_namespaces:
             node = storage_node("hkbank")
@@ -272,14 +297,8 @@ async def test_without_the_payers_peer_the_lock_cannot_be_expired_in_the_pair_na
         bank(layout_net, "cnbank", "minter") as cn,
         regulator(layout_net) as reg,
     ):
-        dealer_cnh = await funded(hk, "CNH", "30.00", "FX-DEALER-7")
-        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-7")
-        preimage, lock = new_secret()
-        leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("30.00", "CNH"),
-                            lock=lock, ttl_seconds=600, reference=ref("leg"))
-        assert leg.transfer_id is not None
-        for client in (cn, reg):
-            await client.wait_for_commit(leg.receipt.tx_id)
+        leg = await cnh_leg(hk, cn, "30.00", "7", ttl_seconds=600, seen_by=(cn, reg))
+        exporter, preimage = leg.exporter, leg.preimage
         orgs = {"payee": ["cnbank"], "regulator": ["regulator"],
                 "payee+regulator": ["cnbank", "regulator"]}[who]
         msp = {"cnbank": cn.msp_id, "regulator": reg.msp_id}
@@ -289,9 +308,7 @@ async def test_without_the_payers_peer_the_lock_cannot_be_expired_in_the_pair_na
                 servers.enter_context(dishonest_server(layout_net, storage_node(org)))
             with pytest.raises(fabgateway.CommitError) as invalid:
                 await contract.submit_transaction(
-                    "rewrite_lock_alone", transient_data={"request": json.dumps({
-                        "payer_bank": "hkbank", "payee_bank": "cnbank", "what": "state",
-                        "transfer_id": leg.transfer_id, "lock": lock}).encode()},
+                    "rewrite_lock_alone", transient_data=forged_lock_request(leg, "state"),
                     endorsing_organizations=[msp[o] for o in orgs])
         assert invalid.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
         await hk.wait_for_commit(invalid.value.transaction_id)
@@ -326,15 +343,8 @@ async def _claim_without_preimage(net: TestNetwork) -> None:
         bank(net, "cnbank", "minter") as cn,
         regulator(net) as reg,
     ):
-        dealer_cnh = await funded(hk, "CNH", "500.00", "FX-DEALER-5")
-        exporter = await funded(cn, "CNH", "", "CN-EXPORTER-5")
-        _, lock = new_secret()
-        leg = await hk.lock(dealer_cnh, "cnbank", exporter, hk.money("500.00", "CNH"),
-                            lock=lock, ttl_seconds=60, reference=ref("leg"))
-        assert leg.transfer_id is not None
-        await cn.wait_for_commit(leg.receipt.tx_id)
-        for client in (hk, reg):
-            await client.wait_for_commit(leg.receipt.tx_id)
+        leg = await cnh_leg(hk, cn, "500.00", "5", ttl_seconds=60, seen_by=(cn, hk, reg))
+        dealer_cnh, exporter = leg.dealer, leg.exporter
         before = [await hk.obligations("cnbank"), await cn.obligations("hkbank"),
                   await reg.obligations("hkbank", "cnbank")]
         audit_before = (await reg.audit()).anomalies
