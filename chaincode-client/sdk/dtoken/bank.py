@@ -326,7 +326,8 @@ class Member:
             entries += [HistoryEntry.from_json(r, currency, self.currencies)
                         for r in page["records"]]
             seq = page.get("next_seq")
-        return entries
+        # a page counts records, and one record may hold a transaction's many events
+        return entries if limit is None else entries[:limit]
 
     async def _supply(self, currency: str, bank: str | None) -> Supply:
         last = (await self._pages("get_supply", w.SupplyRequest(currency, bank)))[-1]
@@ -636,7 +637,9 @@ class Bank(ConditionalPayments, Member):
     async def history(
         self, account_id: str, *, from_seq: int = 0, limit: int | None = None
     ) -> list[HistoryEntry]:
-        """An account's history from ``from_seq`` (every page unless ``limit``)."""
+        """An account's events from history record ``from_seq`` on, in order (every page, or
+        the first ``limit`` events); a transaction's events on the account share a record
+        (``HistoryEntry.seq``), each with its place in it (``HistoryEntry.item``)."""
         return await self._history(account_id, None, from_seq, limit)
 
     async def freeze(self, account_id: str, *, reference: str | None = None) -> Receipt:

@@ -177,7 +177,11 @@ class AccountSummary:
 @dataclass(frozen=True)
 class HistoryEntry:
     """One event of an account: ``kind`` is opened, mint, burn, transfer_in, transfer_out,
-    payment_in, payment_out, refund, status or limits."""
+    payment_in, payment_out, refund, status or limits (or an escrow kind).
+
+    ``seq`` numbers the history records; one transaction's events on one account share a
+    record (a batch of payments from one account is one), and ``item`` is the event's place
+    in it (0 for a record of one event): ``(seq, item)`` identifies an event."""
 
     seq: int
     kind: str
@@ -189,6 +193,7 @@ class HistoryEntry:
     detail: str
     tx_id: str
     at: str
+    item: int = 0
 
     @classmethod
     def from_json(
@@ -205,6 +210,7 @@ class HistoryEntry:
             detail=str(data.get("detail", "")),
             tx_id=str(data.get("tx_id", "")),
             at=str(data.get("at", "")),
+            item=_get(data, "item", int) if "item" in data else 0,
         )
 
 

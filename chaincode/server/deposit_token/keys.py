@@ -22,9 +22,11 @@ key                             collection           opaque because
 ``keys/accounts``               ``acct-<bank>``      (fixed) holds the bank's account key
 ``sup/<CUR>/<tag>``             ``acct-<bank>``      tag = HMAC(bank secret, tx id, ...)
 ``ref/<tag>``                   ``acct-<bank>``      tag = HMAC(bank secret, client reference)
-``out/<transfer id>``           ``acct-<bank>``      transfer id = HMAC(bank secret, tx id)
+``out/<transfer id>``           ``acct-<bank>``      transfer id = HMAC(bank secret, tx id);
+                                                     no longer written (``Transfer.payer_ref``)
 ``xfer/<transfer id>``          ``pair-<A>-<B>``     as above
-``open/<created at>/<id>``      ``pair-<A>-<B>``     carries the transfer id (an index by time)
+``open/<created at>/<id>``      ``pair-<A>-<B>``     carries the first transfer id of the
+                                                     transaction's entry (an index by time)
 ``refund/<transfer id>``        ``pair-<A>-<B>``     as above
 ``dec/<transfer id>``           ``pair-<B>-<A>``     as above
 ``lock/<transfer id>``          ``pair-<A>-<B>``     as above (a hash-locked leg's state)
@@ -106,6 +108,7 @@ __all__ = [
     "quote_key",
     "quote_use_key",
     "reference_key",
+    "reference_tag_of",
     "refund_key",
     "request_decline_key",
     "settlement_key",
@@ -205,13 +208,21 @@ def history_key(tag: str, seq: int) -> str:
 
 def supply_key(currency: str, tag: str) -> str:
     """A supply record: the movements of one transaction of one kind toward one
-    counterparty (``steps.write_supply``), never read by writers."""
+    counterparty (``steps.write_grouped``), never read by writers."""
     return _SEP.join(("sup", currency, tag))
 
 
 def reference_key(tag: str) -> str:
     """Idempotency record of a client reference (``tag`` = HMAC of the reference)."""
     return _SEP.join(("ref", tag))
+
+
+def reference_tag_of(key: str) -> str:
+    """The tag of a :func:`reference_key`."""
+    prefix, _, tag = key.partition(_SEP)
+    if prefix != "ref" or not TAG_RE.fullmatch(tag):
+        raise ValueError("not a reference key")
+    return tag
 
 
 def outgoing_key(transfer_id: str) -> str:

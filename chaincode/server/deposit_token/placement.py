@@ -11,7 +11,7 @@ record             lives in                      must say
 =================  ============================  =========================================
 ``Transfer``       ``pair-<payer>-<payee>``      payer, payee; key ``xfer/<its id>``
 ``Refund``         ``pair-<payer>-<payee>``      payer, payee; key ``refund/<its id>``
-``Opened``         ``pair-<payer>-<payee>``      key ``open/<at>/<its id>``
+``Opened``         ``pair-<payer>-<payee>``      key ``open/<at>/<its first id>``
 ``Decision``       ``pair-<payee>-<payer>``      payee, payer; key ``dec/<its id>``
 ``LockRecord``     ``pair-<payer>-<payee>``      payer, payee; key ``lock/<its id>``
 ``Quote``          ``pair-<payee>-<payer>``      payee, payer; key ``quote/<its id>``
@@ -254,7 +254,7 @@ def _refund(r: Refund, p: Place, key: str) -> str | None:
 
 
 def _opened(r: Opened, p: Place, key: str) -> str | None:
-    ok = key.startswith("open/") and key.endswith("/" + r.transfer_id)
+    ok = key.startswith("open/") and key.endswith("/" + r.transfer_ids[0])
     return None if ok else "wrong_key"
 
 

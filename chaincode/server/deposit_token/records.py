@@ -23,6 +23,7 @@ from dtoken_wire.codec import MAX_AMOUNT, canonical_json
 from dtoken_wire.conditional import PARTY_NAME_RE, DeadlineAction
 from dtoken_wire.enums import AccountStatus, Rounding
 from dtoken_wire.fields import Fields
+from dtoken_wire.requests import MAX_BATCH as WIRE_MAX_BATCH
 from dtoken_wire.requests import MAX_LANES as WIRE_MAX_LANES
 from dtoken_wire.requests import MAX_QUOTE_RATE_TERM, Limits
 
@@ -32,6 +33,7 @@ from .registry import JsonObject, loads_object
 
 __all__ = [
     "LANE_SEQ_BASE",
+    "MAX_HISTORY_ITEMS",
     "MAX_LANES",
     "RECORD_VERSION",
     "Account",
@@ -44,6 +46,7 @@ __all__ = [
     "EscrowNote",
     "EscrowRefund",
     "EscrowRelease",
+    "HistoryItem",
     "HistoryKind",
     "HistoryRecord",
     "Hold",
@@ -89,9 +92,9 @@ class Record(Protocol):
 class StoredRecord:
     """Base of the stored records (dataclasses): :meth:`to_json` is every field, as the JSON
     the contract stores it (an enum by its value, a value object by its ``to_json``, a map as
-    an object, a tuple as an array). Key order does not matter: :func:`encode` writes
-    canonical JSON with sorted keys. Reading stays explicit per class (``read``): it is where
-    each field is validated."""
+    an object, a tuple as an array of values or of value objects' ``to_json``). Key order
+    does not matter: :func:`encode` writes canonical JSON with sorted keys. Reading stays
+    explicit per class (``read``): it is where each field is validated."""
 
     def to_json(self) -> JsonObject:
         out: JsonObject = {}
@@ -104,7 +107,7 @@ class StoredRecord:
             elif isinstance(value, Mapping):
                 value = dict(value)
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [v.to_json() if hasattr(v, "to_json") else v for v in value]
             out[f.name] = value
         return out
 
@@ -396,11 +399,55 @@ class HistoryKind(StrEnum):
     ESCROW_RELEASED = "escrow_released"  # the payer's escrow released to the payee (delta 0)
     ESCROW_IN = "escrow_in"  # credited from an escrow
     ESCROW_REFUND = "escrow_refund"  # credited back from the payer's own escrow
+    BATCH = "batch"  # a record of several events of different kinds (its items say each)
+
+
+#: At most this many events in one history record: one transaction's events on one account
+#: (a batch carries at most ``MAX_BATCH`` payments; twice that leaves room for the events
+#: around them).
+MAX_HISTORY_ITEMS = 2 * WIRE_MAX_BATCH
+
+
+@dataclass(frozen=True)
+class HistoryItem(StoredRecord):
+    """One event of a history record that holds several (:attr:`HistoryRecord.items`)."""
+
+    kind: HistoryKind
+    delta: int  # signed change of the balance
+    balance_after: int
+    counterparty_bank: str | None = None
+    counterparty_account: str | None = None
+    transfer_id: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def read(cls, f: Fields) -> HistoryItem:
+        item = cls(
+            kind=f.enum("kind", HistoryKind),
+            delta=f.int_("delta", lo=-MAX_AMOUNT),
+            balance_after=f.int_("balance_after"),
+            counterparty_bank=_opt_bank(f, "counterparty_bank"),
+            counterparty_account=_opt_id(f, "counterparty_account"),
+            transfer_id=_opt_id(f, "transfer_id"),
+            detail=f.str_("detail", min_len=0, max_len=256),
+        )
+        f.done()
+        return item
 
 
 @dataclass(frozen=True)
 class HistoryRecord(StoredRecord):
-    """One entry of an account's history (``GetHistoryForKey`` does not cover private data)."""
+    """One entry of an account's history (``GetHistoryForKey`` does not cover private data):
+    one transaction's events on the account (or one of its lanes).
+
+    A transaction with one event on the account writes it in the record's own fields (no
+    ``items``). One with several (a batch of payments from one account, a batch of accepts
+    crediting one account twice) writes one record whose ``items`` are the events in order,
+    each with its own balance after it; the record's ``delta`` is their sum, its
+    ``balance_after`` the last one's, its ``kind`` theirs if they share one, else ``batch``.
+    One record rather than one per event because every private key written costs each peer a
+    decode of the namespace's collection package at validation (docs/benchmarks.md, "Where
+    the CPU goes"). :meth:`entries` gives the events one by one, as statements show them."""
 
     TYPE: ClassVar[str] = "history"
 
@@ -415,14 +462,47 @@ class HistoryRecord(StoredRecord):
     detail: str = ""
     tx_id: str = ""
     at: str = ""
+    items: tuple[HistoryItem, ...] = ()
+
+    def to_json(self) -> JsonObject:
+        out = super().to_json()
+        if not self.items:
+            del out["items"]  # a record of one event is stored as it always was
+        return out
+
+    @classmethod
+    def of_events(cls, first: HistoryRecord, more: list[HistoryItem]) -> HistoryRecord:
+        """The record of one transaction's events on an account: ``first`` (numbered, as
+        :func:`deposit_token.rules.add_history` made it) alone, or with ``more`` after it."""
+        if not more:
+            return first
+        items = (HistoryItem(first.kind, first.delta, first.balance_after,
+                             first.counterparty_bank, first.counterparty_account,
+                             first.transfer_id, first.detail), *more)
+        kinds = {i.kind for i in items}
+        return dataclasses.replace(
+            first, kind=first.kind if len(kinds) == 1 else HistoryKind.BATCH,
+            delta=sum(i.delta for i in items), balance_after=items[-1].balance_after,
+            counterparty_bank=None, counterparty_account=None, transfer_id=None, detail="",
+            items=items)
+
+    def entries(self) -> list[JsonObject]:
+        """The record's events one by one, as ``get_history`` answers: the record itself, or
+        each item with the record's account, number, transaction and time (and ``item``, its
+        place in the record)."""
+        if not self.items:
+            return [self.to_json()]
+        common = {"account_id": self.account_id, "seq": self.seq, "tx_id": self.tx_id,
+                  "at": self.at}
+        return [{**item.to_json(), **common, "item": n} for n, item in enumerate(self.items)]
 
     @classmethod
     def read(cls, f: Fields) -> HistoryRecord:
-        return cls(
+        record = cls(
             account_id=_id(f, "account_id"),
             seq=f.int_("seq"),
             kind=f.enum("kind", HistoryKind),
-            delta=f.int_("delta", lo=-MAX_AMOUNT),
+            delta=f.int_("delta", lo=-MAX_AMOUNT * MAX_HISTORY_ITEMS),
             balance_after=f.int_("balance_after"),
             counterparty_bank=_opt_bank(f, "counterparty_bank"),
             counterparty_account=_opt_id(f, "counterparty_account"),
@@ -430,12 +510,24 @@ class HistoryRecord(StoredRecord):
             detail=f.str_("detail", min_len=0, max_len=256),
             tx_id=_tx(f),
             at=f.str_("at", max_len=32),
+            items=tuple(HistoryItem.read(i) for i in f.objects(
+                "items", max_items=MAX_HISTORY_ITEMS)) if f.has("items") else (),
         )
+        if record.items and (
+            len(record.items) < 2
+            or record.delta != sum(i.delta for i in record.items)
+            or record.balance_after != record.items[-1].balance_after
+        ):
+            f.fail("items", "must be two or more events that add up to the record")
+        return record
 
 
 @dataclass(frozen=True)
 class ReferenceRecord(StoredRecord):
-    """A client reference applied: which transaction, of which kind, and the ids it made."""
+    """A client reference applied: which transaction, of which kind, and the ids it made; for
+    a payment across banks, also the payer account (what a refund credits: each transfer it
+    made points here, :attr:`Transfer.payer_ref`). Stored without ``account`` when there is
+    none (earlier records' bytes stand)."""
 
     TYPE: ClassVar[str] = "reference"
 
@@ -443,6 +535,13 @@ class ReferenceRecord(StoredRecord):
     tx_id: str
     at: str
     ids: tuple[str, ...] = ()
+    account: str | None = None
+
+    def to_json(self) -> JsonObject:
+        out = super().to_json()
+        if self.account is None:
+            del out["account"]
+        return out
 
     @classmethod
     def read(cls, f: Fields) -> ReferenceRecord:
@@ -454,12 +553,14 @@ class ReferenceRecord(StoredRecord):
             if not isinstance(item, str) or not ACCOUNT_ID_RE.fullmatch(item):
                 f.fail("ids", "must hold opaque ids")
             ids.append(item)
-        return cls(kind, tx_id, at, tuple(ids))
+        return cls(kind, tx_id, at, tuple(ids), _opt_id(f, "account"))
 
 
 @dataclass(frozen=True)
 class OutgoingRecord(StoredRecord):
-    """The payer bank's own note of a transfer it initiated: the account to refund."""
+    """The payer bank's own note of a transfer it initiated: the account to refund. Contracts
+    before :attr:`Transfer.payer_ref` wrote one per transfer (``out/<id>``); read for their
+    transfers' refunds, no longer written."""
 
     TYPE: ClassVar[str] = "outgoing"
 
@@ -518,10 +619,17 @@ class Transfer(StoredRecord):
     quote_id: str = ""
     payee_currency: str = ""
     payee_amount: int = 0
+    #: The tag of the payer bank's own reference record of the payment (``ref/<tag>`` in
+    #: ``acct-<payer>``: the payer account a refund credits), an HMAC under the payer bank's
+    #: secret that tells the payee bank nothing. One key for both the idempotency of the
+    #: client reference and the refund, rather than a note per transfer: every private key
+    #: written costs each peer a decode at validation. Empty in transfers written before it
+    #: (their refund reads the ``out/`` note), stored without the field then.
+    payer_ref: str = ""
 
     def to_json(self) -> JsonObject:
         out = super().to_json()
-        for name in ("lock", "quote_id", "payee_currency", "payee_amount"):
+        for name in ("lock", "quote_id", "payee_currency", "payee_amount", "payer_ref"):
             if not out[name]:
                 del out[name]
         return out
@@ -552,6 +660,8 @@ class Transfer(StoredRecord):
             tx_id=_tx(f),
             lock=_opt_hex(f, "lock"),
             **_quoted(f),
+            payer_ref=f.opt_str("payer_ref", max_len=32, pattern=TAG_RE,
+                                rule="must be 32 hex digits") or "",
         )
 
 
@@ -565,18 +675,25 @@ def _quoted(f: Fields) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Opened(StoredRecord):
-    """The payer bank's index entry of a transfer by creation time (``open/<at>/<id>`` in
-    ``pair-<payer>-<payee>``), so that both banks can read only the transfers created since a
-    moment instead of every transfer the pair ever made. Written once with the transfer."""
+    """The payer bank's index entry of the transfers one transaction opened toward one bank,
+    by creation time (``open/<at>/<first id>`` in ``pair-<payer>-<payee>``), so that both
+    banks can read only the transfers created since a moment instead of every transfer the
+    pair ever made. Written once with the transfers: one entry for a batch of hundreds, not
+    one each (every private key written costs each peer a decode at validation)."""
 
     TYPE: ClassVar[str] = "opened"
 
-    transfer_id: str
+    transfer_ids: tuple[str, ...]
     tx_id: str
 
     @classmethod
     def read(cls, f: Fields) -> Opened:
-        return cls(transfer_id=_id(f, "transfer_id"), tx_id=_tx(f))
+        if f.has("transfer_id"):  # an entry of one transfer, as contracts before batches wrote
+            return cls(transfer_ids=(_id(f, "transfer_id"),), tx_id=_tx(f))
+        ids = f.list_("transfer_ids", max_items=WIRE_MAX_BATCH)
+        if not ids or not all(isinstance(i, str) and ACCOUNT_ID_RE.fullmatch(i) for i in ids):
+            f.fail("transfer_ids", "must hold one or more opaque ids")
+        return cls(transfer_ids=tuple(str(i) for i in ids), tx_id=_tx(f))
 
 
 class Outcome(StrEnum):

@@ -132,7 +132,7 @@ class Service:
             tx = self._tx(stub, caller)
             result = await body(tx)
             if flush:
-                ops.write_supply(tx)
+                ops.write_grouped(tx)
                 await tx.ledger.flush()
             if tx.registry is not None and tx.registry_final:
                 # Only load_registry sets them, from committed state (init_network and

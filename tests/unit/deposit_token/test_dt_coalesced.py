@@ -139,3 +139,102 @@ async def test_a_batch_writes_one_supply_record_per_counterparty_and_the_audit_s
     assert supply_us["by_kind"]["in"] == 4_006
     audit = await net.audit()
     assert audit["ok"], audit
+
+
+async def test_a_batch_writes_one_history_record_and_one_index_entry_per_pair(
+        net: Net) -> None:
+    # every private key written costs each peer a decode at validation: a batch's events on
+    # the payer are one history record (items in order), its transfers toward one bank one
+    # ``open/`` index entry; statements and the pending window still see each one
+    payer, payees = await setup(net, 50_000)
+    (cn_exporter,) = ids("mkcnexp", 1)
+    await net.open(CN, "USD", cn_exporter)
+    tids = list(ids("mkhist", 5))
+    items = [item(f"h{i}", US, payees[i % 3], 1_000 + i, tids[i]) for i in range(4)]
+    items.insert(2, item("h4", CN, cn_exporter, 7, tids[4]))
+    sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": items})
+    written = {(c, k.split("/")[0]) for c, k in sub.writes}
+    counts = {w: sum(1 for c, k in sub.writes if (c, k.split("/")[0]) == w) for w in written}
+    assert counts[("acct-hkbank", "hist")] == 1
+    assert counts[("pair-hkbank-usbank", "open")] == counts[("pair-hkbank-cnbank", "open")] == 1
+    assert counts[("pair-hkbank-usbank", "xfer")] == 4
+    sub.commit()
+    history = (await net.evaluate(HK, "get_history", {"account_id": payer}))["records"]
+    batch = [h for h in history if h["kind"] == "payment_out"]
+    assert [(h["transfer_id"], h["delta"], h["item"]) for h in batch] == [
+        (i["transfer_id"], -i["amount"], n) for n, i in enumerate(items)]
+    assert len({h["seq"] for h in batch}) == 1  # one record: one number, each event its place
+    balances = [h["balance_after"] for h in batch]
+    assert balances == [50_000 - sum(i["amount"] for i in items[:n + 1]) for n in range(5)]
+    assert balances[-1] == await net.balance(HK, payer)
+    # the pending window names every transfer of the batch, at either bank
+    window = await net.evaluate(US, "get_pending", {
+        "direction": "incoming", "since": "2000-01-01T00:00:00.000000Z"})
+    assert sorted(t["transfer"]["transfer_id"] for t in window["transfers"]) == sorted(
+        tids[:4])
+    out = await net.evaluate(HK, "get_pending", {
+        "direction": "outgoing", "since": "2000-01-01T00:00:00.000000Z"})
+    assert sorted(t["transfer"]["transfer_id"] for t in out["transfers"]) == sorted(tids)
+    # accepting two transfers to one payee in one batch: one history record of two items
+    twice = [i["transfer_id"] for i in items if i["payee_account"] == payees[0]]
+    assert len(twice) == 2
+    decided = await net.submit(US, "decide_transfers", {"payer_bank": HK, "decisions": [
+        {"transfer_id": t, "accept": True} for t in twice]})
+    assert decided["results"] == ["OK", "OK"]
+    got = (await net.evaluate(US, "get_history", {"account_id": payees[0]}))["records"]
+    credits = [h for h in got if h["kind"] == "payment_in"]
+    assert [(h["transfer_id"], h["item"]) for h in credits] == [(twice[0], 0), (twice[1], 1)]
+    assert credits[-1]["balance_after"] == await net.balance(US, payees[0])
+    audit = await net.audit()
+    assert audit["ok"], audit
+
+
+async def test_the_pending_window_pages_by_transfers_not_index_entries(net: Net) -> None:
+    # an index entry names up to a batch's 500 transfers: a page of ``page_size`` holds
+    # about that many transfers (at least one entry, so a page always moves on)
+    payer, payees = await setup(net, 50_000)
+    tids = list(ids("mkpage", 9))
+    for b in range(3):
+        batch = [item(f"p{b}{i}", US, payees[i], 10, tids[3 * b + i]) for i in range(3)]
+        await net.submit(HK, "coalesced_payout", {"payer_account": payer, "items": batch})
+    seen: list[list[str]] = []
+    cursor = None
+    while True:
+        page = await net.evaluate(US, "get_pending", {
+            "direction": "incoming", "since": "2000-01-01T00:00:00.000000Z",
+            "page_size": 4, **({"cursor": cursor} if cursor else {})})
+        seen.append([t["transfer"]["transfer_id"] for t in page["transfers"]])
+        if page["done"]:
+            break
+        cursor = page["cursor"]
+    assert [len(p) for p in seen] == [3, 3, 3]  # a second entry of 3 would make 6 > 4
+    assert sorted(t for p in seen for t in p) == sorted(tids)
+    one = await net.evaluate(US, "get_pending", {
+        "direction": "incoming", "since": "2000-01-01T00:00:00.000000Z", "page_size": 1})
+    assert len(one["transfers"]) == 3
+    assert not one["done"]
+
+
+async def test_a_refund_credits_the_account_the_payments_reference_names(net: Net) -> None:
+    # no ``out/`` note per transfer: the transfer points to its reference record (an HMAC
+    # tag under the payer bank's secret), which names the payer account
+    payer, payees = await setup(net, 10_000)
+    (other,) = ids("mkother", 1)
+    await net.open(HK, "USD", other)
+    tids = list(ids("mkref", 2))
+    sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": [
+        item("f0", US, payees[0], 1_000, tids[0]), item("f1", US, payees[1], 2_000, tids[1])]})
+    assert not [k for _c, k in sub.writes if k.startswith("out/")]
+    sub.commit()
+    transfer = await net.evaluate(US, "get_transfer", {
+        "transfer_id": tids[1], "payer_bank": HK, "payee_bank": US})
+    assert len(transfer["transfer"]["payer_ref"]) == 32
+    assert payer not in json.dumps(transfer)  # what the payee bank sees names no payer account
+    await net.submit(US, "reject_transfer", {"transfer_id": tids[1], "payer_bank": HK})
+    await net.submit(HK, "refund_transfer", {"transfer_id": tids[1], "payee_bank": US})
+    assert await net.balance(HK, payer) == 10_000 - 1_000
+    assert await net.balance(HK, other) == 0
+    with pytest.raises(e.InvalidState):  # refunded once
+        await net.submit(HK, "refund_transfer", {"transfer_id": tids[1], "payee_bank": US})
+    audit = await net.audit()
+    assert audit["ok"], audit

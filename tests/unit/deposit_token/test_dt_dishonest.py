@@ -23,6 +23,7 @@ from deposit_token.keys import (
     ACCOUNT_KEYS_KEY,
     decision_key,
     opened_key,
+    outgoing_key,
     refund_key,
     settlement_key,
     transfer_key,
@@ -31,7 +32,9 @@ from deposit_token.records import (
     Account,
     AccountKeysRecord,
     Decision,
+    Opened,
     Outcome,
+    OutgoingRecord,
     Record,
     Refund,
     RefundCause,
@@ -267,8 +270,8 @@ async def test_fields_claiming_another_place_count_for_nobody(debt: tuple[Net, s
         transfer_id=ghost, outcome=Outcome.ACCEPTED, payer_bank=HK, payee_bank=US,
         amount=10**9, currency="USD", decided_at="2025-01-06T09:00:00.000000Z", tx_id="x"))
     await forge(net, "pair-hkbank-usbank", opened_key("2025-01-06T09:00:00.000000Z", ghost),
-          b'{"salt":"' + SALT.encode() + b'","transfer_id":"' + ghost.encode()
-          + b'","tx_id":"x","type":"opened","v":1}')
+          b'{"salt":"' + SALT.encode() + b'","transfer_ids":["' + ghost.encode()
+          + b'"],"tx_id":"x","type":"opened","v":1}')
     amount, page = await owed(net, HK, US, US)
     assert amount == DEBT  # the forged accept of a ghost transfer charges hkbank nothing
     assert page["anomalies"] == {
@@ -371,3 +374,68 @@ async def test_a_garbled_expiry_in_a_pinned_transfer_blocks_no_scan(moment: str)
     await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
     assert await net.balance(US, payee) == 400
     assert (await owed(net, HK, US, US))[0] == 400
+
+
+async def test_index_entries_a_payer_bank_forges_name_nothing_twice_and_nothing_else(
+        debt: tuple[Net, str]) -> None:
+    """hkbank's own ``open/`` index toward usbank (it alone writes it): an entry naming a real
+    pending transfer three times, a transfer that does not exist, and an entry of more ids
+    than any batch: the window lists the real one once and reports the rest."""
+    net, _ = debt
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    real = await net.initiate(HK, payer, US, payee, 5, "inv-2")
+    (ghost,) = ids("ghost", 1)
+    at = "2025-01-06T09:00:01.000000Z"
+    await forge(net, "pair-hkbank-usbank", opened_key(at, real),
+                Opened(transfer_ids=(real, ghost, real, real), tx_id="x"))
+    await forge(net, "pair-hkbank-usbank", opened_key(at, ghost),
+                Opened(transfer_ids=(ghost,) * 501, tx_id="x"))
+    listed, reported, cursor = [], [], None
+    while True:  # the oversize entry weighs 501 transfers: it comes on a page of its own
+        window = await net.evaluate(US, "get_pending", {
+            "direction": "incoming", "since": "2025-01-06T09:00:00.000000Z",
+            **({"cursor": cursor} if cursor else {})})
+        listed += [t["transfer"]["transfer_id"] for t in window["transfers"]]
+        reported = [a["what"] for a in window["anomaly_records"]]  # carried between pages
+        if window["done"]:
+            break
+        cursor = window["cursor"]
+    assert listed == [real]
+    assert sorted(reported) == [
+        *["index_repeats_transfer"] * 3, "index_without_transfer", "undecodable"]
+    # usbank accepts it once; nothing in the index makes it payable twice
+    await net.submit(US, "decide_transfers", {"payer_bank": HK, "decisions": [
+        {"transfer_id": real, "accept": True}]})
+    assert await net.balance(US, payee) == DEBT + 5
+    audit = await net.audit()
+    assert audit["ok"], audit
+
+
+async def test_a_transfer_an_earlier_contract_wrote_is_refunded_through_its_out_note(
+        debt: tuple[Net, str]) -> None:
+    """Not dishonest: the shape a contract before ``payer_ref`` wrote (a transfer without it,
+    and the payer bank's ``out/`` note of the account to refund), as a network upgraded with
+    transfers in flight holds it. And a payer bank's note naming another pair counts not."""
+    net, _ = debt
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    (old, stray) = ids("oldtid", 2)
+    for tid in (old, stray):
+        await forge(net, "pair-hkbank-usbank", transfer_key(tid), Transfer(
+            transfer_id=tid, payer_bank=HK, payee_bank=US, payee_account=payee, amount=5,
+            currency="USD", created_at="2025-01-06T09:00:00.000000Z",
+            expires_at="2099-01-01T00:00:00.000000Z", tx_id="x"))
+    await forge(net, "acct-hkbank", outgoing_key(old), OutgoingRecord(
+        transfer_id=old, payer_account=payer, payee_bank=US, amount=5, currency="USD",
+        tx_id="x"))
+    await forge(net, "acct-hkbank", outgoing_key(stray), OutgoingRecord(
+        transfer_id=stray, payer_account=payer, payee_bank=CN, amount=5, currency="USD",
+        tx_id="x"))
+    before = await net.balance(HK, payer)
+    for tid in (old, stray):
+        await net.submit(US, "reject_transfer", {"transfer_id": tid, "payer_bank": HK})
+    await net.submit(HK, "refund_transfer", {"transfer_id": old, "payee_bank": US})
+    assert await net.balance(HK, payer) == before + 5
+    with pytest.raises(e.NotFound, match="initiated no such transfer"):
+        await net.submit(HK, "refund_transfer", {"transfer_id": stray, "payee_bank": US})

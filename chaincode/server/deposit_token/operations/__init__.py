@@ -117,7 +117,7 @@ from .quotes import get_quote, offer_quote, pay_with_quote
 from .reads import get_account, get_history, get_reference, get_transfer
 from .regulator import release_hold, set_hold
 from .scans import get_pending, get_supply, list_accounts
-from .steps import read_account, record_history, record_supply, save_account, write_supply
+from .steps import read_account, record_history, record_supply, save_account, write_grouped
 from .suspension import get_suspensions, refuse_suspended, resume_bank, suspend_bank
 
 __all__ = [
@@ -199,5 +199,5 @@ __all__ = [
     "set_lanes",
     "suspend_bank",
     "transfer",
-    "write_supply",
+    "write_grouped",
 ]

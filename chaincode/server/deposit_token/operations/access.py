@@ -39,7 +39,7 @@ from ..keys import (
     token_key,
 )
 from ..ledger import Ledger
-from ..records import Suspension
+from ..records import HistoryItem, HistoryRecord, Suspension
 from ..registry import BankInfo, Registry, loads_object
 from .declare import declare
 
@@ -93,6 +93,16 @@ class SupplySum:
 
 
 @dataclass
+class HistoryGroup:
+    """One transaction's events on one account (or lane): the first, numbered, and the ones
+    after it (``steps.record_history``)."""
+
+    bank: str
+    first: HistoryRecord
+    more: list[HistoryItem] = field(default_factory=list)
+
+
+@dataclass
 class Tx:
     """Everything a transaction body needs."""
 
@@ -116,8 +126,15 @@ class Tx:
     keyrings: dict[str, AccountKeys] = field(default_factory=dict)
     #: The supply movements of this transaction, summed per (bank, currency, kind,
     #: counterparty) until the body ends (``steps.record_supply`` adds,
-    #: ``steps.write_supply`` writes one record each).
+    #: ``steps.write_grouped`` writes one record each).
     supply: dict[tuple[str, str, str, str | None], SupplySum] = field(default_factory=dict)
+    #: The history events of this transaction, per (bank, account, lane) until the body
+    #: ends (``steps.record_history`` adds, ``steps.write_grouped`` writes one record each).
+    history: dict[tuple[str, str, int], HistoryGroup] = field(default_factory=dict)
+    #: The transfers this transaction opened, per pair collection and first transfer id
+    #: until the body ends (``steps.write_outgoing_transfer`` adds, ``steps.write_grouped``
+    #: writes one ``open/`` index entry per pair).
+    opened: dict[str, list[str]] = field(default_factory=dict)
     _records: int = field(default=0, init=False)
 
     @property

@@ -32,11 +32,8 @@ from ..errors import (
     CurrencyMismatch,
     DuplicateReference,
     InvalidArgument,
-    NotFound,
 )
 from ..keys import (
-    acct_collection,
-    outgoing_key,
     pair_collection,
     refund_key,
     settlement_key,
@@ -45,7 +42,6 @@ from ..placement import pair_pin
 from ..records import (
     Account,
     HistoryKind,
-    OutgoingRecord,
     Quote,
     Refund,
     Settlement,
@@ -77,6 +73,7 @@ from .steps import (
     read_lock,
     record_history,
     record_supply,
+    refund_account,
     save_account,
     transfer_records,
     write_outgoing_transfer,
@@ -169,12 +166,12 @@ async def _payout(
         payee_banks.add(p.payee_bank)
         running = write_outgoing_transfer(
             tx, bank, member_bank(registry, p.payee_bank, "payee_bank"), running, tid,
-            payee_account=p.payee_account, amount=p.amount, expires_at=expires_at,
+            ref_key=ref_key, payee_account=p.payee_account, amount=p.amount, expires_at=expires_at,
             originator=originator, remittance=p.remittance, lock=lock,
             regulator_msp_id=registry.regulator_msp_id, quote=quote)
     assert running.balance == after.balance
     save_account(tx, bank, running)
-    write_reference(tx, bank, ref_key, kind, ids)
+    write_reference(tx, bank, ref_key, kind, ids, account=payer_id if ids else None)
     if payee_banks:
         # Says only that something waits, and for whom (the collection names say as much).
         tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(payee_banks)})
@@ -219,16 +216,13 @@ async def refund_transfer(tx: Tx, req: RefundRequest) -> dict[str, object]:
     registry = await load_registry(tx)
     bank = authorize_bank_write(tx, registry, ROLE_OPERATOR)
     payee_bank = other_bank(registry, bank, req.payee_bank, "payee_bank")
-    out = await tx.ledger.get(OutgoingRecord, acct_collection(bank.name),
-                              outgoing_key(req.transfer_id))
-    if out is None or out.payee_bank != payee_bank.name:
-        raise NotFound("the bank initiated no such transfer")
     record, decision, refund = await transfer_records(tx, bank, payee_bank, req.transfer_id)
+    payer_account = await refund_account(tx, bank, record)
     cause = check_refund(record, decision, refund, tx.now)
     if record.lock:
         check_lock_refund(record, decision, await read_lock(tx, bank, payee_bank,
                                                             req.transfer_id))
-    payer = credit(await read_credit_lane(tx, bank, out.payer_account, "payer"),
+    payer = credit(await read_credit_lane(tx, bank, payer_account, "payer"),
                    record.amount, refund=True)
     payer = record_history(tx, bank, payer, HistoryKind.REFUND, record.amount,
                      counterparty_bank=payee_bank.name, transfer_id=record.transfer_id,

@@ -172,12 +172,14 @@ async def approve_request(tx: Tx, req: ApproveRequestRequest) -> dict[str, objec
     payer = debit(payer, [request.amount], day=day_of(tx.now), hold=hold)
     # Nothing below refuses.
     payer = write_outgoing_transfer(
-        tx, bank, payee, payer, request.request_id, payee_account=request.payee_account,
+        tx, bank, payee, payer, request.request_id, ref_key=ref_key,
+        payee_account=request.payee_account,
         amount=request.amount,
         expires_at=format_timestamp(tx.now + timedelta(seconds=req.ttl_seconds)),
         originator=req.originator, remittance=f"payment request {request.invoice_ref}")
     save_account(tx, bank, payer)
-    write_reference(tx, bank, ref_key, "approve_request", [request.request_id])
+    write_reference(tx, bank, ref_key, "approve_request", [request.request_id],
+                    account=request.payer_account)
     tx.ledger.set_event(EVENT_PENDING, {"payee_banks": [payee.name]})
     return done(tx)
 

@@ -44,7 +44,6 @@ from ..errors import (
 )
 from ..keys import (
     acct_collection,
-    outgoing_key,
     pair_collection,
     reference_key,
     transfer_key,
@@ -53,7 +52,6 @@ from ..records import (
     Account,
     Hold,
     Lane,
-    OutgoingRecord,
     ReferenceRecord,
     Transfer,
 )
@@ -115,14 +113,13 @@ async def coalesced_payout(tx: Tx, req: CoalescedRequest) -> dict[str, object]:
                 for i in req.items]
     keys = tx.deriver.account_keys()  # the serving bank's own
     # Every key the items point-read, in one round trip per collection (what the items then
-    # read costs nothing): the payer, the references, the bank's own notes of the transfer
-    # ids, and the transfer ids in each payee bank's pair collection.
+    # read costs nothing): the payer, the references, and the transfer ids in each payee
+    # bank's pair collection.
     await tx.ledger.prefetch(acct, {
         (keys.account(req.payer_account) if req.payer_lane == 0
          else keys.lane(req.payer_account, req.payer_lane)):
             Account if req.payer_lane == 0 else Lane,
-        **dict.fromkeys(ref_keys, ReferenceRecord),
-        **{outgoing_key(i.transfer_id): OutgoingRecord for i in req.items}})
+        **dict.fromkeys(ref_keys, ReferenceRecord)})
     by_pair: dict[str, list[str]] = {}
     for i in req.items:
         if i.payee_bank != bank.name and registry.bank(i.payee_bank) is not None:
@@ -172,8 +169,9 @@ async def _apply(
     after = debit(payer, [item.amount], day=day_of(tx.now), hold=hold)
     # Nothing below refuses: the item's writes.
     after = write_outgoing_transfer(
-        tx, bank, other, after, tid, payee_account=item.payee_account, amount=item.amount,
+        tx, bank, other, after, tid, ref_key=ref_key, payee_account=item.payee_account,
+        amount=item.amount,
         expires_at=format_timestamp(tx.now + timedelta(seconds=item.ttl_seconds)),
         originator=item.originator, remittance=item.remittance)
-    write_reference(tx, bank, ref_key, "initiate_transfer", (tid,))
+    write_reference(tx, bank, ref_key, "initiate_transfer", (tid,), account=payer.account_id)
     return after

@@ -70,7 +70,9 @@ async def get_account(tx: Tx, req: AccountRef) -> dict[str, object]:
 
 @declare(evaluate=True)
 async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
-    """An account's history records from ``from_seq`` (a range scan: read-only)."""
+    """An account's history from record ``from_seq`` (a range scan: read-only): each record's
+    events one by one (a record of several gives each with the record's number and its place,
+    ``item``); ``page_size`` counts records."""
     registry = await load_registry(tx)
     bank = target_bank(tx, registry, req.bank)
     authorize_read(tx, registry, [bank])
@@ -82,7 +84,7 @@ async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
     rows = await tx.ledger.scan(acct_collection(bank.name), start, end, req.page_size + 1)
     records = [decode(HistoryRecord, value) for _, value in rows[: req.page_size]]
     return {
-        "records": [r.to_json() for r in records],
+        "records": [entry for r in records for entry in r.entries()],
         "next_seq": records[-1].seq + 1 if len(rows) > req.page_size and records else None,
     }
 

@@ -10,6 +10,7 @@ Must not: write; trust a cursor (it comes from the client and is checked like an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -84,6 +85,9 @@ class Segment:
     prefix: str
     handle: Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
     start: str | None = None  # the first key to read, inside the prefix's range
+    #: How much of a page one row takes (``None``: one each). An ``open/`` index row names
+    #: all the transfers one transaction opened toward one bank, up to a batch's 500.
+    weigh: Callable[[bytes], int] | None = None
 
 
 @dataclass
@@ -152,16 +156,43 @@ async def scan_page(
         rows = await tx.ledger.scan(seg.collection, start, end, budget + extra)
         if state.after is not None and rows and rows[0][0] == state.after:
             rows = rows[1:]
-        chunk = rows[:budget]
+        chunk: Sequence[tuple[str, bytes]] = rows[:budget]
+        used = len(chunk)
+        if seg.weigh is not None:
+            chunk, used = _weighed(chunk, budget, seg.weigh)
         if chunk:
             await seg.handle(chunk)
-            budget -= len(chunk)
+            budget -= used
         if len(rows) > len(chunk):
             state.after = chunk[-1][0]
             return False
         state.segment += 1
         state.after = None
     return state.segment >= len(segments)
+
+
+def _weighed(
+    rows: Sequence[tuple[str, bytes]], budget: int, weigh: Callable[[bytes], int]
+) -> tuple[Sequence[tuple[str, bytes]], int]:
+    """The first rows whose weights fit in ``budget`` (at least one row, so a page always
+    moves on), and their weight."""
+    used = 0
+    for n, (_key, value) in enumerate(rows):
+        weight = weigh(value)
+        if n and used + weight > budget:
+            return rows[:n], used
+        used += weight
+    return rows, used
+
+
+def opened_weight(value: bytes) -> int:
+    """How many transfers an ``open/`` index row names (one if it does not parse: the handler
+    then notes it as an anomaly)."""
+    try:
+        ids = json.loads(value).get("transfer_ids")
+    except (ValueError, AttributeError):
+        return 1
+    return len(ids) if isinstance(ids, list) and ids else 1
 
 
 def paged(state: ScanState, done: bool, report: Mapping[str, object]) -> dict[str, object]:
@@ -342,11 +373,21 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
             await handle(await bound_rows(tx, state, Transfer, place, rows))
         return read
 
+    listed: set[tuple[str, str]] = set()  # the transfers this page's index entries named
+
     def handle_index(place: Place) -> Callable[[Sequence[tuple[str, bytes]]],
                                                Awaitable[None]]:
         async def read(rows: Sequence[tuple[str, bytes]]) -> None:
             entries = await bound_rows(tx, state, Opened, place, rows)
-            keys = [transfer_key(o.transfer_id) for o in entries]
+            keys: list[str] = []
+            for o in entries:
+                for i in o.transfer_ids:
+                    if (place.collection, i) in listed:  # a payer's own index, naming one twice
+                        state.note(Anomaly(place.collection, transfer_key(i), (place.writer,),
+                                           "index_repeats_transfer"))
+                    else:
+                        listed.add((place.collection, i))
+                        keys.append(transfer_key(i))
             found = await tx.ledger.get_many_bound(Transfer, place, keys)
             transfers: list[Transfer] = []
             for key, t in zip(keys, found, strict=True):
@@ -365,7 +406,7 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
             segments.append(Segment(place.collection, "xfer", handle_transfers(place)))
         else:
             segments.append(Segment(place.collection, "open", handle_index(place),
-                                    start=opened_key(req.since, "")))
+                                    start=opened_key(req.since, ""), weigh=opened_weight))
     done = await scan_page(tx, state, segments, req.page_size)
     return paged(state, done, {"bank": bank.name, "direction": req.direction.value,
                                 "transfers": state.items})

@@ -32,6 +32,7 @@ from ..keys import (
     quote_key,
     quote_use_key,
     reference_key,
+    reference_tag_of,
     refund_key,
     supply_key,
     transfer_key,
@@ -42,7 +43,9 @@ from ..records import (
     Account,
     AccountKeysRecord,
     Decision,
+    HistoryItem,
     HistoryKind,
+    HistoryRecord,
     Hold,
     Lane,
     LockRecord,
@@ -61,6 +64,7 @@ from ..records import (
 from ..registry import BankInfo, Registry
 from ..rules import add_history, decision_matches, gate_lock
 from .access import (
+    HistoryGroup,
     SupplySum,
     Tx,
     load_registry,
@@ -133,9 +137,29 @@ async def claim_reference(
     return key
 
 
-def write_reference(tx: Tx, bank: BankInfo, key: str, kind: str, ids: Sequence[str]) -> None:
-    tx.ledger.put(acct_collection(bank.name), key,
-                  ReferenceRecord(kind=kind, tx_id=tx.tx_id, at=tx.at, ids=tuple(ids)))
+def write_reference(
+    tx: Tx, bank: BankInfo, key: str, kind: str, ids: Sequence[str], account: str | None = None
+) -> None:
+    """Record the client reference ``key`` as applied (``account``: the payer account of the
+    cross-bank transfers among ``ids``, whose ``payer_ref`` points here)."""
+    tx.ledger.put(acct_collection(bank.name), key, ReferenceRecord(
+        kind=kind, tx_id=tx.tx_id, at=tx.at, ids=tuple(ids), account=account))
+
+
+async def refund_account(tx: Tx, bank: BankInfo, transfer: Transfer) -> str:
+    """The payer account of the serving bank's own ``transfer``, which a refund credits: the
+    one its reference record names (the record must name the transfer too), or, for a
+    transfer written before ``payer_ref``, its ``out/`` note. ``NOT_FOUND`` otherwise."""
+    acct = acct_collection(bank.name)
+    if transfer.payer_ref:
+        ref = await tx.ledger.get(ReferenceRecord, acct, reference_key(transfer.payer_ref))
+        if ref is not None and ref.account and transfer.transfer_id in ref.ids:
+            return ref.account
+    else:
+        out = await tx.ledger.get(OutgoingRecord, acct, outgoing_key(transfer.transfer_id))
+        if out is not None and out.payee_bank == transfer.payee_bank:
+            return out.payer_account
+    raise NotFound("the bank initiated no such transfer")
 
 
 async def read_account(tx: Tx, bank: BankInfo, account_id: str, role: str = "") -> Account:
@@ -168,10 +192,20 @@ def save_account(tx: Tx, bank: BankInfo, account: Account) -> None:
 def record_history(
     tx: Tx, bank: BankInfo, account: Account, kind: HistoryKind, delta: int, **extra: Any
 ) -> Account:
-    account, record = add_history(account, kind, delta, tx_id=tx.tx_id, at=tx.at, **extra)
-    keys = tx.deriver.account_keys()  # only the serving bank writes its accounts' history
-    tx.ledger.put(acct_collection(bank.name), keys.history(record.account_id, record.seq),
-                  record)
+    """Note an event of ``account`` (its balance already the one after it); the account with
+    its history numbering advanced, which the caller saves.
+
+    One transaction's events on one account (or lane) make one history record, written
+    when the body has succeeded (:func:`write_grouped`): the first event takes the account's
+    next number, the others join it as items (:class:`~deposit_token.records.HistoryRecord`).
+    A batch of 500 payments from one account writes one history record, not 500."""
+    where = (bank.name, account.account_id, account.lane)
+    group = tx.history.get(where)
+    if group is None:
+        account, record = add_history(account, kind, delta, tx_id=tx.tx_id, at=tx.at, **extra)
+        tx.history[where] = HistoryGroup(bank.name, record)
+    else:
+        group.more.append(HistoryItem(kind, delta, account.balance, **extra))
     return account
 
 
@@ -185,7 +219,7 @@ def record_supply(
     transfer_id: str | None = None,
 ) -> None:
     """Note a movement of ``bank``'s supply. Movements of one transaction with the same
-    currency, kind and counterparty are written as one record (:func:`write_supply`, when
+    currency, kind and counterparty are written as one record (:func:`write_grouped`, when
     the body has succeeded): a batch of 500 payments writes one supply record, not 500.
     Every private key written costs each peer a decode of the namespace's collection package
     at validation (docs/benchmarks.md, "Where the CPU goes"), and the audit only sums them."""
@@ -198,10 +232,13 @@ def record_supply(
         noted.transfer_id = None
 
 
-def write_supply(tx: Tx) -> None:
-    """Write the supply records :func:`record_supply` noted: one per group, in the order the
-    groups were first noted (so both endorsing peers write the same keys); a record of one
-    movement keeps its transfer id, a sum of several has none."""
+def write_grouped(tx: Tx) -> None:
+    """Write what the body noted to be written once per group, when it has succeeded: the
+    supply records :func:`record_supply` noted (a record of one movement keeps its transfer
+    id, a sum of several has none), the history records :func:`record_history` noted (one per
+    account and lane), and the ``open/`` index entries :func:`write_outgoing_transfer` noted
+    (one per pair). Groups are written in the order they were first noted, so both endorsing
+    peers write the same keys."""
     for (bank, currency, kind, counterparty), noted in tx.supply.items():
         record = SupplyRecord(currency=currency, kind=SupplyKind(kind), amount=noted.amount,
                               counterparty=counterparty, transfer_id=noted.transfer_id,
@@ -209,6 +246,17 @@ def write_supply(tx: Tx) -> None:
         tx.ledger.put(acct_collection(bank), supply_key(currency, tx.next_tag("supply")),
                       record)
     tx.supply.clear()
+    if tx.history:
+        keys = tx.deriver.account_keys()  # only the serving bank writes its accounts' history
+        for group in tx.history.values():
+            history = HistoryRecord.of_events(group.first, group.more)
+            tx.ledger.put(acct_collection(group.bank),
+                          keys.history(history.account_id, history.seq), history)
+        tx.history.clear()
+    for pair, ids in tx.opened.items():
+        tx.ledger.put(pair, opened_key(tx.at, ids[0]),
+                      Opened(transfer_ids=tuple(ids), tx_id=tx.tx_id))
+    tx.opened.clear()
 
 
 async def transfer_records(
@@ -323,14 +371,11 @@ def record_decision(
 
 
 async def check_new_transfer_id(tx: Tx, bank: BankInfo, payee: BankInfo, transfer_id: str) -> None:
-    """``ALREADY_EXISTS`` if the serving bank has a transfer with this id (its record or its
-    own note of it): transfer keys are written once."""
-    if (
-        await tx.ledger.get(Transfer, pair_collection(bank.name, payee.name),
-                            transfer_key(transfer_id)) is not None
-        or await tx.ledger.get(OutgoingRecord, acct_collection(bank.name),
-                               outgoing_key(transfer_id)) is not None
-    ):
+    """``ALREADY_EXISTS`` if the serving bank has a transfer with this id toward ``payee``
+    (transfer keys are written once; an id is one transfer of its pair, which is how every
+    read names it)."""
+    if await tx.ledger.get(Transfer, pair_collection(bank.name, payee.name),
+                           transfer_key(transfer_id)) is not None:
         raise AlreadyExists("a transfer with that id exists")
 
 
@@ -341,6 +386,7 @@ def write_outgoing_transfer(
     payer: Account,
     transfer_id: str,
     *,
+    ref_key: str,
     payee_account: str,
     amount: int,
     expires_at: str,
@@ -351,11 +397,14 @@ def write_outgoing_transfer(
     quote: Quote | None = None,
 ) -> Account:
     """The payer bank's writes of one cross-bank transfer, its ``payer`` already debited:
-    the transfer pinned to both banks and its ``open/`` index in ``pair-<payer>-<payee>``,
-    the bank's own ``out/`` note, a history record, an ``out`` supply record (and, for a
-    hash-locked leg, its ``lock/`` record, pinned to its payer and either its payee or
-    ``regulator_msp_id``: :func:`deposit_token.placement.lock_pin`). Returns the
-    payer account with its history record counted (the caller saves it)."""
+    the transfer pinned to both banks in ``pair-<payer>-<payee>``, pointing to the payment's
+    reference record ``ref_key`` (which the caller writes, naming the payer account: what a
+    refund credits) and noted for the pair's ``open/`` index entry of this transaction, a
+    history record, an ``out`` supply record (both grouped per transaction,
+    :func:`write_grouped`), and, for a hash-locked leg, its ``lock/`` record, pinned to its
+    payer and either its payee or ``regulator_msp_id``
+    (:func:`deposit_token.placement.lock_pin`). Returns the payer account with its history
+    counted (the caller saves it)."""
     pair = pair_collection(bank.name, payee.name)
     tx.ledger.put(pair, transfer_key(transfer_id), Transfer(
         transfer_id=transfer_id, payer_bank=bank.name, payee_bank=payee.name,
@@ -364,7 +413,7 @@ def write_outgoing_transfer(
         remittance=remittance, tx_id=tx.tx_id, lock=lock,
         quote_id=quote.quote_id if quote else "",
         payee_currency=quote.to_currency if quote else "",
-        payee_amount=quote.payee_amount if quote else 0,
+        payee_amount=quote.payee_amount if quote else 0, payer_ref=reference_tag_of(ref_key),
     ), pin=pair_pin(bank, payee))
     if quote is not None:
         write_quote_use(tx, bank, quote.quote_id, transfer_id)
@@ -375,11 +424,7 @@ def write_outgoing_transfer(
             transfer_id=transfer_id, payer_bank=bank.name, payee_bank=payee.name, lock=lock,
             deadline=expires_at, state=LockState.LOCKED, at=tx.at, tx_id=tx.tx_id),
             pin=lock_pin(bank, payee, regulator_msp_id))
-    tx.ledger.put(pair, opened_key(tx.at, transfer_id),
-                  Opened(transfer_id=transfer_id, tx_id=tx.tx_id))
-    tx.ledger.put(acct_collection(bank.name), outgoing_key(transfer_id), OutgoingRecord(
-        transfer_id=transfer_id, payer_account=payer.account_id, payee_bank=payee.name,
-        amount=amount, currency=payer.currency, tx_id=tx.tx_id))
+    tx.opened.setdefault(pair, []).append(transfer_id)
     payer = record_history(tx, bank, payer, HistoryKind.PAYMENT_OUT, -amount,
                            counterparty_bank=payee.name, counterparty_account=payee_account,
                            transfer_id=transfer_id)
