@@ -82,7 +82,6 @@ from deposit_token.keys import (
     escrow_refund_key,
     holds_collection,
     lock_key,
-    outgoing_key,
     pair_collection,
     quote_key,
     refund_key,
@@ -93,7 +92,7 @@ from deposit_token.keys import (
 from deposit_token.operations import ROLE_MINTER, ROLE_OPERATOR, Tx, conservation
 from deposit_token.operations.crossbank import _payout
 from deposit_token.operations.escrow import escrow_records
-from deposit_token.operations.steps import read_quote, record_decision
+from deposit_token.operations.steps import read_quote, record_decision, refund_account
 from deposit_token.placement import pair_pin
 from deposit_token.records import (
     Decision,
@@ -102,7 +101,6 @@ from deposit_token.records import (
     EscrowRefund,
     HistoryKind,
     Outcome,
-    OutgoingRecord,
     Refund,
     RefundCause,
     SupplyKind,
@@ -276,13 +274,12 @@ class DishonestTokenContract(DepositTokenContract):
             bank = ops.authorize_bank_write(tx, registry, ROLE_OPERATOR)
             payee = ops.other_bank(registry, bank, req["payee_bank"], "payee_bank")
             tid = req["transfer_id"]
-            out = await tx.ledger.get(
-                OutgoingRecord, acct_collection(bank.name), outgoing_key(tid))
             record = await tx.ledger.get(
                 Transfer, pair_collection(bank.name, payee.name), transfer_key(tid))
-            if out is None or record is None:
+            if record is None:
                 raise NotFound("no such transfer")
-            payer = await ops.read_account(tx, bank, out.payer_account, "payer")
+            payer_account = await refund_account(tx, bank, record)
+            payer = await ops.read_account(tx, bank, payer_account, "payer")
             payer = ops.record_history(
                 tx, bank, credit(payer, record.amount, refund=True), HistoryKind.REFUND,
                 record.amount, counterparty_bank=payee.name, transfer_id=tid,
