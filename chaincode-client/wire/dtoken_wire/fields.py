@@ -72,11 +72,10 @@ class Fields:
 
     def _get(self, name: str, optional: bool) -> object:
         self._seen.add(name)
-        if name not in self._data or self._data[name] is None:
-            if optional:
-                return None
+        value = self._data.get(name)
+        if value is None and not optional:
             self.fail(name, "is required")
-        return self._data[name]
+        return value
 
     def has(self, name: str) -> bool:
         """Whether the field is present and not null."""

@@ -95,18 +95,32 @@ class StoredRecord:
 
     def to_json(self) -> JsonObject:
         out: JsonObject = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value: Any = getattr(self, f.name)
-            if isinstance(value, Enum):
-                value = value.value
-            elif hasattr(value, "to_json"):
-                value = value.to_json()
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
+        for name in _field_names(type(self)):
+            value: Any = getattr(self, name)
+            if type(value) not in _PLAIN:  # most fields are str and int: stored as they are
+                if isinstance(value, Enum):
+                    value = value.value
+                elif hasattr(value, "to_json"):
+                    value = value.to_json()
+                elif isinstance(value, Mapping):
+                    value = dict(value)
+                elif isinstance(value, tuple):
+                    value = list(value)
+            out[name] = value
         return out
+
+
+#: Types stored as they are (exact types: an enum deriving from ``str`` is not one of them).
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The dataclass fields of a record class, in order (looked up once per class)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def encode(record: Record, salt: str) -> bytes:
