@@ -347,6 +347,8 @@ def _encode(parts: tuple[str, ...]) -> bytes:
 
 
 _BLOCK = 64  # SHA-256's block size: HMAC pads (or hashes) the key to it
+_IPAD = bytes(b ^ 0x36 for b in range(256))  # XOR with HMAC's pads, as translation tables
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class _Mac:
@@ -360,8 +362,8 @@ class _Mac:
     def __init__(self, key: bytes) -> None:
         key = hashlib.sha256(key).digest() if len(key) > _BLOCK else key
         key = key.ljust(_BLOCK, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
 
     def hex32(self, message: bytes) -> str:
         """The first 32 hex digits of the HMAC of ``message``."""
