@@ -132,11 +132,36 @@ def encode(record: Record, salt: str) -> bytes:
     return canonical_json(body)
 
 
+#: Records decoded lately, by class and stored bytes (see :func:`decode`).
+_DECODED: dict[tuple[type, bytes], Any] = {}
+#: How many :data:`_DECODED` keeps (the oldest goes first): a burst's pending transfers, with
+#: room to spare, at well under a kilobyte each.
+DECODE_CACHE_SIZE = 8192
+
+
 def decode(kind: type[_R], data: bytes) -> _R:
     """Parse bytes written by :func:`encode` for a record of class ``kind``.
 
     Raises ``CORRUPT_STATE`` if the bytes are not such a record.
+
+    The result depends on nothing but ``kind`` and ``data``, and records are frozen, so the
+    same bytes read again (the listener's ``get_pending`` reads every pending transfer at each
+    pass, and ``decide_transfers`` reads them once more) return the record decoded the first
+    time. Only records that decoded are kept: bytes that do not decode are refused every time.
     """
+    if type(data) is not bytes:
+        return _decode(kind, data)
+    key = (kind, data)
+    found: _R | None = _DECODED.get(key)
+    if found is None:
+        found = _decode(kind, data)
+        if len(_DECODED) >= DECODE_CACHE_SIZE:
+            del _DECODED[next(iter(_DECODED))]
+        _DECODED[key] = found
+    return found
+
+
+def _decode(kind: type[_R], data: bytes) -> _R:
     obj = loads_object(data, kind.TYPE, CorruptState)
     f = Fields(obj, kind.TYPE, CorruptState)
     if f.str_("type", max_len=32) != kind.TYPE:

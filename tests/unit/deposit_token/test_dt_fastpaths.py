@@ -2,9 +2,10 @@
 
 Each fast path (HMAC keyed once per secret, cached policy envelopes and pair pins, canonical
 timestamps parsed without ``strptime`` and formatted once per instant, one JSON encoder, record
-fields looked up once per class) is swapped back for its plain form here, a payout batch and
-the payee's batch decision are run both ways, and every write, validation parameter, event and
-response must be byte-identical. The pieces are also compared one by one, on edge inputs.
+fields looked up once per class, records decoded once per stored bytes) is swapped back for
+its plain form here, a payout batch and the payee's batch decision are run both ways, and
+every write, validation parameter, event and response must be byte-identical. The pieces are
+also compared one by one, on edge inputs.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ class _PlainEncoder:
 
 def _plain_format(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+class _NoCache(dict[Any, Any]):
+    def get(self, *_: Any) -> None:  # type: ignore[override]
+        return None
+
+    def __setitem__(self, *_: Any) -> None:
+        pass
 
 
 class _NeverMatches:
@@ -100,6 +109,7 @@ async def test_a_batch_writes_the_same_bytes_as_the_plain_code(
         m.setattr(statebased, "_envelope", statebased._envelope.__wrapped__)
         m.setattr(placement, "_both_peers", placement._both_peers.__wrapped__)
         m.setattr(records, "_PLAIN", frozenset())
+        m.setattr(records, "_DECODED", _NoCache())
         slow = await _batch_bytes()
     assert len(fast) == len(slow)
     for got, want in zip(fast, slow, strict=True):
@@ -191,3 +201,35 @@ def test_pins_are_the_policies_they_cache() -> None:
     assert statebased.all_of_policy([b, a]) == statebased.all_of_policy([a, b])
     with pytest.raises(InvalidArgumentError):  # a repeated MSP id: still refused
         placement._both_peers(a, a)
+
+
+def _transfer_bytes(**change: Any) -> bytes:
+    transfer = records.Transfer(
+        "t" * 24, HK, US, "p" * 24, 100, "USD", "2025-01-06T09:00:00.000000Z",
+        "2025-01-07T09:00:00.000000Z", {"name": "Marketplace Ltd"}, tx_id="a" * 64)
+    body = {**transfer.to_json(), **change}
+    body.update({"type": "transfer", "v": 1, "salt": "0" * 32})
+    return canonical_json(body)
+
+
+def test_the_same_bytes_decode_once_and_garbage_is_refused_every_time() -> None:
+    raw = _transfer_bytes()
+    first = records.decode(records.Transfer, raw)
+    assert records.decode(records.Transfer, bytes(raw)) is first  # another object, same bytes
+    assert records.decode(records.Transfer, bytearray(raw)) == first  # not hashable: decoded
+    with pytest.raises(records.CorruptState):  # cached as a transfer, never read as another kind
+        records.decode(records.Account, raw)
+    bad = _transfer_bytes(amount=-5)
+    for _ in range(2):
+        with pytest.raises(records.CorruptState):
+            records.decode(records.Transfer, bad)
+    assert (records.Transfer, bad) not in records._DECODED
+
+
+def test_the_decode_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(records, "_DECODED", {})
+    monkeypatch.setattr(records, "DECODE_CACHE_SIZE", 3)
+    raws = [_transfer_bytes(amount=100 + i) for i in range(5)]
+    for raw in raws:
+        records.decode(records.Transfer, raw)
+    assert list(records._DECODED) == [(records.Transfer, raw) for raw in raws[2:]]
