@@ -134,8 +134,9 @@ def encode(record: Record, salt: str) -> bytes:
 
 #: Records decoded lately, by class and stored bytes (see :func:`decode`).
 _DECODED: dict[tuple[type, bytes], Any] = {}
-#: How many :data:`_DECODED` keeps (the oldest goes first): a burst's pending transfers, with
-#: room to spare, at well under a kilobyte each.
+#: How many :data:`_DECODED` keeps (the oldest goes first): the transfers and decisions of a
+#: few thousand payments in a listener's window; a transfer with its bytes takes about 2 KB,
+#: so about 15 MB when full.
 DECODE_CACHE_SIZE = 8192
 
 
