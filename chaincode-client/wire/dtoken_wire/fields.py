@@ -72,11 +72,10 @@ class Fields:
 
     def _get(self, name: str, optional: bool) -> object:
         self._seen.add(name)
-        if name not in self._data or self._data[name] is None:
-            if optional:
-                return None
+        value = self._data.get(name)
+        if value is None and not optional:
             self.fail(name, "is required")
-        return self._data[name]
+        return value
 
     def has(self, name: str) -> bool:
         """Whether the field is present and not null."""
@@ -92,7 +91,13 @@ class Fields:
         rule: str = "",
     ) -> str:
         """A required string of ``min_len``..``max_len`` characters, matching ``pattern``."""
-        value = self._get(name, optional=False)
+        self._seen.add(name)
+        value = self._data.get(name)
+        if (type(value) is str and min_len <= len(value) <= max_len
+                and (pattern is None or pattern.fullmatch(value))):
+            return value  # the common case, checked inline (every stored record reads here)
+        if value is None:
+            self.fail(name, "is required")
         return self._check_str(name, value, max_len, min_len, pattern, rule)
 
     def opt_str(

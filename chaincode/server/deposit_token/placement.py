@@ -68,6 +68,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypeVar
 
 from fabshim.statebased import all_and_one_of_policy, all_of_policy
@@ -140,7 +141,13 @@ MAX_ANOMALY_DETAILS = 100
 def pair_pin(a: BankInfo, b: BankInfo) -> bytes:
     """The validation parameter of a record two banks rely on: both banks' peers
     (deterministic bytes: ``AND`` of the two MSP ids' ``PEER`` roles, sorted)."""
-    return all_of_policy([a.msp_id, b.msp_id])
+    return _both_peers(a.msp_id, b.msp_id)
+
+
+@lru_cache(maxsize=1024)
+def _both_peers(a: str, b: str) -> bytes:
+    # Cached: every pinned record of a batch is written or checked with the same few pins.
+    return all_of_policy([a, b])
 
 
 def lock_pin(payer: BankInfo, payee: BankInfo, regulator_msp_id: str | None) -> bytes:

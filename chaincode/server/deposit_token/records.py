@@ -98,18 +98,32 @@ class StoredRecord:
 
     def to_json(self) -> JsonObject:
         out: JsonObject = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value: Any = getattr(self, f.name)
-            if isinstance(value, Enum):
-                value = value.value
-            elif hasattr(value, "to_json"):
-                value = value.to_json()
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            elif isinstance(value, tuple):
-                value = [v.to_json() if hasattr(v, "to_json") else v for v in value]
-            out[f.name] = value
+        for name in _field_names(type(self)):
+            value: Any = getattr(self, name)
+            if type(value) not in _PLAIN:  # most fields are str and int: stored as they are
+                if isinstance(value, Enum):
+                    value = value.value
+                elif hasattr(value, "to_json"):
+                    value = value.to_json()
+                elif isinstance(value, Mapping):
+                    value = dict(value)
+                elif isinstance(value, tuple):
+                    value = [v.to_json() if hasattr(v, "to_json") else v for v in value]
+            out[name] = value
         return out
+
+
+#: Types stored as they are (exact types: an enum deriving from ``str`` is not one of them).
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The dataclass fields of a record class, in order (looked up once per class)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def encode(record: Record, salt: str) -> bytes:
@@ -121,11 +135,37 @@ def encode(record: Record, salt: str) -> bytes:
     return canonical_json(body)
 
 
+#: Records decoded lately, by class and stored bytes (see :func:`decode`).
+_DECODED: dict[tuple[type, bytes], Any] = {}
+#: How many :data:`_DECODED` keeps (the oldest goes first): the transfers and decisions of a
+#: few thousand payments in a listener's window; a transfer with its bytes takes about 2 KB,
+#: so about 15 MB when full.
+DECODE_CACHE_SIZE = 8192
+
+
 def decode(kind: type[_R], data: bytes) -> _R:
     """Parse bytes written by :func:`encode` for a record of class ``kind``.
 
     Raises ``CORRUPT_STATE`` if the bytes are not such a record.
+
+    The result depends on nothing but ``kind`` and ``data``, and records are frozen, so the
+    same bytes read again (the listener's ``get_pending`` reads every pending transfer at each
+    pass, and ``decide_transfers`` reads them once more) return the record decoded the first
+    time. Only records that decoded are kept: bytes that do not decode are refused every time.
     """
+    if type(data) is not bytes:
+        return _decode(kind, data)
+    key = (kind, data)
+    found: _R | None = _DECODED.get(key)
+    if found is None:
+        found = _decode(kind, data)
+        if len(_DECODED) >= DECODE_CACHE_SIZE:
+            del _DECODED[next(iter(_DECODED))]
+        _DECODED[key] = found
+    return found
+
+
+def _decode(kind: type[_R], data: bytes) -> _R:
     obj = loads_object(data, kind.TYPE, CorruptState)
     f = Fields(obj, kind.TYPE, CorruptState)
     if f.str_("type", max_len=32) != kind.TYPE:

@@ -25,6 +25,7 @@ from . import operations as ops
 from . import requests as rq
 from .config import ServerSettings
 from .errors import DepositTokenError, InternalError, InvalidArgument, PeerUnavailable
+from .keys import Deriver
 from .ledger import Ledger, LedgerStub
 from .operations import TRANSACTIONS, Caller, Tx, TxSpec
 from .registry import Registry, loads_object
@@ -58,6 +59,7 @@ class Service:
 
     def __init__(self, settings: ServerSettings | None = None) -> None:
         self._settings = settings
+        self._deriver: Deriver | None = None  # one per server: its keyed HMAC states are reused
         # (channel id, namespace) -> the registry as committed there, once it is the one this
         # server is pinned to (``Tx.registry_final``): it changes no more until the operator
         # gives a new pin, which restarts the server. Under the layout each bank namespace
@@ -73,7 +75,9 @@ class Service:
 
     def _tx(self, stub: TxStub, caller: Caller) -> Tx:
         settings = self.settings
-        deriver = settings.deriver
+        if self._deriver is None:
+            self._deriver = settings.deriver
+        deriver = self._deriver
         made: list[Tx] = []
         router = None
         if settings.layout:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from . import _protos as pb
@@ -370,7 +371,10 @@ def _identity(msp_id: str, role: RoleType) -> Any:
     )
 
 
+@lru_cache(maxsize=1024)
 def _envelope(n: int, principals: tuple[tuple[str, RoleType], ...]) -> bytes:
+    # Cached (bytes are immutable): a chaincode pins or checks the same few policies on every
+    # record of a batch, and building one costs protobuf work each time.
     identities = [_identity(msp_id, role) for msp_id, role in principals]
     rules = [pb.policies.SignaturePolicy(signed_by=index) for index in range(len(principals))]
     envelope = pb.policies.SignaturePolicyEnvelope(

@@ -439,3 +439,41 @@ async def test_a_transfer_an_earlier_contract_wrote_is_refunded_through_its_out_
     assert await net.balance(HK, payer) == before + 5
     with pytest.raises(e.NotFound, match="initiated no such transfer"):
         await net.submit(HK, "refund_transfer", {"transfer_id": stray, "payee_bank": US})
+
+
+async def test_bytes_already_read_count_only_where_they_live_and_pinned() -> None:
+    """Issue 14's decode cache: each server keeps the records it decoded by their stored bytes.
+    hkbank's modified server copies the exact bytes of a transfer usbank's server has read
+    (and cached) to another key of the pair, unpinned, and to its pair with cnbank, pinned:
+    a cached parse skips none of the checks of where the bytes live (nor the pin check, made
+    at each read after them), so usbank and cnbank count neither copy, the scans report both
+    as hkbank's, and the real transfer is still decided."""
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 1_000, "dep-1")
+    await net.open(US, "USD", payee)
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    first = await net.evaluate(US, "get_pending", {"direction": "incoming"})  # decoded, cached
+    assert [t["transfer"]["transfer_id"] for t in first["transfers"]] == [tid]
+    stored = net.ledger.get_private_data("pair-hkbank-usbank", transfer_key(tid))
+    assert stored is not None
+    (other,) = ids("hkcopy", 1)
+    await forge(net, "pair-hkbank-usbank", transfer_key(other), stored, pin=False)
+    await forge(net, "pair-hkbank-cnbank", transfer_key(tid), stored)
+    pending = await net.evaluate(US, "get_pending", {"direction": "incoming"})
+    assert [t["transfer"]["transfer_id"] for t in pending["transfers"]] == [tid]
+    assert [a["what"] for a in pending["anomaly_records"]] == ["wrong_key"]
+    with pytest.raises(e.DepositTokenError):
+        await net.submit(US, "accept_transfer", {"transfer_id": other, "payer_bank": HK})
+    seen_by_cn = await net.evaluate(CN, "get_pending", {"direction": "incoming"})
+    assert seen_by_cn["transfers"] == []
+    assert [a["what"] for a in seen_by_cn["anomaly_records"]] == ["wrong_parties"]
+    await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
+    assert await net.balance(US, payee) == 400
+    audit = await net.audit()
+    assert not audit["ok"]
+    assert audit["anomalies"] == {"hkbank/pair-hkbank-usbank/wrong_key": 1,
+                                  "hkbank/pair-hkbank-cnbank/wrong_parties": 1}
