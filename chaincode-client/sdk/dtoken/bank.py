@@ -456,14 +456,17 @@ class Member:
 
     async def _pending(
         self, direction: str, bank: str | None, counterparty: str | None,
-        since: datetime | None = None,
+        since: datetime | None = None, until: datetime | None = None,
     ) -> list[Transfer]:
         try:
             way = Direction(direction)
         except ValueError:
             raise UsageError("a direction is 'incoming' or 'outgoing'") from None
+        if until is not None and (since is None or until < since):
+            raise UsageError("until needs since, and may not be before it")
         request = w.PendingRequest(
-            way, bank, counterparty, since=None if since is None else format_timestamp(since)
+            way, bank, counterparty, since=None if since is None else format_timestamp(since),
+            until=None if until is None else format_timestamp(until),
         )
         out: list[Transfer] = []
         for page in await self._pages("get_pending", request):
@@ -776,15 +779,17 @@ class Bank(ConditionalPayments, Member):
     # --- cross-bank transfers ---------------------------------------------------------------
 
     async def incoming(
-        self, counterparty: str | None = None, *, since: datetime | None = None
+        self, counterparty: str | None = None, *, since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Transfer]:
         """Transfers waiting for this bank's decision (pending, or expired undecided).
 
         ``since`` (timezone-aware) reads only the transfers created at or after it, instead of
         every transfer ever sent to this bank (:class:`dtoken.listener.PendingWindow` keeps
-        such a mark).
+        such a mark); ``until`` (with ``since``), only those created at or before it (a
+        ``TransferPending`` event's ``at``: that transaction's transfers).
         """
-        return await self._pending("incoming", None, counterparty, since)
+        return await self._pending("incoming", None, counterparty, since, until)
 
     async def outgoing(
         self, counterparty: str | None = None, *, since: datetime | None = None

@@ -148,6 +148,16 @@ class Handled:
     error: DTokenError | None = None
 
 
+def _created_at(event: fabgateway.ChaincodeEvent) -> datetime | None:
+    """The time a ``TransferPending`` event says its transaction's transfers were created
+    (``None`` if it says none this bank can read: then a pass over the window finds them)."""
+    try:
+        at = json.loads(event.payload).get("at")
+        return parse_timestamp(at) if isinstance(at, str) else None
+    except (ValueError, RecursionError, AttributeError):
+        return None
+
+
 def _expires_after(transfer: Transfer, moment: datetime) -> bool:
     """Whether ``transfer`` expires after ``moment`` (an unreadable expiry: no)."""
     try:
@@ -181,6 +191,11 @@ class PendingWindow:
         self._wall = wall
         self._mark: datetime | None = None
         self._last_full: float | None = None
+
+    @property
+    def lookback(self) -> timedelta:
+        """How far before a pass's start the next pass reads again."""
+        return self._lookback
 
     def reset(self) -> None:
         """Make the next pass a full one."""
@@ -404,8 +419,24 @@ class IncomingListener:
         if full:
             self._window.reset()
         since, started = self._window.start()
+        handled = await self._decide_incoming(await self._bank.incoming(since=since))
+        # Still open: undecided and not expired (an expired one is the payer bank's to refund).
+        self._window.passed(since, started, [
+            h.transfer for h in handled
+            if h.action in ("failed", "held") and h.transfer.status is TransferStatus.PENDING
+        ])  # fmt: skip
+        return handled
+
+    async def process_created(self, first: datetime, last: datetime) -> list[Handled]:
+        """Decide the transfers waiting for this bank created from ``first`` to ``last`` (both
+        included): those of the transactions whose ``TransferPending`` events said so. The
+        window stays where it is: a transfer this leaves open is read again by the next pass
+        over the window (at the next rescan, or sooner after a failure)."""
+        return await self._decide_incoming(
+            await self._bank.incoming(since=first, until=last))
+
+    async def _decide_incoming(self, incoming: list[Transfer]) -> list[Handled]:
         by_account: dict[str, list[Transfer]] = {}
-        incoming = await self._bank.incoming(since=since)
         locked = [t for t in incoming if t.lock]
         incoming = [t for t in incoming if not t.lock]
         for transfer in incoming:
@@ -421,11 +452,6 @@ class IncomingListener:
                                             for ts in by_account.values()))
             handled = [h for group in groups for h in group]
         handled.extend(claimed)
-        # Still open: undecided and not expired (an expired one is the payer bank's to refund).
-        self._window.passed(since, started, [
-            h.transfer for h in handled
-            if h.action in ("failed", "held") and h.transfer.status is TransferStatus.PENDING
-        ])  # fmt: skip
         return handled
 
     async def _decide_in_batches(
@@ -627,11 +653,18 @@ class IncomingListener:
             raise TypeError("a rule must return a Verdict")
         return verdict
 
-    async def _work(self, incoming: bool, sweep: bool, *, full: bool = False) -> bool:
-        """Pass and/or sweep; True when some decision or refund failed (left for a retry)."""
+    async def _work(
+        self, incoming: bool, sweep: bool, *, full: bool = False,
+        created: Sequence[datetime] = (),
+    ) -> bool:
+        """Pass and/or sweep; True when some decision or refund failed (left for a retry).
+        Without a pass (``incoming`` false), the transfers ``created`` at the moments the
+        events said are decided (:meth:`process_created`)."""
         handled: list[Handled] = []
         if incoming:
             handled += await self.process_pending(full=full)
+        elif created:
+            handled += await self.process_created(min(created), max(created))
         if sweep and self._sweeper is not None:
             if full:
                 self._sweeper.window.reset()
@@ -701,11 +734,22 @@ class IncomingListener:
                 # The rescan is due by the clock, not by a quiet interval: under the layout
                 # every bank's events arrive here, and a busy channel must not starve it.
                 incoming = sweep = clock() >= due
+                created: list[datetime] = []
                 for event in batch:
                     kind = self._relevance(event)
-                    incoming = incoming or kind == EVENT_PENDING
+                    if kind == EVENT_PENDING:
+                        # the transactions' own transfers, not the whole window again: a pass
+                        # over the window re-read every transfer of the last ``lookback``
+                        # seconds, decided or not, at every event (quadratic in a burst)
+                        at = _created_at(event)
+                        if at is None:
+                            incoming = True
+                        else:
+                            created.append(at)
                     sweep = sweep or kind == EVENT_DECIDED
-                failed = await self._work(incoming, sweep)
+                if created and max(created) - min(created) > self._window.lookback:
+                    incoming = True  # a span no transaction batch makes: read the window
+                failed = await self._work(incoming, sweep, created=created)
                 if incoming and sweep:
                     due = clock() + self._next_wait(failed)
                 elif failed:  # an event's pass left a failure: retry it soon

@@ -220,6 +220,7 @@ class SyncBank(_SyncMember[Bank]):
             counterparty: str | None = None,
             *,
             since: datetime | None = None,
+            until: datetime | None = None,
         ) -> list[Transfer]: ...
         @property
         def lane(self) -> int | None: ...

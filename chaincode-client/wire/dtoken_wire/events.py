@@ -1,9 +1,11 @@
 """The contract's chaincode events: their names and payloads.
 
-Owns: :data:`EVENT_PENDING` (set by ``initiate_transfer`` and ``batch_payout``, payload
-``{"payee_banks": [<bank>, ...]}``) and :data:`EVENT_DECIDED` (set by ``accept_transfer`` and
-``reject_transfer``, payload ``{"payer_bank": <bank>}``). A payload names banks only: an event
-is in the block, so it carries no id, amount or account.
+Owns: :data:`EVENT_PENDING` (set by every transaction that opens transfers, payload
+``{"payee_banks": [<bank>, ...], "at": <the transaction's time>}``: the time its transfers'
+``open/`` index entries carry, which the block's header shows anyway) and
+:data:`EVENT_DECIDED` (set by ``accept_transfer`` and ``reject_transfer``, payload
+``{"payer_bank": <bank>}``). A payload names banks (and a time)
+only: an event is in the block, so it carries no id, amount or account.
 
 Must not: import anything outside the standard library.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 __all__ = ["EVENT_DECIDED", "EVENT_ESCROW", "EVENT_PAYMENT_REQUEST", "EVENT_PENDING"]
 
-#: A transfer waits on the payee banks named in the payload.
+#: Transfers wait on the payee banks named in the payload, created at its ``at``.
 EVENT_PENDING = "TransferPending"
 #: The payee bank decided a transfer of the payer bank named in the payload.
 EVENT_DECIDED = "TransferDecided"

@@ -967,7 +967,9 @@ class PendingRequest(Request):
     """``get_pending``: undecided or unrefunded transfers of a bank (paginated).
 
     ``since`` (a timestamp) reads only the transfers created at or after it, through the
-    ``open/`` index, instead of every transfer of the pair.
+    ``open/`` index, instead of every transfer of the pair; ``until`` (with ``since``), only
+    those created at or before it: ``since`` = ``until`` = a transaction's time (its
+    ``TransferPending`` event says it) reads that transaction's transfers.
     """
 
 
@@ -977,17 +979,23 @@ class PendingRequest(Request):
     page_size: int = DEFAULT_PAGE_SIZE
     cursor: Cursor | None = None
     since: str | None = None
+    until: str | None = None
 
     @classmethod
     def _read(cls, f: Fields) -> Self:
-        return cls(
+        request = cls(
             f.enum("direction", Direction),
             _opt_bank(f, "bank"),
             _opt_bank(f, "counterparty"),
             _page_size(f),
             _cursor(f),
             _opt_ts(f, "since"),
+            _opt_ts(f, "until"),
         )
+        # both in the stored fixed-width format: they compare as strings
+        if request.until is not None and (request.since is None or request.until < request.since):
+            f.fail("until", "needs since, and may not be before it")
+        return request
 
 
 @dataclass(frozen=True)

@@ -238,3 +238,29 @@ async def test_a_refund_credits_the_account_the_payments_reference_names(net: Ne
         await net.submit(HK, "refund_transfer", {"transfer_id": tids[1], "payee_bank": US})
     audit = await net.audit()
     assert audit["ok"], audit
+
+
+async def test_a_pending_events_time_reads_exactly_that_transactions_transfers(
+        net: Net) -> None:
+    # the listener reads ``since`` = ``until`` = the event's ``at``: that transaction's
+    # transfers, not the window of every transfer of the last minutes
+    payer, payees = await setup(net, 50_000)
+    tids = list(ids("mkat", 4))
+    moments = []
+    for b in range(2):
+        sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": [
+            item(f"a{b}{i}", US, payees[i], 10, tids[2 * b + i]) for i in range(2)]})
+        moments.append(json.loads(sub.stub.event[1])["at"])
+        sub.commit()
+        net.advance(seconds=1)
+    for b, at in enumerate(moments):
+        got = await net.evaluate(US, "get_pending", {
+            "direction": "incoming", "since": at, "until": at})
+        assert sorted(t["transfer"]["transfer_id"] for t in got["transfers"]) == sorted(
+            tids[2 * b:2 * b + 2])
+    both = await net.evaluate(US, "get_pending", {
+        "direction": "incoming", "since": moments[0], "until": moments[1]})
+    assert len(both["transfers"]) == 4
+    for bad in ({"until": moments[0]}, {"since": moments[1], "until": moments[0]}):
+        with pytest.raises(e.InvalidArgument, match="until"):
+            await net.evaluate(US, "get_pending", {"direction": "incoming", **bad})

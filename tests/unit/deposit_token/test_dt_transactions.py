@@ -364,7 +364,13 @@ async def test_cross_bank_accept(net: Net) -> None:
         "reference": "inv-1", "payer_account": payer, "payee_bank": US, "payee_account": payee,
         "amount": 2_500, "originator": {"name": "Kowloon Exporters"}})
     assert sub.result == {"tx_id": sub.stub.tx_id}
-    assert sub.stub.event == (EVENT_PENDING, b'{"payee_banks":["usbank"]}')
+    # the banks it waits on, and the time its transfers' ``open/`` entry carries (the
+    # block's header shows it anyway): no id, amount or account
+    at = sub.stub.event[1].split(b'"at":"')[1].split(b'"')[0].decode()
+    assert sub.stub.event == (
+        EVENT_PENDING, b'{"at":"' + at.encode() + b'","payee_banks":["usbank"]}')
+    assert [k for c, k in sub.writes if k.startswith("open/")] == [
+        f"open/{at}/{k.split('/')[1]}" for c, k in sub.writes if k.startswith("xfer/")]
     assert {c for c, _ in sub.writes} == {"acct-hkbank", "pair-hkbank-usbank"}
     sub.commit()
     (tid,) = (await net.evaluate(HK, "get_reference", {"reference": "inv-1"}))["ids"]
@@ -508,7 +514,8 @@ async def test_batch_payout_one_debit_many_payees_several_banks(net: Net) -> Non
     ]
     sub = await net.prepare(HK, "batch_payout", {"reference": "payroll-1",
                                                  "payer_account": payer, "payments": payments})
-    assert sub.stub.event == (EVENT_PENDING, b'{"payee_banks":["cnbank","usbank"]}')
+    assert json.loads(sub.stub.event[1])["payee_banks"] == ["cnbank", "usbank"]
+    assert sub.stub.event[0] == EVENT_PENDING
     # one write of the payer's balance key for the whole batch
     assert sum(1 for c, k in sub.writes if k == account_keys(HK).account(payer)) == 1
     sub.commit()

@@ -36,6 +36,7 @@ from dtoken.models import (
     Transfer,
     TransferStatus,
     format_timestamp,
+    parse_timestamp,
 )
 from dtoken.money import Money
 
@@ -115,6 +116,7 @@ class FakeBank:
         self.profile = SimpleNamespace(chaincode="dtoken", has_namespaces=False)
         self.incoming_calls = 0
         self.since: list[datetime | None] = []  # the window of every incoming and outgoing read
+        self.until: list[datetime | None] = []  # the end of every incoming read
         self.caps: dict[tuple[str, str], int] = {}  # (payer bank, currency) -> cap, minor units
         self.obligation_reads: list[str] = []
         self.forced: list[bool] = []
@@ -131,12 +133,15 @@ class FakeBank:
     def add(self, t: Transfer) -> None:
         self.transfers[t.transfer_id] = t
 
-    async def incoming(self, *, since: datetime | None = None) -> list[Transfer]:
+    async def incoming(self, *, since: datetime | None = None,
+                       until: datetime | None = None) -> list[Transfer]:
         self.incoming_calls += 1
         self.since.append(since)
+        self.until.append(until)
         return [t for t in self.transfers.values()
                 if t.payee_bank == self.name
                 and (since is None or t.created_at >= format_timestamp(since))
+                and (until is None or t.created_at <= format_timestamp(until))
                 and t.status in (TransferStatus.PENDING, TransferStatus.EXPIRED)]
 
     async def outgoing(self, *, since: datetime | None = None) -> list[Transfer]:
@@ -715,6 +720,46 @@ async def test_forged_and_garbage_events_of_a_dishonest_bank_decide_nothing_and_
     await bank.network.queue.put(in_namespace(
         "dtoken-hkbank", 41, "real", "TransferPending", b'{"payee_banks": ["usbank"]}'))
     await run_until(task, lambda: len(bank.decided) == 1)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_an_events_time_reads_that_transactions_transfers_not_the_window() -> None:
+    """A ``TransferPending`` event says when its transaction's transfers were created: the
+    listener reads those (``since`` = ``until``), not every transfer of the last
+    ``lookback`` seconds again (which made a burst quadratic). An event without a usable
+    time, or events spanning more than ``lookback``, make it read the window, as before."""
+    bank = layout_bank()
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, rescan_interval=600).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)  # the first, full pass
+    now = datetime.now(UTC)
+    at = format_timestamp(now)
+    bank.add(transfer(1, created_at=at))
+    bank.add(transfer(2, created_at=format_timestamp(now + timedelta(seconds=1))))  # another
+    await bank.network.queue.put(in_namespace(
+        "dtoken-hkbank", 8, "tx-a", "TransferPending",
+        json.dumps({"payee_banks": ["usbank"], "at": at}).encode()))
+    await run_until(task, lambda: bank.incoming_calls == 2)
+    assert (bank.since[-1], bank.until[-1]) == (parse_timestamp(at), parse_timestamp(at))
+    await run_until(task, lambda: len(bank.decided) == 1)
+    assert bank.decided[0][1] == transfer(1).transfer_id
+    for n, payload in enumerate((
+            {"payee_banks": ["usbank"]},  # no time (an older contract): the window
+            {"payee_banks": ["usbank"], "at": "yesterday"},  # not a time: the window
+    )):
+        await bank.network.queue.put(in_namespace(
+            "dtoken-hkbank", 9 + n, f"tx-{n}", "TransferPending", json.dumps(payload).encode()))
+        await run_until(task, lambda n=n: bank.incoming_calls == 3 + n)
+        assert bank.until[-1] is None
+    # two events a day apart (a dishonest bank's, say): one read of the window, not a day
+    for n, when in enumerate((format_timestamp(now - timedelta(days=1)), at)):
+        await bank.network.queue.put(in_namespace(
+            "dtoken-evilbank", 20, f"e{n}", "TransferPending",
+            json.dumps({"payee_banks": ["usbank"], "at": when}).encode()))
+    await run_until(task, lambda: bank.incoming_calls == 5)
+    assert bank.until[-1] is None
+    assert {d[1] for d in bank.decided} == {transfer(1).transfer_id, transfer(2).transfer_id}
     stop.set()
     await asyncio.wait_for(task, 2)
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from dtoken_wire.codec import format_timestamp
-from dtoken_wire.events import EVENT_DECIDED, EVENT_PENDING
+from dtoken_wire.events import EVENT_DECIDED
 from dtoken_wire.requests import (
     AcceptRequest,
     BatchPayment,
@@ -67,6 +67,7 @@ from .decisions import decide_one
 from .declare import declare
 from .lanes import debit_hold, read_credit_lane, read_lane
 from .steps import (
+    announce_pending,
     check_new_transfer_id,
     claim_reference,
     read_account,
@@ -174,7 +175,7 @@ async def _payout(
     write_reference(tx, bank, ref_key, kind, ids, account=payer_id if ids else None)
     if payee_banks:
         # Says only that something waits, and for whom (the collection names say as much).
-        tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(payee_banks)})
+        announce_pending(tx, payee_banks)
     return done(tx)
 
 

@@ -28,7 +28,7 @@ from dtoken_wire.conditional import (
     PaymentRequestLookup,
     RequestPaymentRequest,
 )
-from dtoken_wire.events import EVENT_PAYMENT_REQUEST, EVENT_PENDING
+from dtoken_wire.events import EVENT_PAYMENT_REQUEST
 
 from ..conditions import REQUEST_MISMATCH, request_status
 from ..errors import (
@@ -64,6 +64,7 @@ from .access import (
 from .declare import declare
 from .lanes import debit_hold
 from .steps import (
+    announce_pending,
     check_new_transfer_id,
     claim_reference,
     read_account,
@@ -180,7 +181,7 @@ async def approve_request(tx: Tx, req: ApproveRequestRequest) -> dict[str, objec
     save_account(tx, bank, payer)
     write_reference(tx, bank, ref_key, "approve_request", [request.request_id],
                     account=request.payer_account)
-    tx.ledger.set_event(EVENT_PENDING, {"payee_banks": [payee.name]})
+    announce_pending(tx, [payee.name])
     return done(tx)
 
 

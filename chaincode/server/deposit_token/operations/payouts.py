@@ -32,7 +32,6 @@ from datetime import timedelta
 from typing import TypeVar
 
 from dtoken_wire.codec import format_timestamp
-from dtoken_wire.events import EVENT_PENDING
 from dtoken_wire.requests import CoalescedItem, CoalescedRequest
 
 from ..errors import (
@@ -67,6 +66,7 @@ from .access import (
 from .declare import declare
 from .lanes import debit_hold, read_lane
 from .steps import (
+    announce_pending,
     check_new_transfer_id,
     save_account,
     write_outgoing_transfer,
@@ -140,7 +140,7 @@ async def coalesced_payout(tx: Tx, req: CoalescedRequest) -> dict[str, object]:
     results = await each_on_its_own(zip(req.items, ref_keys, strict=True), pay,
                                     "none of the payments can be applied")
     save_account(tx, bank, payer)
-    tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(payee_banks)})
+    announce_pending(tx, payee_banks)
     return {"tx_id": tx.tx_id, "results": results}
 
 

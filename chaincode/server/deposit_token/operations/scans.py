@@ -85,6 +85,7 @@ class Segment:
     prefix: str
     handle: Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
     start: str | None = None  # the first key to read, inside the prefix's range
+    end: str | None = None  # the key the range stops before, inside the prefix's range
     #: How much of a page one row takes (``None``: one each). An ``open/`` index row names
     #: all the transfers one transaction opened toward one bank, up to a batch's 500.
     weigh: Callable[[bytes], int] | None = None
@@ -148,6 +149,8 @@ async def scan_page(
         start, end = prefix_range(seg.prefix)
         if seg.start is not None:
             start = max(start, seg.start)
+        if seg.end is not None:
+            end = min(end, seg.end)
         if state.after is not None:
             start = state.after
         # One more than the budget tells whether the segment goes on; one more again when
@@ -355,7 +358,8 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
         raise NotFound("request.counterparty is not another member bank")
     for other in others:
         authorize_read(tx, registry, [bank, other])
-    scope = f"{bank.name}/{req.direction.value}/{req.counterparty or '*'}/{req.since or '*'}"
+    scope = (f"{bank.name}/{req.direction.value}/{req.counterparty or '*'}/{req.since or '*'}"
+             f"/{req.until or '*'}")
     state = ScanState.from_cursor("pending", scope, req.cursor)
     incoming = req.direction is Direction.INCOMING
     waiting = ({TransferStatus.PENDING, TransferStatus.EXPIRED} if incoming else
@@ -405,8 +409,12 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
         if req.since is None:
             segments.append(Segment(place.collection, "xfer", handle_transfers(place)))
         else:
-            segments.append(Segment(place.collection, "open", handle_index(place),
-                                    start=opened_key(req.since, ""), weigh=opened_weight))
+            segments.append(Segment(
+                place.collection, "open", handle_index(place), start=opened_key(req.since, ""),
+                # ``until`` included: the range ends after every key of that moment
+                end=None if req.until is None else prefix_range(
+                    opened_key(req.until, "").rstrip("/"))[1],
+                weigh=opened_weight))
     done = await scan_page(tx, state, segments, req.page_size)
     return paged(state, done, {"bank": bank.name, "direction": req.direction.value,
                                 "transfers": state.items})

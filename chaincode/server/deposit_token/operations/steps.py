@@ -10,8 +10,10 @@ Must not: check access (the transaction bodies do, before any step).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+from dtoken_wire.events import EVENT_PENDING
 
 from ..errors import (
     AlreadyExists,
@@ -230,6 +232,14 @@ def record_supply(
     else:
         noted.amount += amount
         noted.transfer_id = None
+
+
+def announce_pending(tx: Tx, payee_banks: Iterable[str]) -> None:
+    """The ``TransferPending`` event of a transaction that opened transfers toward
+    ``payee_banks``: their names and the transaction's time, which the transfers' ``open/``
+    index entries carry (so a payee bank's listener reads exactly those: ``get_pending`` with
+    ``since`` = ``until`` = ``at``)."""
+    tx.ledger.set_event(EVENT_PENDING, {"payee_banks": sorted(set(payee_banks)), "at": tx.at})
 
 
 def write_grouped(tx: Tx) -> None:
