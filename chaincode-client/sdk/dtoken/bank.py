@@ -326,7 +326,7 @@ class Member:
             entries += [HistoryEntry.from_json(r, currency, self.currencies)
                         for r in page["records"]]
             seq = page.get("next_seq")
-        # a page counts records, and one record may hold a transaction's many events
+        # a page holds whole records, and one record may hold more events than asked for
         return entries if limit is None else entries[:limit]
 
     async def _supply(self, currency: str, bank: str | None) -> Supply:

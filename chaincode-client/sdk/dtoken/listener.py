@@ -436,6 +436,8 @@ class IncomingListener:
             await self._bank.incoming(since=first, until=last))
 
     async def _decide_incoming(self, incoming: list[Transfer]) -> list[Handled]:
+        # once each, whatever a listing repeats (a batch decision refuses a repeated id)
+        incoming = list({(t.payer_bank, t.transfer_id): t for t in incoming}.values())
         by_account: dict[str, list[Transfer]] = {}
         locked = [t for t in incoming if t.lock]
         incoming = [t for t in incoming if not t.lock]

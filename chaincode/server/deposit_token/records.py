@@ -141,6 +141,11 @@ _DECODED: dict[tuple[type, bytes], Any] = {}
 #: few thousand payments in a listener's window; a transfer with its bytes takes about 2 KB,
 #: so about 15 MB when full.
 DECODE_CACHE_SIZE = 8192
+#: Stored values longer than this are decoded every time, never kept: a payer bank's peer can
+#: commit transfers of about 100 KB (every originator field and the remittance at their
+#: longest), and 8,192 of those would hold more than a gigabyte in the payee's server. An
+#: honest payment's transfer is well under 1 KB; the cache then holds at most 32 MB of bytes.
+DECODE_CACHE_MAX_BYTES = 4096
 
 
 def decode(kind: type[_R], data: bytes) -> _R:
@@ -151,9 +156,10 @@ def decode(kind: type[_R], data: bytes) -> _R:
     The result depends on nothing but ``kind`` and ``data``, and records are frozen, so the
     same bytes read again (the listener's ``get_pending`` reads every pending transfer at each
     pass, and ``decide_transfers`` reads them once more) return the record decoded the first
-    time. Only records that decoded are kept: bytes that do not decode are refused every time.
+    time. Only records that decoded are kept: bytes that do not decode are refused every time,
+    and values longer than :data:`DECODE_CACHE_MAX_BYTES` are decoded every time.
     """
-    if type(data) is not bytes:
+    if type(data) is not bytes or len(data) > DECODE_CACHE_MAX_BYTES:
         return _decode(kind, data)
     key = (kind, data)
     found: _R | None = _DECODED.get(key)

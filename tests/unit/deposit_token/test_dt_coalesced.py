@@ -264,3 +264,22 @@ async def test_a_pending_events_time_reads_exactly_that_transactions_transfers(
     for bad in ({"until": moments[0]}, {"since": moments[1], "until": moments[0]}):
         with pytest.raises(e.InvalidArgument, match="until"):
             await net.evaluate(US, "get_pending", {"direction": "incoming", **bad})
+
+
+async def test_a_history_page_counts_events_and_never_splits_a_record(net: Net) -> None:
+    # page_size counts events: a record of a batch's many is one page's worth, kept whole
+    payer, payees = await setup(net, 50_000)
+    tids = list(ids("mkhp", 6))
+    for b in range(2):
+        await net.submit(HK, "coalesced_payout", {"payer_account": payer, "items": [
+            item(f"hp{b}{i}", US, payees[i], 10, tids[3 * b + i]) for i in range(3)]})
+    pages, seq = [], 0
+    while seq is not None:
+        page = await net.evaluate(HK, "get_history", {
+            "account_id": payer, "from_seq": seq, "page_size": 2})
+        pages.append([(h["kind"], h.get("item")) for h in page["records"]])
+        seq = page["next_seq"]
+    # opened + mint (2 events), then each batch (3 events: more than 2, alone on its page)
+    assert pages == [[("opened", None), ("mint", None)],
+                     [("payment_out", n) for n in range(3)],
+                     [("payment_out", n) for n in range(3)]]

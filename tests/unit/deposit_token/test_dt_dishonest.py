@@ -477,3 +477,28 @@ async def test_bytes_already_read_count_only_where_they_live_and_pinned() -> Non
     assert not audit["ok"]
     assert audit["anomalies"] == {"hkbank/pair-hkbank-usbank/wrong_key": 1,
                                   "hkbank/pair-hkbank-cnbank/wrong_parties": 1}
+
+
+async def test_an_index_entry_on_a_later_page_cannot_list_a_transfer_again(
+        debt: tuple[Net, str]) -> None:
+    """A page remembers what it listed, the next page does not: hkbank names its real pending
+    transfer again in an entry of another moment, so that it falls on a later page. Only the
+    entry its own transaction wrote counts; the other is reported."""
+    net, _ = debt
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    real = await net.initiate(HK, payer, US, payee, 5, "inv-3")
+    await forge(net, "pair-hkbank-usbank", opened_key("2099-01-01T00:00:00.000000Z", real),
+                Opened(transfer_ids=(real,), tx_id="x"))
+    listed, reported, cursor = [], [], None
+    while True:
+        page = await net.evaluate(US, "get_pending", {
+            "direction": "incoming", "since": "2025-01-06T09:00:00.000000Z", "page_size": 1,
+            **({"cursor": cursor} if cursor else {})})
+        listed += [t["transfer"]["transfer_id"] for t in page["transfers"]]
+        reported = [a["what"] for a in page["anomaly_records"]]
+        if page["done"]:
+            break
+        cursor = page["cursor"]
+    assert listed == [real]
+    assert reported == ["index_names_other_transaction"]

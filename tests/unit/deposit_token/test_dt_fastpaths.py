@@ -233,3 +233,19 @@ def test_the_decode_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for raw in raws:
         records.decode(records.Transfer, raw)
     assert list(records._DECODED) == [(records.Transfer, raw) for raw in raws[2:]]
+
+
+def test_a_long_stored_value_is_decoded_every_time_never_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a payer bank's peer can commit transfers of ~100 KB (originator and remittance at their
+    # longest): kept, 8,192 of them would hold over a gigabyte in the payee's server
+    monkeypatch.setattr(records, "_DECODED", {})
+    big = _transfer_bytes(remittance="r" * 1024, originator={
+        f"f{i:02d}": "x" * 1024 for i in range(32)})
+    assert len(big) > records.DECODE_CACHE_MAX_BYTES
+    first = records.decode(records.Transfer, big)
+    assert records.decode(records.Transfer, big) == first
+    assert records._DECODED == {}
+    small = _transfer_bytes()
+    records.decode(records.Transfer, small)
+    assert list(records._DECODED) == [(records.Transfer, small)]

@@ -72,7 +72,9 @@ async def get_account(tx: Tx, req: AccountRef) -> dict[str, object]:
 async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
     """An account's history from record ``from_seq`` (a range scan: read-only): each record's
     events one by one (a record of several gives each with the record's number and its place,
-    ``item``); ``page_size`` counts records."""
+    ``item``). ``page_size`` counts events: a page holds whole records, at least one, and no
+    more events than ``page_size`` unless its one record has more (a batch of 500 payments is
+    one record)."""
     registry = await load_registry(tx)
     bank = target_bank(tx, registry, req.bank)
     authorize_read(tx, registry, [bank])
@@ -82,10 +84,18 @@ async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
     start = keys.history(req.account_id, req.from_seq)
     _, end = prefix_range(keys.history_prefix(req.account_id))
     rows = await tx.ledger.scan(acct_collection(bank.name), start, end, req.page_size + 1)
-    records = [decode(HistoryRecord, value) for _, value in rows[: req.page_size]]
+    records: list[HistoryRecord] = []
+    events = 0
+    for _, value in rows:
+        record = decode(HistoryRecord, value)
+        weight = max(1, len(record.items))
+        if records and (events + weight > req.page_size or len(records) == req.page_size):
+            break
+        records.append(record)
+        events += weight
     return {
         "records": [entry for r in records for entry in r.entries()],
-        "next_seq": records[-1].seq + 1 if len(rows) > req.page_size and records else None,
+        "next_seq": records[-1].seq + 1 if len(rows) > len(records) else None,
     }
 
 

@@ -212,7 +212,14 @@ async def bound_rows(
 ) -> list[_R]:
     """The rows of a scan that are valid records where they live (and pinned, if they must
     be); the others noted."""
-    out: list[_R] = []
+    return [record for _key, record in await bound_entries(tx, state, kind, place, rows)]
+
+
+async def bound_entries(
+    tx: Tx, state: ScanState, kind: type[_R], place: Place, rows: Sequence[tuple[str, bytes]]
+) -> list[tuple[str, _R]]:
+    """:func:`bound_rows`, each with its key."""
+    out: list[tuple[str, _R]] = []
     for key, value in rows:
         found = bind(kind, place, key, value)
         if not isinstance(found, Anomaly) and not await tx.ledger.pinned(kind, place, key):
@@ -220,7 +227,7 @@ async def bound_rows(
         if isinstance(found, Anomaly):
             state.note(found)
         else:
-            out.append(found)
+            out.append((key, found))
     return out
 
 
@@ -382,23 +389,31 @@ async def get_pending(tx: Tx, req: PendingRequest) -> dict[str, object]:
     def handle_index(place: Place) -> Callable[[Sequence[tuple[str, bytes]]],
                                                Awaitable[None]]:
         async def read(rows: Sequence[tuple[str, bytes]]) -> None:
-            entries = await bound_rows(tx, state, Opened, place, rows)
-            keys: list[str] = []
-            for o in entries:
+            entries = await bound_entries(tx, state, Opened, place, rows)
+            named: list[tuple[str, str, str]] = []  # (transfer key, entry's time, its tx id)
+            for entry_key, o in entries:
+                at = entry_key.split("/")[1]
                 for i in o.transfer_ids:
                     if (place.collection, i) in listed:  # a payer's own index, naming one twice
                         state.note(Anomaly(place.collection, transfer_key(i), (place.writer,),
                                            "index_repeats_transfer"))
                     else:
                         listed.add((place.collection, i))
-                        keys.append(transfer_key(i))
-            found = await tx.ledger.get_many_bound(Transfer, place, keys)
+                        named.append((transfer_key(i), at, o.tx_id))
+            found = await tx.ledger.get_many_bound(Transfer, place, [k for k, _a, _t in named])
             transfers: list[Transfer] = []
-            for key, t in zip(keys, found, strict=True):
+            for (key, at, tx_id), t in zip(named, found, strict=True):
                 if t is None:  # the payer's own index names a transfer it does not hold
                     state.note(Anomaly(place.collection, key, (place.writer,),
                                        "index_without_transfer"))
-                elif (t := valid(state, t)) is not None:
+                elif (t := valid(state, t)) is None:
+                    continue
+                elif (t.tx_id, t.created_at) != (tx_id, at):
+                    # only the entry its own transaction wrote counts: a transfer has one, so
+                    # no page lists it twice, whatever else the payer's index names
+                    state.note(Anomaly(place.collection, key, (place.writer,),
+                                       "index_names_other_transaction"))
+                else:
                     transfers.append(t)
             await handle(transfers)
         return read
