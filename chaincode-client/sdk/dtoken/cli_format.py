@@ -115,9 +115,12 @@ def history_text(entries: Sequence[HistoryEntry]) -> str:
     if not entries:
         return "no history"
     rows = []
+    grouped = {e.seq for e in entries if e.item}  # records of several events
     for e in entries:
         other = "/".join(p for p in (e.counterparty_bank, e.counterparty_account) if p)
-        rows.append([str(e.seq), e.at, e.kind, e.delta.format(), e.balance_after.format(),
+        # the events of one transaction share a record: 12.0, 12.1 ... (seq.item)
+        seq = f"{e.seq}.{e.item}" if e.seq in grouped else str(e.seq)
+        rows.append([seq, e.at, e.kind, e.delta.format(), e.balance_after.format(),
                      other or e.detail])
     return table(rows, ["SEQ", "AT", "KIND", "CHANGE", "BALANCE", "COUNTERPARTY"])
 

@@ -226,7 +226,8 @@ def reference_tag_of(key: str) -> str:
 
 
 def outgoing_key(transfer_id: str) -> str:
-    """The payer bank's own note of an outgoing transfer (which account to refund)."""
+    """The payer bank's own note of an outgoing transfer (which account to refund), as
+    contracts before ``Transfer.payer_ref`` wrote it: read for their transfers' refunds."""
     return _SEP.join(("out", transfer_id))
 
 

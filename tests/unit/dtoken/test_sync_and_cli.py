@@ -20,7 +20,7 @@ from dtoken.cli import (
     read_secret,
 )
 from dtoken.errors import InsufficientFunds, UsageError
-from dtoken.models import AuditReport, Obligation, Obligations
+from dtoken.models import AuditReport, HistoryEntry, Obligation, Obligations
 from dtoken.money import Money
 from dtoken.profile import Profile
 from dtoken.sync import SyncBank
@@ -153,3 +153,16 @@ def test_a_pvp_claim_reads_its_preimage_from_a_file_never_an_argument(
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(UsageError, match="is empty"):
         read_secret(str(tmp_path / "empty"), "the preimage")
+
+
+def test_history_text_numbers_the_events_of_one_record_seq_dot_item() -> None:
+    def entry(seq: int, item: int, kind: str, minor: int) -> HistoryEntry:
+        return HistoryEntry(seq=seq, kind=kind, delta=Money(minor, "USD", 2),
+                            balance_after=Money(0, "USD", 2), counterparty_bank=None,
+                            counterparty_account=None, transfer_id=None, detail="", tx_id="t",
+                            at="2026-12-06", item=item)
+
+    text = fmt.history_text([entry(0, 0, "opened", 0), entry(1, 0, "payment_out", -1),
+                             entry(1, 1, "payment_out", -2), entry(2, 0, "mint", 5)])
+    seqs = [line.split()[0] for line in text.splitlines()[1:] if line.strip()]
+    assert [s for s in seqs if s[0].isdigit()] == ["0", "1.0", "1.1", "2"]
