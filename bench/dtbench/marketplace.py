@@ -311,7 +311,7 @@ async def _run_alone(args: argparse.Namespace) -> dict[str, Any]:
 
     root = Path(tempfile.mkdtemp(prefix="dtbench-market-"))
     cluster = Cluster(root, name="benchmarket", base_port=args.base_port,
-                      shape=Shape(layout=args.layout),
+                      shape=Shape(layout=args.layout, batch_timeout_ms=args.batch_timeout_ms),
                       log=print)
     settings = MarketplaceSettings(
         rates=args.rates, baseline_rates=args.baseline_rates, lane_rates=args.lane_rates,
@@ -340,6 +340,8 @@ def main(argv: Sequence[str]) -> int:
         run.add_argument("--out", type=Path)
         run.add_argument("--layout", choices=LAYOUTS, default=LAYOUTS[0],
                          help="the consortium's chaincode.layout (default: single)")
+        run.add_argument("--batch-timeout-ms", type=int, default=150,
+                         help="the orderers' BatchTimeout (default: 150, the network's)")
         result = asyncio.run(_run_alone(run.parse_args(argv)))
         text = json.dumps(result, indent=1)
         if run.parse_args(argv).out is not None:
