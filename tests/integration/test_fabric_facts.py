@@ -60,7 +60,26 @@ def orgs(network: TestNetwork) -> Orgs:
         policy=f"AND('{hk}.peer', '{us}.peer')",
         collections=collections,
     )
-    return Orgs(hk, us, cn)
+    orgs = Orgs(hk, us, cn)
+    asyncio.run(_until_discovered(network, orgs))
+    return orgs
+
+
+async def _until_discovered(network: TestNetwork, orgs: Orgs) -> None:
+    """Until HarbourBank's Gateway finds every organization's peer for the new chaincode:
+    discovery learns a peer's chaincodes from gossip, a few seconds after the commit (a test
+    naming LibertyTrust as endorser at once got "failed to find any endorsing peers")."""
+    async with clients(network, "hkbank") as (hk,):
+        for target in (orgs.hk, orgs.us, orgs.cn):
+            async with asyncio.timeout(60):
+                while True:
+                    try:
+                        await hk.evaluate("get_state", "discovered", target=target)
+                        break
+                    except fabgateway.CallError as error:
+                        if "endorsing peers" not in str(error):
+                            raise
+                        await asyncio.sleep(0.5)
 
 
 class Client(OrgClient):
