@@ -468,17 +468,23 @@ class HistoryItem(StoredRecord):
 
     @classmethod
     def read(cls, f: Fields) -> HistoryItem:
-        item = cls(
-            kind=f.enum("kind", HistoryKind),
-            delta=f.int_("delta", lo=-MAX_AMOUNT),
-            balance_after=f.int_("balance_after"),
-            counterparty_bank=_opt_bank(f, "counterparty_bank"),
-            counterparty_account=_opt_id(f, "counterparty_account"),
-            transfer_id=_opt_id(f, "transfer_id"),
-            detail=f.str_("detail", min_len=0, max_len=256),
-        )
+        item = cls(**_event_fields(f, delta_floor=-MAX_AMOUNT))
         f.done()
         return item
+
+
+def _event_fields(f: Fields, *, delta_floor: int) -> dict[str, Any]:
+    """The fields of one event (:class:`HistoryItem`'s, which a :class:`HistoryRecord` of one
+    event holds in its own fields), read and checked."""
+    return {
+        "kind": f.enum("kind", HistoryKind),
+        "delta": f.int_("delta", lo=delta_floor),
+        "balance_after": f.int_("balance_after"),
+        "counterparty_bank": _opt_bank(f, "counterparty_bank"),
+        "counterparty_account": _opt_id(f, "counterparty_account"),
+        "transfer_id": _opt_id(f, "transfer_id"),
+        "detail": f.str_("detail", min_len=0, max_len=256),
+    }
 
 
 @dataclass(frozen=True)
@@ -522,9 +528,9 @@ class HistoryRecord(StoredRecord):
         :func:`deposit_token.rules.add_history` made it) alone, or with ``more`` after it."""
         if not more:
             return first
-        items = (HistoryItem(first.kind, first.delta, first.balance_after,
-                             first.counterparty_bank, first.counterparty_account,
-                             first.transfer_id, first.detail), *more)
+        as_item = HistoryItem(**{f.name: getattr(first, f.name)
+                                 for f in dataclasses.fields(HistoryItem)})
+        items = (as_item, *more)
         kinds = {i.kind for i in items}
         return dataclasses.replace(
             first, kind=first.kind if len(kinds) == 1 else HistoryKind.BATCH,
@@ -547,13 +553,7 @@ class HistoryRecord(StoredRecord):
         record = cls(
             account_id=_id(f, "account_id"),
             seq=f.int_("seq"),
-            kind=f.enum("kind", HistoryKind),
-            delta=f.int_("delta", lo=-MAX_AMOUNT * MAX_HISTORY_ITEMS),
-            balance_after=f.int_("balance_after"),
-            counterparty_bank=_opt_bank(f, "counterparty_bank"),
-            counterparty_account=_opt_id(f, "counterparty_account"),
-            transfer_id=_opt_id(f, "transfer_id"),
-            detail=f.str_("detail", min_len=0, max_len=256),
+            **_event_fields(f, delta_floor=-MAX_AMOUNT * MAX_HISTORY_ITEMS),
             tx_id=_tx(f),
             at=f.str_("at", max_len=32),
             items=tuple(HistoryItem.read(i) for i in f.objects(
