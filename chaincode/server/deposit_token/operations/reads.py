@@ -38,6 +38,7 @@ from .access import (
 )
 from .declare import declare
 from .lanes import lanes_of
+from .scans import fitting
 from .steps import (
     account_keys,
     read_account,
@@ -84,15 +85,9 @@ async def get_history(tx: Tx, req: HistoryRequest) -> dict[str, object]:
     start = keys.history(req.account_id, req.from_seq)
     _, end = prefix_range(keys.history_prefix(req.account_id))
     rows = await tx.ledger.scan(acct_collection(bank.name), start, end, req.page_size + 1)
-    records: list[HistoryRecord] = []
-    events = 0
-    for _, value in rows:
-        record = decode(HistoryRecord, value)
-        weight = max(1, len(record.items))
-        if records and (events + weight > req.page_size or len(records) == req.page_size):
-            break
-        records.append(record)
-        events += weight
+    records, _events = fitting((decode(HistoryRecord, value) for _, value in
+                                rows[:req.page_size]),
+                               req.page_size, lambda r: max(1, len(r.items)))
     return {
         "records": [entry for r in records for entry in r.entries()],
         "next_seq": records[-1].seq + 1 if len(rows) > len(records) else None,

@@ -11,7 +11,7 @@ Must not: write; trust a cursor (it comes from the client and is checked like an
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -75,6 +75,7 @@ from .declare import declare
 from .steps import account_keys
 
 _R = TypeVar("_R", bound=Record)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Segment:
     end: str | None = None  # the key the range stops before, inside the prefix's range
     #: How much of a page one row takes (``None``: one each). An ``open/`` index row names
     #: all the transfers one transaction opened toward one bank, up to a batch's 500.
-    weigh: Callable[[bytes], int] | None = None
+    weigh: Callable[[tuple[str, bytes]], int] | None = None
 
 
 @dataclass
@@ -162,7 +163,7 @@ async def scan_page(
         chunk: Sequence[tuple[str, bytes]] = rows[:budget]
         used = len(chunk)
         if seg.weigh is not None:
-            chunk, used = _weighed(chunk, budget, seg.weigh)
+            chunk, used = fitting(chunk, budget, seg.weigh)
         if chunk:
             await seg.handle(chunk)
             budget -= used
@@ -174,25 +175,29 @@ async def scan_page(
     return state.segment >= len(segments)
 
 
-def _weighed(
-    rows: Sequence[tuple[str, bytes]], budget: int, weigh: Callable[[bytes], int]
-) -> tuple[Sequence[tuple[str, bytes]], int]:
-    """The first rows whose weights fit in ``budget`` (at least one row, so a page always
-    moves on), and their weight."""
+def fitting(
+    items: Iterable[_T], budget: int, weight: Callable[[_T], int]
+) -> tuple[list[_T], int]:
+    """The first ``items`` whose weights fit in ``budget`` (at least one, so a page always
+    moves on), and their weight; ``items`` is read no further than the first that does not
+    fit. A page of ``get_pending`` weighs an ``open/`` entry by the transfers it names, a page
+    of ``get_history`` a record by its events."""
+    taken: list[_T] = []
     used = 0
-    for n, (_key, value) in enumerate(rows):
-        weight = weigh(value)
-        if n and used + weight > budget:
-            return rows[:n], used
-        used += weight
-    return rows, used
+    for item in items:
+        w = weight(item)
+        if taken and used + w > budget:
+            break
+        taken.append(item)
+        used += w
+    return taken, used
 
 
-def opened_weight(value: bytes) -> int:
+def opened_weight(row: tuple[str, bytes]) -> int:
     """How many transfers an ``open/`` index row names (one if it does not parse: the handler
     then notes it as an anomaly)."""
     try:
-        ids = json.loads(value).get("transfer_ids")
+        ids = json.loads(row[1]).get("transfer_ids")
     except (ValueError, AttributeError):
         return 1
     return len(ids) if isinstance(ids, list) and ids else 1
