@@ -81,6 +81,21 @@ async def owed(net: Net, debtor: str, creditor: str, org: str) -> tuple[int, dic
     return amounts.get((debtor, creditor), 0), page
 
 
+async def pending_payment(ttl_seconds: int | None = None) -> tuple[Net, str, str, str]:
+    """A fresh network where hkbank's customer (funded 1,000) paid usbank's customer 400,
+    still pending: the network, the payer, the payee and the transfer id."""
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open(HK, "USD", payer)
+    await net.mint(HK, payer, 1_000, "dep-1")
+    await net.open(US, "USD", payee)
+    extra = {} if ttl_seconds is None else {"ttl_seconds": ttl_seconds}
+    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1", **extra)
+    return net, payer, payee, tid
+
+
 @pytest.fixture
 async def debt() -> tuple[Net, str]:
     """hkbank's customer paid usbank's customer ``DEBT``; usbank accepted: hkbank owes it."""
@@ -127,14 +142,7 @@ async def test_a_real_settlement_still_counts(debt: tuple[Net, str]) -> None:
 
 
 async def test_garbage_decision_blocks_neither_the_refund_nor_any_scan() -> None:
-    net = Net()
-    await net.init()
-    (payer,) = ids("hkpay", 1)
-    (payee,) = ids("usrcv", 1)
-    await net.open(HK, "USD", payer)
-    await net.mint(HK, payer, 1_000, "dep-1")
-    await net.open(US, "USD", payee)
-    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1", ttl_seconds=600)
+    net, payer, _payee, tid = await pending_payment(ttl_seconds=600)
     await forge(net, "pair-usbank-hkbank", decision_key(tid), b"\x00not a record")
     # every scan goes on, and names usbank
     for org, direction in ((US, "incoming"), (HK, "outgoing")):
@@ -153,14 +161,7 @@ async def test_garbage_decision_blocks_neither_the_refund_nor_any_scan() -> None
 
 
 async def test_garbage_refund_does_not_block_the_payees_accept() -> None:
-    net = Net()
-    await net.init()
-    (payer,) = ids("hkpay", 1)
-    (payee,) = ids("usrcv", 1)
-    await net.open(HK, "USD", payer)
-    await net.mint(HK, payer, 1_000, "dep-1")
-    await net.open(US, "USD", payee)
-    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    net, _payer, payee, tid = await pending_payment()
     await forge(net, "pair-hkbank-usbank", refund_key(tid), b"{}")
     await net.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
     assert await net.balance(US, payee) == 400
@@ -169,14 +170,7 @@ async def test_garbage_refund_does_not_block_the_payees_accept() -> None:
 
 async def test_a_refund_in_another_banks_name_counts_for_nobody() -> None:
     """hkbank writes, in its own pair collection, a refund whose fields say cnbank paid."""
-    net = Net()
-    await net.init()
-    (payer,) = ids("hkpay", 1)
-    (payee,) = ids("usrcv", 1)
-    await net.open(HK, "USD", payer)
-    await net.mint(HK, payer, 1_000, "dep-1")
-    await net.open(US, "USD", payee)
-    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    net, _payer, _payee, tid = await pending_payment()
     await forge(net, "pair-hkbank-usbank", refund_key(tid), Refund(
         transfer_id=tid, payer_bank=CN, payee_bank=US, amount=400, currency="USD",
         cause=RefundCause.REJECTED, refunded_at="2025-01-06T09:00:00.000000Z", tx_id="x"))
@@ -236,14 +230,7 @@ async def test_a_record_its_writer_left_unpinned_counts_for_nobody() -> None:
 async def test_an_unpinned_accept_cannot_be_relied_on() -> None:
     """usbank's modified server accepts without pinning its decision (so it could later
     delete it alone): the payer's figures do not count it, and the audit names usbank."""
-    net = Net()
-    await net.init()
-    (payer,) = ids("hkpay", 1)
-    (payee,) = ids("usrcv", 1)
-    await net.open(HK, "USD", payer)
-    await net.mint(HK, payer, 1_000, "dep-1")
-    await net.open(US, "USD", payee)
-    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    net, _payer, _payee, tid = await pending_payment()
     await forge(net, "pair-usbank-hkbank", decision_key(tid), Decision(
         transfer_id=tid, outcome=Outcome.ACCEPTED, payer_bank=HK, payee_bank=US,
         amount=400, currency="USD", decided_at="2025-01-06T09:00:00.000000Z", tx_id="x"),
@@ -349,14 +336,7 @@ async def test_a_garbled_expiry_in_a_pinned_transfer_blocks_no_scan(moment: str)
     compares the expiry with the time would have raised in the middle of usbank's pending
     list and the regulator's audit: the record is undecodable, counts for nobody, and is
     reported; the honest transfer beside it is listed and accepted."""
-    net = Net()
-    await net.init()
-    (payer,) = ids("hkpay", 1)
-    (payee,) = ids("usrcv", 1)
-    await net.open(HK, "USD", payer)
-    await net.mint(HK, payer, 1_000, "dep-1")
-    await net.open(US, "USD", payee)
-    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    net, _payer, payee, tid = await pending_payment()
     stored = net.ledger.get_private_data("pair-hkbank-usbank", transfer_key(tid))
     assert stored is not None
     assert b'"expires_at":"' in stored
@@ -448,14 +428,7 @@ async def test_bytes_already_read_count_only_where_they_live_and_pinned() -> Non
     a cached parse skips none of the checks of where the bytes live (nor the pin check, made
     at each read after them), so usbank and cnbank count neither copy, the scans report both
     as hkbank's, and the real transfer is still decided."""
-    net = Net()
-    await net.init()
-    (payer,) = ids("hkpay", 1)
-    (payee,) = ids("usrcv", 1)
-    await net.open(HK, "USD", payer)
-    await net.mint(HK, payer, 1_000, "dep-1")
-    await net.open(US, "USD", payee)
-    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1")
+    net, _payer, payee, tid = await pending_payment()
     first = await net.evaluate(US, "get_pending", {"direction": "incoming"})  # decoded, cached
     assert [t["transfer"]["transfer_id"] for t in first["transfers"]] == [tid]
     stored = net.ledger.get_private_data("pair-hkbank-usbank", transfer_key(tid))
