@@ -445,6 +445,20 @@ class Net:
         assert len(ids) == 1
         return str(ids[0])
 
+    async def marketplace(
+        self, tag: str, n: int, funds: int, payer_bank: str = "hkbank",
+        payee_bank: str = "usbank",
+    ) -> tuple[str, list[str], list[str]]:
+        """The issue-14 shape: one payer account at ``payer_bank`` funded with ``funds``, ``n``
+        exporter accounts at ``payee_bank`` and ``n`` transfer ids (all tagged ``tag``)."""
+        (payer,) = ids(f"{tag}pay", 1)
+        await self.open(payer_bank, "USD", payer)
+        await self.mint(payer_bank, payer, funds, f"{tag}-dep")
+        payees = list(ids(f"{tag}exp", n))
+        for p in payees:
+            await self.open(payee_bank, "USD", p)
+        return payer, payees, list(ids(f"{tag}tid", n))
+
     async def audit(self, page_size: int = 7, order: bool = True) -> dict[str, Any]:
         """Run the regulator's audit to the end, page by page."""
         cursor = None

@@ -25,7 +25,7 @@ from fabshim import statebased
 from fabshim.errors import InvalidArgumentError
 from hypothesis import given
 from hypothesis import strategies as st
-from unit.deposit_token.dt_harness import Net, ids
+from unit.deposit_token.dt_harness import Net
 
 HK, US = "hkbank", "usbank"
 
@@ -66,13 +66,7 @@ async def _batch_bytes(n: int = 12) -> list[Any]:
     """Everything a payout batch and its batch decision put in a block, in order."""
     net = Net()
     await net.init()
-    (payer,) = ids("fppay", 1)
-    await net.open(HK, "USD", payer)
-    await net.mint(HK, payer, 10**9, "dep-fp")
-    payees = list(ids("fpexp", n))
-    for p in payees:
-        await net.open(US, "USD", p)
-    tids = list(ids("fptid", n))
+    payer, payees, tids = await net.marketplace("fp", n, 10**9)
     items = [{"reference": f"fp-{i}", "payee_bank": US, "payee_account": payees[i],
               "amount": 100 + i, "transfer_id": tids[i], "ttl_seconds": 3600 + i,
               "originator": {"name": "Marketplace Ltd", "account": "MK-1"},
