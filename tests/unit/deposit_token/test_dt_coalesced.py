@@ -40,6 +40,19 @@ async def setup(net: Net, funds: int) -> tuple[str, list[str]]:
     return payer, payees
 
 
+async def two_bank_batch(net: Net) -> tuple[str, list[str], list[str], list[dict[str, Any]]]:
+    """A funded payer (50,000), three exporters at usbank and one at cnbank, and a batch of
+    five items: four to usbank (1,000 to 1,003, the exporters in turn) with the cnbank one
+    (7, the fifth transfer id) third, so that a batch's order crosses banks."""
+    payer, payees = await setup(net, 50_000)
+    (cn_exporter,) = ids("mkcnexp", 1)
+    await net.open(CN, "USD", cn_exporter)
+    tids = list(ids("mkbat", 5))
+    items = [item(f"b{i}", US, payees[i % 3], 1_000 + i, tids[i]) for i in range(4)]
+    items.insert(2, item("b4", CN, cn_exporter, 7, tids[4]))
+    return payer, payees, tids, items
+
+
 async def test_items_apply_on_their_own_and_a_refused_item_is_skipped(net: Net) -> None:
     payer, payees = await setup(net, 5_000)
     tids = list(ids("mktid", 4))
@@ -115,12 +128,7 @@ async def test_a_batch_writes_one_supply_record_per_counterparty_and_the_audit_s
         net: Net) -> None:
     # every private key written costs each peer a decode of the collection package at
     # validation: a batch's movements of one kind toward one bank are one supply record
-    payer, payees = await setup(net, 50_000)
-    (cn_exporter,) = ids("mkcnexp", 1)
-    await net.open(CN, "USD", cn_exporter)
-    tids = list(ids("mksup", 5))
-    items = [item(f"s{i}", US, payees[i % 3], 1_000 + i, tids[i]) for i in range(4)]
-    items.append(item("s4", CN, cn_exporter, 7, tids[4]))
+    payer, _payees, tids, items = await two_bank_batch(net)
     sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": items})
     supply = {k: json.loads(v or b"{}") for (_c, k), v in sub.writes.items()
               if k.startswith("sup/")}
@@ -146,12 +154,7 @@ async def test_a_batch_writes_one_history_record_and_one_index_entry_per_pair(
     # every private key written costs each peer a decode at validation: a batch's events on
     # the payer are one history record (items in order), its transfers toward one bank one
     # ``open/`` index entry; statements and the pending window still see each one
-    payer, payees = await setup(net, 50_000)
-    (cn_exporter,) = ids("mkcnexp", 1)
-    await net.open(CN, "USD", cn_exporter)
-    tids = list(ids("mkhist", 5))
-    items = [item(f"h{i}", US, payees[i % 3], 1_000 + i, tids[i]) for i in range(4)]
-    items.insert(2, item("h4", CN, cn_exporter, 7, tids[4]))
+    payer, payees, tids, items = await two_bank_batch(net)
     sub = await net.prepare(HK, "coalesced_payout", {"payer_account": payer, "items": items})
     written = {(c, k.split("/")[0]) for c, k in sub.writes}
     counts = {w: sum(1 for c, k in sub.writes if (c, k.split("/")[0]) == w) for w in written}
