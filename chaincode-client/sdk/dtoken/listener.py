@@ -148,16 +148,6 @@ class Handled:
     error: DTokenError | None = None
 
 
-def _created_at(event: fabgateway.ChaincodeEvent) -> datetime | None:
-    """The time a ``TransferPending`` event says its transaction's transfers were created
-    (``None`` if it says none this bank can read: then a pass over the window finds them)."""
-    try:
-        at = json.loads(event.payload).get("at")
-        return parse_timestamp(at) if isinstance(at, str) else None
-    except (ValueError, RecursionError, AttributeError):
-        return None
-
-
 def _expires_after(transfer: Transfer, moment: datetime) -> bool:
     """Whether ``transfer`` expires after ``moment`` (an unreadable expiry: no)."""
     try:
@@ -738,12 +728,11 @@ class IncomingListener:
                 incoming = sweep = clock() >= due
                 created: list[datetime] = []
                 for event in batch:
-                    kind = self._relevance(event)
+                    kind, at = self._relevance(event)
                     if kind == EVENT_PENDING:
                         # the transactions' own transfers, not the whole window again: a pass
                         # over the window re-read every transfer of the last ``lookback``
                         # seconds, decided or not, at every event (quadratic in a burst)
-                        at = _created_at(event)
                         if at is None:
                             incoming = True
                         else:
@@ -759,25 +748,31 @@ class IncomingListener:
                 if batch:
                     self._checkpointer.checkpoint_chaincode_event(batch[-1])
 
-    def _relevance(self, event: fabgateway.ChaincodeEvent) -> str | None:
-        """Which work an event asks for: a pass over incoming transfers (``EVENT_PENDING``),
-        a sweep (``EVENT_DECIDED``) or none. Any bank's peer can emit any bytes in its own
-        namespace: an event that is not the contract's shape asks for nothing, and none
-        raises (a pass still decides only what this bank's own reads show)."""
+    def _relevance(self, event: fabgateway.ChaincodeEvent) -> tuple[str | None, datetime | None]:
+        """Which work an event asks for: a pass over incoming transfers (``EVENT_PENDING``,
+        with the time it says its transaction's transfers were created, ``None`` if it says
+        none this bank can read: then a pass over the window finds them), a sweep
+        (``EVENT_DECIDED``) or none. Any bank's peer can emit any bytes in its own namespace:
+        an event that is not the contract's shape asks for nothing, and none raises (a pass
+        still decides only what this bank's own reads show)."""
         try:
             payload = json.loads(event.payload)
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested to no end
-            return None
+            return None, None
         if not isinstance(payload, dict):
-            return None
+            return None, None
         me = self._bank.name
         payee_banks = payload.get("payee_banks")
         if (event.event_name == EVENT_PENDING and isinstance(payee_banks, list)
                 and me in payee_banks):
-            return EVENT_PENDING
+            at = payload.get("at")
+            try:
+                return EVENT_PENDING, parse_timestamp(at) if isinstance(at, str) else None
+            except ValueError:
+                return EVENT_PENDING, None
         if event.event_name == EVENT_DECIDED and payload.get("payer_bank") == me:
-            return EVENT_DECIDED
-        return None
+            return EVENT_DECIDED, None
+        return None, None
 
     async def _next_batch(
         self, stream: AsyncIterator[fabgateway.ChaincodeEvent], stop: asyncio.Event,
