@@ -10,7 +10,6 @@ Must not: write; trust a cursor (it comes from the client and is checked like an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -24,6 +23,7 @@ from dtoken_wire.requests import (
 
 from ..conversion import matches_quote
 from ..errors import (
+    CorruptState,
     InvalidArgument,
     NotFound,
 )
@@ -60,6 +60,7 @@ from ..records import (
     Refund,
     SupplyRecord,
     Transfer,
+    decode,
 )
 from ..registry import Registry
 from ..rules import decision_matches, gate_lock, transfer_status
@@ -194,13 +195,13 @@ def fitting(
 
 
 def opened_weight(row: tuple[str, bytes]) -> int:
-    """How many transfers an ``open/`` index row names (one if it does not parse: the handler
-    then notes it as an anomaly)."""
+    """How many transfers an ``open/`` index row names (one if it is not an entry: the
+    handler then notes it as an anomaly). Read with the records' own decoder, whose cache
+    then serves the handler's read of the same bytes."""
     try:
-        ids = json.loads(row[1]).get("transfer_ids")
-    except (ValueError, AttributeError):
+        return len(decode(Opened, row[1]).transfer_ids)
+    except CorruptState:
         return 1
-    return len(ids) if isinstance(ids, list) and ids else 1
 
 
 def paged(state: ScanState, done: bool, report: Mapping[str, object]) -> dict[str, object]:
