@@ -824,3 +824,103 @@ async def test_a_busy_channel_does_not_starve_the_rescan(bank: FakeBank) -> None
     assert len(bank.decided) == 1
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+# --- passes in flight: reading beside deciding --------------------------------------------------
+
+
+class SlowBank(BatchingBank):
+    """A batching bank whose window reads can be held (a rescan over minutes of transfers
+    under load) and whose batch decisions take a while; it records how many decisions were
+    ever in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold_windows = False
+        self.window_waiting = False
+        self.release = asyncio.Event()
+        self.deciding = 0
+        self.most_deciding = 0
+        self.decide_seconds = 0.05
+
+    async def incoming(self, *, since: datetime | None = None,
+                       until: datetime | None = None) -> list[Transfer]:
+        listed = await super().incoming(since=since, until=until)
+        if self.hold_windows and until is None:
+            self.window_waiting = True
+            await self.release.wait()
+            self.window_waiting = False
+        return listed
+
+    async def decide(self, payer_bank: str, decisions: Any) -> Any:
+        self.deciding += 1
+        self.most_deciding = max(self.most_deciding, self.deciding)
+        try:
+            await asyncio.sleep(self.decide_seconds)
+            return await super().decide(payer_bank, decisions)
+        finally:
+            self.deciding -= 1
+
+
+def later(n: int, created: datetime) -> Transfer:
+    """Transfer ``n`` created at ``created``, expiring in an hour (decided in a batch)."""
+    return replace(transfer(n, created_at=stamp(created)),
+                   expires_at=stamp(datetime.now(UTC) + timedelta(hours=1)))
+
+
+def pending_at(block: int, tx: str, at: datetime) -> fabgateway.ChaincodeEvent:
+    return event(block, tx, "TransferPending",
+                 {"payee_banks": ["usbank"], "at": stamp(at)})
+
+
+async def test_a_slow_rescan_does_not_hold_up_the_events_passes() -> None:
+    """Under load a rescan reads minutes of transfers and takes seconds: the passes of the
+    events arriving meanwhile read and decide their own transactions' transfers at once."""
+    bank = SlowBank()
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, rescan_interval=0.1).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)  # the first, full pass
+    bank.hold_windows = True
+    await run_until(task, lambda: bank.window_waiting)  # a rescan, held
+    now = datetime.now(UTC)
+    bank.add(later(1, now))
+    await bank.network.queue.put(pending_at(5, "tx-a", now))
+    await run_until(task, lambda: len(bank.decided) == 1)
+    assert bank.window_waiting  # decided while the rescan still reads
+    bank.hold_windows = False
+    bank.release.set()
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_passes_read_side_by_side_but_decide_one_at_a_time_each_transfer_once() -> None:
+    """Two batches crediting the same payee account in flight would invalidate one another:
+    a pass reads while the previous one decides, and decides after it. A transfer that a
+    later pass read before the earlier pass's decision committed is not sent again."""
+    bank = SlowBank()
+    bank.decide_seconds = 0.2  # the next events arrive while a decision is in flight
+    handled: list[Handled] = []
+    checkpointer = fabgateway.InMemoryCheckpointer()
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(
+        bank, rescan_interval=600, on_handled=handled.append,
+        checkpointer=checkpointer).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    now = datetime.now(UTC)
+    for n in range(1, 7):
+        bank.add(later(n, now + timedelta(milliseconds=n - 1)))
+    # a batch of two events a pass: the first transfer's time and the n-th's, so every pass
+    # reads the transfers the earlier passes are deciding too
+    for n in range(1, 7):
+        await bank.network.queue.put(pending_at(10 + n, f"tx-{n}a", now))
+        await bank.network.queue.put(
+            pending_at(10 + n, f"tx-{n}b", now + timedelta(milliseconds=n)))
+        await asyncio.sleep(0.06)
+    await run_until(task, lambda: len(bank.decided) == 6)
+    await run_until(task, lambda: checkpointer.transaction_id == "tx-6b")
+    assert bank.most_deciding == 1
+    assert sorted(d[1] for d in bank.decided) == sorted(later(n, now).transfer_id
+                                                        for n in range(1, 7))
+    assert [h.action for h in handled] == ["accepted"] * 6  # none sent twice, none skipped
+    stop.set()
+    await asyncio.wait_for(task, 2)
