@@ -450,7 +450,9 @@ class IncomingListener:
         async with self._deciding:
             handled = await self._decide_read(incoming)
         for h in handled:
-            if h.action in ("accepted", "rejected", "skipped"):
+            # only what this listener decided: a skip may be "no preimage known yet" (a locked
+            # leg, claimed once it is), and one decided elsewhere is no longer listed anyway
+            if h.action in ("accepted", "rejected"):
                 self._decided[(h.transfer.payer_bank, h.transfer.transfer_id)] = None
         while len(self._decided) > _REMEMBERED:
             self._decided.popitem(last=False)

@@ -924,3 +924,30 @@ async def test_passes_read_side_by_side_but_decide_one_at_a_time_each_transfer_o
     assert [h.action for h in handled] == ["accepted"] * 6  # none sent twice, none skipped
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+async def test_a_locked_leg_skipped_without_its_preimage_is_claimed_once_it_is_known() -> None:
+    """Only what the listener decided is remembered: a hash-locked leg left pending because
+    no preimage was known yet is claimed by a later pass, once the preimage is known."""
+    bank = FakeBank()
+    known: dict[str, str] = {}
+    claims: list[str] = []
+
+    async def claim(transfer_id: str, payer_bank: str, preimage: str) -> Any:
+        claims.append(transfer_id)
+        return bank._decide(transfer_id, TransferStatus.ACCEPTED, "claim", preimage)
+
+    bank.claim = claim  # type: ignore[attr-defined]
+
+    async def preimages(t: Transfer) -> str | None:
+        return known.get(t.transfer_id)
+
+    leg = replace(transfer(1), lock="ab" * 32)
+    bank.add(leg)
+    li = listener(bank, preimages=preimages)
+    first = await li.process_pending(full=True)
+    assert [(h.action, h.reason) for h in first] == [("skipped", "locked: no preimage known")]
+    known[leg.transfer_id] = "cd" * 32
+    second = await li.process_pending(full=True)
+    assert [h.action for h in second] == ["accepted"]
+    assert claims == [leg.transfer_id]
