@@ -25,8 +25,10 @@ How nothing is missed and nothing decided twice:
   (a timeout, a peer fault) is retried after ``retry_delay`` seconds, doubling while the
   failures go on, up to ``rescan_interval``.
 * **The checkpoint** (a :class:`fabgateway.FileCheckpointer`, by default
-  ``<state>/listeners/<bank>.json``) is written after the batch it covers was processed, so a
-  listener killed at any point resumes at the first event it had not finished.
+  ``<state>/listeners/<bank>.json``) is written after the batch it covers was processed (its
+  pass and every earlier one), so a listener killed at any point resumes at the first event
+  it had not finished; an event asking only for a window pass is checkpointed at once (that
+  pass, and every (re)start's full pass, reads what it announced).
 * **Passes read a window, not the whole history.** A pass asks only for the transfers created
   since a mark (:class:`PendingWindow`): the oldest transfer still open after the last pass,
   or that pass's start less a look-back. Full passes, at every (re)start and every
@@ -36,9 +38,10 @@ How nothing is missed and nothing decided twice:
   previous pass's decision commits, then decides after it: passes decide one at a time (two
   decisions crediting one payee balance key in flight would invalidate each other, and a
   pass's exposure budget must see what the last one accepted), and a transfer that a pass
-  read before another pass's decision of it committed is not sent again. The rescan runs
-  beside the events' passes: under load it reads minutes of transfers, which took seconds
-  during which no event was served (the marketplace benchmark's p99 came from it).
+  read before another pass's decision of it committed is not sent again; the sweeper's
+  refunds take the same turn. The rescan runs beside the events' passes: under load it reads
+  minutes of transfers, which took seconds during which no event was served (the marketplace
+  benchmark's p99 came from it).
 * **Exposure caps are kept.** Before accepting, a pass reads, once per payer bank, the
   headroom this bank's cap on that bank leaves (a read-only obligations query) and counts
   down what the pass accepts; a transfer that would exceed it is left pending (``held``, the
@@ -111,7 +114,12 @@ _log = logging.getLogger(__name__)
 _BATCH_WINDOW = 0.05
 _MAX_BATCH = 500
 _PIPELINE = 2
-"""Event passes in flight at once: one deciding, the next reading its transfers meanwhile."""
+"""Event passes running at once: one deciding, the next reading its transfers meanwhile."""
+_SPAN = timedelta(seconds=2)
+"""Event times at most this far apart are read as one range (one ``get_pending``)."""
+_MAX_SPANS = 8
+"""More ranges than this in one batch of events: read the window once instead (a dishonest
+bank can put any time in its own events; an honest batch has a few)."""
 _REMEMBERED = 65_536
 """Transfers this listener decided that it remembers, so that a pass which read them before
 the decision committed does not send them again (the contract would refuse: skipped)."""
@@ -167,6 +175,18 @@ def _expires_after(transfer: Transfer, moment: datetime) -> bool:
         return parse_timestamp(transfer.expires_at) > moment
     except ValueError:
         return False
+
+
+def _spans(times: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """``times`` as ranges to read: each range starts at a time and takes the later times
+    within ``_SPAN`` of its start (never one range across a minute of other transfers)."""
+    spans: list[tuple[datetime, datetime]] = []
+    for t in sorted(times):
+        if spans and t - spans[-1][0] <= _SPAN:
+            spans[-1] = (spans[-1][0], t)
+        else:
+            spans.append((t, t))
+    return spans
 
 
 class PendingWindow:
@@ -417,7 +437,6 @@ class IncomingListener:
         # exposure budget must see what the previous pass accepted.
         self._deciding = asyncio.Lock()
         self._decided: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._sweeping = asyncio.Lock()
         self._rescan: asyncio.Task[bool] | None = None
 
     @property
@@ -698,9 +717,13 @@ class IncomingListener:
         if incoming:
             handled += await self.process_pending(full=full)
         elif created:
-            handled += await self.process_created(min(created), max(created))
+            listed: list[Transfer] = []
+            for first, last in _spans(created):
+                listed += await self._bank.incoming(since=first, until=last)
+            handled += await self._decide_incoming(listed)
         if sweep and self._sweeper is not None:
-            async with self._sweeping:  # one sweep at a time: its refunds may share accounts
+            # one write in flight: a refund may credit the account an accept credits
+            async with self._deciding:
                 if full:
                     self._sweeper.window.reset()
                 handled += await self._sweeper.sweep_once()
@@ -784,34 +807,45 @@ class IncomingListener:
                 self._on_ready()
             self._early = first
             clock = asyncio.get_running_loop().time
-            due = clock() + self._next_wait(failed)
-            window_asked = False  # an event asked for a window pass
-            rescan_sweeps = False  # the running window pass is the one due by the clock
+            due = clock() + self._next_wait(failed)  # the rescan due by the clock
+            retry: float | None = None  # sooner: a pass left a failure
+            window_asked = False  # an event asked for a window pass (no sweep)
+            rescan_sweeps = False  # the running window pass is a rescan (it sweeps too)
             while not stop.is_set():
-                due = self._finished(passes, due)
-                if self._rescan is not None and self._rescan.done():
-                    failed, self._rescan = self._rescan.result(), None
-                    if rescan_sweeps:  # the rescan due by the clock: the next one from now
+                if self._finished(passes):
+                    soon = clock() + self._next_wait(True)
+                    retry = soon if retry is None else min(retry, soon)
+                rescan = self._rescan
+                if rescan is not None and rescan.done():
+                    self._rescan = None
+                    failed = rescan.result()
+                    if rescan_sweeps:  # the next rescan is due from now
                         due = clock() + self._next_wait(failed)
                     elif failed:
-                        due = min(due, clock() + self._next_wait(True))
+                        soon = clock() + self._next_wait(True)
+                        retry = soon if retry is None else min(retry, soon)
                 # The rescan is due by the clock, not by a quiet interval: under the layout
                 # every bank's events arrive here, and a busy channel must not starve it.
-                if self._rescan is None and (window_asked or clock() >= due):
-                    rescan_sweeps = clock() >= due
-                    self._rescan = asyncio.create_task(
-                        self._work(incoming=True, sweep=rescan_sweeps))
-                    window_asked = False
-                    if rescan_sweeps:
-                        due = clock() + self._rescan_interval  # set again when it ends
-                if len(passes) >= _PIPELINE:
-                    oldest = passes[0][0]
-                    assert oldest is not None  # a finished entry was just removed
-                    await asyncio.wait({oldest}, timeout=max(0.0, due - clock()))
+                if self._rescan is None:
+                    now = clock()
+                    rescan_sweeps = now >= due or (retry is not None and now >= retry)
+                    if rescan_sweeps or window_asked:
+                        self._rescan = asyncio.create_task(
+                            self._work(incoming=True, sweep=rescan_sweeps))
+                        window_asked = False
+                        if rescan_sweeps:  # set again when it ends
+                            due, retry = now + self._rescan_interval, None
+                next_at = due if retry is None else min(due, retry)
+                in_flight = {t for t, _e in passes if t is not None and not t.done()}
+                if self._rescan is not None or in_flight:
+                    wait = _BATCH_WINDOW  # work to collect: poll for it, never spin
+                else:
+                    wait = max(0.0, next_at - clock())
+                if len(in_flight) >= _PIPELINE:
+                    await asyncio.wait(in_flight, timeout=wait,
+                                       return_when=asyncio.FIRST_COMPLETED)
                     continue
-                busy = bool(passes) or self._rescan is not None
-                wait = max(0.0, due - clock())
-                batch = await self._next_batch(stream, stop, min(wait, 0.05) if busy else wait)
+                batch = await self._next_batch(stream, stop, wait)
                 if batch is None:
                     break  # stopped
                 if not batch:
@@ -830,33 +864,40 @@ class IncomingListener:
                         else:
                             created.append(at)
                     sweep = sweep or kind == EVENT_DECIDED
-                if created and max(created) - min(created) > self._window.lookback:
-                    window, created = True, []  # a span no transaction batch makes
+                if len(_spans(created)) > _MAX_SPANS:
+                    window, created = True, []  # times no batch of transactions has
+                # An event asking only for the window is checkpointed at once: that pass,
+                # and every (re)start's full pass, reads what it announced.
                 window_asked = window_asked or window
-                task = None
                 if created or sweep:
                     task = asyncio.create_task(self._work(False, sweep, created=created))
-                passes.append((task, batch[-1]))
+                    passes.append((task, batch[-1]))
+                elif passes and passes[-1][0] is None:
+                    passes[-1] = (None, batch[-1])  # nothing to wait for: one entry
+                else:
+                    passes.append((None, batch[-1]))
             # stopped: let the work in flight end (its decisions may be committing)
             rest = [t for t, _e in passes if t is not None]
             if self._rescan is not None:
                 rest.append(self._rescan)
-            await asyncio.gather(*rest, return_exceptions=True)
-            self._finished(passes, due)
+            for result in await asyncio.gather(*rest, return_exceptions=True):
+                if isinstance(result, Exception):
+                    _log.warning("listener: a pass failed while stopping: %s", result)
+            with contextlib.suppress(Exception):  # logged just above
+                self._finished(passes)
 
     def _finished(
         self, passes: deque[tuple[asyncio.Task[bool] | None, fabgateway.ChaincodeEvent]],
-        due: float,
-    ) -> float:
-        """Checkpoint the events whose passes (and every earlier one) are done; the next
-        rescan's time, sooner when a pass left a failure. A pass's error is raised here."""
-        clock = asyncio.get_running_loop().time
+    ) -> bool:
+        """Checkpoint the events whose passes (and every earlier one) are done; True if one
+        of those passes left a failure (to retry soon). A pass's error is raised here."""
+        failed = False
         while passes and (passes[0][0] is None or passes[0][0].done()):
             task, last = passes.popleft()
-            if task is not None and task.result():  # left a failure: retry it soon
-                due = min(due, clock() + self._next_wait(True))
+            if task is not None and task.result():
+                failed = True
             self._checkpointer.checkpoint_chaincode_event(last)
-        return due
+        return failed
 
     def _relevance(self, event: fabgateway.ChaincodeEvent) -> tuple[str | None, datetime | None]:
         """Which work an event asks for: a pass over incoming transfers (``EVENT_PENDING``,

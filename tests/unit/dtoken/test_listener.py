@@ -26,7 +26,14 @@ from dtoken.errors import (
     NotExpired,
     NotFound,
 )
-from dtoken.listener import Handled, IncomingListener, PendingWindow, Sweeper, Verdict
+from dtoken.listener import (
+    _MAX_SPANS,
+    Handled,
+    IncomingListener,
+    PendingWindow,
+    Sweeper,
+    Verdict,
+)
 from dtoken.models import (
     Account,
     AccountLimits,
@@ -752,14 +759,28 @@ async def test_an_events_time_reads_that_transactions_transfers_not_the_window()
             "dtoken-hkbank", 9 + n, f"tx-{n}", "TransferPending", json.dumps(payload).encode()))
         await run_until(task, lambda n=n: bank.incoming_calls == 3 + n)
         assert bank.until[-1] is None
-    # two events a day apart (a dishonest bank's, say): one read of the window, not a day
-    for n, when in enumerate((format_timestamp(now - timedelta(days=1)), at)):
+    assert {d[1] for d in bank.decided} == {transfer(1).transfer_id, transfer(2).transfer_id}
+    # two events a day apart in one batch (a dishonest bank's, say): each moment is read
+    # alone, never the day between them (nor the minute: a forged time beside an honest one
+    # must not make the pass read every transfer in between, decided or not)
+    calls = bank.incoming_calls
+    day_ago = format_timestamp(now - timedelta(days=1))
+    for n, when in enumerate((day_ago, at)):
         await bank.network.queue.put(in_namespace(
             "dtoken-evilbank", 20, f"e{n}", "TransferPending",
             json.dumps({"payee_banks": ["usbank"], "at": when}).encode()))
-    await run_until(task, lambda: bank.incoming_calls == 5)
+    await run_until(task, lambda: bank.incoming_calls == calls + 2)
+    moments = [parse_timestamp(day_ago), parse_timestamp(at)]
+    assert sorted(zip(bank.since[-2:], bank.until[-2:], strict=True)) == [
+        (m, m) for m in moments]
+    # more moments than any batch of transactions has: one read of the window instead
+    for n in range(_MAX_SPANS + 1):
+        await bank.network.queue.put(in_namespace(
+            "dtoken-evilbank", 30, f"f{n}", "TransferPending", json.dumps({
+                "payee_banks": ["usbank"],
+                "at": format_timestamp(now - timedelta(seconds=5 * n))}).encode()))
+    await run_until(task, lambda: bank.incoming_calls == calls + 3)
     assert bank.until[-1] is None
-    assert {d[1] for d in bank.decided} == {transfer(1).transfer_id, transfer(2).transfer_id}
     stop.set()
     await asyncio.wait_for(task, 2)
 
@@ -951,3 +972,82 @@ async def test_a_locked_leg_skipped_without_its_preimage_is_claimed_once_it_is_k
     second = await li.process_pending(full=True)
     assert [h.action for h in second] == ["accepted"]
     assert claims == [leg.transfer_id]
+
+
+async def test_a_rescan_running_past_its_time_makes_the_loop_wait_not_spin() -> None:
+    """While a rescan still reads when the next one falls due (a slow peer, a failed pass
+    asking for a retry), the loop polls every batch window; it used to poll with a timeout
+    of 0, thousands of times a second, until the rescan ended."""
+    bank = SlowBank()
+    stop = asyncio.Event()
+    li = listener(bank, rescan_interval=0.2, retry_delay=0.05)
+    polls: list[float] = []
+    read = li._next_batch
+
+    async def counted(stream: Any, stop_: asyncio.Event, seconds: float) -> Any:
+        polls.append(seconds)
+        return await read(stream, stop_, seconds)
+
+    li._next_batch = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(li.run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    bank.hold_windows = True
+    await run_until(task, lambda: bank.window_waiting)  # the rescan, held
+    await asyncio.sleep(0.3)  # its successor's time passes while it still reads
+    polls.clear()
+    await asyncio.sleep(0.5)
+    bank.hold_windows = False
+    bank.release.set()
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert 0 < len(polls) <= 20, polls[:5]
+    assert min(polls) > 0
+
+
+async def test_a_retry_asked_while_a_rescan_reads_is_kept_when_it_ends() -> None:
+    """A pass that fails while the rescan reads asks for a retry in ``retry_delay``; the
+    rescan's end must not push that retry back to a whole ``rescan_interval``."""
+    bank = SlowBank()
+    stop = asyncio.Event()
+    li = listener(bank, rescan_interval=0.2, retry_delay=0.05)
+    task = asyncio.create_task(li.run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    bank.hold_windows = True
+    await run_until(task, lambda: bank.window_waiting)  # the rescan has listed, and waits
+    li._rescan_interval = 600  # no rescan by the clock from now on
+    now = datetime.now(UTC)
+    leg = later(1, now)
+    bank.add(leg)
+    bank.refuse_credit.add(leg.transfer_id)  # the batch refuses it: decided alone ...
+    bank.accept_error = NetworkFault("the peer timed out")  # ... where the accept fails
+    await bank.network.queue.put(pending_at(5, "tx-a", now))
+    await run_until(task, lambda: len(bank.forced) == 1)
+    bank.accept_error = None
+    bank.hold_windows = False
+    bank.release.set()  # the rescan ends, without a failure of its own
+    await run_until(task, lambda: len(bank.decided) == 1, seconds=2)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+async def test_an_event_that_asks_for_nothing_takes_no_pipeline_slot() -> None:
+    """Under the layout every bank's events reach every listener: an event for another bank
+    must not keep the next pass from reading while the previous one decides."""
+    bank = SlowBank()
+    bank.decide_seconds = 1.0
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener(bank, rescan_interval=600).run(stop=stop))
+    await run_until(task, lambda: bank.incoming_calls == 1)
+    now = datetime.now(UTC)
+    bank.add(later(1, now))
+    bank.add(later(2, now + timedelta(seconds=5)))
+    await bank.network.queue.put(pending_at(5, "tx-a", now))
+    await run_until(task, lambda: bank.deciding == 1)  # the first pass decides (1 s)
+    await bank.network.queue.put(event(6, "o", "TransferPending", {"payee_banks": ["cnbank"]}))
+    await asyncio.sleep(0.1)
+    await bank.network.queue.put(pending_at(7, "tx-b", now + timedelta(seconds=5)))
+    await run_until(task, lambda: bank.incoming_calls == 3)  # the next pass reads ...
+    assert bank.decided == []  # ... while the first still decides
+    await run_until(task, lambda: len(bank.decided) == 2)
+    stop.set()
+    await asyncio.wait_for(task, 5)
