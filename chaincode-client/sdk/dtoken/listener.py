@@ -717,10 +717,9 @@ class IncomingListener:
         if incoming:
             handled += await self.process_pending(full=full)
         elif created:
-            listed: list[Transfer] = []
-            for first, last in _spans(created):
-                listed += await self._bank.incoming(since=first, until=last)
-            handled += await self._decide_incoming(listed)
+            parts = await asyncio.gather(*(self._bank.incoming(since=first, until=last)
+                                           for first, last in _spans(created)))
+            handled += await self._decide_incoming([t for part in parts for t in part])
         if sweep and self._sweeper is not None:
             # one write in flight: a refund may credit the account an accept credits
             async with self._deciding:
