@@ -463,13 +463,15 @@ class IncomingListener:
         ])  # fmt: skip
         return handled
 
-    async def process_created(self, first: datetime, last: datetime) -> list[Handled]:
-        """Decide the transfers waiting for this bank created from ``first`` to ``last`` (both
-        included): those of the transactions whose ``TransferPending`` events said so. The
-        window stays where it is: a transfer this leaves open is read again by the next pass
-        over the window (at the next rescan, or sooner after a failure)."""
-        return await self._decide_incoming(
-            await self._bank.incoming(since=first, until=last))
+    async def process_created(self, times: Iterable[datetime]) -> list[Handled]:
+        """Decide the transfers waiting for this bank created at ``times`` (the moments the
+        transactions' ``TransferPending`` events said): times within ``_SPAN`` of each other
+        are read as one range, the ranges concurrently. The window stays where it is: a
+        transfer this leaves open is read again by the next pass over the window (at the next
+        rescan, or sooner after a failure)."""
+        parts = await asyncio.gather(*(self._bank.incoming(since=first, until=last)
+                                       for first, last in _spans(times)))
+        return await self._decide_incoming([t for part in parts for t in part])
 
     async def _decide_incoming(self, incoming: list[Transfer]) -> list[Handled]:
         """Decide ``incoming`` (read by the caller, outside the lock): one pass at a time."""
@@ -717,9 +719,7 @@ class IncomingListener:
         if incoming:
             handled += await self.process_pending(full=full)
         elif created:
-            parts = await asyncio.gather(*(self._bank.incoming(since=first, until=last)
-                                           for first, last in _spans(created)))
-            handled += await self._decide_incoming([t for part in parts for t in part])
+            handled += await self.process_created(created)
         if sweep and self._sweeper is not None:
             # one write in flight: a refund may credit the account an accept credits
             async with self._deciding:
