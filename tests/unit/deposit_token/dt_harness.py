@@ -487,6 +487,23 @@ class Net:
         raise AssertionError("obligations never finished")
 
 
+async def pending_payment(
+    ttl_seconds: int | None = None, *, funds: int = 1_000, amount: int = 400,
+) -> tuple[Net, str, str, str]:
+    """A fresh network where hkbank's customer (funded ``funds``) paid usbank's customer
+    ``amount``, still pending: the network, the payer, the payee and the transfer id."""
+    net = Net()
+    await net.init()
+    (payer,) = ids("hkpay", 1)
+    (payee,) = ids("usrcv", 1)
+    await net.open("hkbank", "USD", payer)
+    await net.mint("hkbank", payer, funds, "dep-1")
+    await net.open("usbank", "USD", payee)
+    extra = {} if ttl_seconds is None else {"ttl_seconds": ttl_seconds}
+    tid = await net.initiate("hkbank", payer, "usbank", payee, amount, "inv-1", **extra)
+    return net, payer, payee, tid
+
+
 def ids(prefix: str, n: int) -> Sequence[str]:
     """``n`` well-formed opaque ids (22+ characters)."""
     return [f"{prefix}{i:04d}".ljust(24, "x") for i in range(n)]

@@ -15,7 +15,7 @@ from deposit_token.errors import InvalidArgument, NotAuthorized, WrongEndorser
 from deposit_token.keys import cap_key
 from deposit_token.records import Cap
 from fabshim.errors import MVCCReadConflictError
-from unit.deposit_token.dt_harness import Net, ids
+from unit.deposit_token.dt_harness import Net, pending_payment
 from unit.deposit_token.test_dt_dishonest import forge
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
@@ -37,14 +37,7 @@ def row(page: dict[str, Any], debtor: str, creditor: str, currency: str = "USD"
 @pytest.fixture
 async def net() -> Net:
     """hkbank's customer paid usbank's customer 300; usbank accepted: hkbank owes it 300."""
-    n = Net()
-    await n.init()
-    (payer,) = ids("hkpay", 1)
-    (payee,) = ids("usrcv", 1)
-    await n.open(HK, "USD", payer)
-    await n.mint(HK, payer, 10_000, "dep-1")
-    await n.open(US, "USD", payee)
-    tid = await n.initiate(HK, payer, US, payee, 300, "inv-1")
+    n, _payer, _payee, tid = await pending_payment(funds=10_000, amount=300)
     await n.submit(US, "accept_transfer", {"transfer_id": tid, "payer_bank": HK})
     return n
 

@@ -44,7 +44,14 @@ from deposit_token.records import (
 )
 from fabshim.errors import EndorsementPolicyFailureError
 from fabshim.statebased import all_and_one_of_policy, all_of_policy
-from unit.deposit_token.dt_harness import Net, account_keys, ids, msp_of, policy_org
+from unit.deposit_token.dt_harness import (
+    Net,
+    account_keys,
+    ids,
+    msp_of,
+    pending_payment,
+    policy_org,
+)
 
 HK, US, CN = "hkbank", "usbank", "cnbank"
 SALT = "5" * 32
@@ -79,21 +86,6 @@ async def owed(net: Net, debtor: str, creditor: str, org: str) -> tuple[int, dic
     page = await net.obligations(debtor, creditor, org=org)
     amounts = {(o["debtor"], o["creditor"]): o["owed"] for o in page["obligations"]}
     return amounts.get((debtor, creditor), 0), page
-
-
-async def pending_payment(ttl_seconds: int | None = None) -> tuple[Net, str, str, str]:
-    """A fresh network where hkbank's customer (funded 1,000) paid usbank's customer 400,
-    still pending: the network, the payer, the payee and the transfer id."""
-    net = Net()
-    await net.init()
-    (payer,) = ids("hkpay", 1)
-    (payee,) = ids("usrcv", 1)
-    await net.open(HK, "USD", payer)
-    await net.mint(HK, payer, 1_000, "dep-1")
-    await net.open(US, "USD", payee)
-    extra = {} if ttl_seconds is None else {"ttl_seconds": ttl_seconds}
-    tid = await net.initiate(HK, payer, US, payee, 400, "inv-1", **extra)
-    return net, payer, payee, tid
 
 
 @pytest.fixture
